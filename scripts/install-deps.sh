@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian bookworm package vigil needs to build, test, run and benchmark.
+# Idempotent and non-interactive: packages already present are skipped, and apt is only
+# touched when something is missing. Run as root (or with sudo available).
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  clang-format clang-tidy
+  # libraries (see README "Dependencies" for why each is there)
+  librdkafka-dev libtorch-dev libopenblas0-openmp libhiredis-dev
+  libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libconcurrentqueue-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev
+  prometheus-cpp-dev
+  # runtime services and tools used by the run script, tests and benchmarks
+  redis-server redis-tools kcat python3 python3-torch python3-yaml
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

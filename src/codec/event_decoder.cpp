@@ -1,0 +1,228 @@
+#include "codec/event_decoder.h"
+
+#include <cmath>
+#include <limits>
+
+namespace vigil::codec {
+
+using simdjson::ondemand::json_type;
+
+FeatureSchema::FeatureSchema(std::vector<std::string> names) : names_(std::move(names)) {
+  for (size_t i = 0; i < names_.size(); ++i) index_.emplace(names_[i], static_cast<int>(i));
+}
+
+int FeatureSchema::index_of(std::string_view name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? -1 : it->second;
+}
+
+const char* to_string(DecodeError e) {
+  switch (e) {
+    case DecodeError::kNone: return "none";
+    case DecodeError::kMalformedJson: return "malformed_json";
+    case DecodeError::kTooLarge: return "too_large";
+    case DecodeError::kBadTransactionId: return "bad_transaction_id";
+    case DecodeError::kMissingFeature: return "missing_feature";
+    case DecodeError::kUnknownFeature: return "unknown_feature";
+    case DecodeError::kDuplicateFeature: return "duplicate_feature";
+    case DecodeError::kWrongType: return "wrong_type";
+    case DecodeError::kNonFinite: return "non_finite";
+    case DecodeError::kWrongCount: return "wrong_feature_count";
+  }
+  return "unknown";
+}
+
+simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer) {
+  buffer.assign(json.data(), json.size());
+  buffer.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  return simdjson::padded_string_view(buffer.data(), json.size(), buffer.size());
+}
+
+namespace {
+
+const char* type_name(json_type t) {
+  switch (t) {
+    case json_type::array: return "array";
+    case json_type::object: return "object";
+    case json_type::number: return "number";
+    case json_type::string: return "string";
+    case json_type::boolean: return "boolean";
+    case json_type::null: return "null";
+  }
+  return "unknown";
+}
+
+DecodeStatus malformed(simdjson::error_code ec, const std::string& where) {
+  return DecodeStatus::Error(DecodeError::kMalformedJson,
+                             "malformed JSON" + (where.empty() ? "" : " in " + where) + ": " +
+                                 simdjson::error_message(ec));
+}
+
+// Reads one numeric feature value; `what` names it in messages ("feature 'V1'", "features[3]").
+DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, float& out) {
+  json_type t;
+  if (auto ec = v.type().get(t)) {
+    // NaN / Infinity literals are not JSON; name them rather than report a parse error.
+    std::string_view raw = v.raw_json_token();
+    if (!raw.empty() &&
+        (raw[0] == 'N' || raw[0] == 'I' || (raw.size() > 1 && raw[0] == '-' && raw[1] == 'I'))) {
+      return DecodeStatus::Error(DecodeError::kNonFinite, what + " is NaN or Infinity");
+    }
+    return malformed(ec, what);
+  }
+  if (t != json_type::number) {
+    return DecodeStatus::Error(DecodeError::kWrongType,
+                               what + " must be a number, got " + type_name(t));
+  }
+  double d;
+  if (auto ec = v.get_double().get(d)) {
+    if (ec == simdjson::NUMBER_ERROR || ec == simdjson::NUMBER_OUT_OF_RANGE) {
+      return DecodeStatus::Error(DecodeError::kNonFinite, what + " is not a finite number");
+    }
+    return malformed(ec, what);
+  }
+  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+    return DecodeStatus::Error(DecodeError::kNonFinite,
+                               what + " is outside the float32 range or not finite");
+  }
+  out = static_cast<float>(d);
+  return {};
+}
+
+}  // namespace
+
+DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,
+                             std::vector<float>& out, const std::string& where) {
+  const size_t width = schema.width();
+  out.assign(width, 0.0f);
+  json_type t;
+  if (auto ec = v.type().get(t)) return malformed(ec, where);
+
+  if (t == json_type::array) {
+    simdjson::ondemand::array arr;
+    if (auto ec = v.get_array().get(arr)) return malformed(ec, where);
+    size_t i = 0;
+    for (auto element : arr) {
+      simdjson::ondemand::value ev;
+      if (auto ec = element.get(ev)) return malformed(ec, where);
+      if (i < width) {
+        auto st = read_number(ev, where + "[" + std::to_string(i) + "]", out[i]);
+        if (!st.ok()) return st;
+      }
+      ++i;
+    }
+    if (i != width) {
+      return DecodeStatus::Error(DecodeError::kWrongCount,
+                                 where + " must have " + std::to_string(width) +
+                                     " values in model order, got " + std::to_string(i));
+    }
+    return {};
+  }
+
+  if (t != json_type::object) {
+    return DecodeStatus::Error(DecodeError::kWrongType,
+                               where + " must be an object of named features or an array, got " +
+                                   type_name(t));
+  }
+  simdjson::ondemand::object obj;
+  if (auto ec = v.get_object().get(obj)) return malformed(ec, where);
+  std::vector<bool> seen(width, false);
+  for (auto field : obj) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
+    const int idx = schema.index_of(key);
+    if (idx < 0) {
+      return DecodeStatus::Error(DecodeError::kUnknownFeature,
+                                 where + ": unknown feature '" + std::string(key) + "'");
+    }
+    if (seen[idx]) {
+      return DecodeStatus::Error(DecodeError::kDuplicateFeature,
+                                 where + ": duplicate feature '" + std::string(key) + "'");
+    }
+    seen[idx] = true;
+    auto st = read_number(field.value(), where + ": feature '" + std::string(key) + "'", out[idx]);
+    if (!st.ok()) return st;
+  }
+  std::string missing;
+  size_t n_missing = 0;
+  for (size_t i = 0; i < width; ++i) {
+    if (!seen[i]) {
+      missing += (n_missing++ ? ", '" : "'") + schema.names()[i] + "'";
+    }
+  }
+  if (n_missing > 0) {
+    return DecodeStatus::Error(DecodeError::kMissingFeature,
+                               where + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
+  }
+  return {};
+}
+
+EventDecoder::EventDecoder(const FeatureSchema& schema, size_t max_event_bytes)
+    : schema_(schema), max_event_bytes_(max_event_bytes) {}
+
+DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
+  out.transaction_id.clear();
+  out.event_time_ms.reset();
+  if (json.size() > max_event_bytes_) {
+    return DecodeStatus::Error(DecodeError::kTooLarge,
+                               "event is " + std::to_string(json.size()) + " bytes, limit is " +
+                                   std::to_string(max_event_bytes_));
+  }
+  simdjson::ondemand::document doc;
+  if (auto ec = parser_.iterate(pad_into(json, buffer_)).get(doc)) return malformed(ec, "");
+  simdjson::ondemand::object obj;
+  if (auto ec = doc.get_object().get(obj)) {
+    if (ec == simdjson::INCORRECT_TYPE) {
+      return DecodeStatus::Error(DecodeError::kWrongType, "event must be a JSON object");
+    }
+    return malformed(ec, "");
+  }
+  bool have_id = false;
+  bool have_features = false;
+  for (auto field : obj) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, "");
+    if (key == "transaction_id") {
+      std::string_view id;
+      if (field.value().get_string().get(id)) {
+        return DecodeStatus::Error(DecodeError::kBadTransactionId,
+                                   "transaction_id must be a string");
+      }
+      if (id.empty() || id.size() > kMaxTransactionIdBytes) {
+        return DecodeStatus::Error(DecodeError::kBadTransactionId,
+                                   "transaction_id must be 1 to " +
+                                       std::to_string(kMaxTransactionIdBytes) + " bytes");
+      }
+      out.transaction_id.assign(id);
+      have_id = true;
+    } else if (key == "features") {
+      auto st = decode_features(field.value(), schema_, out.features, "features");
+      if (!st.ok()) return st;
+      have_features = true;
+    } else if (key == "event_time_ms") {
+      int64_t t;
+      if (field.value().get_int64().get(t)) {
+        return DecodeStatus::Error(DecodeError::kWrongType,
+                                   "event_time_ms must be an integer (ms since the epoch)");
+      }
+      out.event_time_ms = t;
+    } else {
+      // Ignored top-level field; skipping still validates its JSON.
+      simdjson::ondemand::value ignored;
+      if (auto ec = field.value().get(ignored)) return malformed(ec, "");
+    }
+  }
+  const char* trailing = nullptr;
+  if (doc.current_location().get(trailing) == simdjson::SUCCESS && trailing != nullptr) {
+    return DecodeStatus::Error(DecodeError::kMalformedJson, "malformed JSON: trailing content");
+  }
+  if (!have_id) {
+    return DecodeStatus::Error(DecodeError::kBadTransactionId, "missing field 'transaction_id'");
+  }
+  if (!have_features) {
+    return DecodeStatus::Error(DecodeError::kMissingFeature, "missing field 'features'");
+  }
+  return {};
+}
+
+}  // namespace vigil::codec

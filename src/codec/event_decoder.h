@@ -1,0 +1,90 @@
+// Decoding transaction events (JSON) into model-ordered float features, with a precise
+// reason for every rejection. Used by the Kafka source (whole events) and by the HTTP
+// routes (feature objects/arrays inside a request).
+//
+// Accepted event shapes:
+//   {"transaction_id": "t-1", "features": {"Time": 0.0, "V1": -1.35, ..., "Amount": 149.62}}
+//   {"transaction_id": "t-1", "features": [0.0, -1.35, ..., 149.62]}      (model order)
+// Optional: "event_time_ms": <integer, ms since the epoch>. Other top-level keys are ignored,
+// so upstream producers may add fields; unknown *feature* names are rejected.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace vigil::codec {
+
+// The model's input feature names, in order.
+class FeatureSchema {
+ public:
+  explicit FeatureSchema(std::vector<std::string> names);
+  size_t width() const { return names_.size(); }
+  const std::vector<std::string>& names() const { return names_; }
+  // Position of `name`, or -1.
+  int index_of(std::string_view name) const;
+
+ private:
+  std::vector<std::string> names_;
+  std::unordered_map<std::string_view, int> index_;  // views into names_
+};
+
+enum class DecodeError {
+  kNone,
+  kMalformedJson,
+  kTooLarge,
+  kBadTransactionId,
+  kMissingFeature,
+  kUnknownFeature,
+  kDuplicateFeature,
+  kWrongType,
+  kNonFinite,
+  kWrongCount,
+};
+
+// Stable snake_case name, used in DLQ headers and metric labels.
+const char* to_string(DecodeError e);
+
+struct DecodeStatus {
+  DecodeError code = DecodeError::kNone;
+  std::string message;  // names the field, e.g. "missing feature 'V3'"
+  bool ok() const { return code == DecodeError::kNone; }
+  static DecodeStatus Error(DecodeError c, std::string m) { return {c, std::move(m)}; }
+};
+
+struct DecodedEvent {
+  std::string transaction_id;
+  std::vector<float> features;
+  std::optional<int64_t> event_time_ms;
+};
+
+// Decodes the value `v` (a JSON object of named features or an array in model order) into
+// `out` (resized to the schema width). `where` prefixes messages ("features", "instances[3]").
+DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,
+                             std::vector<float>& out, const std::string& where);
+
+// Decodes whole events. Owns a simdjson parser and a padded copy buffer, so it is not
+// thread-safe: use one per thread.
+class EventDecoder {
+ public:
+  static constexpr size_t kMaxTransactionIdBytes = 256;
+
+  EventDecoder(const FeatureSchema& schema, size_t max_event_bytes);
+  DecodeStatus decode(std::string_view json, DecodedEvent& out);
+
+ private:
+  const FeatureSchema& schema_;
+  size_t max_event_bytes_;
+  simdjson::ondemand::parser parser_;
+  std::string buffer_;
+};
+
+// Copies `json` into `buffer` with simdjson's required padding and returns a view of it.
+simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer);
+
+}  // namespace vigil::codec

@@ -1,0 +1,40 @@
+#include "consumers/kafka_config.h"
+
+namespace vigil::consumers {
+
+std::vector<std::string> KafkaConfig::validate() const {
+  std::vector<std::string> e;
+  if (!enabled) return e;
+  if (brokers.empty()) e.push_back("kafka.brokers must be 'embedded' or host:port,...");
+  if (is_embedded()) {
+    if (embedded.brokers < 1 || embedded.brokers > 16) {
+      e.push_back("kafka.embedded.brokers must be within [1, 16]");
+    }
+    if (embedded.partitions < 1 || embedded.partitions > 1024) {
+      e.push_back("kafka.embedded.partitions must be within [1, 1024]");
+    }
+  }
+  if (group_id.empty()) e.push_back("kafka.group_id must not be empty");
+  if (input_topic.empty()) e.push_back("kafka.input_topic must not be empty");
+  if (output_topic.empty()) e.push_back("kafka.output_topic must not be empty");
+  if (dlq_topic.empty()) e.push_back("kafka.dlq_topic must not be empty");
+  if (!input_topic.empty() && (input_topic == output_topic || input_topic == dlq_topic)) {
+    e.push_back("kafka.input_topic must differ from kafka.output_topic and kafka.dlq_topic");
+  }
+  if (max_event_bytes < 64 || max_event_bytes > 16 * 1024 * 1024) {
+    e.push_back("kafka.max_event_bytes must be within [64, 16777216]");
+  }
+  if (commit_interval.count() < 10) e.push_back("kafka.commit_interval_ms must be >= 10");
+  for (const auto* m : {&consumer, &producer}) {
+    for (const auto& [k, v] : *m) {
+      if (k == "enable.auto.offset.store" || k == "enable.auto.commit" || k == "group.id" ||
+          k == "bootstrap.servers") {
+        e.push_back("kafka." + std::string(m == &consumer ? "consumer." : "producer.") + k +
+                    " is managed by vigil and cannot be overridden");
+      }
+    }
+  }
+  return e;
+}
+
+}  // namespace vigil::consumers

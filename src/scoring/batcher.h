@@ -1,0 +1,155 @@
+// Dynamic batching: scoring workers drain the ScoringQueue in batches and run one forward
+// pass per batch.
+//
+// Flush rule (BatchFormer). A batch is released as soon as either holds:
+//
+//   pending: [r0 r1 r2 ... rk]        r0 = the OLDEST waiting request (smallest enqueued_at)
+//             |<--- max_delay_us --->|
+//   t:        r0.enqueued_at          r0.enqueued_at + max_delay  => flush what has arrived
+//   or:       k + 1 == max_batch_size                              => flush at once (full)
+//   or:       the queue is closed (shutdown drain)                 => flush at once
+//
+// The delay runs from the moment the oldest request entered the queue, not from when a
+// worker picked it up, so a request never waits longer than max_delay_us for a batch to
+// fill (plus the forward pass of batches ahead of it).
+//
+// Workers follow a leader/follower scheme: one worker at a time holds the former and waits
+// for a batch to become due; when it has one it releases the former and runs the forward,
+// and the next worker takes over forming. Batches therefore fill as much as the traffic
+// allows instead of being split between idle workers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/status.h"
+#include "scoring/model.h"
+#include "scoring/request.h"
+#include "scoring/scoring_queue.h"
+
+namespace vigil::scoring {
+
+struct BatcherConfig {
+  size_t max_batch_size = 256;               // rows per forward pass at most
+  std::chrono::microseconds max_delay{2000};  // longest a request waits for its batch to fill
+  int workers = 0;                           // scoring threads; 0 = one per core
+};
+
+// Collects requests from the queue and decides when a batch is due. Single-threaded: the
+// Batcher serialises access. Unit tests drive it with a ManualClock and max_wait = 0.
+class BatchFormer {
+ public:
+  BatchFormer(ScoringQueue& queue, const Clock& clock, size_t max_batch_size,
+              std::chrono::microseconds max_delay);
+
+  // Pulls what has arrived; if a batch is due, moves it into `batch` (which must be empty)
+  // and returns true. Otherwise waits up to `max_wait` (less if the oldest pending request's
+  // deadline comes first) for more requests, and returns whether a batch is due then.
+  bool next(std::vector<ScoreRequest>& batch, std::chrono::microseconds max_wait);
+
+  size_t pending() const { return pending_.size(); }
+  // When the oldest pending request must be flushed; nullopt when nothing is pending.
+  std::optional<Clock::time_point> deadline() const;
+
+ private:
+  void pull(std::chrono::microseconds wait);
+  bool due() const;
+
+  ScoringQueue& queue_;
+  const Clock& clock_;
+  const size_t max_batch_size_;
+  const std::chrono::microseconds max_delay_;
+  std::vector<ScoreRequest> pending_;
+  Clock::time_point oldest_{};
+};
+
+// Per-component metrics with verbs.
+class ScoringStats {
+ public:
+  explicit ScoringStats(metrics::Registry& registry);
+  void batch_scored(size_t rows, std::chrono::microseconds compute);
+  void request_scored(Origin origin, std::chrono::microseconds queue_wait);
+  void request_failed(const char* reason);
+  void batch_failed();
+
+  uint64_t scored() const { return scored_kafka_.value() + scored_http_.value(); }
+  uint64_t failed_model() const { return failed_model_.value(); }
+  uint64_t failed_shutdown() const { return failed_shutdown_.value(); }
+  uint64_t batches() const { return batch_size_.count(); }
+
+ private:
+  metrics::Registry& registry_;
+  metrics::Histogram& batch_size_;
+  metrics::Histogram& compute_seconds_;
+  metrics::Histogram& queue_wait_seconds_;
+  metrics::Counter& scored_kafka_;
+  metrics::Counter& scored_http_;
+  metrics::Counter& failed_model_;
+  metrics::Counter& failed_width_;
+  metrics::Counter& failed_shutdown_;
+  metrics::Counter& batch_failures_;
+};
+
+// Owns the scoring worker threads. start() launches them, stop() drains and joins them;
+// the destructor calls stop(). Thread-safe.
+class Batcher {
+ public:
+  Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
+          const Clock& clock, metrics::Registry& registry);
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  void start();
+
+  // Two-phase shutdown: closes the queue (no new requests), keeps scoring what is queued
+  // until it is empty or `grace` has passed, then completes whatever is left with a
+  // "shutting down" error and joins the workers. Idempotent; blocks until joined.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(10000));
+
+  // Atomically replaces the served model; workers switch at their next batch.
+  void swap_model(std::shared_ptr<Model> model);
+  std::shared_ptr<const ModelInfo> model_info() const;
+  const ScoringStats& stats() const { return stats_; }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  // Steady-clock nanoseconds of each worker's last sign of life (watchdog input).
+  std::vector<int64_t> worker_heartbeats_ns() const;
+
+ private:
+  struct Served {
+    std::shared_ptr<Model> model;
+    std::shared_ptr<const ModelInfo> info;
+    uint64_t generation = 0;
+  };
+  struct Worker;
+  void worker_main(Worker& w);
+  void run_batch(Worker& w, std::vector<ScoreRequest>& batch);
+  void fail_all(std::vector<ScoreRequest>& batch, const std::string& why, const char* reason);
+  Served served() const;
+
+  const BatcherConfig config_;
+  ScoringQueue& queue_;
+  const Clock& clock_;
+  ScoringStats stats_;
+
+  mutable std::mutex served_mutex_;
+  Served served_;
+
+  std::mutex former_mutex_;
+  BatchFormer former_;
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> drain_deadline_ns_{0};
+  std::mutex stop_mutex_;
+};
+
+}  // namespace vigil::scoring

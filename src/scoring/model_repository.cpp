@@ -1,0 +1,94 @@
+#include "scoring/model_repository.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+namespace vigil::scoring {
+
+namespace fs = std::filesystem;
+
+std::vector<int> list_model_versions(const std::string& repository, const std::string& name) {
+  std::vector<int> versions;
+  std::error_code ec;
+  const fs::path dir = fs::path(repository) / name;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string v = it->path().filename().string();
+    if (v.empty() || !std::all_of(v.begin(), v.end(), ::isdigit) || v.size() > 9) continue;
+    if (fs::is_regular_file(it->path() / "model.pt")) versions.push_back(std::stoi(v));
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+Result<ModelInfo> load_model_info(const std::string& repository, const std::string& name,
+                                  const std::string& version) {
+  const fs::path yaml_path = fs::path(repository) / name / "model.yaml";
+  std::vector<std::string> errors;
+  ModelInfo info;
+  info.name = name;
+
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(yaml_path.string());
+  } catch (const YAML::BadFile&) {
+    return Result<ModelInfo>::Error("model repository: cannot read " + yaml_path.string());
+  } catch (const YAML::Exception& e) {
+    return Result<ModelInfo>::Error(yaml_path.string() + ": " + e.what());
+  }
+  try {
+    if (root["name"] && root["name"].as<std::string>() != name) {
+      errors.push_back(yaml_path.string() + ": name '" + root["name"].as<std::string>() +
+                       "' does not match folder '" + name + "'");
+    }
+    if (!root["inputs"] || !root["inputs"].IsSequence() || root["inputs"].size() == 0) {
+      errors.push_back(yaml_path.string() + ": 'inputs' must be a non-empty list of feature names");
+    } else {
+      std::set<std::string> seen;
+      for (const auto& n : root["inputs"]) {
+        auto s = n.as<std::string>();
+        if (!seen.insert(s).second) {
+          errors.push_back(yaml_path.string() + ": input '" + s + "' is listed twice");
+        }
+        info.input_names.push_back(s);
+      }
+    }
+    if (root["output"] && root["output"]["name"]) {
+      info.output_name = root["output"]["name"].as<std::string>();
+    }
+    if (root["threshold"]) {
+      info.threshold = root["threshold"].as<float>();
+      if (!(info.threshold >= 0.0f && info.threshold <= 1.0f)) {
+        errors.push_back(yaml_path.string() + ": threshold must be within [0, 1]");
+      }
+    }
+    if (root["description"]) info.description = root["description"].as<std::string>();
+  } catch (const YAML::Exception& e) {
+    errors.push_back(yaml_path.string() + ": " + e.what());
+  }
+
+  const auto versions = list_model_versions(repository, name);
+  if (!version.empty()) {
+    if (fs::is_regular_file(fs::path(repository) / name / version / "model.pt")) {
+      info.version = version;
+    } else {
+      errors.push_back("model " + name + ": version " + version + " has no model.pt");
+    }
+  } else if (versions.empty()) {
+    errors.push_back("model " + name + ": no version folder with a model.pt under " +
+                     (fs::path(repository) / name).string());
+  } else {
+    info.version = std::to_string(versions.back());
+  }
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;
+    return Result<ModelInfo>::Error(msg);
+  }
+  info.path = (fs::path(repository) / name / info.version / "model.pt").string();
+  return info;
+}
+
+}  // namespace vigil::scoring

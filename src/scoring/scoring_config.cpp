@@ -1,0 +1,41 @@
+#include "scoring/scoring_config.h"
+
+namespace vigil::scoring {
+
+std::vector<std::string> ModelConfig::validate() const {
+  std::vector<std::string> e;
+  if (repository.empty()) e.push_back("model.repository must not be empty");
+  if (name.empty()) e.push_back("model.name must not be empty");
+  if (device != "auto" && device != "cpu" && device.rfind("cuda", 0) != 0) {
+    e.push_back("model.device must be cpu, cuda, cuda:N or auto, got '" + device + "'");
+  }
+  if (intra_op_threads < 1 || intra_op_threads > 256) {
+    e.push_back("model.intra_op_threads must be within [1, 256]");
+  }
+  if (reload_interval.count() < 0) e.push_back("model.reload_interval_ms must be >= 0");
+  return e;
+}
+
+std::vector<std::string> ScoringConfig::validate() const {
+  std::vector<std::string> e;
+  if (max_batch_size < 1 || max_batch_size > 65536) {
+    e.push_back("scoring.max_batch_size must be within [1, 65536]");
+  }
+  if (max_delay.count() < 0 || max_delay.count() > 10'000'000) {
+    e.push_back("scoring.max_delay_us must be within [0, 10000000]");
+  }
+  if (workers < 0 || workers > 256) e.push_back("scoring.workers must be within [0, 256]");
+  if (queue_capacity < 1) e.push_back("scoring.queue_capacity must be >= 1");
+  if (queue_capacity < max_batch_size) {
+    e.push_back("scoring.queue_capacity must be >= scoring.max_batch_size");
+  }
+  if (!(high_watermark > 0.0 && high_watermark <= 1.0)) {
+    e.push_back("scoring.high_watermark must be within (0, 1]");
+  }
+  if (!(low_watermark >= 0.0 && low_watermark < high_watermark)) {
+    e.push_back("scoring.low_watermark must be within [0, scoring.high_watermark)");
+  }
+  return e;
+}
+
+}  // namespace vigil::scoring

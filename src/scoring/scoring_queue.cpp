@@ -1,0 +1,90 @@
+#include "scoring/scoring_queue.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace vigil::scoring {
+namespace {
+// Tokens released by close(): enough that every consumer that will ever wait wakes up.
+constexpr ssize_t kCloseTokens = std::numeric_limits<int32_t>::max() / 2;
+}  // namespace
+
+ScoringQueue::ScoringQueue(const QueueConfig& config, const Clock& clock,
+                           metrics::Registry& registry)
+    : capacity_(std::max<size_t>(config.capacity, 1)),
+      high_mark_(std::max<size_t>(1, static_cast<size_t>(std::ceil(
+                                         config.high_watermark * static_cast<double>(capacity_))))),
+      low_mark_(static_cast<size_t>(config.low_watermark * static_cast<double>(capacity_))),
+      clock_(clock),
+      registry_(registry),
+      high_(std::min<size_t>(capacity_, 4096)),
+      normal_(std::min<size_t>(capacity_, 4096)),
+      rejected_full_(registry.counter("vigil_queue_rejected_total",
+                                      "Requests refused by the scoring queue, by reason",
+                                      {{"reason", "full"}})),
+      rejected_closed_(registry.counter("vigil_queue_rejected_total",
+                                        "Requests refused by the scoring queue, by reason",
+                                        {{"reason", "closed"}})) {
+  registry.gauge_callback("vigil_queue_depth", "Requests waiting in the scoring queue", {}, this,
+                          [this] { return static_cast<double>(depth()); });
+  registry.gauge_callback("vigil_queue_capacity", "Capacity of the scoring queue", {}, this,
+                          [this] { return static_cast<double>(capacity_); });
+}
+
+ScoringQueue::~ScoringQueue() { registry_.remove_callbacks(this); }
+
+ScoringQueue::PushResult ScoringQueue::try_push(ScoreRequest& request, Priority priority) {
+  if (closed()) {
+    rejected_closed_.inc();
+    return PushResult::kClosed;
+  }
+  if (size_.fetch_add(1, std::memory_order_acq_rel) >= capacity_) {
+    size_.fetch_sub(1, std::memory_order_acq_rel);
+    rejected_full_.inc();
+    return PushResult::kFull;
+  }
+  request.enqueued_at = clock_.now();
+  auto& lane = priority == Priority::kHigh ? high_ : normal_;
+  if (!lane.enqueue(std::move(request))) {  // allocation failure only
+    size_.fetch_sub(1, std::memory_order_acq_rel);
+    rejected_full_.inc();
+    return PushResult::kFull;
+  }
+  items_.signal();
+  return PushResult::kOk;
+}
+
+bool ScoringQueue::dequeue_one(ScoreRequest& out) {
+  return high_.try_dequeue(out) || normal_.try_dequeue(out);
+}
+
+size_t ScoringQueue::pop_bulk(std::vector<ScoreRequest>& out, size_t max,
+                              std::chrono::microseconds timeout) {
+  if (max == 0) return 0;
+  const ssize_t tokens = timeout.count() <= 0
+                             ? items_.tryWaitMany(static_cast<ssize_t>(max))
+                             : items_.waitMany(static_cast<ssize_t>(max), timeout.count());
+  size_t got = 0;
+  ScoreRequest item;
+  // Each token stands for an item already enqueued (signal follows enqueue), except the
+  // tokens released by close(). So spin until we have one item per token, or stop when
+  // closed and both lanes are really empty.
+  while (got < static_cast<size_t>(std::max<ssize_t>(tokens, 0))) {
+    if (dequeue_one(item)) {
+      out.push_back(std::move(item));
+      ++got;
+    } else if (closed() && high_.size_approx() == 0 && normal_.size_approx() == 0) {
+      break;
+    }
+  }
+  size_.fetch_sub(got, std::memory_order_acq_rel);
+  return got;
+}
+
+void ScoringQueue::close() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  items_.signal(kCloseTokens);
+}
+
+}  // namespace vigil::scoring

@@ -1,0 +1,163 @@
+#include "scoring/torch_model.h"
+
+#include <ATen/Parallel.h>
+#include <torch/script.h>
+
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <utility>
+
+#if __has_include(<torch/cuda.h>)
+#include <torch/cuda.h>
+#define VIGIL_HAS_TORCH_CUDA_H 1
+#endif
+
+namespace vigil::scoring {
+namespace {
+
+// Inference mode appeared in LibTorch 1.9; it is cheaper than NoGradGuard where it exists.
+struct InferenceGuard {
+  c10::InferenceMode mode;
+};
+
+Result<torch::Device> resolve_device(const std::string& requested) {
+  if (requested == "cpu") return torch::Device(torch::kCPU);
+  const bool cuda = torch_cuda_available();
+  if (requested == "auto") return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (requested.rfind("cuda", 0) == 0) {
+    if (!cuda) {
+      return Result<torch::Device>::Error(
+          "model.device=" + requested +
+          " but no CUDA device is usable (LibTorch built without CUDA, or no GPU visible); "
+          "use model.device=cpu or auto");
+    }
+    try {
+      torch::Device d(requested);
+      return d;
+    } catch (const std::exception& e) {
+      return Result<torch::Device>::Error("model.device=" + requested + ": " + e.what());
+    }
+  }
+  return Result<torch::Device>::Error("model.device must be cpu, cuda, cuda:N or auto, got '" +
+                                      requested + "'");
+}
+
+class TorchSession final : public ModelSession {
+ public:
+  TorchSession(torch::jit::script::Module& module, torch::Device device, size_t width)
+      : module_(module), device_(device), width_(width) {}
+
+  Status score(const float* features, size_t rows, float* out) override {
+    try {
+      InferenceGuard guard;
+      // from_blob borrows the caller's contiguous buffer: no copy on CPU.
+      auto input = torch::from_blob(const_cast<float*>(features),
+                                    {static_cast<int64_t>(rows), static_cast<int64_t>(width_)},
+                                    torch::kFloat32);
+      if (device_.is_cuda()) input = input.to(device_, /*non_blocking=*/false);
+      std::vector<torch::jit::IValue> args{input};
+      torch::Tensor y = module_.forward(args).toTensor();
+      if (y.dim() == 2 && y.size(1) == 1) y = y.squeeze(1);
+      if (y.dim() != 1 || y.size(0) != static_cast<int64_t>(rows)) {
+        return Status::Error("model output has shape " + shape_of(y) + ", expected [" +
+                             std::to_string(rows) + "]");
+      }
+      y = y.to(torch::kCPU, torch::kFloat32).contiguous();
+      std::memcpy(out, y.data_ptr<float>(), rows * sizeof(float));
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Status::Error(std::string("model forward failed: ") + first_line(e.what()));
+    }
+  }
+
+  static std::string shape_of(const torch::Tensor& t) {
+    std::string s = "[";
+    for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+    return s + "]";
+  }
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+ private:
+  torch::jit::script::Module& module_;
+  torch::Device device_;
+  size_t width_;
+};
+
+class TorchModel final : public Model {
+ public:
+  TorchModel(ModelInfo info, torch::jit::script::Module module, torch::Device device)
+      : info_(std::move(info)), module_(std::move(module)), device_(device) {}
+
+  const ModelInfo& info() const override { return info_; }
+  std::unique_ptr<ModelSession> new_session() override {
+    return std::make_unique<TorchSession>(module_, device_, info_.width());
+  }
+
+ private:
+  ModelInfo info_;
+  torch::jit::script::Module module_;  // forward() is safe to call from several threads
+  torch::Device device_;
+};
+
+}  // namespace
+
+void set_torch_intra_op_threads(int threads) {
+  if (threads > 0) at::set_num_threads(threads);
+}
+
+bool torch_cuda_available() {
+#ifdef VIGIL_HAS_TORCH_CUDA_H
+  try {
+    return torch::cuda::is_available();
+  } catch (...) {
+    return false;
+  }
+#else
+  return false;
+#endif
+}
+
+Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info,
+                                                const TorchModelOptions& options) {
+  using R = Result<std::unique_ptr<Model>>;
+  auto device = resolve_device(options.device);
+  if (!device) return R::Error(device.error());
+  if (info.width() == 0) return R::Error("model " + info.name + ": no input features declared");
+
+  torch::jit::script::Module module;
+  try {
+    module = torch::jit::load(info.path, *device);
+    module.eval();
+  } catch (const std::exception& e) {
+    return R::Error("cannot load TorchScript model '" + info.path +
+                    "': " + TorchSession::first_line(e.what()));
+  }
+  info.device = device->str();
+  info.loaded_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto model = std::make_unique<TorchModel>(std::move(info), std::move(module), *device);
+
+  // Validate and warm up: a forward on zeros must give one finite score per row.
+  const size_t rows = std::max<size_t>(options.warmup_batch_size, 1);
+  std::vector<float> zeros(rows * model->info().width(), 0.0f);
+  std::vector<float> out(rows, 0.0f);
+  auto session = model->new_session();
+  for (int i = 0; i < 3; ++i) {
+    Status st = session->score(zeros.data(), rows, out.data());
+    if (!st.ok()) {
+      return R::Error("model '" + model->info().path + "' does not accept " +
+                      std::to_string(model->info().width()) + " input features as declared: " +
+                      st.message());
+    }
+  }
+  for (float v : out) {
+    if (!std::isfinite(v)) {
+      return R::Error("model '" + model->info().path + "' gives non-finite scores on zeros");
+    }
+  }
+  return R(std::unique_ptr<Model>(std::move(model)));
+}
+
+}  // namespace vigil::scoring
