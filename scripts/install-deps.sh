@@ -15,6 +15,8 @@ PACKAGES=(
   prometheus-cpp-dev
   # runtime services and tools used by the run script, tests and benchmarks
   redis-server redis-tools kcat python3 python3-torch python3-yaml
+  # benchmarks and checks: wrk + FastAPI/uvicorn (the baseline vigil replaces), promtool
+  wrk python3-fastapi python3-uvicorn prometheus
 )
 
 missing=()
