@@ -58,14 +58,19 @@ DecodeStatus malformed(simdjson::error_code ec, const std::string& where) {
                                  simdjson::error_message(ec));
 }
 
+// NaN / Infinity literals (as Python's json module writes them) are not JSON; they are named
+// as such rather than reported as a parse error.
+bool is_non_finite_literal(std::string_view raw) {
+  if (!raw.empty() && (raw[0] == '-' || raw[0] == '+')) raw.remove_prefix(1);
+  return raw.rfind("NaN", 0) == 0 || raw.rfind("Infinity", 0) == 0 || raw.rfind("inf", 0) == 0 ||
+         raw.rfind("nan", 0) == 0;
+}
+
 // Reads one numeric feature value; `what` names it in messages ("feature 'V1'", "features[3]").
 DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, float& out) {
   json_type t;
   if (auto ec = v.type().get(t)) {
-    // NaN / Infinity literals are not JSON; name them rather than report a parse error.
-    std::string_view raw = v.raw_json_token();
-    if (!raw.empty() &&
-        (raw[0] == 'N' || raw[0] == 'I' || (raw.size() > 1 && raw[0] == '-' && raw[1] == 'I'))) {
+    if (is_non_finite_literal(v.raw_json_token())) {
       return DecodeStatus::Error(DecodeError::kNonFinite, what + " is NaN or Infinity");
     }
     return malformed(ec, what);
@@ -76,6 +81,9 @@ DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, f
   }
   double d;
   if (auto ec = v.get_double().get(d)) {
+    if (is_non_finite_literal(v.raw_json_token())) {
+      return DecodeStatus::Error(DecodeError::kNonFinite, what + " is NaN or Infinity");
+    }
     if (ec == simdjson::NUMBER_ERROR || ec == simdjson::NUMBER_OUT_OF_RANGE) {
       return DecodeStatus::Error(DecodeError::kNonFinite, what + " is not a finite number");
     }
@@ -172,10 +180,19 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
   if (auto ec = parser_.iterate(pad_into(json, buffer_)).get(doc)) return malformed(ec, "");
   simdjson::ondemand::object obj;
   if (auto ec = doc.get_object().get(obj)) {
-    if (ec == simdjson::INCORRECT_TYPE) {
+    // Valid JSON of another type is a wrong type; anything else is malformed.
+    json_type t;
+    bool valid_scalar = false;
+    if (ec == simdjson::INCORRECT_TYPE && !doc.type().get(t)) {
+      bool b;
+      valid_scalar = t == json_type::array || t == json_type::string ||
+                     t == json_type::number || (t == json_type::boolean && !doc.get_bool().get(b)) ||
+                     (t == json_type::null && !doc.is_null().get(b) && b);
+    }
+    if (valid_scalar) {
       return DecodeStatus::Error(DecodeError::kWrongType, "event must be a JSON object");
     }
-    return malformed(ec, "");
+    return malformed(ec == simdjson::INCORRECT_TYPE ? simdjson::TAPE_ERROR : ec, "");
   }
   bool have_id = false;
   bool have_features = false;

@@ -1,6 +1,50 @@
 #include "sinks/redis_config.h"
 
+#include <cctype>
+#include <utility>
+
 namespace vigil::sinks {
+
+namespace {
+
+// Digits only (no sign, no spaces, no trailing text), at most `max`.
+bool parse_number(const std::string& s, long max, int& out) {
+  if (s.empty() || s.size() > 9) return false;
+  long v = 0;
+  for (char c : s) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v > max) return false;
+  out = static_cast<int>(v);
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool percent_decode(const std::string& in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;  // '%' needs two hex digits after it
+    const int hi = hex_value(in[i + 1]);
+    const int lo = hex_value(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
 
 bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& error) {
   const std::string scheme = "redis://";
@@ -8,42 +52,64 @@ bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& err
     error = "redis.url must start with redis://";
     return false;
   }
+  RedisAddress a;
   std::string rest = url.substr(scheme.size());
   if (auto at = rest.rfind('@'); at != std::string::npos) {
-    std::string cred = rest.substr(0, at);
-    out.password = cred.substr(cred.find(':') == std::string::npos ? 0 : cred.find(':') + 1);
+    const std::string cred = rest.substr(0, at);
+    const auto colon = cred.find(':');
+    std::string user = colon == std::string::npos ? "" : cred.substr(0, colon);
+    std::string pass = colon == std::string::npos ? cred : cred.substr(colon + 1);
+    if (!percent_decode(user, a.username) || !percent_decode(pass, a.password)) {
+      error = "redis.url has a bad %-escape in its user or password";
+      return false;
+    }
     rest = rest.substr(at + 1);
   }
   if (auto slash = rest.find('/'); slash != std::string::npos) {
     const std::string db = rest.substr(slash + 1);
     rest = rest.substr(0, slash);
-    if (!db.empty()) {
-      try {
-        out.db = std::stoi(db);
-      } catch (...) {
-        error = "redis.url database must be a number";
-        return false;
-      }
-    }
-  }
-  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
-    try {
-      out.port = std::stoi(rest.substr(colon + 1));
-    } catch (...) {
-      error = "redis.url port must be a number";
+    if (!db.empty() && !parse_number(db, 1 << 20, a.db)) {
+      error = "redis.url database must be a non-negative number";
       return false;
     }
+  }
+  std::string port;
+  bool has_port = false;
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    const auto close = rest.find(']');
+    if (close == std::string::npos) {
+      error = "redis.url has an unclosed '[' in its host";
+      return false;
+    }
+    const std::string after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        error = "redis.url has text after its bracketed host";
+        return false;
+      }
+      has_port = true;
+      port = after.substr(1);
+    }
+    rest = rest.substr(1, close - 1);
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    has_port = true;
+    port = rest.substr(colon + 1);
     rest = rest.substr(0, colon);
+  }
+  if (has_port && !parse_number(port, 65535, a.port)) {
+    error = "redis.url port must be a number";
+    return false;
   }
   if (rest.empty()) {
     error = "redis.url has no host";
     return false;
   }
-  if (out.port < 1 || out.port > 65535) {
+  if (a.port < 1 || a.port > 65535) {
     error = "redis.url port must be within [1, 65535]";
     return false;
   }
-  out.host = rest;
+  a.host = rest;
+  out = std::move(a);
   return true;
 }
 
@@ -57,6 +123,9 @@ std::vector<std::string> RedisConfig::validate() const {
   if (queue_capacity < 1) e.push_back("redis.queue_capacity must be >= 1");
   if (pipeline_max < 1) e.push_back("redis.pipeline_max must be >= 1");
   if (command_timeout.count() < 1) e.push_back("redis.command_timeout_ms must be >= 1");
+  if (reconnect_backoff_max.count() < 1) {
+    e.push_back("redis.reconnect_backoff_max_ms must be >= 1");
+  }
   return e;
 }
 

@@ -13,7 +13,7 @@ struct RedisConfig {
   std::string key_prefix = "vigil:score:";
   size_t queue_capacity = 65536;                // writes waiting for Redis at most
   size_t pipeline_max = 512;                    // commands per pipelined round trip
-  std::chrono::milliseconds command_timeout{500};
+  std::chrono::milliseconds command_timeout{500};  // connect and each reply, re-applied on reconnect
   std::chrono::milliseconds reconnect_backoff_max{5000};
 
   bool enabled() const { return !url.empty(); }
@@ -21,13 +21,17 @@ struct RedisConfig {
 };
 
 struct RedisAddress {
-  std::string host;
+  std::string host;  // a name or an IP literal; IPv6 without the brackets
   int port = 6379;
   int db = 0;
+  std::string username;  // Redis 6 ACL user; empty = AUTH with the password only
   std::string password;  // secret: never logged
 };
 
-// Parses redis://[:password@]host[:port][/db].
+// Parses redis://[[username]:password@]host[:port][/db] the way redis-cli -u does: userinfo
+// without a colon is a password, user and password are percent-decoded, an IPv6 host is
+// written in brackets (redis://[::1]:6380). Ports and db numbers must be plain digits.
+// On success `out` is overwritten entirely; on failure `error` names what is wrong.
 bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& error);
 
 }  // namespace vigil::sinks

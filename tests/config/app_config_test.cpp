@@ -1,0 +1,109 @@
+#include "config/app_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace vigil::config {
+namespace {
+
+Result<AppConfig> load(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  CommandLine cmd;
+  return load_config(args, env, cmd);
+}
+
+std::string write_yaml(const std::string& text) {
+  auto p = std::filesystem::temp_directory_path() /
+           ("vigil-config-" + std::to_string(::getpid()) + "-" +
+            std::to_string(std::hash<std::string>{}(text)) + ".yaml");
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+TEST(Config, DefaultsMatchTheDocumentedContract) {
+  auto c = load({});
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->model.repository, "models");
+  EXPECT_EQ(c->model.name, "fraud_mlp");
+  EXPECT_EQ(c->model.device, "auto");
+  EXPECT_EQ(c->kafka.brokers, "embedded");
+  EXPECT_EQ(c->kafka.group_id, "vigil");
+  EXPECT_EQ(c->kafka.input_topic, "transactions");
+  EXPECT_EQ(c->kafka.output_topic, "scores");
+  EXPECT_EQ(c->kafka.dlq_topic, "transactions.dlq");
+  EXPECT_EQ(c->redis.url, "redis://127.0.0.1:6379");
+  EXPECT_EQ(c->redis.ttl_s, 86400);
+  EXPECT_EQ(c->http.port, 8080);
+  EXPECT_EQ(c->shutdown_grace.count(), 10000);
+}
+
+TEST(Config, FlagsOverrideEnvironmentWhichOverridesTheFile) {
+  auto file = write_yaml("kafka:\n  brokers: from-file:9092\n  group_id: file-group\n"
+                         "scoring:\n  max_batch_size: 64\n");
+  auto c = load({"--config", file, "--kafka.brokers=from-flag:9092"},
+                {{"VIGIL_KAFKA_BROKERS", "from-env:9092"}, {"VIGIL_KAFKA_GROUP_ID", "env-group"}});
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->kafka.brokers, "from-flag:9092");
+  EXPECT_EQ(c->kafka.group_id, "env-group");
+  EXPECT_EQ(c->scoring.max_batch_size, 64u);
+}
+
+TEST(Config, UnitsAreInTheKeyNames) {
+  auto c = load({"--scoring.max_delay_us=750", "--shutdown_grace_ms=2500"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->scoring.max_delay.count(), 750);
+  EXPECT_EQ(c->shutdown_grace.count(), 2500);
+}
+
+TEST(Config, PassesLibrdkafkaPropertiesThrough) {
+  auto file = write_yaml("kafka:\n  consumer:\n    fetch.wait.max.ms: 50\n");
+  auto c = load({"--config", file, "--kafka.producer.linger.ms=2"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->kafka.consumer.at("fetch.wait.max.ms"), "50");
+  EXPECT_EQ(c->kafka.producer.at("linger.ms"), "2");
+}
+
+TEST(Config, ListsEveryErrorAtOnce) {
+  auto file = write_yaml("scoring:\n  max_batch_size: 0\n  bogus: 1\nredis:\n  url: http://x\n");
+  auto c = load({"--config", file, "--http.port=70000", "--model.device=tpu",
+                 "--scoring.workers=abc", "--kafka.consumer.group.id=x"},
+                {{"VIGIL_REDIS_TTL_S", "-5"}});
+  ASSERT_FALSE(c.ok());
+  const std::string& e = c.error();
+  for (const char* expected :
+       {"unknown key 'scoring.bogus'", "scoring.max_batch_size must be within",
+        "redis.url must start with redis://", "http.port must be within",
+        "model.device must be cpu, cuda, cuda:N or auto", "'abc' is not a valid number",
+        "redis.ttl_s must be >= 1", "kafka.consumer.group.id is managed by vigil"}) {
+    EXPECT_NE(e.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << e;
+  }
+}
+
+TEST(Config, UnreadableFileIsAnError) {
+  auto c = load({"--config", "/nonexistent/vigil.yaml"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().find("cannot read config file"), std::string::npos);
+}
+
+TEST(Config, ShippedConfigFileIsValid) {
+  auto c = load({"--config", std::string(VIGIL_SOURCE_DIR) + "/config/vigil.yaml"});
+  ASSERT_TRUE(c.ok()) << c.error();
+}
+
+TEST(Config, EffectiveConfigRedactsSecrets) {
+  auto c = load({"--http.auth_token=s3cret", "--redis.url=redis://:pw@localhost:6379"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  std::string all;
+  for (const auto& line : describe(*c)) all += line + "\n";
+  EXPECT_EQ(all.find("s3cret"), std::string::npos);
+  EXPECT_EQ(all.find(":pw@"), std::string::npos);
+  EXPECT_NE(all.find("http.auth_token = <redacted>"), std::string::npos);
+}
+
+TEST(Config, EveryKeyIsDocumented) {
+  for (const auto& d : option_docs()) EXPECT_FALSE(d.description.empty()) << d.key;
+}
+
+}  // namespace
+}  // namespace vigil::config

@@ -1,0 +1,244 @@
+#include "scoring/batcher.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
+#include "support/fake_model.h"
+
+namespace vigil::scoring {
+namespace {
+
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+ScoreRequest make(const std::string& id, size_t width = 30, float first = 1.0f) {
+  ScoreRequest r;
+  r.id = id;
+  r.features.assign(width, 0.5f);
+  r.features[0] = first;
+  return r;
+}
+
+// BatchFormer flush rules, driven by a manual clock (no sleeps, no threads).
+struct FormerTest : ::testing::Test {
+  metrics::Registry registry;
+  ManualClock clock;
+  ScoringQueue queue{{1024, 0.8, 0.5}, clock, registry};
+  BatchFormer former{queue, clock, /*max_batch_size=*/4, /*max_delay=*/microseconds(1000)};
+  std::vector<ScoreRequest> batch;
+
+  void push(const std::string& id) {
+    auto r = make(id);
+    ASSERT_EQ(queue.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
+  }
+};
+
+TEST_F(FormerTest, HoldsAPartialBatchUntilTheOldestRequestReachesMaxDelay) {
+  push("a");
+  clock.advance(microseconds(500));
+  push("b");
+  clock.advance(microseconds(499));  // a has waited 999 us
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(former.pending(), 2u);
+  clock.advance(microseconds(1));  // a has waited 1000 us: flush a and b
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch[0].id, "a");
+  EXPECT_EQ(batch[1].id, "b");
+  EXPECT_EQ(former.pending(), 0u);
+}
+
+TEST_F(FormerTest, FlushesAtOnceWhenTheBatchIsFull) {
+  for (int i = 0; i < 6; ++i) push("r" + std::to_string(i));
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(batch.size(), 4u);  // max_batch_size, without waiting for the delay
+  batch.clear();
+  EXPECT_FALSE(former.next(batch, microseconds(0)));  // 2 left, not yet due
+  EXPECT_EQ(former.pending(), 2u);
+}
+
+TEST_F(FormerTest, DelayCountsFromEnqueueNotFromWhenAWorkerPicksTheRequestUp) {
+  push("a");
+  clock.advance(microseconds(1500));  // nobody looked for 1.5 ms
+  ASSERT_TRUE(former.next(batch, microseconds(0)));  // due on first sight
+  EXPECT_EQ(batch.size(), 1u);
+}
+
+TEST_F(FormerTest, DeadlineFollowsTheOldestPendingRequest) {
+  push("a");
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  ASSERT_TRUE(former.deadline().has_value());
+  EXPECT_EQ(*former.deadline(), clock.now() + microseconds(1000));
+  clock.advance(microseconds(300));
+  push("b");
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(*former.deadline(), clock.now() - microseconds(300) + microseconds(1000));
+}
+
+TEST_F(FormerTest, EmptyQueueFormsNoBatch) {
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  EXPECT_FALSE(former.deadline().has_value());
+}
+
+TEST_F(FormerTest, ClosedQueueFlushesPendingWithoutWaitingForTheDelay) {
+  push("a");
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  queue.close();
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(batch.size(), 1u);
+}
+
+// Batcher with worker threads and a fake model.
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, ScoreOutcome> outcomes;
+  Completion completion() {
+    return [this](ScoreRequest& r, const ScoreOutcome& o) {
+      std::lock_guard<std::mutex> lock(mu);
+      EXPECT_TRUE(outcomes.emplace(r.id, o).second) << "completed twice: " << r.id;
+      cv.notify_all();
+    };
+  }
+  bool wait_for(size_t n, milliseconds deadline = milliseconds(20000)) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, deadline, [&] { return outcomes.size() >= n; });
+  }
+};
+
+struct BatcherTest : ::testing::Test {
+  metrics::Registry registry;
+  Collector collector;
+  void push(ScoringQueue& q, ScoreRequest r) {
+    r.done = collector.completion();
+    while (q.try_push(r, Priority::kNormal) == ScoringQueue::PushResult::kFull) {
+      std::this_thread::yield();
+    }
+  }
+};
+
+TEST_F(BatcherTest, ScoresEveryRequestExactlyOnceWithTheModelsScore) {
+  auto model = std::make_shared<testing::FakeModel>();
+  ScoringQueue q({256, 0.8, 0.5}, SteadyClock::instance(), registry);
+  Batcher b({32, microseconds(500), 2}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  constexpr int kN = 5000;
+  for (int i = 0; i < kN; ++i) push(q, make("t" + std::to_string(i), 30, static_cast<float>(i % 10)));
+  ASSERT_TRUE(collector.wait_for(kN));
+  b.stop();
+  for (int i = 0; i < kN; ++i) {
+    const auto& o = collector.outcomes.at("t" + std::to_string(i));
+    ASSERT_TRUE(o.status.ok()) << o.status.message();
+    auto expected = make("x", 30, static_cast<float>(i % 10));
+    EXPECT_FLOAT_EQ(o.score, testing::fake_score(expected.features.data(), 30));
+    EXPECT_EQ(o.is_fraud, o.score >= 0.5f);
+    ASSERT_NE(o.model, nullptr);
+    EXPECT_EQ(o.model->name, "fake");
+  }
+  EXPECT_EQ(b.stats().scored(), static_cast<uint64_t>(kN));
+  EXPECT_LE(model->max_batch_seen(), 32u);
+  EXPECT_LT(model->forwards(), static_cast<uint64_t>(kN));  // batching happened
+}
+
+TEST_F(BatcherTest, FormsFullBatchesWhenRequestsAreAlreadyWaiting) {
+  auto model = std::make_shared<testing::FakeModel>();
+  ScoringQueue q({1024, 0.8, 0.5}, SteadyClock::instance(), registry);
+  for (int i = 0; i < 256; ++i) push(q, make("t" + std::to_string(i)));
+  Batcher b({64, microseconds(1'000'000), 1}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  ASSERT_TRUE(collector.wait_for(256));
+  b.stop();
+  EXPECT_EQ(model->forwards(), 4u);  // 256 / 64, no partial batches despite the 1 s delay
+}
+
+TEST_F(BatcherTest, PoisonRowFailsAloneAndItsNeighboursAreScored) {
+  testing::FakeModelOptions opts;
+  opts.poison = -999.0f;
+  auto model = std::make_shared<testing::FakeModel>(opts);
+  ScoringQueue q({1024, 0.8, 0.5}, SteadyClock::instance(), registry);
+  for (int i = 0; i < 10; ++i) push(q, make("t" + std::to_string(i), 30, i == 3 ? -999.0f : 1.0f));
+  Batcher b({16, microseconds(1000), 1}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  ASSERT_TRUE(collector.wait_for(10));
+  b.stop();
+  EXPECT_FALSE(collector.outcomes.at("t3").status.ok());
+  EXPECT_NE(collector.outcomes.at("t3").status.message().find("poison"), std::string::npos);
+  for (int i = 0; i < 10; ++i) {
+    if (i != 3) {
+      EXPECT_TRUE(collector.outcomes.at("t" + std::to_string(i)).status.ok());
+    }
+  }
+  EXPECT_EQ(b.stats().failed_model(), 1u);
+}
+
+TEST_F(BatcherTest, RowOfTheWrongWidthFailsWithAClearReason) {
+  auto model = std::make_shared<testing::FakeModel>();
+  ScoringQueue q({64, 0.8, 0.5}, SteadyClock::instance(), registry);
+  push(q, make("short", 29));
+  push(q, make("ok", 30));
+  Batcher b({16, microseconds(100), 1}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  ASSERT_TRUE(collector.wait_for(2));
+  b.stop();
+  EXPECT_EQ(collector.outcomes.at("short").status.message(), "expected 30 features, got 29");
+  EXPECT_TRUE(collector.outcomes.at("ok").status.ok());
+}
+
+TEST_F(BatcherTest, StopDrainsQueuedRequestsWithinTheGrace) {
+  testing::FakeModelOptions opts;
+  opts.delay = microseconds(2000);
+  auto model = std::make_shared<testing::FakeModel>(opts);
+  ScoringQueue q({1024, 0.8, 0.5}, SteadyClock::instance(), registry);
+  for (int i = 0; i < 200; ++i) push(q, make("t" + std::to_string(i)));
+  Batcher b({16, microseconds(100), 2}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  b.stop(milliseconds(10000));
+  ASSERT_EQ(collector.outcomes.size(), 200u);
+  for (auto& [id, o] : collector.outcomes) EXPECT_TRUE(o.status.ok()) << id;
+}
+
+TEST_F(BatcherTest, StopPastTheGraceFailsWhatIsLeftInsteadOfDroppingIt) {
+  testing::FakeModelOptions opts;
+  opts.delay = microseconds(20000);
+  auto model = std::make_shared<testing::FakeModel>(opts);
+  ScoringQueue q({1024, 0.8, 0.5}, SteadyClock::instance(), registry);
+  for (int i = 0; i < 100; ++i) push(q, make("t" + std::to_string(i)));
+  Batcher b({4, microseconds(100), 1}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  b.stop(milliseconds(0));
+  ASSERT_EQ(collector.outcomes.size(), 100u);  // every request completed, one way or the other
+  size_t shut = 0;
+  for (auto& [id, o] : collector.outcomes) {
+    if (!o.status.ok()) {
+      EXPECT_EQ(o.status.message(), "server is shutting down");
+      ++shut;
+    }
+  }
+  EXPECT_GT(shut, 0u);
+  EXPECT_EQ(b.stats().failed_shutdown(), shut);
+}
+
+TEST_F(BatcherTest, SwappedModelIsUsedForLaterBatches) {
+  auto m1 = std::make_shared<testing::FakeModel>();
+  testing::FakeModelOptions o2;
+  o2.version = "2";
+  auto m2 = std::make_shared<testing::FakeModel>(o2);
+  ScoringQueue q({64, 0.8, 0.5}, SteadyClock::instance(), registry);
+  Batcher b({8, microseconds(100), 1}, q, m1, SteadyClock::instance(), registry);
+  b.start();
+  push(q, make("before"));
+  ASSERT_TRUE(collector.wait_for(1));
+  b.swap_model(m2);
+  EXPECT_EQ(b.model_info()->version, "2");
+  push(q, make("after"));
+  ASSERT_TRUE(collector.wait_for(2));
+  b.stop();
+  EXPECT_EQ(collector.outcomes.at("before").model->version, "1");
+  EXPECT_EQ(collector.outcomes.at("after").model->version, "2");
+}
+
+}  // namespace
+}  // namespace vigil::scoring

@@ -1,0 +1,150 @@
+// The LibTorch model against the Python reference scores, and its failure modes.
+#include "scoring/torch_model.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "scoring/model_repository.h"
+
+namespace vigil::scoring {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kSource = VIGIL_SOURCE_DIR;
+const std::string kRepo = kSource + "/models";
+
+struct Reference {
+  std::vector<std::vector<double>> rows;
+  std::vector<double> scores;
+  std::vector<std::string> names;
+};
+
+Reference load_reference() {
+  simdjson::dom::parser parser;
+  auto doc = parser.load(kSource + "/tests/data/fraud_mlp_v1_reference.json");
+  Reference ref;
+  for (auto n : doc["feature_names"].get_array()) ref.names.emplace_back(n.get_string().value());
+  for (auto row : doc["rows"].get_array()) {
+    std::vector<double> r;
+    for (auto v : row.get_array()) r.push_back(v.get_double());
+    ref.rows.push_back(r);
+  }
+  for (auto s : doc["scores"].get_array()) ref.scores.push_back(s.get_double());
+  return ref;
+}
+
+TEST(TorchModel, ScoresEqualThePythonReferenceScores) {
+  auto info = load_model_info(kRepo, "fraud_mlp");
+  ASSERT_TRUE(info.ok()) << info.error();
+  auto model = load_torch_model(*info, {"cpu", 1, 8});
+  ASSERT_TRUE(model.ok()) << model.error();
+  auto ref = load_reference();
+  ASSERT_EQ(ref.names, (*model)->info().input_names);
+  ASSERT_EQ(ref.rows.size(), ref.scores.size());
+  ASSERT_GE(ref.rows.size(), 100u);
+
+  const size_t width = (*model)->info().width();
+  std::vector<float> packed;
+  for (const auto& r : ref.rows) {
+    ASSERT_EQ(r.size(), width);
+    for (double v : r) packed.push_back(static_cast<float>(v));
+  }
+  auto session = (*model)->new_session();
+  // Whole reference at once, and in odd batch sizes: the score must not depend on batching.
+  for (size_t batch : {ref.rows.size(), size_t{1}, size_t{7}, size_t{256}}) {
+    std::vector<float> out(ref.rows.size());
+    for (size_t start = 0; start < ref.rows.size(); start += batch) {
+      const size_t n = std::min(batch, ref.rows.size() - start);
+      ASSERT_TRUE(session->score(packed.data() + start * width, n, out.data() + start).ok());
+    }
+    double max_diff = 0.0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      max_diff = std::max(max_diff, std::fabs(out[i] - ref.scores[i]));
+    }
+    EXPECT_LE(max_diff, 1e-5) << "batch " << batch;
+  }
+}
+
+TEST(TorchModel, AutoDeviceSelectsCpuWithoutAGpu) {
+  if (torch_cuda_available()) GTEST_SKIP() << "a CUDA device is visible";
+  auto info = load_model_info(kRepo, "fraud_mlp");
+  ASSERT_TRUE(info.ok());
+  auto model = load_torch_model(*info, {"auto", 1, 4});
+  ASSERT_TRUE(model.ok()) << model.error();
+  EXPECT_EQ((*model)->info().device, "cpu");
+}
+
+TEST(TorchModel, CudaDeviceWithoutAGpuIsAClearStartupError) {
+  if (torch_cuda_available()) GTEST_SKIP() << "a CUDA device is visible";
+  auto info = load_model_info(kRepo, "fraud_mlp");
+  ASSERT_TRUE(info.ok());
+  auto model = load_torch_model(*info, {"cuda", 1, 4});
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.error().find("no CUDA device is usable"), std::string::npos) << model.error();
+}
+
+TEST(TorchModel, CorruptModelFileIsAnErrorNotACrash) {
+  auto dir = fs::temp_directory_path() / ("vigil-bad-model-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "model.pt") << "this is not a TorchScript archive";
+  ModelInfo info;
+  info.name = "bad";
+  info.version = "1";
+  info.path = (dir / "model.pt").string();
+  info.input_names.assign(30, "x");
+  for (size_t i = 0; i < 30; ++i) info.input_names[i] = "f" + std::to_string(i);
+  auto model = load_torch_model(info, {"cpu", 1, 4});
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.error().find("cannot load TorchScript model"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(TorchModel, DeclaredInputWidthThatTheModelRejectsIsAnError) {
+  auto info = load_model_info(kRepo, "fraud_mlp");
+  ASSERT_TRUE(info.ok());
+  info->input_names.pop_back();  // model.yaml claiming 29 inputs for a 30-input model
+  auto model = load_torch_model(*info, {"cpu", 1, 4});
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.error().find("does not accept 29 input features"), std::string::npos)
+      << model.error();
+}
+
+TEST(ModelRepository, ServesTheHighestVersionAndReadsModelYaml) {
+  auto dir = fs::temp_directory_path() / ("vigil-repo-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "m" / "1");
+  fs::create_directories(dir / "m" / "3");
+  fs::create_directories(dir / "m" / "10");
+  fs::create_directories(dir / "m" / "notaversion");
+  for (auto v : {"1", "3", "10"}) std::ofstream(dir / "m" / v / "model.pt") << "x";
+  std::ofstream(dir / "m" / "model.yaml")
+      << "name: m\ninputs: [a, b]\noutput: {name: p}\nthreshold: 0.7\ndescription: test\n";
+  auto info = load_model_info(dir.string(), "m");
+  ASSERT_TRUE(info.ok()) << info.error();
+  EXPECT_EQ(info->version, "10");
+  EXPECT_EQ(info->input_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(info->output_name, "p");
+  EXPECT_FLOAT_EQ(info->threshold, 0.7f);
+  EXPECT_EQ(list_model_versions(dir.string(), "m"), (std::vector<int>{1, 3, 10}));
+  fs::remove_all(dir);
+}
+
+TEST(ModelRepository, ListsEveryProblemOfABadModelYaml) {
+  auto dir = fs::temp_directory_path() / ("vigil-repo-bad-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "m");
+  std::ofstream(dir / "m" / "model.yaml") << "name: other\ninputs: [a, a]\nthreshold: 3\n";
+  auto info = load_model_info(dir.string(), "m");
+  ASSERT_FALSE(info.ok());
+  EXPECT_NE(info.error().find("does not match folder"), std::string::npos);
+  EXPECT_NE(info.error().find("listed twice"), std::string::npos);
+  EXPECT_NE(info.error().find("threshold"), std::string::npos);
+  EXPECT_NE(info.error().find("no version folder"), std::string::npos);
+  EXPECT_FALSE(load_model_info(dir.string(), "missing").ok());
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vigil::scoring
