@@ -39,11 +39,14 @@ ScoringQueue::PushResult ScoringQueue::try_push(ScoreRequest& request, Priority 
     rejected_closed_.inc();
     return PushResult::kClosed;
   }
-  if (size_.fetch_add(1, std::memory_order_acq_rel) >= capacity_) {
-    size_.fetch_sub(1, std::memory_order_acq_rel);
-    rejected_full_.inc();
-    return PushResult::kFull;
-  }
+  // Reserve a slot; the counter never exceeds capacity, even transiently.
+  size_t cur = size_.load(std::memory_order_relaxed);
+  do {
+    if (cur >= capacity_) {
+      rejected_full_.inc();
+      return PushResult::kFull;
+    }
+  } while (!size_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
   request.enqueued_at = clock_.now();
   auto& lane = priority == Priority::kHigh ? high_ : normal_;
   if (!lane.enqueue(std::move(request))) {  // allocation failure only
