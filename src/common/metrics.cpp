@@ -24,6 +24,31 @@ void Histogram::observe(double v) {
   }
 }
 
+void Histogram::Local::observe(double v) {
+  const size_t i = static_cast<size_t>(
+      std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin());
+  ++counts_[i];
+  ++count_;
+  sum_ += v;
+}
+
+void Histogram::Local::clear() {
+  std::fill(counts_.begin(), counts_.end(), 0);
+  count_ = 0;
+  sum_ = 0.0;
+}
+
+void Histogram::merge(const Local& local) {
+  if (local.count_ == 0) return;
+  for (size_t i = 0; i < local.counts_.size(); ++i) {
+    if (local.counts_[i]) buckets_[i].fetch_add(local.counts_[i], std::memory_order_relaxed);
+  }
+  count_.fetch_add(local.count_, std::memory_order_relaxed);
+  double cur = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(cur, cur + local.sum_, std::memory_order_relaxed)) {
+  }
+}
+
 Histogram::Snapshot Histogram::snapshot() const {
   Snapshot s;
   s.upper_bounds = bounds_;

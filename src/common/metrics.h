@@ -59,6 +59,23 @@ class Histogram {
   Snapshot snapshot() const;
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
+  // Non-atomic accumulator for one thread's batch of observations, merged with one atomic
+  // add per bucket: hot paths observe per row without paying atomics per row.
+  class Local {
+   public:
+    explicit Local(const Histogram& h) : bounds_(&h.bounds_), counts_(h.bounds_.size() + 1) {}
+    void observe(double v);
+    void clear();
+
+   private:
+    friend class Histogram;
+    const std::vector<double>* bounds_;
+    std::vector<uint64_t> counts_;
+    uint64_t count_ = 0;
+    double sum_ = 0.0;
+  };
+  void merge(const Local& local);
+
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1 (+Inf)

@@ -102,9 +102,12 @@ void ScoringStats::batch_scored(size_t rows, microseconds compute) {
   compute_seconds_.observe(static_cast<double>(compute.count()) * 1e-6);
 }
 
-void ScoringStats::request_scored(Origin origin, microseconds queue_wait) {
-  (origin == Origin::kHttp ? scored_http_ : scored_kafka_).inc();
-  queue_wait_seconds_.observe(static_cast<double>(queue_wait.count()) * 1e-6);
+void ScoringStats::BatchTally::commit() {
+  if (http_) stats_.scored_http_.inc(http_);
+  if (kafka_) stats_.scored_kafka_.inc(kafka_);
+  stats_.queue_wait_seconds_.merge(wait_);
+  wait_.clear();
+  http_ = kafka_ = 0;
 }
 
 void ScoringStats::request_failed(const char* reason) {
@@ -276,12 +279,13 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   stats_.batch_scored(n, compute);
   w.heartbeat_ns = steady_ns();
 
+  ScoreOutcome o;  // shared fields set once per batch
+  o.model = w.info;
+  o.compute = compute;
+  o.batch_size = n;
+  ScoringStats::BatchTally tally(stats_);
   for (size_t i = 0; i < n; ++i) {
     ScoreRequest& r = batch[i];
-    ScoreOutcome o;
-    o.model = w.info;
-    o.compute = compute;
-    o.batch_size = n;
     o.queue_wait = duration_cast<microseconds>(formed_at - r.enqueued_at);
     if (!row_status.empty() && !row_status[i].ok()) {
       o.status = row_status[i];
@@ -290,12 +294,14 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
       o.status = Status::Error("model returned a non-finite score");
       stats_.request_failed("model_error");
     } else {
+      o.status = Status::Ok();
       o.score = w.output[i];
       o.is_fraud = o.score >= w.info->threshold;
-      stats_.request_scored(r.origin, o.queue_wait);
+      tally.scored(r.origin, o.queue_wait);
     }
     if (r.done) r.done(r, o);
   }
+  tally.commit();
 }
 
 }  // namespace vigil::scoring

@@ -75,7 +75,22 @@ class ScoringStats {
  public:
   explicit ScoringStats(metrics::Registry& registry);
   void batch_scored(size_t rows, std::chrono::microseconds compute);
-  void request_scored(Origin origin, std::chrono::microseconds queue_wait);
+  // Per-batch accounting of scored requests: counts by origin and the queue-wait
+  // distribution, accumulated without atomics and merged once per batch.
+  class BatchTally {
+   public:
+    explicit BatchTally(ScoringStats& stats) : stats_(stats), wait_(stats.queue_wait_seconds_) {}
+    void scored(Origin origin, std::chrono::microseconds queue_wait) {
+      ++(origin == Origin::kHttp ? http_ : kafka_);
+      wait_.observe(static_cast<double>(queue_wait.count()) * 1e-6);
+    }
+    void commit();  // publishes and resets
+
+   private:
+    ScoringStats& stats_;
+    metrics::Histogram::Local wait_;
+    uint64_t http_ = 0, kafka_ = 0;
+  };
   void request_failed(const char* reason);
   void batch_failed();
 

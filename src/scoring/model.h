@@ -40,7 +40,8 @@ class Model {
  public:
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
-  // Creates a session for one worker thread. Thread-safe.
+  // Creates a session for one worker thread; call it on that thread (per-thread runtime
+  // settings such as OpenMP's thread count are applied there). Thread-safe.
   virtual std::unique_ptr<ModelSession> new_session() = 0;
 };
 

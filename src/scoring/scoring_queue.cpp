@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 namespace vigil::scoring {
@@ -58,28 +59,22 @@ ScoringQueue::PushResult ScoringQueue::try_push(ScoreRequest& request, Priority 
   return PushResult::kOk;
 }
 
-bool ScoringQueue::dequeue_one(ScoreRequest& out) {
-  return high_.try_dequeue(out) || normal_.try_dequeue(out);
-}
-
 size_t ScoringQueue::pop_bulk(std::vector<ScoreRequest>& out, size_t max,
                               std::chrono::microseconds timeout) {
   if (max == 0) return 0;
   const ssize_t tokens = timeout.count() <= 0
                              ? items_.tryWaitMany(static_cast<ssize_t>(max))
                              : items_.waitMany(static_cast<ssize_t>(max), timeout.count());
+  const size_t want = static_cast<size_t>(std::max<ssize_t>(tokens, 0));
   size_t got = 0;
-  ScoreRequest item;
   // Each token stands for an item already enqueued (signal follows enqueue), except the
-  // tokens released by close(). So spin until we have one item per token, or stop when
-  // closed and both lanes are really empty.
-  while (got < static_cast<size_t>(std::max<ssize_t>(tokens, 0))) {
-    if (dequeue_one(item)) {
-      out.push_back(std::move(item));
-      ++got;
-    } else if (closed() && high_.size_approx() == 0 && normal_.size_approx() == 0) {
-      break;
-    }
+  // tokens released by close(). So keep dequeuing until we have one item per token, or stop
+  // when closed and both lanes are really empty. Bulk dequeues amortise the queue's atomics.
+  while (got < want) {
+    size_t n = high_.try_dequeue_bulk(std::back_inserter(out), want - got);
+    if (got + n < want) n += normal_.try_dequeue_bulk(std::back_inserter(out), want - got - n);
+    got += n;
+    if (n == 0 && closed() && high_.size_approx() == 0 && normal_.size_approx() == 0) break;
   }
   size_.fetch_sub(got, std::memory_order_acq_rel);
   return got;

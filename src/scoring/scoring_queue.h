@@ -61,8 +61,6 @@ class ScoringQueue {
   bool below_low_watermark() const { return depth() <= low_mark_; }
 
  private:
-  bool dequeue_one(ScoreRequest& out);
-
   const size_t capacity_;
   const size_t high_mark_;
   const size_t low_mark_;

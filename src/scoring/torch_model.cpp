@@ -45,8 +45,14 @@ Result<torch::Device> resolve_device(const std::string& requested) {
 
 class TorchSession final : public ModelSession {
  public:
-  TorchSession(torch::jit::script::Module& module, torch::Device device, size_t width)
-      : module_(module), device_(device), width_(width) {}
+  // Created on the worker thread that will use it (Batcher does so), which matters: OpenMP's
+  // thread count is a per-thread setting, so a worker that did not set it would run every
+  // GEMM on a team of OpenMP threads spinning against the other workers.
+  TorchSession(torch::jit::script::Module& module, torch::Device device, size_t width,
+               int intra_op_threads)
+      : module_(module), device_(device), width_(width) {
+    if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
+  }
 
   Status score(const float* features, size_t rows, float* out) override {
     try {
@@ -86,18 +92,23 @@ class TorchSession final : public ModelSession {
 
 class TorchModel final : public Model {
  public:
-  TorchModel(ModelInfo info, torch::jit::script::Module module, torch::Device device)
-      : info_(std::move(info)), module_(std::move(module)), device_(device) {}
+  TorchModel(ModelInfo info, torch::jit::script::Module module, torch::Device device,
+             int intra_op_threads)
+      : info_(std::move(info)),
+        module_(std::move(module)),
+        device_(device),
+        intra_op_threads_(intra_op_threads) {}
 
   const ModelInfo& info() const override { return info_; }
   std::unique_ptr<ModelSession> new_session() override {
-    return std::make_unique<TorchSession>(module_, device_, info_.width());
+    return std::make_unique<TorchSession>(module_, device_, info_.width(), intra_op_threads_);
   }
 
  private:
   ModelInfo info_;
   torch::jit::script::Module module_;  // forward() is safe to call from several threads
   torch::Device device_;
+  int intra_op_threads_;
 };
 
 }  // namespace
@@ -137,7 +148,8 @@ Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info,
   info.loaded_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  auto model = std::make_unique<TorchModel>(std::move(info), std::move(module), *device);
+  auto model = std::make_unique<TorchModel>(std::move(info), std::move(module), *device,
+                                            options.intra_op_threads);
 
   // Validate and warm up: a forward on zeros must give one finite score per row.
   const size_t rows = std::max<size_t>(options.warmup_batch_size, 1);

@@ -1,0 +1,259 @@
+// scoring_bench: rows/s of the full queue -> batcher -> model path next to a raw LibTorch
+// forward at the same batch size, in one run, plus per-request latency through the path.
+//
+// Builds from LibTorch alone (no Kafka/Redis/Boost/yaml), so it also runs on GPU hosts:
+//   cmake -S . -B build/gpu -DVIGIL_SCORING_ONLY=ON  (one line with the next)
+//     -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+//   cmake --build build/gpu --target scoring_bench
+//
+// usage: scoring_bench [--model models/fraud_mlp/1/model.pt] [--width 30] [--device cpu]
+//                      [--batches 1,32,256,1024] [--seconds 2] [--workers 1]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/metrics.h"
+#include "scoring/batcher.h"
+#include "scoring/torch_model.h"
+
+using namespace vigil;
+using WallClock = std::chrono::steady_clock;
+
+namespace {
+
+struct Args {
+  std::string model = "models/fraud_mlp/1/model.pt";
+  size_t width = 30;
+  std::string device = "cpu";
+  std::vector<size_t> batches = {1, 32, 256, 1024};
+  double seconds = 2.0;
+  int workers = 1;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--model") a.model = v;
+    else if (k == "--width") a.width = std::stoul(v);
+    else if (k == "--device") a.device = v;
+    else if (k == "--seconds") a.seconds = std::stod(v);
+    else if (k == "--workers") a.workers = std::stoi(v);
+    else if (k == "--batches") {
+      a.batches.clear();
+      std::stringstream ss(v);
+      std::string t;
+      while (std::getline(ss, t, ',')) a.batches.push_back(std::stoul(t));
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+struct RawResult {
+  double rows_per_s;
+  double p50_ms, p99_ms;  // per forward
+};
+
+RawResult run_raw(scoring::Model& model, const std::vector<float>& data, size_t batch,
+                  double seconds) {
+  auto session = model.new_session();
+  std::vector<float> out(batch);
+  const size_t width = model.info().width();
+  const size_t rows_avail = data.size() / width;
+  for (int i = 0; i < 5; ++i) session->score(data.data(), batch, out.data());  // warm
+  std::vector<double> per;
+  size_t rows = 0, offset = 0;
+  const auto t0 = WallClock::now();
+  while (std::chrono::duration<double>(WallClock::now() - t0).count() < seconds) {
+    if (offset + batch > rows_avail) offset = 0;
+    const auto b0 = WallClock::now();
+    auto st = session->score(data.data() + offset * width, batch, out.data());
+    if (!st.ok()) {
+      std::fprintf(stderr, "forward failed: %s\n", st.message().c_str());
+      std::exit(1);
+    }
+    per.push_back(std::chrono::duration<double, std::milli>(WallClock::now() - b0).count());
+    rows += batch;
+    offset += batch;
+  }
+  const double el = std::chrono::duration<double>(WallClock::now() - t0).count();
+  return {static_cast<double>(rows) / el, percentile(per, 0.5), percentile(per, 0.99)};
+}
+
+// Service capacity of the path: the queue is filled with `total` ready requests before the
+// workers start, so the figure is what queue + batcher + model + completion can sustain,
+// without the cost of building requests (done by the Kafka/HTTP threads in the service).
+double run_capacity(std::shared_ptr<scoring::Model> model, const std::vector<float>& data,
+                    size_t batch, size_t total, int workers) {
+  metrics::Registry registry;
+  const size_t width = model->info().width();
+  const size_t rows_avail = data.size() / width;
+  scoring::ScoringQueue queue({total, 1.0, 0.5}, SteadyClock::instance(), registry);
+  // Steady state only: the rate between the 10% and the 90% completion marks, so thread
+  // start-up and the drain of the last partial batch do not count.
+  std::atomic<size_t> completed{0};
+  const size_t mark_lo = total / 10, mark_hi = total - total / 10;
+  WallClock::time_point t_lo{}, t_hi{};
+  std::mutex mu;
+  std::condition_variable cv;
+  auto completion = [&](scoring::ScoreRequest&, const scoring::ScoreOutcome& o) {
+    if (!o.status.ok()) std::exit(1);
+    const size_t n = completed.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n == mark_lo) t_lo = WallClock::now();
+    if (n == mark_hi) t_hi = WallClock::now();
+    if (n == total) {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_one();
+    }
+  };
+  for (size_t i = 0; i < total; ++i) {
+    scoring::ScoreRequest r;
+    const size_t row = i % rows_avail;
+    r.features.resize(width);
+    std::memcpy(r.features.data(), data.data() + row * width, width * sizeof(float));
+    r.done = completion;
+    if (queue.try_push(r, scoring::Priority::kNormal) != scoring::ScoringQueue::PushResult::kOk) {
+      std::exit(1);
+    }
+  }
+  scoring::Batcher batcher({batch, std::chrono::microseconds(2000), workers}, queue, model,
+                           SteadyClock::instance(), registry);
+  batcher.start();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return completed.load() == total; });
+  }
+  batcher.stop(std::chrono::milliseconds(1000));
+  const double el = std::chrono::duration<double>(t_hi - t_lo).count();
+  return static_cast<double>(mark_hi - mark_lo) / el;
+}
+
+struct PathResult {
+  double rows_per_s;
+  double p50_ms, p99_ms;  // per request, enqueue -> completion
+  double mean_batch;
+};
+
+PathResult run_path(std::shared_ptr<scoring::Model> model, const std::vector<float>& data,
+                    size_t batch, double seconds, int workers) {
+  metrics::Registry registry;
+  const size_t width = model->info().width();
+  const size_t rows_avail = data.size() / width;
+  scoring::ScoringQueue queue({std::max<size_t>(batch * 8, 4096), 0.8, 0.5},
+                              SteadyClock::instance(), registry);
+  scoring::Batcher batcher({batch, std::chrono::microseconds(2000), workers}, queue, model,
+                           SteadyClock::instance(), registry);
+  batcher.start();
+
+  std::atomic<size_t> completed{0};
+  std::mutex lat_mu;
+  std::vector<double> latencies;
+  latencies.reserve(1 << 20);
+  // Open-loop producer: keeps the queue full so that batches fill (throughput mode).
+  std::atomic<bool> producing{true};
+  size_t produced = 0;
+  auto completion = [&](scoring::ScoreRequest& r, const scoring::ScoreOutcome& o) {
+    if (!o.status.ok()) {
+      std::fprintf(stderr, "scoring failed: %s\n", o.status.message().c_str());
+      std::exit(1);
+    }
+    const double ms =
+        std::chrono::duration<double, std::milli>(WallClock::now() - r.enqueued_at).count();
+    {
+      std::lock_guard<std::mutex> lock(lat_mu);
+      if (latencies.size() < latencies.capacity()) latencies.push_back(ms);
+    }
+    completed.fetch_add(1, std::memory_order_relaxed);
+  };
+  const auto t0 = WallClock::now();
+  std::thread producer([&] {
+    size_t i = 0;
+    while (producing.load(std::memory_order_relaxed)) {
+      scoring::ScoreRequest r;
+      const size_t row = i++ % rows_avail;
+      r.features.resize(width);
+    std::memcpy(r.features.data(), data.data() + row * width, width * sizeof(float));
+      r.done = completion;
+      while (queue.try_push(r, scoring::Priority::kNormal) != scoring::ScoringQueue::PushResult::kOk) {
+        if (!producing.load(std::memory_order_relaxed)) return;
+        std::this_thread::yield();
+      }
+      ++produced;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const size_t done_at_end = completed.load();
+  const double el = std::chrono::duration<double>(WallClock::now() - t0).count();
+  producing = false;
+  producer.join();
+  batcher.stop(std::chrono::milliseconds(30000));
+  const double batches = static_cast<double>(batcher.stats().batches());
+  return {static_cast<double>(done_at_end) / el, percentile(latencies, 0.5),
+          percentile(latencies, 0.99), static_cast<double>(completed.load()) / batches};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = parse(argc, argv);
+  scoring::set_torch_intra_op_threads(1);
+  scoring::ModelInfo info;
+  info.name = "bench";
+  info.version = "1";
+  info.path = args.model;
+  for (size_t i = 0; i < args.width; ++i) info.input_names.push_back("f" + std::to_string(i));
+  auto loaded = scoring::load_torch_model(info, {args.device, 1, 64});
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().c_str());
+    return 1;
+  }
+  std::shared_ptr<scoring::Model> model = std::move(loaded.value());
+
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> data(65536 * args.width);
+  for (auto& v : data) v = nd(rng);
+
+  std::printf("scoring_bench: model %s, width %zu, device %s, %d worker(s), intra-op threads 1, "
+              "%.1f s per cell\n",
+              args.model.c_str(), args.width, model->info().device.c_str(), args.workers,
+              args.seconds);
+  std::printf("raw      = one thread calling the model's forward on pre-packed batches\n"
+              "path     = queue -> batcher -> model -> completion, queue pre-filled (capacity)\n"
+              "+producer= same path fed live by one producer thread building requests\n");
+  std::printf("%7s %13s %10s %10s %13s %9s %13s %9s %10s %10s %9s\n", "batch", "raw rows/s",
+              "raw p50ms", "raw p99ms", "path rows/s", "path/raw", "+prod rows/s", "prod/raw",
+              "req p50ms", "req p99ms", "avg batch");
+  for (size_t b : args.batches) {
+    RawResult raw = run_raw(*model, data, b, args.seconds);
+    const size_t total = std::max<size_t>(1000000, b * 400);
+    double capacity = run_capacity(model, data, b, total, args.workers);
+    PathResult path = run_path(model, data, b, args.seconds, args.workers);
+    std::printf("%7zu %13.0f %10.3f %10.3f %13.0f %8.1f%% %13.0f %8.1f%% %10.3f %10.3f %9.1f\n",
+                b, raw.rows_per_s, raw.p50_ms, raw.p99_ms, capacity,
+                100.0 * capacity / raw.rows_per_s, path.rows_per_s,
+                100.0 * path.rows_per_s / raw.rows_per_s, path.p50_ms, path.p99_ms,
+                path.mean_batch);
+    std::fflush(stdout);
+  }
+  return 0;
+}
