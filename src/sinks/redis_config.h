@@ -9,11 +9,11 @@ namespace vigil::sinks {
 
 struct RedisConfig {
   std::string url = "redis://127.0.0.1:6379";  // empty disables the Redis sink
-  int ttl_s = 86400;                            // TTL of each score key
+  int ttl_s = 86400;                           // TTL of each score key
   std::string key_prefix = "vigil:score:";
-  size_t queue_capacity = 65536;                // writes waiting for Redis at most
-  size_t pipeline_max = 512;                    // commands per pipelined round trip
-  std::chrono::milliseconds command_timeout{500};  // connect and each reply, re-applied on reconnect
+  size_t queue_capacity = 65536;                   // writes waiting for Redis at most
+  size_t pipeline_max = 512;                       // commands per pipelined round trip
+  std::chrono::milliseconds command_timeout{500};  // connect, and each reply
   std::chrono::milliseconds reconnect_backoff_max{5000};
 
   bool enabled() const { return !url.empty(); }

@@ -1,0 +1,532 @@
+#include "sinks/redis_sink.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdarg>
+#include <string>
+#include <utility>
+
+namespace vigil::sinks {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kInitialBackoff{50};
+// While disconnected, how often the writer drops what has been queued.
+constexpr milliseconds kDropInterval{10};
+// A connection without a reply for this long is checked with a PING, so that connected()
+// (readiness) notices a dead Redis even when no scores flow.
+constexpr milliseconds kIdlePing{1000};
+// At most one warning per kind per interval on the hot paths.
+constexpr milliseconds kWarnInterval{5000};
+
+// src/sinks cannot use src/app's vigil::logger(); same behaviour: create once, share.
+std::shared_ptr<spdlog::logger> redis_logger() {
+  if (auto l = spdlog::get("redis")) return l;
+  try {
+    return spdlog::stderr_color_mt("redis");
+  } catch (const spdlog::spdlog_ex&) {  // created concurrently by another thread
+    return spdlog::get("redis");
+  }
+}
+
+int64_t steady_ns() {
+  return steady::now().time_since_epoch().count();
+}
+
+timeval to_timeval(milliseconds d) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(d.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
+  return tv;
+}
+
+// For logs: never includes the password.
+std::string endpoint(const RedisAddress& a) {
+  return a.host + ":" + std::to_string(a.port) + "/" + std::to_string(a.db);
+}
+
+// Runs one command and returns why it failed (empty when Redis answered without an error).
+std::string run_command(redisContext* c, const char* format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  void* raw = redisvCommand(c, format, ap);
+  va_end(ap);
+  if (raw == nullptr) return c->errstr[0] != '\0' ? c->errstr : "no reply";
+  auto* reply = static_cast<redisReply*>(raw);
+  std::string error;
+  if (reply->type == REDIS_REPLY_ERROR) error.assign(reply->str, reply->len);
+  freeReplyObject(reply);
+  return error;
+}
+
+// Connects, sets the command timeouts, authenticates, selects the database and checks that
+// Redis answers. Returns nullptr with `why` set when any step fails.
+redisContext* open_connection(const RedisAddress& a, milliseconds timeout, std::string& why) {
+  const timeval tv = to_timeval(timeout);
+  redisContext* c = redisConnectWithTimeout(a.host.c_str(), a.port, tv);
+  if (c == nullptr) {
+    why = "cannot allocate a hiredis context";
+    return nullptr;
+  }
+  auto fail = [&](const std::string& step, const std::string& error) {
+    why = step + ": " + error;
+    redisFree(c);
+    return nullptr;
+  };
+  if (c->err) return fail("connect", c->errstr);
+  // hiredis 0.14 uses `tv` for connect() only: reads and writes need their own timeout, and
+  // a new context (every reconnect) starts without one.
+  if (redisSetTimeout(c, tv) != REDIS_OK) return fail("set timeout", c->errstr);
+  redisEnableKeepAlive(c);  // best effort
+  if (!a.password.empty()) {
+    const std::string e = a.username.empty()
+                              ? run_command(c, "AUTH %b", a.password.data(), a.password.size())
+                              : run_command(c, "AUTH %b %b", a.username.data(), a.username.size(),
+                                            a.password.data(), a.password.size());
+    if (!e.empty()) return fail("AUTH", e);
+  }
+  if (a.db != 0) {
+    if (const std::string e = run_command(c, "SELECT %d", a.db); !e.empty()) {
+      return fail("SELECT", e);
+    }
+  }
+  if (const std::string e = run_command(c, "PING"); !e.empty()) return fail("PING", e);
+  return c;
+}
+
+// Errors after which this connection will not accept writes again (a replica after a
+// failover, a server still loading, lost credentials): reconnecting may reach the new primary.
+bool needs_reconnect(const std::string& error) {
+  for (const char* prefix : {"READONLY", "LOADING", "NOAUTH", "WRONGPASS", "MASTERDOWN"}) {
+    if (error.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+// At most one true per interval. Writer thread only.
+class LogLimiter {
+ public:
+  explicit LogLimiter(milliseconds every) : every_(every) {}
+  // `suppressed` receives how many calls returned false since the last true.
+  bool allow(uint64_t& suppressed) {
+    const auto now = steady::now();
+    if (now < next_) {
+      ++suppressed_;
+      return false;
+    }
+    next_ = now + every_;
+    suppressed = std::exchange(suppressed_, 0);
+    return true;
+  }
+
+ private:
+  const milliseconds every_;
+  steady::time_point next_{};
+  uint64_t suppressed_ = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// RedisSinkStats
+
+RedisSinkStats::RedisSinkStats(metrics::Registry& r)
+    : written_(r.counter("vigil_redis_writes_total", "Scores written to Redis (SET answered OK)")),
+      failed_(r.counter("vigil_redis_write_failures_total",
+                        "Scores sent to Redis but not confirmed (error reply, broken or timed-out "
+                        "connection); not retried")),
+      skipped_queue_full_(r.counter("vigil_redis_skipped_total",
+                                    "Scores not sent to Redis, by reason",
+                                    {{"reason", "queue_full"}})),
+      skipped_unavailable_(r.counter("vigil_redis_skipped_total",
+                                     "Scores not sent to Redis, by reason",
+                                     {{"reason", "unavailable"}})),
+      pipeline_seconds_(r.histogram("vigil_redis_pipeline_seconds",
+                                    "Time of one pipelined round (append all, read all replies)",
+                                    metrics::latency_buckets_seconds())),
+      queue_depth_(r.gauge("vigil_redis_queue_depth", "Scores waiting to be written to Redis")),
+      connected_(r.gauge("vigil_redis_connected", "1 while the Redis sink has a connection")) {}
+
+void RedisSinkStats::records_written(uint64_t n) {
+  if (n) written_.inc(n);
+}
+void RedisSinkStats::records_failed(uint64_t n) {
+  if (n) failed_.inc(n);
+}
+void RedisSinkStats::record_rejected_queue_full() {
+  skipped_queue_full_.inc();
+}
+void RedisSinkStats::records_skipped_unavailable(uint64_t n) {
+  if (n) skipped_unavailable_.inc(n);
+}
+void RedisSinkStats::round_completed(steady::duration elapsed) {
+  pipeline_seconds_.observe(std::chrono::duration<double>(elapsed).count());
+}
+void RedisSinkStats::queue_depth_changed(size_t depth) {
+  queue_depth_.set(static_cast<double>(depth));
+}
+void RedisSinkStats::connection_changed(bool up) {
+  connected_.set(up ? 1.0 : 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RedisSink
+
+struct RedisSink::Writer {
+  redisContext* ctx = nullptr;
+  milliseconds backoff = kInitialBackoff;  // wait before the next attempt after a failure
+  steady::time_point next_attempt{};
+  steady::time_point last_reply{};
+  steady::time_point down_since{};
+  uint64_t skipped_at_down = 0;  // skipped{unavailable} when the connection went
+  bool ever_connected = false;
+  LogLimiter connect_warnings{kWarnInterval};
+  LogLimiter loss_warnings{kWarnInterval};
+  LogLimiter reply_warnings{kWarnInterval};
+  LogLimiter reconnect_infos{kWarnInterval};
+
+  ~Writer() {
+    if (ctx != nullptr) redisFree(ctx);
+  }
+};
+
+Result<std::unique_ptr<RedisSink>> RedisSink::Create(const RedisConfig& config,
+                                                     metrics::Registry& registry) {
+  std::vector<std::string> errors = config.validate();
+  if (!config.enabled()) errors.push_back("redis.url is empty (the Redis sink is disabled)");
+  RedisAddress address;
+  std::string error;
+  if (errors.empty() && !parse_redis_url(config.url, address, error)) errors.push_back(error);
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+    return Result<std::unique_ptr<RedisSink>>::Error(all);
+  }
+  return std::unique_ptr<RedisSink>(new RedisSink(config, std::move(address), registry));
+}
+
+RedisSink::RedisSink(const RedisConfig& config, RedisAddress address, metrics::Registry& registry)
+    : config_(config),
+      address_(std::move(address)),
+      log_(redis_logger()),
+      stats_(registry),
+      writer_state_(std::make_unique<Writer>()) {
+  stats_.connection_changed(false);
+  stats_.queue_depth_changed(0);
+}
+
+RedisSink::~RedisSink() {
+  stop();
+}
+
+void RedisSink::start() {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
+  if (started_ || stopped_) return;
+  started_ = true;
+  log_->info("redis sink starting: {} (key prefix '{}', ttl {} s, queue {}, pipeline {})",
+             endpoint(address_), config_.key_prefix, config_.ttl_s, config_.queue_capacity,
+             config_.pipeline_max);
+  writer_ = std::thread([this] { writer_main(); });
+}
+
+void RedisSink::stop(milliseconds grace) {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
+  if (stopped_) return;
+  stopped_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    accepting_ = false;
+  }
+  bool flushed = true;
+  if (writer_.joinable()) {
+    // Phase 1: let the writer drain what is queued, bounded by `grace`.
+    flushed = flush(grace);
+    // Phase 2: stop it; it finishes its round in flight (bounded by command_timeout).
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_writer_ = true;
+    }
+    work_cv_.notify_all();
+    writer_.join();
+  }
+  std::deque<ScoreRecord> left;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    left.swap(queue_);
+    stats_.records_skipped_unavailable(left.size());
+    settled_ += left.size();
+    stats_.queue_depth_changed(0);
+  }
+  settled_cv_.notify_all();
+  if (!left.empty()) {
+    log_->warn("redis sink stopped with {} scores still queued{}; counted as skipped", left.size(),
+               flushed ? "" : " after the shutdown grace ran out");
+  }
+  log_->info(
+      "redis sink stopped: {} written, {} failed, {} skipped (queue full), {} skipped "
+      "(unavailable)",
+      stats_.written(), stats_.failed(), stats_.skipped_queue_full(), stats_.skipped_unavailable());
+}
+
+bool RedisSink::publish(const ScoreRecord& record) {
+  ScoreRecord copy(record);  // allocate outside the lock
+  bool accepted = false;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!accepting_) {
+      stats_.records_skipped_unavailable(1);
+      return false;
+    }
+    if (queue_.size() < config_.queue_capacity) {
+      queue_.push_back(std::move(copy));
+      ++accepted_;
+      accepted = true;
+      stats_.queue_depth_changed(queue_.size());
+      wake = std::exchange(writer_waiting_, false);
+    }
+  }
+  if (wake) work_cv_.notify_one();
+  if (!accepted) note_queue_full();
+  return accepted;
+}
+
+void RedisSink::note_queue_full() {
+  stats_.record_rejected_queue_full();
+  queue_full_since_log_.fetch_add(1, std::memory_order_relaxed);
+  const int64_t now = steady_ns();
+  int64_t next = next_queue_full_log_ns_.load(std::memory_order_relaxed);
+  if (now < next) return;
+  const int64_t after = now + std::chrono::nanoseconds(kWarnInterval).count();
+  if (!next_queue_full_log_ns_.compare_exchange_strong(next, after)) return;  // another logs
+  log_->warn(
+      "redis write queue full ({} scores waiting): {} scores not cached since the last "
+      "warning",
+      config_.queue_capacity, queue_full_since_log_.exchange(0));
+}
+
+bool RedisSink::flush(milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const uint64_t target = accepted_;
+  return settled_cv_.wait_for(lock, timeout, [&] { return settled_ >= target; });
+}
+
+size_t RedisSink::queue_depth() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
+void RedisSink::take_round(std::vector<ScoreRecord>& round) {
+  const size_t n = std::min(queue_.size(), config_.pipeline_max);
+  for (size_t i = 0; i < n; ++i) {
+    round.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  if (n) stats_.queue_depth_changed(queue_.size());
+}
+
+void RedisSink::mark_settled(size_t n) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    settled_ += n;
+  }
+  settled_cv_.notify_all();
+}
+
+void RedisSink::drop_queued() {
+  std::deque<ScoreRecord> dropped;  // destroyed outside the lock
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (queue_.empty()) return;
+    dropped.swap(queue_);
+    // Counted before settled_ moves: a flush() that returns sees the counts.
+    stats_.records_skipped_unavailable(dropped.size());
+    settled_ += dropped.size();
+    stats_.queue_depth_changed(0);
+  }
+  settled_cv_.notify_all();
+}
+
+void RedisSink::writer_main() {
+  // hiredis 0.14 writes with write(), not send(MSG_NOSIGNAL): a write to a connection Redis
+  // has closed raises SIGPIPE, which would kill the process. Blocked in this thread, the
+  // signal stays pending here and the write fails with EPIPE instead.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+
+  Writer& w = *writer_state_;
+  std::vector<ScoreRecord> round;
+  round.reserve(config_.pipeline_max);
+  w.next_attempt = steady::now();
+  w.down_since = steady::now();
+  for (;;) {
+    if (w.ctx == nullptr) {
+      if (steady::now() >= w.next_attempt) {
+        if (connect(w)) continue;
+        w.next_attempt = steady::now() + w.backoff;
+        w.backoff = std::min(w.backoff * 2, config_.reconnect_backoff_max);
+      }
+      drop_queued();
+      std::unique_lock<std::mutex> lock(mutex_);
+      const auto wake = std::min(w.next_attempt, steady::now() + kDropInterval);
+      work_cv_.wait_until(lock, wake, [this] { return stop_writer_; });
+      if (stop_writer_) break;
+      continue;
+    }
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (queue_.empty() && !stop_writer_) {
+        writer_waiting_ = true;
+        work_cv_.wait_until(lock, w.last_reply + kIdlePing,
+                            [this] { return stop_writer_ || !queue_.empty(); });
+        writer_waiting_ = false;
+      }
+      if (stop_writer_) break;
+      take_round(round);
+    }
+    if (round.empty()) {
+      if (steady::now() >= w.last_reply + kIdlePing) ping(w);
+      continue;
+    }
+    write_round(w, round);
+    round.clear();
+  }
+  if (w.ctx != nullptr) {
+    redisFree(w.ctx);
+    w.ctx = nullptr;
+  }
+  connected_.store(false, std::memory_order_release);
+  stats_.connection_changed(false);
+}
+
+bool RedisSink::connect(Writer& w) {
+  std::string why;
+  redisContext* c = open_connection(address_, config_.command_timeout, why);
+  if (c == nullptr) {
+    uint64_t suppressed = 0;
+    if (w.connect_warnings.allow(suppressed)) {
+      log_->warn(
+          "cannot connect to redis {}: {}; scores are not cached meanwhile (retry in {} "
+          "ms; {} similar warnings suppressed)",
+          endpoint(address_), why, w.backoff.count(), suppressed);
+    }
+    return false;
+  }
+  w.ctx = c;
+  w.last_reply = steady::now();
+  connected_.store(true, std::memory_order_release);
+  stats_.connection_changed(true);
+  if (!w.ever_connected) {
+    log_->info("connected to redis {}", endpoint(address_));
+  } else if (uint64_t suppressed = 0; w.reconnect_infos.allow(suppressed)) {
+    const auto down = std::chrono::duration_cast<milliseconds>(steady::now() - w.down_since);
+    log_->info("reconnected to redis {} after {} ms; {} scores skipped while it was unavailable",
+               endpoint(address_), down.count(), stats_.skipped_unavailable() - w.skipped_at_down);
+  }
+  w.ever_connected = true;
+  return true;
+}
+
+void RedisSink::lose_connection(Writer& w, const std::string& why, size_t unconfirmed) {
+  redisFree(w.ctx);
+  w.ctx = nullptr;
+  connected_.store(false, std::memory_order_release);
+  stats_.connection_changed(false);
+  w.down_since = steady::now();
+  w.skipped_at_down = stats_.skipped_unavailable();
+  w.next_attempt = w.down_since + w.backoff;
+  w.backoff = std::min(w.backoff * 2, config_.reconnect_backoff_max);
+  uint64_t suppressed = 0;
+  if (w.loss_warnings.allow(suppressed)) {
+    log_->warn(
+        "lost the connection to redis {}: {}; {} writes of the round unconfirmed (counted "
+        "as failed); scores are not cached until it is back ({} similar warnings "
+        "suppressed)",
+        endpoint(address_), why, unconfirmed, suppressed);
+  }
+}
+
+void RedisSink::ping(Writer& w) {
+  if (const std::string e = run_command(w.ctx, "PING"); !e.empty()) {
+    lose_connection(w, "PING: " + e, 0);
+    return;
+  }
+  w.last_reply = steady::now();
+  w.backoff = kInitialBackoff;
+}
+
+// One pipelined round: append every SET, then read every reply in order. Replies before a
+// broken read are final; the records from the broken read on are unconfirmed and counted as
+// failed (not retried: Redis may hold them already, and it is a cache).
+void RedisSink::write_round(Writer& w, std::vector<ScoreRecord>& round) {
+  const auto started = steady::now();
+  size_t appended = 0;
+  std::string key;
+  std::string value;
+  for (const auto& r : round) {
+    key.assign(config_.key_prefix).append(r.transaction_id);
+    value = to_json(r);
+    if (redisAppendCommand(w.ctx, "SET %b %b EX %d", key.data(), key.size(), value.data(),
+                           value.size(), config_.ttl_s) != REDIS_OK) {
+      break;  // out of memory: what was appended still goes out
+    }
+    ++appended;
+  }
+  size_t replied = 0;
+  size_t ok = 0;
+  std::string broken;     // why the connection cannot be used any more
+  std::string rejection;  // the first error reply of the round
+  for (; replied < appended; ++replied) {
+    void* raw = nullptr;
+    if (redisGetReply(w.ctx, &raw) != REDIS_OK || raw == nullptr) {
+      broken = w.ctx->errstr[0] != '\0' ? w.ctx->errstr : "no reply";
+      break;
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    if (reply->type == REDIS_REPLY_ERROR) {
+      if (rejection.empty()) rejection.assign(reply->str, reply->len);
+    } else {
+      ++ok;
+    }
+    freeReplyObject(reply);
+  }
+  if (broken.empty() && appended < round.size()) broken = "out of memory appending commands";
+  const size_t unconfirmed = round.size() - replied;
+  const size_t rejected = replied - ok;
+
+  stats_.records_written(ok);
+  stats_.records_failed(rejected + unconfirmed);
+  stats_.round_completed(steady::now() - started);
+
+  if (ok > 0) {
+    w.last_reply = steady::now();
+    w.backoff = kInitialBackoff;  // the connection works: the next loss retries quickly
+  }
+  if (rejected > 0) {
+    uint64_t suppressed = 0;
+    if (w.reply_warnings.allow(suppressed)) {
+      log_->warn("redis rejected {} of {} writes: {} ({} similar warnings suppressed)", rejected,
+                 round.size(), rejection, suppressed);
+    }
+  }
+  if (!broken.empty()) {
+    lose_connection(w, broken, unconfirmed);
+  } else if (ok == 0 && needs_reconnect(rejection)) {
+    lose_connection(w, rejection, 0);
+  }
+  // Last, so that a flush() returning after this round sees connected() as the round left it.
+  mark_settled(round.size());
+}
+
+}  // namespace vigil::sinks
