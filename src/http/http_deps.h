@@ -1,0 +1,40 @@
+// What the HTTP side-port borrows from the rest of the process. Kept free of Boost and
+// simdjson so that src/app can include it (through server.h) cheaply.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "scoring/model.h"
+#include "scoring/scoring_queue.h"
+#include "sinks/score_sink.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace vigil::http {
+
+// Every pointer is borrowed: the owner keeps them alive until HttpServer::stop() has returned
+// AND the batcher has completed every request (completions of HTTP rows may arrive after the
+// server stopped; they then touch `score_sink` and `queue`, never the server).
+struct HttpDeps {
+  scoring::ScoringQueue* queue = nullptr;  // HTTP rows go in with Priority::kHigh
+  // The model currently served; null while none is loaded. Called on io threads.
+  std::function<std::shared_ptr<const scoring::ModelInfo>()> model_info;
+  metrics::Registry* registry = nullptr;
+  // Reasons the process is not ready ("kafka: no partitions assigned", ...); empty = ready.
+  // The router adds its own checks (model loaded, queue below its high watermark, not
+  // shutting down), so this only needs the other components'. Optional; called on io threads.
+  std::function<std::vector<std::string>()> readiness_failures;
+  // Scores of /predict instances that carry a transaction_id are also published here (Redis),
+  // with the same key and JSON as the streaming path. Optional.
+  sinks::ScoreSink* score_sink = nullptr;
+  std::string model_yaml_text;             // served verbatim inside /model/info; may be empty
+  std::shared_ptr<spdlog::logger> logger;  // optional; spdlog's default logger when null
+};
+
+}  // namespace vigil::http

@@ -1,0 +1,54 @@
+// The HTTP side-port's metrics, with verbs the server calls. Thread-safe.
+//
+//   vigil_http_requests_total{route,code}           answers, by route template and status
+//   vigil_http_request_duration_seconds{route}      request fully read -> response ready
+//   vigil_http_connections                          open connections
+//   vigil_http_connections_rejected_total           closed at once: over http.max_connections
+//   vigil_http_read_timeouts_total                  a request did not arrive within read_timeout
+//   vigil_http_request_timeouts_total               scoring did not answer within request_timeout
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "common/metrics.h"
+
+namespace vigil::http {
+
+class HttpStats {
+ public:
+  explicit HttpStats(metrics::Registry& registry);
+
+  // `route` is a route template ("/v2/models/{m}/infer"), so label cardinality stays bounded.
+  void request_answered(const char* route, unsigned status, std::chrono::nanoseconds elapsed);
+  void connection_opened() { connections_.add(1); }
+  void connection_closed() { connections_.add(-1); }
+  void connection_rejected() { rejected_.inc(); }
+  void read_timed_out() { read_timeouts_.inc(); }
+  void request_timed_out() { request_timeouts_.inc(); }
+
+  double connections() const { return connections_.value(); }
+  uint64_t read_timeouts() const { return read_timeouts_.value(); }
+  uint64_t request_timeouts() const { return request_timeouts_.value(); }
+  uint64_t rejected_connections() const { return rejected_.value(); }
+
+ private:
+  struct RouteSeries {
+    metrics::Histogram* duration = nullptr;
+    std::map<unsigned, metrics::Counter*> by_status;
+  };
+
+  metrics::Registry& registry_;
+  metrics::Gauge& connections_;
+  metrics::Counter& rejected_;
+  metrics::Counter& read_timeouts_;
+  metrics::Counter& request_timeouts_;
+  // The registry's lookups take its lock and scan; cache the series per (route, status).
+  std::mutex mutex_;
+  std::map<std::string, RouteSeries, std::less<>> routes_;
+};
+
+}  // namespace vigil::http

@@ -1,0 +1,418 @@
+#include "http/inference_request.h"
+
+#include <cmath>
+#include <limits>
+
+namespace vigil::http {
+
+namespace {
+
+using simdjson::ondemand::json_type;
+namespace od = simdjson::ondemand;
+
+// One parser and padded copy per thread: io threads parse bodies concurrently.
+struct ThreadParser {
+  od::parser parser;
+  std::string buffer;
+};
+ThreadParser& thread_parser() {
+  thread_local ThreadParser p;
+  return p;
+}
+
+const char* type_name(json_type t) {
+  switch (t) {
+    case json_type::array:
+      return "array";
+    case json_type::object:
+      return "object";
+    case json_type::number:
+      return "number";
+    case json_type::string:
+      return "string";
+    case json_type::boolean:
+      return "boolean";
+    case json_type::null:
+      return "null";
+  }
+  return "unknown";
+}
+
+// A simdjson error met while walking a value means its JSON text is broken: 400. A value of the
+// wrong type is a 422 instead, reported by the caller, which knows what it expected.
+HttpError malformed(simdjson::error_code ec, const std::string& where) {
+  return {400, "malformed JSON" + (where.empty() ? "" : " in " + where) + ": " +
+                   simdjson::error_message(ec)};
+}
+
+HttpError unprocessable(std::string message) {
+  return {422, std::move(message)};
+}
+
+// Reads one number as float32, rejecting what the Kafka decoder rejects with the same words
+// (codec::decode_features keeps its own reader private).
+std::optional<HttpError> read_number(od::value v, const std::string& what, float& out) {
+  json_type t;
+  if (auto ec = v.type().get(t)) {
+    std::string_view raw = v.raw_json_token();
+    if (!raw.empty() &&
+        (raw[0] == 'N' || raw[0] == 'I' || (raw.size() > 1 && raw[0] == '-' && raw[1] == 'I'))) {
+      return unprocessable(what + " is NaN or Infinity");
+    }
+    return malformed(ec, what);
+  }
+  if (t != json_type::number) {
+    return unprocessable(what + " must be a number, got " + type_name(t));
+  }
+  double d;
+  if (auto ec = v.get_double().get(d)) {
+    if (ec == simdjson::NUMBER_ERROR || ec == simdjson::NUMBER_OUT_OF_RANGE) {
+      return unprocessable(what + " is not a finite number");
+    }
+    return malformed(ec, what);
+  }
+  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+    return unprocessable(what + " is outside the float32 range or not finite");
+  }
+  out = static_cast<float>(d);
+  return std::nullopt;
+}
+
+std::optional<HttpError> from_decode_status(const codec::DecodeStatus& st) {
+  if (st.ok()) return std::nullopt;
+  if (st.code == codec::DecodeError::kMalformedJson) return HttpError{400, st.message};
+  return unprocessable(st.message);
+}
+
+std::optional<HttpError> check_no_trailing_content(od::document& doc) {
+  const char* trailing = nullptr;
+  if (doc.current_location().get(trailing) == simdjson::SUCCESS && trailing != nullptr) {
+    return HttpError{400, "malformed JSON: trailing content after the body's JSON value"};
+  }
+  return std::nullopt;
+}
+
+// An instance object: named features, plus an optional "transaction_id". decode_features
+// cannot take it whole because it (rightly, for the Kafka event's "features") rejects every
+// key that is not a feature, so this walks the keys and reads each number like it does.
+std::optional<HttpError> decode_named_instance(od::object obj, const codec::FeatureSchema& schema,
+                                               const std::string& where, std::vector<float>& row,
+                                               std::string& transaction_id) {
+  const size_t width = schema.width();
+  row.assign(width, 0.0f);
+  std::vector<bool> seen(width, false);
+  bool have_id = false;
+  for (auto field : obj) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
+    if (key == "transaction_id") {
+      std::string_view id;
+      if (have_id) return unprocessable(where + ": duplicate field 'transaction_id'");
+      if (field.value().get_string().get(id) || id.empty() ||
+          id.size() > codec::EventDecoder::kMaxTransactionIdBytes) {
+        return unprocessable(where + ".transaction_id must be a string of 1 to " +
+                             std::to_string(codec::EventDecoder::kMaxTransactionIdBytes) +
+                             " bytes");
+      }
+      transaction_id.assign(id);
+      have_id = true;
+      continue;
+    }
+    const int idx = schema.index_of(key);
+    if (idx < 0) return unprocessable(where + ": unknown feature '" + std::string(key) + "'");
+    if (seen[idx]) return unprocessable(where + ": duplicate feature '" + std::string(key) + "'");
+    seen[idx] = true;
+    od::value v;
+    if (auto ec = field.value().get(v)) return malformed(ec, where);
+    if (auto err = read_number(v, where + ": feature '" + std::string(key) + "'", row[idx])) {
+      return err;
+    }
+  }
+  std::string missing;
+  size_t n_missing = 0;
+  for (size_t i = 0; i < width; ++i) {
+    if (!seen[i]) missing += (n_missing++ ? ", '" : "'") + schema.names()[i] + "'";
+  }
+  if (n_missing > 0) {
+    return unprocessable(where + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpError> decode_instance(od::value v, const codec::FeatureSchema& schema,
+                                         const std::string& where, std::vector<float>& row,
+                                         std::string& transaction_id) {
+  json_type t;
+  if (auto ec = v.type().get(t)) return malformed(ec, where);
+  if (t == json_type::array) {
+    return from_decode_status(codec::decode_features(v, schema, row, where));
+  }
+  if (t != json_type::object) {
+    return unprocessable(where + " must be an array of " + std::to_string(schema.width()) +
+                         " numbers in model order or an object of named features, got " +
+                         type_name(t));
+  }
+  od::object obj;
+  if (auto ec = v.get_object().get(obj)) return malformed(ec, where);
+  return decode_named_instance(obj, schema, where, row, transaction_id);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// One input tensor of an infer request. Fields may come in any order, so `data` is read first
+// into a flat buffer (remembering whether it was nested) and checked against `shape` after.
+std::optional<HttpError> decode_input(od::value v, const InferSpec& spec, size_t max_instances,
+                                      InferRequest& out) {
+  const std::string where = "inputs[0]";
+  od::object obj;
+  if (v.get_object().get(obj)) {
+    return unprocessable(where + " must be an object {name, shape, datatype, data}");
+  }
+  std::optional<std::string> name;
+  std::optional<std::string> datatype;
+  std::optional<std::vector<int64_t>> shape;
+  bool have_data = false;
+  std::vector<float> flat;
+  enum class Layout { kUnknown, kFlat, kNested } layout = Layout::kUnknown;
+  std::vector<size_t> row_lengths;  // nested layout only
+
+  for (auto field : obj) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
+    if (key == "name") {
+      std::string_view s;
+      if (field.value().get_string().get(s)) return unprocessable(where + ".name must be a string");
+      name.emplace(s);
+    } else if (key == "datatype") {
+      std::string_view s;
+      if (field.value().get_string().get(s)) {
+        return unprocessable(where + ".datatype must be a string");
+      }
+      datatype.emplace(s);
+      if (*datatype != "FP32") {
+        return unprocessable(where + ".datatype must be \"FP32\", got \"" + *datatype + "\"");
+      }
+    } else if (key == "shape") {
+      od::array arr;
+      if (field.value().get_array().get(arr)) {
+        return unprocessable(where + ".shape must be an array of integers");
+      }
+      shape.emplace();
+      for (auto d : arr) {
+        int64_t n;
+        if (d.get_int64().get(n))
+          return unprocessable(where + ".shape must be an array of integers");
+        shape->push_back(n);
+      }
+    } else if (key == "data") {
+      od::array arr;
+      if (field.value().get_array().get(arr))
+        return unprocessable(where + ".data must be an array");
+      have_data = true;
+      size_t i = 0;
+      for (auto element : arr) {
+        od::value ev;
+        if (auto ec = element.get(ev)) return malformed(ec, where + ".data");
+        const std::string at = where + ".data[" + std::to_string(i) + "]";
+        json_type t;
+        if (ev.type().get(t) == simdjson::SUCCESS && t == json_type::array) {
+          if (layout == Layout::kFlat) {
+            return unprocessable(at + ": data mixes numbers and arrays");
+          }
+          layout = Layout::kNested;
+          od::array row;
+          if (auto ec = ev.get_array().get(row)) return malformed(ec, at);
+          size_t j = 0;
+          for (auto x : row) {
+            od::value xv;
+            if (auto ec = x.get(xv)) return malformed(ec, at);
+            float f = 0.0f;
+            if (auto err = read_number(xv, at + "[" + std::to_string(j) + "]", f)) return err;
+            flat.push_back(f);
+            ++j;
+          }
+          row_lengths.push_back(j);
+        } else {
+          if (layout == Layout::kNested) {
+            return unprocessable(at + ": data mixes arrays and numbers");
+          }
+          layout = Layout::kFlat;
+          float f = 0.0f;
+          if (auto err = read_number(ev, at, f)) return err;
+          flat.push_back(f);
+        }
+        ++i;
+      }
+    }  // "parameters" and other keys: ignored
+  }
+
+  if (!name) return unprocessable(where + ": missing field 'name'");
+  if (*name != spec.input_name) {
+    return unprocessable(where + ".name must be '" + spec.input_name + "', got '" + *name + "'");
+  }
+  if (!datatype) return unprocessable(where + ": missing field 'datatype'");
+  if (!shape) return unprocessable(where + ": missing field 'shape'");
+  if (!have_data) return unprocessable(where + ": missing field 'data'");
+  const auto width = static_cast<int64_t>(spec.width);
+  if (shape->size() != 2 || (*shape)[0] < 1 || (*shape)[1] != width) {
+    return unprocessable(where + ".shape must be [N, " + std::to_string(width) +
+                         "] with the batch dimension first and N >= 1, got " + shape_text(*shape));
+  }
+  const auto rows = static_cast<size_t>((*shape)[0]);
+  if (rows > max_instances) {
+    return unprocessable(where + ".shape asks for " + std::to_string(rows) + " rows, at most " +
+                         std::to_string(max_instances) + " per request");
+  }
+  if (layout == Layout::kNested) {
+    if (row_lengths.size() != rows) {
+      return unprocessable(where + ".data has " + std::to_string(row_lengths.size()) +
+                           " rows, shape " + shape_text(*shape) + " needs " + std::to_string(rows));
+    }
+    for (size_t r = 0; r < rows; ++r) {
+      if (row_lengths[r] != spec.width) {
+        return unprocessable(where + ".data[" + std::to_string(r) + "] has " +
+                             std::to_string(row_lengths[r]) + " values, shape " +
+                             shape_text(*shape) + " needs " + std::to_string(spec.width));
+      }
+    }
+  } else if (flat.size() != rows * spec.width) {
+    return unprocessable(where + ".data has " + std::to_string(flat.size()) + " values, shape " +
+                         shape_text(*shape) + " needs " + std::to_string(rows * spec.width));
+  }
+  out.rows.resize(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    out.rows[r].assign(flat.begin() + static_cast<ptrdiff_t>(r * spec.width),
+                       flat.begin() + static_cast<ptrdiff_t>((r + 1) * spec.width));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<HttpError> decode_predict(std::string_view body, const codec::FeatureSchema& schema,
+                                        size_t max_instances, PredictRequest& out) {
+  out.rows.clear();
+  out.transaction_ids.clear();
+  auto& p = thread_parser();
+  od::document doc;
+  if (auto ec = p.parser.iterate(codec::pad_into(body, p.buffer)).get(doc)) {
+    return malformed(ec, "");
+  }
+  json_type t;
+  if (auto ec = doc.type().get(t)) return malformed(ec, "");
+  if (t != json_type::object) {
+    return unprocessable(
+        std::string("body must be a JSON object with an \"instances\" array, got ") + type_name(t));
+  }
+  od::object root;
+  if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
+  bool have_instances = false;
+  for (auto field : root) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, "");
+    od::value v;
+    if (auto ec = field.value().get(v)) return malformed(ec, "");
+    if (key != "instances") continue;  // other keys are ignored
+    if (have_instances) return unprocessable("duplicate field 'instances'");
+    have_instances = true;
+    if (auto ec = v.type().get(t)) return malformed(ec, "instances");
+    if (t != json_type::array) {
+      return unprocessable(std::string("instances must be an array, got ") + type_name(t));
+    }
+    od::array arr;
+    if (auto ec = v.get_array().get(arr)) return malformed(ec, "instances");
+    for (auto element : arr) {
+      od::value ev;
+      if (auto ec = element.get(ev)) return malformed(ec, "instances");
+      if (out.rows.size() >= max_instances) {
+        return unprocessable("instances has more than " + std::to_string(max_instances) +
+                             " instances, the most one request may carry");
+      }
+      const std::string where = "instances[" + std::to_string(out.rows.size()) + "]";
+      out.rows.emplace_back();
+      out.transaction_ids.emplace_back();
+      if (auto err =
+              decode_instance(ev, schema, where, out.rows.back(), out.transaction_ids.back())) {
+        return err;
+      }
+    }
+  }
+  if (auto err = check_no_trailing_content(doc)) return err;
+  if (!have_instances) return unprocessable("missing field 'instances'");
+  if (out.rows.empty()) return unprocessable("instances must not be empty");
+  return std::nullopt;
+}
+
+std::optional<HttpError> decode_infer(std::string_view body, const InferSpec& spec,
+                                      size_t max_instances, InferRequest& out) {
+  out.id.reset();
+  out.rows.clear();
+  auto& p = thread_parser();
+  od::document doc;
+  if (auto ec = p.parser.iterate(codec::pad_into(body, p.buffer)).get(doc)) {
+    return malformed(ec, "");
+  }
+  json_type t;
+  if (auto ec = doc.type().get(t)) return malformed(ec, "");
+  if (t != json_type::object) {
+    return unprocessable(std::string("body must be a JSON object with an \"inputs\" array, got ") +
+                         type_name(t));
+  }
+  od::object root;
+  if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
+  bool have_inputs = false;
+  size_t n_inputs = 0;
+  for (auto field : root) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, "");
+    od::value v;
+    if (auto ec = field.value().get(v)) return malformed(ec, "");
+    if (key == "id") {
+      std::string_view id;
+      if (v.get_string().get(id)) return unprocessable("id must be a string");
+      out.id.emplace(id);
+    } else if (key == "inputs") {
+      if (have_inputs) return unprocessable("duplicate field 'inputs'");
+      have_inputs = true;
+      od::array arr;
+      if (v.get_array().get(arr)) return unprocessable("inputs must be an array");
+      for (auto element : arr) {
+        od::value ev;
+        if (auto ec = element.get(ev)) return malformed(ec, "inputs");
+        if (n_inputs++ == 0) {
+          if (auto err = decode_input(ev, spec, max_instances, out)) return err;
+        }
+      }
+    } else if (key == "outputs") {
+      od::array arr;
+      if (v.get_array().get(arr)) return unprocessable("outputs must be an array");
+      size_t i = 0;
+      for (auto element : arr) {
+        const std::string where = "outputs[" + std::to_string(i++) + "]";
+        od::object o;
+        std::string_view name;
+        if (element.get_object().get(o) || o.find_field_unordered("name").get_string().get(name)) {
+          return unprocessable(where + " must be an object with a string 'name'");
+        }
+        if (name != spec.output_name) {
+          return unprocessable(where + ".name: unknown output '" + std::string(name) +
+                               "', the model has '" + spec.output_name + "'");
+        }
+      }
+    }  // "parameters" and other keys: ignored
+  }
+  if (auto err = check_no_trailing_content(doc)) return err;
+  if (!have_inputs) return unprocessable("missing field 'inputs'");
+  if (n_inputs != 1) {
+    return unprocessable("inputs must hold exactly one tensor, '" + spec.input_name +
+                         "' (FP32, shape [N, " + std::to_string(spec.width) + "]), got " +
+                         std::to_string(n_inputs));
+  }
+  return std::nullopt;
+}
+
+}  // namespace vigil::http

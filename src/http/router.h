@@ -1,0 +1,125 @@
+// The HTTP side-port's request -> response logic, without sockets: the server feeds it parsed
+// requests and writes what it answers; tests call it directly.
+//
+// Routes (GET unless marked):
+//   POST /predict                                   {"instances": [...]}  -> {"predictions": [...]}
+//   GET  /v2  /v2/health/live  /v2/health/ready     Open Inference Protocol (KServe v2)
+//   GET  /v2/models/{m}[/versions/{v}][/ready]
+//   POST /v2/models/{m}[/versions/{v}]/infer
+//   GET  /health  /ready  /model/info  /metrics  /openapi.json
+//
+// Errors are {"error": "<what is wrong, naming the field or index>"} with 400 (not JSON),
+// 401 (bearer token missing or wrong, scoring routes only), 404 (route, model or version),
+// 405 (method; Allow names the right one), 413 (body over http.max_body_bytes, from the server),
+// 422 (wrong shape, type, count; unknown/missing feature; NaN), 503 + Retry-After (queue full,
+// shutting down, no model, request_timeout passed), 500 (a bug, or the model failed).
+//
+// Scoring: every instance becomes one ScoreRequest (origin kHttp, Priority::kHigh) on the same
+// queue as the Kafka events. The answer is given when the last instance completes (a shared
+// counter); if some instance cannot be queued (queue full, closed) the request is answered 503
+// at once and its instances already queued complete harmlessly later.
+//
+// Threads: handle() runs on io threads (any number at once). `respond` is called exactly once,
+// either before handle() returns (everything but scoring) or on a scoring worker thread; it must
+// not block. The state of a scoring call is shared by its ScoreRequests, so completions that
+// arrive after the connection or even the server are gone touch only that state, the queue and
+// the score sink.
+#pragma once
+
+#include <atomic>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/http_config.h"
+#include "http/http_deps.h"
+
+namespace vigil::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Respond = std::function<void(Response)>;
+
+// The name of the one input tensor in Open Inference Protocol requests and metadata.
+inline constexpr const char* kInferInputName = "features";
+
+enum class RouteId {
+  kUnmatched,
+  kPredict,
+  kV2Server,
+  kV2Live,
+  kV2Ready,
+  kV2Model,
+  kV2ModelReady,
+  kV2ModelVersion,
+  kV2ModelVersionReady,
+  kV2Infer,
+  kV2VersionInfer,
+  kHealth,
+  kReady,
+  kModelInfo,
+  kMetrics,
+  kOpenApi,
+};
+
+struct RouteMatch {
+  RouteId id = RouteId::kUnmatched;
+  std::string model;    // {m}
+  std::string version;  // {v}
+};
+
+// Matches a request target (the query string is ignored) against the route templates.
+RouteMatch match_route(std::string_view target);
+// The route template, used as the `route` metric label ("unmatched" for 404s).
+const char* route_label(RouteId id);
+
+// {"error": message} with `status`; 503 also gets Retry-After, 405 gets nothing extra (the
+// caller sets Allow).
+Response error_response(unsigned status, std::string_view message);
+
+class Router {
+ public:
+  Router(const HttpConfig& config, HttpDeps deps);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Answers `req` by calling `respond` exactly once (see the threads note above).
+  void handle(Request req, Respond respond);
+
+  // From now on the scoring routes answer 503 + Retry-After and the readiness routes fail.
+  // Thread-safe, idempotent.
+  void begin_shutdown() { shutting_down_.store(true, std::memory_order_release); }
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
+
+  // Why the process is not ready (empty = ready): shutting down, no model, queue at or above its
+  // high watermark, and HttpDeps::readiness_failures.
+  std::vector<std::string> readiness_failures() const;
+
+ private:
+  struct Schema;
+  void dispatch(const RouteMatch& route, Request& req, const Respond& respond);
+  bool authorized(const Request& req) const;
+  std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
+  void predict(Request& req, const Respond& respond);
+  void infer(const RouteMatch& route, Request& req, const Respond& respond);
+  // The current model when `route` names it (and its version, when given); otherwise answers
+  // 404 (or 503 without a model) and returns null.
+  std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,
+                                                      const Respond& respond);
+  Response ready_response(bool kserve) const;
+  Response model_info_response(const scoring::ModelInfo& info) const;
+
+  const HttpConfig config_;
+  const HttpDeps deps_;
+  std::atomic<bool> shutting_down_{false};
+  std::mutex schema_mutex_;
+  std::shared_ptr<const Schema> schema_;  // for the last model seen
+};
+
+}  // namespace vigil::http

@@ -1,0 +1,554 @@
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <future>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "http/http_stats.h"
+#include "http/router.h"
+
+namespace vigil::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kHeaderLimit = 16 * 1024;  // request line + headers
+constexpr size_t kReadChunk = 4096;
+// After the last response of a connection, the send side is shut and whatever the client still
+// sends (the rest of a refused body) is read and dropped for a moment, so that closing does not
+// reset the connection before the client has read the response.
+constexpr std::chrono::milliseconds kLingerTime{500};
+constexpr size_t kLingerBytes = 256 * 1024;
+constexpr std::chrono::milliseconds kForcedCloseWait{500};
+
+// Hands responses from scoring worker threads to the io threads until the server stops. Once
+// closed it drops them, so that no thread posts to the io_context after stop().
+class Gateway {
+ public:
+  template <class Executor, class Handler>
+  void post(const Executor& executor, Handler&& handler) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (open_) net::post(executor, std::forward<Handler>(handler));
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = false;
+  }
+
+ private:
+  std::mutex mutex_;
+  bool open_ = true;
+};
+
+class Session;
+
+// What connections share; owned by HttpServer::Impl and outliving every Session (sessions
+// die on the io threads or, at the latest, while the io_context is destroyed).
+struct ServerCore {
+  ServerCore(const HttpConfig& c, HttpDeps deps)
+      : config(c),
+        log(deps.logger ? deps.logger : spdlog::default_logger()),
+        stats(*deps.registry),
+        router(c, std::move(deps)) {}
+
+  const HttpConfig config;
+  const std::shared_ptr<spdlog::logger> log;
+  HttpStats stats;
+  Router router;
+  const std::shared_ptr<Gateway> gateway = std::make_shared<Gateway>();
+
+  struct Entry {
+    std::weak_ptr<Session> session;
+    net::any_io_executor executor;  // the connection's strand
+  };
+  std::mutex sessions_mutex;
+  std::condition_variable sessions_cv;
+  std::unordered_map<const Session*, Entry> sessions;
+
+  size_t session_count() {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    return sessions.size();
+  }
+  void remove(const Session* s) {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    sessions.erase(s);
+    sessions_cv.notify_all();
+  }
+};
+
+bool is_http_parse_error(const beast::error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();
+}
+
+// One connection. All its handlers run on its strand; it is kept alive by the operations and
+// timers it has pending, never by scoring completions (they hold a weak_ptr and come in through
+// the Gateway), so it can die while its requests are still being scored.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, ServerCore& core) : core_(core), stream_(std::move(socket)) {
+    core_.stats.connection_opened();
+  }
+  ~Session() {
+    core_.stats.connection_closed();
+    core_.remove(this);
+  }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->maybe_read(); });
+  }
+
+  // Server stop, phase 1: read nothing more, answer what was read (the last answer says
+  // Connection: close), then close. On the strand.
+  void shutdown_gracefully() {
+    no_more_requests_ = true;
+    if (reading_ && !writing_) cancel_read();
+    if (!reading_ && !writing_ && slots_.empty()) close();
+  }
+
+  // Server stop, phase 2. On the strand.
+  void force_close() { close(); }
+
+ private:
+  // A request read and not yet answered, in arrival order.
+  struct Slot {
+    uint64_t seq = 0;
+    const char* route = "unmatched";
+    steady::time_point started;
+    unsigned version = 11;
+    std::optional<Response> response;             // set once answered
+    std::unique_ptr<net::steady_timer> deadline;  // http.request_timeout
+  };
+
+  // -- reading -------------------------------------------------------------------------------
+
+  void maybe_read() {
+    if (reading_ || no_more_requests_ || closed_) return;
+    if (slots_.size() >= kMaxPipelinedRequests) return;  // resumes after a write
+    // Nothing buffered and answers pending: write them before waiting for more, so that the
+    // idle timeout only runs while nothing is in flight.
+    if (buffer_.size() == 0 && !slots_.empty()) return;
+    reading_ = true;
+    if (buffer_.size() == 0) {
+      stream_.expires_after(core_.config.idle_timeout);
+      stream_.async_read_some(
+          buffer_.prepare(kReadChunk),
+          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+    } else {
+      read_header();
+    }
+  }
+
+  void on_first_bytes(beast::error_code ec, size_t n) {
+    if (ec) return on_read_error(ec, /*idle=*/true);
+    buffer_.commit(n);
+    read_header();
+  }
+
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(core_.config.max_body_bytes);
+    // One deadline for the whole request, headers and body: a trickling client is cut off.
+    stream_.expires_after(core_.config.read_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) return on_read_error(ec, false);
+    if (parser_->is_done()) return on_request();
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::on_body, shared_from_this()));
+  }
+
+  void on_body(beast::error_code ec, size_t) {
+    if (ec) return on_read_error(ec, false);
+    on_request();
+  }
+
+  void on_request() {
+    reading_ = false;
+    Request req = parser_->release();
+    parser_.reset();
+    if (!req.keep_alive()) no_more_requests_ = true;
+    const uint64_t seq = add_slot(route_label(match_route(req.target()).id), req.version());
+    core_.router.handle(std::move(req), respond_for(seq));
+    maybe_read();
+  }
+
+  void on_read_error(beast::error_code ec, bool idle) {
+    reading_ = false;
+    no_more_requests_ = true;
+    if (closed_) return;
+    if (ec == bhttp::error::body_limit) {
+      const auto& header = parser_->get();
+      const uint64_t seq = add_slot(route_label(match_route(header.target()).id), header.version());
+      fill(seq, error_response(413, "request body exceeds http.max_body_bytes (" +
+                                        std::to_string(core_.config.max_body_bytes) + " bytes)"));
+      return;
+    }
+    if (ec == beast::error::timeout) {  // the stream has closed the socket already
+      if (!idle) {
+        core_.stats.read_timed_out();
+        core_.log->debug("http: request not read within {} ms, connection closed",
+                         core_.config.read_timeout.count());
+      }
+      return close();
+    }
+    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted) {
+      // The client is done sending (or we stopped reading): answer what was read, then close.
+      if (slots_.empty() && !writing_) close();
+      return;
+    }
+    if (is_http_parse_error(ec) && ec != bhttp::error::partial_message) {
+      const uint64_t seq = add_slot("unmatched", 11);
+      fill(seq, error_response(400, "malformed HTTP request: " + ec.message()));
+      return;
+    }
+    close();  // reset, partial message: nobody to answer
+  }
+
+  void cancel_read() {
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+
+  // -- answering -----------------------------------------------------------------------------
+
+  uint64_t add_slot(const char* route, unsigned version) {
+    Slot& s = slots_.emplace_back();
+    s.seq = next_seq_++;
+    s.route = route;
+    s.started = steady::now();
+    s.version = version;
+    s.deadline = std::make_unique<net::steady_timer>(stream_.get_executor());
+    s.deadline->expires_after(core_.config.request_timeout);
+    s.deadline->async_wait([self = shared_from_this(), seq = s.seq](beast::error_code ec) {
+      if (!ec) self->on_deadline(seq);
+    });
+    return s.seq;
+  }
+
+  Slot* find(uint64_t seq) {
+    if (slots_.empty() || seq < slots_.front().seq) return nullptr;
+    const uint64_t i = seq - slots_.front().seq;
+    return i < slots_.size() ? &slots_[i] : nullptr;
+  }
+
+  // The Respond handed to the router: may run on a scoring worker thread, after this session
+  // or the whole server is gone.
+  Respond respond_for(uint64_t seq) {
+    return [gateway = core_.gateway, weak = weak_from_this(), executor = stream_.get_executor(),
+            seq](Response res) {
+      gateway->post(executor, [weak, seq, res = std::move(res)]() mutable {
+        if (auto self = weak.lock()) self->fill(seq, std::move(res));
+      });
+    };
+  }
+
+  void on_deadline(uint64_t seq) {
+    Slot* s = find(seq);
+    if (s == nullptr || s->response) return;
+    core_.stats.request_timed_out();
+    fill(seq, error_response(503, "not answered within http.request_timeout_ms (" +
+                                      std::to_string(core_.config.request_timeout.count()) +
+                                      " ms), retry later"));
+  }
+
+  // Records the answer to request `seq` unless it has one already (a late completion after
+  // the deadline), then writes what can be written in order.
+  void fill(uint64_t seq, Response res) {
+    Slot* s = find(seq);
+    if (s == nullptr || s->response) return;
+    s->response = std::move(res);
+    if (s->deadline) s->deadline->cancel();
+    core_.stats.request_answered(s->route, s->response->result_int(), steady::now() - s->started);
+    flush();
+  }
+
+  void flush() {
+    if (writing_ || closed_ || slots_.empty() || !slots_.front().response) return;
+    Slot& s = slots_.front();
+    Response& res = *s.response;
+    // The last answer before the connection closes says so.
+    const bool last = no_more_requests_ && slots_.size() == 1;
+    res.version(s.version);
+    res.keep_alive(!last);
+    res.prepare_payload();
+    writing_ = true;
+    stream_.expires_after(core_.config.read_timeout);
+    bhttp::async_write(stream_, res,
+                       beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
+    writing_ = false;
+    if (ec) return close();
+    const bool keep_alive = slots_.front().response->keep_alive();
+    slots_.pop_front();
+    if (!keep_alive || (no_more_requests_ && slots_.empty())) {
+      if (reading_) cancel_read();
+      return linger_close();
+    }
+    if (no_more_requests_ && reading_) cancel_read();
+    flush();
+    maybe_read();
+  }
+
+  // -- closing -------------------------------------------------------------------------------
+
+  void linger_close() {
+    if (closed_) return;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec || reading_) return close();
+    stream_.expires_after(kLingerTime);
+    linger_read();
+  }
+
+  void linger_read() {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->linger_bytes_ += n;
+                              if (ec || self->linger_bytes_ > kLingerBytes) return self->close();
+                              self->linger_read();
+                            });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    no_more_requests_ = true;
+    for (auto& s : slots_) {
+      if (s.deadline) s.deadline->cancel();  // releases this session
+    }
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  ServerCore& core_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::deque<Slot> slots_;
+  uint64_t next_seq_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool no_more_requests_ = false;  // client closed, asked to close, an error, or server stop
+  bool closed_ = false;
+  size_t linger_bytes_ = 0;
+};
+
+Status write_port_file(const std::string& path, uint16_t port) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return Status::Error("http.port_file: cannot write '" + tmp + "'");
+  const bool ok = std::fprintf(f, "%u\n", static_cast<unsigned>(port)) > 0;
+  if (std::fclose(f) != 0 || !ok)
+    return Status::Error("http.port_file: cannot write '" + tmp + "'");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Error("http.port_file: cannot rename '" + tmp + "' to '" + path + "'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct HttpServer::Impl {
+  Impl(const HttpConfig& config, HttpDeps deps) : core(config, std::move(deps)) {}
+
+  void do_accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (!accepting) return;
+      if (ec) {
+        // Out of file descriptors and the like: do not spin, try again shortly.
+        core.log->warn("http: accept failed: {}", ec.message());
+        accept_retry.expires_after(std::chrono::milliseconds(100));
+        accept_retry.async_wait([this](beast::error_code e) {
+          if (!e && accepting) do_accept();
+        });
+        return;
+      }
+      on_accept(std::move(s));
+      do_accept();
+    });
+  }
+
+  void on_accept(tcp::socket socket) {
+    if (core.session_count() >= core.config.max_connections) {
+      core.stats.connection_rejected();
+      beast::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto session = std::make_shared<Session>(std::move(socket), core);
+    {
+      std::lock_guard<std::mutex> lock(core.sessions_mutex);
+      core.sessions[session.get()] = {session, session->executor()};
+    }
+    session->start();
+  }
+
+  void run_io() {
+    while (true) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {  // none is expected; keep the thread serving
+        core.log->error("http: io thread caught an exception: {}", e.what());
+      }
+    }
+  }
+
+  // Posts `fn(session)` to every connection's strand; returns how many there were.
+  template <class Fn>
+  size_t for_each_session(Fn fn) {
+    std::lock_guard<std::mutex> lock(core.sessions_mutex);
+    for (auto& [_, entry] : core.sessions) {
+      net::post(entry.executor, [w = entry.session, fn] {
+        if (auto s = w.lock()) fn(*s);
+      });
+    }
+    return core.sessions.size();
+  }
+
+  bool wait_sessions_gone(steady::time_point deadline) {
+    std::unique_lock<std::mutex> lock(core.sessions_mutex);
+    return core.sessions_cv.wait_until(lock, deadline, [&] { return core.sessions.empty(); });
+  }
+
+  // Declaration order is destruction order reversed: the io_context (and the handlers and
+  // sessions it may still hold) goes before the core that sessions use.
+  ServerCore core;
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
+  tcp::acceptor acceptor{net::make_strand(ioc)};
+  net::steady_timer accept_retry{acceptor.get_executor()};
+  std::atomic<bool> accepting{false};
+  std::atomic<uint16_t> port{0};
+  std::vector<std::thread> threads;
+  std::mutex lifecycle_mutex;
+  bool started = false;
+  bool stopped = false;
+};
+
+HttpServer::HttpServer(const HttpConfig& config, HttpDeps deps)
+    : impl_(std::make_unique<Impl>(config, std::move(deps))) {}
+
+HttpServer::~HttpServer() {
+  stop(std::chrono::milliseconds(0));
+}
+
+Status HttpServer::start() {
+  std::lock_guard<std::mutex> lock(impl_->lifecycle_mutex);
+  if (impl_->started || impl_->stopped) return Status::Error("http: server already started");
+  const auto& config = impl_->core.config;
+  const std::string where = config.address + ":" + std::to_string(config.port);
+  try {
+    const tcp::endpoint endpoint(net::ip::make_address(config.address),
+                                 static_cast<uint16_t>(config.port));
+    auto& a = impl_->acceptor;
+    a.open(endpoint.protocol());
+    a.set_option(net::socket_base::reuse_address(true));
+    a.bind(endpoint);
+    a.listen(net::socket_base::max_listen_connections);
+    impl_->port = a.local_endpoint().port();
+  } catch (const boost::system::system_error& e) {
+    return Status::Error("http: cannot listen on " + where + ": " + e.code().message());
+  }
+  if (!config.port_file.empty()) {
+    if (auto st = write_port_file(config.port_file, impl_->port); !st.ok()) return st;
+  }
+  impl_->started = true;
+  impl_->accepting = true;
+  impl_->do_accept();
+  const int n = std::max(1, config.threads);
+  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->run_io(); });
+  impl_->core.log->info("http: listening on {}:{} ({} io threads, auth {})", config.address,
+                        impl_->port.load(), n, config.auth_token.empty() ? "off" : "on");
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const {
+  return impl_->port.load();
+}
+
+void HttpServer::begin_shutdown() {
+  impl_->core.router.begin_shutdown();
+}
+
+void HttpServer::stop(std::chrono::milliseconds grace) {
+  std::lock_guard<std::mutex> lock(impl_->lifecycle_mutex);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->core.router.begin_shutdown();
+  if (!impl_->started) return;
+  Impl& m = *impl_;
+
+  // Stop accepting (on the acceptor's strand, and wait for it).
+  std::promise<void> acceptor_closed;
+  net::post(m.acceptor.get_executor(), [&] {
+    m.accepting = false;
+    beast::error_code ignored;
+    m.acceptor.close(ignored);
+    m.accept_retry.cancel();
+    acceptor_closed.set_value();
+  });
+  acceptor_closed.get_future().wait();
+
+  // Graceful: connections answer what they have read, then close.
+  const size_t open = m.for_each_session([](Session& s) { s.shutdown_gracefully(); });
+  bool drained = m.wait_sessions_gone(steady::now() + grace);
+  if (!drained) {
+    m.core.log->warn("http: {} of {} connections still open after {} ms, closing them",
+                     m.core.session_count(), open, grace.count());
+    m.for_each_session([](Session& s) { s.force_close(); });
+    drained = m.wait_sessions_gone(steady::now() + kForcedCloseWait);
+  }
+
+  // From here no completion reaches the io_context; then the threads end.
+  m.core.gateway->close();
+  m.work.reset();
+  m.ioc.stop();
+  for (auto& t : m.threads) t.join();
+  m.threads.clear();
+  m.core.log->info("http: stopped{}", drained ? "" : " (some connections were cut)");
+}
+
+Router& HttpServer::router() {
+  return impl_->core.router;
+}
+
+const HttpStats& HttpServer::stats() const {
+  return impl_->core.stats;
+}
+
+}  // namespace vigil::http
