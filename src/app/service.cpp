@@ -1,12 +1,282 @@
 #include "app/service.h"
 
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "app/logging.h"
+#include "http/server.h"
+#include "scoring/model_repository.h"
+#include "scoring/torch_model.h"
 
 namespace vigil::app {
 
-int run_service(const config::AppConfig&) {
-  logger("vigil")->error("mode=serve is not available yet; use --mode=demo");
-  return 1;
+namespace {
+
+Status write_file_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!(f << content)) return Status::Error("cannot write '" + tmp + "'");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::Error("cannot write '" + path + "': " + ec.message());
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<scoring::Model>> load_model(const config::AppConfig& c,
+                                                   const std::string& version) {
+  using R = Result<std::shared_ptr<scoring::Model>>;
+  auto info = scoring::load_model_info(c.model.repository, c.model.name, version);
+  if (!info) return R::Error(info.error());
+  auto model = scoring::load_torch_model(*info, {c.model.device, c.model.intra_op_threads, 64});
+  if (!model) return R::Error(model.error());
+  return R(std::shared_ptr<scoring::Model>(std::move(model.value())));
+}
+
+}  // namespace
+
+Service::Service(const config::AppConfig& config) : config_(config) {}
+
+Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config,
+                                                 Options options) {
+  std::unique_ptr<Service> s(new Service(config));
+  Status st = s->start(std::move(options));
+  if (!st.ok()) {
+    s->stop();
+    return Result<std::unique_ptr<Service>>::Error(st.message());
+  }
+  return Result<std::unique_ptr<Service>>(std::move(s));
+}
+
+Status Service::start(Options options) {
+  auto log = logger("vigil");
+  // Model first: nothing else is worth starting without it.
+  std::shared_ptr<scoring::Model> model = options.model;
+  if (!model) {
+    scoring::set_torch_intra_op_threads(config_.model.intra_op_threads);
+    auto loaded = load_model(config_, config_.model.version);
+    if (!loaded) return Status::Error(loaded.error());
+    model = std::move(loaded.value());
+    std::ifstream yaml(std::filesystem::path(config_.model.repository) / config_.model.name /
+                       "model.yaml");
+    std::stringstream ss;
+    ss << yaml.rdbuf();
+    model_yaml_text_ = ss.str();
+  }
+  const auto& mi = model->info();
+  log->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name, mi.version,
+            mi.device, mi.width(), mi.threshold);
+  model_version_gauge_ = &registry_.gauge("vigil_model_version", "Version of the served model",
+                                          {{"model", mi.name}});
+  try {
+    model_version_gauge_->set(std::stod(mi.version));
+  } catch (...) {
+  }
+  schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
+  queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(),
+                                                   SteadyClock::instance(), registry_);
+  batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
+                                                SteadyClock::instance(), registry_);
+  batcher_->start();
+  log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
+            batcher_->worker_count(), config_.scoring.max_batch_size,
+            config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
+
+  if (config_.redis.enabled()) {
+    auto redis = sinks::RedisSink::Create(config_.redis, registry_);
+    if (!redis) return Status::Error(redis.error());
+    redis_ = std::move(redis.value());
+    redis_->start();
+  }
+
+  if (config_.kafka.enabled) {
+    bootstrap_ = config_.kafka.brokers;
+    if (config_.kafka.is_embedded()) {
+      const int parts = config_.kafka.embedded.partitions;
+      auto cluster = kafka::EmbeddedCluster::start(
+          config_.kafka.embedded.brokers, {{config_.kafka.input_topic, parts},
+                                           {config_.kafka.output_topic, parts},
+                                           {config_.kafka.dlq_topic, parts}});
+      if (!cluster) return Status::Error(cluster.error());
+      embedded_ = std::move(cluster.value());
+      bootstrap_ = embedded_->bootstrap();
+      log->info("embedded Kafka ({} brokers, {} partitions per topic) listening at {}",
+                config_.kafka.embedded.brokers, parts, bootstrap_);
+      if (!config_.kafka.embedded.bootstrap_file.empty()) {
+        Status w = write_file_atomically(config_.kafka.embedded.bootstrap_file, bootstrap_ + "\n");
+        if (!w.ok()) return w;
+      }
+    }
+    auto sink = sinks::KafkaSink::create(
+        {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic, config_.kafka.producer},
+        registry_);
+    if (!sink) return Status::Error(sink.error());
+    kafka_sink_ = std::move(sink.value());
+    kafka_sink_->start();
+    auto source = consumers::KafkaSource::create(config_.kafka, bootstrap_, *queue_, *schema_,
+                                                 *kafka_sink_, redis_.get(), registry_);
+    if (!source) return Status::Error(source.error());
+    source_ = std::move(source.value());
+    source_->start();
+    log->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",
+              config_.kafka.input_topic, config_.kafka.group_id, config_.kafka.output_topic,
+              config_.kafka.dlq_topic);
+  }
+
+  if (config_.http.enabled) {
+    http::HttpDeps deps;
+    deps.queue = queue_.get();
+    deps.model_info = [this] { return batcher_->model_info(); };
+    deps.registry = &registry_;
+    deps.readiness_failures = [this] { return readiness_failures(); };
+    deps.score_sink = redis_.get();
+    deps.model_yaml_text = model_yaml_text_;
+    deps.logger = logger("http");
+    http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
+    Status st = http_->start();
+    if (!st.ok()) return st;
+    log->info("HTTP side-port listening on {}:{}", config_.http.address, http_->port());
+  }
+
+  maintenance_ = std::thread([this] { maintenance_main(); });
+  return Status::Ok();
+}
+
+int Service::http_port() const { return http_ ? static_cast<int>(http_->port()) : -1; }
+
+std::vector<std::string> Service::readiness_failures() const {
+  // The HTTP router adds its own checks: model loaded, queue below its high watermark, not
+  // shutting down.
+  std::vector<std::string> f;
+  if (config_.kafka.enabled && (!source_ || !source_->has_assignment())) {
+    f.push_back("kafka: no partitions assigned");
+  }
+  if (redis_ && !redis_->connected()) f.push_back("redis: not connected (degraded)");
+  return f;
+}
+
+void Service::maintenance_main() {
+  std::unique_lock<std::mutex> lock(maintenance_mu_);
+  const auto interval = config_.model.reload_interval.count() > 0
+                            ? config_.model.reload_interval
+                            : std::chrono::milliseconds(1000);
+  while (!maintenance_stop_) {
+    maintenance_cv_.wait_for(lock, interval, [this] { return maintenance_stop_; });
+    if (maintenance_stop_) break;
+    if (config_.model.reload_interval.count() > 0 && config_.model.version.empty()) {
+      lock.unlock();
+      reload_model_if_newer();
+      lock.lock();
+    }
+  }
+}
+
+void Service::reload_model_if_newer() {
+  const auto versions = scoring::list_model_versions(config_.model.repository, config_.model.name);
+  if (versions.empty()) return;
+  const std::string newest = std::to_string(versions.back());
+  if (newest == batcher_->model_info()->version) return;
+  auto log = logger("vigil");
+  auto loaded = load_model(config_, newest);
+  if (!loaded) {
+    log->error("model version {} not served, keeping version {}: {}", newest,
+               batcher_->model_info()->version, loaded.error());
+    return;
+  }
+  if (loaded.value()->info().input_names != batcher_->model_info()->input_names) {
+    log->error("model version {} changes the input features; restart to serve it", newest);
+    return;
+  }
+  batcher_->swap_model(std::move(loaded.value()));
+  try {
+    model_version_gauge_->set(std::stod(newest));
+  } catch (...) {
+  }
+  log->info("now serving model {} version {}", config_.model.name, newest);
+}
+
+void Service::stop() {
+  if (stopped_.exchange(true)) return;
+  stopping_ = true;
+  auto log = logger("vigil");
+  const auto grace = config_.shutdown_grace;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now()));
+  };
+  log->info("stopping: intake off, draining (grace {} ms)", grace.count());
+  {
+    std::lock_guard<std::mutex> lock(maintenance_mu_);
+    maintenance_stop_ = true;
+  }
+  maintenance_cv_.notify_all();
+  if (maintenance_.joinable()) maintenance_.join();
+
+  // Phase 1: stop intake.
+  if (http_) http_->begin_shutdown();
+  if (source_) source_->stop_intake();
+  // Phase 2: drain the queue through the model into the sinks, then flush the sinks.
+  if (batcher_) batcher_->stop(left());
+  if (kafka_sink_ && !kafka_sink_->flush(left())) {
+    log->warn("producer not flushed within the grace; undelivered records stay uncommitted");
+  }
+  // Phase 3: commit what was delivered, leave the group, join.
+  if (source_) source_->stop();
+  if (kafka_sink_) kafka_sink_->stop(std::chrono::milliseconds(0));
+  if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
+  if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));
+  http_.reset();
+  source_.reset();
+  kafka_sink_.reset();
+  embedded_.reset();
+  log->info("stopped");
+}
+
+Service::~Service() { stop(); }
+
+int run_service(const config::AppConfig& config) {
+  auto log = logger("vigil");
+  // Signals are taken synchronously by this thread: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto service = Service::create(config);
+  if (!service) {
+    log->error("cannot start: {}", service.error());
+    return 1;
+  }
+  log->info("vigil is running; SIGTERM or Ctrl-C stops it gracefully");
+  int sig = 0;
+  while (sig == 0) {
+    timespec ts{0, 200 * 1000 * 1000};
+    sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig < 0) sig = 0;
+  }
+  log->info("received {}, shutting down (a second signal exits at once)",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::atomic<bool> done{false};
+  std::thread second_signal([&] {
+    while (!done) {
+      timespec ts{0, 100 * 1000 * 1000};
+      if (sigtimedwait(&signals, nullptr, &ts) > 0) {
+        std::fprintf(stderr, "vigil: second signal, exiting now\n");
+        std::_Exit(130);
+      }
+    }
+  });
+  (*service)->stop();
+  done = true;
+  second_signal.join();
+  return 0;
 }
 
 }  // namespace vigil::app

@@ -1,11 +1,93 @@
-// mode=serve: the streaming service (Kafka in, Kafka + Redis out, HTTP side-port).
+// Service: the streaming service wired together — model, scoring queue and workers, the
+// embedded or external Kafka, the Kafka and Redis sinks, the Kafka source, and (when
+// enabled) the HTTP side-port. Start order follows the data flow backwards (sinks before
+// sources); stop() goes in reverse, in two phases bounded by shutdown_grace_ms:
+//
+//   1. stop intake: HTTP answers 503, the consumer pauses and takes nothing more
+//   2. drain: the workers score what is queued; the producer and Redis flush
+//   3. commit the delivered offsets, leave the group, join every thread
+//
+// Used by main (run_service) and by the integration tests, which run it in-process.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codec/event_decoder.h"
+#include "common/metrics.h"
 #include "config/app_config.h"
+#include "consumers/kafka_source.h"
+#include "kafka/embedded_cluster.h"
+#include "scoring/batcher.h"
+#include "sinks/kafka_sink.h"
+#include "sinks/redis_sink.h"
+
+namespace vigil::http {
+class HttpServer;
+}
 
 namespace vigil::app {
 
-// Runs until SIGTERM/SIGINT; returns the process exit code.
+class Service {
+ public:
+  struct Options {
+    std::shared_ptr<scoring::Model> model;  // use this model instead of loading one (tests)
+  };
+  static Result<std::unique_ptr<Service>> create(const config::AppConfig& config,
+                                                 Options options = {});
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Graceful two-phase stop, bounded by shutdown_grace_ms. Idempotent.
+  void stop();
+
+  // Checks that fail readiness, empty when ready.
+  std::vector<std::string> readiness_failures() const;
+
+  const std::string& bootstrap() const { return bootstrap_; }
+  int http_port() const;
+  metrics::Registry& registry() { return registry_; }
+  scoring::Batcher& batcher() { return *batcher_; }
+  scoring::ScoringQueue& queue() { return *queue_; }
+  consumers::KafkaSource* source() { return source_.get(); }
+  sinks::RedisSink* redis() { return redis_.get(); }
+  kafka::EmbeddedCluster* embedded() { return embedded_.get(); }
+
+ private:
+  explicit Service(const config::AppConfig& config);
+  Status start(Options options);
+  void maintenance_main();
+  void reload_model_if_newer();
+
+  config::AppConfig config_;
+  metrics::Registry registry_;
+  std::unique_ptr<codec::FeatureSchema> schema_;
+  std::unique_ptr<scoring::ScoringQueue> queue_;
+  std::unique_ptr<scoring::Batcher> batcher_;
+  std::unique_ptr<kafka::EmbeddedCluster> embedded_;
+  std::string bootstrap_;
+  std::unique_ptr<sinks::KafkaSink> kafka_sink_;
+  std::unique_ptr<sinks::RedisSink> redis_;
+  std::unique_ptr<consumers::KafkaSource> source_;
+  std::unique_ptr<http::HttpServer> http_;
+  std::string model_yaml_text_;
+
+  std::thread maintenance_;
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  bool maintenance_stop_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  metrics::Gauge* model_version_gauge_ = nullptr;
+};
+
+// mode=serve: runs the Service until SIGTERM/SIGINT; a second signal exits at once.
 int run_service(const config::AppConfig& config);
 
 }  // namespace vigil::app

@@ -226,6 +226,7 @@ void Batcher::fail_all(std::vector<ScoreRequest>& batch, const std::string& why,
                        const char* reason) {
   ScoreOutcome outcome;
   outcome.status = Status::Error(why);
+  outcome.retryable = true;
   for (auto& r : batch) {
     stats_.request_failed(reason);
     if (r.done) r.done(r, outcome);

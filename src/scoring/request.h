@@ -28,6 +28,7 @@ struct ScoreRequest;
 // The result handed to a request's completion, exactly once per request.
 struct ScoreOutcome {
   Status status;                             // not ok: the request was not scored, and why
+  bool retryable = false;                    // not scored only because of shutdown: retry later
   float score = 0.0f;
   bool is_fraud = false;
   std::shared_ptr<const ModelInfo> model;    // the model that scored it (null if not scored)

@@ -1,0 +1,80 @@
+#include "consumers/offset_tracker.h"
+
+#include <algorithm>
+
+#include "common/status.h"
+
+namespace vigil::consumers {
+
+uint64_t OffsetTracker::assign(PartitionId p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  PartitionState& s = partitions_[p];
+  s = PartitionState{};
+  s.generation = next_generation_++;
+  return s.generation;
+}
+
+void OffsetTracker::revoke(PartitionId p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  partitions_.erase(p);
+}
+
+AckToken OffsetTracker::track(PartitionId p, Offset offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = partitions_.find(p);
+  VIGIL_CHECK(it != partitions_.end());  // records only come from assigned partitions
+  PartitionState& s = it->second;
+  VIGIL_CHECK(s.pending.empty() || offset > s.pending.back().offset);
+  s.pending.push_back({offset, false});
+  ++s.not_done;
+  return {p, offset, s.generation};
+}
+
+bool OffsetTracker::ack(const AckToken& t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = partitions_.find(t.partition);
+  if (it == partitions_.end() || it->second.generation != t.generation) return false;
+  PartitionState& s = it->second;
+  auto e = std::lower_bound(s.pending.begin(), s.pending.end(), t.offset,
+                            [](const Entry& a, Offset o) { return a.offset < o; });
+  if (e == s.pending.end() || e->offset != t.offset || e->done) return false;
+  e->done = true;
+  --s.not_done;
+  while (!s.pending.empty() && s.pending.front().done) {
+    s.next = s.pending.front().offset + 1;
+    s.pending.pop_front();
+  }
+  return true;
+}
+
+std::optional<Offset> OffsetTracker::committable(PartitionId p) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = partitions_.find(p);
+  if (it == partitions_.end()) return std::nullopt;
+  const PartitionState& s = it->second;
+  // Everything below the first pending record is delivered (or was committed before).
+  if (!s.pending.empty()) return s.pending.front().offset;
+  return s.next;
+}
+
+size_t OffsetTracker::in_flight(PartitionId p) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = partitions_.find(p);
+  return it == partitions_.end() ? 0 : it->second.not_done;
+}
+
+size_t OffsetTracker::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [p, s] : partitions_) n += s.not_done;
+  return n;
+}
+
+std::vector<PartitionId> OffsetTracker::partitions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<PartitionId> out;
+  for (const auto& [p, s] : partitions_) out.push_back(p);
+  return out;
+}
+
+}  // namespace vigil::consumers
