@@ -152,7 +152,9 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     // Let records of these partitions that are already being scored finish, so the next
     // owner does not score them again; bounded, then commit what was delivered.
-    const auto deadline = std::chrono::steady_clock::now() + kRevokeDrainBound;
+    // When stop() leaves the group, the pipeline is already drained: nothing more will come.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          (running_.load() ? kRevokeDrainBound : std::chrono::milliseconds(0));
     auto busy = [&] {
       for (auto p : revoked) {
         if (tracker_.in_flight(p) > 0) return true;
@@ -162,7 +164,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     while (busy() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (busy()) log()->warn("revoke: records still in flight after {} ms; they may be scored "
+    if (busy() && running_.load()) log()->warn("revoke: records still in flight after {} ms; they may be scored "
                             "again by the next owner", kRevokeDrainBound.count());
     commit(/*sync=*/true, &revoked);
   } else {

@@ -1,0 +1,227 @@
+// The streaming path end to end, in-process: embedded Kafka (librdkafka mock cluster) over
+// TCP, a real redis-server on loopback, and the real Service wiring (consumer, queue,
+// batcher, model, Kafka and Redis sinks, offset commits).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "app/service.h"
+#include "kafka/embedded_cluster.h"
+#include "support/fake_model.h"
+#include "support/kafka_test_util.h"
+#include "support/redis_server.h"
+#include "support/wait.h"
+
+namespace vigil {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::TestRecord;
+
+class StreamingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = kafka::EmbeddedCluster::start(
+        3, {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}});
+    ASSERT_TRUE(cluster.ok()) << cluster.error();
+    cluster_ = std::move(cluster.value());
+    auto redis = testing::RedisServer::Start();
+    ASSERT_TRUE(redis.ok()) << redis.error();
+    redis_ = std::move(redis.value());
+    ref_ = testing::load_reference();
+  }
+
+  config::AppConfig config() const {
+    config::AppConfig c;
+    c.model.repository = std::string(VIGIL_SOURCE_DIR) + "/models";
+    c.model.device = "cpu";
+    c.kafka.brokers = cluster_->bootstrap();
+    c.kafka.consumer["session.timeout.ms"] = "6000";
+    c.kafka.consumer["heartbeat.interval.ms"] = "500";
+    c.kafka.commit_interval = milliseconds(200);
+    c.redis.url = redis_->url();
+    c.redis.ttl_s = 3600;
+    c.http.enabled = false;
+    c.scoring.workers = 2;
+    return c;
+  }
+
+  std::unique_ptr<app::Service> start(const config::AppConfig& c,
+                                      std::shared_ptr<scoring::Model> model = nullptr) {
+    auto s = app::Service::create(c, {model});
+    EXPECT_TRUE(s.ok()) << s.error();
+    return s.ok() ? std::move(s.value()) : nullptr;
+  }
+
+  // Produces events it-<prefix>-<i> for i in [from, to), row i of the reference.
+  // Features alternate between the named-object and the array shape unless `arrays_only`.
+  void produce(const std::string& prefix, size_t from, size_t to, bool arrays_only = false) {
+    std::vector<std::pair<std::string, std::string>> recs;
+    for (size_t i = from; i < to; ++i) {
+      const std::string id = prefix + std::to_string(i);
+      recs.emplace_back(id, testing::reference_event(ref_, i, id, !arrays_only && i % 2 == 0));
+    }
+    ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+  }
+
+  std::unique_ptr<kafka::EmbeddedCluster> cluster_;
+  std::unique_ptr<testing::RedisServer> redis_;
+  testing::ReferenceData ref_;
+};
+
+TEST_F(StreamingTest, EveryEventGivesOneScoreEqualToTheReferenceOnTheTopicAndInRedis) {
+  constexpr size_t kEvents = 20000;
+  produce("e-", 0, kEvents);
+  auto service = start(config());
+  ASSERT_NE(service, nullptr);
+  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents,
+                                            milliseconds(120000));
+  std::map<std::string, std::string> by_id;
+  for (const auto& r : scores) by_id[r.key] = r.value;
+  ASSERT_EQ(by_id.size(), kEvents);
+  EXPECT_EQ(scores.size(), kEvents) << "duplicates on the scores topic";
+  double max_diff = 0.0;
+  for (size_t i = 0; i < kEvents; ++i) {
+    const std::string id = "e-" + std::to_string(i);
+    auto it = by_id.find(id);
+    ASSERT_NE(it, by_id.end()) << id;
+    EXPECT_EQ(testing::json_string(it->second, "transaction_id"), id);
+    EXPECT_EQ(testing::json_string(it->second, "model_name"), "fraud_mlp");
+    const double score = testing::json_number(it->second, "score");
+    max_diff = std::max(max_diff, std::fabs(score - ref_.scores[i % ref_.scores.size()]));
+  }
+  EXPECT_LE(max_diff, 1e-5);
+
+  // Redis holds the same JSON under vigil:score:<id>, with a TTL.
+  ASSERT_TRUE(testing::wait_until([&] { return service->redis()->stats().written() >= kEvents; },
+                                  milliseconds(30000)));
+  auto client = testing::RedisClient::Connect(*redis_);
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->dbsize().value(), static_cast<long long>(kEvents));
+  for (size_t i : {size_t{0}, size_t{1}, size_t{777}, kEvents - 1}) {
+    const std::string id = "e-" + std::to_string(i);
+    auto v = client->get("vigil:score:" + id);
+    ASSERT_TRUE(v.ok() && v->has_value()) << id;
+    EXPECT_EQ(**v, by_id[id]);
+    auto ttl = client->ttl("vigil:score:" + id);
+    EXPECT_GT(ttl.value(), 0);
+    EXPECT_LE(ttl.value(), 3600);
+  }
+  service->stop();
+}
+
+TEST_F(StreamingTest, MalformedEventsGoToTheDeadLetterTopicWithTheirReasonAndNothingIsLost) {
+  std::vector<std::pair<std::string, std::string>> recs;
+  recs.emplace_back("ok-1", testing::reference_event(ref_, 1, "ok-1", true));
+  recs.emplace_back("bad-json", "{\"transaction_id\":\"bad-json\",\"features\":[1,2");
+  std::string missing = testing::reference_event(ref_, 2, "bad-missing", true);
+  missing.replace(missing.find("\"V3\":"), 5, "\"VX\":");  // V3 missing, VX unknown
+  recs.emplace_back("bad-missing", missing);
+  std::string nan = testing::reference_event(ref_, 3, "bad-nan", false);
+  nan.replace(nan.find('[') + 1, 0, "NaN,");
+  nan.erase(nan.rfind(','));  // keep 30 values
+  nan += "]}";
+  recs.emplace_back("bad-nan", nan);
+  std::string type = testing::reference_event(ref_, 4, "bad-type", true);
+  type.replace(type.find("\"Amount\":") + 9, 0, "\"");
+  type.replace(type.rfind('}'), 0, "\"");
+  recs.emplace_back("bad-type", type);
+  recs.emplace_back("bad-big", "{\"transaction_id\":\"bad-big\",\"pad\":\"" +
+                                   std::string(70000, 'x') + "\"}");
+  recs.emplace_back("ok-2", testing::reference_event(ref_, 5, "ok-2", false));
+  ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+
+  auto service = start(config());
+  ASSERT_NE(service, nullptr);
+  auto dlq = testing::read_distinct_keys(cluster_->bootstrap(), "transactions.dlq", 5,
+                                         milliseconds(60000));
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", 2, milliseconds(30000));
+  std::map<std::string, TestRecord> by_key;
+  for (const auto& r : dlq) by_key[r.key] = r;
+  ASSERT_EQ(by_key.size(), 5u);
+  EXPECT_EQ(by_key["bad-json"].headers["vigil.error"], "malformed_json");
+  EXPECT_EQ(by_key["bad-missing"].headers["vigil.error"], "unknown_feature");
+  EXPECT_NE(by_key["bad-missing"].headers["vigil.error_message"].find("'VX'"), std::string::npos);
+  EXPECT_EQ(by_key["bad-nan"].headers["vigil.error"], "non_finite");
+  EXPECT_EQ(by_key["bad-type"].headers["vigil.error"], "wrong_type");
+  EXPECT_NE(by_key["bad-type"].headers["vigil.error_message"].find("'Amount'"),
+            std::string::npos);
+  EXPECT_EQ(by_key["bad-big"].headers["vigil.error"], "too_large");
+  // The original value and its source position travel with the dead letter.
+  EXPECT_EQ(by_key["bad-json"].value, recs[1].second);
+  EXPECT_EQ(by_key["bad-json"].headers["vigil.source_topic"], "transactions");
+  EXPECT_FALSE(by_key["bad-json"].headers["vigil.source_offset"].empty());
+  std::set<std::string> scored;
+  for (const auto& r : scores) scored.insert(r.key);
+  EXPECT_EQ(scored, (std::set<std::string>{"ok-1", "ok-2"}));
+  // Dead-lettered records are committed like scored ones: the whole input is accounted for.
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return service->source()->offsets().in_flight() == 0; }, milliseconds(10000)));
+  service->stop();
+}
+
+TEST_F(StreamingTest, CleanStopMidStreamAndRestartScoresEveryEventExactlyOnce) {
+  constexpr size_t kEvents = 12000;
+  produce("r-", 0, kEvents);
+  auto cfg = config();
+  cfg.scoring.max_batch_size = 32;  // slower draining so the stop lands mid-stream
+  auto first = start(cfg);
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return first->batcher().stats().scored() >= kEvents / 4; }, milliseconds(60000)));
+  first->stop();
+  const uint64_t scored_first = first->batcher().stats().scored();
+  first.reset();
+  EXPECT_LT(scored_first, kEvents) << "stop did not land mid-stream";
+
+  auto second = start(cfg);
+  ASSERT_NE(second, nullptr);
+  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents,
+                                            milliseconds(120000));
+  std::map<std::string, int> count;
+  for (const auto& r : scores) ++count[r.key];
+  EXPECT_EQ(count.size(), kEvents);
+  size_t duplicates = 0;
+  for (const auto& [k, n] : count) duplicates += n - 1;
+  EXPECT_EQ(duplicates, 0u);
+  second->stop();
+  std::printf("[ summary ] inputs %zu, scored first run %llu, distinct scores %zu, duplicates %zu\n",
+              kEvents, static_cast<unsigned long long>(scored_first), count.size(), duplicates);
+}
+
+TEST_F(StreamingTest, SlowModelWithASmallQueuePausesTheConsumerAndStillScoresEverything) {
+  constexpr size_t kEvents = 3000;
+  produce("s-", 0, kEvents, /*arrays_only=*/true);  // the fake model's inputs are f0..f29
+  auto cfg = config();
+  cfg.scoring.queue_capacity = 64;
+  cfg.scoring.max_batch_size = 16;
+  cfg.scoring.workers = 1;
+  cfg.redis.url = "";
+  testing::FakeModelOptions slow;
+  slow.delay = std::chrono::microseconds(2000);
+  auto model = std::make_shared<testing::FakeModel>(slow);
+  auto service = start(cfg, model);
+  ASSERT_NE(service, nullptr);
+  size_t max_depth = 0;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        max_depth = std::max(max_depth, service->queue().depth());
+        return service->batcher().stats().scored() >= kEvents;
+      },
+      milliseconds(120000)));
+  EXPECT_LE(max_depth, 64u);  // memory bounded by the queue, not by the topic
+  EXPECT_GT(service->source()->stats().pauses_.value(), 0u);
+  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents,
+                                            milliseconds(60000));
+  std::set<std::string> ids;
+  for (const auto& r : scores) ids.insert(r.key);
+  EXPECT_EQ(ids.size(), kEvents);
+  service->stop();
+}
+
+}  // namespace
+}  // namespace vigil
