@@ -84,6 +84,17 @@ std::optional<HttpError> from_decode_status(const codec::DecodeStatus& st) {
   return unprocessable(st.message);
 }
 
+// The body's root is not an object: 422 if it is valid JSON, else 400. The on-demand parser
+// only looks at a scalar root's first character ("nonsense" reads as null), so the whole body
+// is parsed to tell them apart; this is the error path only.
+HttpError not_an_object(std::string_view body, json_type t, const char* field) {
+  thread_local simdjson::dom::parser dom;
+  simdjson::dom::element ignored;
+  if (auto ec = dom.parse(body.data(), body.size()).get(ignored)) return malformed(ec, "");
+  return unprocessable(std::string("body must be a JSON object with an \"") + field +
+                       "\" array, got " + type_name(t));
+}
+
 std::optional<HttpError> check_no_trailing_content(od::document& doc) {
   const char* trailing = nullptr;
   if (doc.current_location().get(trailing) == simdjson::SUCCESS && trailing != nullptr) {
@@ -304,10 +315,7 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
   }
   json_type t;
   if (auto ec = doc.type().get(t)) return malformed(ec, "");
-  if (t != json_type::object) {
-    return unprocessable(
-        std::string("body must be a JSON object with an \"instances\" array, got ") + type_name(t));
-  }
+  if (t != json_type::object) return not_an_object(body, t, "instances");
   od::object root;
   if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
   bool have_instances = false;
@@ -358,10 +366,7 @@ std::optional<HttpError> decode_infer(std::string_view body, const InferSpec& sp
   }
   json_type t;
   if (auto ec = doc.type().get(t)) return malformed(ec, "");
-  if (t != json_type::object) {
-    return unprocessable(std::string("body must be a JSON object with an \"inputs\" array, got ") +
-                         type_name(t));
-  }
+  if (t != json_type::object) return not_an_object(body, t, "inputs");
   od::object root;
   if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
   bool have_inputs = false;

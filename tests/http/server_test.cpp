@@ -1,0 +1,430 @@
+// The HTTP side-port over real sockets (loopback, ephemeral ports): every route and error code,
+// keep-alive, pipelining, body limit, read/idle/request timeouts, connection cap, auth,
+// graceful and forced stop, completions that outlive their connection or the server.
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "http/http_stats.h"
+#include "http/http_test_util.h"
+#include "http/prometheus_text.h"
+#include "support/http_client.h"
+
+namespace vigil::http::test {
+namespace {
+
+using bhttp::verb;
+using std::chrono::milliseconds;
+using testing::HttpClient;
+using testing::wait_until;
+
+std::string one_instance(float base = 0.1f, const std::string& id = {}) {
+  return R"({"instances":[)" +
+         (id.empty() ? array_instance(row_values(base)) : named_instance(row_values(base), id)) +
+         "]}";
+}
+
+std::string infer_one() {
+  std::string data = array_instance(row_values(0.2f));
+  return R"({"id":"x","inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","data":)" +
+         data + "}]}";
+}
+
+HttpConfig test_config() {
+  HttpConfig c;
+  c.address = "127.0.0.1";
+  c.port = 0;
+  c.threads = 2;
+  c.read_timeout = milliseconds(2000);
+  c.idle_timeout = milliseconds(5000);
+  c.request_timeout = milliseconds(5000);
+  return c;
+}
+
+struct Server {
+  explicit Server(HttpConfig c = test_config(), StackOptions o = {})
+      : stack(std::make_unique<ScoringStack>(o)), config(c) {
+    server = std::make_unique<HttpServer>(config, stack->deps());
+    auto st = server->start();
+    EXPECT_TRUE(st.ok()) << st.message();
+  }
+  ~Server() {
+    server.reset();  // stop HTTP first, then the batcher (the order main uses)
+    stack.reset();
+  }
+  uint16_t port() const { return server->port(); }
+
+  std::unique_ptr<ScoringStack> stack;
+  HttpConfig config;
+  std::unique_ptr<HttpServer> server;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(HttpServer, ServesEveryRouteAndErrorCodeOverASocket) {
+  HttpConfig c = test_config();
+  c.auth_token = "tok";
+  Server s(c);
+  const HttpClient::Headers auth{{"Authorization", "Bearer tok"}};
+  struct Case {
+    verb method;
+    std::string target;
+    std::string body;
+    HttpClient::Headers headers;
+    unsigned status;
+  } cases[] = {
+      {verb::post, "/predict", one_instance(0.1f, "t-1"), auth, 200},
+      {verb::post, "/v2/models/fake/infer", infer_one(), auth, 200},
+      {verb::post, "/v2/models/fake/versions/1/infer", infer_one(), auth, 200},
+      {verb::get, "/v2", "", {}, 200},
+      {verb::get, "/v2/health/live", "", {}, 200},
+      {verb::get, "/v2/health/ready", "", {}, 200},
+      {verb::get, "/v2/models/fake", "", {}, 200},
+      {verb::get, "/v2/models/fake/ready", "", {}, 200},
+      {verb::get, "/v2/models/fake/versions/1", "", {}, 200},
+      {verb::get, "/v2/models/fake/versions/1/ready", "", {}, 200},
+      {verb::get, "/health", "", {}, 200},
+      {verb::get, "/ready", "", {}, 200},
+      {verb::get, "/model/info", "", {}, 200},
+      {verb::get, "/metrics", "", {}, 200},
+      {verb::get, "/openapi.json", "", {}, 200},
+      {verb::post, "/predict", "{oops", auth, 400},
+      {verb::post, "/predict", one_instance(), {}, 401},
+      {verb::get, "/nowhere", "", {}, 404},
+      {verb::get, "/v2/models/other", "", {}, 404},
+      {verb::put, "/predict", one_instance(), auth, 405},
+      {verb::post, "/predict", R"({"instances":[[1,2,3]]})", auth, 422},
+  };
+  HttpClient client(s.port());  // all on one keep-alive connection
+  for (const auto& c : cases) {
+    auto res = client.request(c.method, c.target, c.body, c.headers);
+    EXPECT_EQ(res.result_int(), c.status) << c.target << " -> " << res.body();
+    EXPECT_TRUE(res.keep_alive()) << c.target;
+    if (c.status >= 400) {
+      EXPECT_FALSE(error_of(res).empty()) << c.target;
+    }
+  }
+  auto metrics = client.request(verb::get, "/metrics");
+  EXPECT_NE(metrics.body().find(R"(vigil_http_requests_total{route="/predict",code="200"} 1)"),
+            std::string::npos)
+      << metrics.body();
+  EXPECT_NE(metrics.body().find(R"(vigil_http_requests_total{route="unmatched",code="404"} 1)"),
+            std::string::npos);
+  EXPECT_NE(metrics.body().find(R"(vigil_http_request_duration_seconds_bucket{route="/predict")"),
+            std::string::npos);
+  // The Redis-bound sink saw the instance with a transaction id.
+  ASSERT_EQ(s.stack->sink.records().size(), 1u);
+  EXPECT_EQ(s.stack->sink.records()[0].transaction_id, "t-1");
+}
+
+TEST(HttpServer, KeepAliveServesSeveralRequestsOnOneConnection) {
+  Server s;
+  HttpClient client(s.port());
+  for (int i = 0; i < 20; ++i) {
+    auto res = client.request(verb::post, "/predict", one_instance(0.01f * i));
+    ASSERT_EQ(res.result_int(), 200u) << res.body();
+    EXPECT_TRUE(res.keep_alive());
+    EXPECT_NEAR(
+        parse_json(res.body()).at("predictions").as_array()[0].at("score").to_number<double>(),
+        expected_score(row_values(0.01f * i)), 1e-6);
+  }
+  EXPECT_EQ(s.server->stats().connections(), 1.0);
+}
+
+TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
+  Server s;
+  HttpClient client(s.port());
+  std::string burst;
+  for (int i = 0; i < 6; ++i) {
+    std::ostringstream os;
+    os << HttpClient::make(verb::post, "/predict", one_instance(0.1f, "p" + std::to_string(i)));
+    burst += os.str();
+  }
+  std::ostringstream health;
+  health << HttpClient::make(verb::get, "/health");
+  burst += health.str();
+  ASSERT_FALSE(client.write_raw(burst));
+  for (int i = 0; i < 6; ++i) {
+    HttpClient::Response res;
+    ASSERT_FALSE(client.read(res));
+    ASSERT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(
+        parse_json(res.body()).at("predictions").as_array()[0].at("transaction_id").as_string(),
+        "p" + std::to_string(i));
+  }
+  HttpClient::Response res;
+  ASSERT_FALSE(client.read(res));
+  EXPECT_EQ(res.body(), R"({"status":"ok"})");
+}
+
+TEST(HttpServer, AClientTricklingItsBodyIsCutOffByTheReadTimeout) {
+  HttpConfig c = test_config();
+  c.read_timeout = milliseconds(300);
+  Server s(c);
+  HttpClient client(s.port());
+  const std::string body = one_instance();
+  ASSERT_FALSE(
+      client.write_raw("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/json\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n"));
+  const auto start = std::chrono::steady_clock::now();
+  bool cut = false;
+  for (size_t i = 0; i < body.size(); ++i) {  // one byte every 50 ms: 40+ s to send it all
+    if (client.write_raw(body.substr(i, 1))) {
+      cut = true;
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+    if (std::chrono::steady_clock::now() - start > milliseconds(1500)) break;
+  }
+  // Either a write already failed or the server has closed (no response is owed).
+  EXPECT_TRUE(cut || client.wait_closed(milliseconds(2000)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(4000));
+  EXPECT_TRUE(
+      wait_until([&] { return s.server->stats().read_timeouts() == 1; }, milliseconds(2000)));
+  EXPECT_EQ(s.stack->model->rows_scored(), 0u);
+}
+
+TEST(HttpServer, ABodyOverTheLimitIs413FromTheHeadersAlone) {
+  HttpConfig c = test_config();
+  c.max_body_bytes = 1024;
+  Server s(c);
+  HttpClient client(s.port());
+  // Announce 64 MiB, send only the headers and a few bytes: the answer must not wait for more.
+  ASSERT_FALSE(client.write_raw(
+      "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n{\"instances\":["));
+  HttpClient::Response res;
+  ASSERT_FALSE(client.read(res, milliseconds(2000)));
+  EXPECT_EQ(res.result_int(), 413u);
+  EXPECT_EQ(error_of(res), "request body exceeds http.max_body_bytes (1024 bytes)");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(client.wait_closed(milliseconds(2000)));
+
+  // A body that only turns out too large while it streams (chunked) is cut at the limit too.
+  HttpClient chunked(s.port());
+  const std::string chunk(2000, ' ');
+  std::ostringstream os;
+  os << "POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     << std::hex << chunk.size() << "\r\n"
+     << chunk << "\r\n";
+  ASSERT_FALSE(chunked.write_raw(os.str()));
+  ASSERT_FALSE(chunked.read(res, milliseconds(2000)));
+  EXPECT_EQ(res.result_int(), 413u);
+
+  // Within the limit is fine.
+  HttpClient ok(s.port());
+  EXPECT_EQ(ok.request(verb::post, "/predict", one_instance()).result_int(), 200u);
+}
+
+TEST(HttpServer, AnIdleKeepAliveConnectionIsClosed) {
+  HttpConfig c = test_config();
+  c.idle_timeout = milliseconds(200);
+  Server s(c);
+  HttpClient client(s.port());
+  ASSERT_EQ(client.request(verb::get, "/health").result_int(), 200u);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client.wait_closed(milliseconds(3000)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(150));
+  EXPECT_TRUE(
+      wait_until([&] { return s.server->stats().connections() == 0.0; }, milliseconds(2000)));
+  EXPECT_EQ(s.server->stats().read_timeouts(), 0u);  // idling is not a read timeout
+}
+
+TEST(HttpServer, TheIdleTimeoutDoesNotCutARequestBeingScored) {
+  HttpConfig c = test_config();
+  c.idle_timeout = milliseconds(100);
+  StackOptions o;
+  o.model.delay = milliseconds(300);
+  Server s(c, o);
+  HttpClient client(s.port());
+  EXPECT_EQ(client.request(verb::post, "/predict", one_instance()).result_int(), 200u);
+}
+
+TEST(HttpServer, MalformedHttpIs400AndClosesTheConnection) {
+  Server s;
+  HttpClient client(s.port());
+  ASSERT_FALSE(client.write_raw("GARBAGE\r\n\r\n"));
+  HttpClient::Response res;
+  ASSERT_FALSE(client.read(res));
+  EXPECT_EQ(res.result_int(), 400u);
+  EXPECT_NE(error_of(res).find("malformed HTTP request"), std::string::npos);
+  EXPECT_TRUE(client.wait_closed(milliseconds(2000)));
+}
+
+TEST(HttpServer, QueueFullIs503WithRetryAfter) {
+  StackOptions o;
+  o.model.delay = milliseconds(200);
+  o.queue = {4, 0.75, 0.5};
+  o.batcher = {1, std::chrono::microseconds(0), 1};
+  Server s(test_config(), o);
+  HttpClient client(s.port());
+  std::string eight = R"({"instances":[)";
+  for (int i = 0; i < 8; ++i) eight += (i ? "," : "") + array_instance(row_values(0.1f));
+  eight += "]}";
+  auto res = client.request(verb::post, "/predict", eight);
+  EXPECT_EQ(res.result_int(), 503u);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_TRUE(res.keep_alive());
+  ASSERT_TRUE(wait_until([&] { return s.stack->queue.depth() == 0; }, milliseconds(10000)));
+  EXPECT_EQ(client.request(verb::post, "/predict", one_instance()).result_int(), 200u);
+}
+
+TEST(HttpServer, WhileShuttingDownScoringIs503AndNotReady) {
+  Server s;
+  HttpClient client(s.port());
+  s.server->begin_shutdown();
+  auto res = client.request(verb::post, "/predict", one_instance());
+  EXPECT_EQ(res.result_int(), 503u);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  res = client.request(verb::get, "/ready");
+  EXPECT_EQ(res.result_int(), 503u);
+  EXPECT_NE(res.body().find("shutting down"), std::string::npos);
+  EXPECT_EQ(client.request(verb::get, "/health").result_int(), 200u);
+}
+
+TEST(HttpServer, ScoringRoutesNeedTheBearerToken) {
+  HttpConfig c = test_config();
+  c.auth_token = "tok";
+  Server s(c);
+  HttpClient client(s.port());
+  auto res = client.request(verb::post, "/predict", one_instance());
+  EXPECT_EQ(res.result_int(), 401u);
+  EXPECT_EQ(res[bhttp::field::www_authenticate], "Bearer");
+  EXPECT_EQ(client.request(verb::post, "/v2/models/fake/infer", infer_one()).result_int(), 401u);
+  EXPECT_EQ(
+      client.request(verb::post, "/predict", one_instance(), {{"Authorization", "Bearer tok"}})
+          .result_int(),
+      200u);
+  EXPECT_EQ(client.request(verb::get, "/metrics").result_int(), 200u);
+}
+
+TEST(HttpServer, ARequestNotScoredInTimeIs503AndTheLateScoreIsDropped) {
+  HttpConfig c = test_config();
+  c.request_timeout = milliseconds(100);
+  StackOptions o;
+  o.model.delay = milliseconds(400);
+  o.batcher = {64, std::chrono::microseconds(0), 1};
+  Server s(c, o);
+  HttpClient client(s.port());
+  auto res = client.request(verb::post, "/predict", one_instance());
+  EXPECT_EQ(res.result_int(), 503u);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_NE(error_of(res).find("http.request_timeout_ms (100 ms)"), std::string::npos);
+  EXPECT_EQ(s.server->stats().request_timeouts(), 1u);
+  // The late completion arrives and is ignored; the connection keeps working.
+  ASSERT_TRUE(wait_until([&] { return s.stack->model->rows_scored() == 1; }, milliseconds(5000)));
+  EXPECT_EQ(client.request(verb::get, "/health").body(), R"({"status":"ok"})");
+}
+
+TEST(HttpServer, ConnectionsOverTheCapAreClosedAtOnce) {
+  HttpConfig c = test_config();
+  c.max_connections = 2;
+  Server s(c);
+  HttpClient a(s.port()), b(s.port());
+  ASSERT_EQ(a.request(verb::get, "/health").result_int(), 200u);
+  ASSERT_EQ(b.request(verb::get, "/health").result_int(), 200u);
+  HttpClient third(s.port());
+  EXPECT_TRUE(third.wait_closed(milliseconds(2000)));
+  EXPECT_EQ(s.server->stats().rejected_connections(), 1u);
+  EXPECT_EQ(s.server->stats().connections(), 2.0);
+  a.stream().close();
+  ASSERT_TRUE(
+      wait_until([&] { return s.server->stats().connections() == 1.0; }, milliseconds(2000)));
+  HttpClient fourth(s.port());
+  EXPECT_EQ(fourth.request(verb::get, "/health").result_int(), 200u);
+}
+
+TEST(HttpServer, TheBoundPortIsWrittenToThePortFile) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("vigil_http_port_" + std::to_string(::getpid()) + ".txt");
+  HttpConfig c = test_config();
+  c.port_file = path.string();
+  Server s(c);
+  ASSERT_NE(s.port(), 0);
+  std::ifstream f(path);
+  int port = 0;
+  f >> port;
+  EXPECT_EQ(port, s.port());
+  std::filesystem::remove(path);
+}
+
+TEST(HttpServer, StartFailsWithAClearErrorWhenThePortIsTaken) {
+  Server first;
+  HttpConfig c = test_config();
+  c.port = first.port();
+  ScoringStack stack;
+  HttpServer second(c, stack.deps());
+  auto st = second.start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("cannot listen on 127.0.0.1:" + std::to_string(c.port)),
+            std::string::npos)
+      << st.message();
+}
+
+TEST(HttpServer, StopLetsRequestsInFlightFinishThenCloses) {
+  StackOptions o;
+  o.model.delay = milliseconds(300);
+  Server s(test_config(), o);
+  HttpClient client(s.port());
+  ASSERT_FALSE(client.write(HttpClient::make(verb::post, "/predict", one_instance())));
+  ASSERT_TRUE(wait_until([&] { return s.stack->model->forwards() == 1; }, milliseconds(5000)));
+  std::thread stopper([&] { s.server->stop(milliseconds(5000)); });
+  HttpClient::Response res;
+  EXPECT_FALSE(client.read(res));
+  EXPECT_EQ(res.result_int(), 200u) << res.body();
+  EXPECT_FALSE(res.keep_alive());  // Connection: close
+  EXPECT_TRUE(client.wait_closed(milliseconds(3000)));
+  stopper.join();
+  HttpClient late(s.port());  // nobody listens any more
+  EXPECT_TRUE(late.connect_error() || late.wait_closed(milliseconds(1000)));
+  s.server->stop();  // idempotent
+}
+
+TEST(HttpServer, CompletionsAfterTheServerIsGoneAreHarmless) {
+  StackOptions o;
+  o.model.delay = milliseconds(300);
+  o.batcher = {1, std::chrono::microseconds(0), 1};
+  auto stack = std::make_unique<ScoringStack>(o);
+  {
+    HttpServer server(test_config(), stack->deps());
+    ASSERT_TRUE(server.start().ok());
+    HttpClient client(server.port());
+    const std::string row = array_instance(row_values(0.1f));
+    ASSERT_FALSE(client.write(HttpClient::make(
+        verb::post, "/predict", R"({"instances":[)" + row + "," + row + "," + row + "]}")));
+    ASSERT_TRUE(wait_until([&] { return stack->model->forwards() >= 1; }, milliseconds(5000)));
+    server.stop(milliseconds(0));  // forced: the three rows are still being scored, one by one
+  }                                // server destroyed
+  // The batcher completes them now, into a server that no longer exists.
+  ASSERT_TRUE(wait_until([&] { return stack->model->rows_scored() == 3; }, milliseconds(5000)));
+  stack.reset();
+}
+
+TEST(HttpServer, MetricsOverASocketPassPromtool) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "no promtool";
+  Server s;
+  HttpClient client(s.port());
+  client.request(verb::post, "/predict", one_instance());
+  client.request(verb::get, "/nowhere");
+  auto res = client.request(verb::get, "/metrics");
+  ASSERT_EQ(res.result_int(), 200u);
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("vigil_http_metrics_" + std::to_string(::getpid()) + ".txt");
+  std::ofstream(path) << res.body();
+  const std::string cmd =
+      "promtool check metrics < " + path.string() + " > " + path.string() + ".out 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream f(path.string() + ".out");
+  std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "") << out;
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + ".out");
+}
+
+}  // namespace
+}  // namespace vigil::http::test
