@@ -41,23 +41,29 @@ constexpr std::chrono::milliseconds kLingerTime{500};
 constexpr size_t kLingerBytes = 256 * 1024;
 constexpr std::chrono::milliseconds kForcedCloseWait{500};
 
-// Hands responses from scoring worker threads to the io threads until the server stops. Once
-// closed it drops them, so that no thread posts to the io_context after stop().
+// Hands responses from scoring worker threads to the io threads while the server runs; before
+// start() and after stop() it drops them, so no thread posts to the io_context once it is gone.
+// Completions hold a shared_ptr to it (never an executor: a strand executor that outlives its
+// io_context cannot even be destroyed safely).
 class Gateway {
  public:
-  template <class Executor, class Handler>
-  void post(const Executor& executor, Handler&& handler) {
+  void open(net::io_context& ioc) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (open_) net::post(executor, std::forward<Handler>(handler));
+    ioc_ = &ioc;
   }
   void close() {
     std::lock_guard<std::mutex> lock(mutex_);
-    open_ = false;
+    ioc_ = nullptr;
+  }
+  template <class Handler>
+  void post(Handler&& handler) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ioc_ != nullptr) net::post(*ioc_, std::forward<Handler>(handler));
   }
 
  private:
   std::mutex mutex_;
-  bool open_ = true;
+  net::io_context* ioc_ = nullptr;
 };
 
 class Session;
@@ -258,12 +264,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // The Respond handed to the router: may run on a scoring worker thread, after this session
-  // or the whole server is gone.
+  // or the whole server is gone. Holds only a weak reference to the session.
   Respond respond_for(uint64_t seq) {
-    return [gateway = core_.gateway, weak = weak_from_this(), executor = stream_.get_executor(),
-            seq](Response res) {
-      gateway->post(executor, [weak, seq, res = std::move(res)]() mutable {
-        if (auto self = weak.lock()) self->fill(seq, std::move(res));
+    return [gateway = core_.gateway, weak = weak_from_this(), seq](Response res) {
+      gateway->post([weak, seq, res = std::move(res)]() mutable {
+        // On an io thread; the session's handlers run on its strand.
+        if (auto self = weak.lock()) {
+          net::dispatch(self->stream_.get_executor(), [self, seq, res = std::move(res)]() mutable {
+            self->fill(seq, std::move(res));
+          });
+        }
       });
     };
   }
@@ -488,6 +498,7 @@ Status HttpServer::start() {
     if (auto st = write_port_file(config.port_file, impl_->port); !st.ok()) return st;
   }
   impl_->started = true;
+  impl_->core.gateway->open(impl_->ioc);
   impl_->accepting = true;
   impl_->do_accept();
   const int n = std::max(1, config.threads);
