@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""The design vigil replaces, for bench/http_bench.sh: FastAPI + uvicorn + PyTorch serving the
+same TorchScript model with the same /predict request and response shapes.
+
+    /usr/bin/python3 bench/fastapi_baseline.py --port 8000 [--workers 2]
+
+Written the way such a service usually is: a pydantic model validates the body, a sync endpoint
+(run by FastAPI in its thread pool) builds a tensor and runs one forward pass per request under
+torch.inference_mode(). One LibTorch thread per worker process, like vigil's scoring workers.
+Use the Debian python (/usr/bin/python3): it has fastapi, uvicorn and torch.
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional, Union
+
+import torch
+import uvicorn
+import yaml
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_model(repository: str, name: str):
+    with open(os.path.join(repository, name, "model.yaml")) as f:
+        spec = yaml.safe_load(f)
+    versions = sorted(int(v) for v in os.listdir(os.path.join(repository, name))
+                      if v.isdigit() and os.path.exists(os.path.join(repository, name, v, "model.pt")))
+    version = str(versions[-1])
+    module = torch.jit.load(os.path.join(repository, name, version, "model.pt"), map_location="cpu")
+    module.eval()
+    return spec, version, module
+
+
+class PredictRequest(BaseModel):
+    instances: List[Union[List[float], dict]]
+
+
+def create_app(repository: str, name: str) -> FastAPI:
+    torch.set_num_threads(1)
+    spec, version, module = load_model(repository, name)
+    inputs: List[str] = list(spec["inputs"])
+    threshold = float(spec.get("threshold", 0.5))
+    width = len(inputs)
+    app = FastAPI(title="fastapi-baseline")
+
+    def row_of(i: int, instance) -> (List[float], Optional[str]):
+        if isinstance(instance, list):
+            if len(instance) != width:
+                raise HTTPException(422, f"instances[{i}] must have {width} values")
+            return instance, None
+        tid = instance.get("transaction_id")
+        try:
+            return [float(instance[n]) for n in inputs], tid
+        except (KeyError, TypeError, ValueError) as e:
+            raise HTTPException(422, f"instances[{i}]: bad or missing feature {e}")
+
+    @app.post("/predict")
+    def predict(req: PredictRequest):
+        rows, ids = [], []
+        for i, inst in enumerate(req.instances):
+            r, tid = row_of(i, inst)
+            rows.append(r)
+            ids.append(tid)
+        with torch.inference_mode():
+            scores = module(torch.tensor(rows, dtype=torch.float32)).reshape(-1).tolist()
+        out = []
+        for s, tid in zip(scores, ids):
+            p = {"score": s, "is_fraud": s >= threshold}
+            if tid is not None:
+                p["transaction_id"] = tid
+            out.append(p)
+        return {"predictions": out, "model_name": name, "model_version": version}
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    return app
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--repository", default=os.path.join(ROOT, "models"))
+    ap.add_argument("--model", default="fraud_mlp")
+    args = ap.parse_args()
+    os.environ["VIGIL_BASELINE_REPOSITORY"] = args.repository
+    os.environ["VIGIL_BASELINE_MODEL"] = args.model
+    if args.workers > 1:
+        # Worker processes import the app by name and build it from the environment.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        uvicorn.run("fastapi_baseline:app_from_env", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level="warning", access_log=False)
+    else:
+        uvicorn.run(create_app(args.repository, args.model), host=args.host, port=args.port,
+                    log_level="warning", access_log=False)
+    return 0
+
+
+def app_from_env() -> FastAPI:
+    return create_app(os.environ["VIGIL_BASELINE_REPOSITORY"], os.environ["VIGIL_BASELINE_MODEL"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
