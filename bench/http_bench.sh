@@ -5,6 +5,7 @@
 #
 #   bench/http_bench.sh                      # vigil from build/release/vigil
 #   VIGIL=build/h-http/vigil DURATION=20s CONNECTIONS="1 16 64" FASTAPI_WORKERS=2 bench/http_bench.sh
+#   VIGIL_FLAGS="--scoring.max_delay_us=100" bench/http_bench.sh   # extra vigil flags
 #
 # Prints one row per server and concurrency: requests/s, p50 and p99 latency (ms) and errors
 # (non-2xx answers, socket errors). wrk runs on the same machine and takes CPU from the server:
@@ -17,6 +18,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-"1 16 64"}
 NPROC=$(nproc)
 FASTAPI_WORKERS=${FASTAPI_WORKERS:-$NPROC}   # both servers may use every core
+VIGIL_FLAGS=${VIGIL_FLAGS:-}                 # e.g. --scoring.max_delay_us=100
 WRK_THREADS=${WRK_THREADS:-2}
 PYTHON=/usr/bin/python3                      # the Debian python has fastapi, uvicorn, torch
 
@@ -72,7 +74,7 @@ wait_ready() {  # url, seconds
 # --- vigil -----------------------------------------------------------------------------------
 (cd "$ROOT" && exec "$VIGIL" --config "$ROOT/config/vigil.yaml" --mode=serve \
   --kafka.enabled=false --redis.url= --http.address=127.0.0.1 --http.port=0 \
-  --http.port_file="$WORK/vigil.port" --log.level=warn) >"$WORK/vigil.log" 2>&1 &
+  --http.port_file="$WORK/vigil.port" --log.level=warn $VIGIL_FLAGS) >"$WORK/vigil.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do [[ -s "$WORK/vigil.port" ]] && break; sleep 0.1; done
 [[ -s "$WORK/vigil.port" ]] || { echo "http_bench: vigil did not start:" >&2; cat "$WORK/vigil.log" >&2; exit 1; }
@@ -112,4 +114,4 @@ for c in $CONNECTIONS; do
 done
 echo
 echo "wrk $DURATION per cell after a 2 s warm-up; $NPROC cores shared by wrk ($WRK_THREADS threads) and the server;"
-echo "vigil: $(basename "$VIGIL") --mode=serve (Kafka, Redis off); fastapi: $FASTAPI_WORKERS uvicorn worker(s)."
+echo "vigil: $(basename "$VIGIL") --mode=serve (Kafka, Redis off) $VIGIL_FLAGS; fastapi: $FASTAPI_WORKERS uvicorn worker(s)."
