@@ -516,6 +516,9 @@ TEST_F(RouterTest, ModelInfoCarriesTheYamlVersionAndLoadTime) {
 
 TEST_F(RouterTest, MetricsAreThePrometheusTextOfTheRegistry) {
   post("/predict", predict_body({array_instance(row_values(0.1f))}));
+  // The batcher counts a batch's rows after completing them.
+  ASSERT_TRUE(testing::wait_until([&] { return stack->batcher.stats().scored() == 1; },
+                                  std::chrono::seconds(5)));
   auto res = get("/metrics");
   ASSERT_EQ(res.result_int(), 200u);
   EXPECT_EQ(res[bhttp::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
