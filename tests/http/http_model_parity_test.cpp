@@ -118,7 +118,8 @@ TEST(HttpModelParity, HttpScoresEqualTheReferenceAndTheStreamingScores) {
              R"({"inputs":[{"name":"features","datatype":"FP32","shape":[)" + std::to_string(n) +
                  ",30],\"data\":" + data + "}]}");
   ASSERT_EQ(res.result_int(), 200u) << res.body().substr(0, 300);
-  const auto& out = parse_json(res.body()).at("outputs").as_array()[0].at("data").as_array();
+  const auto infer = parse_json(res.body());
+  const auto& out = infer.at("outputs").as_array()[0].at("data").as_array();
   ASSERT_EQ(out.size(), n);
   for (size_t i = 0; i < n; ++i) {
     EXPECT_NEAR(out[i].to_number<double>(), http_scores[i], 1e-6) << "row " << i;
