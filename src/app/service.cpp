@@ -82,6 +82,8 @@ Status Service::start(Options options) {
   batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
                                                 SteadyClock::instance(), registry_);
   batcher_->start();
+  stalled_workers_gauge_ = &registry_.gauge(
+      "vigil_scoring_stalled_workers", "Scoring workers the watchdog found without progress");
   log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
             batcher_->worker_count(), config_.scoring.max_batch_size,
             config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
@@ -156,22 +158,51 @@ std::vector<std::string> Service::readiness_failures() const {
     f.push_back("kafka: no partitions assigned");
   }
   if (redis_ && !redis_->connected()) f.push_back("redis: not connected (degraded)");
+  if (stalled_workers_.load() > 0) {
+    f.push_back("scoring: " + std::to_string(stalled_workers_.load()) +
+                " worker(s) stuck (no progress for " +
+                std::to_string(config_.scoring.watchdog_stall.count()) + " ms)");
+  }
   return f;
 }
 
 void Service::maintenance_main() {
   std::unique_lock<std::mutex> lock(maintenance_mu_);
-  const auto interval = config_.model.reload_interval.count() > 0
-                            ? config_.model.reload_interval
-                            : std::chrono::milliseconds(1000);
+  // One thread for periodic chores: the worker watchdog (every 500 ms) and, when enabled,
+  // looking for a new model version.
+  const auto tick = std::chrono::milliseconds(500);
+  auto next_reload = std::chrono::steady_clock::now() + config_.model.reload_interval;
   while (!maintenance_stop_) {
-    maintenance_cv_.wait_for(lock, interval, [this] { return maintenance_stop_; });
+    maintenance_cv_.wait_for(lock, tick, [this] { return maintenance_stop_; });
     if (maintenance_stop_) break;
-    if (config_.model.reload_interval.count() > 0 && config_.model.version.empty()) {
-      lock.unlock();
+    lock.unlock();
+    check_workers();
+    if (config_.model.reload_interval.count() > 0 && config_.model.version.empty() &&
+        std::chrono::steady_clock::now() >= next_reload) {
       reload_model_if_newer();
-      lock.lock();
+      next_reload = std::chrono::steady_clock::now() + config_.model.reload_interval;
     }
+    lock.lock();
+  }
+}
+
+// LibTorch and librdkafka cannot tell us that a worker hangs (a forward that never returns, a
+// produce blocked on an unreachable cluster), so each worker notes when it started its
+// current batch and this checks how long ago that was.
+void Service::check_workers() {
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const int64_t limit =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(config_.scoring.watchdog_stall).count();
+  int stalled = 0;
+  for (int64_t since : batcher_->worker_busy_since_ns()) stalled += (since != 0 && now - since > limit);
+  const int before = stalled_workers_.exchange(stalled);
+  stalled_workers_gauge_->set(stalled);
+  if (stalled > 0 && before == 0) {
+    logger("vigil")->error("watchdog: {} scoring worker(s) made no progress for {} ms "
+                           "(queue depth {}); readiness fails until they recover",
+                           stalled, config_.scoring.watchdog_stall.count(), queue_->depth());
+  } else if (stalled == 0 && before > 0) {
+    logger("vigil")->info("watchdog: scoring workers recovered");
   }
 }
 

@@ -64,6 +64,7 @@ class Service {
   Status start(Options options);
   void maintenance_main();
   void reload_model_if_newer();
+  void check_workers();
 
   config::AppConfig config_;
   metrics::Registry registry_;
@@ -85,6 +86,8 @@ class Service {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   metrics::Gauge* model_version_gauge_ = nullptr;
+  metrics::Gauge* stalled_workers_gauge_ = nullptr;
+  std::atomic<int> stalled_workers_{0};
 };
 
 // mode=serve: runs the Service until SIGTERM/SIGINT; a second signal exits at once.

@@ -133,7 +133,7 @@ struct Batcher::Worker {
   uint64_t generation = ~uint64_t{0};
   std::vector<float> input;   // packed rows, reused across batches
   std::vector<float> output;
-  std::atomic<int64_t> heartbeat_ns{0};
+  std::atomic<int64_t> busy_since_ns{0};
 };
 
 Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
@@ -164,9 +164,9 @@ Batcher::Served Batcher::served() const {
 
 std::shared_ptr<const ModelInfo> Batcher::model_info() const { return served().info; }
 
-std::vector<int64_t> Batcher::worker_heartbeats_ns() const {
+std::vector<int64_t> Batcher::worker_busy_since_ns() const {
   std::vector<int64_t> out;
-  for (const auto& w : workers_) out.push_back(w->heartbeat_ns.load());
+  for (const auto& w : workers_) out.push_back(w->busy_since_ns.load());
   return out;
 }
 
@@ -176,7 +176,6 @@ void Batcher::start() {
                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   for (auto& w : workers_) {
-    w->heartbeat_ns = steady_ns();
     w->thread = std::thread([this, wp = w.get()] { worker_main(*wp); });
   }
 }
@@ -203,7 +202,6 @@ void Batcher::worker_main(Worker& w) {
   std::vector<ScoreRequest> batch;
   batch.reserve(config_.max_batch_size);
   while (true) {
-    w.heartbeat_ns = steady_ns();
     bool have = false;
     bool done = false;
     {
@@ -213,12 +211,14 @@ void Batcher::worker_main(Worker& w) {
     }
     if (done) return;
     if (!have) continue;
+    w.busy_since_ns = steady_ns();
     if (stopping_ && steady_ns() > drain_deadline_ns_) {
       fail_all(batch, "server is shutting down", "shutdown");
     } else {
       run_batch(w, batch);
     }
     batch.clear();
+    w.busy_since_ns = 0;
   }
 }
 
@@ -278,7 +278,6 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   const auto compute =
       duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
   stats_.batch_scored(n, compute);
-  w.heartbeat_ns = steady_ns();
 
   ScoreOutcome o;  // shared fields set once per batch
   o.model = w.info;

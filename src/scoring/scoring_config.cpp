@@ -35,6 +35,7 @@ std::vector<std::string> ScoringConfig::validate() const {
   if (!(low_watermark >= 0.0 && low_watermark < high_watermark)) {
     e.push_back("scoring.low_watermark must be within [0, scoring.high_watermark)");
   }
+  if (watchdog_stall.count() < 100) e.push_back("scoring.watchdog_stall_ms must be >= 100");
   return e;
 }
 

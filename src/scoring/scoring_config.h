@@ -28,6 +28,7 @@ struct ScoringConfig {
   size_t queue_capacity = 65536;
   double high_watermark = 0.8;
   double low_watermark = 0.5;
+  std::chrono::milliseconds watchdog_stall{10000};  // a worker silent this long is stuck
 
   BatcherConfig batcher() const { return {max_batch_size, max_delay, workers}; }
   QueueConfig queue() const { return {queue_capacity, high_watermark, low_watermark}; }

@@ -223,5 +223,29 @@ TEST_F(StreamingTest, SlowModelWithASmallQueuePausesTheConsumerAndStillScoresEve
   service->stop();
 }
 
+TEST_F(StreamingTest, WatchdogFailsReadinessWhileAWorkerIsStuckAndRecovers) {
+  auto cfg = config();
+  cfg.redis.url = "";
+  cfg.scoring.workers = 1;
+  cfg.scoring.watchdog_stall = milliseconds(300);
+  testing::FakeModelOptions hang;
+  hang.delay = std::chrono::milliseconds(2500);  // one forward far longer than the limit
+  auto service = start(cfg, std::make_shared<testing::FakeModel>(hang));
+  ASSERT_NE(service, nullptr);
+  produce("w-", 0, 1, /*arrays_only=*/true);
+  auto stuck = [&] {
+    for (const auto& f : service->readiness_failures()) {
+      if (f.rfind("scoring:", 0) == 0) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(testing::wait_until(stuck, milliseconds(20000)));
+  EXPECT_EQ(service->registry().gauge("vigil_scoring_stalled_workers", "").value(), 1.0);
+  ASSERT_TRUE(testing::wait_until([&] { return service->batcher().stats().scored() == 1; },
+                                  milliseconds(10000)));
+  EXPECT_TRUE(testing::wait_until([&] { return !stuck(); }, milliseconds(5000)));
+  service->stop();
+}
+
 }  // namespace
 }  // namespace vigil

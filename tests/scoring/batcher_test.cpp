@@ -240,5 +240,25 @@ TEST_F(BatcherTest, SwappedModelIsUsedForLaterBatches) {
   EXPECT_EQ(collector.outcomes.at("after").model->version, "2");
 }
 
+TEST_F(BatcherTest, ReportsHowLongAWorkerHasBeenBusyForTheWatchdog) {
+  testing::FakeModelOptions slow;
+  slow.delay = std::chrono::milliseconds(300);
+  auto model = std::make_shared<testing::FakeModel>(slow);
+  ScoringQueue q({64, 0.8, 0.5}, SteadyClock::instance(), registry);
+  Batcher b({8, microseconds(100), 1}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  EXPECT_EQ(b.worker_busy_since_ns(), std::vector<int64_t>{0});  // idle
+  push(q, make("slow"));
+  const auto t0 = std::chrono::steady_clock::now();
+  bool seen_busy = false;
+  while (!seen_busy && std::chrono::steady_clock::now() - t0 < milliseconds(5000)) {
+    seen_busy = b.worker_busy_since_ns()[0] != 0;  // during the 300 ms forward
+  }
+  ASSERT_TRUE(collector.wait_for(1));
+  EXPECT_TRUE(seen_busy);
+  b.stop();
+  EXPECT_EQ(b.worker_busy_since_ns(), std::vector<int64_t>{0});
+}
+
 }  // namespace
 }  // namespace vigil::scoring
