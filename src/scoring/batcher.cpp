@@ -11,6 +11,9 @@ using std::chrono::microseconds;
 namespace {
 // How long an idle leader blocks on the queue before re-checking for shutdown.
 constexpr microseconds kIdleWait{50000};
+// With eager_when_idle, how often a leader holding a partial batch checks whether the
+// workers have all gone idle.
+constexpr microseconds kIdleRecheck{100};
 
 int64_t steady_ns() {
   return std::chrono::steady_clock::now().time_since_epoch().count();
@@ -21,11 +24,12 @@ int64_t steady_ns() {
 // BatchFormer
 
 BatchFormer::BatchFormer(ScoringQueue& queue, const Clock& clock, size_t max_batch_size,
-                         microseconds max_delay)
+                         microseconds max_delay, std::function<bool()> all_idle)
     : queue_(queue),
       clock_(clock),
       max_batch_size_(std::max<size_t>(max_batch_size, 1)),
-      max_delay_(max_delay) {
+      max_delay_(max_delay),
+      all_idle_(std::move(all_idle)) {
   pending_.reserve(max_batch_size_);
 }
 
@@ -47,6 +51,7 @@ bool BatchFormer::due() const {
   if (pending_.empty()) return false;
   if (pending_.size() >= max_batch_size_) return true;
   if (queue_.closed()) return true;  // nothing more can arrive: do not wait out the delay
+  if (all_idle_ && all_idle_()) return true;
   return clock_.now() >= oldest_ + max_delay_;
 }
 
@@ -56,6 +61,8 @@ bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) 
     microseconds wait = max_wait;
     if (auto d = deadline()) {
       wait = std::min(wait, std::max(microseconds(0), duration_cast<microseconds>(*d - clock_.now())));
+      // A busy worker becoming idle wakes nobody: look again soon, it may make us due.
+      if (all_idle_) wait = std::min(wait, kIdleRecheck);
     }
     if (wait.count() > 0) pull(wait);
     pull(microseconds(0));  // whatever arrived together with the one that woke us
@@ -142,7 +149,9 @@ Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_p
       queue_(queue),
       clock_(clock),
       stats_(registry),
-      former_(queue, clock, config.max_batch_size, config.max_delay) {
+      former_(queue, clock, config.max_batch_size, config.max_delay,
+              config.eager_when_idle ? std::function<bool()>([this] { return busy_workers_ == 0; })
+                                     : nullptr) {
   swap_model(std::move(model));
 }
 
@@ -212,12 +221,14 @@ void Batcher::worker_main(Worker& w) {
     if (done) return;
     if (!have) continue;
     w.busy_since_ns = steady_ns();
+    busy_workers_.fetch_add(1);
     if (stopping_ && steady_ns() > drain_deadline_ns_) {
       fail_all(batch, "server is shutting down", "shutdown");
     } else {
       run_batch(w, batch);
     }
     batch.clear();
+    busy_workers_.fetch_sub(1);
     w.busy_since_ns = 0;
   }
 }

@@ -8,6 +8,11 @@
 //   t:        r0.enqueued_at          r0.enqueued_at + max_delay  => flush what has arrived
 //   or:       k + 1 == max_batch_size                              => flush at once (full)
 //   or:       the queue is closed (shutdown drain)                 => flush at once
+//   or:       eager_when_idle and no worker is scoring a batch     => flush at once
+//
+// The last rule keeps light traffic fast: when every worker is idle, waiting for more
+// requests buys no throughput, only latency. Under load some worker is always busy, so
+// requests accumulate into larger batches while it computes, still bounded by max_delay.
 //
 // The delay runs from the moment the oldest request entered the queue, not from when a
 // worker picked it up, so a request never waits longer than max_delay_us for a batch to
@@ -21,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,14 +46,17 @@ struct BatcherConfig {
   size_t max_batch_size = 256;               // rows per forward pass at most
   std::chrono::microseconds max_delay{2000};  // longest a request waits for its batch to fill
   int workers = 0;                           // scoring threads; 0 = one per core
+  bool eager_when_idle = true;               // flush at once when no worker is busy
 };
 
 // Collects requests from the queue and decides when a batch is due. Single-threaded: the
 // Batcher serialises access. Unit tests drive it with a ManualClock and max_wait = 0.
 class BatchFormer {
  public:
+  // `all_idle`, when set, says whether no worker is scoring a batch; a pending batch is then
+  // due at once (see the flush rule above).
   BatchFormer(ScoringQueue& queue, const Clock& clock, size_t max_batch_size,
-              std::chrono::microseconds max_delay);
+              std::chrono::microseconds max_delay, std::function<bool()> all_idle = nullptr);
 
   // Pulls what has arrived; if a batch is due, moves it into `batch` (which must be empty)
   // and returns true. Otherwise waits up to `max_wait` (less if the oldest pending request's
@@ -66,6 +75,7 @@ class BatchFormer {
   const Clock& clock_;
   const size_t max_batch_size_;
   const std::chrono::microseconds max_delay_;
+  const std::function<bool()> all_idle_;
   std::vector<ScoreRequest> pending_;
   Clock::time_point oldest_{};
 };
@@ -166,6 +176,7 @@ class Batcher {
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
+  std::atomic<int> busy_workers_{0};
   std::mutex stop_mutex_;
 };
 

@@ -28,9 +28,10 @@ struct ScoringConfig {
   size_t queue_capacity = 65536;
   double high_watermark = 0.8;
   double low_watermark = 0.5;
-  std::chrono::milliseconds watchdog_stall{10000};  // a worker silent this long is stuck
+  std::chrono::milliseconds watchdog_stall{10000};  // a worker busy this long is stuck
+  bool eager_when_idle = true;  // flush a partial batch at once when no worker is busy
 
-  BatcherConfig batcher() const { return {max_batch_size, max_delay, workers}; }
+  BatcherConfig batcher() const { return {max_batch_size, max_delay, workers, eager_when_idle}; }
   QueueConfig queue() const { return {queue_capacity, high_watermark, low_watermark}; }
   std::vector<std::string> validate() const;
 };

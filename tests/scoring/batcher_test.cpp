@@ -91,6 +91,37 @@ TEST_F(FormerTest, ClosedQueueFlushesPendingWithoutWaitingForTheDelay) {
   EXPECT_EQ(batch.size(), 1u);
 }
 
+TEST(FormerEager, FlushesAPartialBatchAtOnceWhenNoWorkerIsBusy) {
+  metrics::Registry registry;
+  ManualClock clock;
+  ScoringQueue queue{{64, 0.8, 0.5}, clock, registry};
+  bool idle = true;
+  BatchFormer former{queue, clock, 4, microseconds(1000), [&] { return idle; }};
+  auto r = make("a");
+  queue.try_push(r, Priority::kNormal);
+  std::vector<ScoreRequest> batch;
+  ASSERT_TRUE(former.next(batch, microseconds(0)));  // no waiting for the delay
+  EXPECT_EQ(batch.size(), 1u);
+}
+
+TEST(FormerEager, WaitsForTheDelayWhileAWorkerIsBusy) {
+  metrics::Registry registry;
+  ManualClock clock;
+  ScoringQueue queue{{64, 0.8, 0.5}, clock, registry};
+  bool idle = false;
+  BatchFormer former{queue, clock, 4, microseconds(1000), [&] { return idle; }};
+  auto r = make("a");
+  queue.try_push(r, Priority::kNormal);
+  std::vector<ScoreRequest> batch;
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  auto r2 = make("b");
+  queue.try_push(r2, Priority::kNormal);
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  idle = true;  // the busy worker finished: what has gathered goes now
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(batch.size(), 2u);
+}
+
 // Batcher with worker threads and a fake model.
 struct Collector {
   std::mutex mu;
