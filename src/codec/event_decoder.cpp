@@ -97,6 +97,59 @@ DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, f
   return {};
 }
 
+// Reads `v` to its end, token by token, and returns the first error. On-demand parsing checks
+// only what is read: a value that is merely skipped has its brackets matched but its scalars
+// unchecked (`{"x": nul}` would pass), so ignored fields are walked with this instead.
+// Recursion stops at simdjson's default depth limit.
+simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth = 0) {
+  if (depth >= simdjson::DEFAULT_MAX_DEPTH) return simdjson::DEPTH_ERROR;
+  json_type t;
+  if (auto ec = v.type().get(t)) return ec;
+  switch (t) {
+    case json_type::object: {
+      simdjson::ondemand::object obj;
+      if (auto ec = v.get_object().get(obj)) return ec;
+      for (auto field : obj) {
+        std::string_view key;
+        if (auto ec = field.unescaped_key().get(key)) return ec;
+        simdjson::ondemand::value fv;
+        if (auto ec = field.value().get(fv)) return ec;
+        if (auto ec = validate_json(fv, depth + 1)) return ec;
+      }
+      return simdjson::SUCCESS;
+    }
+    case json_type::array: {
+      simdjson::ondemand::array arr;
+      if (auto ec = v.get_array().get(arr)) return ec;
+      for (auto element : arr) {
+        simdjson::ondemand::value ev;
+        if (auto ec = element.get(ev)) return ec;
+        if (auto ec = validate_json(ev, depth + 1)) return ec;
+      }
+      return simdjson::SUCCESS;
+    }
+    case json_type::number: {
+      // get_double(), not get_int64(): integers beyond 64 bits are valid JSON too.
+      double d;
+      return v.get_double().get(d);
+    }
+    case json_type::string: {
+      std::string_view s;
+      return v.get_string().get(s);
+    }
+    case json_type::boolean: {
+      bool b;
+      return v.get_bool().get(b);
+    }
+    case json_type::null: {
+      bool is_null = false;
+      if (auto ec = v.is_null().get(is_null)) return ec;
+      return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    }
+  }
+  return simdjson::TAPE_ERROR;
+}
+
 }  // namespace
 
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,
@@ -224,9 +277,10 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
       }
       out.event_time_ms = t;
     } else {
-      // Ignored top-level field; skipping still validates its JSON.
+      // Ignored top-level field; its JSON is still checked.
       simdjson::ondemand::value ignored;
       if (auto ec = field.value().get(ignored)) return malformed(ec, "");
+      if (auto ec = validate_json(ignored)) return malformed(ec, "");
     }
   }
   const char* trailing = nullptr;
