@@ -135,6 +135,7 @@ Status Service::start(Options options) {
     deps.model_info = [this] { return batcher_->model_info(); };
     deps.registry = &registry_;
     deps.readiness_failures = [this] { return readiness_failures(); };
+    deps.degradations = [this] { return degradations(); };
     deps.score_sink = redis_.get();
     deps.model_yaml_text = model_yaml_text_;
     deps.logger = logger("http");
@@ -150,6 +151,14 @@ Status Service::start(Options options) {
 
 int Service::http_port() const { return http_ ? static_cast<int>(http_->port()) : -1; }
 
+std::vector<std::string> Service::degradations() const {
+  std::vector<std::string> d;
+  if (redis_ && !redis_->connected()) {
+    d.push_back("redis: not connected; scores go to Kafka, cache writes are skipped and counted");
+  }
+  return d;
+}
+
 std::vector<std::string> Service::readiness_failures() const {
   // The HTTP router adds its own checks: model loaded, queue below its high watermark, not
   // shutting down.
@@ -157,7 +166,6 @@ std::vector<std::string> Service::readiness_failures() const {
   if (config_.kafka.enabled && (!source_ || !source_->has_assignment())) {
     f.push_back("kafka: no partitions assigned");
   }
-  if (redis_ && !redis_->connected()) f.push_back("redis: not connected (degraded)");
   if (stalled_workers_.load() > 0) {
     f.push_back("scoring: " + std::to_string(stalled_workers_.load()) +
                 " worker(s) stuck (no progress for " +

@@ -49,6 +49,8 @@ class Service {
 
   // Checks that fail readiness, empty when ready.
   std::vector<std::string> readiness_failures() const;
+  // Degraded but still ready (Redis down: scores still flow to Kafka), reported by /ready.
+  std::vector<std::string> degradations() const;
 
   const std::string& bootstrap() const { return bootstrap_; }
   int http_port() const;

@@ -30,6 +30,9 @@ struct HttpDeps {
   // The router adds its own checks (model loaded, queue below its high watermark, not
   // shutting down), so this only needs the other components'. Optional; called on io threads.
   std::function<std::vector<std::string>()> readiness_failures;
+  // Degradations that do not make the process unready but are reported by /ready (e.g.
+  // "redis: not connected": Redis is a cache, scoring goes on without it). Optional.
+  std::function<std::vector<std::string>()> degradations;
   // Scores of /predict instances that carry a transaction_id are also published here (Redis),
   // with the same key and JSON as the streaming path. Optional.
   sinks::ScoreSink* score_sink = nullptr;

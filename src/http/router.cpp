@@ -604,6 +604,11 @@ Response Router::ready_response(bool kserve) const {
   for (const auto& r : failing) reasons.emplace_back(r);
   json::object body{{"ready", failing.empty()}};
   if (!kserve || !failing.empty()) body["failing"] = std::move(reasons);
+  if (deps_.degradations) {
+    json::array degraded;
+    for (const auto& d : deps_.degradations()) degraded.emplace_back(d);
+    if (!kserve || !degraded.empty()) body["degraded"] = std::move(degraded);
+  }
   return json_response(failing.empty() ? 200 : 503, body);
 }
 
