@@ -380,6 +380,18 @@ TEST_F(RouterTest, WhileShuttingDownScoringIs503AndReadinessFails) {
   EXPECT_EQ(get("/v2/health/live").result_int(), 200u);
 }
 
+TEST_F(RouterTest, ADegradationIsReportedByReadyWithoutFailingIt) {
+  auto deps = stack->deps();
+  deps.degradations = [] { return std::vector<std::string>{"redis: not connected"}; };
+  Router degraded(config, deps);
+  auto res = call(degraded, verb::get, "/ready");
+  EXPECT_EQ(res.result_int(), 200u);
+  auto v = parse_json(res.body());
+  EXPECT_TRUE(v.at("ready").as_bool());
+  EXPECT_EQ(v.at("degraded").as_array()[0].as_string(), "redis: not connected");
+  EXPECT_EQ(call(degraded, verb::get, "/v2/health/ready").result_int(), 200u);
+}
+
 TEST_F(RouterTest, ClosedQueueIs503) {
   stack->queue.close();
   auto res = post("/predict", predict_body({array_instance(row_values(0.1f))}));
