@@ -12,31 +12,15 @@
 #include "http/router.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
+#include "support/kafka_test_util.h"
 
 namespace vigil::http::test {
 namespace {
 
 const std::string kSource = VIGIL_SOURCE_DIR;
 
-struct Reference {
-  std::vector<std::string> names;
-  std::vector<std::vector<double>> rows;
-  std::vector<double> scores;
-};
-
-Reference load_reference() {
-  simdjson::dom::parser parser;
-  auto doc = parser.load(kSource + "/tests/data/fraud_mlp_v1_reference.json");
-  Reference ref;
-  for (auto n : doc["feature_names"].get_array()) ref.names.emplace_back(n.get_string().value());
-  for (auto row : doc["rows"].get_array()) {
-    std::vector<double> r;
-    for (auto v : row.get_array()) r.push_back(v.get_double());
-    ref.rows.push_back(std::move(r));
-  }
-  for (auto s : doc["scores"].get_array()) ref.scores.push_back(s.get_double());
-  return ref;
-}
+using testing::ReferenceData;
+using testing::load_reference;
 
 std::string number(double v) {
   char buf[40];
@@ -44,10 +28,10 @@ std::string number(double v) {
   return buf;
 }
 
-std::string named_features(const Reference& ref, size_t i) {
+std::string named_features(const ReferenceData& ref, size_t i) {
   std::string s = "{";
-  for (size_t j = 0; j < ref.names.size(); ++j) {
-    s += (j ? ",\"" : "\"") + ref.names[j] + "\":" + number(ref.rows[i][j]);
+  for (size_t j = 0; j < ref.feature_names.size(); ++j) {
+    s += (j ? ",\"" : "\"") + ref.feature_names[j] + "\":" + number(ref.rows[i][j]);
   }
   return s + "}";
 }
@@ -78,8 +62,8 @@ struct TorchStack {
 
 TEST(HttpModelParity, HttpScoresEqualTheReferenceAndTheStreamingScores) {
   TorchStack t;
-  const Reference ref = load_reference();
-  ASSERT_EQ(ref.names, t.batcher->model_info()->input_names);
+  const ReferenceData ref = load_reference();
+  ASSERT_EQ(ref.feature_names, t.batcher->model_info()->input_names);
   const size_t n = ref.rows.size();
   ASSERT_GE(n, 100u);
 
@@ -110,7 +94,7 @@ TEST(HttpModelParity, HttpScoresEqualTheReferenceAndTheStreamingScores) {
   std::string data = "[";
   for (size_t i = 0; i < n; ++i) {
     data += i ? ",[" : "[";
-    for (size_t j = 0; j < ref.names.size(); ++j) data += (j ? "," : "") + number(ref.rows[i][j]);
+    for (size_t j = 0; j < ref.feature_names.size(); ++j) data += (j ? "," : "") + number(ref.rows[i][j]);
     data += "]";
   }
   data += "]";
@@ -126,7 +110,7 @@ TEST(HttpModelParity, HttpScoresEqualTheReferenceAndTheStreamingScores) {
   }
 
   // The streaming path: the Kafka event, decoded by the Kafka decoder, same queue and batcher.
-  codec::FeatureSchema schema(ref.names);
+  codec::FeatureSchema schema(ref.feature_names);
   codec::EventDecoder decoder(schema, 1 << 20);
   std::vector<std::promise<float>> promises(n);
   for (size_t i = 0; i < n; ++i) {

@@ -2,13 +2,13 @@
 #include "scoring/torch_model.h"
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "scoring/model_repository.h"
+#include "support/kafka_test_util.h"
 
 namespace vigil::scoring {
 namespace {
@@ -17,33 +17,13 @@ namespace fs = std::filesystem;
 const std::string kSource = VIGIL_SOURCE_DIR;
 const std::string kRepo = kSource + "/models";
 
-struct Reference {
-  std::vector<std::vector<double>> rows;
-  std::vector<double> scores;
-  std::vector<std::string> names;
-};
-
-Reference load_reference() {
-  simdjson::dom::parser parser;
-  auto doc = parser.load(kSource + "/tests/data/fraud_mlp_v1_reference.json");
-  Reference ref;
-  for (auto n : doc["feature_names"].get_array()) ref.names.emplace_back(n.get_string().value());
-  for (auto row : doc["rows"].get_array()) {
-    std::vector<double> r;
-    for (auto v : row.get_array()) r.push_back(v.get_double());
-    ref.rows.push_back(r);
-  }
-  for (auto s : doc["scores"].get_array()) ref.scores.push_back(s.get_double());
-  return ref;
-}
-
 TEST(TorchModel, ScoresEqualThePythonReferenceScores) {
   auto info = load_model_info(kRepo, "fraud_mlp");
   ASSERT_TRUE(info.ok()) << info.error();
   auto model = load_torch_model(*info, {"cpu", 1, 8});
   ASSERT_TRUE(model.ok()) << model.error();
-  auto ref = load_reference();
-  ASSERT_EQ(ref.names, (*model)->info().input_names);
+  auto ref = testing::load_reference();
+  ASSERT_EQ(ref.feature_names, (*model)->info().input_names);
   ASSERT_EQ(ref.rows.size(), ref.scores.size());
   ASSERT_GE(ref.rows.size(), 100u);
 

@@ -1,5 +1,6 @@
-// Kafka helpers for integration tests: produce records and read topics back, over TCP
-// against the embedded (mock) cluster, with plain librdkafka clients independent of vigil's.
+// Helpers for integration tests: produce records and read topics back over TCP against the
+// embedded (mock) cluster, with plain librdkafka clients independent of vigil's; and the
+// Python reference rows and scores every parity test compares against.
 #pragma once
 
 #include <chrono>
