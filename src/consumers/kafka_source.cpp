@@ -147,9 +147,14 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     log()->info("assigned {} partition(s) of '{}'", partitions->cnt, config_.input_topic);
     return;
   }
+  assigned_ = 0;  // readiness reflects the loss at once, not after the drain below
   std::vector<PartitionId> revoked;
   for (int i = 0; i < partitions->cnt; ++i) revoked.push_back(partitions->elems[i].partition);
-  if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+  // A lost assignment (session timed out, e.g. brokers unreachable) is no longer ours: its
+  // offsets cannot be committed, so neither drain nor commit.
+  const bool lost = rd_kafka_assignment_lost(rk_.get());
+  if (lost) log()->warn("assignment lost (session timeout); uncommitted records will be re-consumed");
+  if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !lost) {
     // Let records of these partitions that are already being scored finish, so the next
     // owner does not score them again; bounded, then commit what was delivered.
     // When stop() leaves the group, the pipeline is already drained: nothing more will come.

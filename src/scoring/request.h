@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/feature_vector.h"
 #include "common/status.h"
 #include "scoring/model.h"
 
@@ -43,7 +44,7 @@ using Completion = std::function<void(ScoreRequest&, const ScoreOutcome&)>;
 
 struct ScoreRequest {
   std::string id;                         // transaction id (may be empty for anonymous HTTP rows)
-  std::vector<float> features;            // in the model's input order
+  FeatureVector features;                 // in the model's input order
   Origin origin = Origin::kKafka;
   Clock::time_point enqueued_at{};        // set by ScoringQueue::try_push
   std::optional<int64_t> event_time_ms;   // upstream event timestamp, when known

@@ -82,7 +82,19 @@ class TorchSession final : public ModelSession {
     for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
     return s + "]";
   }
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+  // TorchScript interpreter errors start with a generic line and a traceback; the cause
+  // ("RuntimeError: ...") is the last line. Other errors say it on the first line.
+  static std::string first_line(const std::string& s) {
+    std::string line = s.substr(0, s.find('\n'));
+    if (line.find("TorchScript interpreter") != std::string::npos) {
+      size_t end = s.find_last_not_of(" \n");
+      if (end != std::string::npos) {
+        size_t start = s.rfind('\n', end);
+        line = s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+      }
+    }
+    return line.size() > 400 ? line.substr(0, 400) : line;
+  }
 
  private:
   torch::jit::script::Module& module_;

@@ -67,6 +67,8 @@ TEST_F(FaultTest, PoisonRecordGoesToTheDeadLetterTopicAndItsPartitionKeepsFlowin
     EXPECT_EQ(h.at("vigil.error"), "model_error");
     EXPECT_EQ(h.at("vigil.error_message").rfind("model forward failed", 0), 0u)
         << h.at("vigil.error_message");
+    EXPECT_NE(h.at("vigil.error_message").find("poison"), std::string::npos)  // the cause
+        << h.at("vigil.error_message");
     EXPECT_EQ(h.at("vigil.source_partition"), "0");
     EXPECT_EQ(dead[id].value, value);  // the raw record travels with the dead letter
     last_poison_offset =
