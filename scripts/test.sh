@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds vigil and runs its tests: the release suite (unit + integration), the concurrency
-# tests under ThreadSanitizer, and the unit + integration suites under ASan+UBSan.
+# Builds vigil and runs its tests: the release suite (unit + integration, then the
+# process-level fault tests), the concurrency tests under ThreadSanitizer, the unit +
+# integration suites under ASan+UBSan, and each libFuzzer target for a bounded time.
 # Installs missing Debian packages first. Usage: scripts/test.sh [--fast] (--fast: release only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,9 @@ step "release build"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$JOBS"
 step "release tests"
-ctest --preset release -j "$JOBS"
+ctest --preset release -j "$JOBS" -LE faults
+step "fault tests (processes killed for real; run one at a time)"
+ctest --preset release -L faults -j 1
 
 if [ "$fast" = 0 ]; then
   step "ThreadSanitizer build (concurrency tests)"
@@ -30,6 +33,9 @@ if [ "$fast" = 0 ]; then
   cmake --build --preset asan -j "$JOBS"
   step "ASan+UBSan tests"
   ctest --preset asan -j "$JOBS"
+
+  step "fuzzing (libFuzzer + ASan/UBSan, bounded time per target)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
 fi
 echo
 echo "scripts/test.sh: all test passes green"

@@ -97,11 +97,13 @@ DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, f
   return {};
 }
 
+}  // namespace
+
 // Reads `v` to its end, token by token, and returns the first error. On-demand parsing checks
 // only what is read: a value that is merely skipped has its brackets matched but its scalars
 // unchecked (`{"x": nul}` would pass), so ignored fields are walked with this instead.
 // Recursion stops at simdjson's default depth limit.
-simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth = 0) {
+simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth) {
   if (depth >= simdjson::DEFAULT_MAX_DEPTH) return simdjson::DEPTH_ERROR;
   json_type t;
   if (auto ec = v.type().get(t)) return ec;
@@ -149,8 +151,6 @@ simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth = 0
   }
   return simdjson::TAPE_ERROR;
 }
-
-}  // namespace
 
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,
                              std::vector<float>& out, const std::string& where) {

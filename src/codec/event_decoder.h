@@ -84,6 +84,10 @@ class EventDecoder {
   std::string buffer_;
 };
 
+// Reads `v` to its end and returns the first JSON error in it. On-demand parsing checks only
+// what is read, so fields a decoder ignores must be walked with this to stay strict JSON.
+simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth = 0);
+
 // Copies `json` into `buffer` with simdjson's required padding and returns a view of it.
 simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer);
 

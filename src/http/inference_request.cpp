@@ -258,7 +258,11 @@ std::optional<HttpError> decode_input(od::value v, const InferSpec& spec, size_t
         }
         ++i;
       }
-    }  // "parameters" and other keys: ignored
+    } else {  // "parameters" and other keys: ignored, but must be valid JSON
+      od::value ignored;
+      if (auto ec = field.value().get(ignored)) return malformed(ec, where);
+      if (auto ec = codec::validate_json(ignored)) return malformed(ec, where);
+    }
   }
 
   if (!name) return unprocessable(where + ": missing field 'name'");
@@ -324,7 +328,10 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
     if (auto ec = field.unescaped_key().get(key)) return malformed(ec, "");
     od::value v;
     if (auto ec = field.value().get(v)) return malformed(ec, "");
-    if (key != "instances") continue;  // other keys are ignored
+    if (key != "instances") {  // other keys are ignored, but must be valid JSON
+      if (auto ec = codec::validate_json(v)) return malformed(ec, std::string(key));
+      continue;
+    }
     if (have_instances) return unprocessable("duplicate field 'instances'");
     have_instances = true;
     if (auto ec = v.type().get(t)) return malformed(ec, "instances");
@@ -408,7 +415,9 @@ std::optional<HttpError> decode_infer(std::string_view body, const InferSpec& sp
                                "', the model has '" + spec.output_name + "'");
         }
       }
-    }  // "parameters" and other keys: ignored
+    } else if (auto ec = codec::validate_json(v)) {  // "parameters" etc.: ignored, but checked
+      return malformed(ec, std::string(key));
+    }
   }
   if (auto err = check_no_trailing_content(doc)) return err;
   if (!have_inputs) return unprocessable("missing field 'inputs'");

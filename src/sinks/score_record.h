@@ -22,7 +22,8 @@ struct ScoreRecord {
 // they parse back to the same float.
 std::string to_json(const ScoreRecord& r);
 
-// Appends `s` to `out` as a JSON string literal (quotes and escapes included).
+// Appends `s` to `out` as a JSON string literal (quotes and escapes included). Bytes that
+// are not well-formed UTF-8 become U+FFFD, so the result is always valid JSON text.
 void append_json_string(std::string& out, const std::string& s);
 
 }  // namespace vigil::sinks

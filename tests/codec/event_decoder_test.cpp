@@ -64,6 +64,15 @@ TEST_F(DecoderTest, RejectsMalformedJson) {
   EXPECT_EQ(decode("").code, DecodeError::kMalformedJson);
 }
 
+TEST_F(DecoderTest, RejectsMalformedJsonInsideAnIgnoredField) {
+  std::string e = array_event(30);
+  e.insert(1, "\"note\":nul,");
+  EXPECT_EQ(decode(e).code, DecodeError::kMalformedJson) << e;
+  e = array_event(30);
+  e.insert(e.size() - 1, ",\"meta\":{\"a\":[1,tru]}");
+  EXPECT_EQ(decode(e).code, DecodeError::kMalformedJson) << e;
+}
+
 TEST_F(DecoderTest, RejectsANonObjectEvent) {
   EXPECT_EQ(decode("[1,2,3]").code, DecodeError::kWrongType);
 }

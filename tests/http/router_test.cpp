@@ -392,6 +392,22 @@ TEST_F(RouterTest, ADegradationIsReportedByReadyWithoutFailingIt) {
   EXPECT_EQ(call(degraded, verb::get, "/v2/health/ready").result_int(), 200u);
 }
 
+TEST_F(RouterTest, MalformedJsonInAnIgnoredKeyIs400NotScored) {
+  std::string body = predict_body({array_instance(row_values(0.1f))});
+  body.insert(body.size() - 1, ",\"meta\":[tru]");
+  EXPECT_EQ(post("/predict", body).result_int(), 400u) << body;
+  std::string infer = infer_body(flat_data({row_values(0.1f)}));
+  infer.insert(infer.size() - 1, ",\"parameters\":nul");
+  EXPECT_EQ(post("/v2/models/fake/infer", infer).result_int(), 400u) << infer;
+}
+
+TEST_F(RouterTest, ErrorBodiesAreValidUtf8WhateverTheTargetHolds) {
+  auto res = get("/v2/models/caf\xe9/ready");
+  EXPECT_EQ(res.result_int(), 404u);
+  EXPECT_EQ(res.body().find('\xe9'), std::string::npos);  // lone Latin-1 byte replaced
+  EXPECT_NE(res.body().find("caf\xEF\xBF\xBD"), std::string::npos) << res.body();
+}
+
 TEST_F(RouterTest, ClosedQueueIs503) {
   stack->queue.close();
   auto res = post("/predict", predict_body({array_instance(row_values(0.1f))}));

@@ -1,0 +1,39 @@
+#include "sinks/score_record.h"
+
+#include <gtest/gtest.h>
+
+namespace vigil::sinks {
+namespace {
+
+std::string quoted(const std::string& s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+TEST(JsonString, EscapesQuotesBackslashesAndControlCharacters) {
+  EXPECT_EQ(quoted("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+}
+
+TEST(JsonString, KeepsWellFormedUtf8) {
+  EXPECT_EQ(quoted("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
+}
+
+TEST(JsonString, ReplacesBytesThatAreNotUtf8SoTheJsonStaysValid) {
+  EXPECT_EQ(quoted("caf\xE9"), "\"caf\xEF\xBF\xBD\"");           // Latin-1 byte
+  EXPECT_EQ(quoted("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong '/'
+  EXPECT_EQ(quoted("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // surrogate
+  EXPECT_EQ(quoted("\xE2\x82"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // truncated
+}
+
+TEST(ScoreRecordJson, HasEveryFieldAndOmitsAnUnknownEventTime) {
+  ScoreRecord r{"t-1", 0.25f, false, "fraud_mlp", "1", 1700000000000, std::nullopt};
+  EXPECT_EQ(to_json(r),
+            "{\"transaction_id\":\"t-1\",\"score\":0.25,\"is_fraud\":false,\"model_name\":"
+            "\"fraud_mlp\",\"model_version\":\"1\",\"scored_at_ms\":1700000000000}");
+  r.event_time_ms = 42;
+  EXPECT_NE(to_json(r).find(",\"event_time_ms\":42}"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::sinks
