@@ -19,7 +19,11 @@ cmake --build --preset release -j "$JOBS"
 step "release tests"
 ctest --preset release -j "$JOBS" -LE faults
 step "fault tests (processes killed for real; run one at a time)"
+export VIGIL_FAULTS_SUMMARY="$PWD/build/release/faults-summary.txt"
+rm -f "$VIGIL_FAULTS_SUMMARY"
 ctest --preset release -L faults -j 1
+echo "fault test summary (by transaction id):"
+cat "$VIGIL_FAULTS_SUMMARY"
 
 if [ "$fast" = 0 ]; then
   step "ThreadSanitizer build (concurrency tests)"
