@@ -214,6 +214,9 @@ int main(int argc, char** argv) {
   assign_all(reader, "scores", args.partitions, RD_KAFKA_OFFSET_END);
   rd_kafka_poll(reader, 500);
   rd_kafka_t* producer = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "1"}});
+  // Known leaders before the first event: librdkafka < 2.10.1 can otherwise hold the first
+  // second of messages to a new topic (upstream #5032), which would be charged to vigil.
+  if (!kafka::fetch_metadata(producer, {"transactions"}, 5000).ok()) return 1;
   std::atomic<bool> reading{true};
   std::vector<double> lat_ms, to_scored_ms;
   std::thread reader_thread([&] {
