@@ -292,8 +292,10 @@ std::vector<std::string> describe(const AppConfig& c) {
     lines.push_back(o.key + " = " + v);
   }
   auto secretish = [](const std::string& k) {
-    return k.find("password") != std::string::npos || k.find("secret") != std::string::npos ||
-           k.find("sasl") != std::string::npos;
+    for (const char* word : {"password", "secret", "sasl", "ssl.key", "pem", "token", "jaas"}) {
+      if (k.find(word) != std::string::npos) return true;
+    }
+    return false;
   };
   for (const auto& [k, v] : c.kafka.consumer) {
     lines.push_back("kafka.consumer." + k + " = " + (secretish(k) ? "<redacted>" : v));

@@ -92,12 +92,15 @@ TEST(Config, ShippedConfigFileIsValid) {
 }
 
 TEST(Config, EffectiveConfigRedactsSecrets) {
-  auto c = load({"--http.auth_token=s3cret", "--redis.url=redis://:pw@localhost:6379"});
+  auto c = load({"--http.auth_token=s3cret", "--redis.url=redis://:pw@localhost:6379",
+                 "--kafka.consumer.ssl.key.pem=PRIVATEKEY", "--kafka.producer.sasl.password=pw2"});
   ASSERT_TRUE(c.ok()) << c.error();
   std::string all;
   for (const auto& line : describe(*c)) all += line + "\n";
   EXPECT_EQ(all.find("s3cret"), std::string::npos);
   EXPECT_EQ(all.find(":pw@"), std::string::npos);
+  EXPECT_EQ(all.find("PRIVATEKEY"), std::string::npos);
+  EXPECT_EQ(all.find("pw2"), std::string::npos);
   EXPECT_NE(all.find("http.auth_token = <redacted>"), std::string::npos);
 }
 
