@@ -44,11 +44,16 @@ Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model") a.model = v;
-    else if (k == "--width") a.width = std::stoul(v);
-    else if (k == "--device") a.device = v;
-    else if (k == "--seconds") a.seconds = std::stod(v);
-    else if (k == "--workers") a.workers = std::stoi(v);
+    if (k == "--model")
+      a.model = v;
+    else if (k == "--width")
+      a.width = std::stoul(v);
+    else if (k == "--device")
+      a.device = v;
+    else if (k == "--seconds")
+      a.seconds = std::stod(v);
+    else if (k == "--workers")
+      a.workers = std::stoi(v);
     else if (k == "--batches") {
       a.batches.clear();
       std::stringstream ss(v);
@@ -191,9 +196,10 @@ PathResult run_path(std::shared_ptr<scoring::Model> model, const std::vector<flo
       scoring::ScoreRequest r;
       const size_t row = i++ % rows_avail;
       r.features.resize(width);
-    std::memcpy(r.features.data(), data.data() + row * width, width * sizeof(float));
+      std::memcpy(r.features.data(), data.data() + row * width, width * sizeof(float));
       r.done = completion;
-      while (queue.try_push(r, scoring::Priority::kNormal) != scoring::ScoringQueue::PushResult::kOk) {
+      while (queue.try_push(r, scoring::Priority::kNormal) !=
+             scoring::ScoringQueue::PushResult::kOk) {
         if (!producing.load(std::memory_order_relaxed)) return;
         std::this_thread::yield();
       }
@@ -233,13 +239,14 @@ int main(int argc, char** argv) {
   std::vector<float> data(65536 * args.width);
   for (auto& v : data) v = nd(rng);
 
-  std::printf("scoring_bench: model %s, width %zu, device %s, %d worker(s), intra-op threads 1, "
-              "%.1f s per cell\n",
-              args.model.c_str(), args.width, model->info().device.c_str(), args.workers,
-              args.seconds);
-  std::printf("raw      = one thread calling the model's forward on pre-packed batches\n"
-              "path     = queue -> batcher -> model -> completion, queue pre-filled (capacity)\n"
-              "+producer= same path fed live by one producer thread building requests\n");
+  std::printf(
+      "scoring_bench: model %s, width %zu, device %s, %d worker(s), intra-op threads 1, "
+      "%.1f s per cell\n",
+      args.model.c_str(), args.width, model->info().device.c_str(), args.workers, args.seconds);
+  std::printf(
+      "raw      = one thread calling the model's forward on pre-packed batches\n"
+      "path     = queue -> batcher -> model -> completion, queue pre-filled (capacity)\n"
+      "+producer= same path fed live by one producer thread building requests\n");
   std::printf("%7s %13s %10s %10s %13s %9s %13s %9s %10s %10s %9s\n", "batch", "raw rows/s",
               "raw p50ms", "raw p99ms", "path rows/s", "path/raw", "+prod rows/s", "prod/raw",
               "req p50ms", "req p99ms", "avg batch");
@@ -248,10 +255,9 @@ int main(int argc, char** argv) {
     const size_t total = std::max<size_t>(1000000, b * 400);
     double capacity = run_capacity(model, data, b, total, args.workers);
     PathResult path = run_path(model, data, b, args.seconds, args.workers);
-    std::printf("%7zu %13.0f %10.3f %10.3f %13.0f %8.1f%% %13.0f %8.1f%% %10.3f %10.3f %9.1f\n",
-                b, raw.rows_per_s, raw.p50_ms, raw.p99_ms, capacity,
-                100.0 * capacity / raw.rows_per_s, path.rows_per_s,
-                100.0 * path.rows_per_s / raw.rows_per_s, path.p50_ms, path.p99_ms,
+    std::printf("%7zu %13.0f %10.3f %10.3f %13.0f %8.1f%% %13.0f %8.1f%% %10.3f %10.3f %9.1f\n", b,
+                raw.rows_per_s, raw.p50_ms, raw.p99_ms, capacity, 100.0 * capacity / raw.rows_per_s,
+                path.rows_per_s, 100.0 * path.rows_per_s / raw.rows_per_s, path.p50_ms, path.p99_ms,
                 path.mean_batch);
     std::fflush(stdout);
   }

@@ -9,17 +9,16 @@
 //
 // usage: stream_bench [--events 60000] [--partitions 16] [--rate 5000] [--seconds 10]
 #include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "app/service.h"
 #include "common/clock.h"
@@ -45,10 +44,14 @@ Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--events") a.events = std::stoul(argv[i + 1]);
-    else if (k == "--partitions") a.partitions = std::stoi(argv[i + 1]);
-    else if (k == "--rate") a.rate = std::stoi(argv[i + 1]);
-    else if (k == "--seconds") a.seconds = std::stoi(argv[i + 1]);
+    if (k == "--events")
+      a.events = std::stoul(argv[i + 1]);
+    else if (k == "--partitions")
+      a.partitions = std::stoi(argv[i + 1]);
+    else if (k == "--rate")
+      a.rate = std::stoi(argv[i + 1]);
+    else if (k == "--seconds")
+      a.seconds = std::stoi(argv[i + 1]);
   }
   return a;
 }
@@ -144,9 +147,10 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   spdlog::set_level(spdlog::level::warn);
-  auto cluster = kafka::EmbeddedCluster::start(
-      3, {{"transactions", args.partitions}, {"scores", args.partitions},
-          {"transactions.dlq", args.partitions}, {"latency-in", args.partitions}});
+  auto cluster = kafka::EmbeddedCluster::start(3, {{"transactions", args.partitions},
+                                                   {"scores", args.partitions},
+                                                   {"transactions.dlq", args.partitions},
+                                                   {"latency-in", args.partitions}});
   if (!cluster) {
     std::fprintf(stderr, "%s\n", cluster.error().c_str());
     return 1;
@@ -170,9 +174,10 @@ int main(int argc, char** argv) {
   if (!testing::produce_all(bootstrap, "transactions", recs).ok()) return 1;
   recs.clear();
 
-  std::printf("stream_bench: %zu events, %d partitions, embedded Kafka (3 mock brokers), "
-              "real redis-server, %u cores\n",
-              args.events, args.partitions, std::thread::hardware_concurrency());
+  std::printf(
+      "stream_bench: %zu events, %d partitions, embedded Kafka (3 mock brokers), "
+      "real redis-server, %u cores\n",
+      args.events, args.partitions, std::thread::hardware_concurrency());
   const double raw = raw_consume_rate(bootstrap, "transactions", args.partitions, args.events);
 
   config::AppConfig c;
@@ -240,11 +245,10 @@ int main(int argc, char** argv) {
     const std::string id = "lt-" + std::to_string(i);
     std::string ev = testing::reference_event(ref, i, id, true);
     ev.insert(ev.size() - 1, ",\"event_time_ms\":" + std::to_string(wall_clock_ms()));
-    while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("transactions"),
-                             RD_KAFKA_V_KEY(id.data(), id.size()),
-                             RD_KAFKA_V_VALUE(ev.data(), ev.size()),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    while (rd_kafka_producev(
+               producer, RD_KAFKA_V_TOPIC("transactions"), RD_KAFKA_V_KEY(id.data(), id.size()),
+               RD_KAFKA_V_VALUE(ev.data(), ev.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+               RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(producer, 1);
     }
     rd_kafka_poll(producer, 0);
@@ -253,12 +257,12 @@ int main(int argc, char** argv) {
   testing::wait_until([&] { return lat_ms.size() >= total; }, milliseconds(30000));
   reading = false;
   reader_thread.join();
-  std::printf("\nend-to-end latency at %d events/s offered for %d s (event time -> score read "
-              "back from `scores`), %zu of %zu scores seen:\n",
-              args.rate, args.seconds, lat_ms.size(), total);
-  std::printf("  p50 %.1f ms   p90 %.1f ms   p99 %.1f ms   max %.1f ms\n",
-              percentile(lat_ms, 0.5), percentile(lat_ms, 0.9), percentile(lat_ms, 0.99),
-              percentile(lat_ms, 1.0));
+  std::printf(
+      "\nend-to-end latency at %d events/s offered for %d s (event time -> score read "
+      "back from `scores`), %zu of %zu scores seen:\n",
+      args.rate, args.seconds, lat_ms.size(), total);
+  std::printf("  p50 %.1f ms   p90 %.1f ms   p99 %.1f ms   max %.1f ms\n", percentile(lat_ms, 0.5),
+              percentile(lat_ms, 0.9), percentile(lat_ms, 0.99), percentile(lat_ms, 1.0));
   std::printf("  of which event time -> scored: p50 %.1f ms   p99 %.1f ms\n",
               percentile(to_scored_ms, 0.5), percentile(to_scored_ms, 0.99));
   std::printf("vigil's own histograms over the whole run (seconds; batch size in rows):\n");

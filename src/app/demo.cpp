@@ -79,8 +79,7 @@ int run_demo(const config::AppConfig& cfg) {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return done == scores.size(); });
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   batcher.stop(std::chrono::milliseconds(1000));
 
   size_t flagged = 0, tp = 0, positives = 0;
@@ -93,12 +92,14 @@ int run_demo(const config::AppConfig& cfg) {
     }
   }
   std::printf("vigil demo: scored %zu transactions from %s in %.3f s (%.0f rows/s)\n",
-              scores.size() - failed, input.c_str(), secs, static_cast<double>(scores.size()) / secs);
-  std::printf("  model %s v%s on %s, threshold %.4f; %llu batches, failed %zu\n",
-              mi.name.c_str(), mi.version.c_str(), mi.device.c_str(), mi.threshold,
+              scores.size() - failed, input.c_str(), secs,
+              static_cast<double>(scores.size()) / secs);
+  std::printf("  model %s v%s on %s, threshold %.4f; %llu batches, failed %zu\n", mi.name.c_str(),
+              mi.version.c_str(), mi.device.c_str(), mi.threshold,
               static_cast<unsigned long long>(batcher.stats().batches()), failed);
-  std::printf("  flagged as fraud: %zu; labelled frauds in the sample: %zu, of which flagged: %zu\n",
-              flagged, positives, tp);
+  std::printf(
+      "  flagged as fraud: %zu; labelled frauds in the sample: %zu, of which flagged: %zu\n",
+      flagged, positives, tp);
   for (size_t i = 0; i < std::min<size_t>(5, scores.size()); ++i) {
     std::printf("  demo-%zu: score %.6f%s\n", i, scores[i],
                 scores[i] >= mi.threshold ? " (fraud)" : "");

@@ -41,8 +41,7 @@ Result<std::shared_ptr<scoring::Model>> load_model(const config::AppConfig& c,
 
 Service::Service(const config::AppConfig& config) : config_(config) {}
 
-Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config,
-                                                 Options options) {
+Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config, Options options) {
   std::unique_ptr<Service> s(new Service(config));
   Status st = s->start(std::move(options));
   if (!st.ok()) {
@@ -70,20 +69,20 @@ Status Service::start(Options options) {
   const auto& mi = model->info();
   log->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name, mi.version,
             mi.device, mi.width(), mi.threshold);
-  model_version_gauge_ = &registry_.gauge("vigil_model_version", "Version of the served model",
-                                          {{"model", mi.name}});
+  model_version_gauge_ =
+      &registry_.gauge("vigil_model_version", "Version of the served model", {{"model", mi.name}});
   try {
     model_version_gauge_->set(std::stod(mi.version));
   } catch (...) {
   }
   schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
-  queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(),
-                                                   SteadyClock::instance(), registry_);
+  queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
+                                                   registry_);
   batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
                                                 SteadyClock::instance(), registry_);
   batcher_->start();
-  stalled_workers_gauge_ = &registry_.gauge(
-      "vigil_scoring_stalled_workers", "Scoring workers the watchdog found without progress");
+  stalled_workers_gauge_ = &registry_.gauge("vigil_scoring_stalled_workers",
+                                            "Scoring workers the watchdog found without progress");
   log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
             batcher_->worker_count(), config_.scoring.max_batch_size,
             config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
@@ -99,10 +98,10 @@ Status Service::start(Options options) {
     bootstrap_ = config_.kafka.brokers;
     if (config_.kafka.is_embedded()) {
       const int parts = config_.kafka.embedded.partitions;
-      auto cluster = kafka::EmbeddedCluster::start(
-          config_.kafka.embedded.brokers, {{config_.kafka.input_topic, parts},
-                                           {config_.kafka.output_topic, parts},
-                                           {config_.kafka.dlq_topic, parts}});
+      auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers,
+                                                   {{config_.kafka.input_topic, parts},
+                                                    {config_.kafka.output_topic, parts},
+                                                    {config_.kafka.dlq_topic, parts}});
       if (!cluster) return Status::Error(cluster.error());
       embedded_ = std::move(cluster.value());
       bootstrap_ = embedded_->bootstrap();
@@ -149,7 +148,9 @@ Status Service::start(Options options) {
   return Status::Ok();
 }
 
-int Service::http_port() const { return http_ ? static_cast<int>(http_->port()) : -1; }
+int Service::http_port() const {
+  return http_ ? static_cast<int>(http_->port()) : -1;
+}
 
 std::vector<std::string> Service::degradations() const {
   std::vector<std::string> d;
@@ -202,13 +203,15 @@ void Service::check_workers() {
   const int64_t limit =
       std::chrono::duration_cast<std::chrono::nanoseconds>(config_.scoring.watchdog_stall).count();
   int stalled = 0;
-  for (int64_t since : batcher_->worker_busy_since_ns()) stalled += (since != 0 && now - since > limit);
+  for (int64_t since : batcher_->worker_busy_since_ns())
+    stalled += (since != 0 && now - since > limit);
   const int before = stalled_workers_.exchange(stalled);
   stalled_workers_gauge_->set(stalled);
   if (stalled > 0 && before == 0) {
-    logger("vigil")->error("watchdog: {} scoring worker(s) made no progress for {} ms "
-                           "(queue depth {}); readiness fails until they recover",
-                           stalled, config_.scoring.watchdog_stall.count(), queue_->depth());
+    logger("vigil")->error(
+        "watchdog: {} scoring worker(s) made no progress for {} ms "
+        "(queue depth {}); readiness fails until they recover",
+        stalled, config_.scoring.watchdog_stall.count(), queue_->depth());
   } else if (stalled == 0 && before > 0) {
     logger("vigil")->info("watchdog: scoring workers recovered");
   }
@@ -277,7 +280,9 @@ void Service::stop() {
   log->info("stopped");
 }
 
-Service::~Service() { stop(); }
+Service::~Service() {
+  stop();
+}
 
 int run_service(const config::AppConfig& config) {
   auto log = logger("vigil");

@@ -18,16 +18,26 @@ int FeatureSchema::index_of(std::string_view name) const {
 
 const char* to_string(DecodeError e) {
   switch (e) {
-    case DecodeError::kNone: return "none";
-    case DecodeError::kMalformedJson: return "malformed_json";
-    case DecodeError::kTooLarge: return "too_large";
-    case DecodeError::kBadTransactionId: return "bad_transaction_id";
-    case DecodeError::kMissingFeature: return "missing_feature";
-    case DecodeError::kUnknownFeature: return "unknown_feature";
-    case DecodeError::kDuplicateFeature: return "duplicate_feature";
-    case DecodeError::kWrongType: return "wrong_type";
-    case DecodeError::kNonFinite: return "non_finite";
-    case DecodeError::kWrongCount: return "wrong_feature_count";
+    case DecodeError::kNone:
+      return "none";
+    case DecodeError::kMalformedJson:
+      return "malformed_json";
+    case DecodeError::kTooLarge:
+      return "too_large";
+    case DecodeError::kBadTransactionId:
+      return "bad_transaction_id";
+    case DecodeError::kMissingFeature:
+      return "missing_feature";
+    case DecodeError::kUnknownFeature:
+      return "unknown_feature";
+    case DecodeError::kDuplicateFeature:
+      return "duplicate_feature";
+    case DecodeError::kWrongType:
+      return "wrong_type";
+    case DecodeError::kNonFinite:
+      return "non_finite";
+    case DecodeError::kWrongCount:
+      return "wrong_feature_count";
   }
   return "unknown";
 }
@@ -42,12 +52,18 @@ namespace {
 
 const char* type_name(json_type t) {
   switch (t) {
-    case json_type::array: return "array";
-    case json_type::object: return "object";
-    case json_type::number: return "number";
-    case json_type::string: return "string";
-    case json_type::boolean: return "boolean";
-    case json_type::null: return "null";
+    case json_type::array:
+      return "array";
+    case json_type::object:
+      return "object";
+    case json_type::number:
+      return "number";
+    case json_type::string:
+      return "string";
+    case json_type::boolean:
+      return "boolean";
+    case json_type::null:
+      return "null";
   }
   return "unknown";
 }
@@ -181,9 +197,9 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
   }
 
   if (t != json_type::object) {
-    return DecodeStatus::Error(DecodeError::kWrongType,
-                               where + " must be an object of named features or an array, got " +
-                                   type_name(t));
+    return DecodeStatus::Error(
+        DecodeError::kWrongType,
+        where + " must be an object of named features or an array, got " + type_name(t));
   }
   simdjson::ondemand::object obj;
   if (auto ec = v.get_object().get(obj)) return malformed(ec, where);
@@ -212,8 +228,9 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
     }
   }
   if (n_missing > 0) {
-    return DecodeStatus::Error(DecodeError::kMissingFeature,
-                               where + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
+    return DecodeStatus::Error(
+        DecodeError::kMissingFeature,
+        where + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
   }
   return {};
 }
@@ -225,9 +242,9 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
   out.transaction_id.clear();
   out.event_time_ms.reset();
   if (json.size() > max_event_bytes_) {
-    return DecodeStatus::Error(DecodeError::kTooLarge,
-                               "event is " + std::to_string(json.size()) + " bytes, limit is " +
-                                   std::to_string(max_event_bytes_));
+    return DecodeStatus::Error(DecodeError::kTooLarge, "event is " + std::to_string(json.size()) +
+                                                           " bytes, limit is " +
+                                                           std::to_string(max_event_bytes_));
   }
   simdjson::ondemand::document doc;
   if (auto ec = parser_.iterate(pad_into(json, buffer_)).get(doc)) return malformed(ec, "");
@@ -238,8 +255,8 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
     bool valid_scalar = false;
     if (ec == simdjson::INCORRECT_TYPE && !doc.type().get(t)) {
       bool b;
-      valid_scalar = t == json_type::array || t == json_type::string ||
-                     t == json_type::number || (t == json_type::boolean && !doc.get_bool().get(b)) ||
+      valid_scalar = t == json_type::array || t == json_type::string || t == json_type::number ||
+                     (t == json_type::boolean && !doc.get_bool().get(b)) ||
                      (t == json_type::null && !doc.is_null().get(b) && b);
     }
     if (valid_scalar) {
@@ -259,9 +276,9 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
                                    "transaction_id must be a string");
       }
       if (id.empty() || id.size() > kMaxTransactionIdBytes) {
-        return DecodeStatus::Error(DecodeError::kBadTransactionId,
-                                   "transaction_id must be 1 to " +
-                                       std::to_string(kMaxTransactionIdBytes) + " bytes");
+        return DecodeStatus::Error(
+            DecodeError::kBadTransactionId,
+            "transaction_id must be 1 to " + std::to_string(kMaxTransactionIdBytes) + " bytes");
       }
       out.transaction_id.assign(id);
       have_id = true;

@@ -8,15 +8,14 @@
 namespace vigil::metrics {
 
 Histogram::Histogram(std::vector<double> upper_bounds)
-    : bounds_(std::move(upper_bounds)),
-      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(upper_bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   VIGIL_CHECK(std::is_sorted(bounds_.begin(), bounds_.end()));
   for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
 void Histogram::observe(double v) {
-  const size_t i = static_cast<size_t>(
-      std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+  const size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   double cur = sum_.load(std::memory_order_relaxed);
@@ -25,8 +24,8 @@ void Histogram::observe(double v) {
 }
 
 void Histogram::Local::observe(double v) {
-  const size_t i = static_cast<size_t>(
-      std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin());
+  const size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin());
   ++counts_[i];
   ++count_;
   sum_ += v;
@@ -70,10 +69,12 @@ std::vector<double> exponential_buckets(double start, double factor, int count) 
   return b;
 }
 
-std::vector<double> latency_buckets_seconds() { return exponential_buckets(50e-6, 2.0, 19); }
+std::vector<double> latency_buckets_seconds() {
+  return exponential_buckets(50e-6, 2.0, 19);
+}
 
-Registry::Series& Registry::series_for(const std::string& name, const std::string& help,
-                                       Type type, const Labels& labels) {
+Registry::Series& Registry::series_for(const std::string& name, const std::string& help, Type type,
+                                       const Labels& labels) {
   auto fit = std::find_if(families_.begin(), families_.end(),
                           [&](const auto& f) { return f->name == name; });
   if (fit == families_.end()) {
@@ -90,8 +91,7 @@ Registry::Series& Registry::series_for(const std::string& name, const std::strin
   return *family.series.back();
 }
 
-Counter& Registry::counter(const std::string& name, const std::string& help,
-                           const Labels& labels) {
+Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard<std::mutex> lock(mutex_);
   Series& s = series_for(name, help, Type::kCounter, labels);
   if (!s.counter) s.counter = std::make_unique<Counter>();
@@ -114,8 +114,7 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
 }
 
 void Registry::gauge_callback(const std::string& name, const std::string& help,
-                              const Labels& labels, const void* owner,
-                              std::function<double()> fn) {
+                              const Labels& labels, const void* owner, std::function<double()> fn) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto fit = std::find_if(families_.begin(), families_.end(),
                           [&](const auto& f) { return f->name == name; });

@@ -91,8 +91,8 @@ enum class Type { kCounter, kGauge, kHistogram };
 
 struct SeriesSnapshot {
   Labels labels;
-  double value = 0.0;                // counter or gauge
-  Histogram::Snapshot histogram;     // histogram only
+  double value = 0.0;             // counter or gauge
+  Histogram::Snapshot histogram;  // histogram only
 };
 
 struct FamilySnapshot {

@@ -36,8 +36,8 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(Status error) : v_(std::move(error)) {  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}       // NOLINT(google-explicit-constructor)
+  Result(Status error) : v_(std::move(error)) {   // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) std::abort();  // a Result built from an ok Status has no value
   }
   static Result Error(std::string message) { return Result(Status::Error(std::move(message))); }

@@ -95,9 +95,12 @@ Option make(std::string key, std::string desc, F field_of, bool secret = false) 
   return o;
 }
 
-#define VIGIL_OPT(key, desc, expr) make(key, desc, [](AppConfig& c) -> auto& { return expr; })
+#define VIGIL_OPT(key, desc, expr) \
+  make(                            \
+      key, desc, [](AppConfig & c) -> auto& { return expr; })
 #define VIGIL_SECRET(key, desc, expr) \
-  make(key, desc, [](AppConfig& c) -> auto& { return expr; }, true)
+  make(                               \
+      key, desc, [](AppConfig & c) -> auto& { return expr; }, true)
 
 const std::vector<Option>& options() {
   static const std::vector<Option> opts = {
@@ -105,12 +108,10 @@ const std::vector<Option>& options() {
                 c.model.repository),
       VIGIL_OPT("model.name", "model served", c.model.name),
       VIGIL_OPT("model.version", "version folder to serve; empty = the highest", c.model.version),
-      VIGIL_OPT("model.device", "cpu, cuda, cuda:N or auto (CUDA when available)",
-                c.model.device),
+      VIGIL_OPT("model.device", "cpu, cuda, cuda:N or auto (CUDA when available)", c.model.device),
       VIGIL_OPT("model.intra_op_threads", "LibTorch intra-op threads per forward pass",
                 c.model.intra_op_threads),
-      VIGIL_OPT("model.reload_interval_ms",
-                "how often to look for a new model version (0 = never)",
+      VIGIL_OPT("model.reload_interval_ms", "how often to look for a new model version (0 = never)",
                 c.model.reload_interval),
       VIGIL_OPT("scoring.max_batch_size", "rows per forward pass at most",
                 c.scoring.max_batch_size),
@@ -120,8 +121,7 @@ const std::vector<Option>& options() {
       VIGIL_OPT("scoring.eager_when_idle",
                 "flush a partial batch at once when no worker is busy (low latency at low load)",
                 c.scoring.eager_when_idle),
-      VIGIL_OPT("scoring.workers", "scoring worker threads (0 = one per core)",
-                c.scoring.workers),
+      VIGIL_OPT("scoring.workers", "scoring worker threads (0 = one per core)", c.scoring.workers),
       VIGIL_OPT("scoring.queue_capacity", "requests the scoring queue holds at most",
                 c.scoring.queue_capacity),
       VIGIL_OPT("scoring.high_watermark",
@@ -158,8 +158,7 @@ const std::vector<Option>& options() {
       VIGIL_OPT("redis.key_prefix", "key prefix of cached scores", c.redis.key_prefix),
       VIGIL_OPT("redis.queue_capacity", "score writes waiting for Redis at most",
                 c.redis.queue_capacity),
-      VIGIL_OPT("redis.pipeline_max", "commands per pipelined round trip",
-                c.redis.pipeline_max),
+      VIGIL_OPT("redis.pipeline_max", "commands per pipelined round trip", c.redis.pipeline_max),
       VIGIL_OPT("redis.command_timeout_ms", "Redis command timeout", c.redis.command_timeout),
       VIGIL_OPT("redis.reconnect_backoff_max_ms", "longest wait between reconnect attempts",
                 c.redis.reconnect_backoff_max),
@@ -169,8 +168,7 @@ const std::vector<Option>& options() {
       VIGIL_OPT("http.port_file", "file the bound HTTP port is written to", c.http.port_file),
       VIGIL_OPT("http.threads", "HTTP io_context threads", c.http.threads),
       VIGIL_OPT("http.max_body_bytes", "larger request bodies get 413", c.http.max_body_bytes),
-      VIGIL_OPT("http.max_connections", "concurrent connections at most",
-                c.http.max_connections),
+      VIGIL_OPT("http.max_connections", "concurrent connections at most", c.http.max_connections),
       VIGIL_OPT("http.read_timeout_ms", "a request must arrive whole within this",
                 c.http.read_timeout),
       VIGIL_OPT("http.idle_timeout_ms", "keep-alive connections idle longer are closed",
@@ -184,10 +182,8 @@ const std::vector<Option>& options() {
       VIGIL_OPT("http.auth_token_file", "file holding the bearer token", c.http.auth_token_file),
       VIGIL_OPT("shutdown_grace_ms", "bound on graceful shutdown", c.shutdown_grace),
       VIGIL_OPT("log.level", "trace, debug, info, warn or error", c.log_level),
-      VIGIL_OPT("mode", "serve (the service) or demo (score a sample through the batcher)",
-                c.mode),
-      VIGIL_OPT("demo.input", "CSV scored by mode=demo (empty = the model's sample)",
-                c.demo_input),
+      VIGIL_OPT("mode", "serve (the service) or demo (score a sample through the batcher)", c.mode),
+      VIGIL_OPT("demo.input", "CSV scored by mode=demo (empty = the model's sample)", c.demo_input),
       VIGIL_OPT("demo.rows", "rows scored by mode=demo", c.demo_rows),
   };
   return opts;
@@ -366,8 +362,8 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
     std::ifstream f(c.http.auth_token_file);
     std::string token;
     if (!f || !std::getline(f, token) || token.empty()) {
-      errors.push_back("http.auth_token_file: cannot read a token from '" +
-                       c.http.auth_token_file + "'");
+      errors.push_back("http.auth_token_file: cannot read a token from '" + c.http.auth_token_file +
+                       "'");
     } else {
       c.http.auth_token = token;
     }

@@ -25,9 +25,9 @@ struct AppConfig {
   http::HttpConfig http;
   std::chrono::milliseconds shutdown_grace{10000};  // bound on graceful shutdown
   std::string log_level = "info";                   // trace|debug|info|warn|error
-  std::string mode = "serve";                        // serve | demo (score a sample, print)
-  std::string demo_input;                            // CSV for mode=demo; empty = model sample
-  size_t demo_rows = 1000;                           // rows scored by mode=demo
+  std::string mode = "serve";                       // serve | demo (score a sample, print)
+  std::string demo_input;                           // CSV for mode=demo; empty = model sample
+  size_t demo_rows = 1000;                          // rows scored by mode=demo
 
   // Every validation error of every component, in key order.
   std::vector<std::string> validate() const;

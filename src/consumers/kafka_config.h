@@ -10,20 +10,20 @@
 namespace vigil::consumers {
 
 struct EmbeddedKafkaConfig {
-  int brokers = 3;              // mock brokers in the embedded cluster
-  int partitions = 6;           // partitions of each topic it creates
-  std::string bootstrap_file;   // where the embedded cluster's address is written; empty = none
+  int brokers = 3;             // mock brokers in the embedded cluster
+  int partitions = 6;          // partitions of each topic it creates
+  std::string bootstrap_file;  // where the embedded cluster's address is written; empty = none
 };
 
 struct KafkaConfig {
   std::string brokers = "embedded";  // "embedded" or host:port,...
   EmbeddedKafkaConfig embedded;
-  bool enabled = true;               // false: no Kafka at all (HTTP only)
+  bool enabled = true;  // false: no Kafka at all (HTTP only)
   std::string group_id = "vigil";
   std::string input_topic = "transactions";
   std::string output_topic = "scores";
   std::string dlq_topic = "transactions.dlq";
-  size_t max_event_bytes = 65536;    // larger records go to the DLQ as too_large
+  size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
   std::chrono::milliseconds commit_interval{1000};
   std::map<std::string, std::string> consumer;  // kafka.consumer.* passthrough
   std::map<std::string, std::string> producer;  // kafka.producer.* passthrough

@@ -44,7 +44,8 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
       pauses_(r.counter("vigil_kafka_pauses_total",
                         "Times the consumer paused its partitions (queue above high watermark)")),
       commits_(r.counter("vigil_kafka_commits_total", "Offset commits issued")),
-      commit_failures_(r.counter("vigil_kafka_commit_failures_total", "Offset commits that failed")),
+      commit_failures_(
+          r.counter("vigil_kafka_commit_failures_total", "Offset commits that failed")),
       rebalances_(r.counter("vigil_kafka_rebalances_total", "Rebalance events handled")),
       paused_partitions_(r.gauge("vigil_kafka_paused_partitions", "Partitions currently paused")),
       assigned_partitions_(r.gauge("vigil_kafka_assigned_partitions",
@@ -60,7 +61,9 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
   }
 }
 
-void KafkaSourceStats::dead_lettered(codec::DecodeError reason) { dlq_decode_.at(reason)->inc(); }
+void KafkaSourceStats::dead_lettered(codec::DecodeError reason) {
+  dlq_decode_.at(reason)->inc();
+}
 
 Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
     const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
@@ -153,7 +156,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   // A lost assignment (session timed out, e.g. brokers unreachable) is no longer ours: its
   // offsets cannot be committed, so neither drain nor commit.
   const bool lost = rd_kafka_assignment_lost(rk_.get());
-  if (lost) log()->warn("assignment lost (session timeout); uncommitted records will be re-consumed");
+  if (lost)
+    log()->warn("assignment lost (session timeout); uncommitted records will be re-consumed");
   if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !lost) {
     // Let records of these partitions that are already being scored finish, so the next
     // owner does not score them again; bounded, then commit what was delivered.
@@ -169,8 +173,11 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     while (busy() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (busy() && running_.load()) log()->warn("revoke: records still in flight after {} ms; they may be scored "
-                            "again by the next owner", kRevokeDrainBound.count());
+    if (busy() && running_.load())
+      log()->warn(
+          "revoke: records still in flight after {} ms; they may be scored "
+          "again by the next owner",
+          kRevokeDrainBound.count());
     commit(/*sync=*/true, &revoked);
   } else {
     log()->warn("rebalance error: {}", rd_kafka_err2str(err));
@@ -221,8 +228,9 @@ void KafkaSource::handle(kafka::Message msg) {
   stats_.consumed(1);
   codec::DecodedEvent ev;
   codec::DecodeStatus st =
-      msg->payload ? decoder_.decode(std::string_view(static_cast<const char*>(msg->payload), msg->len), ev)
-                   : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
+      msg->payload
+          ? decoder_.decode(std::string_view(static_cast<const char*>(msg->payload), msg->len), ev)
+          : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
   if (!st.ok()) {
     stats_.dead_lettered(st.code);
     dead_letter(msg.get(), token, codec::to_string(st.code), st.message);
@@ -345,8 +353,10 @@ void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
   for (PartitionId p : parts) {
     int64_t lo = 0, hi = 0;
     auto off = tracker_.committable(p);
-    if (off && rd_kafka_get_watermark_offsets(rk_.get(), config_.input_topic.c_str(), p, &lo,
-                                              &hi) == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0) {
+    if (off &&
+        rd_kafka_get_watermark_offsets(rk_.get(), config_.input_topic.c_str(), p, &lo, &hi) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        hi >= 0) {
       stats_.registry
           .gauge("vigil_kafka_consumer_lag", "Records in the partition not yet delivered",
                  {{"partition", std::to_string(p)}})

@@ -56,13 +56,10 @@ class KafkaSource {
  public:
   // `bootstrap` is the resolved broker list (the embedded cluster's address when embedded).
   // `redis` may be null. The queue, sinks, registry and schema must outlive the source.
-  static Result<std::unique_ptr<KafkaSource>> create(const KafkaConfig& config,
-                                                     const std::string& bootstrap,
-                                                     scoring::ScoringQueue& queue,
-                                                     const codec::FeatureSchema& schema,
-                                                     sinks::KafkaSink& kafka_sink,
-                                                     sinks::ScoreSink* redis,
-                                                     metrics::Registry& registry);
+  static Result<std::unique_ptr<KafkaSource>> create(
+      const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
+      const codec::FeatureSchema& schema, sinks::KafkaSink& kafka_sink, sinks::ScoreSink* redis,
+      metrics::Registry& registry);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -81,8 +78,8 @@ class KafkaSource {
 
  private:
   KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
-              const codec::FeatureSchema& schema, sinks::KafkaSink& sink,
-              sinks::ScoreSink* redis, metrics::Registry& registry);
+              const codec::FeatureSchema& schema, sinks::KafkaSink& sink, sinks::ScoreSink* redis,
+              metrics::Registry& registry);
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);

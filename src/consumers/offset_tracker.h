@@ -58,8 +58,8 @@ class OffsetTracker {
   };
   struct PartitionState {
     uint64_t generation = 0;
-    std::deque<Entry> pending;    // increasing offsets, not yet committed past
-    std::optional<Offset> next;   // committable once `pending` is drained
+    std::deque<Entry> pending;   // increasing offsets, not yet committed past
+    std::optional<Offset> next;  // committable once `pending` is drained
     size_t not_done = 0;
   };
   mutable std::mutex mu_;

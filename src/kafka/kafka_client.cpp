@@ -7,8 +7,7 @@ Result<Conf> make_conf(const std::vector<std::pair<std::string, std::string>>& p
   std::string errors;
   char err[512];
   for (const auto& [k, v] : properties) {
-    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
       errors += (errors.empty() ? "" : "\n") + std::string("kafka property ") + k + ": " + err;
     }
   }

@@ -60,7 +60,8 @@ bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) 
   if (!due() && max_wait.count() > 0) {
     microseconds wait = max_wait;
     if (auto d = deadline()) {
-      wait = std::min(wait, std::max(microseconds(0), duration_cast<microseconds>(*d - clock_.now())));
+      wait =
+          std::min(wait, std::max(microseconds(0), duration_cast<microseconds>(*d - clock_.now())));
       // A busy worker becoming idle wakes nobody: look again soon, it may make us due.
       if (all_idle_) wait = std::min(wait, kIdleRecheck);
     }
@@ -128,7 +129,9 @@ void ScoringStats::request_failed(const char* reason) {
   }
 }
 
-void ScoringStats::batch_failed() { batch_failures_.inc(); }
+void ScoringStats::batch_failed() {
+  batch_failures_.inc();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Batcher
@@ -138,7 +141,7 @@ struct Batcher::Worker {
   std::unique_ptr<ModelSession> session;
   std::shared_ptr<const ModelInfo> info;
   uint64_t generation = ~uint64_t{0};
-  std::vector<float> input;   // packed rows, reused across batches
+  std::vector<float> input;  // packed rows, reused across batches
   std::vector<float> output;
   std::atomic<int64_t> busy_since_ns{0};
 };
@@ -155,7 +158,9 @@ Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_p
   swap_model(std::move(model));
 }
 
-Batcher::~Batcher() { stop(std::chrono::milliseconds(0)); }
+Batcher::~Batcher() {
+  stop(std::chrono::milliseconds(0));
+}
 
 void Batcher::swap_model(std::shared_ptr<Model> model) {
   VIGIL_CHECK(model != nullptr);
@@ -171,7 +176,9 @@ Batcher::Served Batcher::served() const {
   return served_;
 }
 
-std::shared_ptr<const ModelInfo> Batcher::model_info() const { return served().info; }
+std::shared_ptr<const ModelInfo> Batcher::model_info() const {
+  return served().info;
+}
 
 std::vector<int64_t> Batcher::worker_busy_since_ns() const {
   std::vector<int64_t> out;
@@ -256,8 +263,9 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   const auto formed_at = clock_.now();
 
   // Rows of the wrong width cannot be packed; they fail alone (decoders prevent this).
-  auto bad = std::stable_partition(batch.begin(), batch.end(),
-                                   [&](const ScoreRequest& r) { return r.features.size() == width; });
+  auto bad = std::stable_partition(batch.begin(), batch.end(), [&](const ScoreRequest& r) {
+    return r.features.size() == width;
+  });
   for (auto it = bad; it != batch.end(); ++it) {
     ScoreOutcome o;
     o.status = Status::Error("expected " + std::to_string(width) + " features, got " +
@@ -286,8 +294,7 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
       row_status[i] = w.session->score(w.input.data() + i * width, 1, w.output.data() + i);
     }
   }
-  const auto compute =
-      duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
+  const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
   stats_.batch_scored(n, compute);
 
   ScoreOutcome o;  // shared fields set once per batch

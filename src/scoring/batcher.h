@@ -43,10 +43,10 @@
 namespace vigil::scoring {
 
 struct BatcherConfig {
-  size_t max_batch_size = 256;               // rows per forward pass at most
+  size_t max_batch_size = 256;                // rows per forward pass at most
   std::chrono::microseconds max_delay{2000};  // longest a request waits for its batch to fill
-  int workers = 0;                           // scoring threads; 0 = one per core
-  bool eager_when_idle = true;               // flush at once when no worker is busy
+  int workers = 0;                            // scoring threads; 0 = one per core
+  bool eager_when_idle = true;                // flush at once when no worker is busy
 };
 
 // Collects requests from the queue and decides when a batch is due. Single-threaded: the

@@ -19,11 +19,11 @@ struct ModelInfo {
   std::string version;
   std::vector<std::string> input_names;  // feature order the model expects
   std::string output_name = "score";
-  float threshold = 0.5f;                // score >= threshold => is_fraud
+  float threshold = 0.5f;  // score >= threshold => is_fraud
   std::string description;
-  std::string path;                      // model file
-  std::string device = "cpu";            // device actually used
-  int64_t loaded_at_ms = 0;              // wall clock
+  std::string path;            // model file
+  std::string device = "cpu";  // device actually used
+  int64_t loaded_at_ms = 0;    // wall clock
   size_t width() const { return input_names.size(); }
 };
 

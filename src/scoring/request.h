@@ -28,13 +28,13 @@ struct ScoreRequest;
 
 // The result handed to a request's completion, exactly once per request.
 struct ScoreOutcome {
-  Status status;                             // not ok: the request was not scored, and why
-  bool retryable = false;                    // not scored only because of shutdown: retry later
+  Status status;           // not ok: the request was not scored, and why
+  bool retryable = false;  // not scored only because of shutdown: retry later
   float score = 0.0f;
   bool is_fraud = false;
-  std::shared_ptr<const ModelInfo> model;    // the model that scored it (null if not scored)
-  std::chrono::microseconds queue_wait{0};   // enqueue -> batch formed
-  std::chrono::microseconds compute{0};      // the batch's forward pass
+  std::shared_ptr<const ModelInfo> model;   // the model that scored it (null if not scored)
+  std::chrono::microseconds queue_wait{0};  // enqueue -> batch formed
+  std::chrono::microseconds compute{0};     // the batch's forward pass
   size_t batch_size = 0;
 };
 
@@ -43,11 +43,11 @@ struct ScoreOutcome {
 using Completion = std::function<void(ScoreRequest&, const ScoreOutcome&)>;
 
 struct ScoreRequest {
-  std::string id;                         // transaction id (may be empty for anonymous HTTP rows)
-  FeatureVector features;                 // in the model's input order
+  std::string id;          // transaction id (may be empty for anonymous HTTP rows)
+  FeatureVector features;  // in the model's input order
   Origin origin = Origin::kKafka;
-  Clock::time_point enqueued_at{};        // set by ScoringQueue::try_push
-  std::optional<int64_t> event_time_ms;   // upstream event timestamp, when known
+  Clock::time_point enqueued_at{};       // set by ScoringQueue::try_push
+  std::optional<int64_t> event_time_ms;  // upstream event timestamp, when known
   Completion done;
 };
 

@@ -11,11 +11,11 @@
 namespace vigil::scoring {
 
 struct ModelConfig {
-  std::string repository = "models";  // model repository folder
-  std::string name = "fraud_mlp";     // model served
-  std::string version;                // version folder to serve; empty = the highest
-  std::string device = "auto";        // cpu | cuda | cuda:N | auto
-  int intra_op_threads = 1;           // LibTorch intra-op threads per forward
+  std::string repository = "models";             // model repository folder
+  std::string name = "fraud_mlp";                // model served
+  std::string version;                           // version folder to serve; empty = the highest
+  std::string device = "auto";                   // cpu | cuda | cuda:N | auto
+  int intra_op_threads = 1;                      // LibTorch intra-op threads per forward
   std::chrono::milliseconds reload_interval{0};  // poll for new versions; 0 = off
 
   std::vector<std::string> validate() const;
@@ -24,7 +24,7 @@ struct ModelConfig {
 struct ScoringConfig {
   size_t max_batch_size = 256;
   std::chrono::microseconds max_delay{2000};
-  int workers = 0;                 // 0 = one per core
+  int workers = 0;  // 0 = one per core
   size_t queue_capacity = 65536;
   double high_watermark = 0.8;
   double low_watermark = 0.5;

@@ -33,7 +33,9 @@ ScoringQueue::ScoringQueue(const QueueConfig& config, const Clock& clock,
                           [this] { return static_cast<double>(capacity_); });
 }
 
-ScoringQueue::~ScoringQueue() { registry_.remove_callbacks(this); }
+ScoringQueue::~ScoringQueue() {
+  registry_.remove_callbacks(this);
+}
 
 ScoringQueue::PushResult ScoringQueue::try_push(ScoreRequest& request, Priority priority) {
   if (closed()) {

@@ -4,8 +4,8 @@
 #include <torch/script.h>
 
 #include <chrono>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #if __has_include(<torch/cuda.h>)
@@ -24,7 +24,8 @@ struct InferenceGuard {
 Result<torch::Device> resolve_device(const std::string& requested) {
   if (requested == "cpu") return torch::Device(torch::kCPU);
   const bool cuda = torch_cuda_available();
-  if (requested == "auto") return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (requested == "auto")
+    return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   if (requested.rfind("cuda", 0) == 0) {
     if (!cuda) {
       return Result<torch::Device>::Error(
@@ -90,7 +91,8 @@ class TorchSession final : public ModelSession {
       size_t end = s.find_last_not_of(" \n");
       if (end != std::string::npos) {
         size_t start = s.rfind('\n', end);
-        line = s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+        line = s.substr(start == std::string::npos ? 0 : start + 1,
+                        end - (start == std::string::npos ? 0 : start + 1) + 1);
       }
     }
     return line.size() > 400 ? line.substr(0, 400) : line;
@@ -141,8 +143,7 @@ bool torch_cuda_available() {
 #endif
 }
 
-Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info,
-                                                const TorchModelOptions& options) {
+Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info, const TorchModelOptions& options) {
   using R = Result<std::unique_ptr<Model>>;
   auto device = resolve_device(options.device);
   if (!device) return R::Error(device.error());
@@ -172,8 +173,8 @@ Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info,
     Status st = session->score(zeros.data(), rows, out.data());
     if (!st.ok()) {
       return R::Error("model '" + model->info().path + "' does not accept " +
-                      std::to_string(model->info().width()) + " input features as declared: " +
-                      st.message());
+                      std::to_string(model->info().width()) +
+                      " input features as declared: " + st.message());
     }
   }
   for (float v : out) {

@@ -11,9 +11,9 @@
 namespace vigil::scoring {
 
 struct TorchModelOptions {
-  std::string device = "auto";   // cpu | cuda | cuda:N | auto
-  int intra_op_threads = 1;      // LibTorch intra-op threads (process-wide setting)
-  size_t warmup_batch_size = 64; // rows in the warm-up forward
+  std::string device = "auto";    // cpu | cuda | cuda:N | auto
+  int intra_op_threads = 1;       // LibTorch intra-op threads (process-wide setting)
+  size_t warmup_batch_size = 64;  // rows in the warm-up forward
 };
 
 // Loads a TorchScript file, validates it against `info` (input width, output shape, finite

@@ -72,16 +72,16 @@ void KafkaSink::poller_main() {
 void KafkaSink::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
   auto* pending = static_cast<Pending*>(msg->_private);
   if (!pending) return;
-  Status st = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR
-                  ? Status::Ok()
-                  : Status::Error(std::string("kafka delivery failed: ") + rd_kafka_err2str(msg->err));
+  Status st =
+      msg->err == RD_KAFKA_RESP_ERR_NO_ERROR
+          ? Status::Ok()
+          : Status::Error(std::string("kafka delivery failed: ") + rd_kafka_err2str(msg->err));
   if (pending->callback) pending->callback(st);
   delete pending;
 }
 
 Status KafkaSink::produce(const std::string& topic, const std::string& key,
-                          const std::string& value, rd_kafka_headers_t* headers,
-                          Pending* pending) {
+                          const std::string& value, rd_kafka_headers_t* headers, Pending* pending) {
   while (true) {
     if (stopped_.load(std::memory_order_acquire)) {
       if (headers) rd_kafka_headers_destroy(headers);
@@ -89,8 +89,7 @@ Status KafkaSink::produce(const std::string& topic, const std::string& key,
       return Status::Error("kafka sink is stopped");
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-        RD_KAFKA_V_KEY(key.data(), key.size()),
+        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(pending),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
@@ -153,6 +152,8 @@ void KafkaSink::stop(std::chrono::milliseconds timeout) {
   rd_kafka_poll(rk_.get(), 0);
 }
 
-size_t KafkaSink::in_flight() const { return static_cast<size_t>(rd_kafka_outq_len(rk_.get())); }
+size_t KafkaSink::in_flight() const {
+  return static_cast<size_t>(rd_kafka_outq_len(rk_.get()));
+}
 
 }  // namespace vigil::sinks

@@ -140,8 +140,8 @@ TEST_F(DecoderTest, RejectsAnArrayOfTheWrongLength) {
 }
 
 TEST_F(DecoderTest, RejectsANonNumericArrayElementNamingItsIndex) {
-  std::string e = "{\"transaction_id\":\"t\",\"features\":[0,1,2,\"x\"" +
-                  std::string(26 * 2, ' ') + "]}";
+  std::string e =
+      "{\"transaction_id\":\"t\",\"features\":[0,1,2,\"x\"" + std::string(26 * 2, ' ') + "]}";
   auto st = decode(e);
   EXPECT_EQ(st.code, DecodeError::kWrongType);
   EXPECT_EQ(st.message, "features[3] must be a number, got string");

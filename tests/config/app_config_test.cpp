@@ -39,8 +39,9 @@ TEST(Config, DefaultsMatchTheDocumentedContract) {
 }
 
 TEST(Config, FlagsOverrideEnvironmentWhichOverridesTheFile) {
-  auto file = write_yaml("kafka:\n  brokers: from-file:9092\n  group_id: file-group\n"
-                         "scoring:\n  max_batch_size: 64\n");
+  auto file = write_yaml(
+      "kafka:\n  brokers: from-file:9092\n  group_id: file-group\n"
+      "scoring:\n  max_batch_size: 64\n");
   auto c = load({"--config", file, "--kafka.brokers=from-flag:9092"},
                 {{"VIGIL_KAFKA_BROKERS", "from-env:9092"}, {"VIGIL_KAFKA_GROUP_ID", "env-group"}});
   ASSERT_TRUE(c.ok()) << c.error();

@@ -19,8 +19,8 @@ namespace {
 
 const std::string kSource = VIGIL_SOURCE_DIR;
 
-using testing::ReferenceData;
 using testing::load_reference;
+using testing::ReferenceData;
 
 std::string number(double v) {
   char buf[40];
@@ -94,7 +94,8 @@ TEST(HttpModelParity, HttpScoresEqualTheReferenceAndTheStreamingScores) {
   std::string data = "[";
   for (size_t i = 0; i < n; ++i) {
     data += i ? ",[" : "[";
-    for (size_t j = 0; j < ref.feature_names.size(); ++j) data += (j ? "," : "") + number(ref.rows[i][j]);
+    for (size_t j = 0; j < ref.feature_names.size(); ++j)
+      data += (j ? "," : "") + number(ref.rows[i][j]);
     data += "]";
   }
   data += "]";

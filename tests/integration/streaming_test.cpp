@@ -77,8 +77,8 @@ TEST_F(StreamingTest, EveryEventGivesOneScoreEqualToTheReferenceOnTheTopicAndInR
   produce("e-", 0, kEvents);
   auto service = start(config());
   ASSERT_NE(service, nullptr);
-  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents,
-                                            milliseconds(120000));
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(120000));
   std::map<std::string, std::string> by_id;
   for (const auto& r : scores) by_id[r.key] = r.value;
   ASSERT_EQ(by_id.size(), kEvents);
@@ -129,8 +129,8 @@ TEST_F(StreamingTest, MalformedEventsGoToTheDeadLetterTopicWithTheirReasonAndNot
   type.replace(type.find("\"Amount\":") + 9, 0, "\"");
   type.replace(type.rfind('}'), 0, "\"");
   recs.emplace_back("bad-type", type);
-  recs.emplace_back("bad-big", "{\"transaction_id\":\"bad-big\",\"pad\":\"" +
-                                   std::string(70000, 'x') + "\"}");
+  recs.emplace_back("bad-big",
+                    "{\"transaction_id\":\"bad-big\",\"pad\":\"" + std::string(70000, 'x') + "\"}");
   recs.emplace_back("ok-2", testing::reference_event(ref_, 5, "ok-2", false));
   ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
 
@@ -148,8 +148,7 @@ TEST_F(StreamingTest, MalformedEventsGoToTheDeadLetterTopicWithTheirReasonAndNot
   EXPECT_NE(by_key["bad-missing"].headers["vigil.error_message"].find("'VX'"), std::string::npos);
   EXPECT_EQ(by_key["bad-nan"].headers["vigil.error"], "non_finite");
   EXPECT_EQ(by_key["bad-type"].headers["vigil.error"], "wrong_type");
-  EXPECT_NE(by_key["bad-type"].headers["vigil.error_message"].find("'Amount'"),
-            std::string::npos);
+  EXPECT_NE(by_key["bad-type"].headers["vigil.error_message"].find("'Amount'"), std::string::npos);
   EXPECT_EQ(by_key["bad-big"].headers["vigil.error"], "too_large");
   // The original value and its source position travel with the dead letter.
   EXPECT_EQ(by_key["bad-json"].value, recs[1].second);
@@ -159,8 +158,8 @@ TEST_F(StreamingTest, MalformedEventsGoToTheDeadLetterTopicWithTheirReasonAndNot
   for (const auto& r : scores) scored.insert(r.key);
   EXPECT_EQ(scored, (std::set<std::string>{"ok-1", "ok-2"}));
   // Dead-lettered records are committed like scored ones: the whole input is accounted for.
-  ASSERT_TRUE(testing::wait_until(
-      [&] { return service->source()->offsets().in_flight() == 0; }, milliseconds(10000)));
+  ASSERT_TRUE(testing::wait_until([&] { return service->source()->offsets().in_flight() == 0; },
+                                  milliseconds(10000)));
   service->stop();
 }
 
@@ -171,8 +170,8 @@ TEST_F(StreamingTest, CleanStopMidStreamAndRestartScoresEveryEventExactlyOnce) {
   cfg.scoring.max_batch_size = 32;  // slower draining so the stop lands mid-stream
   auto first = start(cfg);
   ASSERT_NE(first, nullptr);
-  ASSERT_TRUE(testing::wait_until(
-      [&] { return first->batcher().stats().scored() >= kEvents / 4; }, milliseconds(60000)));
+  ASSERT_TRUE(testing::wait_until([&] { return first->batcher().stats().scored() >= kEvents / 4; },
+                                  milliseconds(60000)));
   first->stop();
   const uint64_t scored_first = first->batcher().stats().scored();
   first.reset();
@@ -180,8 +179,8 @@ TEST_F(StreamingTest, CleanStopMidStreamAndRestartScoresEveryEventExactlyOnce) {
 
   auto second = start(cfg);
   ASSERT_NE(second, nullptr);
-  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents,
-                                            milliseconds(120000));
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(120000));
   std::map<std::string, int> count;
   for (const auto& r : scores) ++count[r.key];
   EXPECT_EQ(count.size(), kEvents);
@@ -189,8 +188,9 @@ TEST_F(StreamingTest, CleanStopMidStreamAndRestartScoresEveryEventExactlyOnce) {
   for (const auto& [k, n] : count) duplicates += n - 1;
   EXPECT_EQ(duplicates, 0u);
   second->stop();
-  std::printf("[ summary ] inputs %zu, scored first run %llu, distinct scores %zu, duplicates %zu\n",
-              kEvents, static_cast<unsigned long long>(scored_first), count.size(), duplicates);
+  std::printf(
+      "[ summary ] inputs %zu, scored first run %llu, distinct scores %zu, duplicates %zu\n",
+      kEvents, static_cast<unsigned long long>(scored_first), count.size(), duplicates);
 }
 
 TEST_F(StreamingTest, SlowModelWithASmallQueuePausesTheConsumerAndStillScoresEverything) {
@@ -215,8 +215,8 @@ TEST_F(StreamingTest, SlowModelWithASmallQueuePausesTheConsumerAndStillScoresEve
       milliseconds(120000)));
   EXPECT_LE(max_depth, 64u);  // memory bounded by the queue, not by the topic
   EXPECT_GT(service->source()->stats().pauses_.value(), 0u);
-  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents,
-                                            milliseconds(60000));
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(60000));
   std::set<std::string> ids;
   for (const auto& r : scores) ids.insert(r.key);
   EXPECT_EQ(ids.size(), kEvents);

@@ -62,7 +62,7 @@ TEST_F(FormerTest, FlushesAtOnceWhenTheBatchIsFull) {
 
 TEST_F(FormerTest, DelayCountsFromEnqueueNotFromWhenAWorkerPicksTheRequestUp) {
   push("a");
-  clock.advance(microseconds(1500));  // nobody looked for 1.5 ms
+  clock.advance(microseconds(1500));                 // nobody looked for 1.5 ms
   ASSERT_TRUE(former.next(batch, microseconds(0)));  // due on first sight
   EXPECT_EQ(batch.size(), 1u);
 }
@@ -157,7 +157,8 @@ TEST_F(BatcherTest, ScoresEveryRequestExactlyOnceWithTheModelsScore) {
   Batcher b({32, microseconds(500), 2}, q, model, SteadyClock::instance(), registry);
   b.start();
   constexpr int kN = 5000;
-  for (int i = 0; i < kN; ++i) push(q, make("t" + std::to_string(i), 30, static_cast<float>(i % 10)));
+  for (int i = 0; i < kN; ++i)
+    push(q, make("t" + std::to_string(i), 30, static_cast<float>(i % 10)));
   ASSERT_TRUE(collector.wait_for(kN));
   b.stop();
   for (int i = 0; i < kN; ++i) {

@@ -18,7 +18,7 @@ namespace vigil::testing {
 
 struct FakeModelOptions {
   size_t width = 30;
-  std::chrono::microseconds delay{0};                   // per forward pass
+  std::chrono::microseconds delay{0};                      // per forward pass
   float poison = std::numeric_limits<float>::quiet_NaN();  // NaN = no poison
   float threshold = 0.5f;
   std::string version = "1";

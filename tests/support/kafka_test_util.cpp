@@ -31,10 +31,10 @@ Status produce_all(const std::string& bootstrap, const std::string& topic,
   rd_kafka_t* rk = client(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "5"}, {"acks", "all"}});
   for (const auto& [k, v] : records) {
     while (true) {
-      auto err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()),
-                                   RD_KAFKA_V_KEY(k.data(), k.size()),
-                                   RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+      auto err =
+          rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(k.data(), k.size()),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, 10);
         continue;
