@@ -48,8 +48,6 @@ simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer
   return simdjson::padded_string_view(buffer.data(), json.size(), buffer.size());
 }
 
-namespace {
-
 const char* type_name(json_type t) {
   switch (t) {
     case json_type::array:
@@ -68,6 +66,8 @@ const char* type_name(json_type t) {
   return "unknown";
 }
 
+namespace {
+
 DecodeStatus malformed(simdjson::error_code ec, const std::string& where) {
   return DecodeStatus::Error(DecodeError::kMalformedJson,
                              "malformed JSON" + (where.empty() ? "" : " in " + where) + ": " +
@@ -82,7 +82,8 @@ bool is_non_finite_literal(std::string_view raw) {
          raw.rfind("nan", 0) == 0;
 }
 
-// Reads one numeric feature value; `what` names it in messages ("feature 'V1'", "features[3]").
+}  // namespace
+
 DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, float& out) {
   json_type t;
   if (auto ec = v.type().get(t)) {
@@ -112,8 +113,6 @@ DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, f
   out = static_cast<float>(d);
   return {};
 }
-
-}  // namespace
 
 // Reads `v` to its end, token by token, and returns the first error. On-demand parsing checks
 // only what is read: a value that is merely skipped has its brackets matched but its scalars

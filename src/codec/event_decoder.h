@@ -63,6 +63,13 @@ struct DecodedEvent {
   std::optional<int64_t> event_time_ms;
 };
 
+// "array", "object", "number", ... for error messages.
+const char* type_name(simdjson::ondemand::json_type t);
+
+// Reads one number as float32, rejecting NaN/Infinity literals, non-numbers and values outside
+// the float32 range; `what` names it in messages ("feature 'V1'", "features[3]").
+DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, float& out);
+
 // Decodes the value `v` (a JSON object of named features or an array in model order) into
 // `out` (resized to the schema width). `where` prefixes messages ("features", "instances[3]").
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,

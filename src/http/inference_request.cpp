@@ -20,23 +20,7 @@ ThreadParser& thread_parser() {
   return p;
 }
 
-const char* type_name(json_type t) {
-  switch (t) {
-    case json_type::array:
-      return "array";
-    case json_type::object:
-      return "object";
-    case json_type::number:
-      return "number";
-    case json_type::string:
-      return "string";
-    case json_type::boolean:
-      return "boolean";
-    case json_type::null:
-      return "null";
-  }
-  return "unknown";
-}
+using codec::type_name;
 
 // A simdjson error met while walking a value means its JSON text is broken: 400. A value of the
 // wrong type is a 422 instead, reported by the caller, which knows what it expected.
@@ -49,39 +33,15 @@ HttpError unprocessable(std::string message) {
   return {422, std::move(message)};
 }
 
-// Reads one number as float32, rejecting what the Kafka decoder rejects with the same words
-// (codec::decode_features keeps its own reader private).
-std::optional<HttpError> read_number(od::value v, const std::string& what, float& out) {
-  json_type t;
-  if (auto ec = v.type().get(t)) {
-    std::string_view raw = v.raw_json_token();
-    if (!raw.empty() &&
-        (raw[0] == 'N' || raw[0] == 'I' || (raw.size() > 1 && raw[0] == '-' && raw[1] == 'I'))) {
-      return unprocessable(what + " is NaN or Infinity");
-    }
-    return malformed(ec, what);
-  }
-  if (t != json_type::number) {
-    return unprocessable(what + " must be a number, got " + type_name(t));
-  }
-  double d;
-  if (auto ec = v.get_double().get(d)) {
-    if (ec == simdjson::NUMBER_ERROR || ec == simdjson::NUMBER_OUT_OF_RANGE) {
-      return unprocessable(what + " is not a finite number");
-    }
-    return malformed(ec, what);
-  }
-  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
-    return unprocessable(what + " is outside the float32 range or not finite");
-  }
-  out = static_cast<float>(d);
-  return std::nullopt;
-}
-
 std::optional<HttpError> from_decode_status(const codec::DecodeStatus& st) {
   if (st.ok()) return std::nullopt;
   if (st.code == codec::DecodeError::kMalformedJson) return HttpError{400, st.message};
   return unprocessable(st.message);
+}
+
+// Reads one number as float32 with the Kafka decoder's rules and words.
+std::optional<HttpError> read_number(od::value v, const std::string& what, float& out) {
+  return from_decode_status(codec::read_number(v, what, out));
 }
 
 // The body's root is not an object: 422 if it is valid JSON, else 400. The on-demand parser

@@ -270,6 +270,7 @@ TEST_F(RouterTest, InferRejectsBadTensorsNamingTheField) {
       {infer_body("[1, [2]]", "[1,30]"), 422, "mixes numbers and arrays"},
       {infer_body("[\"a\"]"), 422, "inputs[0].data[0] must be a number, got string"},
       {infer_body("[[1, NaN]]"), 422, "inputs[0].data[0][1] is NaN or Infinity"},
+      {infer_body("[[1, -Infinity]]"), 422, "inputs[0].data[0][1] is NaN or Infinity"},
       {infer_body(one, "[1,30]", R"("outputs":[{"name":"prob"}],)"), 422,
        "outputs[0].name: unknown output 'prob'"},
       {R"({"inputs":[{"name":"features","datatype":"FP32","data":[1]}]})", 422,
