@@ -528,17 +528,23 @@ std::shared_ptr<const scoring::ModelInfo> Router::model_for(const RouteMatch& ro
   return info;
 }
 
-void Router::predict(Request& req, const Respond& respond) {
+// The gate of both scoring routes: 401 without the bearer token, 503 while shutting down.
+bool Router::admit(const Request& req, const Respond& respond) const {
   if (!authorized(req)) {
     Response res = error_response(401, "missing or wrong bearer token");
     res.set(bhttp::field::www_authenticate, "Bearer");
     respond(std::move(res));
-    return;
+    return false;
   }
   if (shutting_down()) {
     respond(error_response(503, "server is shutting down"));
-    return;
+    return false;
   }
+  return true;
+}
+
+void Router::predict(Request& req, const Respond& respond) {
+  if (!admit(req, respond)) return;
   auto info = deps_.model_info();
   if (!info) {
     respond(error_response(503, "no model is loaded yet"));
@@ -558,16 +564,7 @@ void Router::predict(Request& req, const Respond& respond) {
 }
 
 void Router::infer(const RouteMatch& route, Request& req, const Respond& respond) {
-  if (!authorized(req)) {
-    Response res = error_response(401, "missing or wrong bearer token");
-    res.set(bhttp::field::www_authenticate, "Bearer");
-    respond(std::move(res));
-    return;
-  }
-  if (shutting_down()) {
-    respond(error_response(503, "server is shutting down"));
-    return;
-  }
+  if (!admit(req, respond)) return;
   auto info = model_for(route, respond);
   if (!info) return;
   auto schema = schema_for(info);

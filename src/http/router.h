@@ -105,6 +105,8 @@ class Router {
   struct Schema;
   void dispatch(const RouteMatch& route, Request& req, const Respond& respond);
   bool authorized(const Request& req) const;
+  // Answers 401 or 503 and returns false when a scoring request may not proceed.
+  bool admit(const Request& req, const Respond& respond) const;
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
   void predict(Request& req, const Respond& respond);
   void infer(const RouteMatch& route, Request& req, const Respond& respond);
