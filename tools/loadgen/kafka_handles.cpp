@@ -73,30 +73,15 @@ Result<std::string> wait_for_bootstrap_file(const std::string& path, Deadline de
 Result<KafkaHandle> new_kafka_client(rd_kafka_type_t type, const Properties& defaults,
                                      const Properties& overrides, DeliveryCallback on_delivery,
                                      void* opaque) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::string errors;
-  char errstr[512];
-  auto set = [&](const std::string& k, const std::string& v) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      errors += (errors.empty() ? "" : "\n") + std::string(errstr);
-    }
-  };
-  for (const auto& [k, v] : defaults) set(k, v);
-  for (const auto& [k, v] : overrides) set(k, v);
-  if (!errors.empty()) {
-    rd_kafka_conf_destroy(conf);
-    return Result<KafkaHandle>::Error(errors);
-  }
-  rd_kafka_conf_set_error_cb(conf, on_error);
-  rd_kafka_conf_set_log_cb(conf, on_log);
-  if (on_delivery != nullptr) rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_opaque(conf, opaque);
-  rd_kafka_t* rk = rd_kafka_new(type, conf, errstr, sizeof errstr);  // owns conf on success
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Result<KafkaHandle>::Error(std::string("cannot create the Kafka client: ") + errstr);
-  }
-  return KafkaHandle(rk);
+  std::vector<std::pair<std::string, std::string>> properties(defaults.begin(), defaults.end());
+  properties.insert(properties.end(), overrides.begin(), overrides.end());  // later wins
+  auto conf = kafka::make_conf(properties);
+  if (!conf) return Result<KafkaHandle>::Error(conf.error());
+  rd_kafka_conf_set_error_cb(conf->get(), on_error);
+  rd_kafka_conf_set_log_cb(conf->get(), on_log);
+  if (on_delivery != nullptr) rd_kafka_conf_set_dr_msg_cb(conf->get(), on_delivery);
+  rd_kafka_conf_set_opaque(conf->get(), opaque);
+  return kafka::make_client(type, std::move(conf.value()));
 }
 
 Result<int> wait_for_topic(rd_kafka_t* rk, const std::string& topic, Deadline deadline) {

@@ -12,13 +12,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kafka/kafka_client.h"
 
 namespace vigil::loadgen {
 
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+using KafkaHandle = kafka::Handle;
 
 using Deadline = std::chrono::steady_clock::time_point;
 using Properties = std::map<std::string, std::string>;
