@@ -68,10 +68,11 @@ const char* type_name(json_type t) {
 
 namespace {
 
-DecodeStatus malformed(simdjson::error_code ec, const std::string& where) {
+DecodeStatus malformed(simdjson::error_code ec, std::string_view where) {
   return DecodeStatus::Error(DecodeError::kMalformedJson,
-                             "malformed JSON" + (where.empty() ? "" : " in " + where) + ": " +
-                                 simdjson::error_message(ec));
+                             "malformed JSON" +
+                                 (where.empty() ? std::string() : " in " + std::string(where)) +
+                                 ": " + simdjson::error_message(ec));
 }
 
 // NaN / Infinity literals (as Python's json module writes them) are not JSON; they are named
@@ -84,34 +85,45 @@ bool is_non_finite_literal(std::string_view raw) {
 
 }  // namespace
 
-DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, float& out) {
+namespace {
+
+// read_number with the value's name built only when there is an error: `what()` returns it.
+template <typename Name>
+DecodeStatus read_number_named(simdjson::ondemand::value v, const Name& what, float& out) {
   json_type t;
   if (auto ec = v.type().get(t)) {
     if (is_non_finite_literal(v.raw_json_token())) {
-      return DecodeStatus::Error(DecodeError::kNonFinite, what + " is NaN or Infinity");
+      return DecodeStatus::Error(DecodeError::kNonFinite, what() + " is NaN or Infinity");
     }
-    return malformed(ec, what);
+    return malformed(ec, what());
   }
   if (t != json_type::number) {
     return DecodeStatus::Error(DecodeError::kWrongType,
-                               what + " must be a number, got " + type_name(t));
+                               what() + " must be a number, got " + type_name(t));
   }
   double d;
   if (auto ec = v.get_double().get(d)) {
     if (is_non_finite_literal(v.raw_json_token())) {
-      return DecodeStatus::Error(DecodeError::kNonFinite, what + " is NaN or Infinity");
+      return DecodeStatus::Error(DecodeError::kNonFinite, what() + " is NaN or Infinity");
     }
     if (ec == simdjson::NUMBER_ERROR || ec == simdjson::NUMBER_OUT_OF_RANGE) {
-      return DecodeStatus::Error(DecodeError::kNonFinite, what + " is not a finite number");
+      return DecodeStatus::Error(DecodeError::kNonFinite, what() + " is not a finite number");
     }
-    return malformed(ec, what);
+    return malformed(ec, what());
   }
   if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
     return DecodeStatus::Error(DecodeError::kNonFinite,
-                               what + " is outside the float32 range or not finite");
+                               what() + " is outside the float32 range or not finite");
   }
   out = static_cast<float>(d);
   return {};
+}
+
+}  // namespace
+
+DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, float& out) {
+  return read_number_named(
+      v, [&] { return what; }, out);
 }
 
 // Reads `v` to its end, token by token, and returns the first error. On-demand parsing checks
@@ -169,8 +181,14 @@ simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth) {
 
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,
                              std::vector<float>& out, const std::string& where) {
+  out.assign(schema.width(), 0.0f);
+  std::vector<uint8_t> seen;
+  return decode_features(v, schema, out.data(), where, seen);
+}
+
+DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema, float* out,
+                             std::string_view where, std::vector<uint8_t>& seen) {
   const size_t width = schema.width();
-  out.assign(width, 0.0f);
   json_type t;
   if (auto ec = v.type().get(t)) return malformed(ec, where);
 
@@ -182,54 +200,68 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
       simdjson::ondemand::value ev;
       if (auto ec = element.get(ev)) return malformed(ec, where);
       if (i < width) {
-        auto st = read_number(ev, where + "[" + std::to_string(i) + "]", out[i]);
+        auto st = read_number_named(
+            ev, [&] { return std::string(where) + "[" + std::to_string(i) + "]"; }, out[i]);
         if (!st.ok()) return st;
       }
       ++i;
     }
     if (i != width) {
       return DecodeStatus::Error(DecodeError::kWrongCount,
-                                 where + " must have " + std::to_string(width) +
+                                 std::string(where) + " must have " + std::to_string(width) +
                                      " values in model order, got " + std::to_string(i));
     }
     return {};
   }
 
   if (t != json_type::object) {
-    return DecodeStatus::Error(
-        DecodeError::kWrongType,
-        where + " must be an object of named features or an array, got " + type_name(t));
+    return DecodeStatus::Error(DecodeError::kWrongType,
+                               std::string(where) +
+                                   " must be an object of named features or an array, got " +
+                                   type_name(t));
   }
   simdjson::ondemand::object obj;
   if (auto ec = v.get_object().get(obj)) return malformed(ec, where);
-  std::vector<bool> seen(width, false);
+  seen.assign(width, 0);
+  const auto& names = schema.names();
+  size_t next = 0;  // the feature expected next when the event lists them in model order
   for (auto field : obj) {
     std::string_view key;
     if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
-    const int idx = schema.index_of(key);
+    int idx;
+    if (next < width && key == names[next]) {
+      idx = static_cast<int>(next);  // fast path: model order, no hash lookup
+    } else {
+      idx = schema.index_of(key);
+    }
     if (idx < 0) {
-      return DecodeStatus::Error(DecodeError::kUnknownFeature,
-                                 where + ": unknown feature '" + std::string(key) + "'");
+      return DecodeStatus::Error(
+          DecodeError::kUnknownFeature,
+          std::string(where) + ": unknown feature '" + std::string(key) + "'");
     }
     if (seen[idx]) {
-      return DecodeStatus::Error(DecodeError::kDuplicateFeature,
-                                 where + ": duplicate feature '" + std::string(key) + "'");
+      return DecodeStatus::Error(
+          DecodeError::kDuplicateFeature,
+          std::string(where) + ": duplicate feature '" + std::string(key) + "'");
     }
-    seen[idx] = true;
-    auto st = read_number(field.value(), where + ": feature '" + std::string(key) + "'", out[idx]);
+    seen[idx] = 1;
+    next = static_cast<size_t>(idx) + 1;
+    auto st = read_number_named(
+        field.value(), [&] { return std::string(where) + ": feature '" + std::string(key) + "'"; },
+        out[idx]);
     if (!st.ok()) return st;
   }
   std::string missing;
   size_t n_missing = 0;
   for (size_t i = 0; i < width; ++i) {
     if (!seen[i]) {
-      missing += (n_missing++ ? ", '" : "'") + schema.names()[i] + "'";
+      missing += (n_missing++ ? ", '" : "'") + names[i] + "'";
     }
   }
   if (n_missing > 0) {
     return DecodeStatus::Error(
         DecodeError::kMissingFeature,
-        where + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
+        std::string(where) + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
   }
   return {};
 }
@@ -237,9 +269,10 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
 EventDecoder::EventDecoder(const FeatureSchema& schema, size_t max_event_bytes)
     : schema_(schema), max_event_bytes_(max_event_bytes) {}
 
-DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
-  out.transaction_id.clear();
-  out.event_time_ms.reset();
+DecodeStatus EventDecoder::decode(std::string_view json, std::string& transaction_id,
+                                  FeatureVector& features, std::optional<int64_t>& event_time_ms) {
+  transaction_id.clear();
+  event_time_ms.reset();
   if (json.size() > max_event_bytes_) {
     return DecodeStatus::Error(DecodeError::kTooLarge, "event is " + std::to_string(json.size()) +
                                                            " bytes, limit is " +
@@ -279,10 +312,11 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
             DecodeError::kBadTransactionId,
             "transaction_id must be 1 to " + std::to_string(kMaxTransactionIdBytes) + " bytes");
       }
-      out.transaction_id.assign(id);
+      transaction_id.assign(id);
       have_id = true;
     } else if (key == "features") {
-      auto st = decode_features(field.value(), schema_, out.features, "features");
+      features.resize(schema_.width());
+      auto st = decode_features(field.value(), schema_, features.data(), "features", seen_);
       if (!st.ok()) return st;
       have_features = true;
     } else if (key == "event_time_ms") {
@@ -291,7 +325,7 @@ DecodeStatus EventDecoder::decode(std::string_view json, DecodedEvent& out) {
         return DecodeStatus::Error(DecodeError::kWrongType,
                                    "event_time_ms must be an integer (ms since the epoch)");
       }
-      out.event_time_ms = t;
+      event_time_ms = t;
     } else {
       // Ignored top-level field; its JSON is still checked.
       simdjson::ondemand::value ignored;

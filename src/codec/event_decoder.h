@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/feature_vector.h"
+
 namespace vigil::codec {
 
 // The model's input feature names, in order.
@@ -59,7 +61,7 @@ struct DecodeStatus {
 
 struct DecodedEvent {
   std::string transaction_id;
-  std::vector<float> features;
+  FeatureVector features;
   std::optional<int64_t> event_time_ms;
 };
 
@@ -74,6 +76,11 @@ DecodeStatus read_number(simdjson::ondemand::value v, const std::string& what, f
 // `out` (resized to the schema width). `where` prefixes messages ("features", "instances[3]").
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema,
                              std::vector<float>& out, const std::string& where);
+// The same into `out[0..schema.width())`, with `seen` as scratch space (kept between calls so
+// that the hot path allocates nothing). Builds no string unless there is an error; named
+// features that arrive in model order skip the name lookup.
+DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema, float* out,
+                             std::string_view where, std::vector<uint8_t>& seen);
 
 // Decodes whole events. Owns a simdjson parser and a padded copy buffer, so it is not
 // thread-safe: use one per thread.
@@ -82,13 +89,21 @@ class EventDecoder {
   static constexpr size_t kMaxTransactionIdBytes = 256;
 
   EventDecoder(const FeatureSchema& schema, size_t max_event_bytes);
-  DecodeStatus decode(std::string_view json, DecodedEvent& out);
+  DecodeStatus decode(std::string_view json, DecodedEvent& out) {
+    return decode(json, out.transaction_id, out.features, out.event_time_ms);
+  }
+  // Decodes straight into the caller's storage (a ScoreRequest's fields). In steady state it
+  // allocates nothing (transaction ids longer than std::string's inline buffer excepted) and
+  // builds no string unless the event is rejected.
+  DecodeStatus decode(std::string_view json, std::string& transaction_id, FeatureVector& features,
+                      std::optional<int64_t>& event_time_ms);
 
  private:
   const FeatureSchema& schema_;
   size_t max_event_bytes_;
   simdjson::ondemand::parser parser_;
   std::string buffer_;
+  std::vector<uint8_t> seen_;
 };
 
 // Reads `v` to its end and returns the first JSON error in it. On-demand parsing checks only
