@@ -1,13 +1,13 @@
 #include "sinks/score_record.h"
 
-#include <cstdio>
+#include <charconv>
 
 namespace vigil::sinks {
 
 namespace {
 // Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no
 // surrogates, nothing above U+10FFFF), or 0 when it is not one.
-size_t utf8_sequence_length(const std::string& s, size_t i) {
+size_t utf8_sequence_length(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
   size_t n;
@@ -32,12 +32,29 @@ size_t utf8_sequence_length(const std::string& s, size_t i) {
   }
   return n;
 }
+
+template <typename T>
+void append_number(std::string& out, T value) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, r.ptr);
+}
+
 }  // namespace
 
-void append_json_string(std::string& out, const std::string& s) {
+void append_json_string(std::string& out, std::string_view s) {
   out += '"';
+  // Runs of plain ASCII are appended at once.
+  size_t run = 0;
+  auto flush_run = [&](size_t end) {
+    if (end > run) out.append(s.data() + run, end - run);
+  };
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x80 && c != '"' && c != '\\') continue;
+    flush_run(i);
+    run = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -55,39 +72,49 @@ void append_json_string(std::string& out, const std::string& s) {
         out += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else if (static_cast<unsigned char>(c) < 0x80) {
-          out += c;
+        if (u < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xF]};
+          out.append(esc, sizeof esc);
         } else if (size_t n = utf8_sequence_length(s, i)) {
-          out.append(s, i, n);
+          out.append(s.data() + i, n);
           i += n - 1;
+          run = i + 1;
         } else {
           out += "\xEF\xBF\xBD";  // U+FFFD: the output stays valid UTF-8 whatever came in
         }
     }
   }
+  flush_run(s.size());
   out += '"';
+}
+
+void append_score_json(std::string& out, std::string_view transaction_id, float score,
+                       bool is_fraud, std::string_view model_name, std::string_view model_version,
+                       int64_t scored_at_ms, int64_t event_time_ms) {
+  out += "{\"transaction_id\":";
+  append_json_string(out, transaction_id);
+  out += ",\"score\":";
+  append_number(out, score);
+  out += is_fraud ? ",\"is_fraud\":true" : ",\"is_fraud\":false";
+  out += ",\"model_name\":";
+  append_json_string(out, model_name);
+  out += ",\"model_version\":";
+  append_json_string(out, model_version);
+  out += ",\"scored_at_ms\":";
+  append_number(out, scored_at_ms);
+  if (event_time_ms >= 0) {
+    out += ",\"event_time_ms\":";
+    append_number(out, event_time_ms);
+  }
+  out += '}';
 }
 
 std::string to_json(const ScoreRecord& r) {
   std::string out;
   out.reserve(160 + r.transaction_id.size());
-  out += "{\"transaction_id\":";
-  append_json_string(out, r.transaction_id);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, ",\"score\":%.9g", static_cast<double>(r.score));
-  out += buf;
-  out += r.is_fraud ? ",\"is_fraud\":true" : ",\"is_fraud\":false";
-  out += ",\"model_name\":";
-  append_json_string(out, r.model_name);
-  out += ",\"model_version\":";
-  append_json_string(out, r.model_version);
-  out += ",\"scored_at_ms\":" + std::to_string(r.scored_at_ms);
-  if (r.event_time_ms) out += ",\"event_time_ms\":" + std::to_string(*r.event_time_ms);
-  out += '}';
+  append_score_json(out, r.transaction_id, r.score, r.is_fraud, r.model_name, r.model_version,
+                    r.scored_at_ms, r.event_time_ms.value_or(-1));
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace vigil::sinks {
 
@@ -18,12 +19,19 @@ struct ScoreRecord {
 };
 
 // {"transaction_id":..,"score":..,"is_fraud":..,"model_name":..,"model_version":..,
-//  "scored_at_ms":..[,"event_time_ms":..]} — scores printed with 9 significant digits so that
-// they parse back to the same float.
+//  "scored_at_ms":..[,"event_time_ms":..]} — the score printed as the shortest decimal that
+// parses back to the same float (std::to_chars).
 std::string to_json(const ScoreRecord& r);
+
+// The same JSON appended to `out` from the fields themselves: the one score formatter, used by
+// the delivery stage for every record (one pass, no printf, no temporary string; `out` only
+// grows when its capacity is short). `event_time_ms` < 0 means unknown (omitted).
+void append_score_json(std::string& out, std::string_view transaction_id, float score,
+                       bool is_fraud, std::string_view model_name, std::string_view model_version,
+                       int64_t scored_at_ms, int64_t event_time_ms);
 
 // Appends `s` to `out` as a JSON string literal (quotes and escapes included). Bytes that
 // are not well-formed UTF-8 become U+FFFD, so the result is always valid JSON text.
-void append_json_string(std::string& out, const std::string& s);
+void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace vigil::sinks
