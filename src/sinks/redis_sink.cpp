@@ -4,11 +4,16 @@
 #include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdarg>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -189,6 +194,15 @@ struct RedisSink::Writer {
   steady::time_point down_since{};
   uint64_t skipped_at_down = 0;  // skipped{unavailable} when the connection went
   bool ever_connected = false;
+  // Rounds sent and not yet answered (at most two: overlap), oldest first.
+  struct Sent {
+    size_t records;
+    steady::time_point at;
+  };
+  std::deque<Sent> in_flight;
+  std::string in;     // bytes read from Redis not yet parsed
+  size_t in_pos = 0;  // parse position in `in`
+  Chunk round;        // the chunk being sent (its buffer is reused)
   LogLimiter connect_warnings{kWarnInterval};
   LogLimiter loss_warnings{kWarnInterval};
   LogLimiter reply_warnings{kWarnInterval};
@@ -220,6 +234,8 @@ RedisSink::RedisSink(const RedisConfig& config, RedisAddress address, metrics::R
       log_(redis_logger()),
       stats_(registry),
       writer_state_(std::make_unique<Writer>()) {
+  const std::string ttl = std::to_string(config_.ttl_s);
+  ttl_tail_ = "$2\r\nEX\r\n$" + std::to_string(ttl.size()) + "\r\n" + ttl + "\r\n";
   stats_.connection_changed(false);
   stats_.queue_depth_changed(0);
 }
@@ -258,17 +274,18 @@ void RedisSink::stop(milliseconds grace) {
     work_cv_.notify_all();
     writer_.join();
   }
-  std::deque<ScoreRecord> left;
+  size_t left = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    left.swap(queue_);
-    stats_.records_skipped_unavailable(left.size());
-    settled_ += left.size();
+    left = std::exchange(queued_records_, 0);
+    queue_.clear();
+    stats_.records_skipped_unavailable(left);
+    settled_ += left;
     stats_.queue_depth_changed(0);
   }
   settled_cv_.notify_all();
-  if (!left.empty()) {
-    log_->warn("redis sink stopped with {} scores still queued{}; counted as skipped", left.size(),
+  if (left > 0) {
+    log_->warn("redis sink stopped with {} scores still queued{}; counted as skipped", left,
                flushed ? "" : " after the shutdown grace ran out");
   }
   log_->info(
@@ -278,31 +295,68 @@ void RedisSink::stop(milliseconds grace) {
 }
 
 bool RedisSink::publish(const ScoreRecord& record) {
-  ScoreRecord copy(record);  // allocate outside the lock
-  bool accepted = false;
+  thread_local std::string json;
+  json.clear();
+  append_score_json(json, record.transaction_id, record.score, record.is_fraud, record.model_name,
+                    record.model_version, record.scored_at_ms, record.event_time_ms.value_or(-1));
+  const EncodedScore e{record.transaction_id, json};
+  return publish(&e, 1) == 1;
+}
+
+namespace {
+void append_bulk(std::string& out, std::string_view a, std::string_view b = {}) {
+  char len[24];
+  const auto r = std::to_chars(len, len + sizeof len, a.size() + b.size());
+  out += '$';
+  out.append(len, r.ptr);
+  out += "\r\n";
+  out.append(a.data(), a.size());
+  out.append(b.data(), b.size());
+  out += "\r\n";
+}
+}  // namespace
+
+size_t RedisSink::publish(const EncodedScore* scores, size_t n) {
+  size_t accepted = 0;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!accepting_) {
-      stats_.records_skipped_unavailable(1);
-      return false;
+      stats_.records_skipped_unavailable(n);
+      return 0;
     }
-    if (queue_.size() < config_.queue_capacity) {
-      queue_.push_back(std::move(copy));
-      ++accepted_;
-      accepted = true;
-      stats_.queue_depth_changed(queue_.size());
+    accepted = std::min(n, config_.queue_capacity - queued_records_);
+    for (size_t i = 0; i < accepted; ++i) {
+      if (queue_.empty() || queue_.back().records >= config_.pipeline_max) {
+        if (spare_.empty()) {
+          queue_.emplace_back();
+        } else {
+          queue_.push_back(std::move(spare_.back()));
+          spare_.pop_back();
+        }
+      }
+      Chunk& c = queue_.back();
+      c.resp += "*5\r\n$3\r\nSET\r\n";
+      append_bulk(c.resp, config_.key_prefix, scores[i].transaction_id);
+      append_bulk(c.resp, scores[i].json);
+      c.resp += ttl_tail_;
+      ++c.records;
+    }
+    if (accepted > 0) {
+      queued_records_ += accepted;
+      accepted_ += accepted;
+      stats_.queue_depth_changed(queued_records_);
       wake = std::exchange(writer_waiting_, false);
     }
   }
   if (wake) work_cv_.notify_one();
-  if (!accepted) note_queue_full();
+  if (accepted < n) note_queue_full(n - accepted);
   return accepted;
 }
 
-void RedisSink::note_queue_full() {
-  stats_.record_rejected_queue_full();
-  queue_full_since_log_.fetch_add(1, std::memory_order_relaxed);
+void RedisSink::note_queue_full(size_t n) {
+  for (size_t i = 0; i < n; ++i) stats_.record_rejected_queue_full();
+  queue_full_since_log_.fetch_add(n, std::memory_order_relaxed);
   const int64_t now = steady_ns();
   int64_t next = next_queue_full_log_ns_.load(std::memory_order_relaxed);
   if (now < next) return;
@@ -322,16 +376,20 @@ bool RedisSink::flush(milliseconds timeout) {
 
 size_t RedisSink::queue_depth() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size();
+  return queued_records_;
 }
 
-void RedisSink::take_round(std::vector<ScoreRecord>& round) {
-  const size_t n = std::min(queue_.size(), config_.pipeline_max);
-  for (size_t i = 0; i < n; ++i) {
-    round.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
-  if (n) stats_.queue_depth_changed(queue_.size());
+bool RedisSink::take_round(Chunk& round) {
+  if (queue_.empty()) return false;
+  // The emptied buffer of the previous round goes back to the spares (capacity kept).
+  round.resp.clear();
+  round.records = 0;
+  if (spare_.size() < 16) spare_.push_back(std::move(round));
+  round = std::move(queue_.front());
+  queue_.pop_front();
+  queued_records_ -= round.records;
+  stats_.queue_depth_changed(queued_records_);
+  return true;
 }
 
 void RedisSink::mark_settled(size_t n) {
@@ -343,14 +401,19 @@ void RedisSink::mark_settled(size_t n) {
 }
 
 void RedisSink::drop_queued() {
-  std::deque<ScoreRecord> dropped;  // destroyed outside the lock
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (queue_.empty()) return;
-    dropped.swap(queue_);
+    const size_t dropped = std::exchange(queued_records_, 0);
+    while (!queue_.empty()) {
+      queue_.front().resp.clear();
+      queue_.front().records = 0;
+      if (spare_.size() < 16) spare_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
     // Counted before settled_ moves: a flush() that returns sees the counts.
-    stats_.records_skipped_unavailable(dropped.size());
-    settled_ += dropped.size();
+    stats_.records_skipped_unavailable(dropped);
+    settled_ += dropped;
     stats_.queue_depth_changed(0);
   }
   settled_cv_.notify_all();
@@ -366,8 +429,6 @@ void RedisSink::writer_main() {
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 
   Writer& w = *writer_state_;
-  std::vector<ScoreRecord> round;
-  round.reserve(config_.pipeline_max);
   w.next_attempt = steady::now();
   w.down_since = steady::now();
   for (;;) {
@@ -384,24 +445,30 @@ void RedisSink::writer_main() {
       if (stop_writer_) break;
       continue;
     }
+    bool have = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      if (queue_.empty() && !stop_writer_) {
+      if (queue_.empty() && !stop_writer_ && w.in_flight.empty()) {
         writer_waiting_ = true;
         work_cv_.wait_until(lock, w.last_reply + kIdlePing,
                             [this] { return stop_writer_ || !queue_.empty(); });
         writer_waiting_ = false;
       }
       if (stop_writer_) break;
-      take_round(round);
+      have = take_round(w.round);
     }
-    if (round.empty()) {
-      if (steady::now() >= w.last_reply + kIdlePing) ping(w);
-      continue;
+    if (have) {
+      // Send round k+1 first, then read round k's replies: Redis works on one while the
+      // other's replies are parsed.
+      if (!send_round(w, w.round)) continue;
+      if (w.in_flight.size() > 1) finish_round(w);
+    } else if (!w.in_flight.empty()) {
+      finish_round(w);
+    } else if (steady::now() >= w.last_reply + kIdlePing) {
+      ping(w);
     }
-    write_round(w, round);
-    round.clear();
   }
+  while (w.ctx != nullptr && !w.in_flight.empty()) finish_round(w);  // bounded by the timeout
   if (w.ctx != nullptr) {
     redisFree(w.ctx);
     w.ctx = nullptr;
@@ -439,6 +506,13 @@ bool RedisSink::connect(Writer& w) {
 }
 
 void RedisSink::lose_connection(Writer& w, const std::string& why, size_t unconfirmed) {
+  // Every round still waiting for replies is unconfirmed too.
+  for (const auto& r : w.in_flight) unconfirmed += r.records;
+  stats_.records_failed(unconfirmed);
+  const size_t settled = unconfirmed;
+  w.in_flight.clear();
+  w.in.clear();
+  w.in_pos = 0;
   redisFree(w.ctx);
   w.ctx = nullptr;
   connected_.store(false, std::memory_order_release);
@@ -455,60 +529,111 @@ void RedisSink::lose_connection(Writer& w, const std::string& why, size_t unconf
         "suppressed)",
         endpoint(address_), why, unconfirmed, suppressed);
   }
+  mark_settled(settled);
+}
+
+namespace {
+
+// Writes all of `data` to `fd`; empty on success, else why not. SO_SNDTIMEO bounds each write.
+std::string send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? "write timed out"
+                                                                : std::strerror(errno);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+// Reads `n` replies (simple strings or errors: SET and PING answer with nothing else) from the
+// connection. Returns why the connection broke (empty if it did not); `ok` and `rejected`
+// count the replies read, `rejection` keeps the first error reply.
+static std::string read_replies(int fd, std::string& in, size_t& pos, size_t n, size_t& ok,
+                                size_t& rejected, std::string& rejection) {
+  while (ok + rejected < n) {
+    const size_t eol = in.find("\r\n", pos);
+    if (eol == std::string::npos) {
+      if (pos > 0) {
+        in.erase(0, pos);
+        pos = 0;
+      }
+      const size_t old = in.size();
+      in.resize(old + 65536);
+      const ssize_t got = ::recv(fd, in.data() + old, 65536, 0);
+      in.resize(old + static_cast<size_t>(std::max<ssize_t>(got, 0)));
+      if (got > 0) continue;
+      if (got < 0 && errno == EINTR) continue;
+      if (got == 0) return "connection closed by Redis";
+      return errno == EAGAIN || errno == EWOULDBLOCK ? "reply timed out" : std::strerror(errno);
+    }
+    const char type = in[pos];
+    if (type == '+') {
+      ++ok;
+    } else if (type == '-') {
+      if (rejection.empty()) rejection.assign(in, pos + 1, eol - pos - 1);
+      ++rejected;
+    } else {
+      return "unexpected reply type '" + std::string(1, type) + "'";
+    }
+    pos = eol + 2;
+  }
+  if (pos == in.size()) {
+    in.clear();
+    pos = 0;
+  }
+  return {};
 }
 
 void RedisSink::ping(Writer& w) {
-  if (const std::string e = run_command(w.ctx, "PING"); !e.empty()) {
-    lose_connection(w, "PING: " + e, 0);
+  size_t ok = 0, rejected = 0;
+  std::string rejection;
+  std::string broken = send_all(w.ctx->fd, "*1\r\n$4\r\nPING\r\n");
+  if (broken.empty()) broken = read_replies(w.ctx->fd, w.in, w.in_pos, 1, ok, rejected, rejection);
+  if (broken.empty() && rejected > 0) broken = rejection;
+  if (!broken.empty()) {
+    lose_connection(w, "PING: " + broken, 0);
     return;
   }
   w.last_reply = steady::now();
   w.backoff = kInitialBackoff;
 }
 
-// One pipelined round: append every SET, then read every reply in order. Replies before a
-// broken read are final; the records from the broken read on are unconfirmed and counted as
-// failed (not retried: Redis may hold them already, and it is a cache).
-void RedisSink::write_round(Writer& w, std::vector<ScoreRecord>& round) {
-  const auto started = steady::now();
-  size_t appended = 0;
-  std::string key;
-  std::string value;
-  for (const auto& r : round) {
-    key.assign(config_.key_prefix).append(r.transaction_id);
-    value = to_json(r);
-    if (redisAppendCommand(w.ctx, "SET %b %b EX %d", key.data(), key.size(), value.data(),
-                           value.size(), config_.ttl_s) != REDIS_OK) {
-      break;  // out of memory: what was appended still goes out
-    }
-    ++appended;
-  }
-  size_t replied = 0;
-  size_t ok = 0;
-  std::string broken;     // why the connection cannot be used any more
-  std::string rejection;  // the first error reply of the round
-  for (; replied < appended; ++replied) {
-    void* raw = nullptr;
-    if (redisGetReply(w.ctx, &raw) != REDIS_OK || raw == nullptr) {
-      broken = w.ctx->errstr[0] != '\0' ? w.ctx->errstr : "no reply";
-      break;
-    }
-    auto* reply = static_cast<redisReply*>(raw);
-    if (reply->type == REDIS_REPLY_ERROR) {
-      if (rejection.empty()) rejection.assign(reply->str, reply->len);
-    } else {
-      ++ok;
-    }
-    freeReplyObject(reply);
-  }
-  if (broken.empty() && appended < round.size()) broken = "out of memory appending commands";
-  const size_t unconfirmed = round.size() - replied;
-  const size_t rejected = replied - ok;
+bool RedisSink::send_round(Writer& w, const Chunk& round) {
+  w.in_flight.push_back({round.records, steady::now()});
+  const std::string broken = send_all(w.ctx->fd, round.resp);
+  if (broken.empty()) return true;
+  lose_connection(w, broken, 0);  // counts this round with the others in flight
+  return false;
+}
 
+// Replies before a broken read are final; the records from the broken read on are
+// unconfirmed and counted as failed (not retried: Redis may hold them already, and it is a
+// cache).
+void RedisSink::finish_round(Writer& w) {
+  const Writer::Sent sent = w.in_flight.front();
+  size_t ok = 0, rejected = 0;
+  std::string rejection;
+  const std::string broken =
+      read_replies(w.ctx->fd, w.in, w.in_pos, sent.records, ok, rejected, rejection);
+  if (!broken.empty()) {
+    stats_.records_written(ok);
+    stats_.records_failed(rejected);
+    w.in_flight.front().records -= ok + rejected;
+    mark_settled(ok + rejected);
+    lose_connection(w, broken, 0);
+    return;
+  }
+  w.in_flight.pop_front();
   stats_.records_written(ok);
-  stats_.records_failed(rejected + unconfirmed);
-  stats_.round_completed(steady::now() - started);
-
+  stats_.records_failed(rejected);
+  stats_.round_completed(steady::now() - sent.at);
   if (ok > 0) {
     w.last_reply = steady::now();
     w.backoff = kInitialBackoff;  // the connection works: the next loss retries quickly
@@ -517,16 +642,13 @@ void RedisSink::write_round(Writer& w, std::vector<ScoreRecord>& round) {
     uint64_t suppressed = 0;
     if (w.reply_warnings.allow(suppressed)) {
       log_->warn("redis rejected {} of {} writes: {} ({} similar warnings suppressed)", rejected,
-                 round.size(), rejection, suppressed);
+                 sent.records, rejection, suppressed);
     }
   }
-  if (!broken.empty()) {
-    lose_connection(w, broken, unconfirmed);
-  } else if (ok == 0 && needs_reconnect(rejection)) {
-    lose_connection(w, rejection, 0);
-  }
+  const bool reconnect = ok == 0 && needs_reconnect(rejection);
+  if (reconnect) lose_connection(w, rejection, 0);
   // Last, so that a flush() returning after this round sees connected() as the round left it.
-  mark_settled(round.size());
+  mark_settled(sent.records);
 }
 
 }  // namespace vigil::sinks

@@ -1,10 +1,14 @@
 // The Redis score cache: every published score becomes
 //
-//   SET <key_prefix><transaction_id> <to_json(record)> EX <ttl_s>
+//   SET <key_prefix><transaction_id> <score JSON> EX <ttl_s>
 //
-// written by one dedicated thread in pipelined rounds of up to `pipeline_max` commands (all
-// appended, then all replies read). Redis is a cache, not the record of truth: the Kafka path
-// must never wait for it, so publish() only queues (bounded) and the writer thread never
+// publish() writes the command in RESP straight into a queued chunk of at most
+// `pipeline_max` commands (the JSON bytes are the ones the delivery stage already encoded for
+// Kafka: nothing is formatted twice, and chunk buffers are reused, so steady state allocates
+// nothing). One dedicated thread sends each chunk as one round on the socket and reads its
+// replies after sending the next one, so Redis works on round k+1 while the replies of round
+// k are parsed (writing and reading overlap). Redis is a cache, not the record of truth: the Kafka
+// path must never wait for it, so publish() only queues (bounded) and the writer thread never
 // retries a write. What happens to each record is counted, and every accepted record ends as
 // exactly one of:
 //
@@ -44,6 +48,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -91,6 +96,12 @@ class RedisSinkStats {
   metrics::Gauge& connected_;
 };
 
+// One score ready to cache: both views must stay valid for the publish() call only.
+struct EncodedScore {
+  std::string_view transaction_id;
+  std::string_view json;
+};
+
 class RedisSink final : public ScoreSink {
  public:
   // Fails when config.url does not parse. Does not connect: start() does, on the writer thread.
@@ -110,9 +121,13 @@ class RedisSink final : public ScoreSink {
   // command_timeout past `grace` when a round is in flight.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
 
-  // Thread-safe; never waits for Redis: copies the record into the queue under a short lock.
+  // Thread-safe; never waits for Redis: encodes the record and queues it (see below).
   // Returns false, counted, when the queue is full or the sink is stopping.
   bool publish(const ScoreRecord& record) override;
+  // Queues `n` encoded scores as SET commands under one short lock; returns how many were
+  // accepted (the rest is counted as skipped{queue_full}, or skipped{unavailable} once
+  // stopping). No allocation in steady state.
+  size_t publish(const EncodedScore* scores, size_t n);
 
   // Waits until every record accepted before the call has its final outcome (written,
   // failed or skipped: while Redis is down, flush() returns once the records were dropped).
@@ -127,6 +142,10 @@ class RedisSink final : public ScoreSink {
 
  private:
   struct Writer;  // writer-thread-only state (hiredis context, backoff, log limiters)
+  struct Chunk {  // up to pipeline_max SET commands in RESP, sent as one round
+    std::string resp;
+    size_t records = 0;
+  };
 
   RedisSink(const RedisConfig& config, RedisAddress address, metrics::Registry& registry);
   void writer_main();
@@ -135,10 +154,14 @@ class RedisSink final : public ScoreSink {
   // Writer thread: closes the connection and schedules the next attempt after the backoff.
   void lose_connection(Writer& w, const std::string& why, size_t unconfirmed);
   void ping(Writer& w);
-  void write_round(Writer& w, std::vector<ScoreRecord>& round);
-  void note_queue_full();
-  // Moves up to pipeline_max records from the queue into `round`. Requires mutex_.
-  void take_round(std::vector<ScoreRecord>& round);
+  // Sends `round` on the socket; false (connection lost, its records counted) on failure.
+  bool send_round(Writer& w, const Chunk& round);
+  // Reads the replies of the oldest round in flight and counts its outcomes.
+  void finish_round(Writer& w);
+  void note_queue_full(size_t n);
+  // Takes the oldest queued chunk into `round` (whose buffer goes back to the spares).
+  // Requires mutex_.
+  bool take_round(Chunk& round);
   // Drops everything queued as skipped{unavailable}. Writer thread.
   void drop_queued();
   // Marks `n` taken records as settled (for flush()); their outcomes must be counted first.
@@ -152,7 +175,10 @@ class RedisSink final : public ScoreSink {
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;     // the writer waits for records or stop
   std::condition_variable settled_cv_;  // flush() waits for settled_
-  std::deque<ScoreRecord> queue_;       // guarded by mutex_
+  std::deque<Chunk> queue_;             // guarded by mutex_
+  std::vector<Chunk> spare_;            // guarded by mutex_; emptied chunks kept for reuse
+  size_t queued_records_ = 0;           // guarded by mutex_; records in queue_
+  std::string ttl_tail_;                // "$2\r\nEX\r\n$<n>\r\n<ttl_s>\r\n"
   bool accepting_ = true;               // guarded by mutex_; false once stop() began
   bool writer_waiting_ = false;         // guarded by mutex_; publish() must wake the writer
   bool stop_writer_ = false;            // guarded by mutex_
