@@ -78,15 +78,10 @@ Status Service::start(Options options) {
   schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
   queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
                                                    registry_);
-  batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
-                                                SteadyClock::instance(), registry_);
-  batcher_->start();
   stalled_workers_gauge_ = &registry_.gauge("vigil_scoring_stalled_workers",
                                             "Scoring workers the watchdog found without progress");
-  log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
-            batcher_->worker_count(), config_.scoring.max_batch_size,
-            config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
 
+  // Sinks and the delivery stage first, then the workers that feed them, then the source.
   if (config_.redis.enabled()) {
     auto redis = sinks::RedisSink::Create(config_.redis, registry_);
     if (!redis) return Status::Error(redis.error());
@@ -112,14 +107,27 @@ Status Service::start(Options options) {
         if (!w.ok()) return w;
       }
     }
-    auto sink = sinks::KafkaSink::create(
-        {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic, config_.kafka.producer},
-        registry_);
-    if (!sink) return Status::Error(sink.error());
-    kafka_sink_ = std::move(sink.value());
-    kafka_sink_->start();
+    delivery::DeliveryConfig dc;
+    dc.input_topic = config_.kafka.input_topic;
+    dc.kafka = {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
+                config_.kafka.producer};
+    auto stage = delivery::DeliveryStage::create(dc, redis_.get(), tracker_, registry_);
+    if (!stage) return Status::Error(stage.error());
+    delivery_ = std::move(stage.value());
+    delivery_->start();
+  }
+
+  batcher_ =
+      std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
+                                         SteadyClock::instance(), registry_, delivery_.get());
+  batcher_->start();
+  log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
+            batcher_->worker_count(), config_.scoring.max_batch_size,
+            config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
+
+  if (config_.kafka.enabled) {
     auto source = consumers::KafkaSource::create(config_.kafka, bootstrap_, *queue_, *schema_,
-                                                 *kafka_sink_, redis_.get(), registry_);
+                                                 tracker_, *delivery_, registry_);
     if (!source) return Status::Error(source.error());
     source_ = std::move(source.value());
     source_->start();
@@ -166,6 +174,10 @@ std::vector<std::string> Service::readiness_failures() const {
   std::vector<std::string> f;
   if (config_.kafka.enabled && (!source_ || !source_->has_assignment())) {
     f.push_back("kafka: no partitions assigned");
+  }
+  for (const auto& h : tracker_.held()) {
+    f.push_back("kafka: partition " + std::to_string(h.partition) + " held at offset " +
+                std::to_string(h.offset) + ": " + h.why);
   }
   if (stalled_workers_.load() > 0) {
     f.push_back("scoring: " + std::to_string(stalled_workers_.load()) +
@@ -263,19 +275,19 @@ void Service::stop() {
   // Phase 1: stop intake.
   if (http_) http_->begin_shutdown();
   if (source_) source_->stop_intake();
-  // Phase 2: drain the queue through the model into the sinks, then flush the sinks.
+  // Phase 2: drain the queue through the model into the delivery stage, then flush it.
   if (batcher_) batcher_->stop(left());
-  if (kafka_sink_ && !kafka_sink_->flush(left())) {
+  if (delivery_ && !delivery_->flush(left())) {
     log->warn("producer not flushed within the grace; undelivered records stay uncommitted");
   }
-  // Phase 3: commit what was delivered, leave the group, join.
+  // Phase 3: commit what was delivered, leave the group, release the rest, join.
   if (source_) source_->stop();
-  if (kafka_sink_) kafka_sink_->stop(std::chrono::milliseconds(0));
+  if (delivery_) delivery_->stop(std::chrono::milliseconds(0));
   if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
   if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));
   http_.reset();
   source_.reset();
-  kafka_sink_.reset();
+  delivery_.reset();
   embedded_.reset();
   log->info("stopped");
 }

@@ -1,7 +1,8 @@
 // Service: the streaming service wired together — model, scoring queue and workers, the
-// embedded or external Kafka, the Kafka and Redis sinks, the Kafka source, and (when
-// enabled) the HTTP side-port. Start order follows the data flow backwards (sinks before
-// sources); stop() goes in reverse, in two phases bounded by shutdown_grace_ms:
+// embedded or external Kafka, the delivery stage (Kafka producer) and the Redis sink, the
+// Kafka source with its offset tracker, and (when enabled) the HTTP side-port. Start order follows
+// the data flow backwards (sinks before sources); stop() goes in reverse, in two phases bounded by
+// shutdown_grace_ms:
 //
 //   1. stop intake: HTTP answers 503, the consumer pauses and takes nothing more
 //   2. drain: the workers score what is queued; the producer and Redis flush
@@ -22,9 +23,10 @@
 #include "common/metrics.h"
 #include "config/app_config.h"
 #include "consumers/kafka_source.h"
+#include "consumers/offset_tracker.h"
+#include "delivery/delivery_stage.h"
 #include "kafka/embedded_cluster.h"
 #include "scoring/batcher.h"
-#include "sinks/kafka_sink.h"
 #include "sinks/redis_sink.h"
 
 namespace vigil::http {
@@ -58,6 +60,8 @@ class Service {
   scoring::Batcher& batcher() { return *batcher_; }
   scoring::ScoringQueue& queue() { return *queue_; }
   consumers::KafkaSource* source() { return source_.get(); }
+  delivery::DeliveryStage* delivery() { return delivery_.get(); }
+  const consumers::OffsetTracker& offsets() const { return tracker_; }
   sinks::RedisSink* redis() { return redis_.get(); }
   kafka::EmbeddedCluster* embedded() { return embedded_.get(); }
 
@@ -75,8 +79,9 @@ class Service {
   std::unique_ptr<scoring::Batcher> batcher_;
   std::unique_ptr<kafka::EmbeddedCluster> embedded_;
   std::string bootstrap_;
-  std::unique_ptr<sinks::KafkaSink> kafka_sink_;
   std::unique_ptr<sinks::RedisSink> redis_;
+  consumers::OffsetTracker tracker_;  // acknowledged by delivery_, read by source_
+  std::unique_ptr<delivery::DeliveryStage> delivery_;
   std::unique_ptr<consumers::KafkaSource> source_;
   std::unique_ptr<http::HttpServer> http_;
   std::string model_yaml_text_;

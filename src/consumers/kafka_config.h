@@ -24,7 +24,7 @@ struct KafkaConfig {
   std::string output_topic = "scores";
   std::string dlq_topic = "transactions.dlq";
   size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
-  std::chrono::milliseconds commit_interval{1000};
+  std::chrono::milliseconds commit_interval{100};
   std::map<std::string, std::string> consumer;  // kafka.consumer.* passthrough
   std::map<std::string, std::string> producer;  // kafka.producer.* passthrough
 

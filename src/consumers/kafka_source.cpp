@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/rate_limit.h"
 
 namespace vigil::consumers {
 
@@ -24,13 +25,14 @@ std::shared_ptr<spdlog::logger> log() {
   return l;
 }
 
-using SharedMessage = std::shared_ptr<rd_kafka_message_t>;
+// How often the lag gauges are refreshed (also while partitions are paused).
+constexpr std::chrono::milliseconds kLagInterval{1000};
+// A broker round trip for a paused partition's high watermark is bounded by this.
+constexpr int kWatermarkQueryTimeoutMs = 200;
 
-std::string payload_of(const rd_kafka_message_t* m) {
-  return m->payload ? std::string(static_cast<const char*>(m->payload), m->len) : std::string();
-}
-std::string key_of(const rd_kafka_message_t* m) {
-  return m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : std::string();
+RateLimit& consumer_error_log() {
+  static RateLimit limit{std::chrono::milliseconds(5000)};
+  return limit;
 }
 
 }  // namespace
@@ -38,9 +40,6 @@ std::string key_of(const rd_kafka_message_t* m) {
 KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
     : registry(r),
       consumed_(r.counter("vigil_kafka_consumed_total", "Records consumed from the input topic")),
-      dlq_model_(r.counter("vigil_kafka_dead_lettered_total",
-                           "Records sent to the dead-letter topic, by reason",
-                           {{"reason", "model_error"}})),
       pauses_(r.counter("vigil_kafka_pauses_total",
                         "Times the consumer paused its partitions (queue above high watermark)")),
       commits_(r.counter("vigil_kafka_commits_total", "Offset commits issued")),
@@ -49,25 +48,49 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
       rebalances_(r.counter("vigil_kafka_rebalances_total", "Rebalance events handled")),
       paused_partitions_(r.gauge("vigil_kafka_paused_partitions", "Partitions currently paused")),
       assigned_partitions_(r.gauge("vigil_kafka_assigned_partitions",
-                                   "Partitions currently assigned to this instance")) {
+                                   "Partitions currently assigned to this instance")),
+      held_partitions_(r.gauge("vigil_kafka_held_partitions",
+                               "Partitions paused on a record without an outcome (its "
+                               "dead-letter write failed)")) {
   for (auto e : {codec::DecodeError::kMalformedJson, codec::DecodeError::kTooLarge,
                  codec::DecodeError::kBadTransactionId, codec::DecodeError::kMissingFeature,
                  codec::DecodeError::kUnknownFeature, codec::DecodeError::kDuplicateFeature,
                  codec::DecodeError::kWrongType, codec::DecodeError::kNonFinite,
                  codec::DecodeError::kWrongCount}) {
-    dlq_decode_[e] = &r.counter("vigil_kafka_dead_lettered_total",
-                                "Records sent to the dead-letter topic, by reason",
-                                {{"reason", codec::to_string(e)}});
+    rejected_[e] = &r.counter("vigil_kafka_rejected_total",
+                              "Records that could not be decoded, by reason (each goes to the "
+                              "dead-letter topic)",
+                              {{"reason", codec::to_string(e)}});
   }
 }
 
-void KafkaSourceStats::dead_lettered(codec::DecodeError reason) {
-  dlq_decode_.at(reason)->inc();
+void KafkaSourceStats::rejected(codec::DecodeError reason) {
+  rejected_.at(reason)->inc();
+}
+
+void KafkaSourceStats::lag(PartitionId p, int64_t records) {
+  auto it = lag_.find(p);
+  if (it == lag_.end()) {
+    it = lag_.emplace(p, std::make_unique<std::atomic<int64_t>>(0)).first;
+    const std::atomic<int64_t>* value = it->second.get();
+    registry.gauge_callback("vigil_kafka_consumer_lag",
+                            "Records in the partition without a final outcome yet",
+                            {{"partition", std::to_string(p)}}, value,
+                            [value] { return static_cast<double>(value->load()); });
+  }
+  it->second->store(records);
+}
+
+void KafkaSourceStats::lag_removed(PartitionId p) {
+  auto it = lag_.find(p);
+  if (it == lag_.end()) return;
+  registry.remove_callbacks(it->second.get());
+  lag_.erase(it);
 }
 
 Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
     const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
-    const codec::FeatureSchema& schema, sinks::KafkaSink& kafka_sink, sinks::ScoreSink* redis,
+    const codec::FeatureSchema& schema, OffsetTracker& tracker, delivery::DeliveryStage& delivery,
     metrics::Registry& registry) {
   using R = Result<std::unique_ptr<KafkaSource>>;
   std::vector<std::pair<std::string, std::string>> props = {
@@ -78,7 +101,10 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
       {"auto.offset.reset", "earliest"},
       {"partition.assignment.strategy", "range"},
       {"enable.partition.eof", "false"},
-      {"fetch.wait.max.ms", "20"},  // only matters when idle on real brokers
+      // A real broker answers a fetch as soon as data arrives; the mock cluster holds an
+      // empty fetch for the whole wait even when data arrives meanwhile, so on the embedded
+      // cluster the wait is added to the latency of the next record.
+      {"fetch.wait.max.ms", config.is_embedded() ? "1" : "100"},
       {"log_level", "4"},
   };
   for (const auto& kv : config.consumer) props.push_back(kv);
@@ -86,7 +112,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   if (!conf) return R::Error(conf.error());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &KafkaSource::rebalance_cb);
   std::unique_ptr<KafkaSource> src(
-      new KafkaSource(config, queue, schema, kafka_sink, redis, registry));
+      new KafkaSource(config, queue, schema, tracker, delivery, registry));
   rd_kafka_conf_set_opaque(conf->get(), src.get());  // rebalance_cb finds the source by it
   auto rk = kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
   if (!rk) return R::Error(rk.error());
@@ -97,14 +123,14 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
 }
 
 KafkaSource::KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
-                         const codec::FeatureSchema& schema, sinks::KafkaSink& sink,
-                         sinks::ScoreSink* redis, metrics::Registry& registry)
+                         const codec::FeatureSchema& schema, OffsetTracker& tracker,
+                         delivery::DeliveryStage& delivery, metrics::Registry& registry)
     : config_(config),
       queue_(queue),
       schema_(schema),
       decoder_(schema, config.max_event_bytes),
-      sink_(sink),
-      redis_(redis),
+      tracker_(tracker),
+      delivery_(delivery),
       stats_(registry) {}
 
 KafkaSource::~KafkaSource() {
@@ -185,7 +211,10 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   for (auto p : revoked) {
     tracker_.revoke(p);
     last_committed_.erase(p);
+    stats_.lag_removed(p);
   }
+  held_paused_.clear();
+  stats_.held_partitions_.set(0);
   rd_kafka_assign(rk_.get(), nullptr);
   assigned_ = 0;
   stats_.assigned_partitions_.set(0);
@@ -195,125 +224,113 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
 
 void KafkaSource::run() {
   rd_kafka_message_t* msgs[kBatchSize];
+  staged_.reserve(kBatchSize);
+  tokens_.reserve(kBatchSize);
   while (running_.load(std::memory_order_acquire)) {
     // rd_kafka_consume_batch_queue waits for a full batch or the whole timeout, which would
     // add its timeout to every record's latency at low rates: block for the first record
     // only, then take whatever else has already arrived.
-    ssize_t n = 0;
+    size_t n = 0;
     if (rd_kafka_message_t* first = rd_kafka_consume_queue(queue_handle_, kPollTimeoutMs)) {
       msgs[0] = first;
       const ssize_t more = rd_kafka_consume_batch_queue(queue_handle_, 0, msgs + 1, kBatchSize - 1);
-      n = 1 + std::max<ssize_t>(more, 0);
+      n = 1 + static_cast<size_t>(std::max<ssize_t>(more, 0));
     }
-    for (ssize_t i = 0; i < n; ++i) {
-      kafka::Message m(msgs[i]);
-      if (intake_.load(std::memory_order_acquire)) handle(std::move(m));
-      // After stop_intake, records are left untracked: not committed, consumed again later.
+    if (n > 0) {
+      if (intake_.load(std::memory_order_acquire)) {
+        handle(msgs, n);
+      } else {
+        // After stop_intake, records are left untracked: not committed, consumed again later.
+        for (size_t i = 0; i < n; ++i) rd_kafka_message_destroy(msgs[i]);
+      }
     }
     update_backpressure();
-    if (std::chrono::steady_clock::now() - last_commit_ >= config_.commit_interval) {
-      commit(/*sync=*/false);
-    }
+    update_holds();
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_commit_ >= config_.commit_interval) commit(/*sync=*/false);
+    if (now - last_lag_ >= kLagInterval) refresh_lag();
   }
 }
 
-void KafkaSource::handle(kafka::Message msg) {
-  if (msg->err) {
-    if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      log()->warn("consumer error: {}", rd_kafka_message_errstr(msg.get()));
-    }
-    return;
-  }
-  const AckToken token = tracker_.track(msg->partition, msg->offset);
-  stats_.consumed(1);
-  codec::DecodedEvent ev;
-  codec::DecodeStatus st =
-      msg->payload
-          ? decoder_.decode(std::string_view(static_cast<const char*>(msg->payload), msg->len), ev)
-          : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
-  if (!st.ok()) {
-    stats_.dead_lettered(st.code);
-    dead_letter(msg.get(), token, codec::to_string(st.code), st.message);
-    return;
-  }
-  scoring::ScoreRequest req;
-  req.id = std::move(ev.transaction_id);
-  req.features = std::move(ev.features);
-  req.origin = scoring::Origin::kKafka;
-  if (ev.event_time_ms) {
-    req.event_time_ms = ev.event_time_ms;
-  } else {
-    rd_kafka_timestamp_type_t tstype;
-    const int64_t ts = rd_kafka_message_timestamp(msg.get(), &tstype);
-    if (ts >= 0) req.event_time_ms = ts;
-  }
-  SharedMessage shared(msg.release(), kafka::MessageDeleter());
-  req.done = [this, token, shared](scoring::ScoreRequest& r, const scoring::ScoreOutcome& o) {
-    if (o.status.ok()) {
-      sinks::ScoreRecord rec;
-      rec.transaction_id = r.id;
-      rec.score = o.score;
-      rec.is_fraud = o.is_fraud;
-      rec.model_name = o.model->name;
-      rec.model_version = o.model->version;
-      rec.scored_at_ms = wall_clock_ms();
-      rec.event_time_ms = r.event_time_ms;
-      if (redis_) redis_->publish(rec);
-      Status ps = sink_.produce_score(rec, [this, token](const Status& delivery) {
-        if (delivery.ok()) {
-          tracker_.ack(token);
-        } else {
-          log()->error("score for partition {} offset {} not delivered: {}", token.partition,
-                       token.offset, delivery.message());
+void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
+  // Track every record of the call under one lock, in order.
+  tokens_.clear();
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    rd_kafka_message_t* m = msgs[i];
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        uint64_t suppressed = 0;
+        if (consumer_error_log().allow(suppressed)) {
+          log()->warn("consumer error: {} ({} similar suppressed)", rd_kafka_message_errstr(m),
+                      suppressed);
         }
-      });
-      if (!ps.ok()) log()->warn("score not produced: {}", ps.message());
-    } else if (!o.retryable) {
-      stats_.model_failed();
-      dead_letter(shared.get(), token, "model_error", o.status.message());
+      }
+      rd_kafka_message_destroy(m);
+      continue;
     }
-    // Retryable (shutdown): left unacked, so it is consumed again after restart.
-  };
-  enqueue(std::move(req));
-}
-
-void KafkaSource::dead_letter(const rd_kafka_message_t* msg, const AckToken& token,
-                              const std::string& reason, const std::string& message) {
-  sinks::DlqRecord rec;
-  rec.key = key_of(msg);
-  rec.value = payload_of(msg);
-  rec.headers = {{"vigil.error", reason},
-                 {"vigil.error_message", message},
-                 {"vigil.source_topic", config_.input_topic},
-                 {"vigil.source_partition", std::to_string(msg->partition)},
-                 {"vigil.source_offset", std::to_string(msg->offset)}};
-  Status ps = sink_.produce_dlq(rec, [this, token](const Status& delivery) {
-    if (delivery.ok()) {
-      tracker_.ack(token);
-    } else {
-      log()->error("dead-letter record for partition {} offset {} not delivered: {}",
-                   token.partition, token.offset, delivery.message());
-    }
-  });
-  if (!ps.ok()) log()->warn("dead-letter record not produced: {}", ps.message());
-}
-
-void KafkaSource::enqueue(scoring::ScoreRequest request) {
-  // The watermarks pause us well before the queue is full; reaching kFull means racing
-  // HTTP traffic for the last slots, so wait briefly and retry (the record stays ours).
-  while (true) {
-    switch (queue_.try_push(request, scoring::Priority::kNormal)) {
-      case scoring::ScoringQueue::PushResult::kOk:
-        return;
-      case scoring::ScoringQueue::PushResult::kClosed:
-        return;  // shutting down: not acked, consumed again after restart
-      case scoring::ScoringQueue::PushResult::kFull:
-        update_backpressure();
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-        if (!running_.load()) return;
-        break;
-    }
+    msgs[kept++] = m;
+    AckToken t;
+    t.partition = m->partition;
+    t.offset = m->offset;
+    tokens_.push_back(t);
   }
+  if (kept == 0) return;
+  tracker_.track(tokens_.data(), kept);
+  stats_.consumed(kept);
+
+  // Decode each record straight into a request's storage; the request carries the record.
+  staged_.resize(kept);
+  size_t ready = 0;
+  for (size_t i = 0; i < kept; ++i) {
+    rd_kafka_message_t* m = msgs[i];
+    scoring::ScoreRequest& req = staged_[ready];
+    AckToken source = tokens_[i];
+    source.record = m;
+    codec::DecodeStatus st =
+        m->payload ? decoder_.decode(std::string_view(static_cast<const char*>(m->payload), m->len),
+                                     req.id, req.features, req.event_time_ms)
+                   : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
+    if (!st.ok()) {
+      stats_.rejected(st.code);
+      delivery_.dead_letter(source, codec::to_string(st.code), std::move(st.message));
+      continue;
+    }
+    req.origin = scoring::Origin::kKafka;
+    req.source = source;
+    if (!req.event_time_ms) {
+      rd_kafka_timestamp_type_t tstype;
+      const int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+      if (ts >= 0) req.event_time_ms = ts;
+    }
+    ++ready;
+  }
+  staged_.resize(ready);
+  enqueue_staged();
+}
+
+void KafkaSource::enqueue_staged() {
+  // The watermarks pause us well before the queue is full; reaching it means racing HTTP
+  // traffic for the last slots, so wait briefly and retry (the records stay ours).
+  size_t done = 0;
+  while (done < staged_.size()) {
+    bool closed = false;
+    done += queue_.try_push_bulk(staged_.data() + done, staged_.size() - done,
+                                 scoring::Priority::kNormal, closed);
+    if (done == staged_.size()) break;
+    if (closed || !running_.load()) {
+      // Shutting down: not acknowledged, consumed again after restart.
+      for (size_t i = done; i < staged_.size(); ++i) {
+        rd_kafka_message_destroy(staged_[i].source.record);
+      }
+      break;
+    }
+    update_backpressure();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  // The queue now owns the records; what stays here is moved-from.
+  for (auto& r : staged_) r.source.record = nullptr;
+  staged_.clear();
 }
 
 void KafkaSource::update_backpressure() {
@@ -329,11 +346,70 @@ void KafkaSource::update_backpressure() {
     stats_.paused_partitions_.set(list->cnt);
     log()->debug("paused {} partition(s): queue depth {}", list->cnt, queue_.depth());
   } else {
-    rd_kafka_resume_partitions(rk_.get(), list.get());
-    stats_.paused_partitions_.set(0);
-    log()->debug("resumed {} partition(s): queue depth {}", list->cnt, queue_.depth());
+    // Held partitions stay paused.
+    kafka::PartitionList resume(rd_kafka_topic_partition_list_new(list->cnt));
+    for (int i = 0; i < list->cnt; ++i) {
+      const PartitionId p = list->elems[i].partition;
+      if (std::find(held_paused_.begin(), held_paused_.end(), p) == held_paused_.end()) {
+        rd_kafka_topic_partition_list_add(resume.get(), list->elems[i].topic, p);
+      }
+    }
+    rd_kafka_resume_partitions(rk_.get(), resume.get());
+    stats_.paused_partitions_.set(static_cast<double>(held_paused_.size()));
+    log()->debug("resumed {} partition(s): queue depth {}", resume->cnt, queue_.depth());
   }
   paused_ = want_paused;
+}
+
+void KafkaSource::update_holds() {
+  const std::vector<OffsetTracker::Hold> holds = tracker_.held();
+  if (holds.empty() && held_paused_.empty()) return;
+  std::vector<PartitionId> now;
+  for (const auto& h : holds) now.push_back(h.partition);
+  kafka::PartitionList pause(rd_kafka_topic_partition_list_new(1));
+  kafka::PartitionList resume(rd_kafka_topic_partition_list_new(1));
+  for (const auto& h : holds) {
+    if (std::find(held_paused_.begin(), held_paused_.end(), h.partition) == held_paused_.end()) {
+      rd_kafka_topic_partition_list_add(pause.get(), config_.input_topic.c_str(), h.partition);
+      log()->error("partition {} paused: offset {} has no outcome ({})", h.partition, h.offset,
+                   h.why);
+    }
+  }
+  for (PartitionId p : held_paused_) {
+    if (std::find(now.begin(), now.end(), p) == now.end()) {
+      if (!paused_.load()) {
+        rd_kafka_topic_partition_list_add(resume.get(), config_.input_topic.c_str(), p);
+      }
+      log()->info("partition {} resumes: its held record has an outcome", p);
+    }
+  }
+  if (pause->cnt > 0) rd_kafka_pause_partitions(rk_.get(), pause.get());
+  if (resume->cnt > 0) rd_kafka_resume_partitions(rk_.get(), resume.get());
+  held_paused_ = std::move(now);
+  stats_.held_partitions_.set(static_cast<double>(held_paused_.size()));
+}
+
+void KafkaSource::refresh_lag() {
+  last_lag_ = std::chrono::steady_clock::now();
+  for (PartitionId p : tracker_.partitions()) {
+    int64_t lo = 0, hi = -1;
+    // Cached high watermarks come with fetches; a paused partition fetches nothing, so ask.
+    const bool paused = paused_.load() || std::find(held_paused_.begin(), held_paused_.end(), p) !=
+                                              held_paused_.end();
+    rd_kafka_resp_err_t err =
+        paused
+            ? rd_kafka_query_watermark_offsets(rk_.get(), config_.input_topic.c_str(), p, &lo, &hi,
+                                               kWatermarkQueryTimeoutMs)
+            : rd_kafka_get_watermark_offsets(rk_.get(), config_.input_topic.c_str(), p, &lo, &hi);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0) continue;
+    std::optional<Offset> done = tracker_.committable(p);
+    if (!done) {
+      auto it = last_committed_.find(p);
+      if (it != last_committed_.end()) done = it->second;
+    }
+    if (!done) continue;  // nothing consumed or committed yet: the position is unknown
+    stats_.lag(p, std::max<int64_t>(0, hi - *done));
+  }
 }
 
 void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
@@ -348,20 +424,6 @@ void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
     if (it != last_committed_.end() && it->second == *off) continue;
     rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p)->offset = *off;
     to_commit.emplace_back(p, *off);
-  }
-  // Consumer lag from the cached high watermarks (no broker round trip).
-  for (PartitionId p : parts) {
-    int64_t lo = 0, hi = 0;
-    auto off = tracker_.committable(p);
-    if (off &&
-        rd_kafka_get_watermark_offsets(rk_.get(), config_.input_topic.c_str(), p, &lo, &hi) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        hi >= 0) {
-      stats_.registry
-          .gauge("vigil_kafka_consumer_lag", "Records in the partition not yet delivered",
-                 {{"partition", std::to_string(p)}})
-          .set(static_cast<double>(std::max<int64_t>(0, hi - *off)));
-    }
   }
   if (to_commit.empty()) return;
   stats_.commits_.inc();

@@ -1,17 +1,19 @@
 // KafkaSource: consumes the input topic as one member of the consumer group, decodes each
-// record into a ScoreRequest for the scoring queue, routes undecodable records to the
-// dead-letter topic, and commits offsets only once every record below them was delivered
-// (score acked by Kafka, or dead-letter record acked).
+// record straight into a ScoreRequest (which carries the record itself to the delivery
+// stage), hands undecodable records to the delivery stage's dead-letter path, and commits
+// offsets only once every record below them has a final outcome (OffsetTracker, which the
+// delivery stage acknowledges through the delivery::Acknowledger seam).
 //
 // One consumer thread (owned here) does all of: the batch consume call, rebalance handling,
-// pause/resume and commits — librdkafka 2.0.2 is unsafe when the batch consume API and
-// rebalances/pause run on different threads. Delivery acks arrive on the sink's poller
-// thread and only touch the (thread-safe) OffsetTracker.
+// pause/resume, commits and the lag gauges — librdkafka 2.0.2 is unsafe when the batch
+// consume API and rebalances/pause run on different threads.
 //
 // Backpressure: above the scoring queue's high watermark every assigned partition is paused
 // (polling continues, so rebalances and the group session are served); below the low
-// watermark they resume. Rebalancing uses the eager `range` assignor with a synchronous
-// commit of delivered offsets on revoke (cooperative-sticky has known bugs in 2.0.2).
+// watermark they resume. A partition with a held record (no outcome possible for now, see
+// DeliveryStage) stays paused until the hold is lifted. Rebalancing uses the eager `range`
+// assignor with a synchronous commit of delivered offsets on revoke (cooperative-sticky has
+// known bugs in 2.0.2).
 #pragma once
 
 #include <atomic>
@@ -26,39 +28,43 @@
 #include "common/metrics.h"
 #include "consumers/kafka_config.h"
 #include "consumers/offset_tracker.h"
+#include "delivery/delivery_stage.h"
 #include "kafka/kafka_client.h"
 #include "scoring/scoring_queue.h"
-#include "sinks/kafka_sink.h"
-#include "sinks/score_sink.h"
 
 namespace vigil::consumers {
 
 struct KafkaSourceStats {
   explicit KafkaSourceStats(metrics::Registry& r);
   void consumed(size_t n) { consumed_.inc(n); }
-  void dead_lettered(codec::DecodeError reason);
-  void model_failed() { dlq_model_.inc(); }
+  void rejected(codec::DecodeError reason);
   void paused() { pauses_.inc(); }
+  // Sets the lag gauge of partition `p` (created on first use).
+  void lag(PartitionId p, int64_t records);
+  // Removes the lag series of a partition that is no longer ours.
+  void lag_removed(PartitionId p);
 
   metrics::Registry& registry;
   metrics::Counter& consumed_;
-  metrics::Counter& dlq_model_;
   metrics::Counter& pauses_;
   metrics::Counter& commits_;
   metrics::Counter& commit_failures_;
   metrics::Counter& rebalances_;
   metrics::Gauge& paused_partitions_;
   metrics::Gauge& assigned_partitions_;
-  std::map<codec::DecodeError, metrics::Counter*> dlq_decode_;
+  metrics::Gauge& held_partitions_;
+  std::map<codec::DecodeError, metrics::Counter*> rejected_;
+  std::map<PartitionId, std::unique_ptr<std::atomic<int64_t>>> lag_;  // consumer thread only
 };
 
 class KafkaSource {
  public:
   // `bootstrap` is the resolved broker list (the embedded cluster's address when embedded).
-  // `redis` may be null. The queue, sinks, registry and schema must outlive the source.
+  // The queue, schema, tracker (which the delivery stage acknowledges), delivery stage and
+  // registry must outlive the source.
   static Result<std::unique_ptr<KafkaSource>> create(
       const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
-      const codec::FeatureSchema& schema, sinks::KafkaSink& kafka_sink, sinks::ScoreSink* redis,
+      const codec::FeatureSchema& schema, OffsetTracker& tracker, delivery::DeliveryStage& delivery,
       metrics::Registry& registry);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
@@ -72,23 +78,26 @@ class KafkaSource {
   void stop();
 
   bool has_assignment() const { return assigned_.load() > 0; }
-  bool is_paused() const { return paused_.load(); }
   const OffsetTracker& offsets() const { return tracker_; }
   const KafkaSourceStats& stats() const { return stats_; }
 
  private:
   KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
-              const codec::FeatureSchema& schema, sinks::KafkaSink& sink, sinks::ScoreSink* redis,
-              metrics::Registry& registry);
+              const codec::FeatureSchema& schema, OffsetTracker& tracker,
+              delivery::DeliveryStage& delivery, metrics::Registry& registry);
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void run();
-  void handle(kafka::Message msg);
-  void dead_letter(const rd_kafka_message_t* msg, const AckToken& token, const std::string& reason,
-                   const std::string& message);
-  void enqueue(scoring::ScoreRequest request);
+  // Tracks, decodes and queues what one consume call returned; takes the messages.
+  void handle(rd_kafka_message_t** msgs, size_t n);
+  // Pushes staged_ into the queue, waiting (briefly, repeatedly) while it is full.
+  void enqueue_staged();
   void update_backpressure();
+  // Pauses partitions with a held record and resumes those whose hold was lifted.
+  void update_holds();
+  // Refreshes the per-partition lag gauges (queries the brokers for paused partitions).
+  void refresh_lag();
   void commit(bool sync, const std::vector<PartitionId>* only = nullptr);
 
   const KafkaConfig config_;
@@ -97,11 +106,13 @@ class KafkaSource {
   scoring::ScoringQueue& queue_;
   const codec::FeatureSchema& schema_;
   codec::EventDecoder decoder_;
-  sinks::KafkaSink& sink_;
-  sinks::ScoreSink* redis_;
+  OffsetTracker& tracker_;
+  delivery::DeliveryStage& delivery_;
   KafkaSourceStats stats_;
-  OffsetTracker tracker_;
   std::map<PartitionId, Offset> last_committed_;
+  std::vector<scoring::ScoreRequest> staged_;  // decoded, not yet queued (consumer thread)
+  std::vector<AckToken> tokens_;               // consumer thread scratch
+  std::vector<PartitionId> held_paused_;       // paused because of a hold (consumer thread)
 
   std::thread thread_;
   std::atomic<bool> running_{false};
@@ -110,6 +121,7 @@ class KafkaSource {
   std::atomic<bool> paused_{false};
   std::atomic<int> assigned_{0};
   std::chrono::steady_clock::time_point last_commit_{};
+  std::chrono::steady_clock::time_point last_lag_{};
 };
 
 }  // namespace vigil::consumers

@@ -20,18 +20,60 @@ void OffsetTracker::revoke(PartitionId p) {
 }
 
 AckToken OffsetTracker::track(PartitionId p, Offset offset) {
+  AckToken t;
+  t.partition = p;
+  t.offset = offset;
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = partitions_.find(p);
+  track_locked(t);
+  return t;
+}
+
+void OffsetTracker::track(AckToken* tokens, size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < n; ++i) track_locked(tokens[i]);
+}
+
+void OffsetTracker::track_locked(AckToken& t) {
+  auto it = partitions_.find(t.partition);
   VIGIL_CHECK(it != partitions_.end());  // records only come from assigned partitions
   PartitionState& s = it->second;
-  VIGIL_CHECK(s.pending.empty() || offset > s.pending.back().offset);
-  s.pending.push_back({offset, false});
+  VIGIL_CHECK(s.pending.empty() || t.offset > s.pending.back().offset);
+  s.pending.push_back({t.offset, false});
   ++s.not_done;
-  return {p, offset, s.generation};
+  t.generation = s.generation;
 }
 
 bool OffsetTracker::ack(const AckToken& t) {
   std::lock_guard<std::mutex> lock(mu_);
+  return ack_locked(t);
+}
+
+void OffsetTracker::acknowledge(const scoring::SourceRecord* records, size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < n; ++i) ack_locked(records[i]);
+}
+
+void OffsetTracker::hold(const scoring::SourceRecord& r, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = partitions_.find(r.partition);
+  if (it == partitions_.end() || it->second.generation != r.generation) return;  // not ours now
+  PartitionState& s = it->second;
+  auto e = std::lower_bound(s.pending.begin(), s.pending.end(), r.offset,
+                            [](const Entry& a, Offset o) { return a.offset < o; });
+  if (e == s.pending.end() || e->offset != r.offset || e->done) return;  // has an outcome
+  s.held[r.offset] = why;
+}
+
+std::vector<OffsetTracker::Hold> OffsetTracker::held() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Hold> out;
+  for (const auto& [p, s] : partitions_) {
+    if (!s.held.empty()) out.push_back({p, s.held.begin()->first, s.held.begin()->second});
+  }
+  return out;
+}
+
+bool OffsetTracker::ack_locked(const AckToken& t) {
   auto it = partitions_.find(t.partition);
   if (it == partitions_.end() || it->second.generation != t.generation) return false;
   PartitionState& s = it->second;
@@ -40,6 +82,7 @@ bool OffsetTracker::ack(const AckToken& t) {
   if (e == s.pending.end() || e->offset != t.offset || e->done) return false;
   e->done = true;
   --s.not_done;
+  s.held.erase(t.offset);
   while (!s.pending.empty() && s.pending.front().done) {
     s.next = s.pending.front().offset + 1;
     s.pending.pop_front();

@@ -1,17 +1,21 @@
 // OffsetTracker: which offsets may be committed, per partition, under at-least-once.
 //
-// The consumer thread records every offset it takes from a partition (track), in order;
-// sink delivery reports mark them done (ack), from any thread and in any order. The
-// committable offset of a partition is the lowest offset not yet done (or one past the
-// highest tracked when all are done) — the position below which every record has been
-// delivered, which is what Kafka expects as the committed offset.
+// The consumer thread records every offset it takes from a partition (track), in order; the
+// delivery stage reports final outcomes (acknowledge), from any thread and in any order. The
+// committable offset of a partition is the lowest offset without an outcome (or one past the
+// highest tracked when all have one): the position below which every record was delivered,
+// which is what Kafka expects as the committed offset.
 //
 //   tracked: 40 41 42 43 44        done: 40 41 43        committable: 42
+//
+// A record the delivery stage holds (no outcome possible for now) simply stays not done, so
+// the committable offset cannot pass it; held() lists such partitions so the consumer pauses
+// them and readiness names them, until the record is acknowledged.
 //
 // Each partition has a generation, bumped when it is assigned again; acks carry the
 // generation they were tracked under, so an ack for a record of a partition that was revoked
 // (and maybe re-assigned) meanwhile is ignored rather than advancing someone else's offset.
-// Thread-safe (one mutex; all operations are O(log n) in the records in flight).
+// Thread-safe (one mutex; acknowledge() takes it once per batch; O(log n) per record).
 #pragma once
 
 #include <cstdint>
@@ -19,29 +23,41 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
+
+#include "delivery/acknowledger.h"
 
 namespace vigil::consumers {
 
 using PartitionId = int32_t;
 using Offset = int64_t;
+// What track() hands out and acknowledge() takes back: partition, offset, generation.
+using AckToken = scoring::SourceRecord;
 
-struct AckToken {
-  PartitionId partition = -1;
-  Offset offset = -1;
-  uint64_t generation = 0;
-};
-
-class OffsetTracker {
+class OffsetTracker final : public delivery::Acknowledger {
  public:
+  struct Hold {
+    PartitionId partition;
+    Offset offset;    // the lowest held offset of the partition
+    std::string why;  // why it has no outcome
+  };
+
   // Starts (or restarts) tracking a partition; returns its new generation.
   uint64_t assign(PartitionId p);
   // Stops tracking; later acks for it are ignored.
   void revoke(PartitionId p);
   // Records that `offset` was taken from `p` (offsets must increase per partition).
   AckToken track(PartitionId p, Offset offset);
-  // Marks the record done. Returns false when the token is stale (partition revoked).
+  // The same for each token's (partition, offset), under one lock; fills in the generations.
+  void track(AckToken* tokens, size_t n);
+  // Marks one record done. Returns false when the token is stale (partition revoked) or the
+  // record was done already.
   bool ack(const AckToken& token);
+
+  // delivery::Acknowledger
+  void acknowledge(const scoring::SourceRecord* records, size_t n) override;
+  void hold(const scoring::SourceRecord& record, const std::string& why) override;
 
   // The offset to commit for `p` (next offset to consume), or nullopt when nothing was
   // tracked since assignment.
@@ -50,6 +66,8 @@ class OffsetTracker {
   size_t in_flight(PartitionId p) const;
   size_t in_flight() const;
   std::vector<PartitionId> partitions() const;
+  // Partitions with a held record, lowest partition first.
+  std::vector<Hold> held() const;
 
  private:
   struct Entry {
@@ -61,7 +79,11 @@ class OffsetTracker {
     std::deque<Entry> pending;   // increasing offsets, not yet committed past
     std::optional<Offset> next;  // committable once `pending` is drained
     size_t not_done = 0;
+    std::map<Offset, std::string> held;  // held records and why
   };
+  bool ack_locked(const AckToken& t);
+  void track_locked(AckToken& t);
+
   mutable std::mutex mu_;
   std::map<PartitionId, PartitionState> partitions_;
   uint64_t next_generation_ = 1;

@@ -143,14 +143,16 @@ struct Batcher::Worker {
   uint64_t generation = ~uint64_t{0};
   std::vector<float> input;  // packed rows, reused across batches
   std::vector<float> output;
+  std::vector<ScoreOutcome> outcomes;  // one per request of the batch, reused
   std::atomic<int64_t> busy_since_ns{0};
 };
 
 Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
-                 const Clock& clock, metrics::Registry& registry)
+                 const Clock& clock, metrics::Registry& registry, BatchCompletion* completion)
     : config_(config),
       queue_(queue),
       clock_(clock),
+      completion_(completion),
       stats_(registry),
       former_(queue, clock, config.max_batch_size, config.max_delay,
               config.eager_when_idle ? std::function<bool()>([this] { return busy_workers_ == 0; })
@@ -206,10 +208,11 @@ void Batcher::stop(std::chrono::milliseconds grace) {
   }
   // Workers never started (or all gone): fail what is left so no completion is lost.
   std::vector<ScoreRequest> rest;
+  std::vector<ScoreOutcome> outcomes;
   {
     std::lock_guard<std::mutex> flock(former_mutex_);
     while (former_.next(rest, microseconds(0)) || queue_.pop_bulk(rest, 4096, microseconds(0))) {
-      fail_all(rest, "server is shutting down", "shutdown");
+      fail_all(rest, outcomes, "server is shutting down", "shutdown");
     }
   }
 }
@@ -230,7 +233,7 @@ void Batcher::worker_main(Worker& w) {
     w.busy_since_ns = steady_ns();
     busy_workers_.fetch_add(1);
     if (stopping_ && steady_ns() > drain_deadline_ns_) {
-      fail_all(batch, "server is shutting down", "shutdown");
+      fail_all(batch, w.outcomes, "server is shutting down", "shutdown");
     } else {
       run_batch(w, batch);
     }
@@ -240,16 +243,34 @@ void Batcher::worker_main(Worker& w) {
   }
 }
 
-void Batcher::fail_all(std::vector<ScoreRequest>& batch, const std::string& why,
-                       const char* reason) {
-  ScoreOutcome outcome;
-  outcome.status = Status::Error(why);
-  outcome.retryable = true;
-  for (auto& r : batch) {
+void Batcher::fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
+                       const std::string& why, const char* reason) {
+  outcomes.assign(batch.size(), ScoreOutcome{});
+  for (auto& o : outcomes) {
+    o.status = Status::Error(why);
+    o.retryable = true;
     stats_.request_failed(reason);
-    if (r.done) r.done(r, outcome);
   }
+  complete(batch, outcomes, served().info);
   batch.clear();
+}
+
+void Batcher::complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
+                       const std::shared_ptr<const ModelInfo>& model) {
+  bool any_without_callback = false;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    ScoreRequest& r = batch[i];
+    if (!r.done) {
+      any_without_callback = true;
+      continue;
+    }
+    ScoreOutcome& o = outcomes[i];
+    if (o.status.ok()) o.model = model;
+    r.done(r, o);
+    o.model.reset();
+  }
+  if (any_without_callback && completion_ != nullptr)
+    completion_->complete(batch, outcomes, *model);
 }
 
 void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
@@ -261,26 +282,21 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   }
   const size_t width = w.info->width();
   const auto formed_at = clock_.now();
-
-  // Rows of the wrong width cannot be packed; they fail alone (decoders prevent this).
-  auto bad = std::stable_partition(batch.begin(), batch.end(), [&](const ScoreRequest& r) {
-    return r.features.size() == width;
-  });
-  for (auto it = bad; it != batch.end(); ++it) {
-    ScoreOutcome o;
-    o.status = Status::Error("expected " + std::to_string(width) + " features, got " +
-                             std::to_string(it->features.size()));
-    stats_.request_failed("bad_width");
-    if (it->done) it->done(*it, o);
-  }
-  batch.erase(bad, batch.end());
   const size_t n = batch.size();
-  if (n == 0) return;
-
+  w.outcomes.resize(n);
   w.input.resize(n * width);
   w.output.assign(n, 0.0f);
+  // Rows of the wrong width cannot be packed (decoders prevent them): they fail alone, and
+  // their slot in the packed input is left as zeros.
+  bool any_bad_width = false;
   for (size_t i = 0; i < n; ++i) {
-    std::copy(batch[i].features.begin(), batch[i].features.end(), w.input.begin() + i * width);
+    const ScoreRequest& r = batch[i];
+    if (r.features.size() == width) {
+      std::copy(r.features.begin(), r.features.end(), w.input.begin() + i * width);
+    } else {
+      any_bad_width = true;
+      std::fill(w.input.begin() + i * width, w.input.begin() + (i + 1) * width, 0.0f);
+    }
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -291,21 +307,28 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
     stats_.batch_failed();
     row_status.resize(n);
     for (size_t i = 0; i < n; ++i) {
+      if (batch[i].features.size() != width) continue;
       row_status[i] = w.session->score(w.input.data() + i * width, 1, w.output.data() + i);
     }
   }
   const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
   stats_.batch_scored(n, compute);
 
-  ScoreOutcome o;  // shared fields set once per batch
-  o.model = w.info;
-  o.compute = compute;
-  o.batch_size = n;
   ScoringStats::BatchTally tally(stats_);
   for (size_t i = 0; i < n; ++i) {
-    ScoreRequest& r = batch[i];
+    const ScoreRequest& r = batch[i];
+    ScoreOutcome& o = w.outcomes[i];
+    o.retryable = false;
+    o.score = 0.0f;
+    o.is_fraud = false;
+    o.compute = compute;
+    o.batch_size = n;
     o.queue_wait = duration_cast<microseconds>(formed_at - r.enqueued_at);
-    if (!row_status.empty() && !row_status[i].ok()) {
+    if (any_bad_width && r.features.size() != width) {
+      o.status = Status::Error("expected " + std::to_string(width) + " features, got " +
+                               std::to_string(r.features.size()));
+      stats_.request_failed("bad_width");
+    } else if (!row_status.empty() && !row_status[i].ok()) {
       o.status = row_status[i];
       stats_.request_failed("model_error");
     } else if (!std::isfinite(w.output[i])) {
@@ -317,9 +340,9 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
       o.is_fraud = o.score >= w.info->threshold;
       tally.scored(r.origin, o.queue_wait);
     }
-    if (r.done) r.done(r, o);
   }
   tally.commit();
+  complete(batch, w.outcomes, w.info);
 }
 
 }  // namespace vigil::scoring

@@ -126,8 +126,10 @@ class ScoringStats {
 // the destructor calls stop(). Thread-safe.
 class Batcher {
  public:
+  // `completion` (may be null: HTTP only) takes every finished batch; it must outlive the
+  // batcher's stop().
   Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
-          const Clock& clock, metrics::Registry& registry);
+          const Clock& clock, metrics::Registry& registry, BatchCompletion* completion = nullptr);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -158,12 +160,17 @@ class Batcher {
   struct Worker;
   void worker_main(Worker& w);
   void run_batch(Worker& w, std::vector<ScoreRequest>& batch);
-  void fail_all(std::vector<ScoreRequest>& batch, const std::string& why, const char* reason);
+  void fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
+                const std::string& why, const char* reason);
+  // Calls each request's `done` (HTTP) and hands the batch to the BatchCompletion (Kafka).
+  void complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
+                const std::shared_ptr<const ModelInfo>& model);
   Served served() const;
 
   const BatcherConfig config_;
   ScoringQueue& queue_;
   const Clock& clock_;
+  BatchCompletion* const completion_;
   ScoringStats stats_;
 
   mutable std::mutex served_mutex_;

@@ -1,7 +1,8 @@
 // ScoreRequest: one set of features waiting to be scored, from a Kafka record or an HTTP
-// instance. The origin-specific context (partition/offset and raw record, or the HTTP call
-// waiting for its response) lives in the completion callback, so the scoring engine does not
-// know about Kafka or HTTP.
+// instance. An HTTP request carries its completion callback (the call waiting for its
+// response). A Kafka request carries no callback: its SourceRecord travels with it, and the
+// worker hands each finished batch, whole, to the BatchCompletion (the delivery stage), so a
+// record costs no std::function and no shared state on the hot path.
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,8 @@
 #include "common/status.h"
 #include "scoring/model.h"
 
+struct rd_kafka_message_s;  // librdkafka's message (not used here, only carried)
+
 namespace vigil::scoring {
 
 enum class Origin { kKafka, kHttp };
@@ -25,6 +28,16 @@ enum class Origin { kKafka, kHttp };
 enum class Priority { kHigh, kNormal };
 
 struct ScoreRequest;
+
+// Where a Kafka request came from, opaque to scoring. The consumer fills it; the delivery
+// stage reads it, takes `record` (the consumed message, kept for the dead-letter topic) and
+// reports the record's final outcome against (partition, offset, generation).
+struct SourceRecord {
+  int32_t partition = -1;
+  int64_t offset = -1;
+  uint64_t generation = 0;  // the partition's assignment generation when it was consumed
+  rd_kafka_message_s* record = nullptr;  // owned; whoever completes the request releases it
+};
 
 // The result handed to a request's completion, exactly once per request.
 struct ScoreOutcome {
@@ -48,7 +61,20 @@ struct ScoreRequest {
   Origin origin = Origin::kKafka;
   Clock::time_point enqueued_at{};       // set by ScoringQueue::try_push
   std::optional<int64_t> event_time_ms;  // upstream event timestamp, when known
-  Completion done;
+  Completion done;                       // HTTP: called with the outcome; Kafka: empty
+  SourceRecord source;                   // Kafka: the record scored
+};
+
+// Takes every finished batch from the scoring workers, once per batch, on the worker's thread:
+// `outcomes[i]` is the outcome of `batch[i]` (the `model` field is left empty; `model` is the
+// model that scored the batch). Requests with a `done` callback were already completed; the
+// implementation owns what it takes from the others (their SourceRecord). Must not block for
+// long. The delivery stage implements it; tests record.
+class BatchCompletion {
+ public:
+  virtual ~BatchCompletion() = default;
+  virtual void complete(std::vector<ScoreRequest>& batch, const std::vector<ScoreOutcome>& outcomes,
+                        const ModelInfo& model) = 0;
 };
 
 }  // namespace vigil::scoring

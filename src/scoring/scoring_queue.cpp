@@ -61,6 +61,34 @@ ScoringQueue::PushResult ScoringQueue::try_push(ScoreRequest& request, Priority 
   return PushResult::kOk;
 }
 
+size_t ScoringQueue::try_push_bulk(ScoreRequest* requests, size_t n, Priority priority,
+                                   bool& closed_out) {
+  closed_out = closed();
+  if (closed_out) {
+    rejected_closed_.inc(n);
+    return 0;
+  }
+  size_t cur = size_.load(std::memory_order_relaxed);
+  size_t take = 0;
+  do {
+    take = std::min(n, capacity_ - std::min(cur, capacity_));
+    if (take == 0) {
+      rejected_full_.inc();
+      return 0;
+    }
+  } while (!size_.compare_exchange_weak(cur, cur + take, std::memory_order_acq_rel));
+  const auto now = clock_.now();
+  for (size_t i = 0; i < take; ++i) requests[i].enqueued_at = now;
+  auto& lane = priority == Priority::kHigh ? high_ : normal_;
+  if (!lane.enqueue_bulk(std::make_move_iterator(requests), take)) {  // allocation failure only
+    size_.fetch_sub(take, std::memory_order_acq_rel);
+    rejected_full_.inc();
+    return 0;
+  }
+  items_.signal(static_cast<ssize_t>(take));
+  return take;
+}
+
 size_t ScoringQueue::pop_bulk(std::vector<ScoreRequest>& out, size_t max,
                               std::chrono::microseconds timeout) {
   if (max == 0) return 0;

@@ -45,6 +45,10 @@ class ScoringQueue {
   // Stamps enqueued_at and enqueues. On kFull/kClosed the request is left untouched in
   // `request` so the caller still owns it (and can answer 503 or retry).
   PushResult try_push(ScoreRequest& request, Priority priority);
+  // Pushes as many of `requests[0..n)` as fit, in order, with one slot reservation, one bulk
+  // enqueue and one wake-up; returns how many (moved from). 0 when full or closed (`closed`
+  // then says which). Stamps enqueued_at.
+  size_t try_push_bulk(ScoreRequest* requests, size_t n, Priority priority, bool& closed);
 
   // Moves up to `max` requests (high lane first) into `out`, waiting up to `timeout` for the
   // first one. Returns how many were moved. Returns 0 at once when closed and empty.

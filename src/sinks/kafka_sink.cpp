@@ -1,55 +1,86 @@
 #include "sinks/kafka_sink.h"
 
-#include "common/clock.h"
+#include <spdlog/spdlog.h>
+
+#include <mutex>
 
 namespace vigil::sinks {
 
-// Per-record context handed to librdkafka as the message opaque.
-struct KafkaSink::Pending {
-  DeliveryCallback callback;
+namespace {
+std::shared_ptr<spdlog::logger> log() {
+  static auto l = [] {
+    auto existing = spdlog::get("kafka");
+    return existing ? existing : spdlog::default_logger()->clone("kafka");
+  }();
+  return l;
+}
+}  // namespace
+
+struct KafkaSink::Producer {
+  kafka::Handle rk;
+  rd_kafka_topic_t* scores = nullptr;  // cached topic handles: no lookup by name per record
+  rd_kafka_topic_t* dlq = nullptr;
+  ~Producer() {
+    if (scores) rd_kafka_topic_destroy(scores);
+    if (dlq) rd_kafka_topic_destroy(dlq);
+  }
 };
 
 KafkaSink::Stats::Stats(metrics::Registry& r)
-    : scores_delivered(r.counter("vigil_kafka_produced_total",
-                                 "Records delivered to Kafka, by kind", {{"kind", "score"}})),
-      dlq_delivered(r.counter("vigil_kafka_produced_total", "Records delivered to Kafka, by kind",
-                              {{"kind", "dlq"}})),
-      delivery_failed(r.counter("vigil_kafka_delivery_failures_total",
-                                "Records Kafka did not acknowledge (offsets stay uncommitted)")),
-      queue_full_waits(r.counter("vigil_kafka_producer_queue_full_total",
+    : queue_full_waits(r.counter("vigil_kafka_producer_queue_full_total",
                                  "Times a produce waited because the producer queue was full")),
-      end_to_end(r.histogram("vigil_end_to_end_seconds",
-                             "Event time to score delivered to the output topic",
-                             metrics::latency_buckets_seconds())) {}
+      fatal_errors(r.counter("vigil_kafka_producer_fatal_errors_total",
+                             "Fatal producer errors (the producer is then replaced)")),
+      replaced(r.counter("vigil_kafka_producer_replaced_total",
+                         "Producers replaced after a fatal error")) {}
 
 Result<std::unique_ptr<KafkaSink>> KafkaSink::create(const KafkaSinkConfig& config,
+                                                     DeliveryListener& listener,
                                                      metrics::Registry& registry) {
   using R = Result<std::unique_ptr<KafkaSink>>;
+  std::unique_ptr<KafkaSink> sink(new KafkaSink(config, listener, registry));
+  auto p = sink->make_producer();
+  if (!p) return R::Error(p.error());
+  sink->producer_ = std::move(p.value());
+  return R(std::move(sink));
+}
+
+Result<std::unique_ptr<KafkaSink::Producer>> KafkaSink::make_producer() {
+  using R = Result<std::unique_ptr<Producer>>;
+  // Scores leave a batch at a time, so batches are large even with a short linger: 1 ms keeps
+  // the producer's share of the end-to-end latency small.
   std::vector<std::pair<std::string, std::string>> props = {
-      {"bootstrap.servers", config.bootstrap},
+      {"bootstrap.servers", config_.bootstrap},
       {"enable.idempotence", "true"},
       {"acks", "all"},
       {"compression.type", "lz4"},
-      {"linger.ms", "5"},
+      {"linger.ms", "1"},
       {"batch.num.messages", "10000"},
       {"queue.buffering.max.messages", "200000"},
       {"message.timeout.ms", "300000"},
       {"log_level", "4"},
   };
-  for (const auto& kv : config.properties) props.push_back(kv);
+  for (const auto& kv : config_.properties) props.push_back(kv);
   auto conf = kafka::make_conf(props);
   if (!conf) return R::Error(conf.error());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &KafkaSink::on_delivery_report);
+  rd_kafka_conf_set_error_cb(conf->get(), &KafkaSink::on_error);
+  rd_kafka_conf_set_opaque(conf->get(), this);
   auto rk = kafka::make_client(RD_KAFKA_PRODUCER, std::move(conf.value()));
   if (!rk) return R::Error(rk.error());
-  std::unique_ptr<KafkaSink> sink(new KafkaSink(std::move(rk.value()), config, registry));
-  Status md = kafka::fetch_metadata(sink->rk_.get(), {config.output_topic, config.dlq_topic}, 5000);
+  auto p = std::make_unique<Producer>();
+  p->rk = std::move(rk.value());
+  Status md = kafka::fetch_metadata(p->rk.get(), {config_.output_topic, config_.dlq_topic}, 5000);
   if (!md.ok()) return R::Error("kafka producer: " + md.message());
-  return R(std::move(sink));
+  p->scores = rd_kafka_topic_new(p->rk.get(), config_.output_topic.c_str(), nullptr);
+  p->dlq = rd_kafka_topic_new(p->rk.get(), config_.dlq_topic.c_str(), nullptr);
+  if (!p->scores || !p->dlq) return R::Error("kafka producer: cannot create topic handles");
+  return R(std::move(p));
 }
 
-KafkaSink::KafkaSink(kafka::Handle rk, const KafkaSinkConfig& config, metrics::Registry& registry)
-    : rk_(std::move(rk)), config_(config), registry_(registry), stats_(registry) {
+KafkaSink::KafkaSink(const KafkaSinkConfig& config, DeliveryListener& listener,
+                     metrics::Registry& registry)
+    : config_(config), listener_(listener), registry_(registry), stats_(registry) {
   registry_.gauge_callback("vigil_kafka_producer_in_flight",
                            "Records produced and not yet acknowledged", {}, this,
                            [this] { return static_cast<double>(in_flight()); });
@@ -66,94 +97,152 @@ void KafkaSink::start() {
 }
 
 void KafkaSink::poller_main() {
-  while (running_.load(std::memory_order_acquire)) rd_kafka_poll(rk_.get(), 50);
+  while (running_.load(std::memory_order_acquire)) {
+    std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+    rd_kafka_poll(producer_->rk.get(), 20);
+  }
 }
 
-void KafkaSink::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
-  auto* pending = static_cast<Pending*>(msg->_private);
-  if (!pending) return;
-  Status st =
-      msg->err == RD_KAFKA_RESP_ERR_NO_ERROR
-          ? Status::Ok()
-          : Status::Error(std::string("kafka delivery failed: ") + rd_kafka_err2str(msg->err));
-  if (pending->callback) pending->callback(st);
-  delete pending;
+void KafkaSink::on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<KafkaSink*>(opaque);
+  const bool retry = msg->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                     (msg->err == RD_KAFKA_RESP_ERR__FATAL ||
+                      rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR);
+  self->listener_.on_delivery(msg->_private, msg->err, retry);
 }
 
-Status KafkaSink::produce(const std::string& topic, const std::string& key,
-                          const std::string& value, rd_kafka_headers_t* headers, Pending* pending) {
+void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<KafkaSink*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char why[512];
+    const rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
+    log()->error("fatal producer error: {}: {}; the producer will be replaced",
+                 rd_kafka_err2name(orig), why);
+    self->stats_.fatal_errors.inc();
+    self->fatal_.store(true, std::memory_order_release);
+    return;
+  }
+  // Transient (brokers unreachable and the like): librdkafka retries by itself.
+  log()->debug("producer: {}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
+               reason);
+}
+
+void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
+  std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+  rd_kafka_t* rk = producer_->rk.get();
+  size_t todo = n;
+  while (todo > 0) {
+    if (stopped_.load(std::memory_order_acquire)) {
+      for (size_t i = 0; i < todo; ++i) {
+        listener_.on_delivery(messages[i]._private, RD_KAFKA_RESP_ERR__PURGE_QUEUE, false);
+      }
+      return;
+    }
+    for (size_t i = 0; i < todo; ++i) messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_produce_batch(producer_->scores, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages,
+                           static_cast<int>(todo));
+    // Keep the messages to retry (queue full) at the front; report the refused ones.
+    size_t again = 0;
+    for (size_t i = 0; i < todo; ++i) {
+      const rd_kafka_resp_err_t err = messages[i].err;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        messages[again++] = messages[i];
+      } else {
+        const bool retry = err == RD_KAFKA_RESP_ERR__FATAL ||
+                           rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+        listener_.on_delivery(messages[i]._private, err, retry);
+      }
+    }
+    todo = again;
+    if (todo > 0) {
+      stats_.queue_full_waits.inc();
+      rd_kafka_poll(rk, 10);  // serve delivery reports to make room
+    }
+  }
+}
+
+void KafkaSink::produce_dead_letter(std::string_view key, std::string_view value,
+                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                    void* opaque) {
+  std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+  rd_kafka_t* rk = producer_->rk.get();
   while (true) {
     if (stopped_.load(std::memory_order_acquire)) {
-      if (headers) rd_kafka_headers_destroy(headers);
-      delete pending;
-      return Status::Error("kafka sink is stopped");
+      listener_.on_delivery(opaque, RD_KAFKA_RESP_ERR__PURGE_QUEUE, false);
+      return;
     }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+    for (const auto& [k, v] : headers) {
+      rd_kafka_header_add(hdrs, k.data(), static_cast<ssize_t>(k.size()), v.data(),
+                          static_cast<ssize_t>(v.size()));
+    }
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk, RD_KAFKA_V_RKT(producer_->dlq), RD_KAFKA_V_KEY(key.data(), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(pending),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();  // headers owned by librdkafka
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // headers owned by librdkafka now
+    rd_kafka_headers_destroy(hdrs);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       stats_.queue_full_waits.inc();
-      rd_kafka_poll(rk_.get(), 10);  // serve delivery reports to make room
+      rd_kafka_poll(rk, 10);
       continue;
     }
-    if (headers) rd_kafka_headers_destroy(headers);
-    delete pending;
-    return Status::Error(std::string("kafka produce to '") + topic + "': " + rd_kafka_err2str(err));
+    const bool retry = err == RD_KAFKA_RESP_ERR__FATAL ||
+                       rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+    listener_.on_delivery(opaque, err, retry);
+    return;
   }
 }
 
-Status KafkaSink::produce_score(const ScoreRecord& record, DeliveryCallback on_delivery) {
-  auto* pending = new Pending;
-  pending->callback = [this, event_time = record.event_time_ms.value_or(-1),
-                       cb = std::move(on_delivery)](const Status& st) {
-    if (st.ok()) {
-      stats_.scores_delivered.inc();
-      if (event_time >= 0) {
-        stats_.end_to_end.observe(static_cast<double>(wall_clock_ms() - event_time) * 1e-3);
-      }
-    } else {
-      stats_.delivery_failed.inc();
-    }
-    if (cb) cb(st);
-  };
-  return produce(config_.output_topic, record.transaction_id, to_json(record), nullptr, pending);
+Status KafkaSink::replace_producer() {
+  auto fresh = make_producer();
+  if (!fresh) return Status::Error(fresh.error());
+  std::unique_ptr<Producer> old;
+  {
+    std::unique_lock<std::shared_mutex> lock(producer_mutex_);
+    old = std::move(producer_);
+    producer_ = std::move(fresh.value());
+    fatal_.store(false, std::memory_order_release);
+  }
+  stats_.replaced.inc();
+  // The old producer is fatal: whatever it still holds was not delivered. Purging reports it
+  // (with `retry`, since the producer is fatal) so it is produced again on the new one.
+  rd_kafka_purge(old->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_flush(old->rk.get(), 5000);
+  log()->warn("producer replaced after a fatal error; undelivered records are produced again");
+  return Status::Ok();
 }
 
-Status KafkaSink::produce_dlq(const DlqRecord& record, DeliveryCallback on_delivery) {
-  auto* pending = new Pending;
-  pending->callback = [this, cb = std::move(on_delivery)](const Status& st) {
-    (st.ok() ? stats_.dlq_delivered : stats_.delivery_failed).inc();
-    if (cb) cb(st);
-  };
-  rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
-  for (const auto& [k, v] : record.headers) {
-    rd_kafka_header_add(headers, k.data(), static_cast<ssize_t>(k.size()), v.data(),
-                        static_cast<ssize_t>(v.size()));
-  }
-  return produce(config_.dlq_topic, record.key, record.value, headers, pending);
+void KafkaSink::inject_fatal_error_for_test(const char* reason) {
+  std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+  rd_kafka_test_fatal_error(producer_->rk.get(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                            reason);
 }
 
 bool KafkaSink::flush(std::chrono::milliseconds timeout) {
   // rd_kafka_flush serves delivery reports itself; the poller may serve some concurrently.
-  return rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+  return rd_kafka_flush(producer_->rk.get(), static_cast<int>(timeout.count())) ==
+         RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 void KafkaSink::stop(std::chrono::milliseconds timeout) {
   if (stopped_.exchange(true)) return;
+  if (!producer_) return;
   flush(timeout);
   running_ = false;
   if (poller_.joinable()) poller_.join();
-  // Records still queued are purged; their callbacks report failure, so nothing is
-  // silently forgotten (their offsets stay uncommitted and are replayed after restart).
-  rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_poll(rk_.get(), 0);
+  // Records still queued are purged; their reports say so, so nothing is silently forgotten
+  // (their offsets stay uncommitted and are replayed after restart).
+  rd_kafka_purge(producer_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(producer_->rk.get(), 0);
 }
 
 size_t KafkaSink::in_flight() const {
-  return static_cast<size_t>(rd_kafka_outq_len(rk_.get()));
+  std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+  return producer_ ? static_cast<size_t>(rd_kafka_outq_len(producer_->rk.get())) : 0;
 }
 
 }  // namespace vigil::sinks

@@ -1,19 +1,27 @@
 // KafkaSink: the idempotent producer that writes scores to the output topic (key =
-// transaction id) and undeliverable events to the dead-letter topic, and reports each
-// delivery back to its caller so offsets are committed only after delivery.
+// transaction id) and records without a score to the dead-letter topic. It knows nothing of
+// batches or offsets: each message carries an opaque pointer, and every delivery report is
+// handed, with that pointer, to the DeliveryListener (the delivery stage).
 //
-// Threads: produce_* are called from scoring workers and the consumer thread; delivery
-// callbacks run on the sink's own poller thread (started by start(), joined by stop()).
+// Threads: produce_* are called from scoring workers, the consumer thread and the delivery
+// stage's retry thread; delivery reports run on the sink's poller thread (started by start(),
+// joined by stop()), or on the thread that replaces the producer for the old one's reports.
 // Overflow policy: when librdkafka's local queue is full, produce_* polls and retries, so a
 // slow broker slows the workers down (and, through the scoring queue's watermarks, pauses
 // the consumer) instead of losing or buffering without bound.
+//
+// A fatal producer error (the idempotent producer cannot guarantee ordering any more) makes
+// fatal() true; replace_producer() then swaps in a new producer. Messages of the old one are
+// reported with `retry` set: they were not delivered and should be produced again.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <map>
+#include <memory>
+#include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -21,7 +29,6 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "kafka/kafka_client.h"
-#include "sinks/score_record.h"
 
 namespace vigil::sinks {
 
@@ -32,60 +39,78 @@ struct KafkaSinkConfig {
   std::map<std::string, std::string> properties;  // kafka.producer.* passthrough
 };
 
-// Called once per produced record on the poller thread: delivered, or why not.
-using DeliveryCallback = std::function<void(const Status& delivery)>;
-
-struct DlqRecord {
-  std::string key;
-  std::string value;  // the original record value, as received
-  std::vector<std::pair<std::string, std::string>> headers;  // error, source topic/partition/offset
+// Receives every delivery report: `opaque` as given to produce_*, `err` NO_ERROR when Kafka
+// acknowledged the message. `retry` is set when the message was not delivered because its
+// producer failed fatally or was replaced (produce it again; it was not refused).
+class DeliveryListener {
+ public:
+  virtual ~DeliveryListener() = default;
+  virtual void on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) = 0;
 };
 
 class KafkaSink {
  public:
+  // `listener` must outlive the sink.
   static Result<std::unique_ptr<KafkaSink>> create(const KafkaSinkConfig& config,
+                                                   DeliveryListener& listener,
                                                    metrics::Registry& registry);
   ~KafkaSink();
   KafkaSink(const KafkaSink&) = delete;
   KafkaSink& operator=(const KafkaSink&) = delete;
 
   void start();
-  // Writes `record` to the output topic. `on_delivery` runs once, on the poller thread.
-  // Blocks only while librdkafka's queue is full. Returns an error (and does not call
-  // on_delivery) only when the sink is stopped or the record cannot be produced at all.
-  Status produce_score(const ScoreRecord& record, DeliveryCallback on_delivery);
-  Status produce_dlq(const DlqRecord& record, DeliveryCallback on_delivery);
+
+  // Produces `n` messages to the output topic with one call on the cached topic handle
+  // (partitioned by key); librdkafka copies the bytes. Each message's `_private` is its
+  // opaque. Messages that could not be queued are reported to the listener at once (on this
+  // thread) with their error. Blocks only while librdkafka's queue is full.
+  void produce_scores(rd_kafka_message_t* messages, size_t n);
+  // Produces one record to the dead-letter topic with `headers` (name, value). Reports like
+  // produce_scores.
+  void produce_dead_letter(std::string_view key, std::string_view value,
+                           const std::vector<std::pair<std::string, std::string>>& headers,
+                           void* opaque);
+
+  // Whether the current producer failed fatally (replace_producer() is due).
+  bool fatal() const { return fatal_.load(std::memory_order_acquire); }
+  // Creates a new producer, swaps it in, and retires the old one: its queued and in-flight
+  // messages are purged and reported with `retry`. Any thread but the poller.
+  Status replace_producer();
+  // For fault tests: raises a fatal error on the current producer as librdkafka would.
+  void inject_fatal_error_for_test(const char* reason);
+
   // Waits until every produced record has a delivery report, or `timeout`.
   bool flush(std::chrono::milliseconds timeout);
-  // Flushes within `timeout`, then stops the poller and joins it. Idempotent.
+  // Flushes within `timeout`, then stops the poller and joins it; what is left is purged and
+  // reported (err = purge, retry unset). Idempotent.
   void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
   size_t in_flight() const;
-  rd_kafka_t* handle() { return rk_.get(); }
 
  private:
   struct Stats {
     explicit Stats(metrics::Registry& r);
-    metrics::Counter& scores_delivered;
-    metrics::Counter& dlq_delivered;
-    metrics::Counter& delivery_failed;
     metrics::Counter& queue_full_waits;
-    metrics::Histogram& end_to_end;
+    metrics::Counter& fatal_errors;
+    metrics::Counter& replaced;
   };
-  struct Pending;
-  KafkaSink(kafka::Handle rk, const KafkaSinkConfig& config, metrics::Registry& registry);
-  Status produce(const std::string& topic, const std::string& key, const std::string& value,
-                 rd_kafka_headers_t* headers, Pending* pending);
-  static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  struct Producer;  // one librdkafka producer and its cached topic handles
+  KafkaSink(const KafkaSinkConfig& config, DeliveryListener& listener, metrics::Registry& registry);
+  Result<std::unique_ptr<Producer>> make_producer();
+  static void on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void poller_main();
 
-  kafka::Handle rk_;
   KafkaSinkConfig config_;
+  DeliveryListener& listener_;
   metrics::Registry& registry_;
   Stats stats_;
+  mutable std::shared_mutex producer_mutex_;  // exclusive only to swap producer_
+  std::unique_ptr<Producer> producer_;
   std::thread poller_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> fatal_{false};
 };
 
 }  // namespace vigil::sinks

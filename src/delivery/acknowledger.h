@@ -1,0 +1,31 @@
+// The acknowledgement seam between the delivery stage and whoever owns the consumed records'
+// offsets (the consumer's OffsetTracker; a recording fake in unit tests).
+//
+// Every Kafka record handed to the delivery stage ends in exactly one of:
+//   acknowledged  its score, or its dead-letter record, was acknowledged by Kafka: its offset
+//                 may be committed;
+//   held          it has no outcome for now (Kafka refused the score for good and the
+//                 dead-letter write failed too): its partition must not be committed past it,
+//                 and the owner pauses the partition until a later acknowledge() of the same
+//                 record lifts the hold (the stage keeps retrying the dead-letter write);
+//   dropped       shutdown came first: neither acknowledged nor held, so it is consumed
+//                 again after the restart (at-least-once).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "scoring/request.h"
+
+namespace vigil::delivery {
+
+class Acknowledger {
+ public:
+  virtual ~Acknowledger() = default;
+  // The records have their final outcome. Any thread; called once per delivered batch.
+  virtual void acknowledge(const scoring::SourceRecord* records, size_t n) = 0;
+  // `record` cannot get an outcome for now, because `why`. Any thread.
+  virtual void hold(const scoring::SourceRecord& record, const std::string& why) = 0;
+};
+
+}  // namespace vigil::delivery

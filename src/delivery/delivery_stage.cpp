@@ -1,0 +1,463 @@
+#include "delivery/delivery_stage.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/clock.h"
+#include "sinks/score_record.h"
+
+namespace vigil::delivery {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::shared_ptr<spdlog::logger> log() {
+  static auto l = [] {
+    auto existing = spdlog::get("delivery");
+    return existing ? existing : spdlog::default_logger()->clone("delivery");
+  }();
+  return l;
+}
+
+bool is_purge(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+}
+
+// How often the retry thread looks at its work when nothing wakes it.
+constexpr std::chrono::milliseconds kRetryTick{50};
+
+}  // namespace
+
+// Delivery reports carry a pointer to one of these; `kind` says which.
+struct DeliveryStage::InFlight {
+  enum class Kind : uint8_t { kScore, kDeadLetter };
+  explicit InFlight(Kind k) : kind(k) {}
+  Kind kind;
+};
+
+// One scored record of a batch in flight. Its bytes live in the batch's buffer.
+struct DeliveryStage::ScoreSlot : InFlight {
+  ScoreSlot() : InFlight(Kind::kScore) {}
+  scoring::SourceRecord source;
+  Batch* batch = nullptr;
+  uint32_t key_offset = 0, key_length = 0;
+  uint32_t value_offset = 0, value_length = 0;
+  int64_t event_time_ms = -1;
+  bool delivered = false;
+};
+
+struct DeliveryStage::Batch {
+  std::string bytes;  // transaction ids and score JSON of every slot, back to back
+  std::vector<ScoreSlot> slots;
+  std::vector<rd_kafka_message_t> messages;
+  std::vector<sinks::EncodedScore> encoded;
+  std::vector<scoring::SourceRecord> acked;
+  std::atomic<size_t> pending{0};  // slots without a final report
+  std::string_view key(const ScoreSlot& s) const {
+    return {bytes.data() + s.key_offset, s.key_length};
+  }
+  std::string_view value(const ScoreSlot& s) const {
+    return {bytes.data() + s.value_offset, s.value_length};
+  }
+};
+
+// A record on its way to the dead-letter topic (failure paths only: allocated per record).
+struct DeliveryStage::DeadLetter : InFlight {
+  DeadLetter() : InFlight(Kind::kDeadLetter) {}
+  scoring::SourceRecord source;
+  std::string reason;
+  std::string message;
+  bool held = false;  // its partition is held (a write failed); retried with backoff
+  std::chrono::milliseconds backoff{0};
+  steady::time_point next_attempt{};
+};
+
+// ---------------------------------------------------------------------------------------------
+// DeliveryStats
+
+DeliveryStats::DeliveryStats(metrics::Registry& r)
+    : registry_(r),
+      scores_delivered_(r.counter("vigil_kafka_produced_total",
+                                  "Records delivered to Kafka, by kind", {{"kind", "score"}})),
+      dlq_delivered_(r.counter("vigil_kafka_produced_total", "Records delivered to Kafka, by kind",
+                               {{"kind", "dlq"}})),
+      delivery_failed_(r.counter("vigil_kafka_delivery_failures_total",
+                                 "Scores Kafka refused for good (their records go to the "
+                                 "dead-letter topic)")),
+      dead_letter_failures_(r.counter("vigil_kafka_dead_letter_failures_total",
+                                      "Dead-letter writes Kafka refused (the record is held and "
+                                      "retried; its partition pauses)")),
+      dropped_shutdown_(r.counter("vigil_delivery_released_total",
+                                  "Records released without an outcome at shutdown (consumed "
+                                  "again after restart)")),
+      produced_again_(r.counter("vigil_delivery_produced_again_total",
+                                "Scores produced again after a fatal producer error")),
+      end_to_end_(r.histogram("vigil_end_to_end_seconds",
+                              "Event time to score delivered to the output topic",
+                              metrics::latency_buckets_seconds())) {}
+
+void DeliveryStats::scores_delivered(uint64_t n, const metrics::Histogram::Local& end_to_end) {
+  if (n) scores_delivered_.inc(n);
+  end_to_end_.merge(end_to_end);
+}
+
+void DeliveryStats::dead_lettered(const std::string& reason) {
+  dlq_delivered_.inc();
+  registry_
+      .counter("vigil_kafka_dead_lettered_total", "Records sent to the dead-letter topic, by reason",
+               {{"reason", reason}})
+      .inc();
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeliveryStage
+
+Result<std::unique_ptr<DeliveryStage>> DeliveryStage::create(const DeliveryConfig& config,
+                                                             sinks::RedisSink* redis,
+                                                             Acknowledger& ack,
+                                                             metrics::Registry& registry) {
+  using R = Result<std::unique_ptr<DeliveryStage>>;
+  std::unique_ptr<DeliveryStage> stage(new DeliveryStage(config, redis, ack, registry));
+  auto sink = sinks::KafkaSink::create(config.kafka, *stage, registry);
+  if (!sink) return R::Error(sink.error());
+  stage->kafka_ = std::move(sink.value());
+  return R(std::move(stage));
+}
+
+DeliveryStage::DeliveryStage(const DeliveryConfig& config, sinks::RedisSink* redis,
+                             Acknowledger& ack, metrics::Registry& registry)
+    : config_(config), registry_(registry), redis_(redis), ack_(ack), stats_(registry) {
+  registry.gauge_callback("vigil_delivery_held_records",
+                          "Records whose dead-letter write failed; their partitions are held",
+                          {}, this, [this] { return static_cast<double>(held_records()); });
+}
+
+DeliveryStage::~DeliveryStage() {
+  stop(std::chrono::milliseconds(0));
+  registry_.remove_callbacks(this);
+}
+
+void DeliveryStage::start() {
+  if (started_.exchange(true)) return;
+  kafka_->start();
+  retry_thread_ = std::thread([this] { retry_main(); });
+}
+
+DeliveryStage::Batch* DeliveryStage::acquire_batch() {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  if (free_batches_.empty()) {
+    all_batches_.push_back(std::make_unique<Batch>());
+    return all_batches_.back().get();
+  }
+  Batch* b = free_batches_.back();
+  free_batches_.pop_back();
+  return b;
+}
+
+void DeliveryStage::release_batch(Batch* b) {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  free_batches_.push_back(b);
+}
+
+void DeliveryStage::release(scoring::SourceRecord& source) {
+  if (source.record != nullptr) {
+    rd_kafka_message_destroy(source.record);
+    source.record = nullptr;
+  }
+}
+
+void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
+                             const std::vector<scoring::ScoreOutcome>& outcomes,
+                             const scoring::ModelInfo& model) {
+  Batch* b = nullptr;
+  uint64_t released = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    scoring::ScoreRequest& r = batch[i];
+    if (r.done || r.source.record == nullptr) continue;  // HTTP: already answered
+    const scoring::ScoreOutcome& o = outcomes[i];
+    if (o.status.ok()) {
+      if (b == nullptr) {
+        b = acquire_batch();
+        b->bytes.clear();
+        b->slots.clear();
+        b->slots.reserve(batch.size());
+      }
+      b->slots.emplace_back();
+      ScoreSlot& s = b->slots.back();
+      s.source = std::exchange(r.source, {});
+      s.batch = b;
+      s.event_time_ms = r.event_time_ms.value_or(-1);
+    } else if (o.retryable) {
+      release(r.source);  // shutdown: not acknowledged, consumed again after restart
+      ++released;
+    } else {
+      dead_letter(std::exchange(r.source, {}), "model_error", o.status.message());
+    }
+  }
+  if (released) stats_.dropped_at_shutdown(released);
+  if (b == nullptr) return;
+
+  // Encode each score once, into the batch's buffer (reused: no allocation in steady state).
+  const int64_t scored_at = wall_clock_ms();
+  size_t k = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const scoring::ScoreRequest& r = batch[i];
+    if (k == b->slots.size()) break;
+    ScoreSlot& s = b->slots[k];
+    // Slots were taken in batch order from the scored Kafka requests.
+    if (r.done || !outcomes[i].status.ok() || r.source.record != nullptr) continue;
+    s.key_offset = static_cast<uint32_t>(b->bytes.size());
+    s.key_length = static_cast<uint32_t>(r.id.size());
+    b->bytes += r.id;
+    s.value_offset = static_cast<uint32_t>(b->bytes.size());
+    sinks::append_score_json(b->bytes, r.id, outcomes[i].score, outcomes[i].is_fraud, model.name,
+                             model.version, scored_at, s.event_time_ms);
+    s.value_length = static_cast<uint32_t>(b->bytes.size() - s.value_offset);
+    ++k;
+  }
+  const size_t n = b->slots.size();
+
+  if (redis_ != nullptr) {
+    b->encoded.resize(n);
+    for (size_t i = 0; i < n; ++i) b->encoded[i] = {b->key(b->slots[i]), b->value(b->slots[i])};
+    redis_->publish(b->encoded.data(), n);  // best effort; the sink counts what it skips
+  }
+
+  b->messages.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    rd_kafka_message_t& m = b->messages[i];
+    std::memset(&m, 0, sizeof m);
+    const ScoreSlot& s = b->slots[i];
+    m.key = const_cast<char*>(b->bytes.data()) + s.key_offset;
+    m.key_len = s.key_length;
+    m.payload = const_cast<char*>(b->bytes.data()) + s.value_offset;
+    m.len = s.value_length;
+    m._private = &b->slots[i];
+  }
+  b->pending.store(n, std::memory_order_release);
+  kafka_->produce_scores(b->messages.data(), n);
+}
+
+void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) {
+  auto* f = static_cast<InFlight*>(opaque);
+  if (f->kind == InFlight::Kind::kScore) {
+    auto* s = static_cast<ScoreSlot*>(f);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      s->delivered = true;
+      slot_done(s);
+      return;
+    }
+    if (is_purge(err) && stopping_.load(std::memory_order_acquire)) {
+      slot_done(s);  // shutdown: released unacknowledged in finish_batch
+      return;
+    }
+    std::lock_guard<std::mutex> lock(work_mutex_);
+    if (retry || is_purge(err)) {
+      produce_again_.push_back(s);
+    } else {
+      stats_.score_refused();
+      uint64_t suppressed = 0;
+      if (refused_log_.allow(suppressed)) {
+        log()->error(
+            "Kafka refused the score of partition {} offset {}: {}; its record goes to the "
+            "dead-letter topic ({} similar errors suppressed)",
+            s->source.partition, s->source.offset, rd_kafka_err2str(err), suppressed);
+      }
+      // The cause travels with the record: keep it in the slot's dead letter.
+      refused_.push_back(s);
+      s->delivered = false;
+      s->event_time_ms = static_cast<int64_t>(err);  // reused: the refusal code
+    }
+    work_cv_.notify_one();
+    return;
+  }
+  auto* d = static_cast<DeadLetter*>(f);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    dead_letter_delivered(d);
+    return;
+  }
+  if (is_purge(err) && stopping_.load(std::memory_order_acquire)) {
+    release(d->source);
+    if (d->held) held_.fetch_sub(1, std::memory_order_relaxed);
+    delete d;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(work_mutex_);
+  if (!(retry || is_purge(err))) {
+    stats_.dead_letter_failed();
+    const std::string why = std::string("dead-letter write failed: ") + rd_kafka_err2str(err) +
+                            " (after: " + d->message + ")";
+    if (!d->held) {
+      d->held = true;
+      held_.fetch_add(1, std::memory_order_relaxed);
+      ack_.hold(d->source, why);
+      d->backoff = config_.retry_backoff;
+    } else {
+      d->backoff = std::min(d->backoff * 2, config_.retry_backoff_max);
+    }
+    d->next_attempt = steady::now() + d->backoff;
+    uint64_t suppressed = 0;
+    if (held_log_.allow(suppressed)) {
+      log()->error(
+          "partition {} held at offset {}: {}; retrying in {} ms ({} similar errors "
+          "suppressed)",
+          d->source.partition, d->source.offset, why, d->backoff.count(), suppressed);
+    }
+  }
+  dead_letters_.push_back(d);
+  work_cv_.notify_one();
+}
+
+void DeliveryStage::slot_done(ScoreSlot* s) {
+  Batch* b = s->batch;
+  if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) finish_batch(b);
+}
+
+void DeliveryStage::finish_batch(Batch* b) {
+  b->acked.clear();
+  metrics::Histogram::Local e2e(stats_.end_to_end());
+  const int64_t now_ms = wall_clock_ms();
+  uint64_t released = 0;
+  for (ScoreSlot& s : b->slots) {
+    if (s.delivered) {
+      b->acked.push_back(s.source);
+      if (s.event_time_ms >= 0) e2e.observe(static_cast<double>(now_ms - s.event_time_ms) * 1e-3);
+    } else if (s.source.record != nullptr) {
+      ++released;  // shutdown purge (a refused one gave its record to its dead letter)
+    }
+    release(s.source);
+  }
+  ack_.acknowledge(b->acked.data(), b->acked.size());
+  stats_.scores_delivered(b->acked.size(), e2e);
+  if (released) stats_.dropped_at_shutdown(released);
+  release_batch(b);
+}
+
+void DeliveryStage::dead_letter(scoring::SourceRecord source, std::string_view reason,
+                                std::string message) {
+  auto* d = new DeadLetter;
+  d->source = source;
+  d->reason.assign(reason);
+  d->message = std::move(message);
+  produce_dead_letter(d);
+}
+
+void DeliveryStage::produce_dead_letter(DeadLetter* d) {
+  const rd_kafka_message_t* m = d->source.record;
+  const std::string_view key =
+      m->key ? std::string_view(static_cast<const char*>(m->key), m->key_len) : std::string_view();
+  const std::string_view value =
+      m->payload ? std::string_view(static_cast<const char*>(m->payload), m->len)
+                 : std::string_view();
+  kafka_->produce_dead_letter(key, value,
+                              {{"vigil.error", d->reason},
+                               {"vigil.error_message", d->message},
+                               {"vigil.source_topic", config_.input_topic},
+                               {"vigil.source_partition", std::to_string(d->source.partition)},
+                               {"vigil.source_offset", std::to_string(d->source.offset)}},
+                              d);
+}
+
+void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
+  stats_.dead_lettered(d->reason);
+  ack_.acknowledge(&d->source, 1);  // also lifts a hold on it
+  if (d->held) {
+    held_.fetch_sub(1, std::memory_order_relaxed);
+    log()->info("partition {} offset {}: dead-letter write succeeded; the partition resumes",
+                d->source.partition, d->source.offset);
+  }
+  release(d->source);
+  delete d;
+}
+
+void DeliveryStage::wake() {
+  { std::lock_guard<std::mutex> lock(work_mutex_); }
+  work_cv_.notify_one();
+}
+
+void DeliveryStage::retry_main() {
+  std::vector<ScoreSlot*> refused, again;
+  std::vector<DeadLetter*> letters, later;
+  std::unique_lock<std::mutex> lock(work_mutex_);
+  while (!stop_retry_) {
+    work_cv_.wait_for(lock, kRetryTick, [this] {
+      return stop_retry_ || !refused_.empty() || !produce_again_.empty() || kafka_->fatal();
+    });
+    if (stop_retry_) break;
+    refused.swap(refused_);
+    again.swap(produce_again_);
+    // Dead letters whose time has come; the others wait.
+    const auto now = steady::now();
+    for (DeadLetter* d : dead_letters_) (d->next_attempt <= now ? letters : later).push_back(d);
+    dead_letters_.swap(later);
+    later.clear();
+    lock.unlock();
+
+    if (kafka_->fatal()) {
+      Status st = kafka_->replace_producer();
+      if (!st.ok()) log()->error("cannot replace the failed producer: {}", st.message());
+    }
+    for (ScoreSlot* s : refused) {
+      // The score is refused for good: its source record goes to the dead-letter topic.
+      auto* d = new DeadLetter;
+      d->source = std::exchange(s->source, {});
+      d->reason = "delivery_failed";
+      d->message = std::string("score not accepted by Kafka: ") +
+                   rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(s->event_time_ms));
+      s->event_time_ms = -1;
+      slot_done(s);
+      produce_dead_letter(d);
+    }
+    if (!again.empty()) stats_.produced_again(again.size());
+    for (ScoreSlot* s : again) {
+      const Batch* b = s->batch;
+      rd_kafka_message_t m;
+      std::memset(&m, 0, sizeof m);
+      m.key = const_cast<char*>(b->bytes.data()) + s->key_offset;
+      m.key_len = s->key_length;
+      m.payload = const_cast<char*>(b->bytes.data()) + s->value_offset;
+      m.len = s->value_length;
+      m._private = s;
+      kafka_->produce_scores(&m, 1);
+    }
+    for (DeadLetter* d : letters) produce_dead_letter(d);
+    refused.clear();
+    again.clear();
+    letters.clear();
+    lock.lock();
+  }
+}
+
+bool DeliveryStage::flush(std::chrono::milliseconds timeout) {
+  return kafka_->flush(timeout);
+}
+
+void DeliveryStage::stop(std::chrono::milliseconds timeout) {
+  if (stopped_.exchange(true)) return;
+  stopping_ = true;
+  if (kafka_) kafka_->stop(timeout);  // what is left is purged and reported: released
+  {
+    std::lock_guard<std::mutex> lock(work_mutex_);
+    stop_retry_ = true;
+  }
+  work_cv_.notify_all();
+  if (retry_thread_.joinable()) retry_thread_.join();
+  // Whatever still waits has no outcome: release it unacknowledged (replayed after restart).
+  for (ScoreSlot* s : produce_again_) slot_done(s);
+  for (ScoreSlot* s : refused_) slot_done(s);
+  for (DeadLetter* d : dead_letters_) {
+    release(d->source);
+    stats_.dropped_at_shutdown(1);
+    delete d;
+  }
+  produce_again_.clear();
+  refused_.clear();
+  dead_letters_.clear();
+  held_ = 0;
+}
+
+}  // namespace vigil::delivery

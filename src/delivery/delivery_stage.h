@@ -1,0 +1,168 @@
+// DeliveryStage: where scored Kafka records go, between the scoring workers and the sinks.
+//
+//   scoring workers ──complete(batch)──► encode each score once (std::to_chars, into one
+//                                        reused buffer per batch)
+//                                          ├─► Redis sink: the same bytes as SET ... EX
+//                                          │   (best effort, counted by the sink)
+//                                          └─► Kafka sink: one batched produce on the cached
+//                                              `scores` topic handle
+//   producer poller ──delivery reports──► per batch: acknowledge every delivered record at
+//                                         once (Acknowledger = the consumer's OffsetTracker)
+//   model errors, decode errors (consumer) ─────────► dead-letter topic, acknowledged when
+//                                                      Kafka has it
+//
+// Failures never stall silently:
+//   - a score Kafka refuses for good (non-retriable error, too large, message timeout) sends
+//     its source record to the dead-letter topic with vigil.error=delivery_failed and the
+//     cause; once that is acknowledged the record counts as handled;
+//   - if the dead-letter write fails too, the record is held: the Acknowledger holds its
+//     partition (the consumer pauses it, readiness names it, no commit passes it) and the
+//     stage retries the dead-letter write with backoff until it succeeds;
+//   - a fatal producer error replaces the producer; what the old one had not delivered is
+//     produced again on the new one (nothing is acknowledged that Kafka did not take).
+//
+// Threads: complete() runs on scoring workers; dead_letter() on the consumer thread;
+// delivery reports on the sink's poller. Reports only record what happened and hand any
+// follow-up (dead-lettering, re-producing) to the stage's own retry thread, owned here,
+// so no sink call is made from inside a delivery report. Per record on the happy path: no
+// heap allocation, no lock, no std::function; per batch: one pool lock, one produce call,
+// one Redis publish, one acknowledge.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/rate_limit.h"
+#include "common/status.h"
+#include "delivery/acknowledger.h"
+#include "scoring/request.h"
+#include "sinks/kafka_sink.h"
+#include "sinks/redis_sink.h"
+
+namespace vigil::delivery {
+
+struct DeliveryConfig {
+  std::string input_topic = "transactions";  // named in dead-letter headers
+  sinks::KafkaSinkConfig kafka;              // the producer: topics and passthrough properties
+  // A held record's dead-letter write is retried after this, doubling up to the max.
+  std::chrono::milliseconds retry_backoff{100};
+  std::chrono::milliseconds retry_backoff_max{5000};
+};
+
+// Metrics of the stage, with the verbs it calls.
+class DeliveryStats {
+ public:
+  explicit DeliveryStats(metrics::Registry& r);
+  void scores_delivered(uint64_t n, const metrics::Histogram::Local& end_to_end);
+  void score_refused() { delivery_failed_.inc(); }
+  void dead_lettered(const std::string& reason);
+  void dead_letter_failed() { dead_letter_failures_.inc(); }
+  void dropped_at_shutdown(uint64_t n) { dropped_shutdown_.inc(n); }
+  void produced_again(uint64_t n) { produced_again_.inc(n); }
+
+  uint64_t delivered() const { return scores_delivered_.value(); }
+  uint64_t dead_letter_failures() const { return dead_letter_failures_.value(); }
+  metrics::Histogram& end_to_end() { return end_to_end_; }
+
+ private:
+  metrics::Registry& registry_;
+  metrics::Counter& scores_delivered_;
+  metrics::Counter& dlq_delivered_;
+  metrics::Counter& delivery_failed_;
+  metrics::Counter& dead_letter_failures_;
+  metrics::Counter& dropped_shutdown_;
+  metrics::Counter& produced_again_;
+  metrics::Histogram& end_to_end_;
+};
+
+class DeliveryStage final : public scoring::BatchCompletion, public sinks::DeliveryListener {
+ public:
+  // Creates the stage with its Kafka producer. `redis` may be null (no cache); `ack`,
+  // `redis` and `registry` must outlive the stage.
+  static Result<std::unique_ptr<DeliveryStage>> create(const DeliveryConfig& config,
+                                                       sinks::RedisSink* redis,
+                                                       Acknowledger& ack,
+                                                       metrics::Registry& registry);
+  ~DeliveryStage() override;
+  DeliveryStage(const DeliveryStage&) = delete;
+  DeliveryStage& operator=(const DeliveryStage&) = delete;
+
+  // Starts the producer's poller and the retry thread.
+  void start();
+  // scoring::BatchCompletion: scoring workers hand over each finished batch.
+  void complete(std::vector<scoring::ScoreRequest>& batch,
+                const std::vector<scoring::ScoreOutcome>& outcomes,
+                const scoring::ModelInfo& model) override;
+  // Sends `source`'s record to the dead-letter topic with vigil.error=`reason`; takes the
+  // record. Acknowledged once Kafka has it (held and retried if it cannot).
+  void dead_letter(scoring::SourceRecord source, std::string_view reason, std::string message);
+
+  // Waits until the producer has a report for everything produced, or `timeout`.
+  bool flush(std::chrono::milliseconds timeout);
+  // Stops the producer (flushing within `timeout`) and the retry thread. Records without an
+  // outcome are released unacknowledged: consumed again after a restart. Idempotent.
+  void stop(std::chrono::milliseconds timeout);
+
+  // Records whose dead-letter write failed and is being retried.
+  size_t held_records() const { return held_.load(std::memory_order_relaxed); }
+  const DeliveryStats& stats() const { return stats_; }
+  sinks::KafkaSink& kafka() { return *kafka_; }
+
+  // sinks::DeliveryListener (producer poller thread).
+  void on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) override;
+
+ private:
+  struct InFlight;
+  struct ScoreSlot;
+  struct Batch;
+  struct DeadLetter;
+
+  DeliveryStage(const DeliveryConfig& config, sinks::RedisSink* redis, Acknowledger& ack,
+                metrics::Registry& registry);
+  Batch* acquire_batch();
+  void release_batch(Batch* b);
+  void slot_done(ScoreSlot* slot);
+  void finish_batch(Batch* b);
+  void produce_dead_letter(DeadLetter* d);
+  void dead_letter_delivered(DeadLetter* d);
+  void release(scoring::SourceRecord& source);
+  void retry_main();
+  void wake();
+
+  const DeliveryConfig config_;
+  metrics::Registry& registry_;
+  sinks::RedisSink* const redis_;
+  Acknowledger& ack_;
+  DeliveryStats stats_;
+  std::unique_ptr<sinks::KafkaSink> kafka_;
+
+  std::mutex pool_mutex_;
+  std::vector<std::unique_ptr<Batch>> all_batches_;  // guarded by pool_mutex_
+  std::vector<Batch*> free_batches_;                 // guarded by pool_mutex_
+
+  // Work for the retry thread, handed over by delivery reports.
+  std::mutex work_mutex_;
+  std::condition_variable work_cv_;
+  std::vector<ScoreSlot*> refused_;         // scores Kafka refused: dead-letter them
+  std::vector<ScoreSlot*> produce_again_;   // scores of a failed producer: produce again
+  std::vector<DeadLetter*> dead_letters_;   // dead letters to (re)produce, by next_attempt
+  bool stop_retry_ = false;
+  std::thread retry_thread_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<size_t> held_{0};
+  RateLimit refused_log_{std::chrono::milliseconds(5000)};
+  RateLimit held_log_{std::chrono::milliseconds(5000)};
+};
+
+}  // namespace vigil::delivery
