@@ -16,6 +16,8 @@ PACKAGES=(
   prometheus-cpp-dev
   # runtime services and tools used by the run script, tests and benchmarks
   redis-server redis-tools kcat python3 python3-torch python3-yaml
+  # bench/python_consumer.py: the consumer a team would write in an afternoon (stream_bench baseline)
+  python3-confluent-kafka python3-redis
   # benchmarks and checks: wrk + FastAPI/uvicorn (the baseline vigil replaces), promtool
   wrk python3-fastapi python3-uvicorn prometheus
 )
