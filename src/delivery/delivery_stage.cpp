@@ -367,8 +367,14 @@ void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
   ack_.acknowledge(&d->source, 1);  // also lifts a hold on it
   if (d->held) {
     held_.fetch_sub(1, std::memory_order_relaxed);
-    log()->info("partition {} offset {}: dead-letter write succeeded; the partition resumes",
-                d->source.partition, d->source.offset);
+    // Once per record would flood the log when many records were held at once.
+    uint64_t suppressed = 0;
+    if (released_log_.allow(suppressed)) {
+      log()->info(
+          "partition {} offset {}: dead-letter write succeeded; its hold is lifted ({} similar "
+          "suppressed)",
+          d->source.partition, d->source.offset, suppressed);
+    }
   }
   release(d->source);
   delete d;

@@ -163,6 +163,7 @@ class DeliveryStage final : public scoring::BatchCompletion, public sinks::Deliv
   std::atomic<size_t> held_{0};
   RateLimit refused_log_{std::chrono::milliseconds(5000)};
   RateLimit held_log_{std::chrono::milliseconds(5000)};
+  RateLimit released_log_{std::chrono::milliseconds(5000)};
 };
 
 }  // namespace vigil::delivery
