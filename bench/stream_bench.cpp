@@ -1,13 +1,27 @@
-// stream_bench: the streaming path end to end on the embedded Kafka and a real redis-server.
+// stream_bench: the Kafka path end to end on an embedded Kafka (librdkafka's mock cluster,
+// 3 brokers, in this process) and a real redis-server, compared in the same run with what a
+// user would otherwise have.
 //
-// In one run it prints:
-//   1. raw     — a bare librdkafka consumer reading the pre-loaded input topic, no scoring
-//   2. vigil   — the same events through vigil: consume, decode, batch, score, produce to
-//                `scores` and write to Redis; events/s from assignment to the last delivery
-//   3. latency — end-to-end p50/p99 (event time -> score read back from `scores`) while a
-//                producer offers a fixed rate
+// Throughput (N events pre-loaded on a 16-partition topic, each consumer reading all of them):
+//   raw          a bare librdkafka consumer reading the topic, no work: the ceiling
+//   vigil        consume, decode, batch, score (TorchScript), produce to a scores topic and
+//                SET ... EX in Redis; events/s from partition assignment to the last score
+//                delivered (and written to Redis); once with Redis on, once with it off
+//   python       bench/python_consumer.py doing the same job the way a team would write it
+//                (confluent-kafka + torch + redis-py; consume 256, one forward, produce,
+//                pipelined SET EX, commit per batch), a separate process
+//   allocations  C++ heap allocations (operator new) per event in vigil's steady state, all
+//                threads (librdkafka's are C mallocs and are not counted, as the target says)
 //
-// usage: stream_bench [--events 60000] [--partitions 16] [--rate 5000] [--seconds 10]
+// Latency at fixed offered rates (a load producer at librdkafka's default linger.ms=5 stamps
+// each event's send time; a reader with fetch.wait.max.ms=1 notes each result's arrival; the
+// figure is arrival - send, in microseconds):
+//   vigil        the service with its embedded default settings (6 partitions)
+//   relay        a zero-work relay: consume -> produce at once, plain librdkafka
+//                (fetch.wait.max.ms=1, linger.ms=1): what the broker itself costs
+//
+// usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
+//                     [--no-python] [--no-latency]
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -15,7 +29,10 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,31 +44,75 @@
 #include "support/redis_server.h"
 #include "support/wait.h"
 
+// ---------------------------------------------------------------------------------------------
+// Counting operator new (the whole process; read as deltas around a window).
+
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n ? n : 1);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
 using namespace vigil;
 using std::chrono::milliseconds;
-using Wall = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 namespace {
 
 struct Args {
-  size_t events = 60000;
-  int partitions = 16;
-  int rate = 5000;
-  int seconds = 10;
+  size_t events = 100000;
+  std::vector<int> rates = {10000, 50000, 100000};
+  int seconds = 4;
+  bool python = true;
+  bool latency = true;
 };
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    if (k == "--events")
-      a.events = std::stoul(argv[i + 1]);
-    else if (k == "--partitions")
-      a.partitions = std::stoi(argv[i + 1]);
-    else if (k == "--rate")
-      a.rate = std::stoi(argv[i + 1]);
-    else if (k == "--seconds")
-      a.seconds = std::stoi(argv[i + 1]);
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : "";
+    if (k == "--events") {
+      a.events = std::stoul(v);
+      ++i;
+    } else if (k == "--seconds") {
+      a.seconds = std::stoi(v);
+      ++i;
+    } else if (k == "--rates") {
+      a.rates.clear();
+      for (const char* p = v; *p;) {
+        a.rates.push_back(std::atoi(p));
+        const char* c = std::strchr(p, ',');
+        p = c ? c + 1 : p + std::strlen(p);
+      }
+      ++i;
+    } else if (k == "--no-python") {
+      a.python = false;
+    } else if (k == "--no-latency") {
+      a.latency = false;
+    } else {
+      std::fprintf(stderr,
+                   "usage: stream_bench [--events N] [--rates R1,R2,...] [--seconds S] "
+                   "[--no-python] [--no-latency]\n");
+      std::exit(2);
+    }
   }
   return a;
 }
@@ -62,7 +123,12 @@ rd_kafka_t* make(rd_kafka_type_t type, const std::string& bootstrap,
   char err[512];
   props.emplace_back("bootstrap.servers", bootstrap);
   props.emplace_back("log_level", "3");
-  for (auto& [k, v] : props) rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err);
+  for (auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      std::fprintf(stderr, "%s\n", err);
+      std::exit(1);
+    }
+  }
   rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
   if (!rk) {
     std::fprintf(stderr, "%s\n", err);
@@ -83,63 +149,325 @@ void assign_all(rd_kafka_t* rk, const std::string& topic, int partitions, int64_
 // A bare consumer reading `n` records of `topic` from the beginning: the ceiling for vigil.
 double raw_consume_rate(const std::string& bootstrap, const std::string& topic, int partitions,
                         size_t n) {
-  rd_kafka_t* rk = make(RD_KAFKA_CONSUMER, bootstrap, {{"group.id", "stream-bench-raw"}});
+  rd_kafka_t* rk = make(RD_KAFKA_CONSUMER, bootstrap,
+                        {{"group.id", "stream-bench-raw"}, {"fetch.wait.max.ms", "1"}});
   assign_all(rk, topic, partitions, RD_KAFKA_OFFSET_BEGINNING);
   rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk);
   std::vector<rd_kafka_message_t*> msgs(1000);
-  size_t got = 0, bytes = 0;
-  Wall::time_point t0{};
-  // The mock cluster keeps ~5 MiB per partition: keep events x size / partitions below it.
-  const auto deadline = Wall::now() + std::chrono::seconds(60);
-  while (got < n && Wall::now() < deadline) {
-    ssize_t k = rd_kafka_consume_batch_queue(q, 1000, msgs.data(), msgs.size());
+  size_t got = 0;
+  Steady::time_point t0{};
+  const auto deadline = Steady::now() + std::chrono::seconds(60);
+  while (got < n && Steady::now() < deadline) {
+    ssize_t k = rd_kafka_consume_batch_queue(q, 100, msgs.data(), msgs.size());
     for (ssize_t i = 0; i < k; ++i) {
       if (!msgs[i]->err) {
-        if (got == 0) t0 = Wall::now();
+        if (got == 0) t0 = Steady::now();
         ++got;
-        bytes += msgs[i]->len;
       }
       rd_kafka_message_destroy(msgs[i]);
     }
   }
-  const double el = std::chrono::duration<double>(Wall::now() - t0).count();
+  const double el = std::chrono::duration<double>(Steady::now() - t0).count();
+  rd_kafka_queue_destroy(q);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
   if (got < n) {
     std::fprintf(stderr, "raw consumer read only %zu of %zu records (mock retention?)\n", got, n);
     std::exit(1);
   }
-  rd_kafka_queue_destroy(q);
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
   return static_cast<double>(n) / el;
 }
 
-// Upper bound of the bucket holding quantile q of a histogram snapshot.
-double bucket_quantile(const metrics::Histogram::Snapshot& h, double q) {
-  if (h.count == 0) return 0.0;
-  const double target = q * static_cast<double>(h.count);
-  for (size_t i = 0; i < h.upper_bounds.size(); ++i) {
-    if (static_cast<double>(h.cumulative_counts[i]) >= target) return h.upper_bounds[i];
-  }
-  return INFINITY;
+config::AppConfig service_config(const std::string& bootstrap, const std::string& group,
+                                 const std::string& in, const std::string& out,
+                                 const std::string& redis_url) {
+  config::AppConfig c;
+  c.model.repository = std::string(VIGIL_SOURCE_DIR) + "/models";
+  c.model.device = "cpu";
+  c.kafka.brokers = bootstrap;
+  c.kafka.group_id = group;
+  c.kafka.input_topic = in;
+  c.kafka.output_topic = out;
+  // What the embedded default sets on its own cluster (the bench runs its own, so that the
+  // relay, the reader and vigil all share it).
+  c.kafka.consumer["fetch.wait.max.ms"] = "1";
+  c.kafka.consumer["session.timeout.ms"] = "6000";
+  c.kafka.consumer["heartbeat.interval.ms"] = "500";
+  c.redis.url = redis_url;
+  c.http.enabled = false;
+  return c;
 }
 
-void print_stage_histograms(metrics::Registry& r) {
-  for (const auto& f : r.collect()) {
-    if (f.type != metrics::Type::kHistogram) continue;
-    for (const auto& s : f.series) {
-      if (s.histogram.count == 0) continue;
-      std::printf("  %-36s n=%-8llu p50<=%-10.4g p99<=%-10.4g mean %.4g\n", f.name.c_str(),
-                  static_cast<unsigned long long>(s.histogram.count),
-                  bucket_quantile(s.histogram, 0.5), bucket_quantile(s.histogram, 0.99),
-                  s.histogram.sum / static_cast<double>(s.histogram.count));
+struct ThroughputResult {
+  double events_per_s = 0;         // first record consumed -> last score delivered
+  double steady_events_per_s = 0;  // between 25% and 75% delivered
+  double allocations_per_event = -1;
+  uint64_t batches = 0;
+  uint64_t redis_written = 0;
+  uint64_t pauses = 0;
+};
+
+ThroughputResult vigil_throughput(const std::string& bootstrap, const std::string& group,
+                                  const std::string& out, const std::string& redis_url,
+                                  size_t n) {
+  auto service = app::Service::create(service_config(bootstrap, group, "tp-in", out, redis_url));
+  if (!service) {
+    std::fprintf(stderr, "%s\n", service.error().c_str());
+    std::exit(1);
+  }
+  auto& svc = **service;
+  auto& delivered = svc.registry().counter("vigil_kafka_produced_total", "", {{"kind", "score"}});
+  // Redis is best effort: a score it skipped (queue full) has its outcome too, and is counted.
+  auto settled = [&]() -> uint64_t { return svc.redis() ? svc.redis()->stats().settled() : n; };
+  auto done = [&] { return delivered.value() >= n && settled() >= n; };
+  // The clock starts at the first record consumed (as the raw consumer's does), not at the
+  // assignment: the group join and offset lookups are not throughput.
+  auto& consumed = svc.source()->stats().consumed_;
+  testing::wait_until([&] { return svc.source()->has_assignment(); }, milliseconds(30000));
+  while (consumed.value() == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  const auto t0 = Steady::now();
+  // Allocations and the steady-state rate: between a quarter and three quarters of the events.
+  auto wait_delivered = [&](uint64_t k) {
+    while (delivered.value() < k) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  };
+  wait_delivered(n / 4);
+  const uint64_t a0 = g_allocations.load();
+  const uint64_t d0 = delivered.value();
+  const auto s0 = Steady::now();
+  wait_delivered(3 * n / 4);
+  const uint64_t a1 = g_allocations.load();
+  const uint64_t d1 = delivered.value();
+  const auto s1 = Steady::now();
+  testing::wait_until(done, milliseconds(600000));
+  const double el = std::chrono::duration<double>(Steady::now() - t0).count();
+  if (std::getenv("STREAM_BENCH_PHASES")) {  // CLOCK_MONOTONIC, to cut a `perf -k mono` profile
+    std::fprintf(stderr, "phase %s: %.6f .. %.6f\n", group.c_str(),
+                 std::chrono::duration<double>(t0.time_since_epoch()).count(),
+                 std::chrono::duration<double>(Steady::now().time_since_epoch()).count());
+  }
+  ThroughputResult r;
+  r.events_per_s = static_cast<double>(n) / el;
+  r.steady_events_per_s =
+      static_cast<double>(d1 - d0) / std::chrono::duration<double>(s1 - s0).count();
+  r.allocations_per_event = d1 > d0 ? static_cast<double>(a1 - a0) / static_cast<double>(d1 - d0)
+                                    : -1.0;
+  r.batches = svc.batcher().stats().batches();
+  r.redis_written = svc.redis() ? svc.redis()->stats().written() : 0;
+  r.pauses = svc.source()->stats().pauses_.value();
+  if (!done()) {
+    std::fprintf(stderr, "vigil delivered only %llu of %zu\n",
+                 static_cast<unsigned long long>(delivered.value()), n);
+    std::exit(1);
+  }
+  svc.stop();
+  return r;
+}
+
+// Runs bench/python_consumer.py on the same topic; its events/s, or a negative value.
+double python_throughput(const std::string& bootstrap, const std::string& redis_url, size_t n) {
+  const std::string cmd = std::string("/usr/bin/python3 ") + VIGIL_SOURCE_DIR +
+                          "/bench/python_consumer.py --bootstrap " + bootstrap +
+                          " --topic tp-in --output-topic py-scores --group stream-bench-python"
+                          " --model-dir " + VIGIL_SOURCE_DIR + "/models/fraud_mlp --redis-url " +
+                          redis_url + " --events " + std::to_string(n) + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char line[1024];
+  double rate = -1;
+  std::string all;
+  while (std::fgets(line, sizeof line, p)) {
+    all += line;
+    if (const char* at = std::strstr(line, "events_per_s=")) rate = std::atof(at + 13);
+  }
+  if (pclose(p) != 0 || rate <= 0) {
+    std::fprintf(stderr, "python consumer failed:\n%s\n", all.c_str());
+    return -1;
+  }
+  return rate;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency
+
+struct Percentiles {
+  size_t seen = 0, sent = 0;
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // microseconds
+};
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()))];
+}
+
+// Offers `rate` events/s to `in` for `seconds` (after one second of warm-up) and measures,
+// per event, the time from its produce call to the arrival of the record keyed by its id on
+// `out`.
+Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
+                            const std::string& out, int partitions, int rate, int seconds,
+                            const testing::ReferenceData& ref, const std::string& tag) {
+  const size_t warm = static_cast<size_t>(rate);  // one second
+  const size_t total = warm + static_cast<size_t>(rate) * seconds;
+  std::vector<int64_t> sent_ns(total, 0);
+  std::vector<int64_t> arrived_ns(total, 0);
+
+  rd_kafka_t* reader = make(RD_KAFKA_CONSUMER, bootstrap,
+                            {{"group.id", "stream-bench-reader"}, {"fetch.wait.max.ms", "1"}});
+  assign_all(reader, out, partitions, RD_KAFKA_OFFSET_END);
+  rd_kafka_queue_t* rq = rd_kafka_queue_get_consumer(reader);
+  rd_kafka_t* producer = make(RD_KAFKA_PRODUCER, bootstrap, {});  // linger.ms default: 5
+  if (!kafka::fetch_metadata(producer, {in}, 5000).ok()) std::exit(1);
+  // Let the reader reach the end offsets before the first event.
+  for (int i = 0; i < 20; ++i) rd_kafka_consume_queue(rq, 10);
+
+  const std::string prefix = tag + "-" + std::to_string(rate) + "-";
+  std::atomic<bool> reading{true};
+  std::thread reader_thread([&] {
+    rd_kafka_message_t* msgs[1000];
+    while (reading.load()) {
+      const ssize_t k = rd_kafka_consume_batch_queue(rq, 5, msgs, 1000);
+      const int64_t now = Steady::now().time_since_epoch().count();
+      for (ssize_t i = 0; i < k; ++i) {
+        const rd_kafka_message_t* m = msgs[i];
+        if (!m->err && m->key_len > prefix.size() &&
+            std::memcmp(m->key, prefix.data(), prefix.size()) == 0) {
+          const size_t idx = std::strtoull(
+              std::string(static_cast<const char*>(m->key) + prefix.size(),
+                          m->key_len - prefix.size())
+                  .c_str(),
+              nullptr, 10);
+          if (idx < total && arrived_ns[idx] == 0) arrived_ns[idx] = now;
+        }
+        rd_kafka_message_destroy(msgs[i]);
+      }
     }
+  });
+
+  // Pre-built events (array shape), so the load loop only produces.
+  std::vector<std::string> ids(total), events(total);
+  for (size_t i = 0; i < total; ++i) {
+    ids[i] = prefix + std::to_string(i);
+    events[i] = testing::reference_event(ref, i, ids[i], false);
   }
+  const auto start = Steady::now();
+  size_t next = 0;
+  while (next < total) {
+    // Produce everything due by now, then sleep ~0.5 ms: pacing without a syscall per event.
+    const auto now = Steady::now();
+    const size_t due = std::min(
+        total, static_cast<size_t>(std::chrono::duration<double>(now - start).count() * rate));
+    for (; next < due; ++next) {
+      sent_ns[next] = Steady::now().time_since_epoch().count();
+      while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(in.c_str()),
+                               RD_KAFKA_V_KEY(ids[next].data(), ids[next].size()),
+                               RD_KAFKA_V_VALUE(events[next].data(), events[next].size()),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                               RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(producer, 1);
+      }
+    }
+    rd_kafka_poll(producer, 0);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  rd_kafka_flush(producer, 10000);
+  testing::wait_until(
+      [&] {
+        size_t seen = 0;
+        for (size_t i = warm; i < total; ++i) seen += arrived_ns[i] != 0;
+        return seen == total - warm;
+      },
+      milliseconds(15000));
+  reading = false;
+  reader_thread.join();
+  rd_kafka_queue_destroy(rq);
+  rd_kafka_consumer_close(reader);
+  rd_kafka_destroy(reader);
+  rd_kafka_destroy(producer);
+
+  std::vector<double> us;
+  for (size_t i = warm; i < total; ++i) {
+    if (arrived_ns[i] != 0) us.push_back(static_cast<double>(arrived_ns[i] - sent_ns[i]) / 1e3);
+  }
+  std::sort(us.begin(), us.end());
+  Percentiles p;
+  p.sent = total - warm;
+  p.seen = us.size();
+  p.p50 = percentile(us, 0.5);
+  p.p99 = percentile(us, 0.99);
+  p.p999 = percentile(us, 0.999);
+  p.max = us.empty() ? 0 : us.back();
+  return p;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+// A zero-work relay: consume `in`, produce each record to `out` at once.
+class Relay {
+ public:
+  Relay(const std::string& bootstrap, const std::string& in, const std::string& out)
+      : out_(out) {
+    consumer_ = make(RD_KAFKA_CONSUMER, bootstrap,
+                     {{"group.id", "stream-bench-relay"},
+                      {"fetch.wait.max.ms", "1"},
+                      {"session.timeout.ms", "6000"},
+                      {"heartbeat.interval.ms", "500"},
+                      {"auto.offset.reset", "latest"}});
+    producer_ = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "1"}});
+    if (!kafka::fetch_metadata(producer_, {out}, 5000).ok()) std::exit(1);
+    rd_kafka_poll_set_consumer(consumer_);
+    rd_kafka_topic_partition_list_t* t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, in.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(consumer_, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Relay() {
+    running_ = false;
+    thread_.join();
+    rd_kafka_flush(producer_, 5000);
+    rd_kafka_consumer_close(consumer_);
+    rd_kafka_destroy(consumer_);
+    rd_kafka_destroy(producer_);
+  }
+  bool assigned() const { return assigned_.load(); }
+
+ private:
+  void run() {
+    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_);
+    rd_kafka_message_t* msgs[1000];
+    while (running_.load()) {
+      const ssize_t k = rd_kafka_consume_batch_queue(q, 5, msgs, 1000);
+      for (ssize_t i = 0; i < k; ++i) {
+        rd_kafka_message_t* m = msgs[i];
+        if (!m->err) {
+          while (rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(out_.c_str()),
+                                   RD_KAFKA_V_KEY(m->key, m->key_len),
+                                   RD_KAFKA_V_VALUE(m->payload, m->len),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(producer_, 1);
+          }
+        }
+        rd_kafka_message_destroy(m);
+      }
+      rd_kafka_poll(producer_, 0);
+      rd_kafka_topic_partition_list_t* a = nullptr;
+      if (!assigned_.load() && rd_kafka_assignment(consumer_, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        assigned_ = a->cnt > 0;
+        rd_kafka_topic_partition_list_destroy(a);
+      }
+    }
+    rd_kafka_queue_destroy(q);
+  }
+
+  std::string out_;
+  rd_kafka_t* consumer_ = nullptr;
+  rd_kafka_t* producer_ = nullptr;
+  std::atomic<bool> running_{true};
+  std::atomic<bool> assigned_{false};
+  std::thread thread_;
+};
+
+void print_latency(const char* who, int rate, const Percentiles& p) {
+  std::printf("  %-6s %7d/s  p50 %8.0f us  p99 %8.0f us  p99.9 %8.0f us  max %8.0f us  (%zu/%zu)\n",
+              who, rate, p.p50, p.p99, p.p999, p.max, p.seen, p.sent);
 }
 
 }  // namespace
@@ -147,10 +475,17 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   spdlog::set_level(spdlog::level::warn);
-  auto cluster = kafka::EmbeddedCluster::start(3, {{"transactions", args.partitions},
-                                                   {"scores", args.partitions},
-                                                   {"transactions.dlq", args.partitions},
-                                                   {"latency-in", args.partitions}});
+  constexpr int kTpPartitions = 16;
+  constexpr int kLatPartitions = 6;  // the embedded default's
+  auto cluster = kafka::EmbeddedCluster::start(
+      3, {{"tp-in", kTpPartitions},
+          {"tp-scores", kTpPartitions},
+          {"py-scores", kTpPartitions},
+          {"transactions.dlq", kTpPartitions},
+          {"lat-in", kLatPartitions},
+          {"lat-scores", kLatPartitions},
+          {"relay-in", kLatPartitions},
+          {"relay-out", kLatPartitions}});
   if (!cluster) {
     std::fprintf(stderr, "%s\n", cluster.error().c_str());
     return 1;
@@ -161,115 +496,97 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string bootstrap = (*cluster)->bootstrap();
+  const std::string redis_url = (*redis)->url();
   auto ref = testing::load_reference();
 
-  // Pre-load the input topic (array-shaped events keep each partition under the mock
+  // Pre-load the throughput topic (array-shaped events keep each partition under the mock
   // cluster's ~5 MiB retention).
-  std::vector<std::pair<std::string, std::string>> recs;
-  recs.reserve(args.events);
-  for (size_t i = 0; i < args.events; ++i) {
-    const std::string id = "sb-" + std::to_string(i);
-    recs.emplace_back(id, testing::reference_event(ref, i, id, false));
+  {
+    std::vector<std::pair<std::string, std::string>> recs;
+    recs.reserve(args.events);
+    for (size_t i = 0; i < args.events; ++i) {
+      const std::string id = "sb-" + std::to_string(i);
+      recs.emplace_back(id, testing::reference_event(ref, i, id, false));
+    }
+    if (!testing::produce_all(bootstrap, "tp-in", recs).ok()) return 1;
   }
-  if (!testing::produce_all(bootstrap, "transactions", recs).ok()) return 1;
-  recs.clear();
-
   std::printf(
-      "stream_bench: %zu events, %d partitions, embedded Kafka (3 mock brokers), "
-      "real redis-server, %u cores\n",
-      args.events, args.partitions, std::thread::hardware_concurrency());
-  const double raw = raw_consume_rate(bootstrap, "transactions", args.partitions, args.events);
+      "stream_bench: %zu events on %d partitions, embedded Kafka (3 mock brokers, in this "
+      "process), real redis-server, %u cores\n\n",
+      args.events, kTpPartitions, std::thread::hardware_concurrency());
 
-  config::AppConfig c;
-  c.model.device = "cpu";
-  c.kafka.brokers = bootstrap;
-  c.kafka.consumer["session.timeout.ms"] = "6000";
-  c.kafka.consumer["heartbeat.interval.ms"] = "500";
-  c.redis.url = (*redis)->url();
-  c.http.enabled = false;
-  auto service = app::Service::create(c);
-  if (!service) {
-    std::fprintf(stderr, "%s\n", service.error().c_str());
-    return 1;
+  const double raw = raw_consume_rate(bootstrap, "tp-in", kTpPartitions, args.events);
+  const ThroughputResult on =
+      vigil_throughput(bootstrap, "stream-bench-redis", "tp-scores", redis_url, args.events);
+  const ThroughputResult off =
+      vigil_throughput(bootstrap, "stream-bench-noredis", "tp-scores", "", args.events);
+  const double py = args.python ? python_throughput(bootstrap, redis_url, args.events) : -1;
+
+  std::printf("%-62s %12s  %s\n", "throughput", "events/s", "ratio");
+  std::printf("%-62s %12.0f\n", "raw: bare librdkafka consumer, no work", raw);
+  std::printf("%-62s %12.0f  %.1f%% of raw\n", "vigil, Redis off: consume+decode+score+produce",
+              off.events_per_s, 100.0 * off.events_per_s / raw);
+  std::printf("%-62s %12.0f  %.1f%% of raw", "vigil, Redis on: ... + SET EX in Redis",
+              on.events_per_s, 100.0 * on.events_per_s / raw);
+  if (py > 0) std::printf(", %.1fx python", on.events_per_s / py);
+  std::printf("\n");
+  if (py > 0) {
+    std::printf("%-62s %12.0f\n", "python: bench/python_consumer.py, same job, Redis on", py);
   }
-  auto& svc = **service;
-  testing::wait_until([&] { return svc.source()->has_assignment(); }, milliseconds(30000));
-  const auto t0 = Wall::now();
-  auto& delivered = svc.registry().counter("vigil_kafka_produced_total", "", {{"kind", "score"}});
-  testing::wait_until(
-      [&] {
-        return delivered.value() >= args.events && svc.redis()->stats().written() >= args.events;
-      },
-      milliseconds(600000));
-  const double el = std::chrono::duration<double>(Wall::now() - t0).count();
-  const double e2e = static_cast<double>(args.events) / el;
+  std::printf("  steady state (25%%..75%% delivered): Redis on %.0f events/s, Redis off %.0f\n",
+              on.steady_events_per_s, off.steady_events_per_s);
+  std::printf("  Redis on: %llu of %zu scores written to Redis (the rest skipped, counted); ",
+              static_cast<unsigned long long>(on.redis_written), args.events);
+  std::printf("consumer paused %llu times (Redis off: %llu); ",
+              static_cast<unsigned long long>(on.pauses), static_cast<unsigned long long>(off.pauses));
+  std::printf("%llu batches, %.0f events per batch\n", static_cast<unsigned long long>(on.batches),
+              static_cast<double>(args.events) / static_cast<double>(std::max<uint64_t>(on.batches, 1)));
+  std::printf(
+      "  C++ heap allocations per event in steady state (operator new, every thread): Redis on "
+      "%.3f, Redis off %.3f\n",
+      on.allocations_per_event, off.allocations_per_event);
 
-  std::printf("\n%-58s %12s\n", "path", "events/s");
-  std::printf("%-58s %12.0f\n", "raw: bare librdkafka consumer, no scoring", raw);
-  std::printf("%-58s %12.0f  (%.1f%% of raw)\n",
-              "vigil: consume+decode+score+produce scores+Redis SET", e2e, 100.0 * e2e / raw);
-  std::printf("  delivered to scores: %llu, written to Redis: %llu, batches: %llu\n",
-              static_cast<unsigned long long>(delivered.value()),
-              static_cast<unsigned long long>(svc.redis()->stats().written()),
-              static_cast<unsigned long long>(svc.batcher().stats().batches()));
-
-  // Latency at a fixed offered rate: stamp event_time_ms at produce, read the score back.
-  rd_kafka_t* reader = make(RD_KAFKA_CONSUMER, bootstrap,
-                            {{"group.id", "stream-bench-lat"}, {"fetch.wait.max.ms", "10"}});
-  assign_all(reader, "scores", args.partitions, RD_KAFKA_OFFSET_END);
-  rd_kafka_poll(reader, 500);
-  rd_kafka_t* producer = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "1"}});
-  // Known leaders before the first event: librdkafka < 2.10.1 can otherwise hold the first
-  // second of messages to a new topic (upstream #5032), which would be charged to vigil.
-  if (!kafka::fetch_metadata(producer, {"transactions"}, 5000).ok()) return 1;
-  std::atomic<bool> reading{true};
-  std::vector<double> lat_ms, to_scored_ms;
-  std::thread reader_thread([&] {
-    while (reading) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(reader, 50);
-      if (!m) continue;
-      if (!m->err && m->key_len > 3 && std::memcmp(m->key, "lt-", 3) == 0) {
-        std::string v(static_cast<const char*>(m->payload), m->len);
-        const double et = testing::json_number(v, "event_time_ms");
-        to_scored_ms.push_back(testing::json_number(v, "scored_at_ms") - et);
-        lat_ms.push_back(static_cast<double>(wall_clock_ms()) - et);
+  if (args.latency) {
+    std::printf(
+        "\nlatency: event produce call -> result read back (load producer linger.ms=5; reader "
+        "fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
+        args.seconds);
+    std::vector<std::pair<Percentiles, Percentiles>> rows;
+    {
+      auto service = app::Service::create(
+          service_config(bootstrap, "stream-bench-lat", "lat-in", "lat-scores", redis_url));
+      if (!service) {
+        std::fprintf(stderr, "%s\n", service.error().c_str());
+        return 1;
       }
-      rd_kafka_message_destroy(m);
+      testing::wait_until([&] { return (*service)->source()->has_assignment(); },
+                          milliseconds(30000));
+      for (int rate : args.rates) {
+        rows.push_back({measure_latency(bootstrap, "lat-in", "lat-scores", kLatPartitions, rate,
+                                        args.seconds, ref, "vigil"),
+                        {}});
+        print_latency("vigil", rate, rows.back().first);
+        std::fflush(stdout);
+      }
+      (*service)->stop();
     }
-  });
-  const size_t total = static_cast<size_t>(args.rate) * args.seconds;
-  const auto start = Wall::now();
-  for (size_t i = 0; i < total; ++i) {
-    const auto due = start + std::chrono::microseconds(i * 1000000 / args.rate);
-    std::this_thread::sleep_until(due);
-    const std::string id = "lt-" + std::to_string(i);
-    std::string ev = testing::reference_event(ref, i, id, true);
-    ev.insert(ev.size() - 1, ",\"event_time_ms\":" + std::to_string(wall_clock_ms()));
-    while (rd_kafka_producev(
-               producer, RD_KAFKA_V_TOPIC("transactions"), RD_KAFKA_V_KEY(id.data(), id.size()),
-               RD_KAFKA_V_VALUE(ev.data(), ev.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-               RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(producer, 1);
+    {
+      Relay relay(bootstrap, "relay-in", "relay-out");
+      testing::wait_until([&] { return relay.assigned(); }, milliseconds(30000));
+      for (size_t i = 0; i < args.rates.size(); ++i) {
+        rows[i].second = measure_latency(bootstrap, "relay-in", "relay-out", kLatPartitions,
+                                         args.rates[i], args.seconds, ref, "relay");
+        print_latency("relay", args.rates[i], rows[i].second);
+        std::fflush(stdout);
+      }
     }
-    rd_kafka_poll(producer, 0);
+    std::printf("\n  %-8s %18s %18s %18s\n", "rate", "vigil-relay p50", "vigil-relay p99",
+                "vigil-relay p99.9");
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& [v, r] = rows[i];
+      std::printf("  %-8d %15.0f us %15.0f us %15.0f us\n", args.rates[i], v.p50 - r.p50,
+                  v.p99 - r.p99, v.p999 - r.p999);
+    }
   }
-  rd_kafka_flush(producer, 10000);
-  testing::wait_until([&] { return lat_ms.size() >= total; }, milliseconds(30000));
-  reading = false;
-  reader_thread.join();
-  std::printf(
-      "\nend-to-end latency at %d events/s offered for %d s (event time -> score read "
-      "back from `scores`), %zu of %zu scores seen:\n",
-      args.rate, args.seconds, lat_ms.size(), total);
-  std::printf("  p50 %.1f ms   p90 %.1f ms   p99 %.1f ms   max %.1f ms\n", percentile(lat_ms, 0.5),
-              percentile(lat_ms, 0.9), percentile(lat_ms, 0.99), percentile(lat_ms, 1.0));
-  std::printf("  of which event time -> scored: p50 %.1f ms   p99 %.1f ms\n",
-              percentile(to_scored_ms, 0.5), percentile(to_scored_ms, 0.99));
-  std::printf("vigil's own histograms over the whole run (seconds; batch size in rows):\n");
-  print_stage_histograms(svc.registry());
-  rd_kafka_destroy(producer);
-  rd_kafka_consumer_close(reader);
-  rd_kafka_destroy(reader);
-  svc.stop();
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "app/logging.h"
+#include "common/thread_name.h"
 #include "http/server.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
@@ -152,7 +153,10 @@ Status Service::start(Options options) {
     log->info("HTTP side-port listening on {}:{}", config_.http.address, http_->port());
   }
 
-  maintenance_ = std::thread([this] { maintenance_main(); });
+  maintenance_ = std::thread([this] {
+    name_this_thread("vigil-maint");
+    maintenance_main();
+  });
   return Status::Ok();
 }
 

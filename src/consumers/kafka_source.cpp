@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/rate_limit.h"
+#include "common/thread_name.h"
 
 namespace vigil::consumers {
 
@@ -158,7 +159,10 @@ void KafkaSource::start() {
     log()->error("cannot subscribe to '{}': {}", config_.input_topic, rd_kafka_err2str(err));
   }
   last_commit_ = std::chrono::steady_clock::now();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("vigil-consumer");
+    run();
+  });
 }
 
 void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/clock.h"
+#include "common/thread_name.h"
 #include "sinks/score_record.h"
 
 namespace vigil::delivery {
@@ -144,7 +145,10 @@ DeliveryStage::~DeliveryStage() {
 void DeliveryStage::start() {
   if (started_.exchange(true)) return;
   kafka_->start();
-  retry_thread_ = std::thread([this] { retry_main(); });
+  retry_thread_ = std::thread([this] {
+    name_this_thread("vigil-delivery");
+    retry_main();
+  });
 }
 
 DeliveryStage::Batch* DeliveryStage::acquire_batch() {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/thread_name.h"
+
 namespace vigil::scoring {
 
 using std::chrono::duration_cast;
@@ -193,8 +195,12 @@ void Batcher::start() {
   int n = config_.workers > 0 ? config_.workers
                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
-  for (auto& w : workers_) {
-    w->thread = std::thread([this, wp = w.get()] { worker_main(*wp); });
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    w->thread = std::thread([this, wp = w, i] {
+      name_this_thread("vigil-score-" + std::to_string(i));
+      worker_main(*wp);
+    });
   }
 }
 

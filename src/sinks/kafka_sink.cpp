@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include "common/thread_name.h"
+
 namespace vigil::sinks {
 
 namespace {
@@ -93,7 +95,10 @@ KafkaSink::~KafkaSink() {
 
 void KafkaSink::start() {
   if (running_.exchange(true)) return;
-  poller_ = std::thread([this] { poller_main(); });
+  poller_ = std::thread([this] {
+    name_this_thread("vigil-kafka-dr");
+    poller_main();
+  });
 }
 
 void KafkaSink::poller_main() {

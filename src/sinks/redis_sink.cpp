@@ -1,5 +1,7 @@
 #include "sinks/redis_sink.h"
 
+#include "common/thread_name.h"
+
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -251,7 +253,10 @@ void RedisSink::start() {
   log_->info("redis sink starting: {} (key prefix '{}', ttl {} s, queue {}, pipeline {})",
              endpoint(address_), config_.key_prefix, config_.ttl_s, config_.queue_capacity,
              config_.pipeline_max);
-  writer_ = std::thread([this] { writer_main(); });
+  writer_ = std::thread([this] {
+    name_this_thread("vigil-redis");
+    writer_main();
+  });
 }
 
 void RedisSink::stop(milliseconds grace) {
