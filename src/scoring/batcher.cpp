@@ -11,11 +11,8 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 
 namespace {
-// How long an idle leader blocks on the queue before re-checking for shutdown.
+// How long an idle leader blocks on the queue before looking again (close() wakes it anyway).
 constexpr microseconds kIdleWait{50000};
-// With eager_when_idle, how often a leader holding a partial batch checks whether the
-// workers have all gone idle.
-constexpr microseconds kIdleRecheck{100};
 
 int64_t steady_ns() {
   return std::chrono::steady_clock::now().time_since_epoch().count();
@@ -64,8 +61,7 @@ bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) 
     if (auto d = deadline()) {
       wait =
           std::min(wait, std::max(microseconds(0), duration_cast<microseconds>(*d - clock_.now())));
-      // A busy worker becoming idle wakes nobody: look again soon, it may make us due.
-      if (all_idle_) wait = std::min(wait, kIdleRecheck);
+      // A worker that goes idle wakes the leader through the queue (ScoringQueue::wake).
     }
     if (wait.count() > 0) pull(wait);
     pull(microseconds(0));  // whatever arrived together with the one that woke us
@@ -244,7 +240,8 @@ void Batcher::worker_main(Worker& w) {
       run_batch(w, batch);
     }
     batch.clear();
-    busy_workers_.fetch_sub(1);
+    // The last worker to go idle may make a waiting leader's partial batch due at once.
+    if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle) queue_.wake();
     w.busy_since_ns = 0;
   }
 }

@@ -95,7 +95,24 @@ size_t ScoringQueue::pop_bulk(std::vector<ScoreRequest>& out, size_t max,
   const ssize_t tokens = timeout.count() <= 0
                              ? items_.tryWaitMany(static_cast<ssize_t>(max))
                              : items_.waitMany(static_cast<ssize_t>(max), timeout.count());
-  const size_t want = static_cast<size_t>(std::max<ssize_t>(tokens, 0));
+  // Tokens from wake() carry no item. Tokens and wake-ups may be matched to each other out of
+  // order; the totals agree (tokens = items + wake-ups), so an item taken for a wake-up here
+  // is found by the next call. A wake-up does not shorten the batch: its place is refilled
+  // from the items already there.
+  size_t want = 0;
+  size_t taken = static_cast<size_t>(std::max<ssize_t>(tokens, 0));
+  while (taken > 0) {
+    size_t w = wakeups_.load(std::memory_order_acquire);
+    size_t spurious = 0;
+    do {
+      spurious = std::min(w, taken);
+    } while (spurious > 0 &&
+             !wakeups_.compare_exchange_weak(w, w - spurious, std::memory_order_acq_rel));
+    want += taken - spurious;
+    if (spurious == 0 || want >= max) break;
+    taken = static_cast<size_t>(
+        std::max<ssize_t>(items_.tryWaitMany(static_cast<ssize_t>(max - want)), 0));
+  }
   size_t got = 0;
   // Each token stands for an item already enqueued (signal follows enqueue), except the
   // tokens released by close(). So keep dequeuing until we have one item per token, or stop
@@ -108,6 +125,11 @@ size_t ScoringQueue::pop_bulk(std::vector<ScoreRequest>& out, size_t max,
   }
   size_.fetch_sub(got, std::memory_order_acq_rel);
   return got;
+}
+
+void ScoringQueue::wake() {
+  wakeups_.fetch_add(1, std::memory_order_acq_rel);
+  items_.signal();
 }
 
 void ScoringQueue::close() {

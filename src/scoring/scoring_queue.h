@@ -54,6 +54,12 @@ class ScoringQueue {
   // first one. Returns how many were moved. Returns 0 at once when closed and empty.
   size_t pop_bulk(std::vector<ScoreRequest>& out, size_t max, std::chrono::microseconds timeout);
 
+  // Wakes a consumer waiting in pop_bulk without giving it an item (it returns what it has,
+  // maybe nothing), so it can look again at a condition of its own: the batcher's leader
+  // learns this way that every worker went idle. Consumers must be serialised (the batcher
+  // pops under its former's lock).
+  void wake();
+
   // Stops accepting pushes and wakes every waiting consumer. What is queued can still be
   // popped (drain). Idempotent.
   void close();
@@ -74,6 +80,7 @@ class ScoringQueue {
   moodycamel::ConcurrentQueue<ScoreRequest> normal_;
   moodycamel::LightweightSemaphore items_;
   std::atomic<size_t> size_{0};
+  std::atomic<size_t> wakeups_{0};  // semaphore tokens released by wake(), not for items
   std::atomic<bool> closed_{false};
   metrics::Counter& rejected_full_;
   metrics::Counter& rejected_closed_;

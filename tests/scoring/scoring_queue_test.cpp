@@ -57,6 +57,33 @@ TEST_F(QueueTest, ReportsHighAndLowWatermarks) {
   EXPECT_FALSE(q.above_high_watermark());
 }
 
+TEST_F(QueueTest, WakeReturnsAWaitingConsumerWithoutAnItem) {
+  ScoringQueue q({8, 0.75, 0.25}, clock, registry);
+  std::vector<ScoreRequest> out;
+  std::thread waker([&] { q.wake(); });
+  // Without the wake-up this would wait the whole 10 s.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(q.pop_bulk(out, 4, microseconds(10'000'000)), 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  waker.join();
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(QueueTest, WakeUpsNeitherLoseNorShortenABatch) {
+  ScoringQueue q({64, 0.75, 0.25}, clock, registry);
+  q.wake();
+  for (int i = 0; i < 10; ++i) {
+    auto r = make("r" + std::to_string(i));
+    ASSERT_EQ(q.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
+  }
+  q.wake();
+  std::vector<ScoreRequest> out;
+  EXPECT_EQ(q.pop_bulk(out, 10, microseconds(0)), 10u);  // the wake-ups took no item's place
+  EXPECT_EQ(q.depth(), 0u);
+  EXPECT_EQ(q.pop_bulk(out, 10, microseconds(0)), 0u);  // and left nothing behind
+  EXPECT_EQ(out.size(), 10u);
+}
+
 TEST_F(QueueTest, HighPriorityRequestsArePoppedFirst) {
   ScoringQueue q({16, 0.8, 0.5}, clock, registry);
   for (int i = 0; i < 3; ++i) {
