@@ -54,6 +54,21 @@ for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
   2> >(tee "$RUN_DIR/vigil.log" >&2) &
 VIGIL_PID=$!
 
+# The load starts once vigil is ready (model loaded, partitions assigned), so the summary shows
+# steady-state latency rather than the group join.
+ready=0
+for _ in $(seq 600); do
+  PORT=$(cat "$RUN_DIR/http_port" 2>/dev/null || true)
+  if [ -n "$PORT" ] && python3 -c "import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$PORT/ready', timeout=1).status == 200 else 1)" \
+      2>/dev/null; then
+    ready=1; break
+  fi
+  kill -0 "$VIGIL_PID" 2>/dev/null || { echo "run.sh: vigil exited" >&2; exit 1; }
+  sleep 0.1
+done
+[ "$ready" = 1 ] || echo "run.sh: vigil not ready after 60 s; starting the load anyway" >&2
+
 "$ROOT/build/release/vigil-loadgen" --bootstrap-file="$RUN_DIR/bootstrap" \
   --rate="$rate" --count="$count" --redis-url="redis://127.0.0.1:$REDIS_PORT" || true
 
