@@ -65,10 +65,18 @@ void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   return std::malloc(n ? n : 1);
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 using namespace vigil;
 using std::chrono::milliseconds;
@@ -194,6 +202,11 @@ config::AppConfig service_config(const std::string& bootstrap, const std::string
   c.kafka.consumer["session.timeout.ms"] = "6000";
   c.kafka.consumer["heartbeat.interval.ms"] = "500";
   c.redis.url = redis_url;
+  // Redis is best effort: a full write queue skips (and counts) writes rather than slow the
+  // Kafka path. The throughput runs size it for the whole run, so that "Redis on" means every
+  // score was written to Redis before the clock stops.
+  c.redis.queue_capacity = 1 << 20;
+  if (const char* w = std::getenv("STREAM_BENCH_WORKERS")) c.scoring.workers = std::atoi(w);
   c.http.enabled = false;
   return c;
 }
@@ -208,8 +221,7 @@ struct ThroughputResult {
 };
 
 ThroughputResult vigil_throughput(const std::string& bootstrap, const std::string& group,
-                                  const std::string& out, const std::string& redis_url,
-                                  size_t n) {
+                                  const std::string& out, const std::string& redis_url, size_t n) {
   auto service = app::Service::create(service_config(bootstrap, group, "tp-in", out, redis_url));
   if (!service) {
     std::fprintf(stderr, "%s\n", service.error().c_str());
@@ -226,6 +238,18 @@ ThroughputResult vigil_throughput(const std::string& bootstrap, const std::strin
   testing::wait_until([&] { return svc.source()->has_assignment(); }, milliseconds(30000));
   while (consumed.value() == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
   const auto t0 = Steady::now();
+  std::atomic<bool> tracing{std::getenv("STREAM_BENCH_TRACE") != nullptr};
+  std::thread tracer([&] {
+    while (tracing.load()) {
+      std::fprintf(stderr, "t=%6.1f ms consumed %7llu queue %6zu delivered %7llu redis %7llu\n",
+                   std::chrono::duration<double, std::milli>(Steady::now() - t0).count(),
+                   (unsigned long long)consumed.value(), svc.queue().depth(),
+                   (unsigned long long)delivered.value(),
+                   (unsigned long long)(svc.redis() ? svc.redis()->stats().written() : 0));
+      std::this_thread::sleep_for(milliseconds(20));
+      if (done()) break;
+    }
+  });
   // Allocations and the steady-state rate: between a quarter and three quarters of the events.
   auto wait_delivered = [&](uint64_t k) {
     while (delivered.value() < k) std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -239,6 +263,8 @@ ThroughputResult vigil_throughput(const std::string& bootstrap, const std::strin
   const uint64_t d1 = delivered.value();
   const auto s1 = Steady::now();
   testing::wait_until(done, milliseconds(600000));
+  tracing = false;
+  tracer.join();
   const double el = std::chrono::duration<double>(Steady::now() - t0).count();
   if (std::getenv("STREAM_BENCH_PHASES")) {  // CLOCK_MONOTONIC, to cut a `perf -k mono` profile
     std::fprintf(stderr, "phase %s: %.6f .. %.6f\n", group.c_str(),
@@ -249,8 +275,8 @@ ThroughputResult vigil_throughput(const std::string& bootstrap, const std::strin
   r.events_per_s = static_cast<double>(n) / el;
   r.steady_events_per_s =
       static_cast<double>(d1 - d0) / std::chrono::duration<double>(s1 - s0).count();
-  r.allocations_per_event = d1 > d0 ? static_cast<double>(a1 - a0) / static_cast<double>(d1 - d0)
-                                    : -1.0;
+  r.allocations_per_event =
+      d1 > d0 ? static_cast<double>(a1 - a0) / static_cast<double>(d1 - d0) : -1.0;
   r.batches = svc.batcher().stats().batches();
   r.redis_written = svc.redis() ? svc.redis()->stats().written() : 0;
   r.pauses = svc.source()->stats().pauses_.value();
@@ -268,8 +294,9 @@ double python_throughput(const std::string& bootstrap, const std::string& redis_
   const std::string cmd = std::string("/usr/bin/python3 ") + VIGIL_SOURCE_DIR +
                           "/bench/python_consumer.py --bootstrap " + bootstrap +
                           " --topic tp-in --output-topic py-scores --group stream-bench-python"
-                          " --model-dir " + VIGIL_SOURCE_DIR + "/models/fraud_mlp --redis-url " +
-                          redis_url + " --events " + std::to_string(n) + " 2>&1";
+                          " --model-dir " +
+                          VIGIL_SOURCE_DIR + "/models/fraud_mlp --redis-url " + redis_url +
+                          " --events " + std::to_string(n) + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;
   char line[1024];
@@ -330,11 +357,11 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
         const rd_kafka_message_t* m = msgs[i];
         if (!m->err && m->key_len > prefix.size() &&
             std::memcmp(m->key, prefix.data(), prefix.size()) == 0) {
-          const size_t idx = std::strtoull(
-              std::string(static_cast<const char*>(m->key) + prefix.size(),
-                          m->key_len - prefix.size())
-                  .c_str(),
-              nullptr, 10);
+          const size_t idx =
+              std::strtoull(std::string(static_cast<const char*>(m->key) + prefix.size(),
+                                        m->key_len - prefix.size())
+                                .c_str(),
+                            nullptr, 10);
           if (idx < total && arrived_ns[idx] == 0) arrived_ns[idx] = now;
         }
         rd_kafka_message_destroy(msgs[i]);
@@ -401,8 +428,7 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
 // A zero-work relay: consume `in`, produce each record to `out` at once.
 class Relay {
  public:
-  Relay(const std::string& bootstrap, const std::string& in, const std::string& out)
-      : out_(out) {
+  Relay(const std::string& bootstrap, const std::string& in, const std::string& out) : out_(out) {
     consumer_ = make(RD_KAFKA_CONSUMER, bootstrap,
                      {{"group.id", "stream-bench-relay"},
                       {"fetch.wait.max.ms", "1"},
@@ -437,11 +463,10 @@ class Relay {
       for (ssize_t i = 0; i < k; ++i) {
         rd_kafka_message_t* m = msgs[i];
         if (!m->err) {
-          while (rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(out_.c_str()),
-                                   RD_KAFKA_V_KEY(m->key, m->key_len),
-                                   RD_KAFKA_V_VALUE(m->payload, m->len),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+          while (rd_kafka_producev(
+                     producer_, RD_KAFKA_V_TOPIC(out_.c_str()), RD_KAFKA_V_KEY(m->key, m->key_len),
+                     RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(producer_, 1);
           }
         }
@@ -477,15 +502,14 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   constexpr int kTpPartitions = 16;
   constexpr int kLatPartitions = 6;  // the embedded default's
-  auto cluster = kafka::EmbeddedCluster::start(
-      3, {{"tp-in", kTpPartitions},
-          {"tp-scores", kTpPartitions},
-          {"py-scores", kTpPartitions},
-          {"transactions.dlq", kTpPartitions},
-          {"lat-in", kLatPartitions},
-          {"lat-scores", kLatPartitions},
-          {"relay-in", kLatPartitions},
-          {"relay-out", kLatPartitions}});
+  auto cluster = kafka::EmbeddedCluster::start(3, {{"tp-in", kTpPartitions},
+                                                   {"tp-scores", kTpPartitions},
+                                                   {"py-scores", kTpPartitions},
+                                                   {"transactions.dlq", kTpPartitions},
+                                                   {"lat-in", kLatPartitions},
+                                                   {"lat-scores", kLatPartitions},
+                                                   {"relay-in", kLatPartitions},
+                                                   {"relay-out", kLatPartitions}});
   if (!cluster) {
     std::fprintf(stderr, "%s\n", cluster.error().c_str());
     return 1;
@@ -538,9 +562,11 @@ int main(int argc, char** argv) {
   std::printf("  Redis on: %llu of %zu scores written to Redis (the rest skipped, counted); ",
               static_cast<unsigned long long>(on.redis_written), args.events);
   std::printf("consumer paused %llu times (Redis off: %llu); ",
-              static_cast<unsigned long long>(on.pauses), static_cast<unsigned long long>(off.pauses));
-  std::printf("%llu batches, %.0f events per batch\n", static_cast<unsigned long long>(on.batches),
-              static_cast<double>(args.events) / static_cast<double>(std::max<uint64_t>(on.batches, 1)));
+              static_cast<unsigned long long>(on.pauses),
+              static_cast<unsigned long long>(off.pauses));
+  std::printf(
+      "%llu batches, %.0f events per batch\n", static_cast<unsigned long long>(on.batches),
+      static_cast<double>(args.events) / static_cast<double>(std::max<uint64_t>(on.batches, 1)));
   std::printf(
       "  C++ heap allocations per event in steady state (operator new, every thread): Redis on "
       "%.3f, Redis off %.3f\n",

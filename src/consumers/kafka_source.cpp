@@ -106,6 +106,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
       // empty fetch for the whole wait even when data arrives meanwhile, so on the embedded
       // cluster the wait is added to the latency of the next record.
       {"fetch.wait.max.ms", config.is_embedded() ? "1" : "100"},
+      {"socket.nagle.disable", "true"},  // fetch and commit requests are latency-bound
       {"log_level", "4"},
   };
   for (const auto& kv : config.consumer) props.push_back(kv);

@@ -1,11 +1,11 @@
 #include "sinks/redis_sink.h"
 
-#include "common/thread_name.h"
-
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -18,6 +18,8 @@
 #include <cstring>
 #include <string>
 #include <utility>
+
+#include "common/thread_name.h"
 
 namespace vigil::sinks {
 
@@ -32,6 +34,8 @@ constexpr milliseconds kDropInterval{10};
 // A connection without a reply for this long is checked with a PING, so that connected()
 // (readiness) notices a dead Redis even when no scores flow.
 constexpr milliseconds kIdlePing{1000};
+// Rounds sent before the writer stops to read replies (a burst goes out back to back).
+constexpr size_t kMaxRoundsInFlight = 8;
 // At most one warning per kind per interval on the hot paths.
 constexpr milliseconds kWarnInterval{5000};
 
@@ -198,8 +202,10 @@ struct RedisSink::Writer {
   bool ever_connected = false;
   // Rounds sent and not yet answered (at most two: overlap), oldest first.
   struct Sent {
-    size_t records;
-    steady::time_point at;
+    size_t records = 0;
+    steady::time_point at{};
+    size_t ok = 0, rejected = 0;  // replies read so far
+    std::string rejection;        // the first error reply
   };
   std::deque<Sent> in_flight;
   std::string in;     // bytes read from Redis not yet parsed
@@ -235,7 +241,9 @@ RedisSink::RedisSink(const RedisConfig& config, RedisAddress address, metrics::R
       address_(std::move(address)),
       log_(redis_logger()),
       stats_(registry),
-      writer_state_(std::make_unique<Writer>()) {
+      writer_state_(std::make_unique<Writer>()),
+      wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  VIGIL_CHECK(wake_fd_ >= 0);
   const std::string ttl = std::to_string(config_.ttl_s);
   ttl_tail_ = "$2\r\nEX\r\n$" + std::to_string(ttl.size()) + "\r\n" + ttl + "\r\n";
   stats_.connection_changed(false);
@@ -244,6 +252,7 @@ RedisSink::RedisSink(const RedisConfig& config, RedisAddress address, metrics::R
 
 RedisSink::~RedisSink() {
   stop();
+  ::close(wake_fd_);
 }
 
 void RedisSink::start() {
@@ -277,6 +286,8 @@ void RedisSink::stop(milliseconds grace) {
       stop_writer_ = true;
     }
     work_cv_.notify_all();
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n_written = ::write(wake_fd_, &one, sizeof one);
     writer_.join();
   }
   size_t left = 0;
@@ -324,6 +335,7 @@ void append_bulk(std::string& out, std::string_view a, std::string_view b = {}) 
 size_t RedisSink::publish(const EncodedScore* scores, size_t n) {
   size_t accepted = 0;
   bool wake = false;
+  bool poll_wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!accepting_) {
@@ -352,9 +364,14 @@ size_t RedisSink::publish(const EncodedScore* scores, size_t n) {
       accepted_ += accepted;
       stats_.queue_depth_changed(queued_records_);
       wake = std::exchange(writer_waiting_, false);
+      poll_wake = std::exchange(writer_polling_, false);
     }
   }
   if (wake) work_cv_.notify_one();
+  if (poll_wake) {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n_written = ::write(wake_fd_, &one, sizeof one);
+  }
   if (accepted < n) note_queue_full(n - accepted);
   return accepted;
 }
@@ -463,17 +480,33 @@ void RedisSink::writer_main() {
       have = take_round(w.round);
     }
     if (have) {
-      // Send round k+1 first, then read round k's replies: Redis works on one while the
-      // other's replies are parsed.
-      if (!send_round(w, w.round)) continue;
-      if (w.in_flight.size() > 1) finish_round(w);
-    } else if (!w.in_flight.empty()) {
-      finish_round(w);
-    } else if (steady::now() >= w.last_reply + kIdlePing) {
+      // Send every round that is waiting (up to kMaxRoundsInFlight) at once: Redis works on
+      // them while the replies of earlier ones are read as they arrive.
+      bool connected = send_round(w, w.round);
+      while (connected && w.in_flight.size() < kMaxRoundsInFlight) {
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (!take_round(w.round)) break;
+        }
+        connected = send_round(w, w.round);
+      }
+      if (!connected) continue;
+    }
+    if (!w.in_flight.empty()) {
+      while (w.ctx != nullptr && !w.in_flight.empty() && finish_round(w, /*block=*/false)) {
+      }
+      if (w.ctx == nullptr || w.in_flight.empty()) continue;
+      // Replies still to come: wait for them, or for more to send, whichever is first.
+      if (w.in_flight.size() >= kMaxRoundsInFlight) {
+        finish_round(w, /*block=*/true);
+      } else {
+        await_replies(w);
+      }
+    } else if (!have && steady::now() >= w.last_reply + kIdlePing) {
       ping(w);
     }
   }
-  while (w.ctx != nullptr && !w.in_flight.empty()) finish_round(w);  // bounded by the timeout
+  while (w.ctx != nullptr && !w.in_flight.empty()) finish_round(w, /*block=*/true);  // bounded
   if (w.ctx != nullptr) {
     redisFree(w.ctx);
     w.ctx = nullptr;
@@ -560,8 +593,9 @@ std::string send_all(int fd, std::string_view data) {
 // Reads `n` replies (simple strings or errors: SET and PING answer with nothing else) from the
 // connection. Returns why the connection broke (empty if it did not); `ok` and `rejected`
 // count the replies read, `rejection` keeps the first error reply.
+// Without `block`, stops (returning no error) when nothing more has arrived yet.
 static std::string read_replies(int fd, std::string& in, size_t& pos, size_t n, size_t& ok,
-                                size_t& rejected, std::string& rejection) {
+                                size_t& rejected, std::string& rejection, bool block = true) {
   while (ok + rejected < n) {
     const size_t eol = in.find("\r\n", pos);
     if (eol == std::string::npos) {
@@ -571,10 +605,11 @@ static std::string read_replies(int fd, std::string& in, size_t& pos, size_t n, 
       }
       const size_t old = in.size();
       in.resize(old + 65536);
-      const ssize_t got = ::recv(fd, in.data() + old, 65536, 0);
+      const ssize_t got = ::recv(fd, in.data() + old, 65536, block ? 0 : MSG_DONTWAIT);
       in.resize(old + static_cast<size_t>(std::max<ssize_t>(got, 0)));
       if (got > 0) continue;
       if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK)) return {};
       if (got == 0) return "connection closed by Redis";
       return errno == EAGAIN || errno == EWOULDBLOCK ? "reply timed out" : std::strerror(errno);
     }
@@ -611,7 +646,10 @@ void RedisSink::ping(Writer& w) {
 }
 
 bool RedisSink::send_round(Writer& w, const Chunk& round) {
-  w.in_flight.push_back({round.records, steady::now()});
+  Writer::Sent sent;
+  sent.records = round.records;
+  sent.at = steady::now();
+  w.in_flight.push_back(std::move(sent));
   const std::string broken = send_all(w.ctx->fd, round.resp);
   if (broken.empty()) return true;
   lose_connection(w, broken, 0);  // counts this round with the others in flight
@@ -621,39 +659,72 @@ bool RedisSink::send_round(Writer& w, const Chunk& round) {
 // Replies before a broken read are final; the records from the broken read on are
 // unconfirmed and counted as failed (not retried: Redis may hold them already, and it is a
 // cache).
-void RedisSink::finish_round(Writer& w) {
-  const Writer::Sent sent = w.in_flight.front();
-  size_t ok = 0, rejected = 0;
-  std::string rejection;
-  const std::string broken =
-      read_replies(w.ctx->fd, w.in, w.in_pos, sent.records, ok, rejected, rejection);
-  if (!broken.empty()) {
-    stats_.records_written(ok);
-    stats_.records_failed(rejected);
-    w.in_flight.front().records -= ok + rejected;
-    mark_settled(ok + rejected);
-    lose_connection(w, broken, 0);
-    return;
-  }
-  w.in_flight.pop_front();
-  stats_.records_written(ok);
-  stats_.records_failed(rejected);
-  stats_.round_completed(steady::now() - sent.at);
-  if (ok > 0) {
+bool RedisSink::finish_round(Writer& w, bool block) {
+  Writer::Sent& sent = w.in_flight.front();
+  const size_t before = sent.ok + sent.rejected;
+  const std::string broken = read_replies(w.ctx->fd, w.in, w.in_pos, sent.records, sent.ok,
+                                          sent.rejected, sent.rejection, block);
+  const size_t read = sent.ok + sent.rejected - before;
+  if (read > 0) {
     w.last_reply = steady::now();
     w.backoff = kInitialBackoff;  // the connection works: the next loss retries quickly
   }
-  if (rejected > 0) {
+  if (!broken.empty()) {
+    stats_.records_written(sent.ok);
+    stats_.records_failed(sent.rejected);
+    mark_settled(sent.ok + sent.rejected);
+    sent.records -= sent.ok + sent.rejected;  // the rest is unconfirmed
+    sent.ok = sent.rejected = 0;
+    lose_connection(w, broken, 0);
+    return false;
+  }
+  if (sent.ok + sent.rejected < sent.records) return false;  // more replies to come
+  const Writer::Sent done = std::move(sent);
+  w.in_flight.pop_front();
+  stats_.records_written(done.ok);
+  stats_.records_failed(done.rejected);
+  stats_.round_completed(steady::now() - done.at);
+  if (done.rejected > 0) {
     uint64_t suppressed = 0;
     if (w.reply_warnings.allow(suppressed)) {
-      log_->warn("redis rejected {} of {} writes: {} ({} similar warnings suppressed)", rejected,
-                 sent.records, rejection, suppressed);
+      log_->warn("redis rejected {} of {} writes: {} ({} similar warnings suppressed)",
+                 done.rejected, done.records, done.rejection, suppressed);
     }
   }
-  const bool reconnect = ok == 0 && needs_reconnect(rejection);
-  if (reconnect) lose_connection(w, rejection, 0);
+  if (done.ok == 0 && needs_reconnect(done.rejection)) lose_connection(w, done.rejection, 0);
   // Last, so that a flush() returning after this round sees connected() as the round left it.
-  mark_settled(sent.records);
+  mark_settled(done.records);
+  return true;
+}
+
+void RedisSink::await_replies(Writer& w) {
+  // Sleeps until replies arrive or publish() queues more to send (wake_fd_), bounded by the
+  // oldest round's reply deadline.
+  const auto deadline = w.in_flight.front().at + config_.command_timeout;
+  const auto now = steady::now();
+  if (now >= deadline) {
+    if (!finish_round(w, /*block=*/false) && w.ctx != nullptr &&
+        steady::now() >= w.in_flight.front().at + config_.command_timeout) {
+      lose_connection(w, "reply timed out", 0);
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!queue_.empty() || stop_writer_) return;
+    writer_polling_ = true;
+  }
+  pollfd fds[2] = {{w.ctx->fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  const int ms =
+      static_cast<int>(std::chrono::duration_cast<milliseconds>(deadline - now).count() + 1);
+  ::poll(fds, 2, ms);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writer_polling_ = false;
+  }
+  uint64_t drained;
+  while (::read(wake_fd_, &drained, sizeof drained) > 0) {
+  }
 }
 
 }  // namespace vigil::sinks

@@ -156,8 +156,11 @@ class RedisSink final : public ScoreSink {
   void ping(Writer& w);
   // Sends `round` on the socket; false (connection lost, its records counted) on failure.
   bool send_round(Writer& w, const Chunk& round);
-  // Reads the replies of the oldest round in flight and counts its outcomes.
-  void finish_round(Writer& w);
+  // Reads replies of the oldest round in flight (without `block`, only those already
+  // arrived); when it has all of them, counts its outcomes and returns true.
+  bool finish_round(Writer& w, bool block);
+  // Waits for replies, for more to send, or for the oldest round's reply deadline.
+  void await_replies(Writer& w);
   void note_queue_full(size_t n);
   // Takes the oldest queued chunk into `round` (whose buffer goes back to the spares).
   // Requires mutex_.
@@ -181,6 +184,7 @@ class RedisSink final : public ScoreSink {
   std::string ttl_tail_;                // "$2\r\nEX\r\n$<n>\r\n<ttl_s>\r\n"
   bool accepting_ = true;               // guarded by mutex_; false once stop() began
   bool writer_waiting_ = false;         // guarded by mutex_; publish() must wake the writer
+  bool writer_polling_ = false;         // guarded by mutex_; ... through wake_fd_
   bool stop_writer_ = false;            // guarded by mutex_
   uint64_t accepted_ = 0;               // guarded by mutex_; records ever queued
   uint64_t settled_ = 0;                // guarded by mutex_; of those, records with an outcome
@@ -193,6 +197,7 @@ class RedisSink final : public ScoreSink {
   bool started_ = false;
   bool stopped_ = false;
   std::unique_ptr<Writer> writer_state_;
+  int wake_fd_ = -1;  // eventfd: wakes the writer from poll() on the socket
   std::thread writer_;
 };
 

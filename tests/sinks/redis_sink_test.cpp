@@ -194,16 +194,20 @@ TEST_F(RedisSinkTest, QueueFullCountsSkipsInsteadOfBlockingWhileRedisHangs) {
     accepted += sink->publish(make_record("hung-" + std::to_string(i)));
     slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
   }
-  EXPECT_EQ(accepted, 8);  // the queue's capacity; the rest was turned away
-  EXPECT_EQ(sink->stats().skipped_queue_full(), 992u);
-  EXPECT_EQ(sink->queue_depth(), 8u);
+  // The writer keeps sending while replies are outstanding, up to 8 rounds in flight (the
+  // first holds hung-0, each other at most pipeline_max = 4), as fast as it gets to run; then
+  // the queue's capacity (8) fills and the rest is turned away.
+  EXPECT_GE(accepted, 8);
+  EXPECT_LE(accepted, 7 * 4 + 8);
+  EXPECT_EQ(sink->stats().skipped_queue_full(), 1000u - static_cast<uint64_t>(accepted));
+  EXPECT_LE(sink->queue_depth(), 8u);  // the writer may still move a chunk into a round
   EXPECT_LT(slowest, 100ms) << "publish() waited for Redis";
 
   server_->resume();
   ASSERT_TRUE(sink->flush(15s));
-  EXPECT_EQ(sink->stats().written(), 9u);
+  EXPECT_EQ(sink->stats().written(), 1u + static_cast<uint64_t>(accepted));
   EXPECT_EQ(sink->stats().settled(), 1001u);
-  EXPECT_EQ(dbsize(), 9);
+  EXPECT_EQ(dbsize(), 1 + accepted);
 }
 
 TEST_F(RedisSinkTest, ReconnectsAfterRedisIsKilledAndRestartedOnTheSamePort) {
