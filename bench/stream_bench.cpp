@@ -40,6 +40,8 @@
 #include "app/service.h"
 #include "common/clock.h"
 #include "kafka/embedded_cluster.h"
+#include "scoring/model_repository.h"
+#include "scoring/torch_model.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/wait.h"
@@ -152,6 +154,22 @@ void assign_all(rd_kafka_t* rk, const std::string& topic, int partitions, int64_
   }
   rd_kafka_assign(rk, l);
   rd_kafka_topic_partition_list_destroy(l);
+}
+
+// C++ allocations of one forward pass of the served model at `rows` rows (LibTorch's own
+// per-batch bookkeeping), to tell per-batch costs from per-record ones.
+double allocations_per_forward(size_t rows) {
+  auto info = scoring::load_model_info(std::string(VIGIL_SOURCE_DIR) + "/models", "fraud_mlp", "");
+  if (!info) return -1;
+  auto model = scoring::load_torch_model(*info, {"cpu", 1, 8});
+  if (!model) return -1;
+  auto session = (*model)->new_session();
+  std::vector<float> in(rows * info->width(), 0.5f), out(rows);
+  for (int i = 0; i < 20; ++i) session->score(in.data(), rows, out.data());  // warm up
+  const uint64_t a0 = g_allocations.load();
+  constexpr int kPasses = 200;
+  for (int i = 0; i < kPasses; ++i) session->score(in.data(), rows, out.data());
+  return static_cast<double>(g_allocations.load() - a0) / kPasses;
 }
 
 // A bare consumer reading `n` records of `topic` from the beginning: the ceiling for vigil.
@@ -571,6 +589,12 @@ int main(int argc, char** argv) {
       "  C++ heap allocations per event in steady state (operator new, every thread): Redis on "
       "%.3f, Redis off %.3f\n",
       on.allocations_per_event, off.allocations_per_event);
+  const double per_forward = allocations_per_forward(250);
+  std::printf(
+      "  of which LibTorch's forward pass: %.0f allocations per batch (measured alone at 250 "
+      "rows), %.3f per event at %.0f events per batch\n",
+      per_forward, per_forward / (static_cast<double>(args.events) / on.batches),
+      static_cast<double>(args.events) / on.batches);
 
   if (args.latency) {
     std::printf(

@@ -6,6 +6,35 @@
 
 namespace vigil::consumers {
 
+void OffsetTracker::EntryRing::push_back(const Entry& e) {
+  if (size_ == buf_.size()) {
+    std::vector<Entry> bigger(std::max<size_t>(64, buf_.size() * 2));
+    for (size_t i = 0; i < size_; ++i) bigger[i] = (*this)[i];
+    buf_.swap(bigger);
+    head_ = 0;
+  }
+  buf_[(head_ + size_) & (buf_.size() - 1)] = e;
+  ++size_;
+}
+
+void OffsetTracker::EntryRing::pop_front() {
+  head_ = (head_ + 1) & (buf_.size() - 1);
+  --size_;
+}
+
+size_t OffsetTracker::EntryRing::lower_bound(Offset o) const {
+  size_t lo = 0, hi = size_;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if ((*this)[mid].offset < o) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 uint64_t OffsetTracker::assign(PartitionId p) {
   std::lock_guard<std::mutex> lock(mu_);
   PartitionState& s = partitions_[p];
@@ -58,9 +87,10 @@ void OffsetTracker::hold(const scoring::SourceRecord& r, const std::string& why)
   auto it = partitions_.find(r.partition);
   if (it == partitions_.end() || it->second.generation != r.generation) return;  // not ours now
   PartitionState& s = it->second;
-  auto e = std::lower_bound(s.pending.begin(), s.pending.end(), r.offset,
-                            [](const Entry& a, Offset o) { return a.offset < o; });
-  if (e == s.pending.end() || e->offset != r.offset || e->done) return;  // has an outcome
+  const size_t i = s.pending.lower_bound(r.offset);
+  if (i == s.pending.size() || s.pending[i].offset != r.offset || s.pending[i].done) {
+    return;  // has an outcome, or was never tracked
+  }
   s.held[r.offset] = why;
 }
 
@@ -77,10 +107,9 @@ bool OffsetTracker::ack_locked(const AckToken& t) {
   auto it = partitions_.find(t.partition);
   if (it == partitions_.end() || it->second.generation != t.generation) return false;
   PartitionState& s = it->second;
-  auto e = std::lower_bound(s.pending.begin(), s.pending.end(), t.offset,
-                            [](const Entry& a, Offset o) { return a.offset < o; });
-  if (e == s.pending.end() || e->offset != t.offset || e->done) return false;
-  e->done = true;
+  const size_t i = s.pending.lower_bound(t.offset);
+  if (i == s.pending.size() || s.pending[i].offset != t.offset || s.pending[i].done) return false;
+  s.pending[i].done = true;
   --s.not_done;
   s.held.erase(t.offset);
   while (!s.pending.empty() && s.pending.front().done) {

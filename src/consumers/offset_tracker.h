@@ -19,7 +19,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -74,9 +73,31 @@ class OffsetTracker final : public delivery::Acknowledger {
     Offset offset;
     bool done;
   };
+  // The records of a partition without an outcome yet, oldest first, in one reused buffer (a
+  // ring that doubles when full): tracking and acknowledging allocate nothing in steady
+  // state, where a std::deque allocates a node every 32 records.
+  class EntryRing {
+   public:
+    bool empty() const { return size_ == 0; }
+    size_t size() const { return size_; }
+    Entry& operator[](size_t i) { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+    const Entry& operator[](size_t i) const { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+    Entry& front() { return (*this)[0]; }
+    const Entry& front() const { return (*this)[0]; }
+    const Entry& back() const { return (*this)[size_ - 1]; }
+    void push_back(const Entry& e);
+    void pop_front();
+    // Position of the first entry whose offset is >= `o` (size() when none).
+    size_t lower_bound(Offset o) const;
+
+   private:
+    std::vector<Entry> buf_;  // capacity a power of two
+    size_t head_ = 0;
+    size_t size_ = 0;
+  };
   struct PartitionState {
     uint64_t generation = 0;
-    std::deque<Entry> pending;   // increasing offsets, not yet committed past
+    EntryRing pending;           // increasing offsets, not yet committed past
     std::optional<Offset> next;  // committable once `pending` is drained
     size_t not_done = 0;
     std::map<Offset, std::string> held;  // held records and why
