@@ -54,7 +54,9 @@ void check_refusal(const DecodeStatus& st, std::string_view input) {
   if (st.message.empty()) fail("refusal without a message", input, st);
 }
 
-void check_features(const std::vector<float>& f, size_t width, std::string_view input,
+// `f`: a std::vector<float> (decode_features) or a FeatureVector (whole events).
+template <typename Features>
+void check_features(const Features& f, size_t width, std::string_view input,
                     const DecodeStatus& st) {
   if (f.size() != width) fail("accepted with the wrong feature count", input, st);
   for (float v : f) {

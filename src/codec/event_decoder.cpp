@@ -269,7 +269,7 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
 EventDecoder::EventDecoder(const FeatureSchema& schema, size_t max_event_bytes)
     : schema_(schema), max_event_bytes_(max_event_bytes) {}
 
-DecodeStatus EventDecoder::decode(std::string_view json, std::string& transaction_id,
+DecodeStatus EventDecoder::decode(std::string_view json, InlineString& transaction_id,
                                   FeatureVector& features, std::optional<int64_t>& event_time_ms) {
   transaction_id.clear();
   event_time_ms.reset();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/feature_vector.h"
+#include "common/inline_string.h"
 
 namespace vigil::codec {
 
@@ -60,7 +61,7 @@ struct DecodeStatus {
 };
 
 struct DecodedEvent {
-  std::string transaction_id;
+  InlineString transaction_id;
   FeatureVector features;
   std::optional<int64_t> event_time_ms;
 };
@@ -93,9 +94,9 @@ class EventDecoder {
     return decode(json, out.transaction_id, out.features, out.event_time_ms);
   }
   // Decodes straight into the caller's storage (a ScoreRequest's fields). In steady state it
-  // allocates nothing (transaction ids longer than std::string's inline buffer excepted) and
-  // builds no string unless the event is rejected.
-  DecodeStatus decode(std::string_view json, std::string& transaction_id, FeatureVector& features,
+  // allocates nothing (ids up to InlineString::kInline bytes, features up to
+  // FeatureVector::kInline) and builds no string unless the event is rejected.
+  DecodeStatus decode(std::string_view json, InlineString& transaction_id, FeatureVector& features,
                       std::optional<int64_t>& event_time_ms);
 
  private:

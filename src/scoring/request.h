@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/feature_vector.h"
+#include "common/inline_string.h"
 #include "common/status.h"
 #include "scoring/model.h"
 
@@ -56,7 +57,7 @@ struct ScoreOutcome {
 using Completion = std::function<void(ScoreRequest&, const ScoreOutcome&)>;
 
 struct ScoreRequest {
-  std::string id;          // transaction id (may be empty for anonymous HTTP rows)
+  InlineString id;         // transaction id (may be empty for anonymous HTTP rows)
   FeatureVector features;  // in the model's input order
   Origin origin = Origin::kKafka;
   Clock::time_point enqueued_at{};       // set by ScoringQueue::try_push

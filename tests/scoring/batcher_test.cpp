@@ -130,7 +130,7 @@ struct Collector {
   Completion completion() {
     return [this](ScoreRequest& r, const ScoreOutcome& o) {
       std::lock_guard<std::mutex> lock(mu);
-      EXPECT_TRUE(outcomes.emplace(r.id, o).second) << "completed twice: " << r.id;
+      EXPECT_TRUE(outcomes.emplace(r.id.str(), o).second) << "completed twice: " << r.id;
       cv.notify_all();
     };
   }

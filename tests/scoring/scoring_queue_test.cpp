@@ -150,7 +150,7 @@ TEST_F(QueueTest, ManyProducersAndConsumersLoseNothingAndNeverExceedCapacity) {
         out.clear();
         q.pop_bulk(out, 16, microseconds(1000));
         std::lock_guard<std::mutex> lock(seen_mu);
-        for (auto& r : out) seen.insert(r.id);
+        for (auto& r : out) seen.insert(r.id.str());
         consumed += static_cast<int>(out.size());
       }
     });
