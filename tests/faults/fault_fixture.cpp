@@ -109,7 +109,8 @@ Result<std::unique_ptr<VigilProcess>> VigilProcess::Start(const std::string& nam
       "--http.port_file=" + port_file,
       "--kafka.consumer.session.timeout.ms=6000",
       "--kafka.consumer.heartbeat.interval.ms=500",
-      "--kafka.commit_interval_ms=200",
+      // The mock holds an empty fetch for the whole wait: what the embedded default sets.
+      "--kafka.consumer.fetch.wait.max.ms=1",
       "--scoring.workers=1",
   };
   if (!o.model_name.empty()) args.push_back("--model.name=" + o.model_name);
