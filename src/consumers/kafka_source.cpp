@@ -91,8 +91,8 @@ void KafkaSourceStats::lag_removed(PartitionId p) {
 
 Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
     const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
-    const codec::FeatureSchema& schema, OffsetTracker& tracker, delivery::DeliveryStage& delivery,
-    metrics::Registry& registry) {
+    const codec::FeatureSchema& schema, OffsetTracker& tracker,
+    delivery::DeadLetterSink& dead_letters, metrics::Registry& registry) {
   using R = Result<std::unique_ptr<KafkaSource>>;
   std::vector<std::pair<std::string, std::string>> props = {
       {"bootstrap.servers", bootstrap},
@@ -114,7 +114,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   if (!conf) return R::Error(conf.error());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &KafkaSource::rebalance_cb);
   std::unique_ptr<KafkaSource> src(
-      new KafkaSource(config, queue, schema, tracker, delivery, registry));
+      new KafkaSource(config, queue, schema, tracker, dead_letters, registry));
   rd_kafka_conf_set_opaque(conf->get(), src.get());  // rebalance_cb finds the source by it
   auto rk = kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
   if (!rk) return R::Error(rk.error());
@@ -126,13 +126,13 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
 
 KafkaSource::KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
                          const codec::FeatureSchema& schema, OffsetTracker& tracker,
-                         delivery::DeliveryStage& delivery, metrics::Registry& registry)
+                         delivery::DeadLetterSink& dead_letters, metrics::Registry& registry)
     : config_(config),
       queue_(queue),
       schema_(schema),
       decoder_(schema, config.max_event_bytes),
       tracker_(tracker),
-      delivery_(delivery),
+      dead_letters_(dead_letters),
       stats_(registry) {}
 
 KafkaSource::~KafkaSource() {
@@ -298,7 +298,7 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
                    : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
     if (!st.ok()) {
       stats_.rejected(st.code);
-      delivery_.dead_letter(source, codec::to_string(st.code), std::move(st.message));
+      dead_letters_.dead_letter(source, codec::to_string(st.code), std::move(st.message));
       continue;
     }
     req.origin = scoring::Origin::kKafka;

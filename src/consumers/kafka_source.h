@@ -28,7 +28,7 @@
 #include "common/metrics.h"
 #include "consumers/kafka_config.h"
 #include "consumers/offset_tracker.h"
-#include "delivery/delivery_stage.h"
+#include "delivery/acknowledger.h"
 #include "kafka/kafka_client.h"
 #include "scoring/scoring_queue.h"
 
@@ -60,12 +60,12 @@ struct KafkaSourceStats {
 class KafkaSource {
  public:
   // `bootstrap` is the resolved broker list (the embedded cluster's address when embedded).
-  // The queue, schema, tracker (which the delivery stage acknowledges), delivery stage and
-  // registry must outlive the source.
+  // The queue, schema, tracker (which the delivery stage acknowledges), dead-letter sink (the
+  // delivery stage) and registry must outlive the source.
   static Result<std::unique_ptr<KafkaSource>> create(
       const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
-      const codec::FeatureSchema& schema, OffsetTracker& tracker, delivery::DeliveryStage& delivery,
-      metrics::Registry& registry);
+      const codec::FeatureSchema& schema, OffsetTracker& tracker,
+      delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -84,7 +84,7 @@ class KafkaSource {
  private:
   KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
               const codec::FeatureSchema& schema, OffsetTracker& tracker,
-              delivery::DeliveryStage& delivery, metrics::Registry& registry);
+              delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
@@ -107,7 +107,7 @@ class KafkaSource {
   const codec::FeatureSchema& schema_;
   codec::EventDecoder decoder_;
   OffsetTracker& tracker_;
-  delivery::DeliveryStage& delivery_;
+  delivery::DeadLetterSink& dead_letters_;
   KafkaSourceStats stats_;
   std::map<PartitionId, Offset> last_committed_;
   std::vector<scoring::ScoreRequest> staged_;  // decoded, not yet queued (consumer thread)

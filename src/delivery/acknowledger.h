@@ -1,5 +1,9 @@
-// The acknowledgement seam between the delivery stage and whoever owns the consumed records'
-// offsets (the consumer's OffsetTracker; a recording fake in unit tests).
+// The seams between the consumer and the delivery stage, in both directions, so that
+// src/consumers needs nothing of the delivery stage's implementation (nor of the sinks):
+//
+//   Acknowledger    the delivery stage reports each record's final outcome to whoever owns
+//                   the consumed records' offsets (the consumer's OffsetTracker);
+//   DeadLetterSink  the consumer hands records it cannot decode to the delivery stage.
 //
 // Every Kafka record handed to the delivery stage ends in exactly one of:
 //   acknowledged  its score, or its dead-letter record, was acknowledged by Kafka: its offset
@@ -14,6 +18,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "scoring/request.h"
 
@@ -26,6 +31,16 @@ class Acknowledger {
   virtual void acknowledge(const scoring::SourceRecord* records, size_t n) = 0;
   // `record` cannot get an outcome for now, because `why`. Any thread.
   virtual void hold(const scoring::SourceRecord& record, const std::string& why) = 0;
+};
+
+class DeadLetterSink {
+ public:
+  virtual ~DeadLetterSink() = default;
+  // Sends `source`'s record to the dead-letter topic with vigil.error=`reason` and
+  // vigil.error_message=`message`; takes the record. Its outcome is reported through the
+  // Acknowledger like a score's. Called on the consumer thread.
+  virtual void dead_letter(scoring::SourceRecord source, std::string_view reason,
+                           std::string message) = 0;
 };
 
 }  // namespace vigil::delivery

@@ -109,8 +109,8 @@ void DeliveryStats::scores_delivered(uint64_t n, const metrics::Histogram::Local
 void DeliveryStats::dead_lettered(const std::string& reason) {
   dlq_delivered_.inc();
   registry_
-      .counter("vigil_kafka_dead_lettered_total", "Records sent to the dead-letter topic, by reason",
-               {{"reason", reason}})
+      .counter("vigil_kafka_dead_lettered_total",
+               "Records sent to the dead-letter topic, by reason", {{"reason", reason}})
       .inc();
 }
 
@@ -133,8 +133,8 @@ DeliveryStage::DeliveryStage(const DeliveryConfig& config, sinks::RedisSink* red
                              Acknowledger& ack, metrics::Registry& registry)
     : config_(config), registry_(registry), redis_(redis), ack_(ack), stats_(registry) {
   registry.gauge_callback("vigil_delivery_held_records",
-                          "Records whose dead-letter write failed; their partitions are held",
-                          {}, this, [this] { return static_cast<double>(held_records()); });
+                          "Records whose dead-letter write failed; their partitions are held", {},
+                          this, [this] { return static_cast<double>(held_records()); });
 }
 
 DeliveryStage::~DeliveryStage() {

@@ -83,13 +83,14 @@ class DeliveryStats {
   metrics::Histogram& end_to_end_;
 };
 
-class DeliveryStage final : public scoring::BatchCompletion, public sinks::DeliveryListener {
+class DeliveryStage final : public scoring::BatchCompletion,
+                            public sinks::DeliveryListener,
+                            public DeadLetterSink {
  public:
   // Creates the stage with its Kafka producer. `redis` may be null (no cache); `ack`,
   // `redis` and `registry` must outlive the stage.
   static Result<std::unique_ptr<DeliveryStage>> create(const DeliveryConfig& config,
-                                                       sinks::RedisSink* redis,
-                                                       Acknowledger& ack,
+                                                       sinks::RedisSink* redis, Acknowledger& ack,
                                                        metrics::Registry& registry);
   ~DeliveryStage() override;
   DeliveryStage(const DeliveryStage&) = delete;
@@ -101,9 +102,10 @@ class DeliveryStage final : public scoring::BatchCompletion, public sinks::Deliv
   void complete(std::vector<scoring::ScoreRequest>& batch,
                 const std::vector<scoring::ScoreOutcome>& outcomes,
                 const scoring::ModelInfo& model) override;
-  // Sends `source`'s record to the dead-letter topic with vigil.error=`reason`; takes the
-  // record. Acknowledged once Kafka has it (held and retried if it cannot).
-  void dead_letter(scoring::SourceRecord source, std::string_view reason, std::string message);
+  // DeadLetterSink: acknowledged once Kafka has it (held and retried if it cannot). Also
+  // used for model errors, from the workers.
+  void dead_letter(scoring::SourceRecord source, std::string_view reason,
+                   std::string message) override;
 
   // Waits until the producer has a report for everything produced, or `timeout`.
   bool flush(std::chrono::milliseconds timeout);
@@ -151,9 +153,9 @@ class DeliveryStage final : public scoring::BatchCompletion, public sinks::Deliv
   // Work for the retry thread, handed over by delivery reports.
   std::mutex work_mutex_;
   std::condition_variable work_cv_;
-  std::vector<ScoreSlot*> refused_;         // scores Kafka refused: dead-letter them
-  std::vector<ScoreSlot*> produce_again_;   // scores of a failed producer: produce again
-  std::vector<DeadLetter*> dead_letters_;   // dead letters to (re)produce, by next_attempt
+  std::vector<ScoreSlot*> refused_;        // scores Kafka refused: dead-letter them
+  std::vector<ScoreSlot*> produce_again_;  // scores of a failed producer: produce again
+  std::vector<DeadLetter*> dead_letters_;  // dead letters to (re)produce, by next_attempt
   bool stop_retry_ = false;
   std::thread retry_thread_;
 
