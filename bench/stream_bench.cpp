@@ -44,6 +44,7 @@
 #include "scoring/torch_model.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
+#include "support/service_config.h"
 #include "support/wait.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -266,25 +267,17 @@ double relay_rate(const std::string& bootstrap, const std::string& in, const std
 config::AppConfig service_config(const std::string& bootstrap, const std::string& group,
                                  const std::string& in, const std::string& out,
                                  const std::string& redis_url) {
-  config::AppConfig c;
-  c.model.repository = std::string(VIGIL_SOURCE_DIR) + "/models";
-  c.model.device = "cpu";
-  c.kafka.brokers = bootstrap;
+  // The embedded default's settings on the bench's own cluster (so that the relay, the
+  // reader and vigil all share it).
+  config::AppConfig c = testing::service_config(bootstrap, redis_url);
   c.kafka.group_id = group;
   c.kafka.input_topic = in;
   c.kafka.output_topic = out;
-  // What the embedded default sets on its own cluster (the bench runs its own, so that the
-  // relay, the reader and vigil all share it).
-  c.kafka.consumer["fetch.wait.max.ms"] = "1";
-  c.kafka.consumer["session.timeout.ms"] = "6000";
-  c.kafka.consumer["heartbeat.interval.ms"] = "500";
-  c.redis.url = redis_url;
   // Redis is best effort: a full write queue skips (and counts) writes rather than slow the
   // Kafka path. The throughput runs size it for the whole run, so that "Redis on" means every
   // score was written to Redis before the clock stops.
   c.redis.queue_capacity = 1 << 20;
   if (const char* w = std::getenv("STREAM_BENCH_WORKERS")) c.scoring.workers = std::atoi(w);
-  c.http.enabled = false;
   return c;
 }
 

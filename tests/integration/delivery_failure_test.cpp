@@ -22,6 +22,7 @@
 #include "kafka/embedded_cluster.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
+#include "support/service_config.h"
 #include "support/wait.h"
 
 namespace vigil {
@@ -174,17 +175,9 @@ class DeliveryFailureTest : public ::testing::Test {
   }
 
   config::AppConfig config() const {
-    config::AppConfig c;
-    c.model.repository = std::string(VIGIL_SOURCE_DIR) + "/models";
-    c.model.device = "cpu";
-    c.kafka.brokers = cluster_->bootstrap();
-    c.kafka.consumer["session.timeout.ms"] = "6000";
-    c.kafka.consumer["heartbeat.interval.ms"] = "500";
-    c.kafka.consumer["fetch.wait.max.ms"] = "1";
+    config::AppConfig c = testing::service_config(cluster_->bootstrap(), redis_->url());
     c.kafka.commit_interval = milliseconds(100);
-    c.redis.url = redis_->url();
     c.redis.ttl_s = 3600;
-    c.http.enabled = false;
     c.scoring.workers = 2;
     return c;
   }

@@ -13,6 +13,7 @@
 #include "support/fake_model.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
+#include "support/service_config.h"
 #include "support/wait.h"
 
 namespace vigil {
@@ -35,16 +36,9 @@ class StreamingTest : public ::testing::Test {
   }
 
   config::AppConfig config() const {
-    config::AppConfig c;
-    c.model.repository = std::string(VIGIL_SOURCE_DIR) + "/models";
-    c.model.device = "cpu";
-    c.kafka.brokers = cluster_->bootstrap();
-    c.kafka.consumer["session.timeout.ms"] = "6000";
-    c.kafka.consumer["heartbeat.interval.ms"] = "500";
+    config::AppConfig c = testing::service_config(cluster_->bootstrap(), redis_->url());
     c.kafka.commit_interval = milliseconds(200);
-    c.redis.url = redis_->url();
     c.redis.ttl_s = 3600;
-    c.http.enabled = false;
     c.scoring.workers = 2;
     return c;
   }
