@@ -14,16 +14,19 @@ namespace {
 
 constexpr size_t kEvents = 50000;
 constexpr double kRate = 5000;         // events/s: the stream lasts 10 s
-constexpr double kFastRate = 100000;   // events/s: the stream lasts 0.5 s
 constexpr double kFaultAfter = 15000;  // scores delivered by the first vigil
+// The fast run: 2 s at 100,000 events/s, the kill after 1.2 s of it (steady state).
+constexpr size_t kFastEvents = 200000;
+constexpr double kFastRate = 100000;
+constexpr double kFastFaultAfter = 120000;
 
 class CrashFaultTest : public FaultTest {
  protected:
   void SetUp() override {
     FaultTest::SetUp();
-    // 12 partitions: 50,000 events of ~650 bytes fit in the mock's ~5 MiB per partition.
+    // 48 partitions: 200,000 events of ~650 bytes fit in the mock's ~5 MiB per partition.
     auto cluster = kafka::EmbeddedCluster::start(
-        3, {{"transactions", 12}, {"scores", 12}, {"transactions.dlq", 12}});
+        3, {{"transactions", 48}, {"scores", 48}, {"transactions.dlq", 48}});
     ASSERT_TRUE(cluster.ok()) << cluster.error();
     cluster_ = std::move(cluster.value());
     options_.bootstrap = cluster_->bootstrap();
@@ -31,14 +34,15 @@ class CrashFaultTest : public FaultTest {
 
   // Runs the stream through a first vigil, hits it with `signal` once it has delivered
   // kFaultAfter scores, restarts it and lets the second one finish; returns the tally.
-  Tally crash_and_restart(const std::string& test, int signal, double rate = kRate) {
-    const Records events = make_events(ref_, signal == SIGKILL ? "k-" : "t-", 0, kEvents);
+  Tally crash_and_restart(const std::string& test, int signal, double rate = kRate,
+                          size_t n = kEvents, double fault_after = kFaultAfter) {
+    const Records events = make_events(ref_, signal == SIGKILL ? "k-" : "t-", 0, n);
     auto first = start_vigil("first", options_);
     if (!first) return {};
     EXPECT_TRUE(testing::wait_until([&] { return first->ready(); }, milliseconds(60000)))
         << first->log_tail();
     PacedProducer producer(cluster_->bootstrap(), "transactions", events, rate);
-    EXPECT_TRUE(testing::wait_until([&] { return first->scores_delivered() >= kFaultAfter; },
+    EXPECT_TRUE(testing::wait_until([&] { return first->scores_delivered() >= fault_after; },
                                     milliseconds(60000)))
         << first->log_tail();
     const size_t produced_at_fault = producer.produced();
@@ -50,18 +54,18 @@ class CrashFaultTest : public FaultTest {
       EXPECT_TRUE(st.has_value() && st->ok()) << (st ? st->to_string() : "still running") << "\n"
                                               << first->log_tail();
     }
-    EXPECT_LT(produced_at_fault, kEvents) << "the fault did not land mid-stream";
+    EXPECT_LT(produced_at_fault, n) << "the fault did not land mid-stream";
 
     auto second = start_vigil("second", options_);
     if (!second) return {};
     EXPECT_TRUE(producer.wait_done(milliseconds(60000)).ok());
     TopicWatcher watcher(cluster_->bootstrap(), "scores");
-    EXPECT_TRUE(watcher.wait_for_keys([](size_t n) { return n >= kEvents; }, milliseconds(120000)))
-        << watcher.distinct_keys() << " of " << kEvents << " scored; second vigil log:\n"
+    EXPECT_TRUE(watcher.wait_for_keys([&](size_t k) { return k >= n; }, milliseconds(120000)))
+        << watcher.distinct_keys() << " of " << n << " scored; second vigil log:\n"
         << second->log_tail();
     stop_all({second.get()});
     std::printf("[ faults ] %s: the fault came after %zu of %zu events were produced\n",
-                test.c_str(), produced_at_fault, kEvents);
+                test.c_str(), produced_at_fault, n);
     return tally(test, cluster_->bootstrap(), events);
   }
 
@@ -83,9 +87,10 @@ TEST_F(CrashFaultTest, KillNineMidStreamThenRestartScoresEveryTransaction) {
 // kafka.commit_interval_ms, default 100 ms) plus what was in flight: counted here at a rate
 // where a 1 s commit interval would have replayed tens of thousands.
 TEST_F(CrashFaultTest, KillNineAtAHundredThousandEventsPerSecondReplaysLittle) {
-  Tally t = crash_and_restart("kill -9 at 100k events/s", SIGKILL, kFastRate);
-  EXPECT_EQ(t.inputs, kEvents);
-  EXPECT_EQ(t.scored, kEvents);
+  Tally t = crash_and_restart("kill -9 at 100k events/s", SIGKILL, kFastRate, kFastEvents,
+                              kFastFaultAfter);
+  EXPECT_EQ(t.inputs, kFastEvents);
+  EXPECT_EQ(t.scored, kFastEvents);
   EXPECT_EQ(t.missing, 0u);
   EXPECT_EQ(t.dlq, 0u);
   EXPECT_EQ(t.unknown, 0u);
