@@ -47,8 +47,10 @@ struct DeliveryStage::ScoreSlot : InFlight {
   Batch* batch = nullptr;
   uint32_t key_offset = 0, key_length = 0;
   uint32_t value_offset = 0, value_length = 0;
+  uint32_t request = 0;  // its position in the batch the workers handed over
   int64_t event_time_ms = -1;
   bool delivered = false;
+  rd_kafka_resp_err_t refusal = RD_KAFKA_RESP_ERR_NO_ERROR;  // why Kafka refused it
 };
 
 struct DeliveryStage::Batch {
@@ -194,7 +196,10 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
       ScoreSlot& s = b->slots.back();
       s.source = std::exchange(r.source, {});
       s.batch = b;
+      s.request = static_cast<uint32_t>(i);
       s.event_time_ms = r.event_time_ms.value_or(-1);
+      s.delivered = false;
+      s.refusal = RD_KAFKA_RESP_ERR_NO_ERROR;
     } else if (o.retryable) {
       release(r.source);  // shutdown: not acknowledged, consumed again after restart
       ++released;
@@ -207,21 +212,16 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
 
   // Encode each score once, into the batch's buffer (reused: no allocation in steady state).
   const int64_t scored_at = wall_clock_ms();
-  size_t k = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const scoring::ScoreRequest& r = batch[i];
-    if (k == b->slots.size()) break;
-    ScoreSlot& s = b->slots[k];
-    // Slots were taken in batch order from the scored Kafka requests.
-    if (r.done || !outcomes[i].status.ok() || r.source.record != nullptr) continue;
+  for (ScoreSlot& s : b->slots) {
+    const scoring::ScoreRequest& r = batch[s.request];
+    const scoring::ScoreOutcome& o = outcomes[s.request];
     s.key_offset = static_cast<uint32_t>(b->bytes.size());
     s.key_length = static_cast<uint32_t>(r.id.size());
-    b->bytes += r.id;
+    b->bytes += r.id.view();
     s.value_offset = static_cast<uint32_t>(b->bytes.size());
-    sinks::append_score_json(b->bytes, r.id, outcomes[i].score, outcomes[i].is_fraud, model.name,
-                             model.version, scored_at, s.event_time_ms);
+    sinks::append_score_json(b->bytes, r.id, o.score, o.is_fraud, model.name, model.version,
+                             scored_at, s.event_time_ms);
     s.value_length = static_cast<uint32_t>(b->bytes.size() - s.value_offset);
-    ++k;
   }
   const size_t n = b->slots.size();
 
@@ -272,9 +272,8 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
             s->source.partition, s->source.offset, rd_kafka_err2str(err), suppressed);
       }
       // The cause travels with the record: keep it in the slot's dead letter.
+      s->refusal = err;
       refused_.push_back(s);
-      s->delivered = false;
-      s->event_time_ms = static_cast<int64_t>(err);  // reused: the refusal code
     }
     work_cv_.notify_one();
     return;
@@ -416,9 +415,7 @@ void DeliveryStage::retry_main() {
       auto* d = new DeadLetter;
       d->source = std::exchange(s->source, {});
       d->reason = "delivery_failed";
-      d->message = std::string("score not accepted by Kafka: ") +
-                   rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(s->event_time_ms));
-      s->event_time_ms = -1;
+      d->message = std::string("score not accepted by Kafka: ") + rd_kafka_err2str(s->refusal);
       slot_done(s);
       produce_dead_letter(d);
     }
