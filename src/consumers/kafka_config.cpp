@@ -25,6 +25,15 @@ std::vector<std::string> KafkaConfig::validate() const {
     e.push_back("kafka.max_event_bytes must be within [64, 16777216]");
   }
   if (commit_interval.count() < 10) e.push_back("kafka.commit_interval_ms must be >= 10");
+  // The rebalance callback implements the eager protocol (revoke everything, commit, assign):
+  // a cooperative assignor would hand it incremental assignments it does not handle, and
+  // librdkafka 2.0.2's cooperative-sticky has known rebalance bugs (fixed in later releases).
+  if (auto it = consumer.find("partition.assignment.strategy");
+      it != consumer.end() && it->second.find("cooperative") != std::string::npos) {
+    e.push_back("kafka.consumer.partition.assignment.strategy '" + it->second +
+                "' is not supported: vigil rebalances with an eager assignor (range or "
+                "roundrobin)");
+  }
   for (const auto* m : {&consumer, &producer}) {
     for (const auto& [k, v] : *m) {
       if (k == "enable.auto.offset.store" || k == "enable.auto.commit" || k == "group.id" ||

@@ -81,6 +81,15 @@ TEST(Config, ListsEveryErrorAtOnce) {
   }
 }
 
+TEST(Config, RefusesACooperativeAssignorTheRebalanceCallbackCannotHandle) {
+  auto c = load({"--kafka.consumer.partition.assignment.strategy=cooperative-sticky"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().find("partition.assignment.strategy 'cooperative-sticky' is not supported"),
+            std::string::npos)
+      << c.error();
+  EXPECT_TRUE(load({"--kafka.consumer.partition.assignment.strategy=roundrobin"}).ok());
+}
+
 TEST(Config, UnreadableFileIsAnError) {
   auto c = load({"--config", "/nonexistent/vigil.yaml"});
   ASSERT_FALSE(c.ok());
