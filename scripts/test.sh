@@ -13,6 +13,10 @@ fast=0
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
+step "style (clang-format, as committed in .clang-format)"
+git ls-files -- '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
+echo "clang-format: $(git ls-files -- '*.cpp' '*.h' | wc -l) files formatted"
+
 step "release build"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$JOBS"
