@@ -425,8 +425,10 @@ void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
   for (PartitionId p : parts) {
     auto off = tracker_.committable(p);
     if (!off) continue;
+    // Periodic commits skip offsets already committed; a sync commit (revoke, stop) sends
+    // them again, in case the asynchronous commit that carried them failed.
     auto it = last_committed_.find(p);
-    if (it != last_committed_.end() && it->second == *off) continue;
+    if (!sync && it != last_committed_.end() && it->second == *off) continue;
     rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p)->offset = *off;
     to_commit.emplace_back(p, *off);
   }

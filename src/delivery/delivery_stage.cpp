@@ -242,8 +242,12 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
     m.len = s.value_length;
     m._private = &b->slots[i];
   }
-  b->pending.store(n, std::memory_order_release);
+  // One count more than there are slots: this call's own, dropped once produce_scores has
+  // returned. Until then the batch cannot be finished and reused by another worker, even if
+  // every report arrives while produce_scores is still reading the messages' results.
+  b->pending.store(n + 1, std::memory_order_release);
   kafka_->produce_scores(b->messages.data(), n);
+  if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) finish_batch(b);
 }
 
 void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) {
@@ -393,9 +397,10 @@ void DeliveryStage::retry_main() {
   std::vector<DeadLetter*> letters, later;
   std::unique_lock<std::mutex> lock(work_mutex_);
   while (!stop_retry_) {
-    work_cv_.wait_for(lock, kRetryTick, [this] {
-      return stop_retry_ || !refused_.empty() || !produce_again_.empty() || kafka_->fatal();
-    });
+    // New refusals are dead-lettered at once; scores to produce again, dead letters due and a
+    // fatal producer are looked at once per tick (a fatal producer refuses everything at once,
+    // so reacting to those at once would spin).
+    work_cv_.wait_for(lock, kRetryTick, [this] { return stop_retry_ || !refused_.empty(); });
     if (stop_retry_) break;
     refused.swap(refused_);
     again.swap(produce_again_);
@@ -446,13 +451,15 @@ bool DeliveryStage::flush(std::chrono::milliseconds timeout) {
 void DeliveryStage::stop(std::chrono::milliseconds timeout) {
   if (stopped_.exchange(true)) return;
   stopping_ = true;
-  if (kafka_) kafka_->stop(timeout);  // what is left is purged and reported: released
+  // The retry thread first: it must not replace the producer while the sink stops. What it
+  // leaves, and what the sink's last reports hand over, is released below.
   {
     std::lock_guard<std::mutex> lock(work_mutex_);
     stop_retry_ = true;
   }
   work_cv_.notify_all();
   if (retry_thread_.joinable()) retry_thread_.join();
+  if (kafka_) kafka_->stop(timeout);  // what is left is purged and reported: released
   // Whatever still waits has no outcome: release it unacknowledged (replayed after restart).
   for (ScoreSlot* s : produce_again_) slot_done(s);
   for (ScoreSlot* s : refused_) slot_done(s);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <mutex>
+#include <thread>
 
 #include "common/thread_name.h"
 
@@ -106,9 +107,16 @@ void KafkaSink::start() {
 
 void KafkaSink::poller_main() {
   while (running_.load(std::memory_order_acquire)) {
+    wait_for_swap();
     std::shared_lock<std::shared_mutex> lock(producer_mutex_);
     rd_kafka_poll(producer_->rk.get(), 20);
   }
+}
+
+void KafkaSink::wait_for_swap() const {
+  // glibc's rwlock prefers readers: with the poller and producers taking the shared lock in
+  // turn, replace_producer's exclusive lock could wait forever. Readers stand back meanwhile.
+  while (swap_pending_.load(std::memory_order_acquire)) std::this_thread::yield();
 }
 
 void KafkaSink::on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque) {
@@ -136,6 +144,7 @@ void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
 }
 
 void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
+  wait_for_swap();
   std::shared_lock<std::shared_mutex> lock(producer_mutex_);
   rd_kafka_t* rk = producer_->rk.get();
   size_t todo = n;
@@ -173,6 +182,7 @@ void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
 void KafkaSink::produce_dead_letter(std::string_view key, std::string_view value,
                                     const std::vector<std::pair<std::string, std::string>>& headers,
                                     void* opaque) {
+  wait_for_swap();
   std::shared_lock<std::shared_mutex> lock(producer_mutex_);
   rd_kafka_t* rk = producer_->rk.get();
   while (true) {
@@ -205,15 +215,18 @@ void KafkaSink::produce_dead_letter(std::string_view key, std::string_view value
 }
 
 Status KafkaSink::replace_producer() {
+  if (stopped_.load(std::memory_order_acquire)) return Status::Error("kafka sink is stopped");
   auto fresh = make_producer();
   if (!fresh) return Status::Error(fresh.error());
   std::unique_ptr<Producer> old;
+  swap_pending_.store(true, std::memory_order_release);
   {
     std::unique_lock<std::shared_mutex> lock(producer_mutex_);
     old = std::move(producer_);
     producer_ = std::move(fresh.value());
     fatal_.store(false, std::memory_order_release);
   }
+  swap_pending_.store(false, std::memory_order_release);
   stats_.replaced.inc();
   // The old producer is fatal: whatever it still holds was not delivered. Purging reports it
   // (with `retry`, since the producer is fatal) so it is produced again on the new one.
@@ -244,6 +257,7 @@ void KafkaSink::stop(std::chrono::milliseconds timeout) {
   if (poller_.joinable()) poller_.join();
   // Records still queued are purged; their reports say so, so nothing is silently forgotten
   // (their offsets stay uncommitted and are replayed after restart).
+  std::unique_lock<std::shared_mutex> lock(producer_mutex_);
   rd_kafka_purge(producer_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(producer_->rk.get(), 0);
 }

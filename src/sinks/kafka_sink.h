@@ -100,6 +100,8 @@ class KafkaSink {
   static void on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void poller_main();
+  // Waits while replace_producer() wants the exclusive lock.
+  void wait_for_swap() const;
 
   KafkaSinkConfig config_;
   DeliveryListener& listener_;
@@ -111,6 +113,7 @@ class KafkaSink {
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> fatal_{false};
+  std::atomic<bool> swap_pending_{false};
 };
 
 }  // namespace vigil::sinks

@@ -544,10 +544,15 @@ bool RedisSink::connect(Writer& w) {
 }
 
 void RedisSink::lose_connection(Writer& w, const std::string& why, size_t unconfirmed) {
-  // Every round still waiting for replies is unconfirmed too.
-  for (const auto& r : w.in_flight) unconfirmed += r.records;
+  // Every round still waiting for replies is unconfirmed too, except the replies of a round
+  // already read: those keep their outcome.
+  size_t settled = unconfirmed;
+  for (const auto& r : w.in_flight) {
+    stats_.records_written(r.ok);
+    unconfirmed += r.records - r.ok;  // error replies count as failed too
+    settled += r.records;
+  }
   stats_.records_failed(unconfirmed);
-  const size_t settled = unconfirmed;
   w.in_flight.clear();
   w.in.clear();
   w.in_pos = 0;
