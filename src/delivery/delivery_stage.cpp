@@ -387,11 +387,6 @@ void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
   delete d;
 }
 
-void DeliveryStage::wake() {
-  { std::lock_guard<std::mutex> lock(work_mutex_); }
-  work_cv_.notify_one();
-}
-
 void DeliveryStage::retry_main() {
   std::vector<ScoreSlot*> refused, again;
   std::vector<DeadLetter*> letters, later;

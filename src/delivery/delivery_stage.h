@@ -68,7 +68,6 @@ class DeliveryStats {
   void dropped_at_shutdown(uint64_t n) { dropped_shutdown_.inc(n); }
   void produced_again(uint64_t n) { produced_again_.inc(n); }
 
-  uint64_t delivered() const { return scores_delivered_.value(); }
   uint64_t dead_letter_failures() const { return dead_letter_failures_.value(); }
   metrics::Histogram& end_to_end() { return end_to_end_; }
 
@@ -137,7 +136,6 @@ class DeliveryStage final : public scoring::BatchCompletion,
   void dead_letter_delivered(DeadLetter* d);
   void release(scoring::SourceRecord& source);
   void retry_main();
-  void wake();
 
   const DeliveryConfig config_;
   metrics::Registry& registry_;
