@@ -162,6 +162,9 @@ TEST_F(StreamingTest, CleanStopMidStreamAndRestartScoresEveryEventExactlyOnce) {
   produce("r-", 0, kEvents);
   auto cfg = config();
   cfg.scoring.max_batch_size = 32;  // slower draining so the stop lands mid-stream
+  // A graceful stop scores what is queued: a small queue keeps the consumer from reading the
+  // whole stream ahead into it, which (fast enough) made the stop land after the last event.
+  cfg.scoring.queue_capacity = 512;
   auto first = start(cfg);
   ASSERT_NE(first, nullptr);
   ASSERT_TRUE(testing::wait_until([&] { return first->batcher().stats().scored() >= kEvents / 4; },
