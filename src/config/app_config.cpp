@@ -152,6 +152,10 @@ const std::vector<Option>& options() {
                 c.kafka.max_event_bytes),
       VIGIL_OPT("kafka.commit_interval_ms", "how often delivered offsets are committed",
                 c.kafka.commit_interval),
+      VIGIL_OPT("kafka.startup_timeout_ms",
+                "how long start-up retries unreachable brokers before exiting (/ready fails "
+                "meanwhile)",
+                c.kafka.startup_timeout),
       VIGIL_OPT("redis.url", "redis://[:password@]host:port[/db]; empty disables Redis",
                 c.redis.url),
       VIGIL_OPT("redis.ttl_s", "TTL of each cached score", c.redis.ttl_s),
@@ -200,6 +204,33 @@ std::string env_name(const std::string& key) {
   std::string e = "VIGIL_";
   for (char ch : key) e += (ch == '.') ? '_' : static_cast<char>(::toupper(ch));
   return e;
+}
+
+// The key a VIGIL_KAFKA_CONSUMER_* / VIGIL_KAFKA_PRODUCER_* variable sets, or "" for any
+// other name. librdkafka property names are dotted and lower case, which environment names
+// cannot spell; the rule (Confluent's images use the same): after the prefix, `_` is `.`,
+// `__` is a literal `_`, and letters are lower-cased. VIGIL_KAFKA_CONSUMER_SASL_PASSWORD sets
+// kafka.consumer.sasl.password; VIGIL_KAFKA_PRODUCER_ENABLE_SSL__CERTIFICATE__VERIFICATION
+// would set kafka.producer.enable_ssl_certificate_verification.
+std::string passthrough_key(const std::string& env_name) {
+  for (const char* client : {"consumer", "producer"}) {
+    std::string prefix = "VIGIL_KAFKA_" + std::string(client) + "_";
+    std::transform(prefix.begin(), prefix.end(), prefix.begin(), ::toupper);
+    if (env_name.rfind(prefix, 0) != 0 || env_name.size() == prefix.size()) continue;
+    std::string property;
+    for (size_t i = prefix.size(); i < env_name.size(); ++i) {
+      if (env_name[i] == '_' && i + 1 < env_name.size() && env_name[i + 1] == '_') {
+        property += '_';
+        ++i;
+      } else if (env_name[i] == '_') {
+        property += '.';
+      } else {
+        property += static_cast<char>(::tolower(static_cast<unsigned char>(env_name[i])));
+      }
+    }
+    return "kafka." + std::string(client) + "." + property;
+  }
+  return "";
 }
 
 // Applies key=value; passthrough maps take kafka.consumer.* and kafka.producer.*.
@@ -272,8 +303,12 @@ std::vector<OptionDoc> option_docs() {
   for (const auto& o : options()) {
     docs.push_back({o.key, o.secret ? "" : o.get(defaults), o.description});
   }
-  docs.push_back({"kafka.consumer.<property>", "", "passed to the librdkafka consumer as is"});
-  docs.push_back({"kafka.producer.<property>", "", "passed to the librdkafka producer as is"});
+  docs.push_back({"kafka.consumer.<property>", "",
+                  "passed to the librdkafka consumer as is (environment: "
+                  "VIGIL_KAFKA_CONSUMER_<PROPERTY>, `_` for `.`, `__` for `_`)"});
+  docs.push_back({"kafka.producer.<property>", "",
+                  "passed to the librdkafka producer as is (environment: "
+                  "VIGIL_KAFKA_PRODUCER_<PROPERTY>, `_` for `.`, `__` for `_`)"});
   return docs;
 }
 
@@ -288,7 +323,8 @@ std::vector<std::string> describe(const AppConfig& c) {
     lines.push_back(o.key + " = " + v);
   }
   auto secretish = [](const std::string& k) {
-    for (const char* word : {"password", "secret", "sasl", "ssl.key", "pem", "token", "jaas"}) {
+    for (const char* word :
+         {"password", "secret", "sasl", "ssl.key", "pem", "token", "jaas", "credential"}) {
       if (k.find(word) != std::string::npos) return true;
     }
     return false;
@@ -353,6 +389,9 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
       auto err = o.set(it->second, c);
       if (!err.empty()) errors.push_back(env_name(o.key) + ": " + err);
     }
+  }
+  for (const auto& [name, value] : env) {
+    if (auto key = passthrough_key(name); !key.empty()) apply(key, value, name, c, errors);
   }
   for (const auto& [k, v] : flags) apply(k, v, "--" + k, c, errors);
 

@@ -65,6 +65,29 @@ TEST(Config, PassesLibrdkafkaPropertiesThrough) {
   EXPECT_EQ(c->kafka.producer.at("linger.ms"), "2");
 }
 
+TEST(Config, LibrdkafkaPropertiesComeFromTheEnvironmentWithUnderscoresForDots) {
+  auto file = write_yaml("kafka:\n  consumer:\n    session.timeout.ms: 45000\n");
+  auto c = load({"--config", file, "--kafka.producer.acks=1"},
+                {{"VIGIL_KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"},
+                 {"VIGIL_KAFKA_CONSUMER_GROUP_INSTANCE_ID", "vigil-7f9c-0"},
+                 {"VIGIL_KAFKA_PRODUCER_SASL_PASSWORD", "pw"},
+                 {"VIGIL_KAFKA_PRODUCER_ACKS", "all"},
+                 {"VIGIL_KAFKA_CONSUMER_SOME__UNDERSCORED_NAME", "x"},
+                 {"VIGIL_KAFKA_CONSUMERS_NOT_A_PASSTHROUGH", "y"}});
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->kafka.consumer.at("session.timeout.ms"), "6000");  // environment over the file
+  EXPECT_EQ(c->kafka.consumer.at("group.instance.id"), "vigil-7f9c-0");
+  EXPECT_EQ(c->kafka.consumer.at("some_underscored.name"), "x");
+  EXPECT_EQ(c->kafka.producer.at("sasl.password"), "pw");
+  EXPECT_EQ(c->kafka.producer.at("acks"), "1");  // flags over the environment
+  EXPECT_EQ(c->kafka.consumer.size(), 3u);
+
+  auto managed = load({}, {{"VIGIL_KAFKA_CONSUMER_GROUP_ID", "x"}});
+  ASSERT_FALSE(managed.ok());
+  EXPECT_NE(managed.error().find("kafka.consumer.group.id is managed by vigil"), std::string::npos)
+      << managed.error();
+}
+
 TEST(Config, ListsEveryErrorAtOnce) {
   auto file = write_yaml("scoring:\n  max_batch_size: 0\n  bogus: 1\nredis:\n  url: http://x\n");
   auto c = load({"--config", file, "--http.port=70000", "--model.device=tpu",
@@ -103,7 +126,8 @@ TEST(Config, ShippedConfigFileIsValid) {
 
 TEST(Config, EffectiveConfigRedactsSecrets) {
   auto c = load({"--http.auth_token=s3cret", "--redis.url=redis://:pw@localhost:6379",
-                 "--kafka.consumer.ssl.key.pem=PRIVATEKEY", "--kafka.producer.sasl.password=pw2"});
+                 "--kafka.consumer.ssl.key.pem=PRIVATEKEY", "--kafka.producer.sasl.password=pw2"},
+                {{"VIGIL_KAFKA_CONSUMER_SASL_PASSWORD", "envpw"}});
   ASSERT_TRUE(c.ok()) << c.error();
   std::string all;
   for (const auto& line : describe(*c)) all += line + "\n";
@@ -111,6 +135,8 @@ TEST(Config, EffectiveConfigRedactsSecrets) {
   EXPECT_EQ(all.find(":pw@"), std::string::npos);
   EXPECT_EQ(all.find("PRIVATEKEY"), std::string::npos);
   EXPECT_EQ(all.find("pw2"), std::string::npos);
+  EXPECT_EQ(all.find("envpw"), std::string::npos);
+  EXPECT_NE(all.find("kafka.consumer.sasl.password = <redacted>"), std::string::npos) << all;
   EXPECT_NE(all.find("http.auth_token = <redacted>"), std::string::npos);
 }
 
