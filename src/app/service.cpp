@@ -126,37 +126,48 @@ Status Service::start(Options options) {
             batcher_->worker_count(), config_.scoring.max_batch_size,
             config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
 
+  // The side-port comes up before the brokers are reached: /health answers, /ready explains
+  // what start-up waits for, and /predict already scores.
+  if (config_.http.enabled) {
+    Status st = start_http();
+    if (!st.ok()) return st;
+  }
+
   if (config_.kafka.enabled) {
+    Status st = delivery_->wait_for_brokers(config_.kafka.startup_timeout, options.interrupted);
+    if (!st.ok()) return st;
     auto source = consumers::KafkaSource::create(config_.kafka, bootstrap_, *queue_, *schema_,
                                                  tracker_, *delivery_, registry_);
     if (!source) return Status::Error(source.error());
     source_ = std::move(source.value());
     source_->start();
+    consuming_.store(source_.get(), std::memory_order_release);
     log->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",
               config_.kafka.input_topic, config_.kafka.group_id, config_.kafka.output_topic,
               config_.kafka.dlq_topic);
-  }
-
-  if (config_.http.enabled) {
-    http::HttpDeps deps;
-    deps.queue = queue_.get();
-    deps.model_info = [this] { return batcher_->model_info(); };
-    deps.registry = &registry_;
-    deps.readiness_failures = [this] { return readiness_failures(); };
-    deps.degradations = [this] { return degradations(); };
-    deps.score_sink = redis_.get();
-    deps.model_yaml_text = model_yaml_text_;
-    deps.logger = logger("http");
-    http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
-    Status st = http_->start();
-    if (!st.ok()) return st;
-    log->info("HTTP side-port listening on {}:{}", config_.http.address, http_->port());
   }
 
   maintenance_ = std::thread([this] {
     name_this_thread("vigil-maint");
     maintenance_main();
   });
+  return Status::Ok();
+}
+
+Status Service::start_http() {
+  http::HttpDeps deps;
+  deps.queue = queue_.get();
+  deps.model_info = [this] { return batcher_->model_info(); };
+  deps.registry = &registry_;
+  deps.readiness_failures = [this] { return readiness_failures(); };
+  deps.degradations = [this] { return degradations(); };
+  deps.score_sink = redis_.get();
+  deps.model_yaml_text = model_yaml_text_;
+  deps.logger = logger("http");
+  http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
+  Status st = http_->start();
+  if (!st.ok()) return st;
+  logger("vigil")->info("HTTP side-port listening on {}:{}", config_.http.address, http_->port());
   return Status::Ok();
 }
 
@@ -176,8 +187,13 @@ std::vector<std::string> Service::readiness_failures() const {
   // The HTTP router adds its own checks: model loaded, queue below its high watermark, not
   // shutting down.
   std::vector<std::string> f;
-  if (config_.kafka.enabled && (!source_ || !source_->has_assignment())) {
-    f.push_back("kafka: no partitions assigned");
+  if (config_.kafka.enabled) {
+    const consumers::KafkaSource* source = consuming_.load(std::memory_order_acquire);
+    if (source == nullptr) {
+      f.push_back("kafka: starting, waiting for the brokers " + bootstrap_);
+    } else if (!source->has_assignment()) {
+      f.push_back("kafka: no partitions assigned");
+    }
   }
   for (const auto& h : tracker_.held()) {
     f.push_back("kafka: partition " + std::to_string(h.partition) + " held at offset " +
@@ -309,8 +325,19 @@ int run_service(const config::AppConfig& config) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto service = Service::create(config);
+  auto stop_requested = [&signals] {
+    sigset_t pending;
+    sigpending(&pending);
+    return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1;
+  };
+  Service::Options options;
+  options.interrupted = stop_requested;
+  auto service = Service::create(config, options);
   if (!service) {
+    if (stop_requested()) {
+      log->info("stopped during start-up: {}", service.error());
+      return 0;
+    }
     log->error("cannot start: {}", service.error());
     return 1;
   }

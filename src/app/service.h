@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +40,8 @@ class Service {
  public:
   struct Options {
     std::shared_ptr<scoring::Model> model;  // use this model instead of loading one (tests)
+    // Polled while start-up waits for the brokers: true gives up (a stop signal arrived).
+    std::function<bool()> interrupted;
   };
   static Result<std::unique_ptr<Service>> create(const config::AppConfig& config,
                                                  Options options = {});
@@ -68,6 +71,7 @@ class Service {
  private:
   explicit Service(const config::AppConfig& config);
   Status start(Options options);
+  Status start_http();
   void maintenance_main();
   void reload_model_if_newer();
   void check_workers();
@@ -83,6 +87,9 @@ class Service {
   consumers::OffsetTracker tracker_;  // acknowledged by delivery_, read by source_
   std::unique_ptr<delivery::DeliveryStage> delivery_;
   std::unique_ptr<consumers::KafkaSource> source_;
+  // source_ once it is consuming; readiness (HTTP threads) reads this, not source_, because
+  // the side-port is up while start-up still waits for the brokers.
+  std::atomic<consumers::KafkaSource*> consuming_{nullptr};
   std::unique_ptr<http::HttpServer> http_;
   std::string model_yaml_text_;
 

@@ -25,6 +25,7 @@ std::vector<std::string> KafkaConfig::validate() const {
     e.push_back("kafka.max_event_bytes must be within [64, 16777216]");
   }
   if (commit_interval.count() < 10) e.push_back("kafka.commit_interval_ms must be >= 10");
+  if (startup_timeout.count() < 1000) e.push_back("kafka.startup_timeout_ms must be >= 1000");
   // The rebalance callback implements the eager protocol (revoke everything, commit, assign):
   // a cooperative assignor would hand it incremental assignments it does not handle, and
   // librdkafka 2.0.2's cooperative-sticky has known rebalance bugs (fixed in later releases).

@@ -25,6 +25,9 @@ struct KafkaConfig {
   std::string dlq_topic = "transactions.dlq";
   size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
   std::chrono::milliseconds commit_interval{100};
+  // How long start-up retries unreachable brokers (the HTTP side-port is up meanwhile and
+  // /ready fails) before vigil gives up and exits.
+  std::chrono::milliseconds startup_timeout{120000};
   std::map<std::string, std::string> consumer;  // kafka.consumer.* passthrough
   std::map<std::string, std::string> producer;  // kafka.producer.* passthrough
 

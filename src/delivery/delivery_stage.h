@@ -97,6 +97,11 @@ class DeliveryStage final : public scoring::BatchCompletion,
 
   // Starts the producer's poller and the retry thread.
   void start();
+  // Waits for the brokers at start-up: see sinks::KafkaSink::wait_for_brokers.
+  Status wait_for_brokers(std::chrono::milliseconds timeout,
+                          const std::function<bool()>& interrupted) {
+    return kafka_->wait_for_brokers(timeout, interrupted);
+  }
   // scoring::BatchCompletion: scoring workers hand over each finished batch.
   void complete(std::vector<scoring::ScoreRequest>& batch,
                 const std::vector<scoring::ScoreOutcome>& outcomes,

@@ -76,8 +76,6 @@ Result<std::unique_ptr<KafkaSink::Producer>> KafkaSink::make_producer() {
   if (!rk) return R::Error(rk.error());
   auto p = std::make_unique<Producer>();
   p->rk = std::move(rk.value());
-  Status md = kafka::fetch_metadata(p->rk.get(), {config_.output_topic, config_.dlq_topic}, 5000);
-  if (!md.ok()) return R::Error("kafka producer: " + md.message());
   p->scores = rd_kafka_topic_new(p->rk.get(), config_.output_topic.c_str(), nullptr);
   p->dlq = rd_kafka_topic_new(p->rk.get(), config_.dlq_topic.c_str(), nullptr);
   if (!p->scores || !p->dlq) return R::Error("kafka producer: cannot create topic handles");
@@ -214,10 +212,42 @@ void KafkaSink::produce_dead_letter(std::string_view key, std::string_view value
   }
 }
 
+Status KafkaSink::wait_for_brokers(std::chrono::milliseconds timeout,
+                                   const std::function<bool()>& interrupted) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto next_log = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (true) {
+    Status md;
+    {
+      std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+      md = kafka::fetch_metadata(producer_->rk.get(), {config_.output_topic, config_.dlq_topic},
+                                 1000);
+    }
+    if (md.ok()) return md;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return Status::Error("kafka brokers " + config_.bootstrap + " unreachable for " +
+                           std::to_string(timeout.count()) + " ms: " + md.message());
+    }
+    if (interrupted && interrupted()) return Status::Error("interrupted while waiting for brokers");
+    if (now >= next_log) {
+      log()->warn("waiting for kafka brokers {} ({} s left): {}", config_.bootstrap,
+                  std::chrono::duration_cast<std::chrono::seconds>(deadline - now).count(),
+                  md.message());
+      next_log = now + std::chrono::seconds(5);
+    }
+    // A refused connection fails the request at once: do not spin.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 Status KafkaSink::replace_producer() {
   if (stopped_.load(std::memory_order_acquire)) return Status::Error("kafka sink is stopped");
   auto fresh = make_producer();
   if (!fresh) return Status::Error(fresh.error());
+  Status md = kafka::fetch_metadata(fresh.value()->rk.get(),
+                                    {config_.output_topic, config_.dlq_topic}, 5000);
+  if (!md.ok()) return Status::Error("kafka producer: " + md.message());
   std::unique_ptr<Producer> old;
   swap_pending_.store(true, std::memory_order_release);
   {

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -59,6 +60,13 @@ class KafkaSink {
   KafkaSink& operator=(const KafkaSink&) = delete;
 
   void start();
+
+  // Waits until the brokers answer a metadata request for the output and dead-letter topics
+  // (which also tells the producer their leaders before the first message: librdkafka <
+  // 2.10.1 can otherwise hold it up to 1 s, upstream #5032). Retries until `timeout`, or
+  // until `interrupted` returns true; the error names the last cause.
+  Status wait_for_brokers(std::chrono::milliseconds timeout,
+                          const std::function<bool()>& interrupted);
 
   // Produces `n` messages to the output topic with one call on the cached topic handle
   // (partitioned by key); librdkafka copies the bytes. Each message's `_private` is its

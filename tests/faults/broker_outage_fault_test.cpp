@@ -120,5 +120,69 @@ TEST_F(BrokerOutageFaultTest, AllBrokersDownTenSecondsMidStreamLosesNothingAndVi
   EXPECT_TRUE(st.has_value() && st->ok());
 }
 
+TEST_F(BrokerOutageFaultTest, BrokersDownAtStartUpVigilWaitsNotReadyAndConsumesOnceTheyReturn) {
+  command("down all");
+  constexpr size_t kStartupEvents = 2000;
+  const Records events = make_events(ref_, "s-", 0, kStartupEvents);
+  VigilOptions options;
+  options.bootstrap = bootstrap_;
+  options.extra_flags = {"--kafka.startup_timeout_ms=60000"};
+  auto vigil = start_vigil("vigil", options);  // returns once the side-port is up
+  ASSERT_NE(vigil, nullptr);
+
+  // Start-up waits for the brokers: live, not ready, saying why, and it does not exit.
+  const auto start = steady::now();
+  size_t checks = 0;
+  while (steady::now() - start < milliseconds(5000)) {
+    auto [health, health_body] = vigil->get("/health");
+    EXPECT_EQ(health, 200) << health_body;
+    auto [ready, ready_body] = vigil->get("/ready");
+    EXPECT_EQ(ready, 503) << ready_body;
+    EXPECT_NE(ready_body.find("waiting for the brokers"), std::string::npos) << ready_body;
+    ++checks;
+    std::this_thread::sleep_for(milliseconds(250));  // sampling the wait is the point here
+  }
+  ASSERT_FALSE(vigil->process().wait(milliseconds(0)).has_value())
+      << "vigil exited while the brokers were down:\n"
+      << vigil->log_tail();
+
+  command("up all");
+  const auto up_at = steady::now();
+  ASSERT_TRUE(testing::wait_until([&] { return vigil->ready(); }, milliseconds(60000)))
+      << vigil->get("/ready").second << "\n"
+      << vigil->log_tail();
+  const auto ready_after = std::chrono::duration_cast<milliseconds>(steady::now() - up_at);
+  std::printf(
+      "[ faults ] brokers down at start-up: /health 200 and /ready 503 in %zu checks over 5 s; "
+      "ready %lld ms after the brokers came up\n",
+      checks, static_cast<long long>(ready_after.count()));
+
+  PacedProducer producer(bootstrap_, "transactions", events, 2000);
+  ASSERT_TRUE(producer.wait_done(milliseconds(60000)).ok());
+  TopicWatcher watcher(bootstrap_, "scores");
+  EXPECT_TRUE(
+      watcher.wait_for_keys([](size_t n) { return n >= kStartupEvents; }, milliseconds(60000)))
+      << watcher.distinct_keys() << " of " << kStartupEvents << " scored";
+  stop_all({vigil.get()});
+  Tally t = tally("brokers down at start-up", bootstrap_, events);
+  EXPECT_EQ(t.scored, kStartupEvents);
+  EXPECT_EQ(t.missing, 0u);
+}
+
+TEST_F(BrokerOutageFaultTest, BrokersUnreachableForTheWholeStartupTimeoutVigilExitsWithTheCause) {
+  command("down all");
+  VigilOptions options;
+  options.bootstrap = bootstrap_;
+  options.extra_flags = {"--kafka.startup_timeout_ms=2000"};
+  auto vigil = start_vigil("vigil", options);
+  ASSERT_NE(vigil, nullptr);
+  auto exit = vigil->process().wait(milliseconds(30000));
+  ASSERT_TRUE(exit.has_value()) << "vigil kept running past its start-up timeout";
+  EXPECT_TRUE(exit->exited && exit->code == 1) << exit->to_string();
+  EXPECT_NE(vigil->log_tail().find("unreachable for 2000 ms"), std::string::npos)
+      << vigil->log_tail();
+  command("up all");
+}
+
 }  // namespace
 }  // namespace vigil::faults

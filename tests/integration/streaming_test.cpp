@@ -45,7 +45,7 @@ class StreamingTest : public ::testing::Test {
 
   std::unique_ptr<app::Service> start(const config::AppConfig& c,
                                       std::shared_ptr<scoring::Model> model = nullptr) {
-    auto s = app::Service::create(c, {model});
+    auto s = app::Service::create(c, {model, nullptr});
     EXPECT_TRUE(s.ok()) << s.error();
     return s.ok() ? std::move(s.value()) : nullptr;
   }
