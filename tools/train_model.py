@@ -339,6 +339,9 @@ def write_model_yaml(path: Path, doc: dict, command: str, validation: Transactio
         + "\n# Raw feature values, in this order (float32 [N, 30]); standardisation is inside the model.\n"
         + yaml_block({"inputs": doc["inputs"]}, flow_leaves=False)
         + yaml_block(io_spec)
+        + "\n# Training mean of each input, in input order: the baseline of reason codes\n"
+        + "# (gradient x (input - baseline)).\n"
+        + yaml_block({"baseline": doc["baseline"]}, flow_leaves=False)
         + "\n# Flag a transaction as fraud when fraud_probability >= threshold. Chosen to maximise F1 on\n"
         + f"# the validation split, where {validation_fraud_share * 100:.1f} % of the rows are frauds (about 0.17 % in real\n"
         + "# traffic): precision on live traffic will be much lower than on this data.\n"
@@ -529,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
         "inputs": FEATURE_NAMES,
         "input_dtype": "FP32",
         "output": {"name": "fraud_probability", "shape": [-1]},
+        # The exported module's `mean` buffer (float32 values as Python floats, so repr
+        # round-trips them): the training mean of each input, in FEATURE_NAMES order.
+        "baseline": [float(v) for v in exported.mean.tolist()],
         "threshold": cut.value,
         "training": {
             "version": args.version,
