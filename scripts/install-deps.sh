@@ -20,6 +20,9 @@ PACKAGES=(
   python3-confluent-kafka python3-redis
   # benchmarks and checks: wrk + FastAPI/uvicorn (the baseline vigil replaces), promtool
   wrk python3-fastapi python3-uvicorn prometheus
+  # tests/deploy: `docker-compose config` (no daemon needed), promtool (prometheus, above) and
+  # python3-yaml (above) check deploy/
+  docker-compose
 )
 
 missing=()
