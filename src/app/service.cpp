@@ -28,16 +28,6 @@ Status write_file_atomically(const std::string& path, const std::string& content
   return Status::Ok();
 }
 
-Result<std::shared_ptr<scoring::Model>> load_model(const config::AppConfig& c,
-                                                   const std::string& version) {
-  using R = Result<std::shared_ptr<scoring::Model>>;
-  auto info = scoring::load_model_info(c.model.repository, c.model.name, version);
-  if (!info) return R::Error(info.error());
-  auto model = scoring::load_torch_model(*info, {c.model.device, c.model.intra_op_threads, 64});
-  if (!model) return R::Error(model.error());
-  return R(std::shared_ptr<scoring::Model>(std::move(model.value())));
-}
-
 }  // namespace
 
 Service::Service(const config::AppConfig& config) : config_(config) {}
@@ -58,23 +48,27 @@ Status Service::start(Options options) {
   std::shared_ptr<scoring::Model> model = options.model;
   if (!model) {
     scoring::set_torch_intra_op_threads(config_.model.intra_op_threads);
-    auto loaded = load_model(config_, config_.model.version);
-    if (!loaded) return Status::Error(loaded.error());
-    model = std::move(loaded.value());
-    std::ifstream yaml(std::filesystem::path(config_.model.repository) / config_.model.name /
-                       "model.yaml");
-    std::stringstream ss;
-    ss << yaml.rdbuf();
-    model_yaml_text_ = ss.str();
+    const scoring::TorchModelOptions torch{config_.model.device, config_.model.intra_op_threads,
+                                           64};
+    models_ = std::make_unique<scoring::ModelManager>(
+        config_.model, config_.scoring.max_batch_size,
+        [torch](const scoring::ModelInfo& info) -> Result<std::shared_ptr<scoring::Model>> {
+          auto m = scoring::load_torch_model(info, torch);
+          if (!m) return Result<std::shared_ptr<scoring::Model>>::Error(m.error());
+          return std::shared_ptr<scoring::Model>(std::move(m.value()));
+        },
+        registry_);
+    Status st = models_->load_initial();
+    if (!st.ok()) return st;
+    model = models_->served();
   }
   const auto& mi = model->info();
-  log->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name, mi.version,
-            mi.device, mi.width(), mi.threshold);
-  model_version_gauge_ =
-      &registry_.gauge("vigil_model_version", "Version of the served model", {{"model", mi.name}});
-  try {
-    model_version_gauge_->set(std::stod(mi.version));
-  } catch (...) {
+  if (config_.scoring.explain_top_k > mi.width()) {
+    log->warn("explain.top_k {} is more than the model's {} inputs: every input is listed",
+              config_.scoring.explain_top_k, mi.width());
+  }
+  if (config_.scoring.explain_top_k > 0 && mi.baseline.size() != mi.width()) {
+    log->warn("explain.top_k is set but model.yaml has no baseline: scores carry no reasons");
   }
   schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
   queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
@@ -97,7 +91,8 @@ Status Service::start(Options options) {
       auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers,
                                                    {{config_.kafka.input_topic, parts},
                                                     {config_.kafka.output_topic, parts},
-                                                    {config_.kafka.dlq_topic, parts}});
+                                                    {config_.kafka.dlq_topic, parts},
+                                                    {config_.kafka.shadow_topic, parts}});
       if (!cluster) return Status::Error(cluster.error());
       embedded_ = std::move(cluster.value());
       bootstrap_ = embedded_->bootstrap();
@@ -111,16 +106,20 @@ Status Service::start(Options options) {
     delivery::DeliveryConfig dc;
     dc.input_topic = config_.kafka.input_topic;
     dc.kafka = {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
-                config_.kafka.producer};
+                config_.kafka.shadow_topic, config_.kafka.producer};
     auto stage = delivery::DeliveryStage::create(dc, redis_.get(), tracker_, registry_);
     if (!stage) return Status::Error(stage.error());
     delivery_ = std::move(stage.value());
     delivery_->start();
   }
 
-  batcher_ =
-      std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
-                                         SteadyClock::instance(), registry_, delivery_.get());
+  batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
+                                                SteadyClock::instance(), registry_, delivery_.get(),
+                                                delivery_.get());
+  if (models_) {
+    batcher_->set_shadow(models_->shadow());
+    models_->start(batcher_.get());
+  }
   batcher_->start();
   log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
             batcher_->worker_count(), config_.scoring.max_batch_size,
@@ -162,7 +161,8 @@ Status Service::start_http() {
   deps.readiness_failures = [this] { return readiness_failures(); };
   deps.degradations = [this] { return degradations(); };
   deps.score_sink = redis_.get();
-  deps.model_yaml_text = model_yaml_text_;
+  deps.shadow_info = [this] { return batcher_->shadow_info(); };
+  deps.models = models_.get();
   deps.logger = logger("http");
   http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
   Status st = http_->start();
@@ -209,20 +209,13 @@ std::vector<std::string> Service::readiness_failures() const {
 
 void Service::maintenance_main() {
   std::unique_lock<std::mutex> lock(maintenance_mu_);
-  // One thread for periodic chores: the worker watchdog (every 500 ms) and, when enabled,
-  // looking for a new model version.
+  // The worker watchdog, every 500 ms (model versions are watched by the ModelManager).
   const auto tick = std::chrono::milliseconds(500);
-  auto next_reload = std::chrono::steady_clock::now() + config_.model.reload_interval;
   while (!maintenance_stop_) {
     maintenance_cv_.wait_for(lock, tick, [this] { return maintenance_stop_; });
     if (maintenance_stop_) break;
     lock.unlock();
     check_workers();
-    if (config_.model.reload_interval.count() > 0 && config_.model.version.empty() &&
-        std::chrono::steady_clock::now() >= next_reload) {
-      reload_model_if_newer();
-      next_reload = std::chrono::steady_clock::now() + config_.model.reload_interval;
-    }
     lock.lock();
   }
 }
@@ -249,30 +242,6 @@ void Service::check_workers() {
   }
 }
 
-void Service::reload_model_if_newer() {
-  const auto versions = scoring::list_model_versions(config_.model.repository, config_.model.name);
-  if (versions.empty()) return;
-  const std::string newest = std::to_string(versions.back());
-  if (newest == batcher_->model_info()->version) return;
-  auto log = logger("vigil");
-  auto loaded = load_model(config_, newest);
-  if (!loaded) {
-    log->error("model version {} not served, keeping version {}: {}", newest,
-               batcher_->model_info()->version, loaded.error());
-    return;
-  }
-  if (loaded.value()->info().input_names != batcher_->model_info()->input_names) {
-    log->error("model version {} changes the input features; restart to serve it", newest);
-    return;
-  }
-  batcher_->swap_model(std::move(loaded.value()));
-  try {
-    model_version_gauge_->set(std::stod(newest));
-  } catch (...) {
-  }
-  log->info("now serving model {} version {}", config_.model.name, newest);
-}
-
 void Service::stop() {
   if (stopped_.exchange(true)) return;
   stopping_ = true;
@@ -292,6 +261,7 @@ void Service::stop() {
   maintenance_cv_.notify_all();
   if (maintenance_.joinable()) maintenance_.join();
 
+  if (models_) models_->stop();  // no swap during the drain
   // Phase 1: stop intake.
   if (http_) http_->begin_shutdown();
   if (source_) source_->stop_intake();

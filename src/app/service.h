@@ -28,6 +28,7 @@
 #include "delivery/delivery_stage.h"
 #include "kafka/embedded_cluster.h"
 #include "scoring/batcher.h"
+#include "scoring/model_manager.h"
 #include "sinks/redis_sink.h"
 
 namespace vigil::http {
@@ -73,12 +74,12 @@ class Service {
   Status start(Options options);
   Status start_http();
   void maintenance_main();
-  void reload_model_if_newer();
   void check_workers();
 
   config::AppConfig config_;
   metrics::Registry registry_;
   std::unique_ptr<codec::FeatureSchema> schema_;
+  std::unique_ptr<scoring::ModelManager> models_;  // null when a model was injected (tests)
   std::unique_ptr<scoring::ScoringQueue> queue_;
   std::unique_ptr<scoring::Batcher> batcher_;
   std::unique_ptr<kafka::EmbeddedCluster> embedded_;
@@ -91,7 +92,6 @@ class Service {
   // the side-port is up while start-up still waits for the brokers.
   std::atomic<consumers::KafkaSource*> consuming_{nullptr};
   std::unique_ptr<http::HttpServer> http_;
-  std::string model_yaml_text_;
 
   std::thread maintenance_;
   std::mutex maintenance_mu_;
@@ -99,7 +99,6 @@ class Service {
   bool maintenance_stop_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
-  metrics::Gauge* model_version_gauge_ = nullptr;
   metrics::Gauge* stalled_workers_gauge_ = nullptr;
   std::atomic<int> stalled_workers_{0};
 };

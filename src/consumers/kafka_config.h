@@ -23,6 +23,7 @@ struct KafkaConfig {
   std::string input_topic = "transactions";
   std::string output_topic = "scores";
   std::string dlq_topic = "transactions.dlq";
+  std::string shadow_topic = "scores.shadow";
   size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
   std::chrono::milliseconds commit_interval{100};
   // How long start-up retries unreachable brokers (the HTTP side-port is up meanwhile and

@@ -59,7 +59,8 @@ struct DeliveryStage::Batch {
   std::vector<rd_kafka_message_t> messages;
   std::vector<sinks::EncodedScore> encoded;
   std::vector<scoring::SourceRecord> acked;
-  std::atomic<size_t> pending{0};  // slots without a final report
+  std::vector<sinks::ReasonField> reasons;  // one record's reason codes while it is encoded
+  std::atomic<size_t> pending{0};           // slots without a final report
   std::string_view key(const ScoreSlot& s) const {
     return {bytes.data() + s.key_offset, s.key_length};
   }
@@ -99,6 +100,10 @@ DeliveryStats::DeliveryStats(metrics::Registry& r)
                                   "again after restart)")),
       produced_again_(r.counter("vigil_delivery_produced_again_total",
                                 "Scores produced again after a fatal producer error")),
+      shadow_produced_(
+          r.counter("vigil_shadow_produced_total", "Shadow records handed to the producer")),
+      shadow_lost_(r.counter("vigil_shadow_lost_total",
+                             "Shadow records Kafka refused or the producer dropped")),
       end_to_end_(r.histogram("vigil_end_to_end_seconds",
                               "Event time to score delivered to the output topic",
                               metrics::latency_buckets_seconds())) {}
@@ -219,8 +224,12 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
     s.key_length = static_cast<uint32_t>(r.id.size());
     b->bytes += r.id.view();
     s.value_offset = static_cast<uint32_t>(b->bytes.size());
+    b->reasons.clear();
+    for (const scoring::Reason& reason : o.reasons) {
+      b->reasons.push_back({model.input_names[reason.input], reason.contribution});
+    }
     sinks::append_score_json(b->bytes, r.id, o.score, o.is_fraud, model.name, model.version,
-                             scored_at, s.event_time_ms);
+                             scored_at, s.event_time_ms, b->reasons.data(), b->reasons.size());
     s.value_length = static_cast<uint32_t>(b->bytes.size() - s.value_offset);
   }
   const size_t n = b->slots.size();
@@ -250,7 +259,44 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
   if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) finish_batch(b);
 }
 
+void DeliveryStage::shadow_scored(const std::vector<scoring::ShadowRow>& rows,
+                                  const scoring::ModelInfo& primary,
+                                  const scoring::ModelInfo& shadow) {
+  // Small and rare next to the scores: a buffer per call is fine.
+  std::string bytes;
+  std::vector<std::pair<uint32_t, uint32_t>> spans;  // key, value offsets
+  const int64_t scored_at = wall_clock_ms();
+  for (const scoring::ShadowRow& row : rows) {
+    if (row.id.empty()) continue;  // anonymous HTTP rows: compared in the metrics only
+    spans.emplace_back(static_cast<uint32_t>(bytes.size()), 0);
+    bytes += row.id.view();
+    spans.back().second = static_cast<uint32_t>(bytes.size());
+    sinks::append_shadow_json(
+        bytes, row.id, row.score, row.shadow_score,
+        (row.score >= primary.threshold) == (row.shadow_score >= shadow.threshold), primary.name,
+        primary.version, shadow.version, scored_at, row.event_time_ms.value_or(-1));
+  }
+  if (spans.empty()) return;
+  std::vector<rd_kafka_message_t> messages(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const uint32_t key = spans[i].first, value = spans[i].second;
+    const uint32_t end = i + 1 < spans.size() ? spans[i + 1].first : bytes.size();
+    rd_kafka_message_t& m = messages[i];
+    std::memset(&m, 0, sizeof m);
+    m.key = bytes.data() + key;
+    m.key_len = value - key;
+    m.payload = bytes.data() + value;
+    m.len = end - value;
+  }
+  kafka_->produce_shadow(messages.data(), messages.size());
+  stats_.shadow_produced(messages.size());
+}
+
 void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) {
+  if (opaque == nullptr) {  // a shadow record: best effort
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) stats_.shadow_lost();
+    return;
+  }
   auto* f = static_cast<InFlight*>(opaque);
   if (f->kind == InFlight::Kind::kScore) {
     auto* s = static_cast<ScoreSlot*>(f);

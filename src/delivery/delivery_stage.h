@@ -67,6 +67,8 @@ class DeliveryStats {
   void dead_letter_failed() { dead_letter_failures_.inc(); }
   void dropped_at_shutdown(uint64_t n) { dropped_shutdown_.inc(n); }
   void produced_again(uint64_t n) { produced_again_.inc(n); }
+  void shadow_produced(uint64_t n) { shadow_produced_.inc(n); }
+  void shadow_lost() { shadow_lost_.inc(); }
 
   uint64_t dead_letter_failures() const { return dead_letter_failures_.value(); }
   metrics::Histogram& end_to_end() { return end_to_end_; }
@@ -79,10 +81,13 @@ class DeliveryStats {
   metrics::Counter& dead_letter_failures_;
   metrics::Counter& dropped_shutdown_;
   metrics::Counter& produced_again_;
+  metrics::Counter& shadow_produced_;
+  metrics::Counter& shadow_lost_;
   metrics::Histogram& end_to_end_;
 };
 
 class DeliveryStage final : public scoring::BatchCompletion,
+                            public scoring::ShadowCompletion,
                             public sinks::DeliveryListener,
                             public DeadLetterSink {
  public:
@@ -106,6 +111,10 @@ class DeliveryStage final : public scoring::BatchCompletion,
   void complete(std::vector<scoring::ScoreRequest>& batch,
                 const std::vector<scoring::ScoreOutcome>& outcomes,
                 const scoring::ModelInfo& model) override;
+  // scoring::ShadowCompletion: shadow scores go to the shadow topic, keyed by transaction
+  // id, best effort (they carry no offsets: a lost one is counted, never retried).
+  void shadow_scored(const std::vector<scoring::ShadowRow>& rows, const scoring::ModelInfo& primary,
+                     const scoring::ModelInfo& shadow) override;
   // DeadLetterSink: acknowledged once Kafka has it (held and retried if it cannot). Also
   // used for model errors, from the workers.
   void dead_letter(scoring::SourceRecord source, std::string_view reason,

@@ -15,6 +15,9 @@
 namespace spdlog {
 class logger;
 }
+namespace vigil::scoring {
+class ModelManager;
+}
 
 namespace vigil::http {
 
@@ -36,7 +39,10 @@ struct HttpDeps {
   // Scores of /predict instances that carry a transaction_id are also published here (Redis),
   // with the same key and JSON as the streaming path. Optional.
   sinks::ScoreSink* score_sink = nullptr;
-  std::string model_yaml_text;             // served verbatim inside /model/info; may be empty
+  // The shadow model, null when none. Optional; called on io threads.
+  std::function<std::shared_ptr<const scoring::ModelInfo>()> shadow_info;
+  // The model lifecycle behind /v2/repository/...; null: those routes answer 404.
+  scoring::ModelManager* models = nullptr;
   std::shared_ptr<spdlog::logger> logger;  // optional; spdlog's default logger when null
 };
 

@@ -272,6 +272,8 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
                                         size_t max_instances, PredictRequest& out) {
   out.rows.clear();
   out.transaction_ids.clear();
+  out.explain = false;
+  out.top_k.reset();
   auto& p = thread_parser();
   od::document doc;
   if (auto ec = p.parser.iterate(codec::pad_into(body, p.buffer)).get(doc)) {
@@ -288,6 +290,16 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
     if (auto ec = field.unescaped_key().get(key)) return malformed(ec, "");
     od::value v;
     if (auto ec = field.value().get(v)) return malformed(ec, "");
+    if (key == "explain") {
+      if (v.get_bool().get(out.explain)) return unprocessable("explain must be true or false");
+      continue;
+    }
+    if (key == "top_k") {
+      int64_t k = 0;
+      if (v.get_int64().get(k)) return unprocessable("top_k must be an integer");
+      out.top_k = k;
+      continue;
+    }
     if (key != "instances") {  // other keys are ignored, but must be valid JSON
       if (auto ec = codec::validate_json(v)) return malformed(ec, std::string(key));
       continue;

@@ -29,10 +29,14 @@ struct HttpError {
 //   {"instances": [[30 numbers in model order], ...]}
 //   {"instances": [{"Time": 0.0, "V1": -1.3, ..., "Amount": 9.9}, ...]}
 //   {"instances": [{"transaction_id": "t-1", "Time": 0.0, ..., "Amount": 9.9}, ...]}
-// Other top-level keys are ignored (their JSON is still checked).
+// Reason codes: "explain": true (and optionally "top_k": k, 1..inputs, default 5); the
+// router also takes ?explain=true&top_k=k. Other top-level keys are ignored (their JSON is
+// still checked).
 struct PredictRequest {
   std::vector<std::vector<float>> rows;      // one per instance, model order
   std::vector<std::string> transaction_ids;  // one per instance; empty when not given
+  bool explain = false;
+  std::optional<int64_t> top_k;
 };
 
 std::optional<HttpError> decode_predict(std::string_view body, const codec::FeatureSchema& schema,

@@ -16,6 +16,7 @@
 #include "http/inference_request.h"
 #include "http/openapi.h"
 #include "http/prometheus_text.h"
+#include "scoring/model_manager.h"
 #include "sinks/score_record.h"
 
 #ifndef VIGIL_VERSION
@@ -57,6 +58,27 @@ double as_short_double(float f) {
   return std::stod(s);
 }
 
+// Reason codes per instance when "explain" is asked without "top_k".
+constexpr int64_t kDefaultTopK = 5;
+
+// The value of `name` in the target's query string (no percent-decoding: values are plain).
+std::optional<std::string_view> query_parameter(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string_view("true") : pair.substr(eq + 1);
+    }
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> parts;
   size_t i = 0;
@@ -72,6 +94,11 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 bool is_scoring(RouteId id) {
   return id == RouteId::kPredict || id == RouteId::kV2Infer || id == RouteId::kV2VersionInfer;
+}
+
+bool is_repository(RouteId id) {
+  return id == RouteId::kRepositoryIndex || id == RouteId::kRepositoryLoad ||
+         id == RouteId::kRepositoryUnload;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -124,12 +151,20 @@ class ScoringCall {
   std::vector<std::string> transaction_ids;  // kPredict: one per instance (may be empty)
   std::optional<std::string> infer_id;       // kInfer: echoed "id"
 
+  // Reason codes wanted per instance (0 = none); set before the instances are submitted.
+  void explain(uint16_t top_k) {
+    top_k_ = top_k;
+    reasons_.assign(scores_.size(), {});
+  }
+  uint16_t top_k() const { return top_k_; }
+
   // Runs on a scoring worker thread, once per instance.
   void complete(size_t i, const scoring::ScoreOutcome& o) {
     if (o.status.ok()) {
       scores_[i] = o.score;
       fraud_[i] = o.is_fraud ? 1 : 0;
       if (i == 0) model_ = o.model;
+      if (top_k_ > 0) reasons_[i] = o.reasons;
       if (sink_ != nullptr && kind_ == Kind::kPredict && !transaction_ids[i].empty() && o.model) {
         sinks::ScoreRecord record;
         record.transaction_id = transaction_ids[i];
@@ -138,6 +173,9 @@ class ScoringCall {
         record.model_name = o.model->name;
         record.model_version = o.model->version;
         record.scored_at_ms = wall_clock_ms();
+        for (const auto& r : o.reasons) {
+          record.reasons.emplace_back(o.model->input_names[r.input], r.contribution);
+        }
         sink_->publish(record);  // counts its own failures; the HTTP answer does not wait on it
       }
     } else {
@@ -189,7 +227,19 @@ class ScoringCall {
       }
       out += "\"score\":";
       append_float(out, scores_[i]);
-      out += fraud_[i] ? ",\"is_fraud\":true}" : ",\"is_fraud\":false}";
+      out += fraud_[i] ? ",\"is_fraud\":true" : ",\"is_fraud\":false";
+      if (top_k_ > 0) {
+        out += ",\"reasons\":[";
+        for (size_t j = 0; j < reasons_[i].size(); ++j) {
+          out += j ? ",{\"feature\":" : "{\"feature\":";
+          sinks::append_json_string(out, model_->input_names[reasons_[i][j].input]);
+          out += ",\"contribution\":";
+          append_float(out, reasons_[i][j].contribution);
+          out += '}';
+        }
+        out += ']';
+      }
+      out += '}';
     }
     out += "],";
     append_model(out);
@@ -225,6 +275,8 @@ class ScoringCall {
   }
 
   const Kind kind_;
+  uint16_t top_k_ = 0;
+  std::vector<std::vector<scoring::Reason>> reasons_;  // per instance, when top_k_ > 0
   std::vector<float> scores_;
   std::vector<uint8_t> fraud_;
   std::shared_ptr<const scoring::ModelInfo> model_;  // the model that scored instance 0
@@ -246,6 +298,7 @@ void submit(const std::shared_ptr<ScoringCall>& call, std::vector<std::vector<fl
     if (ids != nullptr) r.id = (*ids)[i];
     r.features = std::move(rows[i]);
     r.origin = scoring::Origin::kHttp;
+    r.explain_top_k = call->top_k();
     r.done = [call, i](scoring::ScoreRequest&, const scoring::ScoreOutcome& o) {
       call->complete(i, o);
     };
@@ -289,6 +342,12 @@ RouteMatch match_route(std::string_view target) {
       m.id = RouteId::kV2Live;
     } else if (n == 3 && is(1, "health") && is(2, "ready")) {
       m.id = RouteId::kV2Ready;
+    } else if (n == 3 && is(1, "repository") && is(2, "index")) {
+      m.id = RouteId::kRepositoryIndex;
+    } else if (n == 5 && is(1, "repository") && is(2, "models") &&
+               (is(4, "load") || is(4, "unload"))) {
+      m.model = std::string(parts[3]);
+      m.id = is(4, "load") ? RouteId::kRepositoryLoad : RouteId::kRepositoryUnload;
     } else if (n >= 3 && is(1, "models")) {
       m.model = std::string(parts[2]);
       size_t rest = 3;
@@ -348,6 +407,12 @@ const char* route_label(RouteId id) {
       return "/metrics";
     case RouteId::kOpenApi:
       return "/openapi.json";
+    case RouteId::kRepositoryIndex:
+      return "/v2/repository/index";
+    case RouteId::kRepositoryLoad:
+      return "/v2/repository/models/{m}/load";
+    case RouteId::kRepositoryUnload:
+      return "/v2/repository/models/{m}/unload";
   }
   return "unmatched";
 }
@@ -398,7 +463,8 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
         404, "no route for " + std::string(req.method_string()) + " " + std::string(req.target())));
     return;
   }
-  const bhttp::verb expected = is_scoring(route.id) ? bhttp::verb::post : bhttp::verb::get;
+  const bhttp::verb expected =
+      is_scoring(route.id) || is_repository(route.id) ? bhttp::verb::post : bhttp::verb::get;
   if (req.method() != expected) {
     Response res = error_response(405, "method " + std::string(req.method_string()) +
                                            " not allowed on " + route_label(route.id) + ", use " +
@@ -415,6 +481,11 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
     case RouteId::kV2Infer:
     case RouteId::kV2VersionInfer:
       infer(route, req, respond);
+      return;
+    case RouteId::kRepositoryIndex:
+    case RouteId::kRepositoryLoad:
+    case RouteId::kRepositoryUnload:
+      repository(route, req, respond);
       return;
     case RouteId::kHealth:
       respond(make_response(200, R"({"status":"ok"})"));
@@ -442,8 +513,15 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
                                       {"shape", json::array{-1, info->width()}}}};
       json::array outputs{json::object{
           {"name", info->output_name}, {"datatype", "FP32"}, {"shape", json::array{-1}}}};
+      json::array versions;
+      if (deps_.models) {
+        for (const auto& v : deps_.models->index()) versions.emplace_back(v.version);
+      } else {
+        versions.emplace_back(info->version);
+      }
       respond(json_response(200, json::object{{"name", info->name},
-                                              {"versions", json::array{info->version}},
+                                              {"version", info->version},
+                                              {"versions", std::move(versions)},
                                               {"platform", "pytorch_torchscript"},
                                               {"inputs", std::move(inputs)},
                                               {"outputs", std::move(outputs)}}));
@@ -556,8 +634,36 @@ void Router::predict(Request& req, const Respond& respond) {
     respond(error_response(err->status, err->message));
     return;
   }
+  // Reason codes: "explain"/"top_k" in the body or the query string (the query wins).
+  const std::string_view target = req.target();
+  if (auto e = query_parameter(target, "explain")) decoded.explain = (*e == "true" || *e == "1");
+  if (auto k = query_parameter(target, "top_k")) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(k->data(), k->data() + k->size(), v);
+    if (ec != std::errc() || end != k->data() + k->size()) {
+      respond(error_response(422, "top_k must be an integer, got '" + std::string(*k) + "'"));
+      return;
+    }
+    decoded.top_k = v;
+  }
+  uint16_t top_k = 0;
+  if (decoded.explain) {
+    const int64_t k = decoded.top_k.value_or(kDefaultTopK);
+    if (k < 1 || k > static_cast<int64_t>(info->width())) {
+      respond(error_response(422, "top_k must be within [1, " + std::to_string(info->width()) +
+                                      "] (the model's inputs), got " + std::to_string(k)));
+      return;
+    }
+    if (info->baseline.size() != info->width()) {
+      respond(error_response(422, "explain: model " + info->name + " version " + info->version +
+                                      " has no baseline in its model.yaml, so no reason codes"));
+      return;
+    }
+    top_k = static_cast<uint16_t>(k);
+  }
   auto call = std::make_shared<ScoringCall>(ScoringCall::Kind::kPredict, decoded.rows.size(),
                                             respond, deps_.score_sink, deps_.queue);
+  if (top_k > 0) call->explain(top_k);
   call->transaction_ids = std::move(decoded.transaction_ids);
   // The call keeps its own copy of the ids for the answer; the requests carry them as their id.
   submit(call, decoded.rows, &call->transaction_ids, *deps_.queue);
@@ -621,7 +727,16 @@ Response Router::model_info_response(const scoring::ModelInfo& info) const {
                     {"path", info.path},
                     {"device", info.device},
                     {"loaded_at_ms", info.loaded_at_ms},
-                    {"model_yaml", deps_.model_yaml_text}};
+                    {"reason_codes", info.baseline.size() == info.width()},
+                    {"model_yaml", info.metadata_text}};
+  if (auto shadow = deps_.shadow_info ? deps_.shadow_info() : nullptr) {
+    body["shadow"] = json::object{{"version", shadow->version},
+                                  {"path", shadow->path},
+                                  {"threshold", as_short_double(shadow->threshold)},
+                                  {"loaded_at_ms", shadow->loaded_at_ms}};
+  } else {
+    body["shadow"] = nullptr;
+  }
   return json_response(200, body);
 }
 

@@ -7,9 +7,13 @@
 //   GET  /v2/models/{m}[/versions/{v}][/ready]
 //   POST /v2/models/{m}[/versions/{v}]/infer
 //   GET  /health  /ready  /model/info  /metrics  /openapi.json
+//   POST /v2/repository/index                       versions and their state
+//   POST /v2/repository/models/{m}/load|unload      {"parameters": {"version": "2",
+//                                                    "shadow": true}} (both optional)
 //
 // Errors are {"error": "<what is wrong, naming the field or index>"} with 400 (not JSON),
-// 401 (bearer token missing or wrong, scoring routes only), 404 (route, model or version),
+// 401 (bearer token missing or wrong; scoring and repository routes), 404 (route, model or
+// version), 409 (unload of the only servable version), 400 (a version refused by load),
 // 405 (method; Allow names the right one), 413 (body over http.max_body_bytes, from the server),
 // 422 (wrong shape, type, count; unknown/missing feature; NaN), 503 + Retry-After (queue full,
 // shutting down, no model, request_timeout passed), 500 (a bug, or the model failed).
@@ -65,6 +69,9 @@ enum class RouteId {
   kModelInfo,
   kMetrics,
   kOpenApi,
+  kRepositoryIndex,
+  kRepositoryLoad,
+  kRepositoryUnload,
 };
 
 struct RouteMatch {
@@ -110,6 +117,8 @@ class Router {
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
   void predict(Request& req, const Respond& respond);
   void infer(const RouteMatch& route, Request& req, const Respond& respond);
+  // The repository extension (router_repository.cpp).
+  void repository(const RouteMatch& route, Request& req, const Respond& respond);
   // The current model when `route` names it (and its version, when given); otherwise answers
   // 404 (or 503 without a model) and returns null.
   std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,

@@ -1,8 +1,11 @@
 #include "scoring/batcher.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 
+#include "common/rate_limit.h"
 #include "common/thread_name.h"
 
 namespace vigil::scoring {
@@ -13,6 +16,14 @@ using std::chrono::microseconds;
 namespace {
 // How long an idle leader blocks on the queue before looking again (close() wakes it anyway).
 constexpr microseconds kIdleWait{50000};
+
+std::shared_ptr<spdlog::logger> log() {
+  static auto l = [] {
+    auto existing = spdlog::get("scoring");
+    return existing ? existing : spdlog::default_logger()->clone("scoring");
+  }();
+  return l;
+}
 
 int64_t steady_ns() {
   return std::chrono::steady_clock::now().time_since_epoch().count();
@@ -101,7 +112,47 @@ ScoringStats::ScoringStats(metrics::Registry& r)
                                  {{"reason", "shutdown"}})),
       batch_failures_(r.counter("vigil_batch_failures_total",
                                 "Forward passes that failed as a whole (rows were then retried "
-                                "one by one)")) {}
+                                "one by one)")),
+      shadow_rows_(r.counter("vigil_shadow_rows_total", "Rows the shadow model scored")),
+      shadow_agree_(r.counter("vigil_shadow_decisions_total",
+                              "Shadow rows by whether both models decided alike at their "
+                              "thresholds",
+                              {{"result", "agree"}})),
+      shadow_disagree_(r.counter("vigil_shadow_decisions_total",
+                                 "Shadow rows by whether both models decided alike at their "
+                                 "thresholds",
+                                 {{"result", "disagree"}})),
+      shadow_failures_(r.counter("vigil_shadow_failures_total",
+                                 "Shadow forward passes that failed (the primary result stands)")),
+      shadow_difference_(r.histogram("vigil_shadow_score_difference",
+                                     "|shadow score - served score| per row",
+                                     {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0})),
+      shadow_compute_seconds_(r.histogram("vigil_shadow_compute_seconds",
+                                          "Time of one batch's shadow forward pass",
+                                          metrics::latency_buckets_seconds())),
+      explained_rows_(r.counter("vigil_explained_rows_total", "Rows scored with reason codes")),
+      explain_compute_seconds_(
+          r.histogram("vigil_explain_compute_seconds",
+                      "Time of one batch's forward and backward pass for reason codes",
+                      metrics::latency_buckets_seconds())) {}
+
+void ScoringStats::shadow_scored(size_t rows, size_t agree, microseconds compute,
+                                 const metrics::Histogram::Local& differences) {
+  shadow_rows_.inc(rows);
+  if (agree) shadow_agree_.inc(agree);
+  if (rows > agree) shadow_disagree_.inc(rows - agree);
+  shadow_difference_.merge(differences);
+  shadow_compute_seconds_.observe(static_cast<double>(compute.count()) * 1e-6);
+}
+
+void ScoringStats::shadow_failed() {
+  shadow_failures_.inc();
+}
+
+void ScoringStats::explained(size_t rows, microseconds compute) {
+  explained_rows_.inc(rows);
+  explain_compute_seconds_.observe(static_cast<double>(compute.count()) * 1e-6);
+}
 
 void ScoringStats::batch_scored(size_t rows, microseconds compute) {
   batch_size_.observe(static_cast<double>(rows));
@@ -138,19 +189,29 @@ struct Batcher::Worker {
   std::thread thread;
   std::unique_ptr<ModelSession> session;
   std::shared_ptr<const ModelInfo> info;
+  std::unique_ptr<ModelSession> shadow_session;  // null: no shadow model
+  std::shared_ptr<const ModelInfo> shadow_info;
   uint64_t generation = ~uint64_t{0};
   std::vector<float> input;  // packed rows, reused across batches
   std::vector<float> output;
+  std::vector<float> contributions;  // rows x width, when the batch is explained
+  bool explained = false;            // whether `contributions` holds this batch's
+  std::vector<float> shadow_output;
+  std::vector<ShadowRow> shadow_rows;  // the scored rows, kept for the shadow pass
+  std::vector<uint32_t> shadow_index;  // their row in `input`
+  std::vector<uint32_t> order;         // scratch for ranking reason codes
   std::vector<ScoreOutcome> outcomes;  // one per request of the batch, reused
   std::atomic<int64_t> busy_since_ns{0};
 };
 
 Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
-                 const Clock& clock, metrics::Registry& registry, BatchCompletion* completion)
+                 const Clock& clock, metrics::Registry& registry, BatchCompletion* completion,
+                 ShadowCompletion* shadow_completion)
     : config_(config),
       queue_(queue),
       clock_(clock),
       completion_(completion),
+      shadow_completion_(shadow_completion),
       stats_(registry),
       former_(queue, clock, config.max_batch_size, config.max_delay,
               config.eager_when_idle ? std::function<bool()>([this] { return busy_workers_ == 0; })
@@ -169,6 +230,19 @@ void Batcher::swap_model(std::shared_ptr<Model> model) {
   served_.model = std::move(model);
   served_.info = std::move(info);
   ++served_.generation;
+}
+
+void Batcher::set_shadow(std::shared_ptr<Model> shadow) {
+  std::shared_ptr<const ModelInfo> info =
+      shadow ? std::make_shared<const ModelInfo>(shadow->info()) : nullptr;
+  std::lock_guard<std::mutex> lock(served_mutex_);
+  served_.shadow = std::move(shadow);
+  served_.shadow_info = std::move(info);
+  ++served_.generation;
+}
+
+std::shared_ptr<const ModelInfo> Batcher::shadow_info() const {
+  return served().shadow_info;
 }
 
 Batcher::Served Batcher::served() const {
@@ -281,6 +355,8 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   if (w.generation != s.generation) {
     w.session = s.model->new_session();
     w.info = s.info;
+    w.shadow_session = s.shadow ? s.shadow->new_session() : nullptr;
+    w.shadow_info = s.shadow_info;
     w.generation = s.generation;
   }
   const size_t width = w.info->width();
@@ -292,6 +368,7 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   // Rows of the wrong width cannot be packed (decoders prevent them): they fail alone, and
   // their slot in the packed input is left as zeros.
   bool any_bad_width = false;
+  size_t explain_k = 0;
   for (size_t i = 0; i < n; ++i) {
     const ScoreRequest& r = batch[i];
     if (r.features.size() == width) {
@@ -300,10 +377,12 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
       any_bad_width = true;
       std::fill(w.input.begin() + i * width, w.input.begin() + (i + 1) * width, 0.0f);
     }
+    explain_k = std::max(explain_k, top_k_of(r));
   }
+  if (w.info->baseline.size() != width) explain_k = 0;  // model.yaml has no baseline
 
   const auto t0 = std::chrono::steady_clock::now();
-  Status st = w.session->score(w.input.data(), n, w.output.data());
+  Status st = forward(w, batch, explain_k);
   std::vector<Status> row_status;
   if (!st.ok()) {
     // One poison row must not fail its neighbours: retry each row alone.
@@ -316,6 +395,7 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   }
   const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
   stats_.batch_scored(n, compute);
+  if (w.explained) stats_.explained(n, compute);
 
   ScoringStats::BatchTally tally(stats_);
   for (size_t i = 0; i < n; ++i) {
@@ -327,6 +407,7 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
     o.compute = compute;
     o.batch_size = n;
     o.queue_wait = duration_cast<microseconds>(formed_at - r.enqueued_at);
+    o.reasons.clear();
     if (any_bad_width && r.features.size() != width) {
       o.status = Status::Error("expected " + std::to_string(width) + " features, got " +
                                std::to_string(r.features.size()));
@@ -345,7 +426,94 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
     }
   }
   tally.commit();
+  if (w.explained) fill_reasons(w, batch);
+
+  // The shadow pass runs after the primary results are handed on: it keeps what it needs of
+  // the batch (ids, scores) since the completion takes the requests' records.
+  const bool shadow = w.shadow_session != nullptr;
+  if (shadow) {
+    w.shadow_rows.clear();
+    w.shadow_index.clear();
+    for (size_t i = 0; i < n; ++i) {
+      if (!w.outcomes[i].status.ok()) continue;
+      w.shadow_rows.push_back({batch[i].id, w.outcomes[i].score, 0.0f, batch[i].event_time_ms});
+      w.shadow_index.push_back(static_cast<uint32_t>(i));
+    }
+  }
   complete(batch, w.outcomes, w.info);
+  if (shadow && !w.shadow_rows.empty()) run_shadow(w, n);
+}
+
+size_t Batcher::top_k_of(const ScoreRequest& r) const {
+  if (r.explain_top_k > 0) return r.explain_top_k;
+  return r.origin == Origin::kKafka ? config_.explain_top_k : 0;
+}
+
+Status Batcher::forward(Worker& w, std::vector<ScoreRequest>& batch, size_t explain_k) {
+  const size_t n = batch.size();
+  w.explained = false;
+  if (explain_k > 0) {
+    w.contributions.resize(n * w.info->width());
+    Status st = w.session->explain(w.input.data(), n, w.info->baseline.data(), w.output.data(),
+                                   w.contributions.data());
+    if (st.ok()) {
+      w.explained = true;
+      return st;
+    }
+    // Scores matter more than their explanation: score without reasons.
+    static RateLimit limit{std::chrono::milliseconds(5000)};
+    uint64_t suppressed = 0;
+    if (limit.allow(suppressed)) {
+      log()->warn("reason codes unavailable for a batch of {}: {} ({} more since the last)", n,
+                  st.message(), suppressed);
+    }
+  }
+  return w.session->score(w.input.data(), n, w.output.data());
+}
+
+void Batcher::fill_reasons(Worker& w, std::vector<ScoreRequest>& batch) {
+  const size_t width = w.info->width();
+  w.order.resize(width);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    ScoreOutcome& o = w.outcomes[i];
+    const size_t k = std::min(top_k_of(batch[i]), width);
+    if (k == 0 || !o.status.ok()) continue;
+    const float* c = w.contributions.data() + i * width;
+    for (uint32_t j = 0; j < width; ++j) w.order[j] = j;
+    std::partial_sort(
+        w.order.begin(), w.order.begin() + k, w.order.end(),
+        [c](uint32_t a, uint32_t b) { return c[a] > c[b] || (c[a] == c[b] && a < b); });
+    for (size_t j = 0; j < k; ++j) o.reasons.push_back({w.order[j], c[w.order[j]]});
+  }
+}
+
+void Batcher::run_shadow(Worker& w, size_t n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  w.shadow_output.assign(n, 0.0f);
+  Status st = w.shadow_session->score(w.input.data(), n, w.shadow_output.data());
+  if (!st.ok()) {
+    stats_.shadow_failed();
+    static RateLimit limit{std::chrono::milliseconds(5000)};
+    uint64_t suppressed = 0;
+    if (limit.allow(suppressed)) {
+      log()->warn("shadow model {} version {} failed a batch of {}: {} ({} more since the last)",
+                  w.shadow_info->name, w.shadow_info->version, n, st.message(), suppressed);
+    }
+    return;
+  }
+  const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
+  metrics::Histogram::Local differences(stats_.shadow_difference_histogram());
+  size_t agree = 0;
+  for (size_t j = 0; j < w.shadow_rows.size(); ++j) {
+    ShadowRow& row = w.shadow_rows[j];
+    row.shadow_score = w.shadow_output[w.shadow_index[j]];
+    differences.observe(std::fabs(row.shadow_score - row.score));
+    agree += (row.score >= w.info->threshold) == (row.shadow_score >= w.shadow_info->threshold);
+  }
+  stats_.shadow_scored(w.shadow_rows.size(), agree, compute, differences);
+  if (shadow_completion_ != nullptr) {
+    shadow_completion_->shadow_scored(w.shadow_rows, *w.info, *w.shadow_info);
+  }
 }
 
 }  // namespace vigil::scoring

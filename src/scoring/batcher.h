@@ -47,6 +47,7 @@ struct BatcherConfig {
   std::chrono::microseconds max_delay{2000};  // longest a request waits for its batch to fill
   int workers = 0;                            // scoring threads; 0 = one per core
   bool eager_when_idle = true;                // flush at once when no worker is busy
+  size_t explain_top_k = 0;                   // reason codes on every Kafka-origin score (0 = none)
 };
 
 // Collects requests from the queue and decides when a batch is due. Single-threaded: the
@@ -103,6 +104,13 @@ class ScoringStats {
   };
   void request_failed(const char* reason);
   void batch_failed();
+  // A shadow forward of `rows` rows; `agree` of them got the same decision at the thresholds;
+  // `differences` holds |shadow - primary| per row.
+  void shadow_scored(size_t rows, size_t agree, std::chrono::microseconds compute,
+                     const metrics::Histogram::Local& differences);
+  void shadow_failed();
+  void explained(size_t rows, std::chrono::microseconds compute);
+  metrics::Histogram& shadow_difference_histogram() { return shadow_difference_; }
 
   uint64_t scored() const { return scored_kafka_.value() + scored_http_.value(); }
   uint64_t failed_model() const { return failed_model_.value(); }
@@ -120,16 +128,25 @@ class ScoringStats {
   metrics::Counter& failed_width_;
   metrics::Counter& failed_shutdown_;
   metrics::Counter& batch_failures_;
+  metrics::Counter& shadow_rows_;
+  metrics::Counter& shadow_agree_;
+  metrics::Counter& shadow_disagree_;
+  metrics::Counter& shadow_failures_;
+  metrics::Histogram& shadow_difference_;
+  metrics::Histogram& shadow_compute_seconds_;
+  metrics::Counter& explained_rows_;
+  metrics::Histogram& explain_compute_seconds_;
 };
 
 // Owns the scoring worker threads. start() launches them, stop() drains and joins them;
 // the destructor calls stop(). Thread-safe.
 class Batcher {
  public:
-  // `completion` (may be null: HTTP only) takes every finished batch; it must outlive the
-  // batcher's stop().
+  // `completion` (may be null: HTTP only) takes every finished batch; `shadow_completion`
+  // (may be null) the shadow model's scores. Both must outlive the batcher's stop().
   Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
-          const Clock& clock, metrics::Registry& registry, BatchCompletion* completion = nullptr);
+          const Clock& clock, metrics::Registry& registry, BatchCompletion* completion = nullptr,
+          ShadowCompletion* shadow_completion = nullptr);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -144,6 +161,11 @@ class Batcher {
   // Atomically replaces the served model; workers switch at their next batch.
   void swap_model(std::shared_ptr<Model> model);
   std::shared_ptr<const ModelInfo> model_info() const;
+  // Sets (null: removes) the shadow model, which scores every batch as well; its scores go
+  // to the ShadowCompletion and never change the served result. Workers switch at their next
+  // batch.
+  void set_shadow(std::shared_ptr<Model> shadow);
+  std::shared_ptr<const ModelInfo> shadow_info() const;
   const ScoringStats& stats() const { return stats_; }
   int worker_count() const { return static_cast<int>(workers_.size()); }
   // For each worker, the steady-clock time (ns) at which it started the batch it is working
@@ -155,11 +177,20 @@ class Batcher {
   struct Served {
     std::shared_ptr<Model> model;
     std::shared_ptr<const ModelInfo> info;
+    std::shared_ptr<Model> shadow;
+    std::shared_ptr<const ModelInfo> shadow_info;
     uint64_t generation = 0;
   };
   struct Worker;
   void worker_main(Worker& w);
   void run_batch(Worker& w, std::vector<ScoreRequest>& batch);
+  // Forward (with reason codes when a row asks for them) of the packed rows into w.output.
+  Status forward(Worker& w, std::vector<ScoreRequest>& batch, size_t explain_k);
+  void fill_reasons(Worker& w, std::vector<ScoreRequest>& batch);
+  // Reason codes `r` wants: its own request, else the configured number for Kafka rows.
+  size_t top_k_of(const ScoreRequest& r) const;
+  // Scores the batch's rows again with the shadow model and hands them on.
+  void run_shadow(Worker& w, size_t n);
   void fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
                 const std::string& why, const char* reason);
   // Calls each request's `done` (HTTP) and hands the batch to the BatchCompletion (Kafka).
@@ -171,6 +202,7 @@ class Batcher {
   ScoringQueue& queue_;
   const Clock& clock_;
   BatchCompletion* const completion_;
+  ShadowCompletion* const shadow_completion_;
   ScoringStats stats_;
 
   mutable std::mutex served_mutex_;

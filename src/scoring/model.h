@@ -1,7 +1,7 @@
 // The model seam: a scoring model that turns rows of float features into fraud scores.
 // Real implementation: TorchModel (torch_model.cpp, the only file that includes LibTorch).
 // Unit tests use a fake. A Model is shared by all workers; each worker creates its own
-// ModelSession (which owns per-worker state: scratch tensors, on GPU a CUDA stream).
+// ModelSession (per-worker state: the OpenMP thread count of its thread).
 #pragma once
 
 #include <cstddef>
@@ -24,6 +24,10 @@ struct ModelInfo {
   std::string path;            // model file
   std::string device = "cpu";  // device actually used
   int64_t loaded_at_ms = 0;    // wall clock
+  // Training mean of each input (model.yaml `baseline`), the reference point of reason codes;
+  // empty when model.yaml has none (then reason codes are unavailable).
+  std::vector<float> baseline;
+  std::string metadata_text;  // model.yaml as read when this version was loaded
   size_t width() const { return input_names.size(); }
 };
 
@@ -34,6 +38,15 @@ class ModelSession {
   // Scores `rows` rows of `width` floats laid out contiguously (row-major) into `out`
   // (`rows` floats). Returns an error (never throws) when the forward pass fails.
   virtual Status score(const float* features, size_t rows, float* out) = 0;
+  // Scores like score() and also attributes each score to the inputs: contributions[r * width
+  // + i] = d score_r / d x_ri * (x_ri - baseline_i), the gradients of the whole batch from
+  // one backward pass. `baseline` has `width` floats. Models that cannot differentiate
+  // return an error.
+  virtual Status explain(const float* features, size_t rows, const float* baseline, float* out,
+                         float* contributions) {
+    (void)features, (void)rows, (void)baseline, (void)out, (void)contributions;
+    return Status::Error("this model cannot explain its scores");
+  }
 };
 
 class Model {

@@ -3,8 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 namespace vigil::scoring {
 
@@ -21,6 +24,22 @@ std::vector<int> list_model_versions(const std::string& repository, const std::s
   }
   std::sort(versions.begin(), versions.end());
   return versions;
+}
+
+std::vector<VersionFile> scan_model_versions(const std::string& repository,
+                                             const std::string& name) {
+  std::vector<VersionFile> files;
+  for (int v : list_model_versions(repository, name)) {
+    const fs::path p = fs::path(repository) / name / std::to_string(v) / "model.pt";
+    std::error_code ec1, ec2;
+    const auto size = fs::file_size(p, ec1);
+    const auto mtime = fs::last_write_time(p, ec2);
+    if (ec1 || ec2) continue;  // removed meanwhile
+    files.push_back(
+        {v, size,
+         std::chrono::duration_cast<std::chrono::nanoseconds>(mtime.time_since_epoch()).count()});
+  }
+  return files;
 }
 
 Result<ModelInfo> load_model_info(const std::string& repository, const std::string& name,
@@ -65,6 +84,14 @@ Result<ModelInfo> load_model_info(const std::string& repository, const std::stri
       }
     }
     if (root["description"]) info.description = root["description"].as<std::string>();
+    if (root["baseline"]) {
+      for (const auto& b : root["baseline"]) info.baseline.push_back(b.as<float>());
+      if (info.baseline.size() != info.input_names.size()) {
+        errors.push_back(yaml_path.string() + ": 'baseline' has " +
+                         std::to_string(info.baseline.size()) + " values for " +
+                         std::to_string(info.input_names.size()) + " inputs");
+      }
+    }
   } catch (const YAML::Exception& e) {
     errors.push_back(yaml_path.string() + ": " + e.what());
   }
@@ -88,6 +115,10 @@ Result<ModelInfo> load_model_info(const std::string& repository, const std::stri
     return Result<ModelInfo>::Error(msg);
   }
   info.path = (fs::path(repository) / name / info.version / "model.pt").string();
+  std::ifstream text(yaml_path);
+  std::stringstream ss;
+  ss << text.rdbuf();
+  info.metadata_text = ss.str();
   return info;
 }
 

@@ -6,6 +6,7 @@
 // The highest version folder that holds a model.pt is served.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,19 @@ Result<ModelInfo> load_model_info(const std::string& repository, const std::stri
 
 // Integer version folders of a model that contain model.pt, ascending.
 std::vector<int> list_model_versions(const std::string& repository, const std::string& name);
+
+// A version folder's model.pt as last seen: the repository watcher loads a version only once
+// its file has stayed the same (size and modification time) for a while, so a version being
+// copied in is not loaded half-written.
+struct VersionFile {
+  int version = 0;
+  uintmax_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const VersionFile& o) const {
+    return version == o.version && size == o.size && mtime_ns == o.mtime_ns;
+  }
+};
+std::vector<VersionFile> scan_model_versions(const std::string& repository,
+                                             const std::string& name);
 
 }  // namespace vigil::scoring

@@ -41,6 +41,12 @@ struct SourceRecord {
 };
 
 // The result handed to a request's completion, exactly once per request.
+// One reason code: an input and its contribution to the score, gradient x (input - baseline).
+struct Reason {
+  uint32_t input = 0;  // index into ModelInfo::input_names
+  float contribution = 0.0f;
+};
+
 struct ScoreOutcome {
   Status status;           // not ok: the request was not scored, and why
   bool retryable = false;  // not scored only because of shutdown: retry later
@@ -50,6 +56,9 @@ struct ScoreOutcome {
   std::chrono::microseconds queue_wait{0};  // enqueue -> batch formed
   std::chrono::microseconds compute{0};     // the batch's forward pass
   size_t batch_size = 0;
+  // The inputs that raised the score most, largest contribution first (ties: lower input
+  // index); empty unless the request asked for reason codes.
+  std::vector<Reason> reasons;
 };
 
 // Called once per request on a scoring worker thread (or on the thread that shuts the
@@ -64,6 +73,7 @@ struct ScoreRequest {
   std::optional<int64_t> event_time_ms;  // upstream event timestamp, when known
   Completion done;                       // HTTP: called with the outcome; Kafka: empty
   SourceRecord source;                   // Kafka: the record scored
+  uint16_t explain_top_k = 0;            // reason codes wanted (HTTP asks; Kafka: the config)
 };
 
 // Takes every finished batch from the scoring workers, once per batch, on the worker's thread:
@@ -76,6 +86,23 @@ class BatchCompletion {
   virtual ~BatchCompletion() = default;
   virtual void complete(std::vector<ScoreRequest>& batch, const std::vector<ScoreOutcome>& outcomes,
                         const ModelInfo& model) = 0;
+};
+
+// One row a shadow model scored alongside the served one.
+struct ShadowRow {
+  InlineString id;  // transaction id (rows without one are compared but not published)
+  float score = 0.0f;
+  float shadow_score = 0.0f;
+  std::optional<int64_t> event_time_ms;
+};
+
+// Takes the shadow model's scores of each batch, after the batch's primary results were
+// completed (the shadow forward runs off the primary's delivery path). On the worker thread.
+class ShadowCompletion {
+ public:
+  virtual ~ShadowCompletion() = default;
+  virtual void shadow_scored(const std::vector<ShadowRow>& rows, const ModelInfo& primary,
+                             const ModelInfo& shadow) = 0;
 };
 
 }  // namespace vigil::scoring

@@ -13,11 +13,21 @@ std::vector<std::string> ModelConfig::validate() const {
     e.push_back("model.intra_op_threads must be within [1, 256]");
   }
   if (reload_interval.count() < 0) e.push_back("model.reload_interval_ms must be >= 0");
+  if (stable.count() < 0) e.push_back("model.stable_ms must be >= 0");
+  if (!shadow_version.empty() && !version.empty() && shadow_version == version) {
+    e.push_back("model.shadow_version must differ from model.version");
+  }
+  if (!shadow_version.empty() &&
+      shadow_version.find_first_not_of("0123456789") != std::string::npos) {
+    e.push_back("model.shadow_version must be a version number, got '" + shadow_version + "'");
+  }
   return e;
 }
 
 std::vector<std::string> ScoringConfig::validate() const {
   std::vector<std::string> e;
+  // The model's width is not known before it loads: a larger k is clamped to it then.
+  if (explain_top_k > 1024) e.push_back("explain.top_k must be within [0, 1024]");
   if (max_batch_size < 1 || max_batch_size > 65536) {
     e.push_back("scoring.max_batch_size must be within [1, 65536]");
   }

@@ -78,6 +78,36 @@ class TorchSession final : public ModelSession {
     }
   }
 
+  Status explain(const float* features, size_t rows, const float* baseline, float* out,
+                 float* contributions) override {
+    try {
+      // Gradients need autograd: no inference mode here.
+      torch::AutoGradMode grad(true);
+      const int64_t r = static_cast<int64_t>(rows), w = static_cast<int64_t>(width_);
+      auto x = torch::from_blob(const_cast<float*>(features), {r, w}, torch::kFloat32)
+                   .to(device_, torch::kFloat32, /*non_blocking=*/false, /*copy=*/true)
+                   .requires_grad_(true);
+      std::vector<torch::jit::IValue> args{x};
+      torch::Tensor y = module_.forward(args).toTensor();
+      if (y.dim() == 2 && y.size(1) == 1) y = y.squeeze(1);
+      if (y.dim() != 1 || y.size(0) != r) {
+        return Status::Error("model output has shape " + shape_of(y) + ", expected [" +
+                             std::to_string(rows) + "]");
+      }
+      // Rows are independent, so one backward pass of the sum gives every row's gradient.
+      y.sum().backward();
+      auto base =
+          torch::from_blob(const_cast<float*>(baseline), {1, w}, torch::kFloat32).to(device_);
+      torch::Tensor c = (x.grad() * (x.detach() - base)).to(torch::kCPU).contiguous();
+      torch::Tensor scores = y.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+      std::memcpy(out, scores.data_ptr<float>(), rows * sizeof(float));
+      std::memcpy(contributions, c.data_ptr<float>(), rows * width_ * sizeof(float));
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Status::Error(std::string("model explain failed: ") + first_line(e.what()));
+    }
+  }
+
   static std::string shape_of(const torch::Tensor& t) {
     std::string s = "[";
     for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));

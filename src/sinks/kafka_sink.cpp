@@ -23,9 +23,11 @@ struct KafkaSink::Producer {
   kafka::Handle rk;
   rd_kafka_topic_t* scores = nullptr;  // cached topic handles: no lookup by name per record
   rd_kafka_topic_t* dlq = nullptr;
+  rd_kafka_topic_t* shadow = nullptr;
   ~Producer() {
     if (scores) rd_kafka_topic_destroy(scores);
     if (dlq) rd_kafka_topic_destroy(dlq);
+    if (shadow) rd_kafka_topic_destroy(shadow);
   }
 };
 
@@ -78,7 +80,10 @@ Result<std::unique_ptr<KafkaSink::Producer>> KafkaSink::make_producer() {
   p->rk = std::move(rk.value());
   p->scores = rd_kafka_topic_new(p->rk.get(), config_.output_topic.c_str(), nullptr);
   p->dlq = rd_kafka_topic_new(p->rk.get(), config_.dlq_topic.c_str(), nullptr);
-  if (!p->scores || !p->dlq) return R::Error("kafka producer: cannot create topic handles");
+  p->shadow = rd_kafka_topic_new(p->rk.get(), config_.shadow_topic.c_str(), nullptr);
+  if (!p->scores || !p->dlq || !p->shadow) {
+    return R::Error("kafka producer: cannot create topic handles");
+  }
   return R(std::move(p));
 }
 
@@ -173,6 +178,19 @@ void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
     if (todo > 0) {
       stats_.queue_full_waits.inc();
       rd_kafka_poll(rk, 10);  // serve delivery reports to make room
+    }
+  }
+}
+
+void KafkaSink::produce_shadow(rd_kafka_message_t* messages, size_t n) {
+  wait_for_swap();
+  std::shared_lock<std::shared_mutex> lock(producer_mutex_);
+  for (size_t i = 0; i < n; ++i) messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  rd_kafka_produce_batch(producer_->shadow, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages,
+                         static_cast<int>(n));
+  for (size_t i = 0; i < n; ++i) {
+    if (messages[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      listener_.on_delivery(nullptr, messages[i].err, false);
     }
   }
 }

@@ -37,6 +37,7 @@ struct KafkaSinkConfig {
   std::string bootstrap;
   std::string output_topic = "scores";
   std::string dlq_topic = "transactions.dlq";
+  std::string shadow_topic = "scores.shadow";     // shadow scores (best effort)
   std::map<std::string, std::string> properties;  // kafka.producer.* passthrough
 };
 
@@ -73,6 +74,9 @@ class KafkaSink {
   // opaque. Messages that could not be queued are reported to the listener at once (on this
   // thread) with their error. Blocks only while librdkafka's queue is full.
   void produce_scores(rd_kafka_message_t* messages, size_t n);
+  // Produces `n` shadow records (best effort: a full queue drops them, reported like a
+  // refusal; their `_private` must be null, and reports come with a null opaque).
+  void produce_shadow(rd_kafka_message_t* messages, size_t n);
   // Produces one record to the dead-letter topic with `headers` (name, value). Reports like
   // produce_scores.
   void produce_dead_letter(std::string_view key, std::string_view value,

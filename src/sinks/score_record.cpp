@@ -91,7 +91,8 @@ void append_json_string(std::string& out, std::string_view s) {
 
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
-                       int64_t scored_at_ms, int64_t event_time_ms) {
+                       int64_t scored_at_ms, int64_t event_time_ms, const ReasonField* reasons,
+                       size_t n_reasons) {
   out += "{\"transaction_id\":";
   append_json_string(out, transaction_id);
   out += ",\"score\":";
@@ -107,14 +108,54 @@ void append_score_json(std::string& out, std::string_view transaction_id, float 
     out += ",\"event_time_ms\":";
     append_number(out, event_time_ms);
   }
+  if (n_reasons > 0) {
+    out += ",\"reasons\":[";
+    for (size_t i = 0; i < n_reasons; ++i) {
+      out += i ? ",{\"feature\":" : "{\"feature\":";
+      append_json_string(out, reasons[i].feature);
+      out += ",\"contribution\":";
+      append_number(out, reasons[i].contribution);
+      out += '}';
+    }
+    out += ']';
+  }
+  out += '}';
+}
+
+void append_shadow_json(std::string& out, std::string_view transaction_id, float score,
+                        float shadow_score, bool agree, std::string_view model_name,
+                        std::string_view model_version, std::string_view shadow_version,
+                        int64_t scored_at_ms, int64_t event_time_ms) {
+  out += "{\"transaction_id\":";
+  append_json_string(out, transaction_id);
+  out += ",\"score\":";
+  append_number(out, score);
+  out += ",\"shadow_score\":";
+  append_number(out, shadow_score);
+  out += agree ? ",\"agree\":true" : ",\"agree\":false";
+  out += ",\"model_name\":";
+  append_json_string(out, model_name);
+  out += ",\"model_version\":";
+  append_json_string(out, model_version);
+  out += ",\"shadow_version\":";
+  append_json_string(out, shadow_version);
+  out += ",\"scored_at_ms\":";
+  append_number(out, scored_at_ms);
+  if (event_time_ms >= 0) {
+    out += ",\"event_time_ms\":";
+    append_number(out, event_time_ms);
+  }
   out += '}';
 }
 
 std::string to_json(const ScoreRecord& r) {
   std::string out;
   out.reserve(160 + r.transaction_id.size());
+  std::vector<ReasonField> reasons;
+  reasons.reserve(r.reasons.size());
+  for (const auto& [feature, contribution] : r.reasons) reasons.push_back({feature, contribution});
   append_score_json(out, r.transaction_id, r.score, r.is_fraud, r.model_name, r.model_version,
-                    r.scored_at_ms, r.event_time_ms.value_or(-1));
+                    r.scored_at_ms, r.event_time_ms.value_or(-1), reasons.data(), reasons.size());
   return out;
 }
 

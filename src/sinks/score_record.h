@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace vigil::sinks {
 
@@ -16,6 +18,7 @@ struct ScoreRecord {
   std::string model_version;
   int64_t scored_at_ms = 0;              // wall clock when scored
   std::optional<int64_t> event_time_ms;  // upstream event time, when the event had one
+  std::vector<std::pair<std::string, float>> reasons;  // reason codes (feature, contribution)
 };
 
 // {"transaction_id":..,"score":..,"is_fraud":..,"model_name":..,"model_version":..,
@@ -26,9 +29,24 @@ std::string to_json(const ScoreRecord& r);
 // The same JSON appended to `out` from the fields themselves: the one score formatter, used by
 // the delivery stage for every record (one pass, no printf, no temporary string; `out` only
 // grows when its capacity is short). `event_time_ms` < 0 means unknown (omitted).
+// With `reasons` (n_reasons > 0) the record ends with
+// ,"reasons":[{"feature":"V14","contribution":0.31},...].
+struct ReasonField {
+  std::string_view feature;
+  float contribution = 0.0f;
+};
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
-                       int64_t scored_at_ms, int64_t event_time_ms);
+                       int64_t scored_at_ms, int64_t event_time_ms,
+                       const ReasonField* reasons = nullptr, size_t n_reasons = 0);
+
+// The record of the `scores.shadow` topic: {"transaction_id":..,"score":..,"shadow_score":..,
+// "agree":..,"model_name":..,"model_version":..,"shadow_version":..,"scored_at_ms":..
+// [,"event_time_ms":..]}; `agree`: both models decided alike at their thresholds.
+void append_shadow_json(std::string& out, std::string_view transaction_id, float score,
+                        float shadow_score, bool agree, std::string_view model_name,
+                        std::string_view model_version, std::string_view shadow_version,
+                        int64_t scored_at_ms, int64_t event_time_ms);
 
 // Appends `s` to `out` as a JSON string literal (quotes and escapes included). Bytes that
 // are not well-formed UTF-8 become U+FFFD, so the result is always valid JSON text.

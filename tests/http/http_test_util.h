@@ -69,7 +69,6 @@ struct ScoringStack {
       return extra_failures;
     };
     d.score_sink = &sink;
-    d.model_yaml_text = "name: fake\nthreshold: 0.5\n";
     return d;
   }
 

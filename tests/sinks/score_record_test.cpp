@@ -28,12 +28,30 @@ TEST(JsonString, ReplacesBytesThatAreNotUtf8SoTheJsonStaysValid) {
 }
 
 TEST(ScoreRecordJson, HasEveryFieldAndOmitsAnUnknownEventTime) {
-  ScoreRecord r{"t-1", 0.25f, false, "fraud_mlp", "1", 1700000000000, std::nullopt};
+  ScoreRecord r{"t-1", 0.25f, false, "fraud_mlp", "1", 1700000000000, std::nullopt, {}};
   EXPECT_EQ(to_json(r),
             "{\"transaction_id\":\"t-1\",\"score\":0.25,\"is_fraud\":false,\"model_name\":"
             "\"fraud_mlp\",\"model_version\":\"1\",\"scored_at_ms\":1700000000000}");
   r.event_time_ms = 42;
   EXPECT_NE(to_json(r).find(",\"event_time_ms\":42}"), std::string::npos);
+}
+
+TEST(ScoreRecordJson, ReasonCodesCloseTheRecordInRankOrder) {
+  ScoreRecord r{"t-2", 0.75f, true, "fraud_mlp", "2", 5, 4, {{"V14", 0.3125f}, {"V4", -0.5f}}};
+  EXPECT_EQ(to_json(r),
+            "{\"transaction_id\":\"t-2\",\"score\":0.75,\"is_fraud\":true,\"model_name\":"
+            "\"fraud_mlp\",\"model_version\":\"2\",\"scored_at_ms\":5,\"event_time_ms\":4,"
+            "\"reasons\":[{\"feature\":\"V14\",\"contribution\":0.3125},{\"feature\":\"V4\","
+            "\"contribution\":-0.5}]}");
+}
+
+TEST(ShadowRecordJson, CarriesBothScoresBothVersionsAndWhetherTheyAgree) {
+  std::string out;
+  append_shadow_json(out, "t-3", 0.5f, 0.25f, false, "fraud_mlp", "1", "2", 7, -1);
+  EXPECT_EQ(out,
+            "{\"transaction_id\":\"t-3\",\"score\":0.5,\"shadow_score\":0.25,\"agree\":false,"
+            "\"model_name\":\"fraud_mlp\",\"model_version\":\"1\",\"shadow_version\":\"2\","
+            "\"scored_at_ms\":7}");
 }
 
 }  // namespace

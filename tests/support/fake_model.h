@@ -38,6 +38,7 @@ class FakeModel final : public scoring::Model {
     for (size_t i = 0; i < o.width; ++i) info_.input_names.push_back("f" + std::to_string(i));
     info_.threshold = o.threshold;
     info_.output_name = "score";
+    info_.metadata_text = "name: fake\nthreshold: 0.5\n";
   }
   const scoring::ModelInfo& info() const override { return info_; }
   std::unique_ptr<scoring::ModelSession> new_session() override {
