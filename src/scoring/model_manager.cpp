@@ -293,9 +293,10 @@ int ModelManager::shadow_version() const {
   return shadow_ ? std::stoi(shadow_->info().version) : -1;
 }
 
-std::vector<ModelManager::VersionState> ModelManager::index() const {
+std::vector<ModelManager::VersionState> ModelManager::index() {
   std::lock_guard<std::mutex> lock(mu_);
   const auto now = std::chrono::steady_clock::now();
+  scan(now);
   const std::string served = served_ ? served_->info().version : "";
   const std::string shadow = shadow_ ? shadow_->info().version : "";
   std::vector<VersionState> out;

@@ -78,7 +78,8 @@ class ModelManager {
   void stop();  // joins; pending API calls are answered kStopping
 
   const std::string& name() const { return config_.name; }
-  std::vector<VersionState> index() const;
+  // Reads the repository again (a few stat calls), so it is current even with the watcher off.
+  std::vector<VersionState> index();
 
   // Serves `version` (empty: the highest one), or shadows with it when `shadow`. The model.pt
   // is taken as complete (no stability wait: the caller says it is). Serving an older version

@@ -2,6 +2,7 @@
 #include "scoring/torch_model.h"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <cmath>
 #include <filesystem>
@@ -47,6 +48,44 @@ TEST(TorchModel, ScoresEqualThePythonReferenceScores) {
     }
     EXPECT_LE(max_diff, 1e-5) << "batch " << batch;
   }
+}
+
+// tests/data/make_reasons_reference.py: d score / d x * (x - baseline) by PyTorch autograd
+// for the first 64 reference rows, in one backward pass of the batch.
+TEST(TorchModel, ExplainEqualsThePyTorchAutogradAttribution) {
+  auto info = load_model_info(kRepo, "fraud_mlp");
+  ASSERT_TRUE(info.ok()) << info.error();
+  ASSERT_EQ(info->baseline.size(), info->width()) << "model.yaml has no baseline";
+  auto model = load_torch_model(*info, {"cpu", 1, 8});
+  ASSERT_TRUE(model.ok()) << model.error();
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.load(kSource + "/tests/data/fraud_mlp_v1_reasons.json");
+  const size_t width = info->width();
+  std::vector<float> packed, want, want_scores;
+  for (simdjson::dom::element row : doc["rows"].get_array()) {
+    for (double v : row["features"].get_array()) packed.push_back(static_cast<float>(v));
+    for (double v : row["contributions"].get_array()) want.push_back(static_cast<float>(v));
+    want_scores.push_back(static_cast<float>(double(row["score"])));
+  }
+  size_t i = 0;
+  for (double b : doc["baseline"].get_array())
+    EXPECT_EQ(static_cast<float>(b), info->baseline[i++]);
+  const size_t rows = want_scores.size();
+  ASSERT_EQ(rows, 64u);
+  std::vector<float> scores(rows), contributions(rows * width);
+  Status st = (*model)->new_session()->explain(packed.data(), rows, info->baseline.data(),
+                                               scores.data(), contributions.data());
+  ASSERT_TRUE(st.ok()) << st.message();
+  double max_diff = 0.0, max_score_diff = 0.0;
+  for (size_t k = 0; k < rows * width; ++k) {
+    max_diff = std::max(max_diff, std::fabs(double(contributions[k]) - want[k]) /
+                                      (1e-6 + 1e-4 * std::fabs(double(want[k]))));
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    max_score_diff = std::max(max_score_diff, std::fabs(double(scores[r]) - want_scores[r]));
+  }
+  EXPECT_LE(max_diff, 1.0) << "contributions differ beyond 1e-6 + 1e-4 relative";
+  EXPECT_LE(max_score_diff, 1e-6);
 }
 
 TEST(TorchModel, AutoDeviceSelectsCpuWithoutAGpu) {

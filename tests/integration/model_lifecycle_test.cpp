@@ -1,0 +1,391 @@
+// The model lifecycle end to end, in-process: the real Service on the embedded Kafka (over
+// TCP) and a real redis-server, with a model repository in a temporary folder. A version
+// swap under a live stream, the shadow model's records, reason codes against PyTorch's
+// autograd, and the repository API over a real socket.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "app/service.h"
+#include "kafka/embedded_cluster.h"
+#include "scoring/model_repository.h"
+#include "scoring/torch_model.h"
+#include "support/http_client.h"
+#include "support/kafka_test_util.h"
+#include "support/redis_server.h"
+#include "support/service_config.h"
+#include "support/wait.h"
+
+namespace vigil {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+namespace bhttp = boost::beast::http;
+using std::chrono::milliseconds;
+const std::string kSource = VIGIL_SOURCE_DIR;
+
+json::value read_json(const std::string& path) {
+  std::ifstream f(path);
+  return json::parse(std::string(std::istreambuf_iterator<char>(f), {}));
+}
+
+class ModelLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = kafka::EmbeddedCluster::start(
+        3, {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}, {"scores.shadow", 6}});
+    ASSERT_TRUE(cluster.ok()) << cluster.error();
+    cluster_ = std::move(cluster.value());
+    auto redis = testing::RedisServer::Start();
+    ASSERT_TRUE(redis.ok()) << redis.error();
+    redis_ = std::move(redis.value());
+    ref_ = testing::load_reference();
+    repo_ = fs::temp_directory_path() /
+            ("vigil-lifecycle-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(repo_);
+    fs::create_directories(repo_ / "fraud_mlp" / "1");
+    fs::copy_file(kSource + "/models/fraud_mlp/model.yaml", repo_ / "fraud_mlp" / "model.yaml");
+    fs::copy_file(kSource + "/models/fraud_mlp/1/model.pt", repo_ / "fraud_mlp" / "1" / "model.pt");
+  }
+  void TearDown() override { fs::remove_all(repo_); }
+
+  // Version 2 arrives as a folder renamed into place (written elsewhere first).
+  void add_version_2() {
+    const fs::path staging = repo_ / ".staging-2";
+    fs::create_directories(staging);
+    fs::copy_file(kSource + "/tests/data/fraud_mlp_v2/model.pt", staging / "model.pt");
+    fs::rename(staging, repo_ / "fraud_mlp" / "2");
+  }
+
+  config::AppConfig config() const {
+    config::AppConfig c = testing::service_config(cluster_->bootstrap(), redis_->url());
+    c.model.repository = repo_.string();
+    c.model.reload_interval = milliseconds(100);
+    c.model.stable = milliseconds(300);
+    c.scoring.workers = 2;
+    return c;
+  }
+
+  std::unique_ptr<app::Service> start(const config::AppConfig& c) {
+    auto s = app::Service::create(c);
+    EXPECT_TRUE(s.ok()) << s.error();
+    return s.ok() ? std::move(s.value()) : nullptr;
+  }
+
+  // Scores of every reference row by `version`, from an independent load of that version.
+  std::vector<float> forward(const std::string& version) {
+    auto info = scoring::load_model_info(repo_.string(), "fraud_mlp", version);
+    EXPECT_TRUE(info.ok()) << info.error();
+    auto model = scoring::load_torch_model(*info, {"cpu", 1, 8});
+    EXPECT_TRUE(model.ok()) << model.error();
+    std::vector<float> packed, out(ref_.rows.size());
+    for (const auto& row : ref_.rows) {
+      for (double v : row) packed.push_back(static_cast<float>(v));
+    }
+    EXPECT_TRUE((*model)->new_session()->score(packed.data(), ref_.rows.size(), out.data()).ok());
+    return out;
+  }
+
+  void produce(const std::string& prefix, size_t from, size_t to) {
+    std::vector<std::pair<std::string, std::string>> recs;
+    for (size_t i = from; i < to; ++i) {
+      const std::string id = prefix + std::to_string(i);
+      recs.emplace_back(id, testing::reference_event(ref_, i % ref_.rows.size(), id, i % 2 == 0));
+    }
+    ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+  }
+
+  std::unique_ptr<kafka::EmbeddedCluster> cluster_;
+  std::unique_ptr<testing::RedisServer> redis_;
+  testing::ReferenceData ref_;
+  fs::path repo_;
+};
+
+TEST_F(ModelLifecycleTest, VersionSwapUnderAStreamLosesNothingAndEachScoreNamesItsVersion) {
+  add_version_2();
+  const std::vector<float> v1 = forward("1"), v2 = forward("2");
+  fs::remove_all(repo_ / "fraud_mlp" / "2");
+
+  auto service = start(config());
+  ASSERT_NE(service, nullptr);
+  constexpr size_t kEvents = 12000, kChunk = 500;
+  std::thread producer([&] {
+    for (size_t at = 0; at < kEvents; at += kChunk) {
+      produce("swap-", at, at + kChunk);
+      std::this_thread::sleep_for(milliseconds(100));  // a live stream, not one burst
+    }
+  });
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return service->batcher().stats().scored() >= kEvents / 3; }, milliseconds(60000)));
+  add_version_2();
+  const double scored_at_swap = service->batcher().stats().scored();
+  producer.join();
+
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(120000));
+  std::map<std::string, std::string> by_id;
+  for (const auto& r : scores) by_id[r.key] = r.value;
+  ASSERT_EQ(by_id.size(), kEvents) << "missing scores";
+  std::map<std::string, size_t> per_version;
+  double max_diff = 0.0;
+  for (size_t i = 0; i < kEvents; ++i) {
+    const std::string& value = by_id["swap-" + std::to_string(i)];
+    const std::string version = testing::json_string(value, "model_version");
+    ++per_version[version];
+    ASSERT_TRUE(version == "1" || version == "2") << value;
+    const float expected = (version == "1" ? v1 : v2)[i % ref_.rows.size()];
+    max_diff = std::max(max_diff, std::fabs(testing::json_number(value, "score") - expected));
+  }
+  std::printf(
+      "[ lifecycle ] %zu events, version 2 arrived after %.0f were scored: %zu scored "
+      "by version 1, %zu by version 2; max |score - that version's forward| %.2g\n",
+      kEvents, scored_at_swap, per_version["1"], per_version["2"], max_diff);
+  EXPECT_LE(max_diff, 1e-5) << "a score does not match the version it names";
+  EXPECT_GT(per_version["1"], 0u);
+  EXPECT_GT(per_version["2"], 0u) << "version 2 never served";
+  EXPECT_EQ(service->batcher().model_info()->version, "2");
+  EXPECT_EQ(testing::read_topic(
+                cluster_->bootstrap(), "transactions.dlq", [](const auto&) { return false; },
+                milliseconds(1000))
+                .size(),
+            0u);
+  service->stop();
+}
+
+TEST_F(ModelLifecycleTest, ShadowRecordsEqualTwoIndependentForwardsAndThePrimaryIsUnchanged) {
+  add_version_2();
+  const std::vector<float> v1 = forward("1"), v2 = forward("2");
+  const float threshold = scoring::load_model_info(repo_.string(), "fraud_mlp", "1")->threshold;
+  config::AppConfig c = config();
+  c.model.shadow_version = "2";  // version 2 is the highest, but it only shadows
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  ASSERT_EQ(service->batcher().model_info()->version, "1");
+  constexpr size_t kEvents = 3000;
+  produce("sh-", 0, kEvents);
+
+  auto shadow = testing::read_distinct_keys(cluster_->bootstrap(), "scores.shadow", kEvents,
+                                            milliseconds(120000));
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(60000));
+  ASSERT_EQ(scores.size(), kEvents);
+  std::map<std::string, std::string> by_id;
+  for (const auto& r : shadow) by_id[r.key] = r.value;
+  ASSERT_EQ(by_id.size(), kEvents);
+  double max_diff = 0.0;
+  size_t disagree = 0;
+  for (size_t i = 0; i < kEvents; ++i) {
+    const std::string& value = by_id["sh-" + std::to_string(i)];
+    const size_t row = i % ref_.rows.size();
+    EXPECT_EQ(testing::json_string(value, "model_version"), "1");
+    EXPECT_EQ(testing::json_string(value, "shadow_version"), "2");
+    max_diff = std::max({max_diff, std::fabs(testing::json_number(value, "score") - v1[row]),
+                         std::fabs(testing::json_number(value, "shadow_score") - v2[row])});
+    const bool agree = (v1[row] >= threshold) == (v2[row] >= threshold);
+    EXPECT_EQ(value.find(agree ? "\"agree\":true" : "\"agree\":false") != std::string::npos, true)
+        << value;
+    disagree += !agree;
+  }
+  EXPECT_LE(max_diff, 1e-5);
+  for (const auto& r : scores) {  // the primary result is version 1's, unchanged
+    EXPECT_EQ(testing::json_string(r.value, "model_version"), "1");
+  }
+  auto& reg = service->registry();
+  EXPECT_GE(reg.counter("vigil_shadow_rows_total", "").value(), kEvents);
+  EXPECT_EQ(reg.counter("vigil_shadow_decisions_total", "", {{"result", "disagree"}}).value(),
+            static_cast<double>(disagree));
+  std::printf(
+      "[ lifecycle ] shadow: %zu records, max |difference| to independent forwards %.2g, "
+      "%zu decisions differ at threshold %.2f\n",
+      by_id.size(), max_diff, disagree, threshold);
+  service->stop();
+}
+
+// Reason codes of the first 64 reference rows, as tests/data/make_reasons_reference.py computed
+// them with PyTorch autograd.
+struct ReasonReference {
+  std::vector<std::vector<std::pair<std::string, double>>> top;  // per row, best first
+  std::vector<std::vector<double>> contributions;                // per row, per input
+};
+
+ReasonReference load_reasons() {
+  json::value v = read_json(kSource + "/tests/data/fraud_mlp_v1_reasons.json");
+  ReasonReference r;
+  for (const auto& row : v.at("rows").as_array()) {
+    r.top.emplace_back();
+    for (const auto& t : row.at("top").as_array()) {
+      r.top.back().emplace_back(std::string(t.at("feature").as_string()),
+                                t.at("contribution").to_number<double>());
+    }
+    r.contributions.emplace_back();
+    for (const auto& c : row.at("contributions").as_array()) {
+      r.contributions.back().push_back(c.to_number<double>());
+    }
+  }
+  return r;
+}
+
+// `got` (a "reasons" array) equals the reference's top k: same contributions within 1e-5 (plus
+// 1e-4 relative), same features, except that two places closer than 1e-6 may swap.
+void expect_reasons_match(const json::array& got,
+                          const std::vector<std::pair<std::string, double>>& want,
+                          const std::string& where) {
+  ASSERT_EQ(got.size(), want.size()) << where;
+  for (size_t j = 0; j < want.size(); ++j) {
+    const std::string feature(got[j].at("feature").as_string());
+    const double c = got[j].at("contribution").to_number<double>();
+    EXPECT_NEAR(c, want[j].second, 1e-5 + 1e-4 * std::fabs(want[j].second)) << where << " #" << j;
+    const bool tie_with_next =
+        j + 1 < want.size() && std::fabs(want[j].second - want[j + 1].second) < 1e-6;
+    const bool tie_with_prev = j > 0 && std::fabs(want[j].second - want[j - 1].second) < 1e-6;
+    if (!tie_with_next && !tie_with_prev) {
+      EXPECT_EQ(feature, want[j].first) << where << " #" << j;
+    }
+  }
+}
+
+TEST_F(ModelLifecycleTest, ReasonCodesOnTheStreamAndOnPredictEqualThePyTorchAttribution) {
+  const ReasonReference ref = load_reasons();
+  ASSERT_EQ(ref.top.size(), 64u);
+  config::AppConfig c = config();
+  c.scoring.explain_top_k = 5;
+  c.http.enabled = true;
+  c.http.port = 0;
+  c.http.address = "127.0.0.1";
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  produce("ex-", 0, 64);
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", 64, milliseconds(60000));
+  ASSERT_EQ(scores.size(), 64u);
+  for (const auto& r : scores) {
+    const size_t i = std::stoul(r.key.substr(3));
+    json::value v = json::parse(r.value);
+    ASSERT_TRUE(v.as_object().contains("reasons")) << r.value;
+    expect_reasons_match(v.at("reasons").as_array(), ref.top[i], "stream " + r.key);
+  }
+  // Redis holds the same record, reasons included.
+  ASSERT_TRUE(testing::wait_until([&] { return service->redis()->stats().written() >= 64; },
+                                  milliseconds(30000)));
+  auto redis = testing::RedisClient::Connect(*redis_);
+  ASSERT_TRUE(redis.ok());
+  auto cached = redis->get("vigil:score:ex-7");
+  ASSERT_TRUE(cached.ok() && cached->has_value());
+  expect_reasons_match(json::parse(**cached).at("reasons").as_array(), ref.top[7], "redis ex-7");
+
+  // /predict with "explain": true and top_k 3, the whole 64 rows in one request.
+  json::array instances;
+  for (size_t i = 0; i < 64; ++i) {
+    json::array row;
+    for (double x : ref_.rows[i]) row.push_back(x);
+    instances.push_back(std::move(row));
+  }
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+  auto res =
+      http.request(bhttp::verb::post, "/predict?top_k=3",
+                   json::serialize(json::object{{"explain", true}, {"instances", instances}}));
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  auto predictions = json::parse(res.body()).at("predictions").as_array();
+  ASSERT_EQ(predictions.size(), 64u);
+  for (size_t i = 0; i < 64; ++i) {
+    std::vector<std::pair<std::string, double>> top3(ref.top[i].begin(), ref.top[i].begin() + 3);
+    expect_reasons_match(predictions[i].at("reasons").as_array(), top3,
+                         "predict " + std::to_string(i));
+  }
+  // More reasons than the model has inputs: 422 naming top_k. Without explain: no reasons.
+  res = http.request(bhttp::verb::post, "/predict?explain=true&top_k=31",
+                     json::serialize(json::object{{"instances", json::array{instances[0]}}}));
+  EXPECT_EQ(res.result_int(), 422);
+  EXPECT_NE(res.body().find("top_k must be within [1, 30]"), std::string::npos) << res.body();
+  res = http.request(bhttp::verb::post, "/predict",
+                     json::serialize(json::object{{"instances", json::array{instances[0]}}}));
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body().find("reasons"), std::string::npos) << res.body();
+  service->stop();
+}
+
+TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtocolShapes) {
+  config::AppConfig c = config();
+  c.model.reload_interval = milliseconds(0);  // only the API changes what is served
+  c.kafka.enabled = false;
+  c.http.enabled = true;
+  c.http.port = 0;
+  c.http.address = "127.0.0.1";
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  add_version_2();
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+  auto post = [&](const std::string& target, const std::string& body = "") {
+    return http.request(bhttp::verb::post, target, body);
+  };
+
+  auto res = post("/v2/repository/index");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  json::array index = json::parse(res.body()).as_array();
+  ASSERT_EQ(index.size(), 2u) << res.body();
+  EXPECT_EQ(index[0].at("name").as_string(), "fraud_mlp");
+  EXPECT_EQ(index[0].at("version").as_string(), "2");
+  EXPECT_EQ(index[0].at("state").as_string(), "UNAVAILABLE");
+  EXPECT_EQ(index[1].at("version").as_string(), "1");
+  EXPECT_EQ(index[1].at("state").as_string(), "READY");
+  EXPECT_EQ(index[1].at("reason").as_string(), "serving");
+  res = post("/v2/repository/index", R"({"ready": true})");
+  EXPECT_EQ(json::parse(res.body()).as_array().size(), 1u) << res.body();
+
+  res = post("/v2/repository/models/fraud_mlp/load", R"({"parameters": {"version": "2"}})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(json::parse(res.body()).at("name").as_string(), "fraud_mlp");
+  res = http.request(bhttp::verb::get, "/model/info");
+  EXPECT_EQ(json::parse(res.body()).at("version").as_string(), "2") << res.body();
+  res = http.request(bhttp::verb::get, "/v2/models/fraud_mlp");
+  EXPECT_EQ(json::parse(res.body()).at("version").as_string(), "2") << res.body();
+  EXPECT_EQ(json::parse(res.body()).at("versions").as_array().size(), 2u) << res.body();
+  res = post(
+      "/predict",
+      json::serialize(json::object{{"instances", json::array{json::value_from(ref_.rows[0])}}}));
+  EXPECT_EQ(json::parse(res.body()).at("model_version").as_string(), "2") << res.body();
+
+  res = post("/v2/repository/models/fraud_mlp/load",
+             R"({"parameters": {"version": 1, "shadow": true}})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  res = http.request(bhttp::verb::get, "/model/info");
+  EXPECT_EQ(json::parse(res.body()).at("shadow").at("version").as_string(), "1") << res.body();
+  res = post("/v2/repository/models/fraud_mlp/unload", R"({"parameters": {"version": "1"}})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+
+  res = post("/v2/repository/models/nope/load");
+  EXPECT_EQ(res.result_int(), 404);
+  EXPECT_NE(res.body().find("model 'nope' not found"), std::string::npos) << res.body();
+  res = post("/v2/repository/models/fraud_mlp/load", R"({"parameters": {"version": "9"}})");
+  EXPECT_EQ(res.result_int(), 404);
+  EXPECT_NE(res.body().find("no version '9'"), std::string::npos) << res.body();
+  res = post("/v2/repository/models/fraud_mlp/load", R"({"parameters": {"version": [1]}})");
+  EXPECT_EQ(res.result_int(), 422) << res.body();
+  res = post("/v2/repository/models/fraud_mlp/load", "{not json");
+  EXPECT_EQ(res.result_int(), 400) << res.body();
+  res = http.request(bhttp::verb::get, "/v2/repository/index");
+  EXPECT_EQ(res.result_int(), 405);
+
+  // A broken version: 400 with the reason, version 2 still served.
+  fs::create_directories(repo_ / "fraud_mlp" / "3");
+  std::ofstream(repo_ / "fraud_mlp" / "3" / "model.pt") << "not a model";
+  res = post("/v2/repository/models/fraud_mlp/load", R"({"parameters": {"version": "3"}})");
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_NE(res.body().find("cannot load TorchScript model"), std::string::npos) << res.body();
+  EXPECT_EQ(service->batcher().model_info()->version, "2");
+  EXPECT_EQ(
+      service->registry().counter("vigil_model_loads_total", "", {{"result", "refused"}}).value(),
+      1.0);
+  service->stop();
+}
+
+}  // namespace
+}  // namespace vigil
