@@ -20,6 +20,7 @@ constexpr const char* kDocument = R"json({
   "tags": [
     {"name": "scoring", "description": "Score transactions (bearer token when http.auth_token is set)"},
     {"name": "kserve-v2", "description": "Open Inference Protocol (KServe v2), JSON"},
+    {"name": "repository", "description": "Open Inference Protocol model repository extension (bearer token when http.auth_token is set)"},
     {"name": "operations", "description": "Health, readiness, model, metrics"}
   ],
   "paths": {
@@ -159,9 +160,54 @@ constexpr const char* kDocument = R"json({
         }
       }
     },
+    "/v2/repository/index": {
+      "post": {
+        "tags": ["repository"], "summary": "Every version in the model repository and its state",
+        "security": [{"bearerAuth": []}, {}],
+        "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"type": "boolean", "description": "Only READY versions"}}}}}},
+        "responses": {
+          "200": {"description": "Versions, highest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/RepositoryEntry"}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "422": {"$ref": "#/components/responses/Unprocessable"}
+        }
+      }
+    },
+    "/v2/repository/models/{model}/load": {
+      "post": {
+        "tags": ["repository"], "summary": "Serve a version (default: the highest), or shadow the served one with it; serving an older version is a rollback (the newer ones are marked unloaded)",
+        "security": [{"bearerAuth": []}, {}],
+        "parameters": [{"$ref": "#/components/parameters/Model"}],
+        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryRequest"}}}},
+        "responses": {
+          "200": {"description": "Loaded and swapped in between batches", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryAnswer"}}}},
+          "400": {"description": "The version was refused (the reason is given); the served version stays", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "404": {"$ref": "#/components/responses/NotFound"},
+          "409": {"description": "The served version cannot also be its shadow", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "422": {"$ref": "#/components/responses/Unprocessable"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
+        }
+      }
+    },
+    "/v2/repository/models/{model}/unload": {
+      "post": {
+        "tags": ["repository"], "summary": "Stop serving a version (default: the served one; the highest other version is served instead) or stop the shadow",
+        "security": [{"bearerAuth": []}, {}],
+        "parameters": [{"$ref": "#/components/parameters/Model"}],
+        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryRequest"}}}},
+        "responses": {
+          "200": {"description": "Unloaded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryAnswer"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "404": {"$ref": "#/components/responses/NotFound"},
+          "409": {"description": "It is the only version that can be served", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "422": {"$ref": "#/components/responses/Unprocessable"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
+        }
+      }
+    },
     "/model/info": {
       "get": {
-        "tags": ["operations"], "summary": "The served model: model.yaml, version, load time",
+        "tags": ["operations"], "summary": "The served model (and its shadow): model.yaml as loaded, version, load time",
         "responses": {
           "200": {"description": "Model information", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelInfo"}}}},
           "503": {"$ref": "#/components/responses/Unavailable"}
@@ -203,8 +249,12 @@ constexpr const char* kDocument = R"json({
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "description": "What is wrong, naming the field or index"}}},
       "ArrayInstance": {"type": "array", "description": "Feature values in model order", "items": {"type": "number", "format": "float"}},
       "NamedInstance": {"type": "object", "description": "Feature values by name, plus an optional transaction_id (echoed, and the score is cached in Redis under it like a streamed score)", "additionalProperties": false, "properties": {"transaction_id": {"type": "string", "minLength": 1, "maxLength": 256}}},
-      "PredictRequest": {"type": "object", "required": ["instances"], "properties": {"instances": {"type": "array", "minItems": 1, "description": "At most http.max_instances", "items": {"oneOf": [{"$ref": "#/components/schemas/ArrayInstance"}, {"$ref": "#/components/schemas/NamedInstance"}]}}}},
-      "Prediction": {"type": "object", "required": ["score", "is_fraud"], "properties": {"transaction_id": {"type": "string", "description": "When the instance had one"}, "score": {"type": "number", "format": "float"}, "is_fraud": {"type": "boolean", "description": "score >= the model's threshold"}}},
+      "PredictRequest": {"type": "object", "required": ["instances"], "properties": {"instances": {"type": "array", "minItems": 1, "description": "At most http.max_instances", "items": {"oneOf": [{"$ref": "#/components/schemas/ArrayInstance"}, {"$ref": "#/components/schemas/NamedInstance"}]}}, "explain": {"type": "boolean", "description": "Reason codes per prediction (also ?explain=true)"}, "top_k": {"type": "integer", "minimum": 1, "description": "Reason codes per prediction, at most the model's inputs (default 5; also ?top_k=k); more is 422"}}},
+      "Reason": {"type": "object", "required": ["feature", "contribution"], "properties": {"feature": {"type": "string"}, "contribution": {"type": "number", "description": "d score / d input x (input - training mean)"}}},
+      "Prediction": {"type": "object", "required": ["score", "is_fraud"], "properties": {"transaction_id": {"type": "string", "description": "When the instance had one"}, "score": {"type": "number", "format": "float"}, "is_fraud": {"type": "boolean", "description": "score >= the model's threshold"}, "reasons": {"type": "array", "description": "With explain: the inputs that raised the score most, largest contribution first", "items": {"$ref": "#/components/schemas/Reason"}}}},
+      "RepositoryEntry": {"type": "object", "required": ["name", "version", "state", "reason"], "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "state": {"type": "string", "enum": ["READY", "UNAVAILABLE"]}, "reason": {"type": "string", "description": "serving, shadow, or why the version is not loaded"}}},
+      "RepositoryRequest": {"type": "object", "properties": {"parameters": {"type": "object", "properties": {"version": {"type": "string", "description": "A version number (a JSON number is accepted too)"}, "shadow": {"type": "boolean", "description": "load: shadow the served version instead of replacing it"}}}}},
+      "RepositoryAnswer": {"type": "object", "required": ["name", "message"], "properties": {"name": {"type": "string"}, "message": {"type": "string"}}},
       "PredictResponse": {"type": "object", "required": ["predictions", "model_name", "model_version"], "properties": {"predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}, "model_name": {"type": "string"}, "model_version": {"type": "string"}}},
       "InferInputTensor": {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {"name": {"type": "string", "enum": ["features"]}, "shape": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2, "description": "[N, width], batch dimension first"}, "datatype": {"type": "string", "enum": ["FP32"]}, "data": {"type": "array", "description": "N*width numbers (row-major), or N arrays of width numbers", "items": {"oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]}}, "parameters": {"type": "object"}}},
       "InferRequestedOutput": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}}},
@@ -218,7 +268,7 @@ constexpr const char* kDocument = R"json({
       "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}},
       "Live": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
       "Readiness": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}, "failing": {"type": "array", "items": {"type": "string"}, "description": "The checks that fail"}}},
-      "ModelInfo": {"type": "object", "required": ["name", "version", "inputs", "output", "threshold", "loaded_at_ms"], "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "inputs": {"type": "array", "items": {"type": "string"}, "description": "Feature names in model order"}, "output": {"type": "string"}, "threshold": {"type": "number"}, "path": {"type": "string"}, "device": {"type": "string"}, "loaded_at_ms": {"type": "integer", "description": "Load time, ms since the Unix epoch"}, "model_yaml": {"type": "string", "description": "The model's model.yaml, verbatim"}}}
+      "ModelInfo": {"type": "object", "required": ["name", "version", "inputs", "output", "threshold", "loaded_at_ms"], "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "inputs": {"type": "array", "items": {"type": "string"}, "description": "Feature names in model order"}, "output": {"type": "string"}, "threshold": {"type": "number"}, "path": {"type": "string"}, "device": {"type": "string"}, "loaded_at_ms": {"type": "integer", "description": "Load time, ms since the Unix epoch"}, "reason_codes": {"type": "boolean", "description": "model.yaml has a baseline, so scores can carry reasons"}, "model_yaml": {"type": "string", "description": "The model's model.yaml as read when this version was loaded"}, "shadow": {"type": "object", "nullable": true, "description": "The shadow version, null when none"}}}
     }
   }
 })json";
