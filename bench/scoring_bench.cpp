@@ -8,6 +8,12 @@
 //
 // usage: scoring_bench [--model models/fraud_mlp/1/model.pt] [--width 30] [--device cpu]
 //                      [--batches 1,32,256,1024] [--seconds 2] [--workers 1]
+//                      [--lifecycle-batch 256] [--shadow-model PATH] [--top-k 5]
+//
+// The last table (--lifecycle-batch, 0 = off) is the cost of the model lifecycle features at
+// one batch size, each against the plain path measured right before it: a shadow model (by
+// default a second load of the same file: the same work as any same-sized version) and
+// reason codes (forward + one backward per batch, top-k per row).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -38,6 +44,9 @@ struct Args {
   std::vector<size_t> batches = {1, 32, 256, 1024};
   double seconds = 2.0;
   int workers = 1;
+  size_t lifecycle_batch = 256;
+  std::string shadow_model;  // empty: --model again
+  size_t top_k = 5;
 };
 
 Args parse(int argc, char** argv) {
@@ -52,6 +61,12 @@ Args parse(int argc, char** argv) {
       a.device = v;
     else if (k == "--seconds")
       a.seconds = std::stod(v);
+    else if (k == "--lifecycle-batch")
+      a.lifecycle_batch = std::stoul(v);
+    else if (k == "--shadow-model")
+      a.shadow_model = v;
+    else if (k == "--top-k")
+      a.top_k = std::stoul(v);
     else if (k == "--workers")
       a.workers = std::stoi(v);
     else if (k == "--batches") {
@@ -108,7 +123,8 @@ RawResult run_raw(scoring::Model& model, const std::vector<float>& data, size_t 
 // workers start, so the figure is what queue + batcher + model + completion can sustain,
 // without the cost of building requests (done by the Kafka/HTTP threads in the service).
 double run_capacity(std::shared_ptr<scoring::Model> model, const std::vector<float>& data,
-                    size_t batch, size_t total, int workers) {
+                    size_t batch, size_t total, int workers,
+                    std::shared_ptr<scoring::Model> shadow = nullptr, size_t top_k = 0) {
   metrics::Registry registry;
   const size_t width = model->info().width();
   const size_t rows_avail = data.size() / width;
@@ -122,6 +138,10 @@ double run_capacity(std::shared_ptr<scoring::Model> model, const std::vector<flo
   std::condition_variable cv;
   auto completion = [&](scoring::ScoreRequest&, const scoring::ScoreOutcome& o) {
     if (!o.status.ok()) std::exit(1);
+    if (top_k > 0 && o.reasons.size() != top_k) {
+      std::fprintf(stderr, "expected %zu reasons, got %zu\n", top_k, o.reasons.size());
+      std::exit(1);
+    }
     const size_t n = completed.fetch_add(1, std::memory_order_relaxed) + 1;
     if (n == mark_lo) t_lo = WallClock::now();
     if (n == mark_hi) t_hi = WallClock::now();
@@ -140,8 +160,9 @@ double run_capacity(std::shared_ptr<scoring::Model> model, const std::vector<flo
       std::exit(1);
     }
   }
-  scoring::Batcher batcher({batch, std::chrono::microseconds(2000), workers}, queue, model,
-                           SteadyClock::instance(), registry);
+  scoring::Batcher batcher({batch, std::chrono::microseconds(2000), workers, true, top_k}, queue,
+                           model, SteadyClock::instance(), registry);
+  batcher.set_shadow(shadow);
   batcher.start();
   {
     std::unique_lock<std::mutex> lock(mu);
@@ -227,6 +248,7 @@ int main(int argc, char** argv) {
   info.version = "1";
   info.path = args.model;
   for (size_t i = 0; i < args.width; ++i) info.input_names.push_back("f" + std::to_string(i));
+  info.baseline.assign(args.width, 0.0f);  // the bench's inputs are N(0, 1)
   auto loaded = scoring::load_torch_model(info, {args.device, 1, 64});
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.error().c_str());
@@ -260,6 +282,34 @@ int main(int argc, char** argv) {
                 path.rows_per_s, 100.0 * path.rows_per_s / raw.rows_per_s, path.p50_ms, path.p99_ms,
                 path.mean_batch);
     std::fflush(stdout);
+  }
+
+  if (args.lifecycle_batch > 0) {
+    scoring::ModelInfo shadow_info = info;
+    shadow_info.version = "2";
+    if (!args.shadow_model.empty()) shadow_info.path = args.shadow_model;
+    auto shadow = scoring::load_torch_model(shadow_info, {args.device, 1, 64});
+    if (!shadow) {
+      std::fprintf(stderr, "%s\n", shadow.error().c_str());
+      return 1;
+    }
+    std::shared_ptr<scoring::Model> shadow_model = std::move(shadow.value());
+    const size_t b = args.lifecycle_batch;
+    const size_t total = std::max<size_t>(1000000, b * 400);
+    std::printf(
+        "\nmodel lifecycle costs at batch %zu (path capacity, rows/s; each feature against the "
+        "plain path measured just before it)\n",
+        b);
+    std::printf("%-34s %13s %13s %9s\n", "feature", "plain", "with it", "ratio");
+    const double plain1 = run_capacity(model, data, b, total, args.workers);
+    const double shadowed = run_capacity(model, data, b, total, args.workers, shadow_model);
+    std::printf("%-34s %13.0f %13.0f %8.1f%%\n", "shadow model (second forward)", plain1, shadowed,
+                100.0 * shadowed / plain1);
+    const double plain2 = run_capacity(model, data, b, total, args.workers);
+    const double explained = run_capacity(model, data, b, total, args.workers, nullptr, args.top_k);
+    const std::string label = "reason codes (top " + std::to_string(args.top_k) + ")";
+    std::printf("%-34s %13.0f %13.0f %8.1f%%\n", label.c_str(), plain2, explained,
+                100.0 * explained / plain2);
   }
   return 0;
 }
