@@ -48,8 +48,8 @@ int run_demo(const config::AppConfig& cfg) {
 
   metrics::Registry registry;
   scoring::ScoringQueue queue(cfg.scoring.queue(), SteadyClock::instance(), registry);
-  scoring::Batcher batcher(cfg.scoring.batcher(), queue, shared_model, SteadyClock::instance(),
-                           registry);
+  scoring::Batcher batcher(cfg.scoring.batcher(cfg.explain), queue, shared_model,
+                           SteadyClock::instance(), registry);
   batcher.start();
 
   std::mutex mu;

@@ -17,15 +17,18 @@ namespace {
 void print_help() {
   std::printf(
       "vigil %s: real-time transaction scoring (Kafka in, Kafka + Redis out, HTTP side-port)\n\n"
-      "usage: vigil [--config FILE] [--key=value ...] [--print-config] [--help] [--version]\n\n"
+      "usage: vigil [--config FILE] [--key=value ...] [--print-config] [--help] [--version]\n"
+      "             [--print-default-config] [--print-config-table]\n\n"
       "Every key can be set in the YAML file, as an environment variable (VIGIL_ + the key in\n"
       "upper case with dots as underscores, e.g. VIGIL_KAFKA_BROKERS), or as a flag; flags win\n"
       "over the environment, which wins over the file.\n\nkeys:\n",
       VIGIL_VERSION);
   for (const auto& d : vigil::config::option_docs()) {
-    std::printf("  %-32s %s%s%s\n", d.key.c_str(), d.description.c_str(),
-                d.default_value.empty() ? "" : " [default: ",
-                d.default_value.empty() ? "" : (d.default_value + "]").c_str());
+    std::string extra;
+    if (!d.default_value.empty()) extra += "default: " + d.default_value;
+    if (!d.unit.empty()) extra += (extra.empty() ? "" : ", ") + std::string("unit: ") + d.unit;
+    std::printf("  %-32s %s%s\n", d.key.c_str(), d.description.c_str(),
+                extra.empty() ? "" : (" [" + extra + "]").c_str());
   }
 }
 
@@ -37,6 +40,14 @@ int main(int argc, char** argv) {
   auto cfg = vigil::config::load_config(args, vigil::config::process_environment(), cmd);
   if (cmd.help) {
     print_help();
+    return 0;
+  }
+  if (cmd.print_default_config) {
+    std::fputs(vigil::config::default_config_yaml().c_str(), stdout);
+    return 0;
+  }
+  if (cmd.print_config_table) {
+    std::fputs(vigil::config::config_table_markdown().c_str(), stdout);
     return 0;
   }
   if (cmd.version) {

@@ -6,21 +6,13 @@
 #include <cctype>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 
 extern char** environ;
 
 namespace vigil::config {
 namespace {
-
-// One configuration key bound to a field of AppConfig.
-struct Option {
-  std::string key;
-  std::string description;
-  std::function<std::string(const std::string&, AppConfig&)> set;  // returns an error or ""
-  std::function<std::string(const AppConfig&)> get;
-  bool secret = false;
-};
 
 template <typename T>
 std::string parse_number(const std::string& key, const std::string& s, T& out) {
@@ -54,165 +46,118 @@ std::string parse_bool(const std::string& key, const std::string& s, bool& out) 
   return "";
 }
 
+// What a key is, as its component's fields() declares it.
+struct FieldInfo {
+  std::string key;                // full dotted key; "<section>.<property>" for passthrough
+  std::vector<std::string> path;  // its YAML nesting (sections, then the leaf)
+  std::string unit;
+  std::string description;
+  bool secret = false;
+  bool passthrough = false;  // a map of librdkafka properties
+};
+
+// Visits every key of an AppConfig: `f(info, field)` with the field's reference.
 template <typename F>
-Option make(std::string key, std::string desc, F field_of, bool secret = false) {
-  Option o;
-  o.key = key;
-  o.description = std::move(desc);
-  o.secret = secret;
-  o.set = [key, field_of](const std::string& s, AppConfig& c) -> std::string {
-    auto& f = field_of(c);
-    using T = std::decay_t<decltype(f)>;
-    if constexpr (std::is_same_v<T, std::string>) {
-      f = s;
-      return "";
-    } else if constexpr (std::is_same_v<T, bool>) {
-      return parse_bool(key, s, f);
-    } else if constexpr (std::is_arithmetic_v<T>) {
-      return parse_number(key, s, f);
-    } else {  // std::chrono::duration
-      typename T::rep n{};
-      auto err = parse_number(key, s, n);
-      if (err.empty()) f = T(n);
-      return err;
+struct Walker {
+  F& f;
+  std::vector<std::string> sections;
+
+  template <typename T>
+  void operator()(const char* name, T& field, const char* unit, const char* description,
+                  FieldFlag flag = FieldFlag::kNone) {
+    FieldInfo info;
+    info.path = sections;
+    std::string leaf(name);
+    for (size_t dot; (dot = leaf.find('.')) != std::string::npos; leaf = leaf.substr(dot + 1)) {
+      info.path.push_back(leaf.substr(0, dot));  // "log.level" nests as log: level:
     }
-  };
-  o.get = [field_of](const AppConfig& c) -> std::string {
-    auto& f = field_of(const_cast<AppConfig&>(c));
-    using T = std::decay_t<decltype(f)>;
-    if constexpr (std::is_same_v<T, std::string>) {
-      return f;
-    } else if constexpr (std::is_same_v<T, bool>) {
-      return f ? "true" : "false";
-    } else if constexpr (std::is_arithmetic_v<T>) {
-      std::ostringstream os;
-      os << f;
-      return os.str();
-    } else {
-      return std::to_string(f.count());
-    }
-  };
-  return o;
-}
-
-#define VIGIL_OPT(key, desc, expr) \
-  make(                            \
-      key, desc, [](AppConfig & c) -> auto& { return expr; })
-#define VIGIL_SECRET(key, desc, expr) \
-  make(                               \
-      key, desc, [](AppConfig & c) -> auto& { return expr; }, true)
-
-const std::vector<Option>& options() {
-  static const std::vector<Option> opts = {
-      VIGIL_OPT("model.repository", "model repository folder (models/<name>/<version>/model.pt)",
-                c.model.repository),
-      VIGIL_OPT("model.name", "model served", c.model.name),
-      VIGIL_OPT("model.version", "version folder to serve; empty = the highest", c.model.version),
-      VIGIL_OPT("model.device", "cpu, cuda, cuda:N or auto (CUDA when available)", c.model.device),
-      VIGIL_OPT("model.intra_op_threads", "LibTorch intra-op threads per forward pass",
-                c.model.intra_op_threads),
-      VIGIL_OPT("model.reload_interval_ms",
-                "how often the repository is read for new versions (0 = never)",
-                c.model.reload_interval),
-      VIGIL_OPT("model.stable_ms",
-                "a new version's model.pt must stay unchanged this long before it is loaded",
-                c.model.stable),
-      VIGIL_OPT("model.shadow_version",
-                "a second version that scores every batch too, published to "
-                "kafka.shadow_topic; empty = none",
-                c.model.shadow_version),
-      VIGIL_OPT("explain.top_k",
-                "reason codes (top contributing inputs) on every streamed score; 0 = none; "
-                "clamped to the model's inputs",
-                c.scoring.explain_top_k),
-      VIGIL_OPT("scoring.max_batch_size", "rows per forward pass at most",
-                c.scoring.max_batch_size),
-      VIGIL_OPT("scoring.max_delay_us",
-                "longest the oldest waiting request waits for its batch to fill",
-                c.scoring.max_delay),
-      VIGIL_OPT("scoring.eager_when_idle",
-                "flush a partial batch at once when no worker is busy (low latency at low load)",
-                c.scoring.eager_when_idle),
-      VIGIL_OPT("scoring.workers", "scoring worker threads (0 = one per core)", c.scoring.workers),
-      VIGIL_OPT("scoring.queue_capacity", "requests the scoring queue holds at most",
-                c.scoring.queue_capacity),
-      VIGIL_OPT("scoring.high_watermark",
-                "queue fill fraction at which Kafka partitions are paused",
-                c.scoring.high_watermark),
-      VIGIL_OPT("scoring.low_watermark", "queue fill fraction below which they resume",
-                c.scoring.low_watermark),
-      VIGIL_OPT("scoring.watchdog_stall_ms",
-                "a scoring worker silent this long (queue not empty) fails readiness",
-                c.scoring.watchdog_stall),
-      VIGIL_OPT("kafka.enabled", "consume from Kafka (false = HTTP only)", c.kafka.enabled),
-      VIGIL_OPT("kafka.brokers", "'embedded' (in-process mock cluster) or host:port,...",
-                c.kafka.brokers),
-      VIGIL_OPT("kafka.embedded.brokers", "brokers of the embedded cluster",
-                c.kafka.embedded.brokers),
-      VIGIL_OPT("kafka.embedded.partitions", "partitions of each embedded topic",
-                c.kafka.embedded.partitions),
-      VIGIL_OPT("kafka.embedded.bootstrap_file",
-                "file the embedded cluster's bootstrap address is written to",
-                c.kafka.embedded.bootstrap_file),
-      VIGIL_OPT("kafka.group_id", "consumer group", c.kafka.group_id),
-      VIGIL_OPT("kafka.input_topic", "topic of incoming transactions", c.kafka.input_topic),
-      VIGIL_OPT("kafka.output_topic", "topic scores are written to (key = transaction id)",
-                c.kafka.output_topic),
-      VIGIL_OPT("kafka.dlq_topic", "dead-letter topic for events that cannot be scored",
-                c.kafka.dlq_topic),
-      VIGIL_OPT("kafka.shadow_topic",
-                "topic of shadow scores (model.shadow_version), key = transaction id",
-                c.kafka.shadow_topic),
-      VIGIL_OPT("kafka.max_event_bytes", "larger records go to the dead-letter topic",
-                c.kafka.max_event_bytes),
-      VIGIL_OPT("kafka.commit_interval_ms", "how often delivered offsets are committed",
-                c.kafka.commit_interval),
-      VIGIL_OPT("kafka.startup_timeout_ms",
-                "how long start-up retries unreachable brokers before exiting (/ready fails "
-                "meanwhile)",
-                c.kafka.startup_timeout),
-      VIGIL_OPT("redis.url", "redis://[:password@]host:port[/db]; empty disables Redis",
-                c.redis.url),
-      VIGIL_OPT("redis.ttl_s", "TTL of each cached score", c.redis.ttl_s),
-      VIGIL_OPT("redis.key_prefix", "key prefix of cached scores", c.redis.key_prefix),
-      VIGIL_OPT("redis.queue_capacity", "score writes waiting for Redis at most",
-                c.redis.queue_capacity),
-      VIGIL_OPT("redis.pipeline_max", "commands per pipelined round trip", c.redis.pipeline_max),
-      VIGIL_OPT("redis.command_timeout_ms", "Redis command timeout", c.redis.command_timeout),
-      VIGIL_OPT("redis.reconnect_backoff_max_ms", "longest wait between reconnect attempts",
-                c.redis.reconnect_backoff_max),
-      VIGIL_OPT("http.enabled", "serve the HTTP side-port", c.http.enabled),
-      VIGIL_OPT("http.address", "address the HTTP side-port binds", c.http.address),
-      VIGIL_OPT("http.port", "HTTP port (0 = ephemeral, see http.port_file)", c.http.port),
-      VIGIL_OPT("http.port_file", "file the bound HTTP port is written to", c.http.port_file),
-      VIGIL_OPT("http.threads", "HTTP io_context threads", c.http.threads),
-      VIGIL_OPT("http.max_body_bytes", "larger request bodies get 413", c.http.max_body_bytes),
-      VIGIL_OPT("http.max_connections", "concurrent connections at most", c.http.max_connections),
-      VIGIL_OPT("http.read_timeout_ms", "a request must arrive whole within this",
-                c.http.read_timeout),
-      VIGIL_OPT("http.idle_timeout_ms", "keep-alive connections idle longer are closed",
-                c.http.idle_timeout),
-      VIGIL_OPT("http.request_timeout_ms", "scoring must answer within this, else 503",
-                c.http.request_timeout),
-      VIGIL_OPT("http.max_instances", "instances per scoring request at most",
-                c.http.max_instances),
-      VIGIL_SECRET("http.auth_token", "bearer token required on scoring routes (secret)",
-                   c.http.auth_token),
-      VIGIL_OPT("http.auth_token_file", "file holding the bearer token", c.http.auth_token_file),
-      VIGIL_OPT("shutdown_grace_ms", "bound on graceful shutdown", c.shutdown_grace),
-      VIGIL_OPT("log.level", "trace, debug, info, warn or error", c.log_level),
-      VIGIL_OPT("mode", "serve (the service) or demo (score a sample through the batcher)", c.mode),
-      VIGIL_OPT("demo.input", "CSV scored by mode=demo (empty = the model's sample)", c.demo_input),
-      VIGIL_OPT("demo.rows", "rows scored by mode=demo", c.demo_rows),
-  };
-  return opts;
-}
-
-const Option* find_option(const std::string& key) {
-  for (const auto& o : options()) {
-    if (o.key == key) return &o;
+    info.path.push_back(leaf);
+    for (const auto& p : info.path) info.key += (info.key.empty() ? "" : ".") + p;
+    info.unit = unit;
+    info.description = description;
+    info.secret = flag == FieldFlag::kSecret;
+    f(info, field);
   }
-  return nullptr;
+  template <typename S>
+  void section(const char* name, S& sub) {
+    sections.emplace_back(name);
+    sub.fields(*this);
+    sections.pop_back();
+  }
+  void passthrough(const char* name, std::map<std::string, std::string>& map,
+                   const char* description) {
+    FieldInfo info;
+    info.path = sections;
+    info.path.emplace_back(name);
+    for (const auto& p : info.path) info.key += (info.key.empty() ? "" : ".") + p;
+    info.key += ".<property>";
+    info.description = description;
+    info.passthrough = true;
+    f(info, map);
+  }
+};
+
+template <typename F>
+void for_each_field(AppConfig& c, F&& f) {
+  Walker<F> w{f, {}};
+  c.fields(w);
+}
+
+template <typename T>
+std::string set_field(const std::string& key, const std::string& s, T& f) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    f = s;
+    return "";
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return parse_bool(key, s, f);
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return parse_number(key, s, f);
+  } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+    return key + " is a map of properties: set kafka.consumer.<property> one by one";
+  } else {  // std::chrono::duration
+    typename T::rep n{};
+    auto err = parse_number(key, s, n);
+    if (err.empty()) f = T(n);
+    return err;
+  }
+}
+
+template <typename T>
+std::string field_text(const T& f) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return f;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return f ? "true" : "false";
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    std::ostringstream os;
+    os << f;
+    return os.str();
+  } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+    std::string out;
+    for (const auto& [k, v] : f) out += (out.empty() ? "" : ", ") + k + "=" + v;
+    return out;
+  } else {
+    return std::to_string(f.count());
+  }
+}
+
+// Every key with its default (from a default-constructed AppConfig), in declaration order.
+std::vector<std::pair<FieldInfo, std::string>> fields_with_defaults() {
+  AppConfig defaults;
+  std::vector<std::pair<FieldInfo, std::string>> out;
+  for_each_field(defaults, [&](const FieldInfo& info, auto& field) {
+    out.emplace_back(info, info.secret ? "" : field_text(field));
+  });
+  return out;
+}
+
+// Sets `key` on `c`; returns an error, "" when done, or nullopt when no such key.
+std::optional<std::string> set_key(AppConfig& c, const std::string& key, const std::string& value) {
+  std::optional<std::string> result;
+  for_each_field(c, [&](const FieldInfo& info, auto& field) {
+    if (!result && !info.passthrough && info.key == key) result = set_field(key, value, field);
+  });
+  return result;
 }
 
 std::string env_name(const std::string& key) {
@@ -258,13 +203,12 @@ void apply(const std::string& key, const std::string& value, const std::string& 
       return;
     }
   }
-  const Option* o = find_option(key);
-  if (!o) {
+  auto err = set_key(c, key, value);
+  if (!err) {
     errors.push_back(source + ": unknown key '" + key + "'");
-    return;
+  } else if (!err->empty()) {
+    errors.push_back(source + ": " + *err);
   }
-  auto err = o->set(value, c);
-  if (!err.empty()) errors.push_back(source + ": " + err);
 }
 
 void flatten(const YAML::Node& node, const std::string& prefix,
@@ -288,8 +232,8 @@ void flatten(const YAML::Node& node, const std::string& prefix,
 
 std::vector<std::string> AppConfig::validate() const {
   std::vector<std::string> e;
-  for (auto part : {model.validate(), scoring.validate(), kafka.validate(), redis.validate(),
-                    http.validate()}) {
+  for (auto part : {model.validate(), explain.validate(), scoring.validate(), kafka.validate(),
+                    redis.validate(), http.validate()}) {
     e.insert(e.end(), part.begin(), part.end());
   }
   if (shutdown_grace.count() < 0) e.push_back("shutdown_grace_ms must be >= 0");
@@ -313,30 +257,109 @@ std::map<std::string, std::string> process_environment() {
 }
 
 std::vector<OptionDoc> option_docs() {
-  AppConfig defaults;
   std::vector<OptionDoc> docs;
-  for (const auto& o : options()) {
-    docs.push_back({o.key, o.secret ? "" : o.get(defaults), o.description});
+  for (const auto& [info, def] : fields_with_defaults()) {
+    std::string description = info.description;
+    if (info.passthrough) {
+      std::string env = env_name(info.key.substr(0, info.key.size() - 11));  // "<property>"
+      description += " (environment: " + env + "_<PROPERTY>, `_` for `.`, `__` for `_`)";
+    }
+    docs.push_back({info.key, def, info.unit, description});
   }
-  docs.push_back({"kafka.consumer.<property>", "",
-                  "passed to the librdkafka consumer as is (environment: "
-                  "VIGIL_KAFKA_CONSUMER_<PROPERTY>, `_` for `.`, `__` for `_`)"});
-  docs.push_back({"kafka.producer.<property>", "",
-                  "passed to the librdkafka producer as is (environment: "
-                  "VIGIL_KAFKA_PRODUCER_<PROPERTY>, `_` for `.`, `__` for `_`)"});
   return docs;
 }
 
-std::vector<std::string> describe(const AppConfig& c) {
+namespace {
+
+// Wraps `text` into lines of at most `width` characters.
+std::vector<std::string> wrap(const std::string& text, size_t width) {
   std::vector<std::string> lines;
-  for (const auto& o : options()) {
-    std::string v = o.get(c);
-    if (o.secret && !v.empty()) v = "<redacted>";
-    if (o.key == "redis.url" && v.find('@') != std::string::npos) {
-      v = "redis://<redacted>@" + v.substr(v.rfind('@') + 1);
+  std::istringstream words(text);
+  std::string word, line;
+  while (words >> word) {
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      lines.push_back(line);
+      line.clear();
     }
-    lines.push_back(o.key + " = " + v);
+    line += (line.empty() ? "" : " ") + word;
   }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+std::string yaml_scalar(const std::string& text, bool is_string) {
+  if (!is_string) return text;
+  std::string out = "\"";
+  for (char ch : text) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string default_config_yaml() {
+  AppConfig defaults;
+  std::string out =
+      "# vigil configuration: every key at its default, its description above it. Generated from\n"
+      "# the components' config structs (src/*/*_config.h, fields()) by\n"
+      "#   vigil --print-default-config > config/vigil.yaml\n"
+      "# and checked by tests/config: edit the structs, not this file. Every key can also be set\n"
+      "# as an environment variable (VIGIL_ + the key upper-cased, dots as underscores:\n"
+      "# VIGIL_KAFKA_BROKERS) or as a flag (--kafka.brokers=...); flags win over the\n"
+      "# environment, which wins over this file. kafka.consumer.* / kafka.producer.* take any\n"
+      "# librdkafka property (VIGIL_KAFKA_CONSUMER_SASL_PASSWORD sets\n"
+      "# kafka.consumer.sasl.password: `_` for `.`, `__` for `_`).\n";
+  std::vector<std::string> open;  // sections currently open
+  for_each_field(defaults, [&](const FieldInfo& info, auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    std::vector<std::string> sections(info.path.begin(), info.path.end() - 1);
+    size_t common = 0;
+    while (common < open.size() && common < sections.size() && open[common] == sections[common]) {
+      ++common;
+    }
+    open.resize(common);
+    if (common == 0 && !sections.empty()) out += "\n";
+    for (size_t i = common; i < sections.size(); ++i) {
+      out += std::string(2 * i, ' ') + sections[i] + ":\n";
+      open.push_back(sections[i]);
+    }
+    const std::string indent(2 * sections.size(), ' ');
+    if (sections.empty()) out += "\n";
+    std::string description = info.description;
+    if (!info.unit.empty() && info.unit != "ms" && info.unit != "us" && info.unit != "s") {
+      description += " [" + info.unit + "]";
+    }
+    for (const auto& line : wrap(description, 94 - indent.size())) {
+      out += indent + "# " + line + "\n";
+    }
+    if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      if (field.empty()) {
+        out += indent + info.path.back() + ": {}\n";
+      } else {
+        out += indent + info.path.back() + ":\n";
+        for (const auto& [k, v] : field) out += indent + "  " + k + ": " + v + "\n";
+      }
+    } else {
+      const std::string value = info.secret ? "" : field_text(field);
+      out += indent + info.path.back() + ": " + yaml_scalar(value, std::is_same_v<T, std::string>) +
+             "\n";
+    }
+  });
+  return out;
+}
+
+std::string config_table_markdown() {
+  std::string out = "| key | default | unit | meaning |\n|---|---|---|---|\n";
+  for (const auto& d : option_docs()) {
+    out += "| `" + d.key + "` | " + (d.default_value.empty() ? "" : "`" + d.default_value + "`") +
+           " | " + d.unit + " | " + d.description + " |\n";
+  }
+  return out;
+}
+
+std::vector<std::string> describe(const AppConfig& c) {
   auto secretish = [](const std::string& k) {
     for (const char* word :
          {"password", "secret", "sasl", "ssl.key", "pem", "token", "jaas", "credential"}) {
@@ -344,12 +367,24 @@ std::vector<std::string> describe(const AppConfig& c) {
     }
     return false;
   };
-  for (const auto& [k, v] : c.kafka.consumer) {
-    lines.push_back("kafka.consumer." + k + " = " + (secretish(k) ? "<redacted>" : v));
-  }
-  for (const auto& [k, v] : c.kafka.producer) {
-    lines.push_back("kafka.producer." + k + " = " + (secretish(k) ? "<redacted>" : v));
-  }
+  std::vector<std::string> lines;
+  AppConfig copy = c;
+  for_each_field(copy, [&](const FieldInfo& info, auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      const std::string prefix = info.key.substr(0, info.key.size() - 10);  // "<property>"
+      for (const auto& [k, v] : field) {
+        lines.push_back(prefix + k + " = " + (secretish(k) ? "<redacted>" : v));
+      }
+    } else {
+      std::string v = field_text(field);
+      if (info.secret && !v.empty()) v = "<redacted>";
+      if (info.key == "redis.url" && v.find('@') != std::string::npos) {
+        v = "redis://<redacted>@" + v.substr(v.rfind('@') + 1);
+      }
+      lines.push_back(info.key + " = " + v);
+    }
+  });
   return lines;
 }
 
@@ -367,6 +402,10 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
       cmd.version = true;
     } else if (a == "--print-config") {
       cmd.print_config = true;
+    } else if (a == "--print-default-config") {
+      cmd.print_default_config = true;
+    } else if (a == "--print-config-table") {
+      cmd.print_config_table = true;
     } else if (a == "--config" || a == "-c") {
       if (i + 1 >= args.size()) {
         errors.push_back("--config needs a file path");
@@ -399,10 +438,11 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
       errors.push_back(cmd.config_file + ": " + e.what());
     }
   }
-  for (const auto& o : options()) {
-    if (auto it = env.find(env_name(o.key)); it != env.end()) {
-      auto err = o.set(it->second, c);
-      if (!err.empty()) errors.push_back(env_name(o.key) + ": " + err);
+  for (const auto& [info, def] : fields_with_defaults()) {
+    if (info.passthrough) continue;
+    if (auto it = env.find(env_name(info.key)); it != env.end()) {
+      auto err = set_key(c, info.key, it->second);
+      if (err && !err->empty()) errors.push_back(env_name(info.key) + ": " + *err);
     }
   }
   for (const auto& [name, value] : env) {

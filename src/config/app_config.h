@@ -1,7 +1,8 @@
 // The whole service's configuration: one struct per component, gathered here, loaded from
 // (in increasing precedence) built-in defaults, a YAML file, VIGIL_* environment variables
-// and --key=value flags. Every key is described once in app_config.cpp's option table, which
-// also feeds --help and the README's key list.
+// and --key=value flags. Every key is declared once, next to its field, by its component's
+// fields() (common/config_fields.h); --help, config/vigil.yaml and the README's table are
+// generated from those declarations (tests/config fails when the files drift).
 #pragma once
 
 #include <chrono>
@@ -10,8 +11,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "consumers/kafka_config.h"
 #include "http/http_config.h"
+#include "kafka/kafka_config.h"
 #include "scoring/scoring_config.h"
 #include "sinks/redis_config.h"
 
@@ -19,23 +20,41 @@ namespace vigil::config {
 
 struct AppConfig {
   scoring::ModelConfig model;
+  scoring::ExplainConfig explain;
   scoring::ScoringConfig scoring;
-  consumers::KafkaConfig kafka;
+  kafka::KafkaConfig kafka;
   sinks::RedisConfig redis;
   http::HttpConfig http;
-  std::chrono::milliseconds shutdown_grace{10000};  // bound on graceful shutdown
-  std::string log_level = "info";                   // trace|debug|info|warn|error
-  std::string mode = "serve";                       // serve | demo (score a sample, print)
-  std::string demo_input;                           // CSV for mode=demo; empty = model sample
-  size_t demo_rows = 1000;                          // rows scored by mode=demo
+  std::chrono::milliseconds shutdown_grace{10000};
+  std::string log_level = "info";
+  std::string mode = "serve";
+  std::string demo_input;
+  size_t demo_rows = 1000;
 
   // Every validation error of every component, in key order.
   std::vector<std::string> validate() const;
+
+  template <typename V>
+  void fields(V& v) {
+    v.section("model", model);
+    v.section("explain", explain);
+    v.section("scoring", scoring);
+    v.section("kafka", kafka);
+    v.section("redis", redis);
+    v.section("http", http);
+    v("shutdown_grace_ms", shutdown_grace, "ms",
+      "bound on graceful shutdown (drain, flush, commit)");
+    v("log.level", log_level, "", "trace, debug, info, warn or error");
+    v("mode", mode, "", "serve (the service) or demo (score a sample through the batcher)");
+    v("demo.input", demo_input, "", "CSV scored by mode=demo (empty = the model's sample)");
+    v("demo.rows", demo_rows, "rows", "rows scored by mode=demo");
+  }
 };
 
 struct OptionDoc {
   std::string key;
   std::string default_value;
+  std::string unit;
   std::string description;
 };
 
@@ -45,6 +64,8 @@ struct CommandLine {
   bool help = false;
   bool version = false;
   bool print_config = false;
+  bool print_default_config = false;  // the generated config/vigil.yaml
+  bool print_config_table = false;    // the generated README table
 };
 
 // Loads the configuration. `env` is the process environment (injected for tests). On any
@@ -54,6 +75,12 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
 
 // The documentation of every key, in the order of the option table.
 std::vector<OptionDoc> option_docs();
+
+// config/vigil.yaml as generated from the fields' declarations: every key at its default,
+// its description above it.
+std::string default_config_yaml();
+// The README's table of keys (markdown), generated the same way.
+std::string config_table_markdown();
 
 // key = value lines of the effective configuration, secrets redacted.
 std::vector<std::string> describe(const AppConfig& config);

@@ -26,10 +26,10 @@
 
 #include "codec/event_decoder.h"
 #include "common/metrics.h"
-#include "consumers/kafka_config.h"
 #include "consumers/offset_tracker.h"
 #include "delivery/acknowledger.h"
 #include "kafka/kafka_client.h"
+#include "kafka/kafka_config.h"
 #include "scoring/scoring_queue.h"
 
 namespace vigil::consumers {
@@ -63,7 +63,7 @@ class KafkaSource {
   // The queue, schema, tracker (which the delivery stage acknowledges), dead-letter sink (the
   // delivery stage) and registry must outlive the source.
   static Result<std::unique_ptr<KafkaSource>> create(
-      const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
+      const kafka::KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
       const codec::FeatureSchema& schema, OffsetTracker& tracker,
       delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
   ~KafkaSource();
@@ -82,7 +82,7 @@ class KafkaSource {
   const KafkaSourceStats& stats() const { return stats_; }
 
  private:
-  KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
+  KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue& queue,
               const codec::FeatureSchema& schema, OffsetTracker& tracker,
               delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -100,7 +100,7 @@ class KafkaSource {
   void refresh_lag();
   void commit(bool sync, const std::vector<PartitionId>* only = nullptr);
 
-  const KafkaConfig config_;
+  const kafka::KafkaConfig config_;
   kafka::Handle rk_;
   rd_kafka_queue_t* queue_handle_ = nullptr;
   scoring::ScoringQueue& queue_;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config_fields.h"
+
 namespace vigil::http {
 
 struct HttpConfig {
@@ -23,6 +25,25 @@ struct HttpConfig {
   std::string auth_token_file;                      // read the token from this file
 
   std::vector<std::string> validate() const;
+
+  template <typename V>
+  void fields(V& v) {
+    v("enabled", enabled, "", "serve the HTTP side-port");
+    v("address", address, "", "address the HTTP side-port binds");
+    v("port", port, "", "HTTP port (0 = ephemeral, see http.port_file)");
+    v("port_file", port_file, "", "file the bound HTTP port is written to; empty = none");
+    v("threads", threads, "threads", "HTTP io_context threads");
+    v("max_body_bytes", max_body_bytes, "bytes", "larger request bodies get 413");
+    v("max_connections", max_connections, "connections", "concurrent connections at most");
+    v("read_timeout_ms", read_timeout, "ms", "a request must arrive whole within this");
+    v("idle_timeout_ms", idle_timeout, "ms", "keep-alive connections idle longer are closed");
+    v("request_timeout_ms", request_timeout, "ms", "scoring must answer within this, else 503");
+    v("max_instances", max_instances, "instances", "instances per scoring request at most");
+    v("auth_token", auth_token, "",
+      "bearer token required on the scoring and repository routes (secret)",
+      config::FieldFlag::kSecret);
+    v("auth_token_file", auth_token_file, "", "file holding the bearer token");
+  }
 };
 
 }  // namespace vigil::http

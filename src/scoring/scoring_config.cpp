@@ -24,10 +24,15 @@ std::vector<std::string> ModelConfig::validate() const {
   return e;
 }
 
-std::vector<std::string> ScoringConfig::validate() const {
+std::vector<std::string> ExplainConfig::validate() const {
   std::vector<std::string> e;
   // The model's width is not known before it loads: a larger k is clamped to it then.
-  if (explain_top_k > 1024) e.push_back("explain.top_k must be within [0, 1024]");
+  if (top_k > 1024) e.push_back("explain.top_k must be within [0, 1024]");
+  return e;
+}
+
+std::vector<std::string> ScoringConfig::validate() const {
+  std::vector<std::string> e;
   if (max_batch_size < 1 || max_batch_size > 65536) {
     e.push_back("scoring.max_batch_size must be within [1, 65536]");
   }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config_fields.h"
 #include "scoring/batcher.h"
 #include "scoring/scoring_queue.h"
 
@@ -23,6 +24,36 @@ struct ModelConfig {
   std::string shadow_version;  // a second version scoring every batch too; empty = none
 
   std::vector<std::string> validate() const;
+
+  template <typename V>
+  void fields(V& v) {
+    v("repository", repository, "", "model repository folder (<name>/<version>/model.pt)");
+    v("name", name, "", "model served");
+    v("version", version, "", "version to serve and stay on; empty = the highest, followed");
+    v("device", device, "", "cpu, cuda, cuda:N or auto (CUDA when LibTorch sees a GPU)");
+    v("intra_op_threads", intra_op_threads, "threads",
+      "LibTorch threads per forward pass (workers scale across cores)");
+    v("reload_interval_ms", reload_interval, "ms",
+      "how often the repository is read for new versions (0 = never)");
+    v("stable_ms", stable, "ms",
+      "a new version's model.pt must stay unchanged this long before it is loaded");
+    v("shadow_version", shadow_version, "",
+      "a second version that scores every batch too, published to kafka.shadow_topic; empty = "
+      "none");
+  }
+};
+
+struct ExplainConfig {
+  size_t top_k = 0;  // reason codes on every streamed score
+
+  std::vector<std::string> validate() const;
+
+  template <typename V>
+  void fields(V& v) {
+    v("top_k", top_k, "inputs",
+      "reason codes (top contributing inputs) on every streamed score; 0 = none; clamped to "
+      "the model's inputs");
+  }
 };
 
 struct ScoringConfig {
@@ -34,13 +65,28 @@ struct ScoringConfig {
   double low_watermark = 0.5;
   std::chrono::milliseconds watchdog_stall{10000};  // a worker busy this long is stuck
   bool eager_when_idle = true;  // flush a partial batch at once when no worker is busy
-  size_t explain_top_k = 0;     // reason codes on every streamed score (0 = none)
 
-  BatcherConfig batcher() const {
-    return {max_batch_size, max_delay, workers, eager_when_idle, explain_top_k};
+  BatcherConfig batcher(const ExplainConfig& explain) const {
+    return {max_batch_size, max_delay, workers, eager_when_idle, explain.top_k};
   }
   QueueConfig queue() const { return {queue_capacity, high_watermark, low_watermark}; }
   std::vector<std::string> validate() const;
+
+  template <typename V>
+  void fields(V& v) {
+    v("max_batch_size", max_batch_size, "rows", "rows per forward pass at most");
+    v("max_delay_us", max_delay, "us",
+      "longest the oldest waiting request waits for its batch to fill");
+    v("eager_when_idle", eager_when_idle, "",
+      "flush a partial batch at once when no worker is busy (low latency at low load)");
+    v("workers", workers, "threads", "scoring worker threads (0 = one per core)");
+    v("queue_capacity", queue_capacity, "requests", "requests the scoring queue holds at most");
+    v("high_watermark", high_watermark, "fraction",
+      "queue fill at which Kafka partitions are paused");
+    v("low_watermark", low_watermark, "fraction", "queue fill below which they resume");
+    v("watchdog_stall_ms", watchdog_stall, "ms",
+      "a scoring worker busy this long on one batch fails readiness");
+  }
 };
 
 }  // namespace vigil::scoring

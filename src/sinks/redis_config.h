@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config_fields.h"
+
 namespace vigil::sinks {
 
 struct RedisConfig {
@@ -18,6 +20,19 @@ struct RedisConfig {
 
   bool enabled() const { return !url.empty(); }
   std::vector<std::string> validate() const;
+
+  template <typename V>
+  void fields(V& v) {
+    v("url", url, "", "redis://[[user]:password@]host[:port][/db]; empty disables Redis");
+    v("ttl_s", ttl_s, "s", "TTL of each cached score");
+    v("key_prefix", key_prefix, "", "key prefix of cached scores");
+    v("queue_capacity", queue_capacity, "writes",
+      "score writes waiting for Redis at most (beyond: skipped and counted)");
+    v("pipeline_max", pipeline_max, "commands", "commands per pipelined round trip");
+    v("command_timeout_ms", command_timeout, "ms", "Redis connect and reply timeout");
+    v("reconnect_backoff_max_ms", reconnect_backoff_max, "ms",
+      "longest wait between reconnect attempts");
+  }
 };
 
 struct RedisAddress {

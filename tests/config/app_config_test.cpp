@@ -79,8 +79,9 @@ TEST(Config, LibrdkafkaPropertiesComeFromTheEnvironmentWithUnderscoresForDots) {
   EXPECT_EQ(c->kafka.consumer.at("group.instance.id"), "vigil-7f9c-0");
   EXPECT_EQ(c->kafka.consumer.at("some_underscored.name"), "x");
   EXPECT_EQ(c->kafka.producer.at("sasl.password"), "pw");
-  EXPECT_EQ(c->kafka.producer.at("acks"), "1");  // flags over the environment
-  EXPECT_EQ(c->kafka.consumer.size(), 3u);
+  EXPECT_EQ(c->kafka.producer.at("acks"), "1");                      // flags over the environment
+  EXPECT_EQ(c->kafka.consumer.at("heartbeat.interval.ms"), "1500");  // the shipped default
+  EXPECT_EQ(c->kafka.consumer.size(), 4u);
 
   auto managed = load({}, {{"VIGIL_KAFKA_CONSUMER_GROUP_ID", "x"}});
   ASSERT_FALSE(managed.ok());
@@ -140,8 +141,46 @@ TEST(Config, EffectiveConfigRedactsSecrets) {
   EXPECT_NE(all.find("http.auth_token = <redacted>"), std::string::npos);
 }
 
-TEST(Config, EveryKeyIsDocumented) {
-  for (const auto& d : option_docs()) EXPECT_FALSE(d.description.empty()) << d.key;
+TEST(Config, EveryKeyIsDocumentedWithAUnitMatchingItsName) {
+  for (const auto& d : option_docs()) {
+    EXPECT_FALSE(d.description.empty()) << d.key;
+    for (const char* unit : {"ms", "us", "s"}) {  // a duration's unit is the key's suffix
+      const std::string suffix = std::string("_") + unit;
+      const bool named = d.key.size() > suffix.size() &&
+                         d.key.compare(d.key.size() - suffix.size(), suffix.size(), suffix) == 0;
+      EXPECT_EQ(named, d.unit == unit) << d.key << " has unit '" << d.unit << "'";
+    }
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// config/vigil.yaml, the README's table and --help are generated from the fields' declarations:
+// a key added, renamed or re-described in a struct without regenerating them fails here.
+TEST(Config, ShippedConfigFileIsGeneratedFromTheStructs) {
+  const std::string shipped = read_text(std::string(VIGIL_SOURCE_DIR) + "/config/vigil.yaml");
+  EXPECT_EQ(shipped, default_config_yaml())
+      << "config/vigil.yaml drifted from the config structs; regenerate it with\n"
+         "  build/release/vigil --print-default-config > config/vigil.yaml";
+  // And it loads to exactly the defaults.
+  auto loaded = load({"--config", std::string(VIGIL_SOURCE_DIR) + "/config/vigil.yaml"});
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  const AppConfig defaults;
+  EXPECT_EQ(describe(*loaded), describe(defaults));
+}
+
+TEST(Config, ReadmeTableIsGeneratedFromTheStructs) {
+  const std::string readme = read_text(std::string(VIGIL_SOURCE_DIR) + "/README.md");
+  const std::string begin = "<!-- config-table:begin -->\n", end = "<!-- config-table:end -->";
+  const auto b = readme.find(begin), e = readme.find(end);
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  EXPECT_EQ(readme.substr(b + begin.size(), e - b - begin.size()), config_table_markdown())
+      << "README.md's table drifted from the config structs; regenerate it with\n"
+         "  build/release/vigil --print-config-table";
 }
 
 }  // namespace

@@ -256,7 +256,7 @@ TEST_F(ModelLifecycleTest, ReasonCodesOnTheStreamAndOnPredictEqualThePyTorchAttr
   const ReasonReference ref = load_reasons();
   ASSERT_EQ(ref.top.size(), 64u);
   config::AppConfig c = config();
-  c.scoring.explain_top_k = 5;
+  c.explain.top_k = 5;
   c.http.enabled = true;
   c.http.port = 0;
   c.http.address = "127.0.0.1";

@@ -1,6 +1,6 @@
-#include "consumers/kafka_config.h"
+#include "kafka/kafka_config.h"
 
-namespace vigil::consumers {
+namespace vigil::kafka {
 
 std::vector<std::string> KafkaConfig::validate() const {
   std::vector<std::string> e;
@@ -47,4 +47,4 @@ std::vector<std::string> KafkaConfig::validate() const {
   return e;
 }
 
-}  // namespace vigil::consumers
+}  // namespace vigil::kafka
