@@ -7,28 +7,13 @@
 #include <sstream>
 
 #include "app/logging.h"
+#include "common/files.h"
 #include "common/thread_name.h"
 #include "http/server.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
 
 namespace vigil::app {
-
-namespace {
-
-Status write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!(f << content)) return Status::Error("cannot write '" + tmp + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::Error("cannot write '" + path + "': " + ec.message());
-  return Status::Ok();
-}
-
-}  // namespace
 
 Service::Service(const config::AppConfig& config) : config_(config) {}
 
@@ -63,11 +48,11 @@ Status Service::start(Options options) {
     model = models_->served();
   }
   const auto& mi = model->info();
-  if (config_.scoring.explain_top_k > mi.width()) {
+  if (config_.explain.top_k > mi.width()) {
     log->warn("explain.top_k {} is more than the model's {} inputs: every input is listed",
-              config_.scoring.explain_top_k, mi.width());
+              config_.explain.top_k, mi.width());
   }
-  if (config_.scoring.explain_top_k > 0 && mi.baseline.size() != mi.width()) {
+  if (config_.explain.top_k > 0 && mi.baseline.size() != mi.width()) {
     log->warn("explain.top_k is set but model.yaml has no baseline: scores carry no reasons");
   }
   schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
@@ -113,9 +98,9 @@ Status Service::start(Options options) {
     delivery_->start();
   }
 
-  batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(), *queue_, model,
-                                                SteadyClock::instance(), registry_, delivery_.get(),
-                                                delivery_.get());
+  batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(config_.explain), *queue_,
+                                                model, SteadyClock::instance(), registry_,
+                                                delivery_.get(), delivery_.get());
   if (models_) {
     batcher_->set_shadow(models_->shadow());
     models_->start(batcher_.get());
@@ -163,7 +148,6 @@ Status Service::start_http() {
   deps.score_sink = redis_.get();
   deps.shadow_info = [this] { return batcher_->shadow_info(); };
   deps.models = models_.get();
-  deps.logger = logger("http");
   http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
   Status st = http_->start();
   if (!st.ok()) return st;

@@ -1,10 +1,9 @@
 #include "consumers/kafka_source.h"
 
-#include <spdlog/spdlog.h>
-
 #include <thread>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/rate_limit.h"
 #include "common/thread_name.h"
 
@@ -18,22 +17,14 @@ constexpr int kPollTimeoutMs = 100;
 // committing what it has (the rest is re-consumed by the next owner: at-least-once).
 constexpr std::chrono::milliseconds kRevokeDrainBound{5000};
 
-std::shared_ptr<spdlog::logger> log() {
-  static auto l = [] {
-    auto existing = spdlog::get("kafka");
-    return existing ? existing : spdlog::default_logger()->clone("kafka");
-  }();
-  return l;
-}
-
 // How often the lag gauges are refreshed (also while partitions are paused).
 constexpr std::chrono::milliseconds kLagInterval{1000};
 // A broker round trip for a paused partition's high watermark is bounded by this.
 constexpr int kWatermarkQueryTimeoutMs = 200;
 
-RateLimit& consumer_error_log() {
-  static RateLimit limit{std::chrono::milliseconds(5000)};
-  return limit;
+RateLimitedLog& consumer_error_log() {
+  static RateLimitedLog log{"kafka", std::chrono::milliseconds(5000)};
+  return log;
 }
 
 }  // namespace
@@ -90,7 +81,7 @@ void KafkaSourceStats::lag_removed(PartitionId p) {
 }
 
 Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
-    const KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
+    const kafka::KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
     const codec::FeatureSchema& schema, OffsetTracker& tracker,
     delivery::DeadLetterSink& dead_letters, metrics::Registry& registry) {
   using R = Result<std::unique_ptr<KafkaSource>>;
@@ -124,7 +115,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   return R(std::move(src));
 }
 
-KafkaSource::KafkaSource(const KafkaConfig& config, scoring::ScoringQueue& queue,
+KafkaSource::KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue& queue,
                          const codec::FeatureSchema& schema, OffsetTracker& tracker,
                          delivery::DeadLetterSink& dead_letters, metrics::Registry& registry)
     : config_(config),
@@ -157,7 +148,8 @@ void KafkaSource::start() {
   rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    log()->error("cannot subscribe to '{}': {}", config_.input_topic, rd_kafka_err2str(err));
+    logger("kafka")->error("cannot subscribe to '{}': {}", config_.input_topic,
+                           rd_kafka_err2str(err));
   }
   last_commit_ = std::chrono::steady_clock::now();
   thread_ = std::thread([this] {
@@ -178,7 +170,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
       rd_kafka_pause_partitions(rk_.get(), partitions);
       stats_.paused_partitions_.set(partitions->cnt);
     }
-    log()->info("assigned {} partition(s) of '{}'", partitions->cnt, config_.input_topic);
+    logger("kafka")->info("assigned {} partition(s) of '{}'", partitions->cnt, config_.input_topic);
     return;
   }
   assigned_ = 0;  // readiness reflects the loss at once, not after the drain below
@@ -188,7 +180,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   // offsets cannot be committed, so neither drain nor commit.
   const bool lost = rd_kafka_assignment_lost(rk_.get());
   if (lost)
-    log()->warn("assignment lost (session timeout); uncommitted records will be re-consumed");
+    logger("kafka")->warn(
+        "assignment lost (session timeout); uncommitted records will be re-consumed");
   if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !lost) {
     // Let records of these partitions that are already being scored finish, so the next
     // owner does not score them again; bounded, then commit what was delivered.
@@ -205,13 +198,13 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     if (busy() && running_.load())
-      log()->warn(
+      logger("kafka")->warn(
           "revoke: records still in flight after {} ms; they may be scored "
           "again by the next owner",
           kRevokeDrainBound.count());
     commit(/*sync=*/true, &revoked);
   } else {
-    log()->warn("rebalance error: {}", rd_kafka_err2str(err));
+    logger("kafka")->warn("rebalance error: {}", rd_kafka_err2str(err));
   }
   for (auto p : revoked) {
     tracker_.revoke(p);
@@ -224,7 +217,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   assigned_ = 0;
   stats_.assigned_partitions_.set(0);
   stats_.paused_partitions_.set(0);
-  log()->info("revoked {} partition(s)", revoked.size());
+  logger("kafka")->info("revoked {} partition(s)", revoked.size());
 }
 
 void KafkaSource::run() {
@@ -265,11 +258,7 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     rd_kafka_message_t* m = msgs[i];
     if (m->err) {
       if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        uint64_t suppressed = 0;
-        if (consumer_error_log().allow(suppressed)) {
-          log()->warn("consumer error: {} ({} similar suppressed)", rd_kafka_message_errstr(m),
-                      suppressed);
-        }
+        consumer_error_log().warn("consumer error: {}", rd_kafka_message_errstr(m));
       }
       rd_kafka_message_destroy(m);
       continue;
@@ -349,7 +338,7 @@ void KafkaSource::update_backpressure() {
     rd_kafka_pause_partitions(rk_.get(), list.get());
     stats_.paused();
     stats_.paused_partitions_.set(list->cnt);
-    log()->debug("paused {} partition(s): queue depth {}", list->cnt, queue_.depth());
+    logger("kafka")->debug("paused {} partition(s): queue depth {}", list->cnt, queue_.depth());
   } else {
     // Held partitions stay paused.
     kafka::PartitionList resume(rd_kafka_topic_partition_list_new(list->cnt));
@@ -361,7 +350,7 @@ void KafkaSource::update_backpressure() {
     }
     rd_kafka_resume_partitions(rk_.get(), resume.get());
     stats_.paused_partitions_.set(static_cast<double>(held_paused_.size()));
-    log()->debug("resumed {} partition(s): queue depth {}", resume->cnt, queue_.depth());
+    logger("kafka")->debug("resumed {} partition(s): queue depth {}", resume->cnt, queue_.depth());
   }
   paused_ = want_paused;
 }
@@ -376,8 +365,8 @@ void KafkaSource::update_holds() {
   for (const auto& h : holds) {
     if (std::find(held_paused_.begin(), held_paused_.end(), h.partition) == held_paused_.end()) {
       rd_kafka_topic_partition_list_add(pause.get(), config_.input_topic.c_str(), h.partition);
-      log()->error("partition {} paused: offset {} has no outcome ({})", h.partition, h.offset,
-                   h.why);
+      logger("kafka")->error("partition {} paused: offset {} has no outcome ({})", h.partition,
+                             h.offset, h.why);
     }
   }
   for (PartitionId p : held_paused_) {
@@ -385,7 +374,7 @@ void KafkaSource::update_holds() {
       if (!paused_.load()) {
         rd_kafka_topic_partition_list_add(resume.get(), config_.input_topic.c_str(), p);
       }
-      log()->info("partition {} resumes: its held record has an outcome", p);
+      logger("kafka")->info("partition {} resumes: its held record has an outcome", p);
     }
   }
   if (pause->cnt > 0) rd_kafka_pause_partitions(rk_.get(), pause.get());
@@ -437,7 +426,7 @@ void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
   rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), sync ? 0 : 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     stats_.commit_failures_.inc();
-    log()->warn("offset commit failed: {}", rd_kafka_err2str(err));
+    logger("kafka")->warn("offset commit failed: {}", rd_kafka_err2str(err));
     return;
   }
   for (const auto& [p, off] : to_commit) last_committed_[p] = off;

@@ -1,12 +1,12 @@
 #include "delivery/delivery_stage.h"
 
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/thread_name.h"
 #include "sinks/score_record.h"
 
@@ -15,14 +15,6 @@ namespace vigil::delivery {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-std::shared_ptr<spdlog::logger> log() {
-  static auto l = [] {
-    auto existing = spdlog::get("delivery");
-    return existing ? existing : spdlog::default_logger()->clone("delivery");
-  }();
-  return l;
-}
 
 bool is_purge(rd_kafka_resp_err_t err) {
   return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
@@ -314,13 +306,10 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
       produce_again_.push_back(s);
     } else {
       stats_.score_refused();
-      uint64_t suppressed = 0;
-      if (refused_log_.allow(suppressed)) {
-        log()->error(
-            "Kafka refused the score of partition {} offset {}: {}; its record goes to the "
-            "dead-letter topic ({} similar errors suppressed)",
-            s->source.partition, s->source.offset, rd_kafka_err2str(err), suppressed);
-      }
+      refused_log_.error(
+          "Kafka refused the score of partition {} offset {}: {}; its record goes to the "
+          "dead-letter topic",
+          s->source.partition, s->source.offset, rd_kafka_err2str(err));
       // The cause travels with the record: keep it in the slot's dead letter.
       s->refusal = err;
       refused_.push_back(s);
@@ -353,13 +342,8 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
       d->backoff = std::min(d->backoff * 2, config_.retry_backoff_max);
     }
     d->next_attempt = steady::now() + d->backoff;
-    uint64_t suppressed = 0;
-    if (held_log_.allow(suppressed)) {
-      log()->error(
-          "partition {} held at offset {}: {}; retrying in {} ms ({} similar errors "
-          "suppressed)",
-          d->source.partition, d->source.offset, why, d->backoff.count(), suppressed);
-    }
+    held_log_.error("partition {} held at offset {}: {}; retrying in {} ms", d->source.partition,
+                    d->source.offset, why, d->backoff.count());
   }
   dead_letters_.push_back(d);
   work_cv_.notify_one();
@@ -421,13 +405,9 @@ void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
   if (d->held) {
     held_.fetch_sub(1, std::memory_order_relaxed);
     // Once per record would flood the log when many records were held at once.
-    uint64_t suppressed = 0;
-    if (released_log_.allow(suppressed)) {
-      log()->info(
-          "partition {} offset {}: dead-letter write succeeded; its hold is lifted ({} similar "
-          "suppressed)",
-          d->source.partition, d->source.offset, suppressed);
-    }
+    released_log_.log(spdlog::level::info,
+                      "partition {} offset {}: dead-letter write succeeded; its hold is lifted",
+                      d->source.partition, d->source.offset);
   }
   release(d->source);
   delete d;
@@ -454,7 +434,8 @@ void DeliveryStage::retry_main() {
 
     if (kafka_->fatal()) {
       Status st = kafka_->replace_producer();
-      if (!st.ok()) log()->error("cannot replace the failed producer: {}", st.message());
+      if (!st.ok())
+        logger("delivery")->error("cannot replace the failed producer: {}", st.message());
     }
     for (ScoreSlot* s : refused) {
       // The score is refused for good: its source record goes to the dead-letter topic.

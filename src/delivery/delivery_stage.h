@@ -39,8 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/log.h"
 #include "common/metrics.h"
-#include "common/rate_limit.h"
 #include "common/status.h"
 #include "delivery/acknowledger.h"
 #include "scoring/request.h"
@@ -175,9 +175,9 @@ class DeliveryStage final : public scoring::BatchCompletion,
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<size_t> held_{0};
-  RateLimit refused_log_{std::chrono::milliseconds(5000)};
-  RateLimit held_log_{std::chrono::milliseconds(5000)};
-  RateLimit released_log_{std::chrono::milliseconds(5000)};
+  RateLimitedLog refused_log_{"delivery", std::chrono::milliseconds(5000)};
+  RateLimitedLog held_log_{"delivery", std::chrono::milliseconds(5000)};
+  RateLimitedLog released_log_{"delivery", std::chrono::milliseconds(5000)};
 };
 
 }  // namespace vigil::delivery

@@ -12,9 +12,6 @@
 #include "scoring/scoring_queue.h"
 #include "sinks/score_sink.h"
 
-namespace spdlog {
-class logger;
-}
 namespace vigil::scoring {
 class ModelManager;
 }
@@ -43,7 +40,6 @@ struct HttpDeps {
   std::function<std::shared_ptr<const scoring::ModelInfo>()> shadow_info;
   // The model lifecycle behind /v2/repository/...; null: those routes answer 404.
   scoring::ModelManager* models = nullptr;
-  std::shared_ptr<spdlog::logger> logger;  // optional; spdlog's default logger when null
 };
 
 }  // namespace vigil::http

@@ -19,6 +19,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/files.h"
+#include "common/log.h"
 #include "http/http_stats.h"
 #include "http/router.h"
 
@@ -72,10 +74,7 @@ class Session;
 // die on the io threads or, at the latest, while the io_context is destroyed).
 struct ServerCore {
   ServerCore(const HttpConfig& c, HttpDeps deps)
-      : config(c),
-        log(deps.logger ? deps.logger : spdlog::default_logger()),
-        stats(*deps.registry),
-        router(c, std::move(deps)) {}
+      : config(c), log(logger("http")), stats(*deps.registry), router(c, std::move(deps)) {}
 
   const HttpConfig config;
   const std::shared_ptr<spdlog::logger> log;
@@ -374,16 +373,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 Status write_port_file(const std::string& path, uint16_t port) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "w");
-  if (f == nullptr) return Status::Error("http.port_file: cannot write '" + tmp + "'");
-  const bool ok = std::fprintf(f, "%u\n", static_cast<unsigned>(port)) > 0;
-  if (std::fclose(f) != 0 || !ok)
-    return Status::Error("http.port_file: cannot write '" + tmp + "'");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Error("http.port_file: cannot rename '" + tmp + "' to '" + path + "'");
-  }
-  return Status::Ok();
+  Status st = write_file_atomically(path, std::to_string(port) + "\n");
+  return st.ok() ? st : Status::Error("http.port_file: " + st.message());
 }
 
 }  // namespace

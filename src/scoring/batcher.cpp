@@ -1,10 +1,9 @@
 #include "scoring/batcher.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cmath>
 
+#include "common/log.h"
 #include "common/rate_limit.h"
 #include "common/thread_name.h"
 
@@ -16,14 +15,6 @@ using std::chrono::microseconds;
 namespace {
 // How long an idle leader blocks on the queue before looking again (close() wakes it anyway).
 constexpr microseconds kIdleWait{50000};
-
-std::shared_ptr<spdlog::logger> log() {
-  static auto l = [] {
-    auto existing = spdlog::get("scoring");
-    return existing ? existing : spdlog::default_logger()->clone("scoring");
-  }();
-  return l;
-}
 
 int64_t steady_ns() {
   return std::chrono::steady_clock::now().time_since_epoch().count();
@@ -461,12 +452,8 @@ Status Batcher::forward(Worker& w, std::vector<ScoreRequest>& batch, size_t expl
       return st;
     }
     // Scores matter more than their explanation: score without reasons.
-    static RateLimit limit{std::chrono::milliseconds(5000)};
-    uint64_t suppressed = 0;
-    if (limit.allow(suppressed)) {
-      log()->warn("reason codes unavailable for a batch of {}: {} ({} more since the last)", n,
-                  st.message(), suppressed);
-    }
+    static RateLimitedLog log{"scoring", std::chrono::milliseconds(5000)};
+    log.warn("reason codes unavailable for a batch of {}: {}", n, st.message());
   }
   return w.session->score(w.input.data(), n, w.output.data());
 }
@@ -493,12 +480,9 @@ void Batcher::run_shadow(Worker& w, size_t n) {
   Status st = w.shadow_session->score(w.input.data(), n, w.shadow_output.data());
   if (!st.ok()) {
     stats_.shadow_failed();
-    static RateLimit limit{std::chrono::milliseconds(5000)};
-    uint64_t suppressed = 0;
-    if (limit.allow(suppressed)) {
-      log()->warn("shadow model {} version {} failed a batch of {}: {} ({} more since the last)",
-                  w.shadow_info->name, w.shadow_info->version, n, st.message(), suppressed);
-    }
+    static RateLimitedLog log{"scoring", std::chrono::milliseconds(5000)};
+    log.warn("shadow model {} version {} failed a batch of {}: {}", w.shadow_info->name,
+             w.shadow_info->version, n, st.message());
     return;
   }
   const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);

@@ -1,23 +1,14 @@
 #include "scoring/model_manager.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cmath>
 
+#include "common/log.h"
 #include "common/thread_name.h"
 
 namespace vigil::scoring {
 
 namespace {
-
-std::shared_ptr<spdlog::logger> log() {
-  static auto l = [] {
-    auto existing = spdlog::get("models");
-    return existing ? existing : spdlog::default_logger()->clone("models");
-  }();
-  return l;
-}
 
 int parse_version(const std::string& v) {
   if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
@@ -206,10 +197,10 @@ Result<std::shared_ptr<Model>> ModelManager::prepare(int version) {
   const std::string v = std::to_string(version);
   auto refuse = [&](const std::string& why) {
     refused_.inc();
-    log()->error("model {} version {} refused, {}: {}", config_.name, v,
-                 served() ? "version " + served()->info().version + " stays served"
-                          : std::string("nothing served yet"),
-                 why);
+    logger("models")->error("model {} version {} refused, {}: {}", config_.name, v,
+                            served() ? "version " + served()->info().version + " stays served"
+                                     : std::string("nothing served yet"),
+                            why);
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = versions_.find(version); it != versions_.end()) it->second.refused = why;
     return R::Error("model " + config_.name + " version " + v + ": " + why);
@@ -263,10 +254,10 @@ void ModelManager::serve(std::shared_ptr<Model> model) {
   } catch (...) {
   }
   if (before.empty()) {
-    log()->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name, mi.version,
-                mi.device, mi.width(), mi.threshold);
+    logger("models")->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name,
+                           mi.version, mi.device, mi.width(), mi.threshold);
   } else {
-    log()->info("now serving model {} version {} (was {})", mi.name, mi.version, before);
+    logger("models")->info("now serving model {} version {} (was {})", mi.name, mi.version, before);
   }
 }
 
@@ -279,7 +270,8 @@ void ModelManager::set_shadow(std::shared_ptr<Model> model) {
   }
   shadow_gauge_.set(model ? std::stod(model->info().version) : 0.0);
   if (model)
-    log()->info("model {} version {} shadows every batch", config_.name, model->info().version);
+    logger("models")->info("model {} version {} shadows every batch", config_.name,
+                           model->info().version);
   if (batcher) batcher->set_shadow(std::move(model));
 }
 
@@ -427,7 +419,7 @@ ModelManager::Reply ModelManager::do_unload(const std::string& version) {
   }
   if (v == shadow_version()) {
     set_shadow(nullptr);
-    log()->info("model {} version {} no longer shadows", config_.name, v);
+    logger("models")->info("model {} version {} no longer shadows", config_.name, v);
     return {Answer::kOk, "version " + std::to_string(v) + " no longer shadows"};
   }
   if (v != served) return {Answer::kOk, "version " + std::to_string(v) + " is not loaded"};

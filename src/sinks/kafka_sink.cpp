@@ -1,23 +1,14 @@
 #include "sinks/kafka_sink.h"
 
-#include <spdlog/spdlog.h>
-
 #include <mutex>
 #include <thread>
 
+#include "common/log.h"
 #include "common/thread_name.h"
 
 namespace vigil::sinks {
 
-namespace {
-std::shared_ptr<spdlog::logger> log() {
-  static auto l = [] {
-    auto existing = spdlog::get("kafka");
-    return existing ? existing : spdlog::default_logger()->clone("kafka");
-  }();
-  return l;
-}
-}  // namespace
+namespace {}  // namespace
 
 struct KafkaSink::Producer {
   kafka::Handle rk;
@@ -135,15 +126,15 @@ void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char why[512];
     const rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
-    log()->error("fatal producer error: {}: {}; the producer will be replaced",
-                 rd_kafka_err2name(orig), why);
+    logger("kafka")->error("fatal producer error: {}: {}; the producer will be replaced",
+                           rd_kafka_err2name(orig), why);
     self->stats_.fatal_errors.inc();
     self->fatal_.store(true, std::memory_order_release);
     return;
   }
   // Transient (brokers unreachable and the like): librdkafka retries by itself.
-  log()->debug("producer: {}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
-               reason);
+  logger("kafka")->debug("producer: {}: {}",
+                         rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
 }
 
 void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
@@ -249,9 +240,9 @@ Status KafkaSink::wait_for_brokers(std::chrono::milliseconds timeout,
     }
     if (interrupted && interrupted()) return Status::Error("interrupted while waiting for brokers");
     if (now >= next_log) {
-      log()->warn("waiting for kafka brokers {} ({} s left): {}", config_.bootstrap,
-                  std::chrono::duration_cast<std::chrono::seconds>(deadline - now).count(),
-                  md.message());
+      logger("kafka")->warn(
+          "waiting for kafka brokers {} ({} s left): {}", config_.bootstrap,
+          std::chrono::duration_cast<std::chrono::seconds>(deadline - now).count(), md.message());
       next_log = now + std::chrono::seconds(5);
     }
     // A refused connection fails the request at once: do not spin.
@@ -280,7 +271,8 @@ Status KafkaSink::replace_producer() {
   // (with `retry`, since the producer is fatal) so it is produced again on the new one.
   rd_kafka_purge(old->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_flush(old->rk.get(), 5000);
-  log()->warn("producer replaced after a fatal error; undelivered records are produced again");
+  logger("kafka")->warn(
+      "producer replaced after a fatal error; undelivered records are produced again");
   return Status::Ok();
 }
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <utility>
 
+#include "common/log.h"
 #include "common/thread_name.h"
 
 namespace vigil::sinks {
@@ -38,16 +39,6 @@ constexpr milliseconds kIdlePing{1000};
 constexpr size_t kMaxRoundsInFlight = 8;
 // At most one warning per kind per interval on the hot paths.
 constexpr milliseconds kWarnInterval{5000};
-
-// src/sinks cannot use src/app's vigil::logger(); same behaviour: create once, share.
-std::shared_ptr<spdlog::logger> redis_logger() {
-  if (auto l = spdlog::get("redis")) return l;
-  try {
-    return spdlog::stderr_color_mt("redis");
-  } catch (const spdlog::spdlog_ex&) {  // created concurrently by another thread
-    return spdlog::get("redis");
-  }
-}
 
 int64_t steady_ns() {
   return steady::now().time_since_epoch().count();
@@ -239,7 +230,7 @@ Result<std::unique_ptr<RedisSink>> RedisSink::Create(const RedisConfig& config,
 RedisSink::RedisSink(const RedisConfig& config, RedisAddress address, metrics::Registry& registry)
     : config_(config),
       address_(std::move(address)),
-      log_(redis_logger()),
+      log_(logger("redis")),
       stats_(registry),
       writer_state_(std::make_unique<Writer>()),
       wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
