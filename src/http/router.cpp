@@ -13,9 +13,12 @@
 
 #include "codec/event_decoder.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "http/inference_request.h"
 #include "http/openapi.h"
 #include "http/prometheus_text.h"
+#include "http/responses.h"
+#include "http/scoring_call.h"
 #include "scoring/model_manager.h"
 #include "sinks/score_record.h"
 
@@ -29,34 +32,6 @@ namespace bhttp = boost::beast::http;
 namespace json = boost::json;
 
 namespace {
-
-constexpr const char* kJson = "application/json";
-constexpr const char* kRetryAfterSeconds = "1";
-
-Response make_response(unsigned status, std::string body, const char* content_type = kJson) {
-  Response res{static_cast<bhttp::status>(status), 11};
-  res.set(bhttp::field::server, "vigil/" VIGIL_VERSION);
-  res.set(bhttp::field::content_type, content_type);
-  res.body() = std::move(body);
-  return res;
-}
-
-Response json_response(unsigned status, const json::value& v) {
-  return make_response(status, json::serialize(v));
-}
-
-void append_float(std::string& out, float f) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, f);  // shortest text that reads back as f
-  out.append(buf, r.ptr);
-}
-
-// The float as the double its shortest text denotes (0.98f -> 0.98, not 0.9800000190734863).
-double as_short_double(float f) {
-  std::string s;
-  append_float(s, f);
-  return std::stod(s);
-}
 
 // Reason codes per instance when "explain" is asked without "top_k".
 constexpr int64_t kDefaultTopK = 5;
@@ -79,28 +54,6 @@ std::optional<std::string_view> query_parameter(std::string_view target, std::st
   return std::nullopt;
 }
 
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    while (i < path.size() && path[i] == '/') ++i;
-    size_t j = i;
-    while (j < path.size() && path[j] != '/') ++j;
-    if (j > i) parts.push_back(path.substr(i, j - i));
-    i = j;
-  }
-  return parts;
-}
-
-bool is_scoring(RouteId id) {
-  return id == RouteId::kPredict || id == RouteId::kV2Infer || id == RouteId::kV2VersionInfer;
-}
-
-bool is_repository(RouteId id) {
-  return id == RouteId::kRepositoryIndex || id == RouteId::kRepositoryLoad ||
-         id == RouteId::kRepositoryUnload;
-}
-
 bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -109,322 +62,7 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// Calls the wrapped Respond at most once, so that the catch-all in handle() cannot answer a
-// request a second time.
-class OnceRespond {
- public:
-  explicit OnceRespond(Respond r) : state_(std::make_shared<State>(std::move(r))) {}
-  bool answered() const { return state_->done.load(); }
-  Respond as_respond() const {
-    return [s = state_](Response res) {
-      if (!s->done.exchange(true)) s->respond(std::move(res));
-    };
-  }
-
- private:
-  struct State {
-    explicit State(Respond r) : respond(std::move(r)) {}
-    Respond respond;
-    std::atomic<bool> done{false};
-  };
-  std::shared_ptr<State> state_;
-};
-
-// One HTTP request's instances in flight. Owned jointly by its ScoreRequests' completions (and
-// the submitting thread until it returns), so it outlives the connection when it must. Answers
-// exactly once: with every score when the last instance completes, or earlier with a 503 when
-// not all instances could be queued.
-class ScoringCall {
- public:
-  enum class Kind { kPredict, kInfer };
-
-  ScoringCall(Kind kind, size_t n, Respond respond, sinks::ScoreSink* sink,
-              const scoring::ScoringQueue* queue)
-      : kind_(kind),
-        scores_(n, 0.0f),
-        fraud_(n, 0),
-        remaining_(n),
-        respond_(std::move(respond)),
-        sink_(sink),
-        queue_(queue) {}
-
-  std::vector<std::string> transaction_ids;  // kPredict: one per instance (may be empty)
-  std::optional<std::string> infer_id;       // kInfer: echoed "id"
-
-  // Reason codes wanted per instance (0 = none); set before the instances are submitted.
-  void explain(uint16_t top_k) {
-    top_k_ = top_k;
-    reasons_.assign(scores_.size(), {});
-  }
-  uint16_t top_k() const { return top_k_; }
-
-  // Runs on a scoring worker thread, once per instance.
-  void complete(size_t i, const scoring::ScoreOutcome& o) {
-    if (o.status.ok()) {
-      scores_[i] = o.score;
-      fraud_[i] = o.is_fraud ? 1 : 0;
-      if (i == 0) model_ = o.model;
-      if (top_k_ > 0) reasons_[i] = o.reasons;
-      if (sink_ != nullptr && kind_ == Kind::kPredict && !transaction_ids[i].empty() && o.model) {
-        sinks::ScoreRecord record;
-        record.transaction_id = transaction_ids[i];
-        record.score = o.score;
-        record.is_fraud = o.is_fraud;
-        record.model_name = o.model->name;
-        record.model_version = o.model->version;
-        record.scored_at_ms = wall_clock_ms();
-        for (const auto& r : o.reasons) {
-          record.reasons.emplace_back(o.model->input_names[r.input], r.contribution);
-        }
-        sink_->publish(record);  // counts its own failures; the HTTP answer does not wait on it
-      }
-    } else {
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      if (!error_) {
-        if (queue_->closed()) {
-          error_ = HttpError{503, "server is shutting down"};
-        } else {
-          error_ = HttpError{500, where(i) + " could not be scored: " + o.status.message()};
-        }
-      }
-    }
-    // acq_rel: the last completion sees every other completion's writes.
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
-  }
-
-  // Answers `answer` now; the `not_queued` instances that never entered the queue will not
-  // complete, and those that did complete without effect on the answer.
-  void abandon(size_t not_queued, Response answer) {
-    if (!answered_.exchange(true)) respond_(std::move(answer));
-    if (remaining_.fetch_sub(not_queued, std::memory_order_acq_rel) == not_queued) finish();
-  }
-
- private:
-  std::string where(size_t i) const {
-    return kind_ == Kind::kPredict ? "instances[" + std::to_string(i) + "]"
-                                   : "inputs[0] row " + std::to_string(i);
-  }
-
-  void finish() {
-    if (answered_.exchange(true)) return;
-    if (error_) {
-      respond_(error_response(error_->status, error_->message));
-      return;
-    }
-    respond_(make_response(200, kind_ == Kind::kPredict ? predict_body() : infer_body()));
-  }
-
-  std::string predict_body() const {
-    std::string out;
-    out.reserve(64 + scores_.size() * 48);
-    out += "{\"predictions\":[";
-    for (size_t i = 0; i < scores_.size(); ++i) {
-      out += i ? ",{" : "{";
-      if (!transaction_ids[i].empty()) {
-        out += "\"transaction_id\":";
-        sinks::append_json_string(out, transaction_ids[i]);
-        out += ',';
-      }
-      out += "\"score\":";
-      append_float(out, scores_[i]);
-      out += fraud_[i] ? ",\"is_fraud\":true" : ",\"is_fraud\":false";
-      if (top_k_ > 0) {
-        out += ",\"reasons\":[";
-        for (size_t j = 0; j < reasons_[i].size(); ++j) {
-          out += j ? ",{\"feature\":" : "{\"feature\":";
-          sinks::append_json_string(out, model_->input_names[reasons_[i][j].input]);
-          out += ",\"contribution\":";
-          append_float(out, reasons_[i][j].contribution);
-          out += '}';
-        }
-        out += ']';
-      }
-      out += '}';
-    }
-    out += "],";
-    append_model(out);
-    out += '}';
-    return out;
-  }
-
-  std::string infer_body() const {
-    std::string out;
-    out.reserve(128 + scores_.size() * 12);
-    out += '{';
-    append_model(out);
-    if (infer_id) {
-      out += ",\"id\":";
-      sinks::append_json_string(out, *infer_id);
-    }
-    out += ",\"outputs\":[{\"name\":";
-    sinks::append_json_string(out, model_->output_name);
-    out += ",\"datatype\":\"FP32\",\"shape\":[" + std::to_string(scores_.size()) + "],\"data\":[";
-    for (size_t i = 0; i < scores_.size(); ++i) {
-      if (i) out += ',';
-      append_float(out, scores_[i]);
-    }
-    out += "]}]}";
-    return out;
-  }
-
-  void append_model(std::string& out) const {
-    out += "\"model_name\":";
-    sinks::append_json_string(out, model_->name);
-    out += ",\"model_version\":";
-    sinks::append_json_string(out, model_->version);
-  }
-
-  const Kind kind_;
-  uint16_t top_k_ = 0;
-  std::vector<std::vector<scoring::Reason>> reasons_;  // per instance, when top_k_ > 0
-  std::vector<float> scores_;
-  std::vector<uint8_t> fraud_;
-  std::shared_ptr<const scoring::ModelInfo> model_;  // the model that scored instance 0
-  std::atomic<size_t> remaining_;
-  std::atomic<bool> answered_{false};
-  std::mutex error_mutex_;
-  std::optional<HttpError> error_;  // the first failure
-  Respond respond_;
-  sinks::ScoreSink* const sink_;
-  const scoring::ScoringQueue* const queue_;
-};
-
-// Queues one ScoreRequest per row; on the first rejection answers 503 for the whole call.
-void submit(const std::shared_ptr<ScoringCall>& call, std::vector<std::vector<float>>& rows,
-            const std::vector<std::string>* ids, scoring::ScoringQueue& queue) {
-  const size_t n = rows.size();
-  for (size_t i = 0; i < n; ++i) {
-    scoring::ScoreRequest r;
-    if (ids != nullptr) r.id = (*ids)[i];
-    r.features = std::move(rows[i]);
-    r.origin = scoring::Origin::kHttp;
-    r.explain_top_k = call->top_k();
-    r.done = [call, i](scoring::ScoreRequest&, const scoring::ScoreOutcome& o) {
-      call->complete(i, o);
-    };
-    const auto pushed = queue.try_push(r, scoring::Priority::kHigh);
-    if (pushed != scoring::ScoringQueue::PushResult::kOk) {
-      call->abandon(n - i, error_response(503, pushed == scoring::ScoringQueue::PushResult::kFull
-                                                   ? "scoring queue is full, retry later"
-                                                   : "server is shutting down"));
-      return;
-    }
-  }
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Routes
-
-RouteMatch match_route(std::string_view target) {
-  const auto q = target.find('?');
-  const auto parts = split_path(target.substr(0, q));
-  RouteMatch m;
-  const size_t n = parts.size();
-  auto is = [&](size_t i, std::string_view s) { return i < n && parts[i] == s; };
-  if (n == 1 && is(0, "predict")) {
-    m.id = RouteId::kPredict;
-  } else if (n == 1 && is(0, "health")) {
-    m.id = RouteId::kHealth;
-  } else if (n == 1 && is(0, "ready")) {
-    m.id = RouteId::kReady;
-  } else if (n == 1 && is(0, "metrics")) {
-    m.id = RouteId::kMetrics;
-  } else if (n == 1 && is(0, "openapi.json")) {
-    m.id = RouteId::kOpenApi;
-  } else if (n == 2 && is(0, "model") && is(1, "info")) {
-    m.id = RouteId::kModelInfo;
-  } else if (is(0, "v2")) {
-    if (n == 1) {
-      m.id = RouteId::kV2Server;
-    } else if (n == 3 && is(1, "health") && is(2, "live")) {
-      m.id = RouteId::kV2Live;
-    } else if (n == 3 && is(1, "health") && is(2, "ready")) {
-      m.id = RouteId::kV2Ready;
-    } else if (n == 3 && is(1, "repository") && is(2, "index")) {
-      m.id = RouteId::kRepositoryIndex;
-    } else if (n == 5 && is(1, "repository") && is(2, "models") &&
-               (is(4, "load") || is(4, "unload"))) {
-      m.model = std::string(parts[3]);
-      m.id = is(4, "load") ? RouteId::kRepositoryLoad : RouteId::kRepositoryUnload;
-    } else if (n >= 3 && is(1, "models")) {
-      m.model = std::string(parts[2]);
-      size_t rest = 3;
-      bool versioned = false;
-      if (n >= 5 && is(3, "versions")) {
-        m.version = std::string(parts[4]);
-        versioned = true;
-        rest = 5;
-      }
-      if (n == rest) {
-        m.id = versioned ? RouteId::kV2ModelVersion : RouteId::kV2Model;
-      } else if (n == rest + 1 && is(rest, "ready")) {
-        m.id = versioned ? RouteId::kV2ModelVersionReady : RouteId::kV2ModelReady;
-      } else if (n == rest + 1 && is(rest, "infer")) {
-        m.id = versioned ? RouteId::kV2VersionInfer : RouteId::kV2Infer;
-      }
-    }
-  }
-  if (m.id == RouteId::kUnmatched) {
-    m.model.clear();
-    m.version.clear();
-  }
-  return m;
-}
-
-const char* route_label(RouteId id) {
-  switch (id) {
-    case RouteId::kUnmatched:
-      return "unmatched";
-    case RouteId::kPredict:
-      return "/predict";
-    case RouteId::kV2Server:
-      return "/v2";
-    case RouteId::kV2Live:
-      return "/v2/health/live";
-    case RouteId::kV2Ready:
-      return "/v2/health/ready";
-    case RouteId::kV2Model:
-      return "/v2/models/{m}";
-    case RouteId::kV2ModelReady:
-      return "/v2/models/{m}/ready";
-    case RouteId::kV2ModelVersion:
-      return "/v2/models/{m}/versions/{v}";
-    case RouteId::kV2ModelVersionReady:
-      return "/v2/models/{m}/versions/{v}/ready";
-    case RouteId::kV2Infer:
-      return "/v2/models/{m}/infer";
-    case RouteId::kV2VersionInfer:
-      return "/v2/models/{m}/versions/{v}/infer";
-    case RouteId::kHealth:
-      return "/health";
-    case RouteId::kReady:
-      return "/ready";
-    case RouteId::kModelInfo:
-      return "/model/info";
-    case RouteId::kMetrics:
-      return "/metrics";
-    case RouteId::kOpenApi:
-      return "/openapi.json";
-    case RouteId::kRepositoryIndex:
-      return "/v2/repository/index";
-    case RouteId::kRepositoryLoad:
-      return "/v2/repository/models/{m}/load";
-    case RouteId::kRepositoryUnload:
-      return "/v2/repository/models/{m}/unload";
-  }
-  return "unmatched";
-}
-
-Response error_response(unsigned status, std::string_view message) {
-  std::string body = "{\"error\":";
-  sinks::append_json_string(body, std::string(message));
-  body += '}';
-  Response res = make_response(status, std::move(body));
-  if (status == 503) res.set(bhttp::field::retry_after, kRetryAfterSeconds);
-  return res;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Router
@@ -450,9 +88,8 @@ void Router::handle(Request req, Respond respond) {
     const RouteMatch route = match_route(req.target());
     dispatch(route, req, answer);
   } catch (const std::exception& e) {
-    auto log = deps_.logger ? deps_.logger : spdlog::default_logger();
-    log->error("http: {} {}: unexpected exception: {}", std::string(req.method_string()),
-               std::string(req.target()), e.what());
+    logger("http")->error("http: {} {}: unexpected exception: {}", std::string(req.method_string()),
+                          std::string(req.target()), e.what());
     answer(error_response(500, "internal error"));
   }
 }
@@ -505,28 +142,9 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
                    {"name", "vigil"}, {"version", VIGIL_VERSION}, {"extensions", json::array{}}}));
       return;
     case RouteId::kV2Model:
-    case RouteId::kV2ModelVersion: {
-      auto info = model_for(route, respond);
-      if (!info) return;
-      json::array inputs{json::object{{"name", kInferInputName},
-                                      {"datatype", "FP32"},
-                                      {"shape", json::array{-1, info->width()}}}};
-      json::array outputs{json::object{
-          {"name", info->output_name}, {"datatype", "FP32"}, {"shape", json::array{-1}}}};
-      json::array versions;
-      if (deps_.models) {
-        for (const auto& v : deps_.models->index()) versions.emplace_back(v.version);
-      } else {
-        versions.emplace_back(info->version);
-      }
-      respond(json_response(200, json::object{{"name", info->name},
-                                              {"version", info->version},
-                                              {"versions", std::move(versions)},
-                                              {"platform", "pytorch_torchscript"},
-                                              {"inputs", std::move(inputs)},
-                                              {"outputs", std::move(outputs)}}));
+    case RouteId::kV2ModelVersion:
+      model_metadata(route, respond);
       return;
-    }
     case RouteId::kV2ModelReady:
     case RouteId::kV2ModelVersionReady: {
       auto info = model_for(route, respond);
@@ -557,6 +175,27 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       break;
   }
   respond(error_response(500, "route not implemented"));
+}
+
+void Router::model_metadata(const RouteMatch& route, const Respond& respond) {
+  auto info = model_for(route, respond);
+  if (!info) return;
+  json::array inputs{json::object{
+      {"name", kInferInputName}, {"datatype", "FP32"}, {"shape", json::array{-1, info->width()}}}};
+  json::array outputs{
+      json::object{{"name", info->output_name}, {"datatype", "FP32"}, {"shape", json::array{-1}}}};
+  json::array versions;
+  if (deps_.models) {
+    for (const auto& v : deps_.models->index()) versions.emplace_back(v.version);
+  } else {
+    versions.emplace_back(info->version);
+  }
+  respond(json_response(200, json::object{{"name", info->name},
+                                          {"version", info->version},
+                                          {"versions", std::move(versions)},
+                                          {"platform", "pytorch_torchscript"},
+                                          {"inputs", std::move(inputs)},
+                                          {"outputs", std::move(outputs)}}));
 }
 
 bool Router::authorized(const Request& req) const {

@@ -42,12 +42,9 @@
 
 #include "http/http_config.h"
 #include "http/http_deps.h"
+#include "http/responses.h"
 
 namespace vigil::http {
-
-using Request = boost::beast::http::request<boost::beast::http::string_body>;
-using Response = boost::beast::http::response<boost::beast::http::string_body>;
-using Respond = std::function<void(Response)>;
 
 // The name of the one input tensor in Open Inference Protocol requests and metadata.
 inline constexpr const char* kInferInputName = "features";
@@ -85,9 +82,9 @@ RouteMatch match_route(std::string_view target);
 // The route template, used as the `route` metric label ("unmatched" for 404s).
 const char* route_label(RouteId id);
 
-// {"error": message} with `status`; 503 also gets Retry-After, 405 gets nothing extra (the
-// caller sets Allow).
-Response error_response(unsigned status, std::string_view message);
+// Scoring routes (POST, bearer token) and repository routes (POST, bearer token).
+bool is_scoring(RouteId id);
+bool is_repository(RouteId id);
 
 class Router {
  public:
@@ -117,6 +114,7 @@ class Router {
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
   void predict(Request& req, const Respond& respond);
   void infer(const RouteMatch& route, Request& req, const Respond& respond);
+  void model_metadata(const RouteMatch& route, const Respond& respond);
   // The repository extension (router_repository.cpp).
   void repository(const RouteMatch& route, Request& req, const Respond& respond);
   // The current model when `route` names it (and its version, when given); otherwise answers

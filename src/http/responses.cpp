@@ -1,0 +1,56 @@
+#include "http/responses.h"
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "sinks/score_record.h"
+
+#ifndef VIGIL_VERSION
+#define VIGIL_VERSION "0.0.0"
+#endif
+
+namespace vigil::http {
+
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+namespace {
+constexpr const char* kRetryAfterSeconds = "1";
+}  // namespace
+
+Response make_response(unsigned status, std::string body, const char* content_type) {
+  Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::server, "vigil/" VIGIL_VERSION);
+  res.set(bhttp::field::content_type, content_type);
+  res.body() = std::move(body);
+  return res;
+}
+
+Response json_response(unsigned status, const json::value& v) {
+  return make_response(status, json::serialize(v));
+}
+
+void append_float(std::string& out, float f) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, f);  // shortest text that reads back as f
+  out.append(buf, r.ptr);
+}
+
+double as_short_double(float f) {
+  std::string s;
+  append_float(s, f);
+  return std::stod(s);
+}
+
+Response error_response(unsigned status, std::string_view message) {
+  std::string body = "{\"error\":";
+  sinks::append_json_string(body, std::string(message));
+  body += '}';
+  Response res = make_response(status, std::move(body));
+  if (status == 503) res.set(bhttp::field::retry_after, kRetryAfterSeconds);
+  return res;
+}
+
+}  // namespace vigil::http

@@ -1,0 +1,32 @@
+// The side-port's response helpers: JSON and error responses, and float formatting, shared
+// by the router's handlers and the scoring call.
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/fwd.hpp>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace vigil::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Respond = std::function<void(Response)>;
+
+inline constexpr const char* kJson = "application/json";
+
+Response make_response(unsigned status, std::string body, const char* content_type = kJson);
+Response json_response(unsigned status, const boost::json::value& v);
+
+// {"error": message} with `status`; 503 also gets Retry-After, 405 gets nothing extra (the
+// caller sets Allow).
+Response error_response(unsigned status, std::string_view message);
+
+// The shortest text that reads back as `f` (std::to_chars).
+void append_float(std::string& out, float f);
+// The float as the double its shortest text denotes (0.98f -> 0.98, not 0.9800000190734863).
+double as_short_double(float f);
+
+}  // namespace vigil::http

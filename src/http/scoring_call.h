@@ -1,0 +1,205 @@
+// One HTTP scoring request's instances in flight (ScoringCall), the Respond wrapper that answers
+// at most once (OnceRespond), and submit(), which queues a call's rows. Internal to src/http.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "http/inference_request.h"
+#include "http/responses.h"
+#include "scoring/scoring_queue.h"
+#include "sinks/score_record.h"
+#include "sinks/score_sink.h"
+
+namespace vigil::http {
+
+// Calls the wrapped Respond at most once, so that the catch-all in handle() cannot answer a
+// request a second time.
+class OnceRespond {
+ public:
+  explicit OnceRespond(Respond r) : state_(std::make_shared<State>(std::move(r))) {}
+  bool answered() const { return state_->done.load(); }
+  Respond as_respond() const {
+    return [s = state_](Response res) {
+      if (!s->done.exchange(true)) s->respond(std::move(res));
+    };
+  }
+
+ private:
+  struct State {
+    explicit State(Respond r) : respond(std::move(r)) {}
+    Respond respond;
+    std::atomic<bool> done{false};
+  };
+  std::shared_ptr<State> state_;
+};
+
+// One HTTP request's instances in flight. Owned jointly by its ScoreRequests' completions (and
+// the submitting thread until it returns), so it outlives the connection when it must. Answers
+// exactly once: with every score when the last instance completes, or earlier with a 503 when
+// not all instances could be queued.
+class ScoringCall {
+ public:
+  enum class Kind { kPredict, kInfer };
+
+  ScoringCall(Kind kind, size_t n, Respond respond, sinks::ScoreSink* sink,
+              const scoring::ScoringQueue* queue)
+      : kind_(kind),
+        scores_(n, 0.0f),
+        fraud_(n, 0),
+        remaining_(n),
+        respond_(std::move(respond)),
+        sink_(sink),
+        queue_(queue) {}
+
+  std::vector<std::string> transaction_ids;  // kPredict: one per instance (may be empty)
+  std::optional<std::string> infer_id;       // kInfer: echoed "id"
+
+  // Reason codes wanted per instance (0 = none); set before the instances are submitted.
+  void explain(uint16_t top_k) {
+    top_k_ = top_k;
+    reasons_.assign(scores_.size(), {});
+  }
+  uint16_t top_k() const { return top_k_; }
+
+  // Runs on a scoring worker thread, once per instance.
+  void complete(size_t i, const scoring::ScoreOutcome& o) {
+    if (o.status.ok()) {
+      scores_[i] = o.score;
+      fraud_[i] = o.is_fraud ? 1 : 0;
+      if (i == 0) model_ = o.model;
+      if (top_k_ > 0) reasons_[i] = o.reasons;
+      if (sink_ != nullptr && kind_ == Kind::kPredict && !transaction_ids[i].empty() && o.model) {
+        sinks::ScoreRecord record;
+        record.transaction_id = transaction_ids[i];
+        record.score = o.score;
+        record.is_fraud = o.is_fraud;
+        record.model_name = o.model->name;
+        record.model_version = o.model->version;
+        record.scored_at_ms = wall_clock_ms();
+        for (const auto& r : o.reasons) {
+          record.reasons.emplace_back(o.model->input_names[r.input], r.contribution);
+        }
+        sink_->publish(record);  // counts its own failures; the HTTP answer does not wait on it
+      }
+    } else {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) {
+        if (queue_->closed()) {
+          error_ = HttpError{503, "server is shutting down"};
+        } else {
+          error_ = HttpError{500, where(i) + " could not be scored: " + o.status.message()};
+        }
+      }
+    }
+    // acq_rel: the last completion sees every other completion's writes.
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
+  }
+
+  // Answers `answer` now; the `not_queued` instances that never entered the queue will not
+  // complete, and those that did complete without effect on the answer.
+  void abandon(size_t not_queued, Response answer) {
+    if (!answered_.exchange(true)) respond_(std::move(answer));
+    if (remaining_.fetch_sub(not_queued, std::memory_order_acq_rel) == not_queued) finish();
+  }
+
+ private:
+  std::string where(size_t i) const {
+    return kind_ == Kind::kPredict ? "instances[" + std::to_string(i) + "]"
+                                   : "inputs[0] row " + std::to_string(i);
+  }
+
+  void finish() {
+    if (answered_.exchange(true)) return;
+    if (error_) {
+      respond_(error_response(error_->status, error_->message));
+      return;
+    }
+    respond_(make_response(200, kind_ == Kind::kPredict ? predict_body() : infer_body()));
+  }
+
+  std::string predict_body() const {
+    std::string out;
+    out.reserve(64 + scores_.size() * 48);
+    out += "{\"predictions\":[";
+    for (size_t i = 0; i < scores_.size(); ++i) {
+      out += i ? ",{" : "{";
+      if (!transaction_ids[i].empty()) {
+        out += "\"transaction_id\":";
+        sinks::append_json_string(out, transaction_ids[i]);
+        out += ',';
+      }
+      out += "\"score\":";
+      append_float(out, scores_[i]);
+      out += fraud_[i] ? ",\"is_fraud\":true" : ",\"is_fraud\":false";
+      if (top_k_ > 0) {
+        out += ",\"reasons\":[";
+        for (size_t j = 0; j < reasons_[i].size(); ++j) {
+          out += j ? ",{\"feature\":" : "{\"feature\":";
+          sinks::append_json_string(out, model_->input_names[reasons_[i][j].input]);
+          out += ",\"contribution\":";
+          append_float(out, reasons_[i][j].contribution);
+          out += '}';
+        }
+        out += ']';
+      }
+      out += '}';
+    }
+    out += "],";
+    append_model(out);
+    out += '}';
+    return out;
+  }
+
+  std::string infer_body() const {
+    std::string out;
+    out.reserve(128 + scores_.size() * 12);
+    out += '{';
+    append_model(out);
+    if (infer_id) {
+      out += ",\"id\":";
+      sinks::append_json_string(out, *infer_id);
+    }
+    out += ",\"outputs\":[{\"name\":";
+    sinks::append_json_string(out, model_->output_name);
+    out += ",\"datatype\":\"FP32\",\"shape\":[" + std::to_string(scores_.size()) + "],\"data\":[";
+    for (size_t i = 0; i < scores_.size(); ++i) {
+      if (i) out += ',';
+      append_float(out, scores_[i]);
+    }
+    out += "]}]}";
+    return out;
+  }
+
+  void append_model(std::string& out) const {
+    out += "\"model_name\":";
+    sinks::append_json_string(out, model_->name);
+    out += ",\"model_version\":";
+    sinks::append_json_string(out, model_->version);
+  }
+
+  const Kind kind_;
+  uint16_t top_k_ = 0;
+  std::vector<std::vector<scoring::Reason>> reasons_;  // per instance, when top_k_ > 0
+  std::vector<float> scores_;
+  std::vector<uint8_t> fraud_;
+  std::shared_ptr<const scoring::ModelInfo> model_;  // the model that scored instance 0
+  std::atomic<size_t> remaining_;
+  std::atomic<bool> answered_{false};
+  std::mutex error_mutex_;
+  std::optional<HttpError> error_;  // the first failure
+  Respond respond_;
+  sinks::ScoreSink* const sink_;
+  const scoring::ScoringQueue* const queue_;
+};
+
+// Queues one ScoreRequest per row; on the first rejection answers 503 for the whole call.
+void submit(const std::shared_ptr<ScoringCall>& call, std::vector<std::vector<float>>& rows,
+            const std::vector<std::string>* ids, scoring::ScoringQueue& queue);
+
+}  // namespace vigil::http
