@@ -58,8 +58,6 @@ Status Service::start(Options options) {
   schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
   queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
                                                    registry_);
-  stalled_workers_gauge_ = &registry_.gauge("vigil_scoring_stalled_workers",
-                                            "Scoring workers the watchdog found without progress");
 
   // Sinks and the delivery stage first, then the workers that feed them, then the source.
   if (config_.redis.enabled()) {
@@ -131,10 +129,9 @@ Status Service::start(Options options) {
               config_.kafka.dlq_topic);
   }
 
-  maintenance_ = std::thread([this] {
-    name_this_thread("vigil-maint");
-    maintenance_main();
-  });
+  watchdog_ = std::make_unique<scoring::Watchdog>(*batcher_, SteadyClock::instance(),
+                                                  config_.scoring.watchdog_stall, registry_);
+  watchdog_->start();
   return Status::Ok();
 }
 
@@ -168,62 +165,21 @@ std::vector<std::string> Service::degradations() const {
 }
 
 std::vector<std::string> Service::readiness_failures() const {
-  // The HTTP router adds its own checks: model loaded, queue below its high watermark, not
-  // shutting down.
+  // Each component says why it is not ready; the HTTP router adds its own checks (model
+  // loaded, queue below its high watermark, not shutting down).
   std::vector<std::string> f;
   if (config_.kafka.enabled) {
     const consumers::KafkaSource* source = consuming_.load(std::memory_order_acquire);
     if (source == nullptr) {
       f.push_back("kafka: starting, waiting for the brokers " + bootstrap_);
-    } else if (!source->has_assignment()) {
-      f.push_back("kafka: no partitions assigned");
+    } else {
+      f = source->readiness_failures();
     }
   }
-  for (const auto& h : tracker_.held()) {
-    f.push_back("kafka: partition " + std::to_string(h.partition) + " held at offset " +
-                std::to_string(h.offset) + ": " + h.why);
-  }
-  if (stalled_workers_.load() > 0) {
-    f.push_back("scoring: " + std::to_string(stalled_workers_.load()) +
-                " worker(s) stuck (no progress for " +
-                std::to_string(config_.scoring.watchdog_stall.count()) + " ms)");
+  if (watchdog_) {
+    for (auto& reason : watchdog_->readiness_failures()) f.push_back(std::move(reason));
   }
   return f;
-}
-
-void Service::maintenance_main() {
-  std::unique_lock<std::mutex> lock(maintenance_mu_);
-  // The worker watchdog, every 500 ms (model versions are watched by the ModelManager).
-  const auto tick = std::chrono::milliseconds(500);
-  while (!maintenance_stop_) {
-    maintenance_cv_.wait_for(lock, tick, [this] { return maintenance_stop_; });
-    if (maintenance_stop_) break;
-    lock.unlock();
-    check_workers();
-    lock.lock();
-  }
-}
-
-// LibTorch and librdkafka cannot tell us that a worker hangs (a forward that never returns, a
-// produce blocked on an unreachable cluster), so each worker notes when it started its
-// current batch and this checks how long ago that was.
-void Service::check_workers() {
-  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
-  const int64_t limit =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(config_.scoring.watchdog_stall).count();
-  int stalled = 0;
-  for (int64_t since : batcher_->worker_busy_since_ns())
-    stalled += (since != 0 && now - since > limit);
-  const int before = stalled_workers_.exchange(stalled);
-  stalled_workers_gauge_->set(stalled);
-  if (stalled > 0 && before == 0) {
-    logger("vigil")->error(
-        "watchdog: {} scoring worker(s) made no progress for {} ms "
-        "(queue depth {}); readiness fails until they recover",
-        stalled, config_.scoring.watchdog_stall.count(), queue_->depth());
-  } else if (stalled == 0 && before > 0) {
-    logger("vigil")->info("watchdog: scoring workers recovered");
-  }
 }
 
 void Service::stop() {
@@ -238,12 +194,7 @@ void Service::stop() {
                         deadline - std::chrono::steady_clock::now()));
   };
   log->info("stopping: intake off, draining (grace {} ms)", grace.count());
-  {
-    std::lock_guard<std::mutex> lock(maintenance_mu_);
-    maintenance_stop_ = true;
-  }
-  maintenance_cv_.notify_all();
-  if (maintenance_.joinable()) maintenance_.join();
+  if (watchdog_) watchdog_->stop();
 
   if (models_) models_->stop();  // no swap during the drain
   // Phase 1: stop intake.

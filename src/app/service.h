@@ -29,6 +29,7 @@
 #include "kafka/embedded_cluster.h"
 #include "scoring/batcher.h"
 #include "scoring/model_manager.h"
+#include "scoring/watchdog.h"
 #include "sinks/redis_sink.h"
 
 namespace vigil::http {
@@ -73,8 +74,6 @@ class Service {
   explicit Service(const config::AppConfig& config);
   Status start(Options options);
   Status start_http();
-  void maintenance_main();
-  void check_workers();
 
   config::AppConfig config_;
   metrics::Registry registry_;
@@ -93,14 +92,9 @@ class Service {
   std::atomic<consumers::KafkaSource*> consuming_{nullptr};
   std::unique_ptr<http::HttpServer> http_;
 
-  std::thread maintenance_;
-  std::mutex maintenance_mu_;
-  std::condition_variable maintenance_cv_;
-  bool maintenance_stop_ = false;
+  std::unique_ptr<scoring::Watchdog> watchdog_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
-  metrics::Gauge* stalled_workers_gauge_ = nullptr;
-  std::atomic<int> stalled_workers_{0};
 };
 
 // mode=serve: runs the Service until SIGTERM/SIGINT; a second signal exits at once.

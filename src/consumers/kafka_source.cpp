@@ -131,6 +131,16 @@ KafkaSource::~KafkaSource() {
   if (queue_handle_) rd_kafka_queue_destroy(queue_handle_);
 }
 
+std::vector<std::string> KafkaSource::readiness_failures() const {
+  std::vector<std::string> f;
+  if (!has_assignment()) f.push_back("kafka: no partitions assigned");
+  for (const auto& h : tracker_.held()) {
+    f.push_back("kafka: partition " + std::to_string(h.partition) + " held at offset " +
+                std::to_string(h.offset) + ": " + h.why);
+  }
+  return f;
+}
+
 void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                rd_kafka_topic_partition_list_t* partitions, void*) {
   auto* self = static_cast<KafkaSource*>(rd_kafka_opaque(rk));

@@ -78,6 +78,9 @@ class KafkaSource {
   void stop();
 
   bool has_assignment() const { return assigned_.load() > 0; }
+  // Why the consumer is not ready: no partitions assigned, partitions held at a record that
+  // has no outcome yet. Empty when ready. Any thread.
+  std::vector<std::string> readiness_failures() const;
   const OffsetTracker& offsets() const { return tracker_; }
   const KafkaSourceStats& stats() const { return stats_; }
 

@@ -297,7 +297,7 @@ void Batcher::worker_main(Worker& w) {
     }
     if (done) return;
     if (!have) continue;
-    w.busy_since_ns = steady_ns();
+    w.busy_since_ns = clock_.now().time_since_epoch().count();  // the watchdog's clock
     busy_workers_.fetch_add(1);
     if (stopping_ && steady_ns() > drain_deadline_ns_) {
       fail_all(batch, w.outcomes, "server is shutting down", "shutdown");

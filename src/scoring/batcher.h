@@ -168,9 +168,9 @@ class Batcher {
   std::shared_ptr<const ModelInfo> shadow_info() const;
   const ScoringStats& stats() const { return stats_; }
   int worker_count() const { return static_cast<int>(workers_.size()); }
-  // For each worker, the steady-clock time (ns) at which it started the batch it is working
-  // on (forward pass and completions), or 0 when it is not in a batch. Watchdog input: a
-  // worker busy for too long is stuck.
+  // For each worker, the time (ns since the batcher's clock's epoch) at which it started the
+  // batch it is working on (forward pass and completions), or 0 when it is not in a batch.
+  // Watchdog input: a worker busy for too long is stuck.
   std::vector<int64_t> worker_busy_since_ns() const;
 
  private:
