@@ -20,6 +20,14 @@ echo "clang-format: $(git ls-files -- '*.cpp' '*.h' | wc -l) files formatted"
 step "release build"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$JOBS"
+step "clang-tidy (the checks in .clang-tidy, on src/; any finding fails)"
+run-clang-tidy -p build/release -quiet -j "$JOBS" "$PWD/src/.*\.cpp\$" > build/release/clang-tidy.log 2>&1 || {
+  grep -E "(warning|error):" build/release/clang-tidy.log | sort -u
+  echo "clang-tidy: findings above (full log: build/release/clang-tidy.log)"
+  exit 1
+}
+echo "clang-tidy: $(git ls-files 'src/*.cpp' | wc -l) files, no finding"
+
 step "release tests"
 ctest --preset release -j "$JOBS" -LE faults
 step "fault tests (processes killed for real; run one at a time)"

@@ -8,7 +8,7 @@ void submit(const std::shared_ptr<ScoringCall>& call, std::vector<std::vector<fl
   for (size_t i = 0; i < n; ++i) {
     scoring::ScoreRequest r;
     if (ids != nullptr) r.id = (*ids)[i];
-    r.features = std::move(rows[i]);
+    r.features = rows[i];  // copied into the request's inline storage
     r.origin = scoring::Origin::kHttp;
     r.explain_top_k = call->top_k();
     r.done = [call, i](scoring::ScoreRequest&, const scoring::ScoreOutcome& o) {

@@ -19,7 +19,7 @@ Result<Handle> make_client(rd_kafka_type_t type, Conf conf) {
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
   if (!rk) return Result<Handle>::Error(std::string("cannot create Kafka client: ") + err);
-  conf.release();  // owned by rk now
+  (void)conf.release();  // owned by rk now
   return Handle(rk);
 }
 

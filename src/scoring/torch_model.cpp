@@ -139,7 +139,7 @@ class TorchModel final : public Model {
   TorchModel(ModelInfo info, torch::jit::script::Module module, torch::Device device,
              int intra_op_threads)
       : info_(std::move(info)),
-        module_(std::move(module)),
+        module_(module),  // a handle: copies share the module
         device_(device),
         intra_op_threads_(intra_op_threads) {}
 

@@ -40,6 +40,12 @@ constexpr size_t kMaxRoundsInFlight = 8;
 // At most one warning per kind per interval on the hot paths.
 constexpr milliseconds kWarnInterval{5000};
 
+// strerror is not thread-safe; the GNU strerror_r returns the text (maybe not in `buf`).
+std::string errno_text(int e) {
+  char buf[128];
+  return strerror_r(e, buf, sizeof buf);
+}
+
 int64_t steady_ns() {
   return steady::now().time_since_epoch().count();
 }
@@ -578,7 +584,7 @@ std::string send_all(int fd, std::string_view data) {
       continue;
     } else {
       return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? "write timed out"
-                                                                : std::strerror(errno);
+                                                                : errno_text(errno);
     }
   }
   return {};
@@ -607,7 +613,7 @@ static std::string read_replies(int fd, std::string& in, size_t& pos, size_t n, 
       if (got < 0 && errno == EINTR) continue;
       if (got < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK)) return {};
       if (got == 0) return "connection closed by Redis";
-      return errno == EAGAIN || errno == EWOULDBLOCK ? "reply timed out" : std::strerror(errno);
+      return errno == EAGAIN || errno == EWOULDBLOCK ? "reply timed out" : errno_text(errno);
     }
     const char type = in[pos];
     if (type == '+') {
