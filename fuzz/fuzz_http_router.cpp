@@ -122,7 +122,6 @@ struct Stack {
     deps.registry = &registry;
     deps.model_info = [this] { return batcher.model_info(); };
     deps.score_sink = &sink;
-    deps.model_yaml_text = "name: fraud_mlp\nthreshold: 0.5\n";
     vigil::http::HttpConfig open_config;
     open_router = std::make_unique<vigil::http::Router>(open_config, deps);
     vigil::http::HttpConfig auth_config;
