@@ -27,27 +27,58 @@ Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config
   return Result<std::unique_ptr<Service>>(std::move(s));
 }
 
+// Start-up order: the model (nothing else is worth starting without it), the queue, the sinks
+// and the delivery stage, the workers that feed them, the side-port, then the source.
 Status Service::start(Options options) {
-  auto log = logger("vigil");
-  // Model first: nothing else is worth starting without it.
-  std::shared_ptr<scoring::Model> model = options.model;
+  auto model = load_model(options.model);
+  if (!model) return Status::Error(model.error());
+  schema_ = std::make_unique<codec::FeatureSchema>((*model)->info().input_names);
+  queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
+                                                   registry_);
+  if (config_.redis.enabled()) {
+    auto redis = sinks::RedisSink::Create(config_.redis, registry_);
+    if (!redis) return Status::Error(redis.error());
+    redis_ = std::move(redis.value());
+    redis_->start();
+  }
+  if (config_.kafka.enabled) {
+    Status st = start_delivery();
+    if (!st.ok()) return st;
+  }
+  start_scoring(std::move(model.value()));
+  // The side-port comes up before the brokers are reached: /health answers, /ready explains
+  // what start-up waits for, and /predict already scores.
+  if (config_.http.enabled) {
+    Status st = start_http();
+    if (!st.ok()) return st;
+  }
+  if (config_.kafka.enabled) {
+    Status st = start_source(options.interrupted);
+    if (!st.ok()) return st;
+  }
+  watchdog_ = std::make_unique<scoring::Watchdog>(*batcher_, SteadyClock::instance(),
+                                                  config_.scoring.watchdog_stall, registry_);
+  watchdog_->start();
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<scoring::Model>> Service::load_model(std::shared_ptr<scoring::Model> given) {
+  using R = Result<std::shared_ptr<scoring::Model>>;
+  std::shared_ptr<scoring::Model> model = std::move(given);
   if (!model) {
     scoring::set_torch_intra_op_threads(config_.model.intra_op_threads);
     const scoring::TorchModelOptions torch{config_.model.device, config_.model.intra_op_threads,
                                            64};
     models_ = std::make_unique<scoring::ModelManager>(
         config_.model, config_.scoring.max_batch_size,
-        [torch](const scoring::ModelInfo& info) -> Result<std::shared_ptr<scoring::Model>> {
-          auto m = scoring::load_torch_model(info, torch);
-          if (!m) return Result<std::shared_ptr<scoring::Model>>::Error(m.error());
-          return std::shared_ptr<scoring::Model>(std::move(m.value()));
-        },
+        [torch](const scoring::ModelInfo& info) { return scoring::load_torch_model(info, torch); },
         registry_);
     Status st = models_->load_initial();
-    if (!st.ok()) return st;
+    if (!st.ok()) return R::Error(st.message());
     model = models_->served();
   }
   const auto& mi = model->info();
+  auto log = logger("vigil");
   if (config_.explain.top_k > mi.width()) {
     log->warn("explain.top_k {} is more than the model's {} inputs: every input is listed",
               config_.explain.top_k, mi.width());
@@ -55,83 +86,65 @@ Status Service::start(Options options) {
   if (config_.explain.top_k > 0 && mi.baseline.size() != mi.width()) {
     log->warn("explain.top_k is set but model.yaml has no baseline: scores carry no reasons");
   }
-  schema_ = std::make_unique<codec::FeatureSchema>(mi.input_names);
-  queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
-                                                   registry_);
+  return model;
+}
 
-  // Sinks and the delivery stage first, then the workers that feed them, then the source.
-  if (config_.redis.enabled()) {
-    auto redis = sinks::RedisSink::Create(config_.redis, registry_);
-    if (!redis) return Status::Error(redis.error());
-    redis_ = std::move(redis.value());
-    redis_->start();
-  }
-
-  if (config_.kafka.enabled) {
-    bootstrap_ = config_.kafka.brokers;
-    if (config_.kafka.is_embedded()) {
-      const int parts = config_.kafka.embedded.partitions;
-      auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers,
-                                                   {{config_.kafka.input_topic, parts},
-                                                    {config_.kafka.output_topic, parts},
-                                                    {config_.kafka.dlq_topic, parts},
-                                                    {config_.kafka.shadow_topic, parts}});
-      if (!cluster) return Status::Error(cluster.error());
-      embedded_ = std::move(cluster.value());
-      bootstrap_ = embedded_->bootstrap();
-      log->info("embedded Kafka ({} brokers, {} partitions per topic) listening at {}",
-                config_.kafka.embedded.brokers, parts, bootstrap_);
-      if (!config_.kafka.embedded.bootstrap_file.empty()) {
-        Status w = write_file_atomically(config_.kafka.embedded.bootstrap_file, bootstrap_ + "\n");
-        if (!w.ok()) return w;
-      }
+Status Service::start_delivery() {
+  bootstrap_ = config_.kafka.brokers;
+  if (config_.kafka.is_embedded()) {
+    const int parts = config_.kafka.embedded.partitions;
+    auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers,
+                                                 {{config_.kafka.input_topic, parts},
+                                                  {config_.kafka.output_topic, parts},
+                                                  {config_.kafka.dlq_topic, parts},
+                                                  {config_.kafka.shadow_topic, parts}});
+    if (!cluster) return Status::Error(cluster.error());
+    embedded_ = std::move(cluster.value());
+    bootstrap_ = embedded_->bootstrap();
+    logger("vigil")->info("embedded Kafka ({} brokers, {} partitions per topic) listening at {}",
+                          config_.kafka.embedded.brokers, parts, bootstrap_);
+    if (!config_.kafka.embedded.bootstrap_file.empty()) {
+      Status w = write_file_atomically(config_.kafka.embedded.bootstrap_file, bootstrap_ + "\n");
+      if (!w.ok()) return w;
     }
-    delivery::DeliveryConfig dc;
-    dc.input_topic = config_.kafka.input_topic;
-    dc.kafka = {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
-                config_.kafka.shadow_topic, config_.kafka.producer};
-    auto stage = delivery::DeliveryStage::create(dc, redis_.get(), tracker_, registry_);
-    if (!stage) return Status::Error(stage.error());
-    delivery_ = std::move(stage.value());
-    delivery_->start();
   }
+  delivery::DeliveryConfig dc;
+  dc.input_topic = config_.kafka.input_topic;
+  dc.kafka = {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
+              config_.kafka.shadow_topic, config_.kafka.producer};
+  auto stage = delivery::DeliveryStage::create(dc, redis_.get(), tracker_, registry_);
+  if (!stage) return Status::Error(stage.error());
+  delivery_ = std::move(stage.value());
+  delivery_->start();
+  return Status::Ok();
+}
 
+void Service::start_scoring(std::shared_ptr<scoring::Model> model) {
   batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(config_.explain), *queue_,
-                                                model, SteadyClock::instance(), registry_,
-                                                delivery_.get(), delivery_.get());
+                                                std::move(model), SteadyClock::instance(),
+                                                registry_, delivery_.get(), delivery_.get());
   if (models_) {
     batcher_->set_shadow(models_->shadow());
     models_->start(batcher_.get());
   }
   batcher_->start();
-  log->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
-            batcher_->worker_count(), config_.scoring.max_batch_size,
-            config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
+  logger("vigil")->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
+                        batcher_->worker_count(), config_.scoring.max_batch_size,
+                        config_.scoring.max_delay.count(), config_.scoring.queue_capacity);
+}
 
-  // The side-port comes up before the brokers are reached: /health answers, /ready explains
-  // what start-up waits for, and /predict already scores.
-  if (config_.http.enabled) {
-    Status st = start_http();
-    if (!st.ok()) return st;
-  }
-
-  if (config_.kafka.enabled) {
-    Status st = delivery_->wait_for_brokers(config_.kafka.startup_timeout, options.interrupted);
-    if (!st.ok()) return st;
-    auto source = consumers::KafkaSource::create(config_.kafka, bootstrap_, *queue_, *schema_,
-                                                 tracker_, *delivery_, registry_);
-    if (!source) return Status::Error(source.error());
-    source_ = std::move(source.value());
-    source_->start();
-    consuming_.store(source_.get(), std::memory_order_release);
-    log->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",
-              config_.kafka.input_topic, config_.kafka.group_id, config_.kafka.output_topic,
-              config_.kafka.dlq_topic);
-  }
-
-  watchdog_ = std::make_unique<scoring::Watchdog>(*batcher_, SteadyClock::instance(),
-                                                  config_.scoring.watchdog_stall, registry_);
-  watchdog_->start();
+Status Service::start_source(const std::function<bool()>& interrupted) {
+  Status st = delivery_->wait_for_brokers(config_.kafka.startup_timeout, interrupted);
+  if (!st.ok()) return st;
+  auto source = consumers::KafkaSource::create(config_.kafka, bootstrap_, *queue_, *schema_,
+                                               tracker_, *delivery_, registry_);
+  if (!source) return Status::Error(source.error());
+  source_ = std::move(source.value());
+  source_->start();
+  consuming_.store(source_.get(), std::memory_order_release);
+  logger("vigil")->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",
+                        config_.kafka.input_topic, config_.kafka.group_id,
+                        config_.kafka.output_topic, config_.kafka.dlq_topic);
   return Status::Ok();
 }
 

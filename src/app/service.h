@@ -73,7 +73,11 @@ class Service {
  private:
   explicit Service(const config::AppConfig& config);
   Status start(Options options);
+  Result<std::shared_ptr<scoring::Model>> load_model(std::shared_ptr<scoring::Model> given);
+  Status start_delivery();  // embedded cluster (if so configured) and the delivery stage
+  void start_scoring(std::shared_ptr<scoring::Model> model);
   Status start_http();
+  Status start_source(const std::function<bool()>& interrupted);
 
   config::AppConfig config_;
   metrics::Registry registry_;

@@ -94,23 +94,27 @@ void Router::handle(Request req, Respond respond) {
   }
 }
 
-void Router::dispatch(const RouteMatch& route, Request& req, const Respond& respond) {
+// 404 for an unknown route, 405 (with Allow) for the wrong method; true when it may proceed.
+static bool route_and_method_exist(const RouteMatch& route, const Request& req,
+                                   const Respond& respond) {
   if (route.id == RouteId::kUnmatched) {
     respond(error_response(
         404, "no route for " + std::string(req.method_string()) + " " + std::string(req.target())));
-    return;
+    return false;
   }
   const bhttp::verb expected =
       is_scoring(route.id) || is_repository(route.id) ? bhttp::verb::post : bhttp::verb::get;
-  if (req.method() != expected) {
-    Response res = error_response(405, "method " + std::string(req.method_string()) +
-                                           " not allowed on " + route_label(route.id) + ", use " +
-                                           std::string(bhttp::to_string(expected)));
-    res.set(bhttp::field::allow, bhttp::to_string(expected));
-    respond(std::move(res));
-    return;
-  }
+  if (req.method() == expected) return true;
+  Response res = error_response(405, "method " + std::string(req.method_string()) +
+                                         " not allowed on " + route_label(route.id) + ", use " +
+                                         std::string(bhttp::to_string(expected)));
+  res.set(bhttp::field::allow, bhttp::to_string(expected));
+  respond(std::move(res));
+  return false;
+}
 
+void Router::dispatch(const RouteMatch& route, Request& req, const Respond& respond) {
+  if (!route_and_method_exist(route, req, respond)) return;
   switch (route.id) {
     case RouteId::kPredict:
       predict(req, respond);
@@ -146,23 +150,12 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       model_metadata(route, respond);
       return;
     case RouteId::kV2ModelReady:
-    case RouteId::kV2ModelVersionReady: {
-      auto info = model_for(route, respond);
-      if (!info) return;
-      const bool ready = !shutting_down();
-      respond(
-          json_response(ready ? 200 : 503, json::object{{"name", info->name}, {"ready", ready}}));
+    case RouteId::kV2ModelVersionReady:
+      model_ready(route, respond);
       return;
-    }
-    case RouteId::kModelInfo: {
-      auto info = deps_.model_info();
-      if (!info) {
-        respond(error_response(503, "no model is loaded yet"));
-        return;
-      }
-      respond(model_info_response(*info));
+    case RouteId::kModelInfo:
+      model_info(respond);
       return;
-    }
     case RouteId::kMetrics:
       respond(make_response(200, render_prometheus(*deps_.registry), kPrometheusContentType));
       return;
@@ -175,6 +168,22 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       break;
   }
   respond(error_response(500, "route not implemented"));
+}
+
+void Router::model_ready(const RouteMatch& route, const Respond& respond) {
+  auto info = model_for(route, respond);
+  if (!info) return;
+  const bool ready = !shutting_down();
+  respond(json_response(ready ? 200 : 503, json::object{{"name", info->name}, {"ready", ready}}));
+}
+
+void Router::model_info(const Respond& respond) {
+  auto info = deps_.model_info();
+  if (!info) {
+    respond(error_response(503, "no model is loaded yet"));
+    return;
+  }
+  respond(model_info_response(*info));
 }
 
 void Router::model_metadata(const RouteMatch& route, const Respond& respond) {

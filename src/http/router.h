@@ -115,6 +115,8 @@ class Router {
   void predict(Request& req, const Respond& respond);
   void infer(const RouteMatch& route, Request& req, const Respond& respond);
   void model_metadata(const RouteMatch& route, const Respond& respond);
+  void model_ready(const RouteMatch& route, const Respond& respond);
+  void model_info(const Respond& respond);
   // The repository extension (router_repository.cpp).
   void repository(const RouteMatch& route, Request& req, const Respond& respond);
   // The current model when `route` names it (and its version, when given); otherwise answers

@@ -350,53 +350,80 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
     w.shadow_info = s.shadow_info;
     w.generation = s.generation;
   }
-  const size_t width = w.info->width();
   const auto formed_at = clock_.now();
+  const Packed packed = pack(w, batch);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Status> row_status;
+  if (!forward(w, batch, packed.explain_k).ok()) {
+    // One poison row must not fail its neighbours: retry each row alone.
+    stats_.batch_failed();
+    const size_t width = w.info->width();
+    row_status.resize(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].features.size() != width) continue;
+      row_status[i] = w.session->score(w.input.data() + i * width, 1, w.output.data() + i);
+    }
+  }
+  const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
+  stats_.batch_scored(batch.size(), compute);
+  if (w.explained) stats_.explained(batch.size(), compute);
+  fill_outcomes(w, batch, row_status, packed.any_bad_width, formed_at, compute);
+  if (w.explained) fill_reasons(w, batch);
+
+  // The shadow pass runs after the primary results are handed on: it keeps what it needs of
+  // the batch (ids, scores) since the completion takes the requests' records.
+  const bool shadow = w.shadow_session != nullptr;
+  if (shadow) {
+    w.shadow_rows.clear();
+    w.shadow_index.clear();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!w.outcomes[i].status.ok()) continue;
+      w.shadow_rows.push_back({batch[i].id, w.outcomes[i].score, 0.0f, batch[i].event_time_ms});
+      w.shadow_index.push_back(static_cast<uint32_t>(i));
+    }
+  }
+  const size_t n = batch.size();
+  complete(batch, w.outcomes, w.info);
+  if (shadow && !w.shadow_rows.empty()) run_shadow(w, n);
+}
+
+Batcher::Packed Batcher::pack(Worker& w, const std::vector<ScoreRequest>& batch) const {
+  const size_t width = w.info->width();
   const size_t n = batch.size();
   w.outcomes.resize(n);
   w.input.resize(n * width);
   w.output.assign(n, 0.0f);
   // Rows of the wrong width cannot be packed (decoders prevent them): they fail alone, and
   // their slot in the packed input is left as zeros.
-  bool any_bad_width = false;
-  size_t explain_k = 0;
+  Packed p;
   for (size_t i = 0; i < n; ++i) {
     const ScoreRequest& r = batch[i];
     if (r.features.size() == width) {
       std::copy(r.features.begin(), r.features.end(), w.input.begin() + i * width);
     } else {
-      any_bad_width = true;
+      p.any_bad_width = true;
       std::fill(w.input.begin() + i * width, w.input.begin() + (i + 1) * width, 0.0f);
     }
-    explain_k = std::max(explain_k, top_k_of(r));
+    p.explain_k = std::max(p.explain_k, top_k_of(r));
   }
-  if (w.info->baseline.size() != width) explain_k = 0;  // model.yaml has no baseline
+  if (w.info->baseline.size() != width) p.explain_k = 0;  // model.yaml has no baseline
+  return p;
+}
 
-  const auto t0 = std::chrono::steady_clock::now();
-  Status st = forward(w, batch, explain_k);
-  std::vector<Status> row_status;
-  if (!st.ok()) {
-    // One poison row must not fail its neighbours: retry each row alone.
-    stats_.batch_failed();
-    row_status.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      if (batch[i].features.size() != width) continue;
-      row_status[i] = w.session->score(w.input.data() + i * width, 1, w.output.data() + i);
-    }
-  }
-  const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
-  stats_.batch_scored(n, compute);
-  if (w.explained) stats_.explained(n, compute);
-
+void Batcher::fill_outcomes(Worker& w, const std::vector<ScoreRequest>& batch,
+                            const std::vector<Status>& row_status, bool any_bad_width,
+                            Clock::time_point formed_at, microseconds compute) {
+  const size_t width = w.info->width();
   ScoringStats::BatchTally tally(stats_);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < batch.size(); ++i) {
     const ScoreRequest& r = batch[i];
     ScoreOutcome& o = w.outcomes[i];
     o.retryable = false;
     o.score = 0.0f;
     o.is_fraud = false;
     o.compute = compute;
-    o.batch_size = n;
+    o.batch_size = batch.size();
     o.queue_wait = duration_cast<microseconds>(formed_at - r.enqueued_at);
     o.reasons.clear();
     if (any_bad_width && r.features.size() != width) {
@@ -417,22 +444,6 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
     }
   }
   tally.commit();
-  if (w.explained) fill_reasons(w, batch);
-
-  // The shadow pass runs after the primary results are handed on: it keeps what it needs of
-  // the batch (ids, scores) since the completion takes the requests' records.
-  const bool shadow = w.shadow_session != nullptr;
-  if (shadow) {
-    w.shadow_rows.clear();
-    w.shadow_index.clear();
-    for (size_t i = 0; i < n; ++i) {
-      if (!w.outcomes[i].status.ok()) continue;
-      w.shadow_rows.push_back({batch[i].id, w.outcomes[i].score, 0.0f, batch[i].event_time_ms});
-      w.shadow_index.push_back(static_cast<uint32_t>(i));
-    }
-  }
-  complete(batch, w.outcomes, w.info);
-  if (shadow && !w.shadow_rows.empty()) run_shadow(w, n);
 }
 
 size_t Batcher::top_k_of(const ScoreRequest& r) const {

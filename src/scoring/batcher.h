@@ -184,6 +184,16 @@ class Batcher {
   struct Worker;
   void worker_main(Worker& w);
   void run_batch(Worker& w, std::vector<ScoreRequest>& batch);
+  // Packs the batch's rows into w.input; how many reason codes the batch needs.
+  struct Packed {
+    bool any_bad_width = false;
+    size_t explain_k = 0;
+  };
+  Packed pack(Worker& w, const std::vector<ScoreRequest>& batch) const;
+  // Each request's outcome from the forward pass (w.output) or its own failure.
+  void fill_outcomes(Worker& w, const std::vector<ScoreRequest>& batch,
+                     const std::vector<Status>& row_status, bool any_bad_width,
+                     Clock::time_point formed_at, std::chrono::microseconds compute);
   // Forward (with reason codes when a row asks for them) of the packed rows into w.output.
   Status forward(Worker& w, std::vector<ScoreRequest>& batch, size_t explain_k);
   void fill_reasons(Worker& w, std::vector<ScoreRequest>& batch);

@@ -173,8 +173,8 @@ bool torch_cuda_available() {
 #endif
 }
 
-Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info, const TorchModelOptions& options) {
-  using R = Result<std::unique_ptr<Model>>;
+Result<std::shared_ptr<Model>> load_torch_model(ModelInfo info, const TorchModelOptions& options) {
+  using R = Result<std::shared_ptr<Model>>;
   auto device = resolve_device(options.device);
   if (!device) return R::Error(device.error());
   if (info.width() == 0) return R::Error("model " + info.name + ": no input features declared");
@@ -191,7 +191,7 @@ Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info, const TorchModel
   info.loaded_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  auto model = std::make_unique<TorchModel>(std::move(info), std::move(module), *device,
+  auto model = std::make_shared<TorchModel>(std::move(info), std::move(module), *device,
                                             options.intra_op_threads);
 
   // Validate and warm up: a forward on zeros must give one finite score per row.
@@ -212,7 +212,7 @@ Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info, const TorchModel
       return R::Error("model '" + model->info().path + "' gives non-finite scores on zeros");
     }
   }
-  return R(std::unique_ptr<Model>(std::move(model)));
+  return R(std::shared_ptr<Model>(std::move(model)));
 }
 
 }  // namespace vigil::scoring

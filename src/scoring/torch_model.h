@@ -19,7 +19,9 @@ struct TorchModelOptions {
 // Loads a TorchScript file, validates it against `info` (input width, output shape, finite
 // output), warms it up, and returns the model. `info.device` is overwritten with the device
 // used. Any LibTorch exception becomes an error naming the file.
-Result<std::unique_ptr<Model>> load_torch_model(ModelInfo info, const TorchModelOptions& options);
+// Loads `info.path` on the configured device and checks it with a forward on zeros. Shared:
+// the batcher's workers and the model manager hold it.
+Result<std::shared_ptr<Model>> load_torch_model(ModelInfo info, const TorchModelOptions& options);
 
 // Process-wide LibTorch threading: intra-op threads per forward (1 = each worker uses one core).
 void set_torch_intra_op_threads(int threads);

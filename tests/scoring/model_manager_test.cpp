@@ -51,10 +51,8 @@ class ModelManagerTest : public ::testing::Test {
     if (c.stable == ModelConfig{}.stable) c.stable = milliseconds(400);
     manager_ = std::make_unique<ModelManager>(
         c, 32,
-        [](const ModelInfo& info) -> Result<std::shared_ptr<Model>> {
-          auto m = load_torch_model(info, {"cpu", 1, 8});
-          if (!m) return Result<std::shared_ptr<Model>>::Error(m.error());
-          return std::shared_ptr<Model>(std::move(m.value()));
+        [](const ModelInfo& info) {
+          return load_torch_model(info, {"cpu", 1, 8});
         },
         registry_);
     Status st = manager_->load_initial();
