@@ -1,7 +1,8 @@
 // scoring_bench: rows/s of the full queue -> batcher -> model path next to a raw LibTorch
 // forward at the same batch size, in one run, plus per-request latency through the path.
 //
-// Builds from LibTorch alone (no Kafka/Redis/Boost/yaml), so it also runs on GPU hosts:
+// Builds from LibTorch and the header-only CLI11 alone (no Kafka/Redis/Boost/yaml), so it also
+// runs on GPU hosts:
 //   cmake -S . -B build/gpu -DVIGIL_SCORING_ONLY=ON  (one line with the next)
 //     -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 //   cmake --build build/gpu --target scoring_bench
@@ -9,11 +10,13 @@
 // usage: scoring_bench [--model models/fraud_mlp/1/model.pt] [--width 30] [--device cpu]
 //                      [--batches 1,32,256,1024] [--seconds 2] [--workers 1]
 //                      [--lifecycle-batch 256] [--shadow-model PATH] [--top-k 5]
+// (`--help` lists them with their defaults; `--name=value` works too.)
 //
 // The last table (--lifecycle-batch, 0 = off) is the cost of the model lifecycle features at
 // one batch size, each against the plain path measured right before it: a shadow model (by
 // default a second load of the same file: the same work as any same-sized version) and
 // reason codes (forward + one backward per batch, top-k per row).
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -23,7 +26,6 @@
 #include <cstring>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,35 +51,40 @@ struct Args {
   size_t top_k = 5;
 };
 
+// Rows of random input the bench cycles through; a batch cannot be larger.
+constexpr size_t kDataRows = 65536;
+
+// Exits 0 after printing --help, and 2 (naming the option) on a bad command line.
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model")
-      a.model = v;
-    else if (k == "--width")
-      a.width = std::stoul(v);
-    else if (k == "--device")
-      a.device = v;
-    else if (k == "--seconds")
-      a.seconds = std::stod(v);
-    else if (k == "--lifecycle-batch")
-      a.lifecycle_batch = std::stoul(v);
-    else if (k == "--shadow-model")
-      a.shadow_model = v;
-    else if (k == "--top-k")
-      a.top_k = std::stoul(v);
-    else if (k == "--workers")
-      a.workers = std::stoi(v);
-    else if (k == "--batches") {
-      a.batches.clear();
-      std::stringstream ss(v);
-      std::string t;
-      while (std::getline(ss, t, ',')) a.batches.push_back(std::stoul(t));
-    } else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
-      std::exit(2);
-    }
+  CLI::App app(
+      "scoring_bench: rows/s of queue -> batcher -> model next to a raw LibTorch forward,\n"
+      "per-request latency, and the cost of a shadow model and of reason codes.\n",
+      "scoring_bench");
+  app.option_defaults()->always_capture_default();
+  // The error message names the bounds; the help shows the type and default only.
+  auto in = [](auto min, auto max) { return CLI::Range(min, max).description(""); };
+  app.add_option("--model", a.model, "TorchScript model file")->type_name("PATH");
+  app.add_option("--width", a.width, "features per row (the model's input width)")
+      ->check(in(size_t{1}, size_t{4096}));
+  app.add_option("--device", a.device, "LibTorch device (cpu, cuda, cuda:N)");
+  app.add_option("--batches", a.batches, "batch sizes to measure, comma-separated")
+      ->delimiter(',')
+      ->check(in(size_t{1}, kDataRows));
+  app.add_option("--seconds", a.seconds, "measuring time per cell")->check(in(0.001, 3600.0));
+  app.add_option("--workers", a.workers, "scoring workers behind the batcher")->check(in(1, 256));
+  app.add_option("--lifecycle-batch", a.lifecycle_batch,
+                 "batch size of the model lifecycle table; 0 = no such table")
+      ->check(in(size_t{0}, kDataRows));
+  app.add_option("--shadow-model", a.shadow_model,
+                 "model file of the shadow in the lifecycle table\n[default: --model again]")
+      ->type_name("PATH");
+  app.add_option("--top-k", a.top_k, "reason codes per row in the lifecycle table")
+      ->check(in(size_t{1}, size_t{4096}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e) == 0 ? 0 : 2);
   }
   return a;
 }
@@ -258,7 +265,7 @@ int main(int argc, char** argv) {
 
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> data(65536 * args.width);
+  std::vector<float> data(kDataRows * args.width);
   for (auto& v : data) v = nd(rng);
 
   std::printf(

@@ -14,6 +14,7 @@ PACKAGES=(
   libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev
   libconcurrentqueue-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev
   prometheus-cpp-dev
+  libcli11-dev  # command lines of the tools and scoring_bench (a Debian library, not hand-written parsers)
   # runtime services and tools used by the run script, tests and benchmarks
   redis-server redis-tools kcat python3 python3-torch python3-yaml
   # bench/python_consumer.py: the consumer a team would write in an afternoon (stream_bench baseline)

@@ -8,10 +8,14 @@
 // writes the address to --bootstrap-file), then reads one command per line from stdin and
 // answers each with one line, "ok" or "error <why>" (see fault_commands.h). "quit", or the
 // end of stdin, destroys the cluster and exits 0. Logs go to stderr.
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,16 +24,10 @@
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: vigil-fault-harness [--brokers N] [--topic NAME:PARTITIONS]... "
-    "[--bootstrap-file PATH]\n"
-    "  --brokers N              mock brokers (default 3)\n"
-    "  --topic NAME:PARTITIONS  topic to create; repeatable (default: transactions, scores and\n"
-    "                           transactions.dlq with 6 partitions each)\n"
-    "  --bootstrap-file PATH    also write the bootstrap address to PATH\n"
+constexpr const char* kFooter =
     "Prints 'bootstrap <address>', then answers each stdin line with 'ok' or 'error <why>':\n"
     "  down <broker>|all, up <broker>|all, errors <ApiKey> <count> <error>, clear <ApiKey>,\n"
-    "  rtt <broker>|all <ms>, help, quit\n";
+    "  rtt <broker>|all <ms>, help, quit";
 
 struct Options {
   int brokers = 3;
@@ -37,60 +35,40 @@ struct Options {
   std::string bootstrap_file;
 };
 
-// Accepts "--name value" and "--name=value". Returns false (with a message) on bad flags.
-bool parse_options(int argc, char** argv, Options& o, std::string& error) {
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (auto eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_value = true;
-    }
-    if (flag == "--help" || flag == "-h") {
-      error.clear();
-      return false;
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        error = flag + " needs a value";
-        return false;
-      }
-      value = argv[++i];
-    }
-    if (flag == "--brokers") {
-      try {
-        size_t used = 0;
-        o.brokers = std::stoi(value, &used);
-        if (used != value.size() || o.brokers < 1 || o.brokers > 32) throw std::exception();
-      } catch (...) {
-        error = "--brokers must be 1..32, got '" + value + "'";
-        return false;
-      }
-    } else if (flag == "--topic") {
-      const auto colon = value.rfind(':');
-      vigil::kafka::TopicSpec t;
-      t.name = value.substr(0, colon);
-      try {
-        size_t used = 0;
-        const std::string n = colon == std::string::npos ? "" : value.substr(colon + 1);
-        t.partitions = std::stoi(n, &used);
-        if (used != n.size() || t.partitions < 1 || t.name.empty()) throw std::exception();
-      } catch (...) {
-        error = "--topic must be NAME:PARTITIONS (partitions >= 1), got '" + value + "'";
-        return false;
-      }
-      o.topics.push_back(t);
-    } else if (flag == "--bootstrap-file") {
-      o.bootstrap_file = value;
-    } else {
-      error = "unknown flag '" + flag + "'";
-      return false;
-    }
+// "NAME:PARTITIONS" with partitions >= 1; nothing when the text is not that.
+std::optional<vigil::kafka::TopicSpec> parse_topic(const std::string& value) {
+  const auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  const std::string n = value.substr(colon + 1);
+  char* end = nullptr;
+  const long partitions = std::strtol(n.c_str(), &end, 10);
+  if (n.empty() || *end != '\0' || partitions < 1 || partitions > std::numeric_limits<int>::max()) {
+    return std::nullopt;
   }
-  if (o.topics.empty()) o.topics = {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}};
-  return true;
+  return vigil::kafka::TopicSpec{value.substr(0, colon), static_cast<int>(partitions)};
+}
+
+// Declares the flags on `app`, bound to `o` and to `topics` (the --topic texts, checked here
+// and turned into o.topics after parsing).
+void add_flags(CLI::App& app, Options& o, std::vector<std::string>& topics) {
+  app.footer(kFooter);
+  app.add_option("--brokers", o.brokers, "mock brokers, 1..32")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 32).description(""));
+  app.add_option("--topic", topics,
+                 "topic to create; repeatable [default: transactions, scores\n"
+                 "and transactions.dlq with 6 partitions each]")
+      ->type_name("NAME:PARTITIONS")
+      ->allow_extra_args(false)  // one topic per --topic
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            if (parse_topic(v)) return std::string();
+            return "'" + v + "' is not NAME:PARTITIONS (partitions >= 1)";
+          },
+          ""));
+  app.add_option("--bootstrap-file", o.bootstrap_file, "also write the bootstrap address to PATH")
+      ->type_name("PATH");
 }
 
 bool write_file_atomically(const std::string& path, const std::string& content) {
@@ -108,11 +86,21 @@ bool write_file_atomically(const std::string& path, const std::string& content) 
 
 int main(int argc, char** argv) {
   Options options;
-  std::string error;
-  if (!parse_options(argc, argv, options, error)) {
-    std::fprintf(error.empty() ? stdout : stderr, "%s%s%s", error.c_str(),
-                 error.empty() ? "" : "\n", kUsage);
-    return error.empty() ? 0 : 2;
+  std::vector<std::string> topics;
+  CLI::App app(
+      "vigil-fault-harness: an embedded Kafka (librdkafka mock cluster) that takes fault\n"
+      "commands on stdin.\n",
+      "vigil-fault-harness");
+  add_flags(app, options, topics);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints the help on stdout and exits 0; any other problem is named on stderr.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  for (const auto& t : topics) options.topics.push_back(*parse_topic(t));
+  if (options.topics.empty()) {
+    options.topics = {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}};
   }
   auto cluster = vigil::kafka::EmbeddedCluster::start(options.brokers, options.topics);
   if (!cluster) {

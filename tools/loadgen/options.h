@@ -1,5 +1,6 @@
-// Command-line options of vigil-loadgen. Every flag is `--name=value` (or `--name value`); the
-// flag table in options.cpp carries each flag's one-line description and feeds --help.
+// Command-line options of vigil-loadgen. Every flag is `--name value` (or `--name=value`),
+// parsed with CLI11; options.cpp declares each flag with its one-line description, which feeds
+// --help.
 #pragma once
 
 #include <cstdint>
