@@ -187,7 +187,8 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
 }
 
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema, float* out,
-                             std::string_view where, std::vector<uint8_t>& seen) {
+                             std::string_view where, std::vector<uint8_t>& seen,
+                             std::string* transaction_id) {
   const size_t width = schema.width();
   json_type t;
   if (auto ec = v.type().get(t)) return malformed(ec, where);
@@ -225,6 +226,7 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
   seen.assign(width, 0);
   const auto& names = schema.names();
   size_t next = 0;  // the feature expected next when the event lists them in model order
+  bool have_id = false;
   for (auto field : obj) {
     std::string_view key;
     if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
@@ -233,6 +235,23 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
       idx = static_cast<int>(next);  // fast path: model order, no hash lookup
     } else {
       idx = schema.index_of(key);
+    }
+    if (idx < 0 && transaction_id != nullptr && key == "transaction_id") {
+      if (have_id) {
+        return DecodeStatus::Error(DecodeError::kBadTransactionId,
+                                   std::string(where) + ": duplicate field 'transaction_id'");
+      }
+      std::string_view id;
+      if (field.value().get_string().get(id) || id.empty() ||
+          id.size() > EventDecoder::kMaxTransactionIdBytes) {
+        return DecodeStatus::Error(
+            DecodeError::kBadTransactionId,
+            std::string(where) + ".transaction_id must be a string of 1 to " +
+                std::to_string(EventDecoder::kMaxTransactionIdBytes) + " bytes");
+      }
+      transaction_id->assign(id);
+      have_id = true;
+      continue;
     }
     if (idx < 0) {
       return DecodeStatus::Error(

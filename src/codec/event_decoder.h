@@ -79,9 +79,12 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
                              std::vector<float>& out, const std::string& where);
 // The same into `out[0..schema.width())`, with `seen` as scratch space (kept between calls so
 // that the hot path allocates nothing). Builds no string unless there is an error; named
-// features that arrive in model order skip the name lookup.
+// features that arrive in model order skip the name lookup. With `transaction_id`, an object
+// may also carry a "transaction_id" key (a string of 1 to kMaxTransactionIdBytes bytes),
+// stored there: the shape of an HTTP /predict instance.
 DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema, float* out,
-                             std::string_view where, std::vector<uint8_t>& seen);
+                             std::string_view where, std::vector<uint8_t>& seen,
+                             std::string* transaction_id = nullptr);
 
 // Decodes whole events. Owns a simdjson parser and a padded copy buffer, so it is not
 // thread-safe: use one per thread.

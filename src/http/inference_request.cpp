@@ -63,69 +63,21 @@ std::optional<HttpError> check_no_trailing_content(od::document& doc) {
   return std::nullopt;
 }
 
-// An instance object: named features, plus an optional "transaction_id". decode_features
-// cannot take it whole because it (rightly, for the Kafka event's "features") rejects every
-// key that is not a feature, so this walks the keys and reads each number like it does.
-std::optional<HttpError> decode_named_instance(od::object obj, const codec::FeatureSchema& schema,
-                                               const std::string& where, std::vector<float>& row,
-                                               std::string& transaction_id) {
-  const size_t width = schema.width();
-  row.assign(width, 0.0f);
-  std::vector<bool> seen(width, false);
-  bool have_id = false;
-  for (auto field : obj) {
-    std::string_view key;
-    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
-    if (key == "transaction_id") {
-      std::string_view id;
-      if (have_id) return unprocessable(where + ": duplicate field 'transaction_id'");
-      if (field.value().get_string().get(id) || id.empty() ||
-          id.size() > codec::EventDecoder::kMaxTransactionIdBytes) {
-        return unprocessable(where + ".transaction_id must be a string of 1 to " +
-                             std::to_string(codec::EventDecoder::kMaxTransactionIdBytes) +
-                             " bytes");
-      }
-      transaction_id.assign(id);
-      have_id = true;
-      continue;
-    }
-    const int idx = schema.index_of(key);
-    if (idx < 0) return unprocessable(where + ": unknown feature '" + std::string(key) + "'");
-    if (seen[idx]) return unprocessable(where + ": duplicate feature '" + std::string(key) + "'");
-    seen[idx] = true;
-    od::value v;
-    if (auto ec = field.value().get(v)) return malformed(ec, where);
-    if (auto err = read_number(v, where + ": feature '" + std::string(key) + "'", row[idx])) {
-      return err;
-    }
-  }
-  std::string missing;
-  size_t n_missing = 0;
-  for (size_t i = 0; i < width; ++i) {
-    if (!seen[i]) missing += (n_missing++ ? ", '" : "'") + schema.names()[i] + "'";
-  }
-  if (n_missing > 0) {
-    return unprocessable(where + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
-  }
-  return std::nullopt;
-}
-
 std::optional<HttpError> decode_instance(od::value v, const codec::FeatureSchema& schema,
                                          const std::string& where, std::vector<float>& row,
                                          std::string& transaction_id) {
   json_type t;
   if (auto ec = v.type().get(t)) return malformed(ec, where);
-  if (t == json_type::array) {
-    return from_decode_status(codec::decode_features(v, schema, row, where));
-  }
-  if (t != json_type::object) {
+  if (t != json_type::array && t != json_type::object) {
     return unprocessable(where + " must be an array of " + std::to_string(schema.width()) +
                          " numbers in model order or an object of named features, got " +
                          type_name(t));
   }
-  od::object obj;
-  if (auto ec = v.get_object().get(obj)) return malformed(ec, where);
-  return decode_named_instance(obj, schema, where, row, transaction_id);
+  // The Kafka path's decoder, which also takes the instance's optional "transaction_id".
+  thread_local std::vector<uint8_t> seen;
+  row.assign(schema.width(), 0.0f);
+  return from_decode_status(
+      codec::decode_features(v, schema, row.data(), where, seen, &transaction_id));
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
