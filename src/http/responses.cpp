@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 
-#include "sinks/score_record.h"
+#include "common/json_text.h"
 
 #ifndef VIGIL_VERSION
 #define VIGIL_VERSION "0.0.0"
@@ -33,9 +33,7 @@ Response json_response(unsigned status, const json::value& v) {
 }
 
 void append_float(std::string& out, float f) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, f);  // shortest text that reads back as f
-  out.append(buf, r.ptr);
+  append_number(out, f);
 }
 
 double as_short_double(float f) {
@@ -46,7 +44,7 @@ double as_short_double(float f) {
 
 Response error_response(unsigned status, std::string_view message) {
   std::string body = "{\"error\":";
-  sinks::append_json_string(body, std::string(message));
+  append_json_string(body, std::string(message));
   body += '}';
   Response res = make_response(status, std::move(body));
   if (status == 503) res.set(bhttp::field::retry_after, kRetryAfterSeconds);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "http/inference_request.h"
 #include "http/responses.h"
 #include "scoring/scoring_queue.h"
@@ -131,7 +132,7 @@ class ScoringCall {
       out += i ? ",{" : "{";
       if (!transaction_ids[i].empty()) {
         out += "\"transaction_id\":";
-        sinks::append_json_string(out, transaction_ids[i]);
+        append_json_string(out, transaction_ids[i]);
         out += ',';
       }
       out += "\"score\":";
@@ -141,7 +142,7 @@ class ScoringCall {
         out += ",\"reasons\":[";
         for (size_t j = 0; j < reasons_[i].size(); ++j) {
           out += j ? ",{\"feature\":" : "{\"feature\":";
-          sinks::append_json_string(out, model_->input_names[reasons_[i][j].input]);
+          append_json_string(out, model_->input_names[reasons_[i][j].input]);
           out += ",\"contribution\":";
           append_float(out, reasons_[i][j].contribution);
           out += '}';
@@ -163,10 +164,10 @@ class ScoringCall {
     append_model(out);
     if (infer_id) {
       out += ",\"id\":";
-      sinks::append_json_string(out, *infer_id);
+      append_json_string(out, *infer_id);
     }
     out += ",\"outputs\":[{\"name\":";
-    sinks::append_json_string(out, model_->output_name);
+    append_json_string(out, model_->output_name);
     out += ",\"datatype\":\"FP32\",\"shape\":[" + std::to_string(scores_.size()) + "],\"data\":[";
     for (size_t i = 0; i < scores_.size(); ++i) {
       if (i) out += ',';
@@ -178,9 +179,9 @@ class ScoringCall {
 
   void append_model(std::string& out) const {
     out += "\"model_name\":";
-    sinks::append_json_string(out, model_->name);
+    append_json_string(out, model_->name);
     out += ",\"model_version\":";
-    sinks::append_json_string(out, model_->version);
+    append_json_string(out, model_->version);
   }
 
   const Kind kind_;

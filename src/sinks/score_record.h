@@ -48,8 +48,6 @@ void append_shadow_json(std::string& out, std::string_view transaction_id, float
                         std::string_view model_version, std::string_view shadow_version,
                         int64_t scored_at_ms, int64_t event_time_ms);
 
-// Appends `s` to `out` as a JSON string literal (quotes and escapes included). Bytes that
-// are not well-formed UTF-8 become U+FFFD, so the result is always valid JSON text.
-void append_json_string(std::string& out, std::string_view s);
+// JSON string escaping: common/json_text.h (vigil::append_json_string).
 
 }  // namespace vigil::sinks

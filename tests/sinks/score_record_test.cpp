@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/json_text.h"
+
 namespace vigil::sinks {
 namespace {
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "sinks/score_record.h"
+#include "common/json_text.h"
 
 namespace vigil::loadgen {
 
@@ -23,7 +23,7 @@ std::string render_features(const codec::LabelledRow& row, const std::vector<std
   for (size_t i = 0; i < row.features.size(); ++i) {
     if (i > 0) out += ',';
     if (shape == EventShape::kObject) {
-      sinks::append_json_string(out, names[i]);
+      append_json_string(out, names[i]);
       out += ':';
     }
     append_float(out, row.features[i]);
@@ -43,7 +43,7 @@ Result<EventFactory> EventFactory::create(const std::vector<codec::LabelledRow>&
   EventFactory f;
   f.id_prefix_ = id_prefix + "-";
   std::string quoted;
-  sinks::append_json_string(quoted, f.id_prefix_);
+  append_json_string(quoted, f.id_prefix_);
   quoted.pop_back();  // the closing quote: the sequence number follows inside the string
   f.json_head_ = "{\"transaction_id\":" + quoted;
   for (size_t r = 0; r < rows.size(); ++r) {
