@@ -63,6 +63,21 @@ std::optional<HttpError> check_no_trailing_content(od::document& doc) {
   return std::nullopt;
 }
 
+// Parses `body` into `doc` and opens its root object; `field` is the key a body must have,
+// named when the root is not an object.
+std::optional<HttpError> open_root(std::string_view body, const char* field, od::document& doc,
+                                   od::object& root) {
+  auto& p = thread_parser();
+  if (auto ec = p.parser.iterate(codec::pad_into(body, p.buffer)).get(doc)) {
+    return malformed(ec, "");
+  }
+  json_type t;
+  if (auto ec = doc.type().get(t)) return malformed(ec, "");
+  if (t != json_type::object) return not_an_object(body, t, field);
+  if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
+  return std::nullopt;
+}
+
 std::optional<HttpError> decode_instance(od::value v, const codec::FeatureSchema& schema,
                                          const std::string& where, std::vector<float>& row,
                                          std::string& transaction_id) {
@@ -226,16 +241,9 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
   out.transaction_ids.clear();
   out.explain = false;
   out.top_k.reset();
-  auto& p = thread_parser();
   od::document doc;
-  if (auto ec = p.parser.iterate(codec::pad_into(body, p.buffer)).get(doc)) {
-    return malformed(ec, "");
-  }
-  json_type t;
-  if (auto ec = doc.type().get(t)) return malformed(ec, "");
-  if (t != json_type::object) return not_an_object(body, t, "instances");
   od::object root;
-  if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
+  if (auto err = open_root(body, "instances", doc, root)) return err;
   bool have_instances = false;
   for (auto field : root) {
     std::string_view key;
@@ -258,6 +266,7 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
     }
     if (have_instances) return unprocessable("duplicate field 'instances'");
     have_instances = true;
+    json_type t;
     if (auto ec = v.type().get(t)) return malformed(ec, "instances");
     if (t != json_type::array) {
       return unprocessable(std::string("instances must be an array, got ") + type_name(t));
@@ -290,16 +299,9 @@ std::optional<HttpError> decode_infer(std::string_view body, const InferSpec& sp
                                       size_t max_instances, InferRequest& out) {
   out.id.reset();
   out.rows.clear();
-  auto& p = thread_parser();
   od::document doc;
-  if (auto ec = p.parser.iterate(codec::pad_into(body, p.buffer)).get(doc)) {
-    return malformed(ec, "");
-  }
-  json_type t;
-  if (auto ec = doc.type().get(t)) return malformed(ec, "");
-  if (t != json_type::object) return not_an_object(body, t, "inputs");
   od::object root;
-  if (auto ec = doc.get_object().get(root)) return malformed(ec, "");
+  if (auto err = open_root(body, "inputs", doc, root)) return err;
   bool have_inputs = false;
   size_t n_inputs = 0;
   for (auto field : root) {
