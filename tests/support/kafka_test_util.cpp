@@ -5,97 +5,113 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
+#include <utility>
 
 namespace vigil::testing {
 
 namespace {
-rd_kafka_t* client(rd_kafka_type_t type, const std::string& bootstrap,
-                   const std::vector<std::pair<std::string, std::string>>& extra = {}) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-  for (const auto& [k, v] : extra) rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk) {
-    std::fprintf(stderr, "test kafka client: %s\n", err);
-    std::abort();
-  }
-  return rk;
+[[noreturn]] void die(const std::string& who, const std::string& cause) {
+  std::fprintf(stderr, "%s: %s\n", who.c_str(), cause.c_str());
+  std::abort();
 }
 }  // namespace
 
-Status produce_all(const std::string& bootstrap, const std::string& topic,
-                   const std::vector<std::pair<std::string, std::string>>& records) {
-  rd_kafka_t* rk = client(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "5"}, {"acks", "all"}});
-  for (const auto& [k, v] : records) {
-    while (true) {
-      auto err =
-          rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(k.data(), k.size()),
-                            RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        rd_kafka_poll(rk, 10);
-        continue;
-      }
-      if (err) {
-        rd_kafka_destroy(rk);
-        return Status::Error(rd_kafka_err2str(err));
-      }
-      break;
+kafka::Conf test_conf(const std::string& bootstrap, const KafkaProperties& extra,
+                      const std::string& who) {
+  KafkaProperties props = {{"bootstrap.servers", bootstrap}, {"log_level", "3"}};
+  props.insert(props.end(), extra.begin(), extra.end());
+  auto conf = kafka::make_conf(props);
+  if (!conf) die(who, conf.error());
+  return std::move(conf).value();
+}
+
+kafka::Handle test_client(rd_kafka_type_t type, kafka::Conf conf, const std::string& who) {
+  auto rk = kafka::make_client(type, std::move(conf));
+  if (!rk) die(who, rk.error());
+  return std::move(rk).value();
+}
+
+kafka::Handle test_client(rd_kafka_type_t type, const std::string& bootstrap,
+                          const KafkaProperties& extra, const std::string& who) {
+  return test_client(type, test_conf(bootstrap, extra, who), who);
+}
+
+int partition_count_or_zero(rd_kafka_t* rk, const std::string& topic) {
+  auto n = kafka::partition_count(rk, topic, 5000);
+  return n.ok() ? *n : 0;
+}
+
+void assign_all(rd_kafka_t* rk, const std::string& topic, int partitions, int64_t offset) {
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = offset;
+  }
+  rd_kafka_assign(rk, list.get());
+}
+
+TestRecord to_record(const rd_kafka_message_t* m) {
+  TestRecord r;
+  if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  r.partition = m->partition;
+  r.offset = m->offset;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* val;
+    size_t size;
+    for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); ++i) {
+      r.headers[name] = std::string(static_cast<const char*>(val), size);
     }
   }
-  auto err = rd_kafka_flush(rk, 30000);
-  const int left = rd_kafka_outq_len(rk);
-  rd_kafka_destroy(rk);
-  if (err || left) return Status::Error("produce_all: records left unacknowledged");
+  return r;
+}
+
+rd_kafka_resp_err_t produce_copy(rd_kafka_t* rk, const std::string& topic, const void* key,
+                                 size_t key_len, const void* value, size_t value_len, int poll_ms,
+                                 int32_t partition) {
+  for (;;) {
+    // librdkafka only reads the value (RD_KAFKA_MSG_F_COPY); its signature is not const.
+    const auto err = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(const_cast<void*>(value), value_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return err;
+    rd_kafka_poll(rk, poll_ms);
+  }
+}
+
+Status produce_all(const std::string& bootstrap, const std::string& topic,
+                   const std::vector<std::pair<std::string, std::string>>& records) {
+  kafka::Handle rk = test_client(RD_KAFKA_PRODUCER, bootstrap,
+                                 {{"linger.ms", "5"}, {"acks", "all"}}, "test kafka client");
+  for (const auto& [k, v] : records) {
+    auto err = produce_copy(rk.get(), topic, k.data(), k.size(), v.data(), v.size(), 10);
+    if (err) return Status::Error(rd_kafka_err2str(err));
+  }
+  auto err = rd_kafka_flush(rk.get(), 30000);
+  if (err || rd_kafka_outq_len(rk.get())) {
+    return Status::Error("produce_all: records left unacknowledged");
+  }
   return Status::Ok();
 }
 
 std::vector<TestRecord> read_topic(const std::string& bootstrap, const std::string& topic,
                                    const std::function<bool(const std::vector<TestRecord>&)>& done,
                                    std::chrono::milliseconds deadline) {
-  rd_kafka_t* rk = client(RD_KAFKA_CONSUMER, bootstrap,
-                          {{"group.id", "vigil-test-reader"}, {"enable.auto.commit", "false"}});
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  rd_kafka_metadata(rk, 0, rkt, &md, 5000);
-  rd_kafka_topic_destroy(rkt);
-  int partitions = (md && md->topic_cnt == 1) ? md->topics[0].partition_cnt : 0;
-  if (md) rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  }
-  rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
+  kafka::Handle rk = test_client(
+      RD_KAFKA_CONSUMER, bootstrap,
+      {{"group.id", "vigil-test-reader"}, {"enable.auto.commit", "false"}}, "test kafka client");
+  assign_all(rk.get(), topic, partition_count_or_zero(rk.get(), topic));
   std::vector<TestRecord> out;
   const auto end = std::chrono::steady_clock::now() + deadline;
   while (!done(out) && std::chrono::steady_clock::now() < end) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (!m) continue;
-    if (!m->err) {
-      TestRecord r;
-      if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-      if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-      r.partition = m->partition;
-      r.offset = m->offset;
-      rd_kafka_headers_t* hdrs = nullptr;
-      if (!rd_kafka_message_headers(m, &hdrs)) {
-        const char* name;
-        const void* val;
-        size_t size;
-        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); ++i) {
-          r.headers[name] = std::string(static_cast<const char*>(val), size);
-        }
-      }
-      out.push_back(std::move(r));
-    }
-    rd_kafka_message_destroy(m);
+    kafka::Message m(rd_kafka_consumer_poll(rk.get(), 100));
+    if (m && !m->err) out.push_back(to_record(m.get()));
   }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  rd_kafka_consumer_close(rk.get());
   return out;
 }
 

@@ -3,15 +3,22 @@
 // Python reference rows and scores every parity test compares against.
 #pragma once
 
+#include <librdkafka/rdkafka.h>
+
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
+#include "kafka/kafka_client.h"
 
 namespace vigil::testing {
+
+using KafkaProperties = std::vector<std::pair<std::string, std::string>>;
 
 struct TestRecord {
   std::string key;
@@ -20,6 +27,35 @@ struct TestRecord {
   int64_t offset = -1;
   std::map<std::string, std::string> headers;
 };
+
+// Plain librdkafka clients for tests, fault tests and benchmarks, built on kafka::make_conf and
+// kafka::make_client but with none of vigil's settings. Properties: bootstrap.servers,
+// log_level=3 (errors only), then `extra` (later wins). When librdkafka refuses a property or
+// the client, they print "<who>: <cause>" to stderr and abort: a client that cannot be built
+// is a broken test, not a result.
+kafka::Conf test_conf(const std::string& bootstrap, const KafkaProperties& extra,
+                      const std::string& who);
+// For a client that needs callbacks or an opaque: set them on test_conf()'s result first.
+kafka::Handle test_client(rd_kafka_type_t type, kafka::Conf conf, const std::string& who);
+kafka::Handle test_client(rd_kafka_type_t type, const std::string& bootstrap,
+                          const KafkaProperties& extra, const std::string& who);
+
+// Partitions of `topic` (metadata, 5 s at most); 0 when the topic or the metadata is missing.
+int partition_count_or_zero(rd_kafka_t* rk, const std::string& topic);
+
+// Assigns partitions 0..partitions-1 of `topic` to the consumer `rk`, each from `offset`.
+void assign_all(rd_kafka_t* rk, const std::string& topic, int partitions,
+                int64_t offset = RD_KAFKA_OFFSET_BEGINNING);
+
+// A consumed message as a record: key, value, partition, offset and headers (copied).
+TestRecord to_record(const rd_kafka_message_t* m);
+
+// Produces one record (copied) to `topic`, to `partition` or wherever the partitioner puts
+// it; while librdkafka's queue is full, serves `rk`'s callbacks for `poll_ms` and retries.
+// Returns rd_kafka_producev's error otherwise. No allocation beyond librdkafka's own copy.
+rd_kafka_resp_err_t produce_copy(rd_kafka_t* rk, const std::string& topic, const void* key,
+                                 size_t key_len, const void* value, size_t value_len, int poll_ms,
+                                 int32_t partition = RD_KAFKA_PARTITION_UA);
 
 // Produces every record (key, value) to `topic` and waits until all are acknowledged.
 Status produce_all(const std::string& bootstrap, const std::string& topic,
