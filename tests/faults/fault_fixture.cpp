@@ -18,65 +18,10 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-rd_kafka_t* make_client(rd_kafka_type_t type, const std::string& bootstrap,
-                        const std::vector<std::pair<std::string, std::string>>& extra) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  auto set = [&](const std::string& k, const std::string& v) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      std::fprintf(stderr, "fault test kafka client: %s\n", err);
-      std::abort();
-    }
-  };
-  set("bootstrap.servers", bootstrap);
-  set("log_level", "3");
-  for (const auto& [k, v] : extra) set(k, v);
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk) {
-    std::fprintf(stderr, "fault test kafka client: %s\n", err);
-    std::abort();
-  }
-  return rk;
-}
-
-int partition_count(rd_kafka_t* rk, const std::string& topic) {
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  int n = 0;
-  if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
-      md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    n = md->topics[0].partition_cnt;
-  }
-  if (md) rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(rkt);
-  return n;
-}
-
-void assign_from_beginning(rd_kafka_t* rk, const std::string& topic, int partitions) {
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  }
-  rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
-}
-
-testing::TestRecord to_record(const rd_kafka_message_t* m) {
-  testing::TestRecord r;
-  if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-  r.partition = m->partition;
-  r.offset = m->offset;
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* val;
-    size_t size;
-    for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); ++i) {
-      r.headers[name] = std::string(static_cast<const char*>(val), size);
-    }
-  }
-  return r;
+// Plain clients of the fault tests: no property may be refused (test_client aborts).
+kafka::Handle fault_client(rd_kafka_type_t type, const std::string& bootstrap,
+                           const testing::KafkaProperties& extra) {
+  return testing::test_client(type, bootstrap, extra, "fault test kafka client");
 }
 
 }  // namespace
@@ -183,32 +128,25 @@ PacedProducer::~PacedProducer() {
 }
 
 void PacedProducer::run() {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  for (const auto& [k, v] :
-       std::vector<std::pair<std::string, std::string>>{{"bootstrap.servers", bootstrap_},
-                                                        {"log_level", "3"},
-                                                        {"enable.idempotence", "true"},
-                                                        {"acks", "all"},
-                                                        {"linger.ms", "5"},
-                                                        {"message.timeout.ms", "300000"}}) {
-    rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err);
-  }
-  rd_kafka_conf_set_opaque(conf, this);
-  rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-    auto* self = static_cast<PacedProducer*>(opaque);
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      self->acked_.fetch_add(1);
-    } else {
-      if (self->failed_.load() == 0) self->first_error_ = rd_kafka_err2str(m->err);
-      self->failed_.fetch_add(1);
-    }
-  });
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (!rk) {
-    std::fprintf(stderr, "paced producer: %s\n", err);
-    std::abort();
-  }
+  kafka::Conf conf = testing::test_conf(bootstrap_,
+                                        {{"enable.idempotence", "true"},
+                                         {"acks", "all"},
+                                         {"linger.ms", "5"},
+                                         {"message.timeout.ms", "300000"}},
+                                        "paced producer");
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(),
+                              [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+                                auto* self = static_cast<PacedProducer*>(opaque);
+                                if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                                  self->acked_.fetch_add(1);
+                                } else {
+                                  if (self->failed_.load() == 0)
+                                    self->first_error_ = rd_kafka_err2str(m->err);
+                                  self->failed_.fetch_add(1);
+                                }
+                              });
+  kafka::Handle rk = testing::test_client(RD_KAFKA_PRODUCER, std::move(conf), "paced producer");
   const auto start = steady::now();
   size_t next = 0;
   while (next < records_.size() && !stop_) {
@@ -216,28 +154,17 @@ void PacedProducer::run() {
     const size_t due = std::min(records_.size(), static_cast<size_t>(elapsed * per_second_) + 1);
     for (; next < due; ++next) {
       const auto& [k, v] = records_[next];
-      for (;;) {
-        auto e =
-            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic_.c_str()),
-                              RD_KAFKA_V_PARTITION(partition_), RD_KAFKA_V_KEY(k.data(), k.size()),
-                              RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          rd_kafka_poll(rk, 10);
-          continue;
-        }
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          if (failed_.load() == 0) first_error_ = rd_kafka_err2str(e);
-          failed_.fetch_add(1);
-        }
-        break;
+      const auto e = testing::produce_copy(rk.get(), topic_, k.data(), k.size(), v.data(), v.size(),
+                                           10, partition_);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (failed_.load() == 0) first_error_ = rd_kafka_err2str(e);
+        failed_.fetch_add(1);
       }
       produced_.store(next + 1);
     }
-    rd_kafka_poll(rk, 5);
+    rd_kafka_poll(rk.get(), 5);
   }
-  while (!stop_ && rd_kafka_outq_len(rk) > 0) rd_kafka_poll(rk, 50);
-  rd_kafka_destroy(rk);
+  while (!stop_ && rd_kafka_outq_len(rk.get()) > 0) rd_kafka_poll(rk.get(), 50);
 }
 
 Status PacedProducer::wait_done(milliseconds deadline) {
@@ -260,40 +187,38 @@ Status PacedProducer::wait_done(milliseconds deadline) {
 Result<std::vector<testing::TestRecord>> read_all(const std::string& bootstrap,
                                                   const std::string& topic, milliseconds deadline) {
   using R = Result<std::vector<testing::TestRecord>>;
-  rd_kafka_t* rk = make_client(RD_KAFKA_CONSUMER, bootstrap,
-                               {{"group.id", "vigil-fault-reader"},
-                                {"enable.auto.commit", "false"},
-                                {"enable.partition.eof", "true"}});
-  const int partitions = partition_count(rk, topic);
+  kafka::Handle rk = fault_client(RD_KAFKA_CONSUMER, bootstrap,
+                                  {{"group.id", "vigil-fault-reader"},
+                                   {"enable.auto.commit", "false"},
+                                   {"enable.partition.eof", "true"}});
+  const int partitions = testing::partition_count_or_zero(rk.get(), topic);
   std::map<int32_t, int64_t> high;  // partitions left to read, up to this offset
   for (int p = 0; p < partitions; ++p) {
     int64_t lo = 0, hi = 0;
-    auto e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 5000);
+    auto e = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 5000);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rd_kafka_destroy(rk);
       return R::Error("watermarks of " + topic + "[" + std::to_string(p) +
                       "]: " + rd_kafka_err2str(e));
     }
     if (hi > lo) high[p] = hi;
   }
-  assign_from_beginning(rk, topic, partitions);
+  testing::assign_all(rk.get(), topic, partitions);
   std::vector<testing::TestRecord> out;
   const auto end = steady::now() + deadline;
   while (!high.empty() && steady::now() < end) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    kafka::Message m(rd_kafka_consumer_poll(rk.get(), 100));
     if (!m) continue;
     auto it = high.find(m->partition);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && it != high.end() && m->offset < it->second) {
-      out.push_back(to_record(m));
+      out.push_back(testing::to_record(m.get()));
       if (m->offset + 1 >= it->second) high.erase(it);
     } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && it != high.end() &&
                m->offset >= it->second) {
       high.erase(it);
     }
-    rd_kafka_message_destroy(m);
   }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  rd_kafka_consumer_close(rk.get());
+  rk.reset();
   if (partitions == 0) return R::Error("topic " + topic + " has no partitions (metadata)");
   if (!high.empty()) {
     return R::Error("read_all(" + topic + "): " + std::to_string(high.size()) +
@@ -302,25 +227,23 @@ Result<std::vector<testing::TestRecord>> read_all(const std::string& bootstrap,
   return R(std::move(out));
 }
 
-TopicWatcher::TopicWatcher(const std::string& bootstrap, const std::string& topic) {
-  rk_ = make_client(RD_KAFKA_CONSUMER, bootstrap,
-                    {{"group.id", "vigil-fault-watcher"}, {"enable.auto.commit", "false"}});
-  assign_from_beginning(rk_, topic, partition_count(rk_, topic));
+TopicWatcher::TopicWatcher(const std::string& bootstrap, const std::string& topic)
+    : rk_(fault_client(RD_KAFKA_CONSUMER, bootstrap,
+                       {{"group.id", "vigil-fault-watcher"}, {"enable.auto.commit", "false"}})) {
+  testing::assign_all(rk_.get(), topic, testing::partition_count_or_zero(rk_.get(), topic));
 }
 
 TopicWatcher::~TopicWatcher() {
-  rd_kafka_consumer_close(rk_);
-  rd_kafka_destroy(rk_);
+  rd_kafka_consumer_close(rk_.get());
 }
 
 void TopicWatcher::poll(milliseconds timeout) {
-  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+  kafka::Message m(rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count())));
   while (m) {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key) {
       keys_.emplace(static_cast<const char*>(m->key), m->key_len);
     }
-    rd_kafka_message_destroy(m);
-    m = rd_kafka_consumer_poll(rk_, 0);
+    m.reset(rd_kafka_consumer_poll(rk_.get(), 0));
   }
 }
 

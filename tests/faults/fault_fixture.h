@@ -22,10 +22,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kafka/kafka_client.h"
 #include "support/kafka_test_util.h"
 #include "support/process.h"
-
-struct rd_kafka_s;
 
 namespace vigil::faults {
 
@@ -135,7 +134,7 @@ class TopicWatcher {
 
  private:
   void poll(milliseconds timeout);
-  ::rd_kafka_s* rk_ = nullptr;
+  kafka::Handle rk_;
   std::set<std::string> keys_;
 };
 

@@ -20,6 +20,7 @@
 
 #include "app/service.h"
 #include "kafka/embedded_cluster.h"
+#include "kafka/kafka_client.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
@@ -41,24 +42,11 @@ const char* const kInput = "transactions";
 // group: it only asks the coordinator, like `kafka-consumer-groups --describe`).
 class GroupOffsets {
  public:
-  explicit GroupOffsets(const std::string& bootstrap) {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char err[512];
-    for (const auto& [k, v] :
-         std::vector<std::pair<std::string, std::string>>{{"bootstrap.servers", bootstrap},
-                                                          {"group.id", kGroup},
-                                                          {"session.timeout.ms", "6000"},
-                                                          {"enable.auto.commit", "false"},
-                                                          {"log_level", "3"}}) {
-      rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err);
-    }
-    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (rk_ == nullptr) {
-      std::fprintf(stderr, "offsets client: %s\n", err);
-      std::abort();
-    }
-  }
-  ~GroupOffsets() { rd_kafka_destroy(rk_); }
+  explicit GroupOffsets(const std::string& bootstrap)
+      : rk_(testing::test_client(
+            RD_KAFKA_CONSUMER, bootstrap,
+            {{"group.id", kGroup}, {"session.timeout.ms", "6000"}, {"enable.auto.commit", "false"}},
+            "offsets client")) {}
   GroupOffsets(const GroupOffsets&) = delete;
   GroupOffsets& operator=(const GroupOffsets&) = delete;
 
@@ -70,9 +58,9 @@ class GroupOffsets {
   // One entry per partition 0..5; unknown values stay -1.
   std::vector<Partition> read() {
     std::vector<Partition> out(kPartitions);
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(kPartitions);
-    for (int p = 0; p < kPartitions; ++p) rd_kafka_topic_partition_list_add(list, kInput, p);
-    if (rd_kafka_committed(rk_, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    kafka::PartitionList list(rd_kafka_topic_partition_list_new(kPartitions));
+    for (int p = 0; p < kPartitions; ++p) rd_kafka_topic_partition_list_add(list.get(), kInput, p);
+    if (rd_kafka_committed(rk_.get(), list.get(), 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       for (int i = 0; i < list->cnt; ++i) {
         const auto& e = list->elems[i];
         if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR && e.offset >= 0) {
@@ -80,10 +68,9 @@ class GroupOffsets {
         }
       }
     }
-    rd_kafka_topic_partition_list_destroy(list);
     for (int p = 0; p < kPartitions; ++p) {
       int64_t lo = -1, hi = -1;
-      if (rd_kafka_query_watermark_offsets(rk_, kInput, p, &lo, &hi, 5000) ==
+      if (rd_kafka_query_watermark_offsets(rk_.get(), kInput, p, &lo, &hi, 5000) ==
           RD_KAFKA_RESP_ERR_NO_ERROR) {
         out[p].high = hi;
       }
@@ -112,7 +99,7 @@ class GroupOffsets {
   }
 
  private:
-  rd_kafka_t* rk_ = nullptr;
+  kafka::Handle rk_;
 };
 
 // Polls an expensive condition (broker round trips) at most every `period`; in between the
