@@ -25,12 +25,14 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <string>
@@ -40,6 +42,7 @@
 #include "app/service.h"
 #include "common/clock.h"
 #include "kafka/embedded_cluster.h"
+#include "kafka/kafka_client.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
 #include "support/kafka_test_util.h"
@@ -98,66 +101,48 @@ struct Args {
   bool latency = true;
 };
 
+// Exits 2 on a usage error (0 after --help), as scripts calling the bench expect.
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : "";
-    if (k == "--events") {
-      a.events = std::stoul(v);
-      ++i;
-    } else if (k == "--seconds") {
-      a.seconds = std::stoi(v);
-      ++i;
-    } else if (k == "--rates") {
-      a.rates.clear();
-      for (const char* p = v; *p;) {
-        a.rates.push_back(std::atoi(p));
-        const char* c = std::strchr(p, ',');
-        p = c ? c + 1 : p + std::strlen(p);
-      }
-      ++i;
-    } else if (k == "--no-python") {
-      a.python = false;
-    } else if (k == "--no-latency") {
-      a.latency = false;
-    } else {
-      std::fprintf(stderr,
-                   "usage: stream_bench [--events N] [--rates R1,R2,...] [--seconds S] "
-                   "[--no-python] [--no-latency]\n");
-      std::exit(2);
-    }
+  // Integers from 1 (CLI::PositiveNumber would print its bound as a 300-digit double).
+  const CLI::Range positive(1, std::numeric_limits<int>::max(), "POSITIVE");
+  CLI::App app{
+      "stream_bench: vigil's Kafka path end to end on an embedded Kafka, next to a bare "
+      "consumer, a zero-work relay and a Python consumer; then latency at fixed rates"};
+  app.add_option("--events", a.events, "events pre-loaded for the throughput runs")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--rates", a.rates, "offered rates of the latency runs, events/s (R1,R2,...)")
+      ->delimiter(',')
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--seconds", a.seconds, "seconds measured per rate, after 1 s of warm-up")
+      ->check(positive)
+      ->capture_default_str();
+  bool no_python = false, no_latency = false;
+  app.add_flag("--no-python", no_python, "skip bench/python_consumer.py");
+  app.add_flag("--no-latency", no_latency, "skip the latency runs");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e) == 0 ? 0 : 2);
   }
+  a.python = !no_python;
+  a.latency = !no_latency;
   return a;
 }
 
-rd_kafka_t* make(rd_kafka_type_t type, const std::string& bootstrap,
-                 std::vector<std::pair<std::string, std::string>> props) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  props.emplace_back("bootstrap.servers", bootstrap);
-  props.emplace_back("log_level", "3");
-  for (auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      std::fprintf(stderr, "%s\n", err);
-      std::exit(1);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk) {
-    std::fprintf(stderr, "%s\n", err);
-    std::exit(1);
-  }
-  return rk;
+// Every bench client: plain librdkafka (no vigil settings); a refused property aborts.
+constexpr const char* kClient = "stream_bench kafka client";
+
+kafka::Handle make(rd_kafka_type_t type, const std::string& bootstrap,
+                   const testing::KafkaProperties& props) {
+  return testing::test_client(type, bootstrap, props, kClient);
 }
 
-void assign_all(rd_kafka_t* rk, const std::string& topic, int partitions, int64_t offset) {
-  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(l, topic.c_str(), p)->offset = offset;
-  }
-  rd_kafka_assign(rk, l);
-  rd_kafka_topic_partition_list_destroy(l);
+// Relays one consumed record to `topic` (copied; polls `producer` 1 ms while its queue is full).
+void relay_one(rd_kafka_t* producer, const std::string& topic, const rd_kafka_message_t* m) {
+  testing::produce_copy(producer, topic, m->key, m->key_len, m->payload, m->len, 1);
 }
 
 // C++ allocations of one forward pass of the served model at `rows` rows (LibTorch's own
@@ -179,10 +164,10 @@ double allocations_per_forward(size_t rows) {
 // A bare consumer reading `n` records of `topic` from the beginning: the ceiling for vigil.
 double raw_consume_rate(const std::string& bootstrap, const std::string& topic, int partitions,
                         size_t n) {
-  rd_kafka_t* rk = make(RD_KAFKA_CONSUMER, bootstrap,
-                        {{"group.id", "stream-bench-raw"}, {"fetch.wait.max.ms", "1"}});
-  assign_all(rk, topic, partitions, RD_KAFKA_OFFSET_BEGINNING);
-  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk);
+  kafka::Handle rk = make(RD_KAFKA_CONSUMER, bootstrap,
+                          {{"group.id", "stream-bench-raw"}, {"fetch.wait.max.ms", "1"}});
+  testing::assign_all(rk.get(), topic, partitions, RD_KAFKA_OFFSET_BEGINNING);
+  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk.get());
   std::vector<rd_kafka_message_t*> msgs(1000);
   size_t got = 0;
   Steady::time_point t0{};
@@ -199,8 +184,8 @@ double raw_consume_rate(const std::string& bootstrap, const std::string& topic, 
   }
   const double el = std::chrono::duration<double>(Steady::now() - t0).count();
   rd_kafka_queue_destroy(q);
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  rd_kafka_consumer_close(rk.get());
+  rk.reset();
   if (got < n) {
     std::fprintf(stderr, "raw consumer read only %zu of %zu records (mock retention?)\n", got, n);
     std::exit(1);
@@ -213,23 +198,21 @@ double raw_consume_rate(const std::string& bootstrap, const std::string& topic, 
 // consume -> produce job costs the broker and the client library alone: vigil's ceiling here.
 double relay_rate(const std::string& bootstrap, const std::string& in, const std::string& out,
                   int partitions, size_t n) {
-  rd_kafka_t* consumer = make(RD_KAFKA_CONSUMER, bootstrap,
-                              {{"group.id", "stream-bench-relay-tp"}, {"fetch.wait.max.ms", "1"}});
-  rd_kafka_conf_t* pconf = rd_kafka_conf_new();
+  kafka::Handle consumer =
+      make(RD_KAFKA_CONSUMER, bootstrap,
+           {{"group.id", "stream-bench-relay-tp"}, {"fetch.wait.max.ms", "1"}});
   std::atomic<size_t> acked{0};
-  rd_kafka_conf_set_opaque(pconf, &acked);
-  rd_kafka_conf_set_dr_msg_cb(pconf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-    if (!m->err) static_cast<std::atomic<size_t>*>(opaque)->fetch_add(1);
-  });
-  char err[512];
-  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"bootstrap.servers", bootstrap}, {"linger.ms", "1"}, {"log_level", "3"}}) {
-    rd_kafka_conf_set(pconf, k.c_str(), v.c_str(), err, sizeof err);
-  }
-  rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
-  if (!producer || !kafka::fetch_metadata(producer, {out}, 5000).ok()) std::exit(1);
-  assign_all(consumer, in, partitions, RD_KAFKA_OFFSET_BEGINNING);
-  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer);
+  kafka::Conf pconf = testing::test_conf(bootstrap, {{"linger.ms", "1"}}, kClient);
+  rd_kafka_conf_set_opaque(pconf.get(), &acked);
+  rd_kafka_conf_set_dr_msg_cb(pconf.get(),
+                              [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+                                if (!m->err)
+                                  static_cast<std::atomic<size_t>*>(opaque)->fetch_add(1);
+                              });
+  kafka::Handle producer = testing::test_client(RD_KAFKA_PRODUCER, std::move(pconf), kClient);
+  if (!kafka::fetch_metadata(producer.get(), {out}, 5000).ok()) std::exit(1);
+  testing::assign_all(consumer.get(), in, partitions, RD_KAFKA_OFFSET_BEGINNING);
+  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer.get());
   std::vector<rd_kafka_message_t*> msgs(1000);
   size_t got = 0;
   Steady::time_point t0{};
@@ -240,23 +223,18 @@ double relay_rate(const std::string& bootstrap, const std::string& in, const std
       rd_kafka_message_t* m = msgs[i];
       if (!m->err) {
         if (got++ == 0) t0 = Steady::now();
-        while (rd_kafka_producev(
-                   producer, RD_KAFKA_V_TOPIC(out.c_str()), RD_KAFKA_V_KEY(m->key, m->key_len),
-                   RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          rd_kafka_poll(producer, 1);
-        }
+        relay_one(producer.get(), out, m);
       }
       rd_kafka_message_destroy(m);
     }
-    rd_kafka_poll(producer, 0);
+    rd_kafka_poll(producer.get(), 0);
   }
-  while (acked.load() < n && Steady::now() < deadline) rd_kafka_poll(producer, 1);
+  while (acked.load() < n && Steady::now() < deadline) rd_kafka_poll(producer.get(), 1);
   const double el = std::chrono::duration<double>(Steady::now() - t0).count();
   rd_kafka_queue_destroy(q);
-  rd_kafka_consumer_close(consumer);
-  rd_kafka_destroy(consumer);
-  rd_kafka_destroy(producer);
+  rd_kafka_consumer_close(consumer.get());
+  consumer.reset();
+  producer.reset();
   if (acked.load() < n) {
     std::fprintf(stderr, "relay delivered only %zu of %zu\n", acked.load(), n);
     std::exit(1);
@@ -407,12 +385,12 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
   std::vector<int64_t> sent_ns(total, 0);
   std::vector<int64_t> arrived_ns(total, 0);
 
-  rd_kafka_t* reader = make(RD_KAFKA_CONSUMER, bootstrap,
-                            {{"group.id", "stream-bench-reader"}, {"fetch.wait.max.ms", "1"}});
-  assign_all(reader, out, partitions, RD_KAFKA_OFFSET_END);
-  rd_kafka_queue_t* rq = rd_kafka_queue_get_consumer(reader);
-  rd_kafka_t* producer = make(RD_KAFKA_PRODUCER, bootstrap, {});  // linger.ms default: 5
-  if (!kafka::fetch_metadata(producer, {in}, 5000).ok()) std::exit(1);
+  kafka::Handle reader = make(RD_KAFKA_CONSUMER, bootstrap,
+                              {{"group.id", "stream-bench-reader"}, {"fetch.wait.max.ms", "1"}});
+  testing::assign_all(reader.get(), out, partitions, RD_KAFKA_OFFSET_END);
+  rd_kafka_queue_t* rq = rd_kafka_queue_get_consumer(reader.get());
+  kafka::Handle producer = make(RD_KAFKA_PRODUCER, bootstrap, {});  // linger.ms default: 5
+  if (!kafka::fetch_metadata(producer.get(), {in}, 5000).ok()) std::exit(1);
   // Let the reader reach the end offsets before the first event.
   for (int i = 0; i < 20; ++i) rd_kafka_consume_queue(rq, 10);
 
@@ -454,18 +432,13 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
         total, static_cast<size_t>(std::chrono::duration<double>(now - start).count() * rate));
     for (; next < due; ++next) {
       sent_ns[next] = Steady::now().time_since_epoch().count();
-      while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(in.c_str()),
-                               RD_KAFKA_V_KEY(ids[next].data(), ids[next].size()),
-                               RD_KAFKA_V_VALUE(events[next].data(), events[next].size()),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        rd_kafka_poll(producer, 1);
-      }
+      testing::produce_copy(producer.get(), in, ids[next].data(), ids[next].size(),
+                            events[next].data(), events[next].size(), 1);
     }
-    rd_kafka_poll(producer, 0);
+    rd_kafka_poll(producer.get(), 0);
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
-  rd_kafka_flush(producer, 10000);
+  rd_kafka_flush(producer.get(), 10000);
   testing::wait_until(
       [&] {
         size_t seen = 0;
@@ -476,9 +449,9 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
   reading = false;
   reader_thread.join();
   rd_kafka_queue_destroy(rq);
-  rd_kafka_consumer_close(reader);
-  rd_kafka_destroy(reader);
-  rd_kafka_destroy(producer);
+  rd_kafka_consumer_close(reader.get());
+  reader.reset();
+  producer.reset();
 
   std::vector<double> us;
   for (size_t i = warm; i < total; ++i) {
@@ -506,55 +479,48 @@ class Relay {
                       {"heartbeat.interval.ms", "500"},
                       {"auto.offset.reset", "latest"}});
     producer_ = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "1"}});
-    if (!kafka::fetch_metadata(producer_, {out}, 5000).ok()) std::exit(1);
-    rd_kafka_poll_set_consumer(consumer_);
-    rd_kafka_topic_partition_list_t* t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, in.c_str(), RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(consumer_, t);
-    rd_kafka_topic_partition_list_destroy(t);
+    if (!kafka::fetch_metadata(producer_.get(), {out}, 5000).ok()) std::exit(1);
+    rd_kafka_poll_set_consumer(consumer_.get());
+    kafka::PartitionList t(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(t.get(), in.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(consumer_.get(), t.get());
     thread_ = std::thread([this] { run(); });
   }
   ~Relay() {
     running_ = false;
     thread_.join();
-    rd_kafka_flush(producer_, 5000);
-    rd_kafka_consumer_close(consumer_);
-    rd_kafka_destroy(consumer_);
-    rd_kafka_destroy(producer_);
+    rd_kafka_flush(producer_.get(), 5000);
+    rd_kafka_consumer_close(consumer_.get());
+    consumer_.reset();
+    producer_.reset();
   }
   bool assigned() const { return assigned_.load(); }
 
  private:
   void run() {
-    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_);
+    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_.get());
     rd_kafka_message_t* msgs[1000];
     while (running_.load()) {
       const ssize_t k = rd_kafka_consume_batch_queue(q, 5, msgs, 1000);
       for (ssize_t i = 0; i < k; ++i) {
         rd_kafka_message_t* m = msgs[i];
-        if (!m->err) {
-          while (rd_kafka_producev(
-                     producer_, RD_KAFKA_V_TOPIC(out_.c_str()), RD_KAFKA_V_KEY(m->key, m->key_len),
-                     RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(producer_, 1);
-          }
-        }
+        if (!m->err) relay_one(producer_.get(), out_, m);
         rd_kafka_message_destroy(m);
       }
-      rd_kafka_poll(producer_, 0);
+      rd_kafka_poll(producer_.get(), 0);
       rd_kafka_topic_partition_list_t* a = nullptr;
-      if (!assigned_.load() && rd_kafka_assignment(consumer_, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        assigned_ = a->cnt > 0;
-        rd_kafka_topic_partition_list_destroy(a);
+      if (!assigned_.load() &&
+          rd_kafka_assignment(consumer_.get(), &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const kafka::PartitionList owned(a);
+        assigned_ = owned->cnt > 0;
       }
     }
     rd_kafka_queue_destroy(q);
   }
 
   std::string out_;
-  rd_kafka_t* consumer_ = nullptr;
-  rd_kafka_t* producer_ = nullptr;
+  kafka::Handle consumer_;
+  kafka::Handle producer_;
   std::atomic<bool> running_{true};
   std::atomic<bool> assigned_{false};
   std::thread thread_;
