@@ -284,6 +284,9 @@ void DeliveryStage::shadow_scored(const std::vector<scoring::ShadowRow>& rows,
   stats_.shadow_produced(messages.size());
 }
 
+// Longer than most functions here on purpose: every kind of delivery report (a shadow record, a
+// score delivered, refused or to produce again, a dead letter delivered or failed) is decided in
+// one place, so the rules that keep offsets honest read top to bottom.
 void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) {
   if (opaque == nullptr) {  // a shadow record: best effort
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) stats_.shadow_lost();

@@ -438,6 +438,8 @@ void RedisSink::drop_queued() {
   settled_cv_.notify_all();
 }
 
+// One loop owns the connection: connect with backoff, send rounds while replies are read,
+// reconnect on failure. Kept whole (about 70 lines) so the connection's states read in order.
 void RedisSink::writer_main() {
   // hiredis 0.14 writes with write(), not send(MSG_NOSIGNAL): a write to a connection Redis
   // has closed raises SIGPIPE, which would kill the process. Blocked in this thread, the

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "fault_commands.h"
 #include "kafka/embedded_cluster.h"
 
@@ -71,17 +72,6 @@ void add_flags(CLI::App& app, Options& o, std::vector<std::string>& topics) {
       ->type_name("PATH");
 }
 
-bool write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!(f << content)) return false;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  return !ec;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,7 +99,7 @@ int main(int argc, char** argv) {
   }
   const std::string bootstrap = (*cluster)->bootstrap();
   if (!options.bootstrap_file.empty() &&
-      !write_file_atomically(options.bootstrap_file, bootstrap + "\n")) {
+      !vigil::write_file_atomically(options.bootstrap_file, bootstrap + "\n").ok()) {
     std::fprintf(stderr, "vigil-fault-harness: cannot write '%s'\n",
                  options.bootstrap_file.c_str());
     return 1;
