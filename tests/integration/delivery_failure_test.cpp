@@ -24,6 +24,7 @@
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
+#include "support/service_fixture.h"
 #include "support/wait.h"
 
 namespace vigil {
@@ -142,17 +143,12 @@ bool readiness_mentions(const app::Service& s, const std::string& text) {
   return false;
 }
 
-class DeliveryFailureTest : public ::testing::Test {
+class DeliveryFailureTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    auto cluster = kafka::EmbeddedCluster::start(
-        3, {{kInput, kPartitions}, {"scores", kPartitions}, {"transactions.dlq", kPartitions}});
-    ASSERT_TRUE(cluster.ok()) << cluster.error();
-    cluster_ = std::move(cluster.value());
-    auto redis = testing::RedisServer::Start();
-    ASSERT_TRUE(redis.ok()) << redis.error();
-    redis_ = std::move(redis.value());
-    ref_ = testing::load_reference();
+    start_cluster_and_redis(
+        {{kInput, kPartitions}, {"scores", kPartitions}, {"transactions.dlq", kPartitions}});
+    if (HasFatalFailure()) return;
     offsets_ = std::make_unique<GroupOffsets>(cluster_->bootstrap());
   }
 
@@ -162,18 +158,14 @@ class DeliveryFailureTest : public ::testing::Test {
   }
 
   config::AppConfig config() const {
-    config::AppConfig c = testing::service_config(cluster_->bootstrap(), redis_->url());
+    config::AppConfig c = base_config();
     c.kafka.commit_interval = milliseconds(100);
     c.redis.ttl_s = 3600;
     c.scoring.workers = 2;
     return c;
   }
 
-  std::unique_ptr<app::Service> start() {
-    auto s = app::Service::create(config());
-    EXPECT_TRUE(s.ok()) << s.error();
-    return s.ok() ? std::move(s.value()) : nullptr;
-  }
+  std::unique_ptr<app::Service> start() { return start_service(config()); }
 
   // Produces events <prefix><i> for i in [0, n) (key = id), row i of the reference; keeps
   // each event's value by id.
@@ -273,9 +265,6 @@ class DeliveryFailureTest : public ::testing::Test {
     EXPECT_TRUE(s.readiness_failures().empty()) << ::testing::PrintToString(s.readiness_failures());
   }
 
-  std::unique_ptr<kafka::EmbeddedCluster> cluster_;
-  std::unique_ptr<testing::RedisServer> redis_;
-  testing::ReferenceData ref_;
   std::unique_ptr<GroupOffsets> offsets_;
   std::map<std::string, std::string> events_;  // id -> the event as produced
 };

@@ -20,6 +20,7 @@
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
+#include "support/service_fixture.h"
 #include "support/wait.h"
 
 namespace vigil {
@@ -36,17 +37,12 @@ json::value read_json(const std::string& path) {
   return json::parse(std::string(std::istreambuf_iterator<char>(f), {}));
 }
 
-class ModelLifecycleTest : public ::testing::Test {
+class ModelLifecycleTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    auto cluster = kafka::EmbeddedCluster::start(
-        3, {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}, {"scores.shadow", 6}});
-    ASSERT_TRUE(cluster.ok()) << cluster.error();
-    cluster_ = std::move(cluster.value());
-    auto redis = testing::RedisServer::Start();
-    ASSERT_TRUE(redis.ok()) << redis.error();
-    redis_ = std::move(redis.value());
-    ref_ = testing::load_reference();
+    start_cluster_and_redis(
+        {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}, {"scores.shadow", 6}});
+    if (HasFatalFailure()) return;
     repo_ = fs::temp_directory_path() /
             ("vigil-lifecycle-" + std::to_string(::getpid()) + "-" +
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -66,7 +62,7 @@ class ModelLifecycleTest : public ::testing::Test {
   }
 
   config::AppConfig config() const {
-    config::AppConfig c = testing::service_config(cluster_->bootstrap(), redis_->url());
+    config::AppConfig c = base_config();
     c.model.repository = repo_.string();
     c.model.reload_interval = milliseconds(100);
     c.model.stable = milliseconds(300);
@@ -74,11 +70,7 @@ class ModelLifecycleTest : public ::testing::Test {
     return c;
   }
 
-  std::unique_ptr<app::Service> start(const config::AppConfig& c) {
-    auto s = app::Service::create(c);
-    EXPECT_TRUE(s.ok()) << s.error();
-    return s.ok() ? std::move(s.value()) : nullptr;
-  }
+  std::unique_ptr<app::Service> start(const config::AppConfig& c) { return start_service(c); }
 
   // Scores of every reference row by `version`, from an independent load of that version.
   std::vector<float> forward(const std::string& version) {
@@ -103,9 +95,6 @@ class ModelLifecycleTest : public ::testing::Test {
     ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
   }
 
-  std::unique_ptr<kafka::EmbeddedCluster> cluster_;
-  std::unique_ptr<testing::RedisServer> redis_;
-  testing::ReferenceData ref_;
   fs::path repo_;
 };
 

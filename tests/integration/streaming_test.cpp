@@ -14,6 +14,7 @@
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
+#include "support/service_fixture.h"
 #include "support/wait.h"
 
 namespace vigil {
@@ -22,21 +23,14 @@ namespace {
 using std::chrono::milliseconds;
 using testing::TestRecord;
 
-class StreamingTest : public ::testing::Test {
+class StreamingTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    auto cluster = kafka::EmbeddedCluster::start(
-        3, {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}});
-    ASSERT_TRUE(cluster.ok()) << cluster.error();
-    cluster_ = std::move(cluster.value());
-    auto redis = testing::RedisServer::Start();
-    ASSERT_TRUE(redis.ok()) << redis.error();
-    redis_ = std::move(redis.value());
-    ref_ = testing::load_reference();
+    start_cluster_and_redis({{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}});
   }
 
   config::AppConfig config() const {
-    config::AppConfig c = testing::service_config(cluster_->bootstrap(), redis_->url());
+    config::AppConfig c = base_config();
     c.kafka.commit_interval = milliseconds(200);
     c.redis.ttl_s = 3600;
     c.scoring.workers = 2;
@@ -45,9 +39,7 @@ class StreamingTest : public ::testing::Test {
 
   std::unique_ptr<app::Service> start(const config::AppConfig& c,
                                       std::shared_ptr<scoring::Model> model = nullptr) {
-    auto s = app::Service::create(c, {model, nullptr});
-    EXPECT_TRUE(s.ok()) << s.error();
-    return s.ok() ? std::move(s.value()) : nullptr;
+    return start_service(c, {std::move(model), nullptr});
   }
 
   // Produces events it-<prefix>-<i> for i in [from, to), row i of the reference.
@@ -60,10 +52,6 @@ class StreamingTest : public ::testing::Test {
     }
     ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
   }
-
-  std::unique_ptr<kafka::EmbeddedCluster> cluster_;
-  std::unique_ptr<testing::RedisServer> redis_;
-  testing::ReferenceData ref_;
 };
 
 TEST_F(StreamingTest, EveryEventGivesOneScoreEqualToTheReferenceOnTheTopicAndInRedis) {
