@@ -103,13 +103,8 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 // One input tensor of an infer request. Fields may come in any order, so `data` is read first
 // into a flat buffer (remembering whether it was nested) and checked against `shape` after.
-std::optional<HttpError> decode_input(od::value v, const InferSpec& spec, size_t max_instances,
-                                      InferRequest& out) {
-  const std::string where = "inputs[0]";
-  od::object obj;
-  if (v.get_object().get(obj)) {
-    return unprocessable(where + " must be an object {name, shape, datatype, data}");
-  }
+// The one input tensor of an infer request, as read (checked against the spec afterwards).
+struct InputTensor {
   std::optional<std::string> name;
   std::optional<std::string> datatype;
   std::optional<std::vector<int64_t>> shape;
@@ -117,118 +112,140 @@ std::optional<HttpError> decode_input(od::value v, const InferSpec& spec, size_t
   std::vector<float> flat;
   enum class Layout { kUnknown, kFlat, kNested } layout = Layout::kUnknown;
   std::vector<size_t> row_lengths;  // nested layout only
+};
 
+// "data": N*width numbers (flat) or N arrays of width numbers (nested), not mixed.
+std::optional<HttpError> read_tensor_data(od::array arr, const std::string& where,
+                                          InputTensor& in) {
+  using Layout = InputTensor::Layout;
+  in.have_data = true;
+  size_t i = 0;
+  for (auto element : arr) {
+    od::value ev;
+    if (auto ec = element.get(ev)) return malformed(ec, where + ".data");
+    const std::string at = where + ".data[" + std::to_string(i++) + "]";
+    json_type t;
+    if (ev.type().get(t) != simdjson::SUCCESS || t != json_type::array) {
+      if (in.layout == Layout::kNested)
+        return unprocessable(at + ": data mixes arrays and numbers");
+      in.layout = Layout::kFlat;
+      float f = 0.0f;
+      if (auto err = read_number(ev, at, f)) return err;
+      in.flat.push_back(f);
+      continue;
+    }
+    if (in.layout == Layout::kFlat) return unprocessable(at + ": data mixes numbers and arrays");
+    in.layout = Layout::kNested;
+    od::array row;
+    if (auto ec = ev.get_array().get(row)) return malformed(ec, at);
+    size_t j = 0;
+    for (auto x : row) {
+      od::value xv;
+      if (auto ec = x.get(xv)) return malformed(ec, at);
+      float f = 0.0f;
+      if (auto err = read_number(xv, at + "[" + std::to_string(j++) + "]", f)) return err;
+      in.flat.push_back(f);
+    }
+    in.row_lengths.push_back(j);
+  }
+  return std::nullopt;
+}
+
+// Reads the tensor object's fields; other keys ("parameters", ...) must be valid JSON.
+std::optional<HttpError> read_tensor_fields(od::object obj, const std::string& where,
+                                            InputTensor& in) {
   for (auto field : obj) {
     std::string_view key;
     if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
-    if (key == "name") {
-      std::string_view s;
-      if (field.value().get_string().get(s)) return unprocessable(where + ".name must be a string");
-      name.emplace(s);
-    } else if (key == "datatype") {
+    if (key == "name" || key == "datatype") {
       std::string_view s;
       if (field.value().get_string().get(s)) {
-        return unprocessable(where + ".datatype must be a string");
+        return unprocessable(where + "." + std::string(key) + " must be a string");
       }
-      datatype.emplace(s);
-      if (*datatype != "FP32") {
-        return unprocessable(where + ".datatype must be \"FP32\", got \"" + *datatype + "\"");
+      (key == "name" ? in.name : in.datatype).emplace(s);
+      if (key == "datatype" && s != "FP32") {
+        return unprocessable(where + ".datatype must be \"FP32\", got \"" + std::string(s) + "\"");
       }
     } else if (key == "shape") {
       od::array arr;
       if (field.value().get_array().get(arr)) {
         return unprocessable(where + ".shape must be an array of integers");
       }
-      shape.emplace();
+      in.shape.emplace();
       for (auto d : arr) {
         int64_t n;
         if (d.get_int64().get(n))
           return unprocessable(where + ".shape must be an array of integers");
-        shape->push_back(n);
+        in.shape->push_back(n);
       }
     } else if (key == "data") {
       od::array arr;
       if (field.value().get_array().get(arr))
         return unprocessable(where + ".data must be an array");
-      have_data = true;
-      size_t i = 0;
-      for (auto element : arr) {
-        od::value ev;
-        if (auto ec = element.get(ev)) return malformed(ec, where + ".data");
-        const std::string at = where + ".data[" + std::to_string(i) + "]";
-        json_type t;
-        if (ev.type().get(t) == simdjson::SUCCESS && t == json_type::array) {
-          if (layout == Layout::kFlat) {
-            return unprocessable(at + ": data mixes numbers and arrays");
-          }
-          layout = Layout::kNested;
-          od::array row;
-          if (auto ec = ev.get_array().get(row)) return malformed(ec, at);
-          size_t j = 0;
-          for (auto x : row) {
-            od::value xv;
-            if (auto ec = x.get(xv)) return malformed(ec, at);
-            float f = 0.0f;
-            if (auto err = read_number(xv, at + "[" + std::to_string(j) + "]", f)) return err;
-            flat.push_back(f);
-            ++j;
-          }
-          row_lengths.push_back(j);
-        } else {
-          if (layout == Layout::kNested) {
-            return unprocessable(at + ": data mixes arrays and numbers");
-          }
-          layout = Layout::kFlat;
-          float f = 0.0f;
-          if (auto err = read_number(ev, at, f)) return err;
-          flat.push_back(f);
-        }
-        ++i;
-      }
-    } else {  // "parameters" and other keys: ignored, but must be valid JSON
+      if (auto err = read_tensor_data(arr, where, in)) return err;
+    } else {
       od::value ignored;
       if (auto ec = field.value().get(ignored)) return malformed(ec, where);
       if (auto ec = codec::validate_json(ignored)) return malformed(ec, where);
     }
   }
+  return std::nullopt;
+}
 
-  if (!name) return unprocessable(where + ": missing field 'name'");
-  if (*name != spec.input_name) {
-    return unprocessable(where + ".name must be '" + spec.input_name + "', got '" + *name + "'");
+// The tensor against the model: name, shape [N, width], N within the limit, data to match.
+std::optional<HttpError> check_tensor(const InputTensor& in, const InferSpec& spec,
+                                      size_t max_instances, const std::string& where) {
+  if (!in.name) return unprocessable(where + ": missing field 'name'");
+  if (*in.name != spec.input_name) {
+    return unprocessable(where + ".name must be '" + spec.input_name + "', got '" + *in.name + "'");
   }
-  if (!datatype) return unprocessable(where + ": missing field 'datatype'");
-  if (!shape) return unprocessable(where + ": missing field 'shape'");
-  if (!have_data) return unprocessable(where + ": missing field 'data'");
-  const auto width = static_cast<int64_t>(spec.width);
-  if (shape->size() != 2 || (*shape)[0] < 1 || (*shape)[1] != width) {
-    return unprocessable(where + ".shape must be [N, " + std::to_string(width) +
-                         "] with the batch dimension first and N >= 1, got " + shape_text(*shape));
+  if (!in.datatype) return unprocessable(where + ": missing field 'datatype'");
+  if (!in.shape) return unprocessable(where + ": missing field 'shape'");
+  if (!in.have_data) return unprocessable(where + ": missing field 'data'");
+  const auto& shape = *in.shape;
+  if (shape.size() != 2 || shape[0] < 1 || shape[1] != static_cast<int64_t>(spec.width)) {
+    return unprocessable(where + ".shape must be [N, " + std::to_string(spec.width) +
+                         "] with the batch dimension first and N >= 1, got " + shape_text(shape));
   }
-  const auto rows = static_cast<size_t>((*shape)[0]);
+  const auto rows = static_cast<size_t>(shape[0]);
   if (rows > max_instances) {
     return unprocessable(where + ".shape asks for " + std::to_string(rows) + " rows, at most " +
                          std::to_string(max_instances) + " per request");
   }
-  if (layout == Layout::kNested) {
-    if (row_lengths.size() != rows) {
-      return unprocessable(where + ".data has " + std::to_string(row_lengths.size()) +
-                           " rows, shape " + shape_text(*shape) + " needs " + std::to_string(rows));
-    }
-    for (size_t r = 0; r < rows; ++r) {
-      if (row_lengths[r] != spec.width) {
-        return unprocessable(where + ".data[" + std::to_string(r) + "] has " +
-                             std::to_string(row_lengths[r]) + " values, shape " +
-                             shape_text(*shape) + " needs " + std::to_string(spec.width));
-      }
-    }
-  } else if (flat.size() != rows * spec.width) {
-    return unprocessable(where + ".data has " + std::to_string(flat.size()) + " values, shape " +
-                         shape_text(*shape) + " needs " + std::to_string(rows * spec.width));
+  if (in.layout != InputTensor::Layout::kNested) {
+    if (in.flat.size() == rows * spec.width) return std::nullopt;
+    return unprocessable(where + ".data has " + std::to_string(in.flat.size()) + " values, shape " +
+                         shape_text(shape) + " needs " + std::to_string(rows * spec.width));
   }
+  if (in.row_lengths.size() != rows) {
+    return unprocessable(where + ".data has " + std::to_string(in.row_lengths.size()) +
+                         " rows, shape " + shape_text(shape) + " needs " + std::to_string(rows));
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    if (in.row_lengths[r] != spec.width) {
+      return unprocessable(where + ".data[" + std::to_string(r) + "] has " +
+                           std::to_string(in.row_lengths[r]) + " values, shape " +
+                           shape_text(shape) + " needs " + std::to_string(spec.width));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpError> decode_input(od::value v, const InferSpec& spec, size_t max_instances,
+                                      InferRequest& out) {
+  const std::string where = "inputs[0]";
+  od::object obj;
+  if (v.get_object().get(obj)) {
+    return unprocessable(where + " must be an object {name, shape, datatype, data}");
+  }
+  InputTensor in;
+  if (auto err = read_tensor_fields(obj, where, in)) return err;
+  if (auto err = check_tensor(in, spec, max_instances, where)) return err;
+  const auto rows = static_cast<size_t>((*in.shape)[0]);
   out.rows.resize(rows);
   for (size_t r = 0; r < rows; ++r) {
-    out.rows[r].assign(flat.begin() + static_cast<ptrdiff_t>(r * spec.width),
-                       flat.begin() + static_cast<ptrdiff_t>((r + 1) * spec.width));
+    out.rows[r].assign(in.flat.begin() + static_cast<ptrdiff_t>(r * spec.width),
+                       in.flat.begin() + static_cast<ptrdiff_t>((r + 1) * spec.width));
   }
   return std::nullopt;
 }
