@@ -186,41 +186,56 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
   return decode_features(v, schema, out.data(), where, seen);
 }
 
-DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema, float* out,
-                             std::string_view where, std::vector<uint8_t>& seen,
-                             std::string* transaction_id) {
+namespace {
+
+// The array form: `width` numbers in model order.
+DecodeStatus decode_feature_array(simdjson::ondemand::value v, size_t width, float* out,
+                                  std::string_view where) {
+  simdjson::ondemand::array arr;
+  if (auto ec = v.get_array().get(arr)) return malformed(ec, where);
+  size_t i = 0;
+  for (auto element : arr) {
+    simdjson::ondemand::value ev;
+    if (auto ec = element.get(ev)) return malformed(ec, where);
+    if (i < width) {
+      auto st = read_number_named(
+          ev, [&] { return std::string(where) + "[" + std::to_string(i) + "]"; }, out[i]);
+      if (!st.ok()) return st;
+    }
+    ++i;
+  }
+  if (i != width) {
+    return DecodeStatus::Error(DecodeError::kWrongCount,
+                               std::string(where) + " must have " + std::to_string(width) +
+                                   " values in model order, got " + std::to_string(i));
+  }
+  return {};
+}
+
+// An HTTP instance's "transaction_id": once, a string of 1 to kMaxTransactionIdBytes bytes.
+DecodeStatus read_instance_id(simdjson::ondemand::value v, std::string_view where, bool& have_id,
+                              std::string& out) {
+  if (have_id) {
+    return DecodeStatus::Error(DecodeError::kBadTransactionId,
+                               std::string(where) + ": duplicate field 'transaction_id'");
+  }
+  std::string_view id;
+  if (v.get_string().get(id) || id.empty() || id.size() > EventDecoder::kMaxTransactionIdBytes) {
+    return DecodeStatus::Error(DecodeError::kBadTransactionId,
+                               std::string(where) + ".transaction_id must be a string of 1 to " +
+                                   std::to_string(EventDecoder::kMaxTransactionIdBytes) + " bytes");
+  }
+  out.assign(id);
+  have_id = true;
+  return {};
+}
+
+// The object form: every feature by name once (model order is the fast path), plus an optional
+// "transaction_id" when `transaction_id` is given.
+DecodeStatus decode_feature_object(simdjson::ondemand::value v, const FeatureSchema& schema,
+                                   float* out, std::string_view where, std::vector<uint8_t>& seen,
+                                   std::string* transaction_id) {
   const size_t width = schema.width();
-  json_type t;
-  if (auto ec = v.type().get(t)) return malformed(ec, where);
-
-  if (t == json_type::array) {
-    simdjson::ondemand::array arr;
-    if (auto ec = v.get_array().get(arr)) return malformed(ec, where);
-    size_t i = 0;
-    for (auto element : arr) {
-      simdjson::ondemand::value ev;
-      if (auto ec = element.get(ev)) return malformed(ec, where);
-      if (i < width) {
-        auto st = read_number_named(
-            ev, [&] { return std::string(where) + "[" + std::to_string(i) + "]"; }, out[i]);
-        if (!st.ok()) return st;
-      }
-      ++i;
-    }
-    if (i != width) {
-      return DecodeStatus::Error(DecodeError::kWrongCount,
-                                 std::string(where) + " must have " + std::to_string(width) +
-                                     " values in model order, got " + std::to_string(i));
-    }
-    return {};
-  }
-
-  if (t != json_type::object) {
-    return DecodeStatus::Error(DecodeError::kWrongType,
-                               std::string(where) +
-                                   " must be an object of named features or an array, got " +
-                                   type_name(t));
-  }
   simdjson::ondemand::object obj;
   if (auto ec = v.get_object().get(obj)) return malformed(ec, where);
   seen.assign(width, 0);
@@ -237,20 +252,8 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
       idx = schema.index_of(key);
     }
     if (idx < 0 && transaction_id != nullptr && key == "transaction_id") {
-      if (have_id) {
-        return DecodeStatus::Error(DecodeError::kBadTransactionId,
-                                   std::string(where) + ": duplicate field 'transaction_id'");
-      }
-      std::string_view id;
-      if (field.value().get_string().get(id) || id.empty() ||
-          id.size() > EventDecoder::kMaxTransactionIdBytes) {
-        return DecodeStatus::Error(
-            DecodeError::kBadTransactionId,
-            std::string(where) + ".transaction_id must be a string of 1 to " +
-                std::to_string(EventDecoder::kMaxTransactionIdBytes) + " bytes");
-      }
-      transaction_id->assign(id);
-      have_id = true;
+      auto st = read_instance_id(field.value(), where, have_id, *transaction_id);
+      if (!st.ok()) return st;
       continue;
     }
     if (idx < 0) {
@@ -283,6 +286,25 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
         std::string(where) + ": missing feature" + (n_missing > 1 ? "s " : " ") + missing);
   }
   return {};
+}
+
+}  // namespace
+
+DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& schema, float* out,
+                             std::string_view where, std::vector<uint8_t>& seen,
+                             std::string* transaction_id) {
+  const size_t width = schema.width();
+  json_type t;
+  if (auto ec = v.type().get(t)) return malformed(ec, where);
+
+  if (t == json_type::array) return decode_feature_array(v, width, out, where);
+  if (t != json_type::object) {
+    return DecodeStatus::Error(DecodeError::kWrongType,
+                               std::string(where) +
+                                   " must be an object of named features or an array, got " +
+                                   type_name(t));
+  }
+  return decode_feature_object(v, schema, out, where, seen, transaction_id);
 }
 
 EventDecoder::EventDecoder(const FeatureSchema& schema, size_t max_event_bytes)
