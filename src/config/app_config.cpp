@@ -388,12 +388,12 @@ std::vector<std::string> describe(const AppConfig& c) {
   return lines;
 }
 
-Result<AppConfig> load_config(const std::vector<std::string>& args,
-                              const std::map<std::string, std::string>& env, CommandLine& cmd) {
-  AppConfig c;
-  std::vector<std::string> errors;
-  std::vector<std::pair<std::string, std::string>> flags;
+namespace {
 
+// The command line: --help and friends into `cmd`, --key=value (or --key value) into `flags`.
+void parse_args(const std::vector<std::string>& args, CommandLine& cmd,
+                std::vector<std::pair<std::string, std::string>>& flags,
+                std::vector<std::string>& errors) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
@@ -422,6 +422,17 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
       errors.push_back("unexpected argument '" + a + "' (use --key=value)");
     }
   }
+}
+
+}  // namespace
+
+Result<AppConfig> load_config(const std::vector<std::string>& args,
+                              const std::map<std::string, std::string>& env, CommandLine& cmd) {
+  AppConfig c;
+  std::vector<std::string> errors;
+  std::vector<std::pair<std::string, std::string>> flags;
+  parse_args(args, cmd, flags, errors);
+
   if (cmd.config_file.empty()) {
     if (auto it = env.find("VIGIL_CONFIG"); it != env.end()) cmd.config_file = it->second;
   }
