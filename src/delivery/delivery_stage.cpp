@@ -173,6 +173,28 @@ void DeliveryStage::release(scoring::SourceRecord& source) {
   }
 }
 
+// Encodes each score once, into the batch's buffer (reused: no allocation in steady state).
+void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& batch,
+                           const std::vector<scoring::ScoreOutcome>& outcomes,
+                           const scoring::ModelInfo& model) {
+  const int64_t scored_at = wall_clock_ms();
+  for (ScoreSlot& s : b.slots) {
+    const scoring::ScoreRequest& r = batch[s.request];
+    const scoring::ScoreOutcome& o = outcomes[s.request];
+    s.key_offset = static_cast<uint32_t>(b.bytes.size());
+    s.key_length = static_cast<uint32_t>(r.id.size());
+    b.bytes += r.id.view();
+    s.value_offset = static_cast<uint32_t>(b.bytes.size());
+    b.reasons.clear();
+    for (const scoring::Reason& reason : o.reasons) {
+      b.reasons.push_back({model.input_names[reason.input], reason.contribution});
+    }
+    sinks::append_score_json(b.bytes, r.id, o.score, o.is_fraud, model.name, model.version,
+                             scored_at, s.event_time_ms, b.reasons.data(), b.reasons.size());
+    s.value_length = static_cast<uint32_t>(b.bytes.size() - s.value_offset);
+  }
+}
+
 void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
                              const std::vector<scoring::ScoreOutcome>& outcomes,
                              const scoring::ModelInfo& model) {
@@ -207,23 +229,7 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
   if (released) stats_.dropped_at_shutdown(released);
   if (b == nullptr) return;
 
-  // Encode each score once, into the batch's buffer (reused: no allocation in steady state).
-  const int64_t scored_at = wall_clock_ms();
-  for (ScoreSlot& s : b->slots) {
-    const scoring::ScoreRequest& r = batch[s.request];
-    const scoring::ScoreOutcome& o = outcomes[s.request];
-    s.key_offset = static_cast<uint32_t>(b->bytes.size());
-    s.key_length = static_cast<uint32_t>(r.id.size());
-    b->bytes += r.id.view();
-    s.value_offset = static_cast<uint32_t>(b->bytes.size());
-    b->reasons.clear();
-    for (const scoring::Reason& reason : o.reasons) {
-      b->reasons.push_back({model.input_names[reason.input], reason.contribution});
-    }
-    sinks::append_score_json(b->bytes, r.id, o.score, o.is_fraud, model.name, model.version,
-                             scored_at, s.event_time_ms, b->reasons.data(), b->reasons.size());
-    s.value_length = static_cast<uint32_t>(b->bytes.size() - s.value_offset);
-  }
+  encode(*b, batch, outcomes, model);
   const size_t n = b->slots.size();
 
   if (redis_ != nullptr) {

@@ -143,6 +143,8 @@ class DeliveryStage final : public scoring::BatchCompletion,
   DeliveryStage(const DeliveryConfig& config, sinks::RedisSink* redis, Acknowledger& ack,
                 metrics::Registry& registry);
   Batch* acquire_batch();
+  void encode(Batch& b, const std::vector<scoring::ScoreRequest>& batch,
+              const std::vector<scoring::ScoreOutcome>& outcomes, const scoring::ModelInfo& model);
   void release_batch(Batch* b);
   void slot_done(ScoreSlot* slot);
   void finish_batch(Batch* b);

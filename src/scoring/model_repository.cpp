@@ -42,6 +42,53 @@ std::vector<VersionFile> scan_model_versions(const std::string& repository,
   return files;
 }
 
+namespace {
+
+// The fields of model.yaml into `info`; every problem goes to `errors`.
+void read_model_yaml(const YAML::Node& root, const std::string& path, ModelInfo& info,
+                     std::vector<std::string>& errors) {
+  const std::string& name = info.name;
+  try {
+    if (root["name"] && root["name"].as<std::string>() != name) {
+      errors.push_back(path + ": name '" + root["name"].as<std::string>() +
+                       "' does not match folder '" + name + "'");
+    }
+    if (!root["inputs"] || !root["inputs"].IsSequence() || root["inputs"].size() == 0) {
+      errors.push_back(path + ": 'inputs' must be a non-empty list of feature names");
+    } else {
+      std::set<std::string> seen;
+      for (const auto& n : root["inputs"]) {
+        auto s = n.as<std::string>();
+        if (!seen.insert(s).second) {
+          errors.push_back(path + ": input '" + s + "' is listed twice");
+        }
+        info.input_names.push_back(s);
+      }
+    }
+    if (root["output"] && root["output"]["name"]) {
+      info.output_name = root["output"]["name"].as<std::string>();
+    }
+    if (root["threshold"]) {
+      info.threshold = root["threshold"].as<float>();
+      if (!(info.threshold >= 0.0f && info.threshold <= 1.0f)) {
+        errors.push_back(path + ": threshold must be within [0, 1]");
+      }
+    }
+    if (root["description"]) info.description = root["description"].as<std::string>();
+    if (root["baseline"]) {
+      for (const auto& b : root["baseline"]) info.baseline.push_back(b.as<float>());
+      if (info.baseline.size() != info.input_names.size()) {
+        errors.push_back(path + ": 'baseline' has " + std::to_string(info.baseline.size()) +
+                         " values for " + std::to_string(info.input_names.size()) + " inputs");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    errors.push_back(path + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 Result<ModelInfo> load_model_info(const std::string& repository, const std::string& name,
                                   const std::string& version) {
   const fs::path yaml_path = fs::path(repository) / name / "model.yaml";
@@ -57,44 +104,7 @@ Result<ModelInfo> load_model_info(const std::string& repository, const std::stri
   } catch (const YAML::Exception& e) {
     return Result<ModelInfo>::Error(yaml_path.string() + ": " + e.what());
   }
-  try {
-    if (root["name"] && root["name"].as<std::string>() != name) {
-      errors.push_back(yaml_path.string() + ": name '" + root["name"].as<std::string>() +
-                       "' does not match folder '" + name + "'");
-    }
-    if (!root["inputs"] || !root["inputs"].IsSequence() || root["inputs"].size() == 0) {
-      errors.push_back(yaml_path.string() + ": 'inputs' must be a non-empty list of feature names");
-    } else {
-      std::set<std::string> seen;
-      for (const auto& n : root["inputs"]) {
-        auto s = n.as<std::string>();
-        if (!seen.insert(s).second) {
-          errors.push_back(yaml_path.string() + ": input '" + s + "' is listed twice");
-        }
-        info.input_names.push_back(s);
-      }
-    }
-    if (root["output"] && root["output"]["name"]) {
-      info.output_name = root["output"]["name"].as<std::string>();
-    }
-    if (root["threshold"]) {
-      info.threshold = root["threshold"].as<float>();
-      if (!(info.threshold >= 0.0f && info.threshold <= 1.0f)) {
-        errors.push_back(yaml_path.string() + ": threshold must be within [0, 1]");
-      }
-    }
-    if (root["description"]) info.description = root["description"].as<std::string>();
-    if (root["baseline"]) {
-      for (const auto& b : root["baseline"]) info.baseline.push_back(b.as<float>());
-      if (info.baseline.size() != info.input_names.size()) {
-        errors.push_back(yaml_path.string() + ": 'baseline' has " +
-                         std::to_string(info.baseline.size()) + " values for " +
-                         std::to_string(info.input_names.size()) + " inputs");
-      }
-    }
-  } catch (const YAML::Exception& e) {
-    errors.push_back(yaml_path.string() + ": " + e.what());
-  }
+  read_model_yaml(root, yaml_path.string(), info, errors);
 
   const auto versions = list_model_versions(repository, name);
   if (!version.empty()) {
