@@ -155,7 +155,18 @@ Status Service::start_http() {
   deps.registry = &registry_;
   deps.readiness_failures = [this] { return readiness_failures(); };
   deps.degradations = [this] { return degradations(); };
-  deps.score_sink = redis_.get();
+  // HTTP-scored transactions with an id go to Redis, and with http.publish_scores to the
+  // scores topic as well (through the delivery stage).
+  deps.score_sink = config_.http.publish_scores && delivery_
+                        ? static_cast<sinks::ScoreSink*>(delivery_.get())
+                        : static_cast<sinks::ScoreSink*>(redis_.get());
+  if (config_.redis.enabled()) {
+    auto lookup = sinks::ScoreLookup::Create(config_.redis, registry_);
+    if (!lookup) return Status::Error(lookup.error());
+    lookup_ = std::move(lookup.value());
+    lookup_->start();
+    deps.lookup = lookup_.get();
+  }
   deps.shadow_info = [this] { return batcher_->shadow_info(); };
   deps.models = models_.get();
   http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
@@ -222,6 +233,7 @@ void Service::stop() {
   if (source_) source_->stop();
   if (delivery_) delivery_->stop(std::chrono::milliseconds(0));
   if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
+  if (lookup_) lookup_->stop();
   if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));
   http_.reset();
   source_.reset();

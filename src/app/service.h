@@ -31,6 +31,7 @@
 #include "scoring/model_manager.h"
 #include "scoring/watchdog.h"
 #include "sinks/redis_sink.h"
+#include "sinks/score_lookup.h"
 
 namespace vigil::http {
 class HttpServer;
@@ -88,7 +89,8 @@ class Service {
   std::unique_ptr<kafka::EmbeddedCluster> embedded_;
   std::string bootstrap_;
   std::unique_ptr<sinks::RedisSink> redis_;
-  consumers::OffsetTracker tracker_;  // acknowledged by delivery_, read by source_
+  std::unique_ptr<sinks::ScoreLookup> lookup_;  // GET /v1/scores/{id}; with Redis and HTTP
+  consumers::OffsetTracker tracker_;            // acknowledged by delivery_, read by source_
   std::unique_ptr<delivery::DeliveryStage> delivery_;
   std::unique_ptr<consumers::KafkaSource> source_;
   // source_ once it is consuming; readiness (HTTP threads) reads this, not source_, because

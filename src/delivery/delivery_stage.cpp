@@ -96,6 +96,10 @@ DeliveryStats::DeliveryStats(metrics::Registry& r)
           r.counter("vigil_shadow_produced_total", "Shadow records handed to the producer")),
       shadow_lost_(r.counter("vigil_shadow_lost_total",
                              "Shadow records Kafka refused or the producer dropped")),
+      http_published_(r.counter("vigil_http_scores_published_total",
+                                "HTTP-scored transactions sent to the output topic")),
+      http_lost_(r.counter("vigil_http_scores_lost_total",
+                           "HTTP-scored transactions Kafka refused or the producer dropped")),
       end_to_end_(r.histogram("vigil_end_to_end_seconds",
                               "Event time to score delivered to the output topic",
                               metrics::latency_buckets_seconds())) {}
@@ -286,16 +290,36 @@ void DeliveryStage::shadow_scored(const std::vector<scoring::ShadowRow>& rows,
     m.payload = bytes.data() + value;
     m.len = end - value;
   }
-  kafka_->produce_shadow(messages.data(), messages.size());
+  kafka_->produce_best_effort(sinks::KafkaSink::BestEffort::kShadow, messages.data(),
+                              messages.size());
   stats_.shadow_produced(messages.size());
 }
 
 // Longer than most functions here on purpose: every kind of delivery report (a shadow record, a
 // score delivered, refused or to produce again, a dead letter delivered or failed) is decided in
 // one place, so the rules that keep offsets honest read top to bottom.
+bool DeliveryStage::publish(const sinks::ScoreRecord& record) {
+  if (redis_ != nullptr) redis_->publish(record);  // counts its own skips
+  std::string value = sinks::to_json(record);
+  rd_kafka_message_t m;
+  std::memset(&m, 0, sizeof m);
+  m.key = const_cast<char*>(record.transaction_id.data());
+  m.key_len = record.transaction_id.size();
+  m.payload = value.data();
+  m.len = value.size();
+  m._private = &http_marker_;
+  kafka_->produce_best_effort(sinks::KafkaSink::BestEffort::kScores, &m, 1);
+  stats_.http_score_published();
+  return true;
+}
+
 void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) {
   if (opaque == nullptr) {  // a shadow record: best effort
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) stats_.shadow_lost();
+    return;
+  }
+  if (opaque == &http_marker_) {  // an HTTP-scored transaction: best effort
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) stats_.http_score_lost();
     return;
   }
   auto* f = static_cast<InFlight*>(opaque);

@@ -46,6 +46,7 @@
 #include "scoring/request.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/redis_sink.h"
+#include "sinks/score_sink.h"
 
 namespace vigil::delivery {
 
@@ -69,6 +70,8 @@ class DeliveryStats {
   void produced_again(uint64_t n) { produced_again_.inc(n); }
   void shadow_produced(uint64_t n) { shadow_produced_.inc(n); }
   void shadow_lost() { shadow_lost_.inc(); }
+  void http_score_published() { http_published_.inc(); }
+  void http_score_lost() { http_lost_.inc(); }
 
   uint64_t dead_letter_failures() const { return dead_letter_failures_.value(); }
   metrics::Histogram& end_to_end() { return end_to_end_; }
@@ -83,11 +86,14 @@ class DeliveryStats {
   metrics::Counter& produced_again_;
   metrics::Counter& shadow_produced_;
   metrics::Counter& shadow_lost_;
+  metrics::Counter& http_published_;
+  metrics::Counter& http_lost_;
   metrics::Histogram& end_to_end_;
 };
 
 class DeliveryStage final : public scoring::BatchCompletion,
                             public scoring::ShadowCompletion,
+                            public sinks::ScoreSink,
                             public sinks::DeliveryListener,
                             public DeadLetterSink {
  public:
@@ -115,6 +121,10 @@ class DeliveryStage final : public scoring::BatchCompletion,
   // id, best effort (they carry no offsets: a lost one is counted, never retried).
   void shadow_scored(const std::vector<scoring::ShadowRow>& rows, const scoring::ModelInfo& primary,
                      const scoring::ModelInfo& shadow) override;
+  // sinks::ScoreSink, for HTTP-scored transactions with http.publish_scores: the record goes to
+  // Redis and to the output topic like a streamed score, best effort (there is no offset to
+  // hold back; a lost one is counted in vigil_http_scores_lost_total).
+  bool publish(const sinks::ScoreRecord& record) override;
   // DeadLetterSink: acknowledged once Kafka has it (held and retried if it cannot). Also
   // used for model errors, from the workers.
   void dead_letter(scoring::SourceRecord source, std::string_view reason,
@@ -159,6 +169,7 @@ class DeliveryStage final : public scoring::BatchCompletion,
   Acknowledger& ack_;
   DeliveryStats stats_;
   std::unique_ptr<sinks::KafkaSink> kafka_;
+  char http_marker_ = 0;  // the opaque of HTTP-scored records (best effort, no InFlight)
 
   std::mutex pool_mutex_;
   std::vector<std::unique_ptr<Batch>> all_batches_;  // guarded by pool_mutex_

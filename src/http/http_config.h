@@ -23,6 +23,7 @@ struct HttpConfig {
   size_t max_instances = 4096;                      // instances per request
   std::string auth_token;                           // secret; empty = no auth on scoring routes
   std::string auth_token_file;                      // read the token from this file
+  bool publish_scores = false;  // HTTP-scored transactions also go to the scores topic
 
   std::vector<std::string> validate() const;
 
@@ -43,6 +44,9 @@ struct HttpConfig {
       "bearer token required on the scoring and repository routes (secret)",
       config::FieldFlag::kSecret);
     v("auth_token_file", auth_token_file, "", "file holding the bearer token");
+    v("publish_scores", publish_scores, "",
+      "also send /predict instances that carry a transaction_id to the scores topic, like "
+      "streamed ones (Redis gets them either way), so every scored transaction can be audited");
   }
 };
 

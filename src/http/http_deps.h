@@ -15,6 +15,9 @@
 namespace vigil::scoring {
 class ModelManager;
 }
+namespace vigil::sinks {
+class ScoreLookup;
+}
 
 namespace vigil::http {
 
@@ -40,6 +43,8 @@ struct HttpDeps {
   std::function<std::shared_ptr<const scoring::ModelInfo>()> shadow_info;
   // The model lifecycle behind /v2/repository/...; null: those routes answer 404.
   scoring::ModelManager* models = nullptr;
+  // Score lookups from Redis behind GET /v1/scores/{id}; null (no Redis): that route answers 503.
+  sinks::ScoreLookup* lookup = nullptr;
 };
 
 }  // namespace vigil::http

@@ -160,6 +160,20 @@ constexpr const char* kDocument = R"json({
         }
       }
     },
+    "/v1/scores/{transaction_id}": {
+      "get": {
+        "tags": ["scoring"], "summary": "The score record vigil cached in Redis for a transaction (streamed, or scored over HTTP with a transaction_id)",
+        "security": [{"bearerAuth": []}, {}],
+        "parameters": [{"name": "transaction_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 256}, "description": "Percent-encoded as needed"}],
+        "responses": {
+          "200": {"description": "The record as on the scores topic", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRecord"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "404": {"description": "No score for that transaction (never scored, or expired after redis.ttl_s)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "422": {"$ref": "#/components/responses/Unprocessable"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
+        }
+      }
+    },
     "/v2/repository/index": {
       "post": {
         "tags": ["repository"], "summary": "Every version in the model repository and its state",
@@ -252,6 +266,7 @@ constexpr const char* kDocument = R"json({
       "PredictRequest": {"type": "object", "required": ["instances"], "properties": {"instances": {"type": "array", "minItems": 1, "description": "At most http.max_instances", "items": {"oneOf": [{"$ref": "#/components/schemas/ArrayInstance"}, {"$ref": "#/components/schemas/NamedInstance"}]}}, "explain": {"type": "boolean", "description": "Reason codes per prediction (also ?explain=true)"}, "top_k": {"type": "integer", "minimum": 1, "description": "Reason codes per prediction, at most the model's inputs (default 5; also ?top_k=k); more is 422"}}},
       "Reason": {"type": "object", "required": ["feature", "contribution"], "properties": {"feature": {"type": "string"}, "contribution": {"type": "number", "description": "d score / d input x (input - training mean)"}}},
       "Prediction": {"type": "object", "required": ["score", "is_fraud"], "properties": {"transaction_id": {"type": "string", "description": "When the instance had one"}, "score": {"type": "number", "format": "float"}, "is_fraud": {"type": "boolean", "description": "score >= the model's threshold"}, "reasons": {"type": "array", "description": "With explain: the inputs that raised the score most, largest contribution first", "items": {"$ref": "#/components/schemas/Reason"}}}},
+      "ScoreRecord": {"type": "object", "required": ["transaction_id", "score", "is_fraud", "model_name", "model_version", "scored_at_ms"], "properties": {"transaction_id": {"type": "string"}, "score": {"type": "number"}, "is_fraud": {"type": "boolean"}, "model_name": {"type": "string"}, "model_version": {"type": "string"}, "scored_at_ms": {"type": "integer"}, "event_time_ms": {"type": "integer"}, "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}}}},
       "RepositoryEntry": {"type": "object", "required": ["name", "version", "state", "reason"], "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "state": {"type": "string", "enum": ["READY", "UNAVAILABLE"]}, "reason": {"type": "string", "description": "serving, shadow, or why the version is not loaded"}}},
       "RepositoryRequest": {"type": "object", "properties": {"parameters": {"type": "object", "properties": {"version": {"type": "string", "description": "A version number (a JSON number is accepted too)"}, "shadow": {"type": "boolean", "description": "load: shadow the served version instead of replacing it"}}}}},
       "RepositoryAnswer": {"type": "object", "required": ["name", "message"], "properties": {"name": {"type": "string"}, "message": {"type": "string"}}},

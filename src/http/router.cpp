@@ -13,6 +13,7 @@
 
 #include "codec/event_decoder.h"
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "http/inference_request.h"
 #include "http/openapi.h"
@@ -20,6 +21,7 @@
 #include "http/responses.h"
 #include "http/scoring_call.h"
 #include "scoring/model_manager.h"
+#include "sinks/score_lookup.h"
 #include "sinks/score_record.h"
 
 #ifndef VIGIL_VERSION
@@ -128,6 +130,9 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
     case RouteId::kRepositoryUnload:
       repository(route, req, respond);
       return;
+    case RouteId::kScoreLookup:
+      score_lookup(route, req, respond);
+      return;
     case RouteId::kHealth:
       respond(make_response(200, R"({"status":"ok"})"));
       return;
@@ -168,6 +173,41 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       break;
   }
   respond(error_response(500, "route not implemented"));
+}
+
+// GET /v1/scores/{transaction_id}: 200 with the record vigil cached in Redis, 404 when there is
+// none (never scored, or expired after redis.ttl_s), 503 + Retry-After when Redis cannot be
+// asked. Same bearer token as the scoring routes. Answered from the lookup thread.
+void Router::score_lookup(const RouteMatch& route, Request& req, const Respond& respond) {
+  if (!admit(req, respond)) return;
+  if (deps_.lookup == nullptr) {
+    respond(error_response(503, "score lookups need Redis, and redis.url is empty"));
+    return;
+  }
+  const std::string& id = route.transaction_id;
+  if (id.empty() || id.size() > codec::EventDecoder::kMaxTransactionIdBytes) {
+    respond(error_response(422, "transaction_id must be 1 to " +
+                                    std::to_string(codec::EventDecoder::kMaxTransactionIdBytes) +
+                                    " bytes"));
+    return;
+  }
+  deps_.lookup->get(id, [respond, id](const sinks::LookupResult& r) {
+    switch (r.kind) {
+      case sinks::LookupResult::Kind::kFound:
+        respond(make_response(200, r.value));
+        return;
+      case sinks::LookupResult::Kind::kMissing: {
+        std::string message = "no score for transaction ";
+        append_json_string(message, id);
+        respond(error_response(404, message + " (never scored, or expired)"));
+        return;
+      }
+      case sinks::LookupResult::Kind::kUnavailable:
+      case sinks::LookupResult::Kind::kBusy:
+        respond(error_response(503, "score lookups unavailable: " + r.why));
+        return;
+    }
+  });
 }
 
 void Router::model_ready(const RouteMatch& route, const Respond& respond) {

@@ -7,6 +7,7 @@
 //   GET  /v2/models/{m}[/versions/{v}][/ready]
 //   POST /v2/models/{m}[/versions/{v}]/infer
 //   GET  /health  /ready  /model/info  /metrics  /openapi.json
+//   GET  /v1/scores/{transaction_id}                the score record cached in Redis
 //   POST /v2/repository/index                       versions and their state
 //   POST /v2/repository/models/{m}/load|unload      {"parameters": {"version": "2",
 //                                                    "shadow": true}} (both optional)
@@ -69,12 +70,14 @@ enum class RouteId {
   kRepositoryIndex,
   kRepositoryLoad,
   kRepositoryUnload,
+  kScoreLookup,
 };
 
 struct RouteMatch {
   RouteId id = RouteId::kUnmatched;
-  std::string model;    // {m}
-  std::string version;  // {v}
+  std::string model;           // {m}
+  std::string version;         // {v}
+  std::string transaction_id;  // {transaction_id}, percent-decoded
 };
 
 // Matches a request target (the query string is ignored) against the route templates.
@@ -119,6 +122,7 @@ class Router {
   void model_info(const Respond& respond);
   // The repository extension (router_repository.cpp).
   void repository(const RouteMatch& route, Request& req, const Respond& respond);
+  void score_lookup(const RouteMatch& route, Request& req, const Respond& respond);
   // The current model when `route` names it (and its version, when given); otherwise answers
   // 404 (or 503 without a model) and returns null.
   std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,

@@ -1,4 +1,5 @@
 // The route table: request target -> RouteId (+ model, version), and each route's label.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,28 @@ std::vector<std::string_view> split_path(std::string_view path) {
     i = j;
   }
   return parts;
+}
+
+// %XX escapes decoded; nullopt when one is malformed.
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size() || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0) return std::nullopt;
+    out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+    i += 2;
+  }
+  return out;
 }
 
 }  // namespace
@@ -48,6 +71,11 @@ RouteMatch match_route(std::string_view target) {
     m.id = RouteId::kMetrics;
   } else if (n == 1 && is(0, "openapi.json")) {
     m.id = RouteId::kOpenApi;
+  } else if (n == 3 && is(0, "v1") && is(1, "scores")) {
+    if (auto id = percent_decode(parts[2])) {
+      m.id = RouteId::kScoreLookup;
+      m.transaction_id = std::move(*id);
+    }
   } else if (n == 2 && is(0, "model") && is(1, "info")) {
     m.id = RouteId::kModelInfo;
   } else if (is(0, "v2")) {
@@ -84,6 +112,7 @@ RouteMatch match_route(std::string_view target) {
   if (m.id == RouteId::kUnmatched) {
     m.model.clear();
     m.version.clear();
+    m.transaction_id.clear();
   }
   return m;
 }
@@ -128,6 +157,8 @@ const char* route_label(RouteId id) {
       return "/v2/repository/models/{m}/load";
     case RouteId::kRepositoryUnload:
       return "/v2/repository/models/{m}/unload";
+    case RouteId::kScoreLookup:
+      return "/v1/scores/{transaction_id}";
   }
   return "unmatched";
 }

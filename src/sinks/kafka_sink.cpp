@@ -173,15 +173,15 @@ void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
   }
 }
 
-void KafkaSink::produce_shadow(rd_kafka_message_t* messages, size_t n) {
+void KafkaSink::produce_best_effort(BestEffort topic, rd_kafka_message_t* messages, size_t n) {
   wait_for_swap();
   std::shared_lock<std::shared_mutex> lock(producer_mutex_);
   for (size_t i = 0; i < n; ++i) messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-  rd_kafka_produce_batch(producer_->shadow, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages,
-                         static_cast<int>(n));
+  rd_kafka_produce_batch(topic == BestEffort::kShadow ? producer_->shadow : producer_->scores,
+                         RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages, static_cast<int>(n));
   for (size_t i = 0; i < n; ++i) {
     if (messages[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      listener_.on_delivery(nullptr, messages[i].err, false);
+      listener_.on_delivery(messages[i]._private, messages[i].err, false);
     }
   }
 }

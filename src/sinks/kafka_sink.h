@@ -74,9 +74,12 @@ class KafkaSink {
   // opaque. Messages that could not be queued are reported to the listener at once (on this
   // thread) with their error. Blocks only while librdkafka's queue is full.
   void produce_scores(rd_kafka_message_t* messages, size_t n);
-  // Produces `n` shadow records (best effort: a full queue drops them, reported like a
-  // refusal; their `_private` must be null, and reports come with a null opaque).
-  void produce_shadow(rd_kafka_message_t* messages, size_t n);
+  // Produces `n` records that carry no offsets (best effort: a full queue drops them, reported
+  // like a refusal, with each message's `_private` as the opaque, which the listener must tell
+  // apart from its in-flight records): shadow scores to the shadow topic, HTTP-scored
+  // transactions to the output topic.
+  enum class BestEffort { kShadow, kScores };
+  void produce_best_effort(BestEffort topic, rd_kafka_message_t* messages, size_t n);
   // Produces one record to the dead-letter topic with `headers` (name, value). Reports like
   // produce_scores.
   void produce_dead_letter(std::string_view key, std::string_view value,

@@ -1,0 +1,29 @@
+// Opening a Redis connection the way every part of vigil that talks to Redis does (the score
+// cache's writer, the score lookups): connect with a timeout, the same timeout on every read
+// and write, AUTH, SELECT, PING. Blocking (hiredis' synchronous API): for threads of their own.
+#pragma once
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <string>
+
+#include "sinks/redis_config.h"
+
+namespace vigil::sinks {
+
+timeval to_timeval(std::chrono::milliseconds d);
+
+// For logs: never includes the password.
+std::string endpoint(const RedisAddress& a);
+
+// Runs one command and returns why it failed (empty when Redis answered without an error).
+std::string run_command(redisContext* c, const char* format, ...);
+
+// Connects, sets the command timeouts, authenticates, selects the database and checks that
+// Redis answers. Returns nullptr with `why` set when any step fails.
+redisContext* open_connection(const RedisAddress& a, std::chrono::milliseconds timeout,
+                              std::string& why);
+
+}  // namespace vigil::sinks
