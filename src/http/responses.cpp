@@ -16,6 +16,10 @@ namespace vigil::http {
 namespace bhttp = boost::beast::http;
 namespace json = boost::json;
 
+const char* server_version() {
+  return VIGIL_VERSION;
+}
+
 namespace {
 constexpr const char* kRetryAfterSeconds = "1";
 }  // namespace

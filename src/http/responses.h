@@ -17,6 +17,9 @@ using Respond = std::function<void(Response)>;
 
 inline constexpr const char* kJson = "application/json";
 
+// vigil's version, as the Server header and /v2 say it.
+const char* server_version();
+
 Response make_response(unsigned status, std::string body, const char* content_type = kJson);
 Response json_response(unsigned status, const boost::json::value& v);
 

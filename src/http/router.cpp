@@ -24,10 +24,6 @@
 #include "sinks/score_lookup.h"
 #include "sinks/score_record.h"
 
-#ifndef VIGIL_VERSION
-#define VIGIL_VERSION "0.0.0"
-#endif
-
 namespace vigil::http {
 
 namespace bhttp = boost::beast::http;
@@ -146,9 +142,9 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       respond(ready_response(true));
       return;
     case RouteId::kV2Server:
-      respond(json_response(
-          200, json::object{
-                   {"name", "vigil"}, {"version", VIGIL_VERSION}, {"extensions", json::array{}}}));
+      respond(json_response(200, json::object{{"name", "vigil"},
+                                              {"version", server_version()},
+                                              {"extensions", json::array{}}}));
       return;
     case RouteId::kV2Model:
     case RouteId::kV2ModelVersion:
@@ -166,7 +162,7 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       return;
     case RouteId::kOpenApi: {
       auto info = deps_.model_info();
-      respond(make_response(200, openapi_document(info.get(), VIGIL_VERSION)));
+      respond(make_response(200, openapi_document(info.get(), server_version())));
       return;
     }
     case RouteId::kUnmatched:
