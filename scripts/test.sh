@@ -48,7 +48,10 @@ if [ "$fast" = 0 ]; then
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$JOBS"
   step "ASan+UBSan tests"
-  ctest --preset asan -j "$JOBS"
+  # One at a time: the integration tests are timing-driven and ASan slows them several-fold;
+  # with two running together a clean-stop test once saw 582 records scored again (not yet
+  # explained; the test now says whether duplicates were replays or produce retries).
+  ctest --preset asan -j 1
 
   step "fuzzing (libFuzzer + ASan/UBSan, bounded time per target)"
   FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
