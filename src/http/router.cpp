@@ -86,8 +86,10 @@ void Router::handle(Request req, Respond respond) {
     const RouteMatch route = match_route(req.target());
     dispatch(route, req, answer);
   } catch (const std::exception& e) {
-    logger("http")->error("http: {} {}: unexpected exception: {}", std::string(req.method_string()),
-                          std::string(req.target()), e.what());
+    // A bug could make every request throw: one line per interval, with a count of the rest.
+    static RateLimitedLog log{"http", std::chrono::milliseconds(5000)};
+    log.error("http: {} {}: unexpected exception: {}", std::string(req.method_string()),
+              std::string(req.target()), e.what());
     answer(error_response(500, "internal error"));
   }
 }
