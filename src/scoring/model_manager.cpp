@@ -248,11 +248,12 @@ void ModelManager::serve(std::shared_ptr<Model> model) {
     served_ = model;
     batcher = batcher_;
   }
-  if (batcher) batcher->swap_model(std::move(model));
+  // The gauge moves first, so whoever sees the batcher on the new version sees the gauge agree.
   try {
     version_gauge_.set(std::stod(mi.version));
   } catch (...) {
   }
+  if (batcher) batcher->swap_model(model);
   if (before.empty()) {
     logger("models")->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name,
                            mi.version, mi.device, mi.width(), mi.threshold);
