@@ -21,6 +21,9 @@ PACKAGES=(
   python3-confluent-kafka python3-redis
   # benchmarks and checks: wrk + FastAPI/uvicorn (the baseline vigil replaces), promtool
   wrk python3-fastapi python3-uvicorn prometheus
+  nginx-light  # bench/http_bench.sh: the fixed-body ceiling vigil's HTTP side-port is measured against
+  gnuplot-nox  # bench/run_all.sh: the PNG plots in BENCHMARKS.md
+  chromium fonts-dejavu-core  # tests/ui: the live page is opened by a real headless browser
   # tests/deploy: `docker-compose config` (no daemon needed), promtool (prometheus, above) and
   # python3-yaml (above) check deploy/
   docker-compose

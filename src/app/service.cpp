@@ -9,6 +9,7 @@
 #include "app/logging.h"
 #include "common/files.h"
 #include "common/thread_name.h"
+#include "http/live_events.h"
 #include "http/server.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
@@ -169,6 +170,13 @@ Status Service::start_http() {
   }
   deps.shadow_info = [this] { return batcher_->shadow_info(); };
   deps.models = models_.get();
+  if (config_.http.max_event_subscribers > 0) {
+    live_ = std::make_unique<http::LiveEvents>(config_.http, registry_,
+                                               [this] { return batcher_->model_info(); });
+    batcher_->observe_flagged(live_.get());
+    live_->start();
+    deps.live = live_.get();
+  }
   http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
   Status st = http_->start();
   if (!st.ok()) return st;
@@ -234,6 +242,7 @@ void Service::stop() {
   if (delivery_) delivery_->stop(std::chrono::milliseconds(0));
   if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
   if (lookup_) lookup_->stop();
+  if (live_) live_->stop();  // after the server: its streams have ended already
   if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));
   http_.reset();
   source_.reset();

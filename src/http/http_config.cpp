@@ -13,6 +13,9 @@ std::vector<std::string> HttpConfig::validate() const {
   if (idle_timeout.count() < 1) e.push_back("http.idle_timeout_ms must be >= 1");
   if (request_timeout.count() < 1) e.push_back("http.request_timeout_ms must be >= 1");
   if (max_instances < 1) e.push_back("http.max_instances must be >= 1");
+  if (events_interval.count() < 50 || events_interval.count() > 60000)
+    e.push_back("http.events_interval_ms must be within [50, 60000]");
+  if (max_event_subscribers > 1024) e.push_back("http.max_event_subscribers must be <= 1024");
   return e;
 }
 

@@ -24,6 +24,8 @@ struct HttpConfig {
   std::string auth_token;                           // secret; empty = no auth on scoring routes
   std::string auth_token_file;                      // read the token from this file
   bool publish_scores = false;  // HTTP-scored transactions also go to the scores topic
+  std::chrono::milliseconds events_interval{1000};  // live view: one update per interval
+  size_t max_event_subscribers = 16;  // live view: /v1/events streams at once; 0 = off
 
   std::vector<std::string> validate() const;
 
@@ -47,6 +49,10 @@ struct HttpConfig {
     v("publish_scores", publish_scores, "",
       "also send /predict instances that carry a transaction_id to the scores topic, like "
       "streamed ones (Redis gets them either way), so every scored transaction can be audited");
+    v("events_interval_ms", events_interval, "ms",
+      "live view (GET / and GET /v1/events): one update of the figures per interval");
+    v("max_event_subscribers", max_event_subscribers, "streams",
+      "live view: /v1/events streams open at once (more get 503); 0 = live view off");
   }
 };
 

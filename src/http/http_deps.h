@@ -21,6 +21,8 @@ class ScoreLookup;
 
 namespace vigil::http {
 
+class LiveEvents;
+
 // Every pointer is borrowed: the owner keeps them alive until HttpServer::stop() has returned
 // AND the batcher has completed every request (completions of HTTP rows may arrive after the
 // server stopped; they then touch `score_sink` and `queue`, never the server).
@@ -45,6 +47,8 @@ struct HttpDeps {
   scoring::ModelManager* models = nullptr;
   // Score lookups from Redis behind GET /v1/scores/{id}; null (no Redis): that route answers 503.
   sinks::ScoreLookup* lookup = nullptr;
+  // The live view behind GET / and GET /v1/events; null: those routes answer 404.
+  LiveEvents* live = nullptr;
 };
 
 }  // namespace vigil::http

@@ -16,6 +16,7 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "http/inference_request.h"
+#include "http/live_page.h"
 #include "http/openapi.h"
 #include "http/prometheus_text.h"
 #include "http/responses.h"
@@ -167,6 +168,23 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       respond(make_response(200, openapi_document(info.get(), server_version())));
       return;
     }
+    case RouteId::kLivePage:
+      if (deps_.live == nullptr) {
+        respond(error_response(404, "the live view is off (http.max_event_subscribers = 0)"));
+      } else {
+        respond(make_response(200, live_page_html(), "text/html; charset=utf-8"));
+      }
+      return;
+    case RouteId::kEvents: {
+      // Streams are the server's (it holds the connection open); called alone, the router can
+      // only say why it would refuse one.
+      Response refusal;
+      if (subscribe_events(req, [] {}, refusal) == nullptr) {
+        respond(std::move(refusal));
+        return;
+      }
+      break;  // a stream nobody serves: a bug in the caller
+    }
     case RouteId::kUnmatched:
       break;
   }
@@ -293,6 +311,51 @@ std::shared_ptr<const scoring::ModelInfo> Router::model_for(const RouteMatch& ro
 }
 
 // The gate of both scoring routes: 401 without the bearer token, 503 while shutting down.
+std::shared_ptr<LiveEvents::Subscriber> Router::subscribe_events(const Request& req,
+                                                                 std::function<void()> wake,
+                                                                 Response& refusal) {
+  if (deps_.live == nullptr) {
+    refusal = error_response(404, "the live view is off (http.max_event_subscribers = 0)");
+    return nullptr;
+  }
+  if (!authorized(req) && !token_in_query(req.target())) {
+    refusal = error_response(401, "missing or wrong bearer token (header, or ?access_token=)");
+    refusal.set(bhttp::field::www_authenticate, "Bearer");
+    return nullptr;
+  }
+  if (shutting_down()) {
+    refusal = error_response(503, "server is shutting down");
+    return nullptr;
+  }
+  auto subscriber = deps_.live->subscribe(std::move(wake));
+  if (subscriber == nullptr) {
+    refusal = error_response(503, "too many event streams open (http.max_event_subscribers = " +
+                                      std::to_string(config_.max_event_subscribers) + ")");
+  }
+  return subscriber;
+}
+
+// ?access_token=<token> in the target's query string (percent-encoding not decoded: tokens
+// are expected to be URL-safe).
+bool Router::token_in_query(std::string_view target) const {
+  if (config_.auth_token.empty()) return true;
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = target.substr(q + 1);
+  constexpr std::string_view kKey = "access_token=";
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    if (param.substr(0, kKey.size()) == kKey &&
+        constant_time_equal(param.substr(kKey.size()), config_.auth_token)) {
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
 bool Router::admit(const Request& req, const Respond& respond) const {
   if (!authorized(req)) {
     Response res = error_response(401, "missing or wrong bearer token");

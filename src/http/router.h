@@ -8,6 +8,9 @@
 //   POST /v2/models/{m}[/versions/{v}]/infer
 //   GET  /health  /ready  /model/info  /metrics  /openapi.json
 //   GET  /v1/scores/{transaction_id}                the score record cached in Redis
+//   GET  /  /ui                                     the live view (an HTML page)
+//   GET  /v1/events                                 its server-sent events (the server streams
+//                                                   them; the router only admits the stream)
 //   POST /v2/repository/index                       versions and their state
 //   POST /v2/repository/models/{m}/load|unload      {"parameters": {"version": "2",
 //                                                    "shadow": true}} (both optional)
@@ -43,6 +46,7 @@
 
 #include "http/http_config.h"
 #include "http/http_deps.h"
+#include "http/live_events.h"
 #include "http/responses.h"
 
 namespace vigil::http {
@@ -71,6 +75,8 @@ enum class RouteId {
   kRepositoryLoad,
   kRepositoryUnload,
   kScoreLookup,
+  kLivePage,
+  kEvents,
 };
 
 struct RouteMatch {
@@ -108,10 +114,18 @@ class Router {
   // high watermark, and HttpDeps::readiness_failures.
   std::vector<std::string> readiness_failures() const;
 
+  // GET /v1/events: the bearer token (header, or ?access_token= since browsers' EventSource
+  // cannot send headers), not shutting down, the live view on, a subscriber slot free. Returns
+  // the new stream (woken through `wake`), or null with `refusal` set to the answer to give.
+  std::shared_ptr<LiveEvents::Subscriber> subscribe_events(const Request& req,
+                                                           std::function<void()> wake,
+                                                           Response& refusal);
+
  private:
   struct Schema;
   void dispatch(const RouteMatch& route, Request& req, const Respond& respond);
   bool authorized(const Request& req) const;
+  bool token_in_query(std::string_view target) const;
   // Answers 401 or 503 and returns false when a scoring request may not proceed.
   bool admit(const Request& req, const Respond& respond) const;
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);

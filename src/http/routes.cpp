@@ -61,7 +61,11 @@ RouteMatch match_route(std::string_view target) {
   RouteMatch m;
   const size_t n = parts.size();
   auto is = [&](size_t i, std::string_view s) { return i < n && parts[i] == s; };
-  if (n == 1 && is(0, "predict")) {
+  if (n == 0 || (n == 1 && is(0, "ui"))) {
+    m.id = RouteId::kLivePage;
+  } else if (n == 2 && is(0, "v1") && is(1, "events")) {
+    m.id = RouteId::kEvents;
+  } else if (n == 1 && is(0, "predict")) {
     m.id = RouteId::kPredict;
   } else if (n == 1 && is(0, "health")) {
     m.id = RouteId::kHealth;
@@ -159,6 +163,10 @@ const char* route_label(RouteId id) {
       return "/v2/repository/models/{m}/unload";
     case RouteId::kScoreLookup:
       return "/v1/scores/{transaction_id}";
+    case RouteId::kLivePage:
+      return "/";
+    case RouteId::kEvents:
+      return "/v1/events";
   }
   return "unmatched";
 }

@@ -22,6 +22,8 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "http/http_stats.h"
+#include "http/live_events.h"
+#include "http/responses.h"
 #include "http/router.h"
 
 namespace vigil::http {
@@ -74,11 +76,16 @@ class Session;
 // die on the io threads or, at the latest, while the io_context is destroyed).
 struct ServerCore {
   ServerCore(const HttpConfig& c, HttpDeps deps)
-      : config(c), log(logger("http")), stats(*deps.registry), router(c, std::move(deps)) {}
+      : config(c),
+        log(logger("http")),
+        stats(*deps.registry),
+        live(deps.live),
+        router(c, std::move(deps)) {}
 
   const HttpConfig config;
   const std::shared_ptr<spdlog::logger> log;
   HttpStats stats;
+  LiveEvents* const live;  // null: no live view
   Router router;
   const std::shared_ptr<Gateway> gateway = std::make_shared<Gateway>();
 
@@ -114,6 +121,7 @@ class Session : public std::enable_shared_from_this<Session> {
     core_.stats.connection_opened();
   }
   ~Session() {
+    if (subscriber_) core_.live->unsubscribe(subscriber_);
     core_.stats.connection_closed();
     core_.remove(this);
   }
@@ -127,6 +135,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Server stop, phase 1: read nothing more, answer what was read (the last answer says
   // Connection: close), then close. On the strand.
   void shutdown_gracefully() {
+    if (subscriber_) {  // an event stream ends with a last frame saying why
+      subscriber_->end("vigil is shutting down");
+      pump();
+      return;
+    }
     no_more_requests_ = true;
     if (reading_ && !writing_) cancel_read();
     if (!reading_ && !writing_ && slots_.empty()) close();
@@ -143,6 +156,7 @@ class Session : public std::enable_shared_from_this<Session> {
     steady::time_point started;
     unsigned version = 11;
     std::optional<Response> response;             // set once answered
+    bool stream = false;  // GET /v1/events admitted: streamed once at the front
     std::unique_ptr<net::steady_timer> deadline;  // http.request_timeout
   };
 
@@ -198,7 +212,9 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req = parser_->release();
     parser_.reset();
     if (!req.keep_alive()) no_more_requests_ = true;
-    const uint64_t seq = add_slot(route_label(match_route(req.target()).id), req.version());
+    const RouteId route = match_route(req.target()).id;
+    const uint64_t seq = add_slot(route_label(route), req.version());
+    if (route == RouteId::kEvents && req.method() == bhttp::verb::get) return open_stream(seq, req);
     core_.router.handle(std::move(req), respond_for(seq));
     maybe_read();
   }
@@ -298,7 +314,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void flush() {
-    if (writing_ || closed_ || slots_.empty() || !slots_.front().response) return;
+    if (writing_ || closed_ || slots_.empty()) return;
+    if (slots_.front().stream) return start_stream();
+    if (!slots_.front().response) return;
     Slot& s = slots_.front();
     Response& res = *s.response;
     // The last answer before the connection closes says so.
@@ -326,6 +344,75 @@ class Session : public std::enable_shared_from_this<Session> {
     maybe_read();
   }
 
+  // -- event streams (GET /v1/events) ---------------------------------------------------------
+  // The stream is the connection's last answer: nothing more is read; it starts once the
+  // answers before it are written, then writes each frame its subscriber takes (one write at a
+  // time, each within http.read_timeout_ms: a client that stops reading is cut off) until the
+  // subscriber is finished or the client goes away.
+
+  void open_stream(uint64_t seq, const Request& req) {
+    Response refusal;
+    auto wake = [gateway = core_.gateway, weak = weak_from_this()] {
+      gateway->post([weak] {
+        if (auto self = weak.lock()) {
+          net::dispatch(self->stream_.get_executor(), [self] { self->pump(); });
+        }
+      });
+    };
+    subscriber_ = core_.router.subscribe_events(req, std::move(wake), refusal);
+    if (!subscriber_) {
+      fill(seq, std::move(refusal));
+      maybe_read();
+      return;
+    }
+    no_more_requests_ = true;
+    Slot* s = find(seq);
+    s->stream = true;
+    s->deadline->cancel();  // a stream has no request timeout
+    flush();
+  }
+
+  void start_stream() {
+    const Slot& s = slots_.front();
+    core_.stats.request_answered(s.route, 200, steady::now() - s.started);
+    slots_.pop_front();  // the last slot: nothing was read after it
+    streaming_ = true;
+    frame_ = std::string("HTTP/1.1 200 OK\r\nServer: ") + server_version() +
+             "\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+             "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
+    write_frame();
+    watch_peer();
+  }
+
+  void write_frame() {
+    writing_ = true;
+    stream_.expires_after(core_.config.read_timeout);
+    net::async_write(stream_, net::buffer(frame_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec) return self->close();
+                       self->stream_.expires_never();
+                       self->pump();
+                     });
+  }
+
+  // Writes the subscriber's next frame, if any; closes once it is finished.
+  void pump() {
+    if (!streaming_ || writing_ || closed_) return;
+    if (subscriber_->take(frame_)) return write_frame();
+    if (subscriber_->finished()) close();  // the client sends nothing more: no linger
+  }
+
+  // Reads (and drops) what the client sends, on the bare socket (outside the stream's write
+  // timeout), to see it go away.
+  void watch_peer() {
+    stream_.socket().async_read_some(
+        buffer_.prepare(kReadChunk), [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->close();
+          self->watch_peer();
+        });
+  }
+
   // -- closing -------------------------------------------------------------------------------
 
   void linger_close() {
@@ -351,6 +438,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     closed_ = true;
     no_more_requests_ = true;
+    if (subscriber_) core_.live->unsubscribe(subscriber_);
     for (auto& s : slots_) {
       if (s.deadline) s.deadline->cancel();  // releases this session
     }
@@ -370,6 +458,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool no_more_requests_ = false;  // client closed, asked to close, an error, or server stop
   bool closed_ = false;
   size_t linger_bytes_ = 0;
+  std::shared_ptr<LiveEvents::Subscriber> subscriber_;  // GET /v1/events admitted
+  bool streaming_ = false;  // its header is written: the connection only streams now
+  std::string frame_;       // the frame being written
 };
 
 Status write_port_file(const std::string& path, uint16_t port) {

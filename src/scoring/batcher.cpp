@@ -339,6 +339,12 @@ void Batcher::complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcom
   }
   if (any_without_callback && completion_ != nullptr)
     completion_->complete(batch, outcomes, *model);
+  if (FlaggedObserver* observer = flagged_observer_.load(std::memory_order_acquire)) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const ScoreOutcome& o = outcomes[i];
+      if (o.is_fraud && o.status.ok()) observer->flagged(batch[i], o, *model);
+    }
+  }
 }
 
 void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {

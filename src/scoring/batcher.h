@@ -166,6 +166,11 @@ class Batcher {
   // batch.
   void set_shadow(std::shared_ptr<Model> shadow);
   std::shared_ptr<const ModelInfo> shadow_info() const;
+  // Rows scored at or above the threshold are also shown to `observer` (null: nobody), from
+  // the next batch on. The observer must outlive stop().
+  void observe_flagged(FlaggedObserver* observer) {
+    flagged_observer_.store(observer, std::memory_order_release);
+  }
   const ScoringStats& stats() const { return stats_; }
   int worker_count() const { return static_cast<int>(workers_.size()); }
   // For each worker, the time (ns since the batcher's clock's epoch) at which it started the
@@ -213,6 +218,7 @@ class Batcher {
   const Clock& clock_;
   BatchCompletion* const completion_;
   ShadowCompletion* const shadow_completion_;
+  std::atomic<FlaggedObserver*> flagged_observer_{nullptr};
   ScoringStats stats_;
 
   mutable std::mutex served_mutex_;

@@ -88,6 +88,16 @@ class BatchCompletion {
                         const ModelInfo& model) = 0;
 };
 
+// Sees every row scored at or above its model's threshold (`is_fraud`), on the worker thread,
+// right after the row's batch was completed: the feed of the live view. Must not block, and
+// should not even wait for a lock (drop instead): it runs on the scoring path.
+class FlaggedObserver {
+ public:
+  virtual ~FlaggedObserver() = default;
+  virtual void flagged(const ScoreRequest& request, const ScoreOutcome& outcome,
+                       const ModelInfo& model) = 0;
+};
+
 // One row a shadow model scored alongside the served one.
 struct ShadowRow {
   InlineString id;  // transaction id (rows without one are compared but not published)
