@@ -36,7 +36,7 @@
 namespace vigil::http {
 class HttpServer;
 class LiveEvents;
-}
+}  // namespace vigil::http
 
 namespace vigil::app {
 

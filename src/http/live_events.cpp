@@ -187,8 +187,8 @@ LiveEvents::LiveEvents(const HttpConfig& config, metrics::Registry& registry,
     : config_(config),
       registry_(registry),
       model_info_(std::move(model_info)),
-      subscriber_gauge_(registry.gauge("vigil_http_event_subscribers",
-                                       "Open /v1/events streams (live view)")),
+      subscriber_gauge_(
+          registry.gauge("vigil_http_event_subscribers", "Open /v1/events streams (live view)")),
       updates_dropped_(registry.counter(
           "vigil_http_event_updates_dropped_total",
           "Live-view updates a slow /v1/events subscriber lost (it is told how many)")),
@@ -265,8 +265,8 @@ size_t LiveEvents::subscribers() const {
   return subscribers_.size();
 }
 
-void LiveEvents::flagged(const scoring::ScoreRequest& request,
-                         const scoring::ScoreOutcome& outcome, const scoring::ModelInfo& model) {
+void LiveEvents::flagged(const scoring::ScoreRequest& request, const scoring::ScoreOutcome& outcome,
+                         const scoring::ModelInfo& model) {
   std::unique_lock<std::mutex> lock(high_mutex_, std::try_to_lock);
   if (!lock.owns_lock()) {
     high_scores_dropped_.inc();
@@ -332,7 +332,7 @@ std::string LiveEvents::build_update() {
   const steady::time_point now = steady::now();
   auto current = std::make_unique<Previous>();
   current->at = now;
-  std::map<std::string, double> gauges;  // family -> sum over its series
+  std::map<std::string, double> gauges;        // family -> sum over its series
   std::map<std::string, double> dead_letters;  // reason -> total
   for (const metrics::FamilySnapshot& f : registry_.collect()) {
     for (const metrics::SeriesSnapshot& s : f.series) {
@@ -353,8 +353,7 @@ std::string LiveEvents::build_update() {
     }
   }
   const Previous* before = previous_.get();
-  const double seconds =
-      before ? std::chrono::duration<double>(now - before->at).count() : 0.0;
+  const double seconds = before ? std::chrono::duration<double>(now - before->at).count() : 0.0;
   auto rate = [&](const std::string& key) {
     if (before == nullptr || seconds <= 0.0) return 0.0;
     const auto it = before->counters.find(key);
@@ -432,12 +431,10 @@ std::string LiveEvents::build_update() {
     first = false;
     append_json_string(out, reason);
     out += ':';
-    append_fixed(out, rate(series_key("vigil_kafka_dead_lettered_total", {{"reason", reason}})),
-                 1);
+    append_fixed(out, rate(series_key("vigil_kafka_dead_lettered_total", {{"reason", reason}})), 1);
   }
   out += R"(},"dead_letters_total":)";
-  append_number(out,
-                static_cast<uint64_t>(current->counters["vigil_kafka_dead_lettered_total"]));
+  append_number(out, static_cast<uint64_t>(current->counters["vigil_kafka_dead_lettered_total"]));
   out += R"(,"model":)";
   if (auto info = model_info_ ? model_info_() : nullptr) {
     out += R"({"name":)";

@@ -174,6 +174,28 @@ constexpr const char* kDocument = R"json({
         }
       }
     },
+    "/": {
+      "get": {
+        "tags": ["operations"], "summary": "The live view: one self-contained HTML page (also at /ui) showing the stream as it runs, fed by /v1/events",
+        "responses": {
+          "200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+          "404": {"description": "The live view is off (http.max_event_subscribers = 0)"}
+        }
+      }
+    },
+    "/v1/events": {
+      "get": {
+        "tags": ["operations"], "summary": "Server-sent events of the live view: a 'stats' event every http.events_interval_ms (rates, latency percentiles of the interval, batch size, queue, partitions, consumer lag, dead letters by reason, the model, the latest high scores); 'dropped' when this stream read too slowly and lost updates (with how many); 'end' when vigil shuts down. Try: curl -N http://host:8080/v1/events",
+        "security": [{"bearerAuth": []}, {}],
+        "parameters": [{"name": "access_token", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The bearer token, for clients that cannot send headers (browsers' EventSource)"}],
+        "responses": {
+          "200": {"description": "The stream (Connection: close; it ends with the connection)", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "404": {"description": "The live view is off (http.max_event_subscribers = 0)"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
+        }
+      }
+    },
     "/v2/repository/index": {
       "post": {
         "tags": ["repository"], "summary": "Every version in the model repository and its state",

@@ -179,7 +179,8 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       // Streams are the server's (it holds the connection open); called alone, the router can
       // only say why it would refuse one.
       Response refusal;
-      if (subscribe_events(req, [] {}, refusal) == nullptr) {
+      if (subscribe_events(
+              req, [] {}, refusal) == nullptr) {
         respond(std::move(refusal));
         return;
       }

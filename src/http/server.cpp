@@ -44,6 +44,7 @@ constexpr size_t kReadChunk = 4096;
 constexpr std::chrono::milliseconds kLingerTime{500};
 constexpr size_t kLingerBytes = 256 * 1024;
 constexpr std::chrono::milliseconds kForcedCloseWait{500};
+constexpr int kStreamSendBuffer = 64 * 1024;  // SO_SNDBUF of an event stream
 
 // Hands responses from scoring worker threads to the io threads while the server runs; before
 // start() and after stop() it drops them, so no thread posts to the io_context once it is gone.
@@ -155,8 +156,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const char* route = "unmatched";
     steady::time_point started;
     unsigned version = 11;
-    std::optional<Response> response;             // set once answered
-    bool stream = false;  // GET /v1/events admitted: streamed once at the front
+    std::optional<Response> response;  // set once answered
+    bool stream = false;               // GET /v1/events admitted: streamed once at the front
     std::unique_ptr<net::steady_timer> deadline;  // http.request_timeout
   };
 
@@ -377,6 +378,10 @@ class Session : public std::enable_shared_from_this<Session> {
     core_.stats.request_answered(s.route, 200, steady::now() - s.started);
     slots_.pop_front();  // the last slot: nothing was read after it
     streaming_ = true;
+    // Frames are a few KiB: a small kernel buffer bounds what a stalled client pins there,
+    // and lets its mailbox (not the kernel) absorb the backlog, so it is told what it lost.
+    beast::error_code ignored;
+    stream_.socket().set_option(net::socket_base::send_buffer_size(kStreamSendBuffer), ignored);
     frame_ = std::string("HTTP/1.1 200 OK\r\nServer: ") + server_version() +
              "\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
              "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
@@ -406,11 +411,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads (and drops) what the client sends, on the bare socket (outside the stream's write
   // timeout), to see it go away.
   void watch_peer() {
-    stream_.socket().async_read_some(
-        buffer_.prepare(kReadChunk), [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (ec) return self->close();
-          self->watch_peer();
-        });
+    stream_.socket().async_read_some(buffer_.prepare(kReadChunk),
+                                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                                       if (ec) return self->close();
+                                       self->watch_peer();
+                                     });
   }
 
   // -- closing -------------------------------------------------------------------------------

@@ -87,7 +87,10 @@ TEST(MatchRoute, MatchesEveryTemplateAndCapturesModelAndVersion) {
       {"/v1/scores/a%2Fb", RouteId::kScoreLookup, "", ""},
       {"/v1/scores/bad%zz", RouteId::kUnmatched, "", ""},
       {"/v1/scores", RouteId::kUnmatched, "", ""},
-      {"/", RouteId::kUnmatched, "", ""},
+      {"/", RouteId::kLivePage, "", ""},
+      {"/ui", RouteId::kLivePage, "", ""},
+      {"/v1/events", RouteId::kEvents, "", ""},
+      {"/v1/events/x", RouteId::kUnmatched, "", ""},
       {"/predictx", RouteId::kUnmatched, "", ""},
       {"/v2/models", RouteId::kUnmatched, "", ""},
       {"/v2/models/m1/versions", RouteId::kUnmatched, "", ""},
@@ -573,7 +576,7 @@ TEST_F(RouterTest, OpenApiDocumentDescribesEveryRoute) {
   std::set<std::string> documented;
   for (const auto& p : paths) documented.insert(std::string(p.key()));
   // Every route the router serves, in OpenAPI's {param} spelling.
-  for (int id = static_cast<int>(RouteId::kPredict); id <= static_cast<int>(RouteId::kScoreLookup);
+  for (int id = static_cast<int>(RouteId::kPredict); id <= static_cast<int>(RouteId::kEvents);
        ++id) {
     std::string label = route_label(static_cast<RouteId>(id));
     for (auto [from, to] :
@@ -582,7 +585,7 @@ TEST_F(RouterTest, OpenApiDocumentDescribesEveryRoute) {
     }
     EXPECT_TRUE(documented.count(label)) << label << " is not documented";
   }
-  EXPECT_EQ(documented.size(), static_cast<size_t>(RouteId::kScoreLookup));
+  EXPECT_EQ(documented.size(), static_cast<size_t>(RouteId::kEvents));
   // Every $ref resolves.
   std::function<void(const boost::json::value&)> check_refs = [&](const boost::json::value& n) {
     if (n.is_object()) {
