@@ -37,10 +37,12 @@ std::string frame(std::string_view event, std::string_view data) {
   return f;
 }
 
+// "family|k=v|k2=v2" (just "family|" without labels): never equal to a family's own key.
 std::string series_key(const std::string& family, const metrics::Labels& labels) {
   std::string key = family;
+  key += '|';
   for (const auto& [k, v] : labels) {
-    key += '|';
+    if (key.back() != '|') key += '|';
     key += k;
     key += '=';
     key += v;

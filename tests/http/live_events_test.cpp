@@ -24,12 +24,14 @@ TEST(LiveEventsTest, AnUpdateReportsRatesAndPercentilesOfTheIntervalSinceTheLast
   auto& scored = registry.counter("vigil_requests_scored_total", "", {{"origin", "kafka"}});
   auto& e2e = registry.histogram("vigil_end_to_end_seconds", "", {0.001, 0.002, 0.004, 0.008});
   auto& dlq = registry.counter("vigil_kafka_dead_lettered_total", "", {{"reason", "decode_error"}});
+  auto& consumed = registry.counter("vigil_kafka_consumed_total", "");  // no labels
   LiveEvents live(config(), registry, [] { return nullptr; });
   scored.inc(1000);
   for (int i = 0; i < 100; ++i) e2e.observe(0.0070);  // before the first update: not counted
   live.publish_update();
   std::this_thread::sleep_for(milliseconds(200));
   scored.inc(500);
+  consumed.inc(400);
   dlq.inc(3);
   for (int i = 0; i < 98; ++i) e2e.observe(0.0015);
   e2e.observe(0.0035);
@@ -39,6 +41,7 @@ TEST(LiveEventsTest, AnUpdateReportsRatesAndPercentilesOfTheIntervalSinceTheLast
   EXPECT_GE(seconds, 0.19);
   EXPECT_NEAR(u.at("scored_per_s").to_number<double>(), 500 / seconds, 500 / seconds * 0.02);
   EXPECT_EQ(u.at("scored_total").to_number<double>(), 1500.0);
+  EXPECT_NEAR(u.at("events_in_per_s").to_number<double>(), 400 / seconds, 400 / seconds * 0.02);
   EXPECT_NEAR(u.at("dead_letters_per_s").at("decode_error").to_number<double>(), 3 / seconds, 0.5);
   // 100 observations of the interval: p50 within (1, 2] ms, p99 within (2, 4] ms.
   const auto& ms = u.at("end_to_end_ms").as_object();
