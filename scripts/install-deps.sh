@@ -23,7 +23,7 @@ PACKAGES=(
   wrk python3-fastapi python3-uvicorn prometheus
   nginx-light  # bench/http_bench.sh: the fixed-body ceiling vigil's HTTP side-port is measured against
   gnuplot-nox  # bench/run_all.sh: the PNG plots in BENCHMARKS.md
-  chromium fonts-dejavu-core  # tests/ui: the live page is opened by a real headless browser
+  chromium fonts-dejavu-core python3-websocket  # tests/ui: the live page in headless Chromium
   # tests/deploy: `docker-compose config` (no daemon needed), promtool (prometheus, above) and
   # python3-yaml (above) check deploy/
   docker-compose
