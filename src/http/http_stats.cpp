@@ -16,31 +16,43 @@ HttpStats::HttpStats(metrics::Registry& r)
                                   "Scoring requests not answered within http.request_timeout_ms "
                                   "(answered 503)")) {}
 
-void HttpStats::request_answered(const char* route, unsigned status,
-                                 std::chrono::nanoseconds elapsed) {
-  metrics::Counter* counter = nullptr;
-  metrics::Histogram* duration = nullptr;
-  {
+void HttpStats::request_answered(RouteId route, unsigned status, std::chrono::nanoseconds elapsed) {
+  counter_of(route, status).inc();
+  duration_of(route).observe(std::chrono::duration<double>(elapsed).count());
+}
+
+metrics::Histogram& HttpStats::duration_of(RouteId route) {
+  auto& slot = routes_[static_cast<size_t>(route)].duration;
+  if (metrics::Histogram* h = slot.load(std::memory_order_acquire)) return *h;
+  std::lock_guard<std::mutex> lock(mutex_);
+  metrics::Histogram* h =
+      &registry_.histogram("vigil_http_request_duration_seconds",
+                           "Time from an HTTP request fully read to its response ready, by route",
+                           metrics::latency_buckets_seconds(), {{"route", route_label(route)}});
+  slot.store(h, std::memory_order_release);
+  return *h;
+}
+
+metrics::Counter& HttpStats::counter_of(RouteId route, unsigned status) {
+  size_t i = 0;
+  while (i < kStatusSlots && kStatuses[i] != status) ++i;
+  auto register_counter = [&] {
+    return &registry_.counter("vigil_http_requests_total",
+                              "HTTP requests answered, by route and status",
+                              {{"route", route_label(route)}, {"code", std::to_string(status)}});
+  };
+  if (i == kStatusSlots) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = routes_.find(std::string_view(route));
-    if (it == routes_.end()) {
-      it = routes_.emplace(route, RouteSeries{}).first;
-      it->second.duration = &registry_.histogram(
-          "vigil_http_request_duration_seconds",
-          "Time from an HTTP request fully read to its response ready, by route",
-          metrics::latency_buckets_seconds(), {{"route", route}});
-    }
-    auto& slot = it->second.by_status[status];
-    if (slot == nullptr) {
-      slot = &registry_.counter("vigil_http_requests_total",
-                                "HTTP requests answered, by route and status",
-                                {{"route", route}, {"code", std::to_string(status)}});
-    }
-    counter = slot;
-    duration = it->second.duration;
+    auto& c = other_statuses_[{route, status}];
+    if (c == nullptr) c = register_counter();
+    return *c;
   }
-  counter->inc();
-  duration->observe(std::chrono::duration<double>(elapsed).count());
+  auto& slot = routes_[static_cast<size_t>(route)].by_status[i];
+  if (metrics::Counter* c = slot.load(std::memory_order_acquire)) return *c;
+  std::lock_guard<std::mutex> lock(mutex_);
+  metrics::Counter* c = register_counter();  // the same series if another thread raced us
+  slot.store(c, std::memory_order_release);
+  return *c;
 }
 
 }  // namespace vigil::http

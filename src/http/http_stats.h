@@ -8,6 +8,8 @@
 //   vigil_http_request_timeouts_total               scoring did not answer within request_timeout
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -15,6 +17,7 @@
 #include <utility>
 
 #include "common/metrics.h"
+#include "http/route.h"
 
 namespace vigil::http {
 
@@ -22,8 +25,9 @@ class HttpStats {
  public:
   explicit HttpStats(metrics::Registry& registry);
 
-  // `route` is a route template ("/v2/models/{m}/infer"), so label cardinality stays bounded.
-  void request_answered(const char* route, unsigned status, std::chrono::nanoseconds elapsed);
+  // Labelled with the route's template ("/v2/models/{m}/infer"), so cardinality stays bounded.
+  // Lock-free once a (route, status) pair has been seen (the series are found, not looked up).
+  void request_answered(RouteId route, unsigned status, std::chrono::nanoseconds elapsed);
   void connection_opened() { connections_.add(1); }
   void connection_closed() { connections_.add(-1); }
   void connection_rejected() { rejected_.inc(); }
@@ -36,19 +40,26 @@ class HttpStats {
   uint64_t rejected_connections() const { return rejected_.value(); }
 
  private:
+  // The statuses the router answers, each with a slot; others are looked up under the lock.
+  static constexpr unsigned kStatuses[] = {200, 400, 401, 404, 405, 409, 413, 422, 500, 503};
+  static constexpr size_t kStatusSlots = sizeof(kStatuses) / sizeof(kStatuses[0]);
   struct RouteSeries {
-    metrics::Histogram* duration = nullptr;
-    std::map<unsigned, metrics::Counter*> by_status;
+    std::atomic<metrics::Histogram*> duration{nullptr};
+    std::array<std::atomic<metrics::Counter*>, kStatusSlots> by_status{};
   };
+  metrics::Histogram& duration_of(RouteId route);
+  metrics::Counter& counter_of(RouteId route, unsigned status);
 
   metrics::Registry& registry_;
   metrics::Gauge& connections_;
   metrics::Counter& rejected_;
   metrics::Counter& read_timeouts_;
   metrics::Counter& request_timeouts_;
-  // The registry's lookups take its lock and scan; cache the series per (route, status).
+  // The registry's lookups take its lock and scan: each series is found once, under mutex_,
+  // and kept here.
+  std::array<RouteSeries, kRouteCount> routes_;
   std::mutex mutex_;
-  std::map<std::string, RouteSeries, std::less<>> routes_;
+  std::map<std::pair<RouteId, unsigned>, metrics::Counter*> other_statuses_;  // guarded
 };
 
 }  // namespace vigil::http

@@ -81,10 +81,14 @@ Router::Router(const HttpConfig& config, HttpDeps deps) : config_(config), deps_
 Router::~Router() = default;
 
 void Router::handle(Request req, Respond respond) {
+  const RouteMatch route = match_route(req.target());
+  handle(route, std::move(req), std::move(respond));
+}
+
+void Router::handle(const RouteMatch& route, Request req, Respond respond) {
   OnceRespond once(std::move(respond));
   const Respond answer = once.as_respond();
   try {
-    const RouteMatch route = match_route(req.target());
     dispatch(route, req, answer);
   } catch (const std::exception& e) {
     // A bug could make every request throw: one line per interval, with a count of the rest.

@@ -48,52 +48,9 @@
 #include "http/http_deps.h"
 #include "http/live_events.h"
 #include "http/responses.h"
+#include "http/route.h"
 
 namespace vigil::http {
-
-// The name of the one input tensor in Open Inference Protocol requests and metadata.
-inline constexpr const char* kInferInputName = "features";
-
-enum class RouteId {
-  kUnmatched,
-  kPredict,
-  kV2Server,
-  kV2Live,
-  kV2Ready,
-  kV2Model,
-  kV2ModelReady,
-  kV2ModelVersion,
-  kV2ModelVersionReady,
-  kV2Infer,
-  kV2VersionInfer,
-  kHealth,
-  kReady,
-  kModelInfo,
-  kMetrics,
-  kOpenApi,
-  kRepositoryIndex,
-  kRepositoryLoad,
-  kRepositoryUnload,
-  kScoreLookup,
-  kLivePage,
-  kEvents,
-};
-
-struct RouteMatch {
-  RouteId id = RouteId::kUnmatched;
-  std::string model;           // {m}
-  std::string version;         // {v}
-  std::string transaction_id;  // {transaction_id}, percent-decoded
-};
-
-// Matches a request target (the query string is ignored) against the route templates.
-RouteMatch match_route(std::string_view target);
-// The route template, used as the `route` metric label ("unmatched" for 404s).
-const char* route_label(RouteId id);
-
-// Scoring routes (POST, bearer token) and repository routes (POST, bearer token).
-bool is_scoring(RouteId id);
-bool is_repository(RouteId id);
 
 class Router {
  public:
@@ -104,6 +61,8 @@ class Router {
 
   // Answers `req` by calling `respond` exactly once (see the threads note above).
   void handle(Request req, Respond respond);
+  // The same, for a request whose target the caller has matched already.
+  void handle(const RouteMatch& route, Request req, Respond respond);
 
   // From now on the scoring routes answer 503 + Retry-After and the readiness routes fail.
   // Thread-safe, idempotent.

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "http/router.h"
+#include "http/route.h"
 
 namespace vigil::http {
 

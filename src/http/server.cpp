@@ -8,7 +8,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
@@ -33,6 +32,13 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
+// Each io thread runs its own io_context, and a connection lives on one of them: its handlers
+// never run concurrently, so there are no strands, and executors are plain pointers (no
+// type-erased, reference-counted copies per operation).
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Timer = net::basic_waitable_timer<steady, net::wait_traits<steady>, Executor>;
 
 namespace {
 
@@ -46,11 +52,15 @@ constexpr size_t kLingerBytes = 256 * 1024;
 constexpr std::chrono::milliseconds kForcedCloseWait{500};
 constexpr int kStreamSendBuffer = 64 * 1024;  // SO_SNDBUF of an event stream
 
-// Hands responses from scoring worker threads to the io threads while the server runs; before
-// start() and after stop() it drops them, so no thread posts to the io_context once it is gone.
-// Completions hold a shared_ptr to it (never an executor: a strand executor that outlives its
-// io_context cannot even be destroyed safely).
-class Gateway {
+class Session;
+
+// Hands answers from scoring worker threads (and event-stream wake-ups) to one io thread's
+// connections. A worker appends under a short lock; only the first item since the io thread last
+// drained posts to the io_context, so the answers a batch completes for this thread cost one
+// hand-off (one wake-up), not one each. Before open() and after close() it drops everything, so
+// nothing is posted to an io_context that is gone. Completions hold a shared_ptr to it (never an
+// executor, which must not outlive its io_context).
+class Inbox : public std::enable_shared_from_this<Inbox> {
  public:
   void open(net::io_context& ioc) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -59,19 +69,45 @@ class Gateway {
   void close() {
     std::lock_guard<std::mutex> lock(mutex_);
     ioc_ = nullptr;
+    items_.clear();
   }
-  template <class Handler>
-  void post(Handler&& handler) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (ioc_ != nullptr) net::post(*ioc_, std::forward<Handler>(handler));
+  // Request `seq` of `session` is answered `res` (any thread).
+  void answer(std::weak_ptr<Session> session, uint64_t seq, Response res) {
+    put(Item{std::move(session), seq, std::move(res)});
   }
+  // The event stream of `session` has a frame to write (any thread).
+  void wake(std::weak_ptr<Session> session) { put(Item{std::move(session), 0, std::nullopt}); }
 
  private:
+  struct Item {
+    std::weak_ptr<Session> session;
+    uint64_t seq = 0;
+    std::optional<Response> res;  // none: a wake-up
+  };
+  void put(Item item) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ioc_ == nullptr) return;
+    items_.push_back(std::move(item));
+    if (scheduled_) return;
+    scheduled_ = true;
+    net::post(*ioc_, [self = shared_from_this()] { self->drain(); });
+  }
+  void drain();  // on the io thread; after Session
+
   std::mutex mutex_;
-  net::io_context* ioc_ = nullptr;
+  net::io_context* ioc_ = nullptr;  // guarded by mutex_
+  std::vector<Item> items_;         // guarded by mutex_
+  bool scheduled_ = false;          // guarded by mutex_: a drain is posted and has not swapped
+  std::vector<Item> draining_;      // io thread only
 };
 
-class Session;
+// One io thread: its io_context, run by it alone, and the inbox of its connections.
+struct IoThread {
+  net::io_context ioc{1};  // concurrency hint: one thread
+  net::executor_work_guard<Executor> work{ioc.get_executor()};
+  const std::shared_ptr<Inbox> inbox = std::make_shared<Inbox>();
+  std::thread thread;
+};
 
 // What connections share; owned by HttpServer::Impl and outliving every Session (sessions
 // die on the io threads or, at the latest, while the io_context is destroyed).
@@ -88,11 +124,10 @@ struct ServerCore {
   HttpStats stats;
   LiveEvents* const live;  // null: no live view
   Router router;
-  const std::shared_ptr<Gateway> gateway = std::make_shared<Gateway>();
 
   struct Entry {
     std::weak_ptr<Session> session;
-    net::any_io_executor executor;  // the connection's strand
+    Executor executor;  // the connection's io thread
   };
   std::mutex sessions_mutex;
   std::condition_variable sessions_cv;
@@ -113,12 +148,16 @@ bool is_http_parse_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();
 }
 
-// One connection. All its handlers run on its strand; it is kept alive by the operations and
-// timers it has pending, never by scoring completions (they hold a weak_ptr and come in through
-// the Gateway), so it can die while its requests are still being scored.
+// One connection, on one io thread. It is kept alive by the operations and the timer it has
+// pending, never by scoring completions (they hold a weak_ptr and come in through its thread's
+// Inbox), so it can die while its requests are still being scored.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, ServerCore& core) : core_(core), stream_(std::move(socket)) {
+  Session(Socket&& socket, ServerCore& core, std::shared_ptr<Inbox> inbox)
+      : core_(core),
+        inbox_(std::move(inbox)),
+        stream_(std::move(socket)),
+        deadline_timer_(stream_.get_executor()) {
     core_.stats.connection_opened();
   }
   ~Session() {
@@ -127,14 +166,14 @@ class Session : public std::enable_shared_from_this<Session> {
     core_.remove(this);
   }
 
-  net::any_io_executor executor() { return stream_.get_executor(); }
+  Executor executor() { return stream_.get_executor(); }
 
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->maybe_read(); });
   }
 
   // Server stop, phase 1: read nothing more, answer what was read (the last answer says
-  // Connection: close), then close. On the strand.
+  // Connection: close), then close. On the io thread.
   void shutdown_gracefully() {
     if (subscriber_) {  // an event stream ends with a last frame saying why
       subscriber_->end("vigil is shutting down");
@@ -146,19 +185,36 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!reading_ && !writing_ && slots_.empty()) close();
   }
 
-  // Server stop, phase 2. On the strand.
+  // Server stop, phase 2. On the io thread.
   void force_close() { close(); }
+
+  // Records the answer to request `seq` unless it has one already (a late completion after
+  // the deadline), then writes what can be written in order. On the io thread.
+  void fill(uint64_t seq, Response res) {
+    Slot* s = find(seq);
+    if (s == nullptr || s->response) return;
+    s->response = std::move(res);
+    core_.stats.request_answered(s->route, s->response->result_int(), steady::now() - s->started);
+    flush();
+  }
+
+  // Writes the event stream's next frame, if any; closes once it is finished.
+  void pump() {
+    if (!streaming_ || writing_ || closed_) return;
+    if (subscriber_->take(frame_)) return write_frame();
+    if (subscriber_->finished()) close();  // the client sends nothing more: no linger
+  }
 
  private:
   // A request read and not yet answered, in arrival order.
   struct Slot {
     uint64_t seq = 0;
-    const char* route = "unmatched";
+    RouteId route = RouteId::kUnmatched;
     steady::time_point started;
+    steady::time_point deadline;  // started + http.request_timeout
     unsigned version = 11;
     std::optional<Response> response;  // set once answered
     bool stream = false;               // GET /v1/events admitted: streamed once at the front
-    std::unique_ptr<net::steady_timer> deadline;  // http.request_timeout
   };
 
   // -- reading -------------------------------------------------------------------------------
@@ -213,10 +269,12 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req = parser_->release();
     parser_.reset();
     if (!req.keep_alive()) no_more_requests_ = true;
-    const RouteId route = match_route(req.target()).id;
-    const uint64_t seq = add_slot(route_label(route), req.version());
-    if (route == RouteId::kEvents && req.method() == bhttp::verb::get) return open_stream(seq, req);
-    core_.router.handle(std::move(req), respond_for(seq));
+    RouteMatch route = match_route(req.target());
+    const uint64_t seq = add_slot(route.id, req.version());
+    if (route.id == RouteId::kEvents && req.method() == bhttp::verb::get) {
+      return open_stream(seq, req);
+    }
+    core_.router.handle(route, std::move(req), respond_for(seq));
     maybe_read();
   }
 
@@ -226,7 +284,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (ec == bhttp::error::body_limit) {
       const auto& header = parser_->get();
-      const uint64_t seq = add_slot(route_label(match_route(header.target()).id), header.version());
+      const uint64_t seq = add_slot(match_route(header.target()).id, header.version());
       fill(seq, error_response(413, "request body exceeds http.max_body_bytes (" +
                                         std::to_string(core_.config.max_body_bytes) + " bytes)"));
       return;
@@ -245,7 +303,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (is_http_parse_error(ec) && ec != bhttp::error::partial_message) {
-      const uint64_t seq = add_slot("unmatched", 11);
+      const uint64_t seq = add_slot(RouteId::kUnmatched, 11);
       fill(seq, error_response(400, "malformed HTTP request: " + ec.message()));
       return;
     }
@@ -259,17 +317,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // -- answering -----------------------------------------------------------------------------
 
-  uint64_t add_slot(const char* route, unsigned version) {
+  uint64_t add_slot(RouteId route, unsigned version) {
     Slot& s = slots_.emplace_back();
     s.seq = next_seq_++;
     s.route = route;
     s.started = steady::now();
+    s.deadline = s.started + core_.config.request_timeout;
     s.version = version;
-    s.deadline = std::make_unique<net::steady_timer>(stream_.get_executor());
-    s.deadline->expires_after(core_.config.request_timeout);
-    s.deadline->async_wait([self = shared_from_this(), seq = s.seq](beast::error_code ec) {
-      if (!ec) self->on_deadline(seq);
-    });
+    if (!deadline_armed_) arm_deadline(s.deadline);
     return s.seq;
   }
 
@@ -282,36 +337,39 @@ class Session : public std::enable_shared_from_this<Session> {
   // The Respond handed to the router: may run on a scoring worker thread, after this session
   // or the whole server is gone. Holds only a weak reference to the session.
   Respond respond_for(uint64_t seq) {
-    return [gateway = core_.gateway, weak = weak_from_this(), seq](Response res) {
-      gateway->post([weak, seq, res = std::move(res)]() mutable {
-        // On an io thread; the session's handlers run on its strand.
-        if (auto self = weak.lock()) {
-          net::dispatch(self->stream_.get_executor(), [self, seq, res = std::move(res)]() mutable {
-            self->fill(seq, std::move(res));
-          });
-        }
-      });
+    return [inbox = inbox_, weak = weak_from_this(), seq](Response res) {
+      inbox->answer(weak, seq, std::move(res));
     };
   }
 
-  void on_deadline(uint64_t seq) {
-    Slot* s = find(seq);
-    if (s == nullptr || s->response) return;
-    core_.stats.request_timed_out();
-    fill(seq, error_response(503, "not answered within http.request_timeout_ms (" +
-                                      std::to_string(core_.config.request_timeout.count()) +
-                                      " ms), retry later"));
+  // http.request_timeout: one timer per connection, armed for the oldest unanswered request
+  // (the earliest deadline) and not touched when requests are answered in time, so a busy
+  // connection pays one timer wait per timeout period, not one per request.
+  void arm_deadline(steady::time_point at) {
+    deadline_armed_ = true;
+    deadline_timer_.expires_at(at);
+    deadline_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      self->deadline_armed_ = false;
+      if (!ec && !self->closed_) self->on_deadlines();
+    });
   }
 
-  // Records the answer to request `seq` unless it has one already (a late completion after
-  // the deadline), then writes what can be written in order.
-  void fill(uint64_t seq, Response res) {
-    Slot* s = find(seq);
-    if (s == nullptr || s->response) return;
-    s->response = std::move(res);
-    if (s->deadline) s->deadline->cancel();
-    core_.stats.request_answered(s->route, s->response->result_int(), steady::now() - s->started);
-    flush();
+  void on_deadlines() {
+    const steady::time_point now = steady::now();
+    std::optional<steady::time_point> next;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Slot& s = slots_[i];
+      if (s.response || s.stream) continue;
+      if (s.deadline > now) {
+        next = next ? std::min(*next, s.deadline) : s.deadline;
+        continue;
+      }
+      core_.stats.request_timed_out();
+      fill(s.seq, error_response(503, "not answered within http.request_timeout_ms (" +
+                                          std::to_string(core_.config.request_timeout.count()) +
+                                          " ms), retry later"));
+    }
+    if (next && !closed_) arm_deadline(*next);
   }
 
   void flush() {
@@ -353,13 +411,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void open_stream(uint64_t seq, const Request& req) {
     Response refusal;
-    auto wake = [gateway = core_.gateway, weak = weak_from_this()] {
-      gateway->post([weak] {
-        if (auto self = weak.lock()) {
-          net::dispatch(self->stream_.get_executor(), [self] { self->pump(); });
-        }
-      });
-    };
+    auto wake = [inbox = inbox_, weak = weak_from_this()] { inbox->wake(weak); };
     subscriber_ = core_.router.subscribe_events(req, std::move(wake), refusal);
     if (!subscriber_) {
       fill(seq, std::move(refusal));
@@ -367,9 +419,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     no_more_requests_ = true;
-    Slot* s = find(seq);
-    s->stream = true;
-    s->deadline->cancel();  // a stream has no request timeout
+    find(seq)->stream = true;  // a stream has no request timeout
     flush();
   }
 
@@ -399,13 +449,6 @@ class Session : public std::enable_shared_from_this<Session> {
                        self->stream_.expires_never();
                        self->pump();
                      });
-  }
-
-  // Writes the subscriber's next frame, if any; closes once it is finished.
-  void pump() {
-    if (!streaming_ || writing_ || closed_) return;
-    if (subscriber_->take(frame_)) return write_frame();
-    if (subscriber_->finished()) close();  // the client sends nothing more: no linger
   }
 
   // Reads (and drops) what the client sends, on the bare socket (outside the stream's write
@@ -444,16 +487,17 @@ class Session : public std::enable_shared_from_this<Session> {
     closed_ = true;
     no_more_requests_ = true;
     if (subscriber_) core_.live->unsubscribe(subscriber_);
-    for (auto& s : slots_) {
-      if (s.deadline) s.deadline->cancel();  // releases this session
-    }
+    deadline_timer_.cancel();  // releases this session
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
   }
 
   ServerCore& core_;
-  beast::tcp_stream stream_;
+  const std::shared_ptr<Inbox> inbox_;  // of this connection's io thread
+  Stream stream_;
+  Timer deadline_timer_;  // http.request_timeout of the oldest unanswered request
+  bool deadline_armed_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<Slot> slots_;
@@ -468,6 +512,24 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string frame_;       // the frame being written
 };
 
+void Inbox::drain() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    draining_.swap(items_);
+    scheduled_ = false;
+  }
+  for (Item& item : draining_) {
+    if (auto session = item.session.lock()) {
+      if (item.res) {
+        session->fill(item.seq, std::move(*item.res));
+      } else {
+        session->pump();
+      }
+    }
+  }
+  draining_.clear();
+}
+
 Status write_port_file(const std::string& path, uint16_t port) {
   Status st = write_file_atomically(path, std::to_string(port) + "\n");
   return st.ok() ? st : Status::Error("http.port_file: " + st.message());
@@ -478,26 +540,33 @@ Status write_port_file(const std::string& path, uint16_t port) {
 // ---------------------------------------------------------------------------------------------
 
 struct HttpServer::Impl {
-  Impl(const HttpConfig& config, HttpDeps deps) : core(config, std::move(deps)) {}
+  Impl(const HttpConfig& config, HttpDeps deps) : core(config, std::move(deps)) {
+    const int n = std::max(1, config.threads);
+    for (int i = 0; i < n; ++i) io.push_back(std::make_unique<IoThread>());
+    acceptor.emplace(io[0]->ioc);
+    accept_retry.emplace(io[0]->ioc);
+  }
 
+  // Accepts on the first io thread; each connection goes to the next io thread in turn.
   void do_accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+    IoThread& target = *io[next_io++ % io.size()];
+    acceptor->async_accept(target.ioc, [this, &target](beast::error_code ec, Socket s) {
       if (!accepting) return;
       if (ec) {
         // Out of file descriptors and the like: do not spin, try again shortly.
         core.log->warn("http: accept failed: {}", ec.message());
-        accept_retry.expires_after(std::chrono::milliseconds(100));
-        accept_retry.async_wait([this](beast::error_code e) {
+        accept_retry->expires_after(std::chrono::milliseconds(100));
+        accept_retry->async_wait([this](beast::error_code e) {
           if (!e && accepting) do_accept();
         });
         return;
       }
-      on_accept(std::move(s));
+      on_accept(std::move(s), target);
       do_accept();
     });
   }
 
-  void on_accept(tcp::socket socket) {
+  void on_accept(Socket socket, IoThread& target) {
     if (core.session_count() >= core.config.max_connections) {
       core.stats.connection_rejected();
       beast::error_code ignored;
@@ -506,18 +575,19 @@ struct HttpServer::Impl {
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    auto session = std::make_shared<Session>(std::move(socket), core);
+    auto session = std::make_shared<Session>(std::move(socket), core, target.inbox);
     {
       std::lock_guard<std::mutex> lock(core.sessions_mutex);
-      core.sessions[session.get()] = {session, session->executor()};
+      core.sessions.insert_or_assign(session.get(),
+                                     ServerCore::Entry{session, session->executor()});
     }
     session->start();
   }
 
-  void run_io() {
+  void run_io(IoThread& t) {
     while (true) {
       try {
-        ioc.run();
+        t.ioc.run();
         return;
       } catch (const std::exception& e) {  // none is expected; keep the thread serving
         core.log->error("http: io thread caught an exception: {}", e.what());
@@ -525,7 +595,7 @@ struct HttpServer::Impl {
     }
   }
 
-  // Posts `fn(session)` to every connection's strand; returns how many there were.
+  // Posts `fn(session)` to every connection's io thread; returns how many there were.
   template <class Fn>
   size_t for_each_session(Fn fn) {
     std::lock_guard<std::mutex> lock(core.sessions_mutex);
@@ -542,16 +612,15 @@ struct HttpServer::Impl {
     return core.sessions_cv.wait_until(lock, deadline, [&] { return core.sessions.empty(); });
   }
 
-  // Declaration order is destruction order reversed: the io_context (and the handlers and
-  // sessions it may still hold) goes before the core that sessions use.
+  // Declaration order is destruction order reversed: the acceptor before the io_contexts, and
+  // they (with the handlers and sessions they may still hold) before the core sessions use.
   ServerCore core;
-  net::io_context ioc;
-  net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
-  tcp::acceptor acceptor{net::make_strand(ioc)};
-  net::steady_timer accept_retry{acceptor.get_executor()};
+  std::vector<std::unique_ptr<IoThread>> io;  // http.threads of them
+  std::optional<tcp::acceptor> acceptor;      // on io[0]
+  std::optional<net::steady_timer> accept_retry;
+  size_t next_io = 0;  // on io[0]'s thread
   std::atomic<bool> accepting{false};
   std::atomic<uint16_t> port{0};
-  std::vector<std::thread> threads;
   std::mutex lifecycle_mutex;
   bool started = false;
   bool stopped = false;
@@ -572,7 +641,7 @@ Status HttpServer::start() {
   try {
     const tcp::endpoint endpoint(net::ip::make_address(config.address),
                                  static_cast<uint16_t>(config.port));
-    auto& a = impl_->acceptor;
+    auto& a = *impl_->acceptor;
     a.open(endpoint.protocol());
     a.set_option(net::socket_base::reuse_address(true));
     a.bind(endpoint);
@@ -585,13 +654,16 @@ Status HttpServer::start() {
     if (auto st = write_port_file(config.port_file, impl_->port); !st.ok()) return st;
   }
   impl_->started = true;
-  impl_->core.gateway->open(impl_->ioc);
+  for (auto& t : impl_->io) t->inbox->open(t->ioc);
   impl_->accepting = true;
   impl_->do_accept();
-  const int n = std::max(1, config.threads);
-  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->run_io(); });
+  for (auto& t : impl_->io) {
+    IoThread& io = *t;
+    io.thread = std::thread([this, &io] { impl_->run_io(io); });
+  }
   impl_->core.log->info("http: listening on {}:{} ({} io threads, auth {})", config.address,
-                        impl_->port.load(), n, config.auth_token.empty() ? "off" : "on");
+                        impl_->port.load(), impl_->io.size(),
+                        config.auth_token.empty() ? "off" : "on");
   return Status::Ok();
 }
 
@@ -611,13 +683,13 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   if (!impl_->started) return;
   Impl& m = *impl_;
 
-  // Stop accepting (on the acceptor's strand, and wait for it).
+  // Stop accepting (on the acceptor's io thread, and wait for it).
   std::promise<void> acceptor_closed;
-  net::post(m.acceptor.get_executor(), [&] {
+  net::post(m.acceptor->get_executor(), [&] {
     m.accepting = false;
     beast::error_code ignored;
-    m.acceptor.close(ignored);
-    m.accept_retry.cancel();
+    m.acceptor->close(ignored);
+    m.accept_retry->cancel();
     acceptor_closed.set_value();
   });
   acceptor_closed.get_future().wait();
@@ -633,11 +705,12 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   }
 
   // From here no completion reaches the io_context; then the threads end.
-  m.core.gateway->close();
-  m.work.reset();
-  m.ioc.stop();
-  for (auto& t : m.threads) t.join();
-  m.threads.clear();
+  for (auto& t : m.io) {
+    t->inbox->close();
+    t->work.reset();
+    t->ioc.stop();
+  }
+  for (auto& t : m.io) t->thread.join();
   m.core.log->info("http: stopped{}", drained ? "" : " (some connections were cut)");
 }
 

@@ -53,8 +53,8 @@ void fill(metrics::Registry& r) {
   h.observe(0.003);
   h.observe(100.0);  // beyond every bound: +Inf only
   HttpStats stats(r);
-  stats.request_answered("/predict", 200, std::chrono::microseconds(800));
-  stats.request_answered("/v2/models/{m}/infer", 422, std::chrono::microseconds(100));
+  stats.request_answered(RouteId::kPredict, 200, std::chrono::microseconds(800));
+  stats.request_answered(RouteId::kV2Infer, 422, std::chrono::microseconds(100));
   stats.connection_opened();
 }
 

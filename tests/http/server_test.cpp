@@ -320,6 +320,28 @@ TEST(HttpServer, ARequestNotScoredInTimeIs503AndTheLateScoreIsDropped) {
   EXPECT_EQ(client.request(verb::get, "/health").body(), R"({"status":"ok"})");
 }
 
+TEST(HttpServer, EachRequestGetsItsOwnTimeoutCountedFromWhenItWasRead) {
+  // One timer per connection, armed for the oldest unanswered request: a request read after an
+  // earlier, answered one still gets its full request_timeout (not what was left of the
+  // earlier one's), and then its 503.
+  HttpConfig c = test_config();
+  c.request_timeout = milliseconds(300);
+  StackOptions o;
+  o.model.delay = milliseconds(1500);
+  o.batcher = {64, std::chrono::microseconds(0), 1};
+  Server s(c, o);
+  HttpClient client(s.port());
+  EXPECT_EQ(client.request(verb::get, "/health").result_int(), 200u);  // arms the timer
+  std::this_thread::sleep_for(milliseconds(200));
+  const auto sent = std::chrono::steady_clock::now();
+  auto res = client.request(verb::post, "/predict", one_instance());
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  EXPECT_EQ(res.result_int(), 503u) << res.body();
+  EXPECT_NE(error_of(res).find("http.request_timeout_ms (300 ms)"), std::string::npos);
+  EXPECT_GE(waited, milliseconds(250)) << "timed out on the earlier request's deadline";
+  EXPECT_EQ(s.server->stats().request_timeouts(), 1u);
+}
+
 TEST(HttpServer, ConnectionsOverTheCapAreClosedAtOnce) {
   HttpConfig c = test_config();
   c.max_connections = 2;

@@ -27,7 +27,7 @@ import websocket  # python3-websocket (Debian)
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0", "--window-size=1280,1000",
+    "--disable-dev-shm-usage", "--remote-debugging-port=0", "--window-size=1280,1000",
 ]
 
 # What the test reads from the page: the figures' text, as the user sees it.
