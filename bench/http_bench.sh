@@ -1,31 +1,48 @@
 #!/usr/bin/env bash
-# POST /predict with one instance per request, driven by wrk at several concurrencies, against
-# vigil (HTTP only: Kafka and Redis off) and against bench/fastapi_baseline.py (FastAPI + uvicorn
-# + PyTorch, the same TorchScript model and request shape), measured in the same run.
+# POST /predict driven by wrk at several concurrencies, in one run, against:
+#   vigil       HTTP only (--mode=serve, Kafka and Redis off)
+#   nginx       one worker process answering a fixed body as long as vigil's answer: the cost
+#               of HTTP alone on this machine, with no parsing and no model (the ceiling)
+#   fastapi-1w  bench/fastapi_baseline.py (FastAPI + uvicorn + PyTorch, the same TorchScript
+#   fastapi-2w  model and request shape) with 1 and with 2 uvicorn worker processes
+# and two request bodies: one instance (the first row of the Python reference data) and 32
+# instances (its first 32 rows; vigil and FastAPI score all 32).
 #
-#   bench/http_bench.sh                      # vigil from build/release/vigil
-#   VIGIL=build/h-http/vigil DURATION=20s CONNECTIONS="1 16 64" FASTAPI_WORKERS=2 bench/http_bench.sh
-#   VIGIL_FLAGS="--scoring.max_delay_us=100" bench/http_bench.sh   # extra vigil flags
+#   bench/http_bench.sh                                   # vigil from build/release/vigil
+#   DURATION=2s CONNECTIONS="1 64" BODIES=1 bench/http_bench.sh     # a quick look
+#   SERVERS="vigil nginx" VIGIL=build/h-http/vigil bench/http_bench.sh
+#   VIGIL_FLAGS="--scoring.max_delay_us=100" bench/http_bench.sh    # extra vigil flags
+#   RESULTS_DIR=/tmp/r bench/http_bench.sh                # also writes /tmp/r/http.tsv
 #
-# Prints one row per server and concurrency: requests/s, p50 and p99 latency (ms) and errors
-# (non-2xx answers, socket errors). wrk runs on the same machine and takes CPU from the server:
-# compare the two servers with each other, not with numbers from another machine.
+# Prints one table per body (requests/s, p50 and p99 latency, errors = non-2xx answers and
+# socket errors), the ratios of vigil to the others and the issue's targets, MET or NOT MET
+# (a benchmark: it does not fail on a missed target). wrk runs on the same machine and takes
+# CPU from the server: compare the servers with each other, not with another machine.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VIGIL=${VIGIL:-$ROOT/build/release/vigil}
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-"1 16 64"}
-NPROC=$(nproc)
-FASTAPI_WORKERS=${FASTAPI_WORKERS:-$NPROC}   # both servers may use every core
+DURATION=${DURATION:-5s}                     # measured, per cell
+WARMUP=${WARMUP:-1s}                         # at the same concurrency, before each cell
+CONNECTIONS=${CONNECTIONS:-"1 16 64 256"}
+BODIES=${BODIES:-"1 32"}                     # instances per request
+SERVERS=${SERVERS:-"vigil nginx fastapi-1w fastapi-2w"}
 VIGIL_FLAGS=${VIGIL_FLAGS:-}                 # e.g. --scoring.max_delay_us=100
-WRK_THREADS=${WRK_THREADS:-2}
+NGINX=${NGINX:-/usr/sbin/nginx}
+RESULTS_DIR=${RESULTS_DIR:-}
 PYTHON=/usr/bin/python3                      # the Debian python has fastapi, uvicorn, torch
+NPROC=$(nproc)
+
+has_server() { [[ " $SERVERS " == *" $1 "* ]]; }
 
 for tool in wrk curl "$PYTHON"; do
   command -v "$tool" >/dev/null || { echo "http_bench: $tool is not installed" >&2; exit 1; }
 done
 [[ -x "$VIGIL" ]] || { echo "http_bench: no vigil binary at $VIGIL (set VIGIL=...)" >&2; exit 1; }
+if has_server nginx && [[ ! -x "$NGINX" ]]; then
+  echo "http_bench: no nginx at $NGINX (Debian package nginx-light; or SERVERS without nginx)" >&2
+  exit 1
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -36,17 +53,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One instance: the first row of the Python reference data, in model order.
-"$PYTHON" - "$ROOT/tests/data/fraud_mlp_v1_reference.json" >"$WORK/body.json" <<'EOF'
+# Request bodies: the first N rows of the Python reference data, in model order.
+for n in $BODIES; do
+  "$PYTHON" - "$ROOT/tests/data/fraud_mlp_v1_reference.json" "$n" >"$WORK/body-$n.json" <<'EOF'
 import json, sys
 ref = json.load(open(sys.argv[1]))
-print(json.dumps({"instances": [ref["rows"][0]]}), end="")
+n = int(sys.argv[2])
+assert len(ref["rows"]) >= n, f"the reference data has only {len(ref['rows'])} rows"
+print(json.dumps({"instances": ref["rows"][:n]}), end="")
 EOF
-
-cat >"$WORK/predict.lua" <<EOF
+  cat >"$WORK/predict-$n.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$WORK/body.json", "r")
+local f = io.open("$WORK/body-$n.json", "r")
 wrk.body = f:read("*a")
 f:close()
 done = function(summary, latency, requests)
@@ -57,6 +76,7 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 EOF
+done
 
 free_port() {
   "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -71,47 +91,148 @@ wait_ready() {  # url, seconds
   return 1
 }
 
-# --- vigil -----------------------------------------------------------------------------------
-(cd "$ROOT" && exec "$VIGIL" --config "$ROOT/config/vigil.yaml" --mode=serve \
-  --kafka.enabled=false --redis.url= --http.address=127.0.0.1 --http.port=0 \
-  --http.port_file="$WORK/vigil.port" --log.level=warn $VIGIL_FLAGS) >"$WORK/vigil.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do [[ -s "$WORK/vigil.port" ]] && break; sleep 0.1; done
-[[ -s "$WORK/vigil.port" ]] || { echo "http_bench: vigil did not start:" >&2; cat "$WORK/vigil.log" >&2; exit 1; }
-VIGIL_URL="http://127.0.0.1:$(cat "$WORK/vigil.port")"
-wait_ready "$VIGIL_URL/ready" 60
-
-# --- FastAPI baseline ----------------------------------------------------------------------
-FASTAPI_PORT=$(free_port)
-"$PYTHON" "$ROOT/bench/fastapi_baseline.py" --port "$FASTAPI_PORT" --workers "$FASTAPI_WORKERS" \
-  >"$WORK/fastapi.log" 2>&1 &
-PIDS+=($!)
-FASTAPI_URL="http://127.0.0.1:$FASTAPI_PORT"
-wait_ready "$FASTAPI_URL/health" 120 || { cat "$WORK/fastapi.log" >&2; exit 1; }
-
-# Same request, same score (sanity check before timing anything).
-echo "vigil:   $(curl -fsS -H 'Content-Type: application/json' --data-binary @"$WORK/body.json" "$VIGIL_URL/predict")"
-echo "fastapi: $(curl -fsS -H 'Content-Type: application/json' --data-binary @"$WORK/body.json" "$FASTAPI_URL/predict")"
-echo
-
-run_wrk() {  # url connections
-  local threads=$WRK_THREADS
-  ((threads > $2)) && threads=$2
-  wrk -t "$threads" -c "$2" -d "$DURATION" -s "$WORK/predict.lua" "$1/predict" | grep '^RESULT' \
-    || echo "RESULT 0 0 0 0 0"
+post() {  # url body-file: the answer's body
+  curl -fsS -H 'Content-Type: application/json' --data-binary @"$2" "$1/predict"
 }
 
-printf "%-8s %11s %12s %10s %10s %8s\n" server connections "requests/s" "p50 ms" "p99 ms" errors
-for c in $CONNECTIONS; do
-  for server in vigil fastapi; do
-    url=$VIGIL_URL
-    [[ $server == fastapi ]] && url=$FASTAPI_URL
-    DURATION=2s run_wrk "$url" "$c" >/dev/null  # warm-up at this concurrency
-    read -r _ rps p50 p99 status_err sock_err < <(run_wrk "$url" "$c")
-    printf "%-8s %11d %12.0f %10.2f %10.2f %8d\n" "$server" "$c" "$rps" "$p50" "$p99" \
-      $((status_err + sock_err))
+declare -A URL
+
+# --- vigil -----------------------------------------------------------------------------------
+if has_server vigil || has_server nginx; then  # nginx copies the length of vigil's answers
+  # shellcheck disable=SC2086  # VIGIL_FLAGS holds several flags
+  (cd "$ROOT" && exec "$VIGIL" --config "$ROOT/config/vigil.yaml" --mode=serve \
+    --kafka.enabled=false --redis.url= --http.address=127.0.0.1 --http.port=0 \
+    --http.port_file="$WORK/vigil.port" --log.level=warn $VIGIL_FLAGS) >"$WORK/vigil.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do [[ -s "$WORK/vigil.port" ]] && break; sleep 0.1; done
+  [[ -s "$WORK/vigil.port" ]] || { echo "http_bench: vigil did not start:" >&2; cat "$WORK/vigil.log" >&2; exit 1; }
+  URL[vigil]="http://127.0.0.1:$(cat "$WORK/vigil.port")"
+  wait_ready "${URL[vigil]}/ready" 60
+fi
+
+# --- FastAPI baselines, 1 and 2 uvicorn workers --------------------------------------------
+for workers in 1 2; do
+  has_server "fastapi-${workers}w" || continue
+  port=$(free_port)
+  "$PYTHON" "$ROOT/bench/fastapi_baseline.py" --port "$port" --workers "$workers" \
+    >"$WORK/fastapi-${workers}w.log" 2>&1 &
+  PIDS+=($!)
+  URL[fastapi-${workers}w]="http://127.0.0.1:$port"
+  wait_ready "${URL[fastapi-${workers}w]}/health" 120 || { cat "$WORK/fastapi-${workers}w.log" >&2; exit 1; }
+done
+
+# --- nginx: one worker, unprivileged, its own config and files in $WORK/nginx ---------------
+# One listening port per request body; POST /predict there is answered by `return` with
+# vigil's own answer to that body (the same length, byte for byte; nginx reads and discards
+# the request body). Keep-alive is unlimited like vigil's, so wrk never reconnects.
+if has_server nginx; then
+  NGX=$WORK/nginx
+  mkdir -p "$NGX/client_body" "$NGX/proxy" "$NGX/fastcgi" "$NGX/uwsgi" "$NGX/scgi"
+  servers=""
+  for n in $BODIES; do
+    post "${URL[vigil]}" "$WORK/body-$n.json" >"$WORK/vigil-answer-$n.json"
+    # nginx expands $ and \ inside the string: vigil's JSON has neither, but make sure.
+    answer=$(tr "\$\\\\'" '___' <"$WORK/vigil-answer-$n.json")
+    port=$(free_port)
+    URL[nginx-$n]="http://127.0.0.1:$port"
+    servers+="  server {
+    listen 127.0.0.1:$port;
+    location = /predict {
+      client_max_body_size 1m;
+      default_type application/json;
+      return 200 '$answer';
+    }
+    location = /health { return 200 'ok'; }
+  }
+"
+  done
+  cat >"$NGX/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $NGX/nginx.pid;
+lock_file $NGX/nginx.lock;
+error_log $NGX/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $NGX/client_body;
+  proxy_temp_path $NGX/proxy;
+  fastcgi_temp_path $NGX/fastcgi;
+  uwsgi_temp_path $NGX/uwsgi;
+  scgi_temp_path $NGX/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+$servers}
+EOF
+  run_as=()
+  if ((EUID == 0)); then  # drop root: nobody owns the files nginx writes
+    chmod 711 "$WORK"
+    chown -R nobody "$NGX"
+    run_as=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+  fi
+  "${run_as[@]}" "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" \
+    >"$WORK/nginx.log" 2>&1 &
+  PIDS+=($!)
+  read -ra first <<<"$BODIES"
+  wait_ready "${URL[nginx-${first[0]}]}/health" 20 \
+    || { cat "$WORK/nginx.log" "$NGX/error.log" >&2; exit 1; }
+fi
+
+# Same request, same answer (sanity check before timing anything): the scores of vigil and
+# FastAPI, and nginx's body length against vigil's.
+for n in $BODIES; do
+  echo "sanity, $n instance(s) per request:"
+  for server in $SERVERS; do
+    if [[ $server == nginx ]]; then
+      answer=$(post "${URL[nginx-$n]}" "$WORK/body-$n.json")
+      vigil_bytes=$(wc -c <"$WORK/vigil-answer-$n.json")
+      echo "  nginx:      ${#answer} bytes (vigil's answer: $vigil_bytes bytes)"
+    elif ((n == 1)); then
+      printf "  %-11s %s\n" "$server:" "$(post "${URL[$server]}" "$WORK/body-$n.json")"
+    else
+      "$PYTHON" -c 'import json, sys; s = [p["score"] for p in json.load(sys.stdin)["predictions"]]
+print("  %-11s %d scores, first %.7g, last %.7g" % (sys.argv[1] + ":", len(s), s[0], s[-1]))' \
+        "$server" < <(post "${URL[$server]}" "$WORK/body-$n.json")
+    fi
   done
 done
 echo
-echo "wrk $DURATION per cell after a 2 s warm-up; $NPROC cores shared by wrk ($WRK_THREADS threads) and the server;"
-echo "vigil: $(basename "$VIGIL") --mode=serve (Kafka, Redis off) $VIGIL_FLAGS; fastapi: $FASTAPI_WORKERS uvicorn worker(s)."
+
+run_wrk() {  # server connections instances duration: "RESULT rps p50_ms p99_ms status_err sock_err"
+  local threads=$(($2 < 2 ? $2 : 2)) url=${URL[$1]:-}
+  [[ $1 == nginx ]] && url=${URL[nginx-$3]}
+  wrk -t "$threads" -c "$2" -d "$4" -s "$WORK/predict-$3.lua" "$url/predict" \
+    | grep '^RESULT' || echo "RESULT 0 0 0 0 1"
+}
+
+TSV=$WORK/http.tsv
+printf "body\tserver\tconnections\trps\tp50_ms\tp99_ms\terrors\n" >"$TSV"
+for n in $BODIES; do
+  for c in $CONNECTIONS; do
+    for server in $SERVERS; do  # the servers interleaved at each concurrency: drift hits all
+      run_wrk "$server" "$c" "$n" "$WARMUP" >/dev/null
+      read -r _ rps p50 p99 status_err sock_err < <(run_wrk "$server" "$c" "$n" "$DURATION")
+      printf "%s\t%s\t%d\t%s\t%s\t%s\t%d\n" "$n" "$server" "$c" "$rps" "$p50" "$p99" \
+        $((status_err + sock_err)) >>"$TSV"
+    done
+  done
+done
+
+"$PYTHON" "$ROOT/bench/http_report.py" "$TSV"
+echo
+echo "wrk $DURATION per cell after a $WARMUP warm-up at the same concurrency," \
+  "min(2, connections) threads; $NPROC cores shared by wrk and the server."
+echo "vigil: $(basename "$VIGIL") --mode=serve (Kafka, Redis off)${VIGIL_FLAGS:+ $VIGIL_FLAGS};"
+if has_server nginx; then
+  echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'): 1 worker process, a fixed body as long as" \
+    "vigil's answer;"
+fi
+if [[ $SERVERS == *fastapi* ]]; then
+  echo "fastapi-Nw: bench/fastapi_baseline.py with N uvicorn worker process(es)."
+fi
+if [[ -n $RESULTS_DIR ]]; then
+  mkdir -p "$RESULTS_DIR"
+  cp "$TSV" "$RESULTS_DIR/http.tsv"
+  echo "results: $RESULTS_DIR/http.tsv"
+fi

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Runs every benchmark in one go and regenerates BENCHMARKS.md from what they printed:
+#   1. scoring_bench   the model path (queue -> batcher -> model) against a raw forward, the
+#                      default model and a 256-256 one trained for the run; lifecycle costs
+#   2. stream_bench    Kafka -> vigil -> Kafka/Redis throughput against a bare consumer, a
+#                      zero-work relay and the Python consumer; latency at offered rates
+#   3. http_bench.sh   POST /predict: vigil, nginx, FastAPI with 1 and 2 workers
+# then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
+# captured outputs (docs/bench/results/). About 8 minutes on a 2-core machine; uses the
+# binaries already built in build/release (it builds nothing).
+#
+#   bench/run_all.sh            # the real run: rewrites BENCHMARKS.md and docs/bench/
+#   QUICK=1 bench/run_all.sh    # seconds-long cells into /tmp/vigil-bench-quick, to try the
+#                               # pipeline; OUT=dir and MD=file choose where either way
+#   /usr/bin/python3 bench/make_benchmarks_md.py --results docs/bench/results \
+#       --plots docs/bench --out BENCHMARKS.md      # regenerate from the captured outputs
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"  # every command runs from the repository root, as BENCHMARKS.md prints it
+PYTHON=/usr/bin/python3
+QUICK=${QUICK:-}
+if [[ -n $QUICK ]]; then
+  OUT=${OUT:-/tmp/vigil-bench-quick}
+  MD=${MD:-$OUT/BENCHMARKS.md}
+else
+  OUT=${OUT:-docs/bench}
+  MD=${MD:-BENCHMARKS.md}
+fi
+RESULTS=$OUT/results
+
+for tool in build/release/bench/scoring_bench build/release/bench/stream_bench \
+  /usr/bin/gnuplot /usr/sbin/nginx /usr/bin/redis-server /usr/bin/wrk "$PYTHON"; do
+  if [[ ! -x $tool ]]; then
+    echo "run_all: $tool is missing (build/release: a release build; the rest:" \
+      "scripts/install-deps.sh)" >&2
+    exit 1
+  fi
+done
+
+WORK=$(mktemp -d /tmp/vigil-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$RESULTS"
+rm -f "$RESULTS"/*.txt "$RESULTS"/*.tsv "$RESULTS"/*.err
+START=$SECONDS
+
+shell_words() {  # the arguments as one types them: a value with spaces in single quotes
+  local out=() a
+  for a; do
+    if [[ $a == *" "* && $a == [A-Z_]*=* ]]; then
+      a="${a%%=*}='${a#*=}'"
+    elif [[ $a == *" "* ]]; then
+      a="'$a'"
+    fi
+    out+=("$a")
+  done
+  echo "${out[*]}"
+}
+
+run_bench() {  # name command...: stdout to the screen and $RESULTS/name.txt, stderr to name.err
+  local name=$1 t0=$SECONDS
+  shift
+  local words=("$@")
+  [[ ${words[0]} == env ]] && words=("${words[@]:1}")
+  printf '%s\t%s\n' "$name" "$(shell_words "${words[@]}")" >>"$RESULTS/commands.tsv"
+  echo "== $name: $(shell_words "${words[@]}")"
+  if ! "$@" 2>"$RESULTS/$name.err" | tee "$RESULTS/$name.txt"; then
+    echo "run_all: $name failed; its stderr ends with:" >&2
+    tail -n 30 "$RESULTS/$name.err" >&2
+    exit 1
+  fi
+  [[ -s $RESULTS/$name.err ]] || rm -f "$RESULTS/$name.err"  # kept only when it says something
+  printf '%s\t%d\n' "$name" $((SECONDS - t0)) >>"$RESULTS/durations.tsv"
+  echo
+}
+
+# --- the machine and the tree, before anything runs ----------------------------------------
+changes=$(git status --porcelain | awk '{print $NF}' \
+  | grep -v -e '^docs/bench/' -e '^BENCHMARKS.md$' | paste -sd' ' - || true)
+{
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'commit\t%s\n' "$(git rev-parse --short HEAD) $(git log -1 --format=%s)"
+  printf 'uncommitted\t%s\n' "${changes:-none}"
+  built=$(date -u -r build/release/vigil '+%Y-%m-%d %H:%M UTC')
+  printf 'binaries\t%s\n' "build/release, vigil built $built"
+  printf 'cores\t%s\n' "$(nproc)"
+  printf 'cpu\t%s\n' "$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  printf 'memory\t%s\n' "$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  # shellcheck disable=SC1091  # a system file
+  printf 'os\t%s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")"
+  printf 'kernel\t%s\n' "$(uname -r)"
+  printf 'gpu\t%s\n' "$(nvidia-smi -L 2>/dev/null | head -n 1 || true)"
+  printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$RESULTS/machine.tsv"
+printf 'name\tcommand\n' >"$RESULTS/commands.tsv"
+printf 'name\tseconds\n' >"$RESULTS/durations.tsv"
+cat "$RESULTS/machine.tsv"
+echo
+
+# --- 1. the model path -----------------------------------------------------------------------
+if [[ -n $QUICK ]]; then
+  scoring_args=(--seconds 0.3 --batches '1,32') wide_args=(--seconds 0.3 --batches 32)
+else
+  scoring_args=(--seconds 1.5 --batches '1,32,256,1024')
+  wide_args=(--seconds 1.5 --batches '32,256,1024')
+fi
+run_bench scoring build/release/bench/scoring_bench "${scoring_args[@]}" --lifecycle-batch 256
+run_bench train_256 "$PYTHON" tools/train_model.py --hidden 256,256 --name fraud_mlp_256 \
+  --out "$WORK/models" --no-reference --no-sample
+run_bench scoring_256 build/release/bench/scoring_bench "${wide_args[@]}" \
+  --model "$WORK/models/fraud_mlp_256/1/model.pt" --lifecycle-batch 0
+
+# --- 2. streaming ----------------------------------------------------------------------------
+if [[ -n $QUICK ]]; then
+  stream_args=(--events 20000 --seconds 1 --rates '10000,50000')
+else
+  stream_args=(--events 120000 --seconds 4 --rates '10000,25000,50000,100000,150000')
+fi
+run_bench stream build/release/bench/stream_bench "${stream_args[@]}"
+
+# --- 3. HTTP ---------------------------------------------------------------------------------
+if [[ -n $QUICK ]]; then
+  http_env=(DURATION=1s WARMUP=1s "CONNECTIONS=1 64")
+else
+  http_env=(DURATION=5s WARMUP=1s "CONNECTIONS=1 16 64 256")
+fi
+run_bench http env "${http_env[@]}" RESULTS_DIR="$RESULTS" bench/http_bench.sh
+
+# --- BENCHMARKS.md and the plots -------------------------------------------------------------
+printf 'total_seconds\t%d\n' $((SECONDS - START)) >>"$RESULTS/machine.tsv"
+"$PYTHON" bench/make_benchmarks_md.py --results "$RESULTS" --plots "$OUT" --out "$MD"
+echo "run_all: $((SECONDS - START)) s in all; wrote $MD and the plots in $OUT"
