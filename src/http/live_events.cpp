@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <utility>
 
 #include "common/clock.h"
@@ -24,6 +25,31 @@ void append_fixed(std::string& out, double v, int digits) {
   char buf[64];
   const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, digits);
   out.append(buf, r.ptr);
+}
+
+// ,"key":value for each figure (`digits` decimals).
+struct Figure {
+  const char* key;
+  double value;
+  int digits;
+};
+void append_figures(std::string& out, std::initializer_list<Figure> figures) {
+  for (const Figure& f : figures) {
+    out += ",\"";
+    out += f.key;
+    out += "\":";
+    append_fixed(out, f.value, f.digits);
+  }
+}
+// ,"key":{"a":..,"b":..}
+void append_object(std::string& out, const char* key, std::initializer_list<Figure> figures) {
+  out += ",\"";
+  out += key;
+  out += "\":{";
+  const size_t at = out.size();
+  append_figures(out, figures);
+  out.erase(at, 1);  // the first figure's comma
+  out += '}';
 }
 
 std::string frame(std::string_view event, std::string_view data) {
@@ -391,41 +417,30 @@ std::string LiveEvents::build_update() {
   out.reserve(2048);
   out += R"({"at_ms":)";
   append_number(out, wall_clock_ms());
-  out += R"(,"interval_s":)";
-  append_fixed(out, seconds, 3);
-  out += R"(,"events_in_per_s":)";
-  append_fixed(out, rate("vigil_kafka_consumed_total"), 1);
-  out += R"(,"scored_per_s":)";
-  append_fixed(out, rate("vigil_requests_scored_total"), 1);
-  out += R"(,"scored_kafka_per_s":)";
-  append_fixed(out, rate("vigil_requests_scored_total|origin=kafka"), 1);
-  out += R"(,"scored_http_per_s":)";
-  append_fixed(out, rate("vigil_requests_scored_total|origin=http"), 1);
-  out += R"(,"http_requests_per_s":)";
-  append_fixed(out, rate("vigil_http_requests_total"), 1);
-  out += R"(,"scored_total":)";
-  append_number(out, static_cast<uint64_t>(current->counters["vigil_requests_scored_total"]));
+  append_figures(out, {{"interval_s", seconds, 3},
+                       {"events_in_per_s", rate("vigil_kafka_consumed_total"), 1},
+                       {"scored_per_s", rate("vigil_requests_scored_total"), 1},
+                       {"scored_kafka_per_s", rate("vigil_requests_scored_total|origin=kafka"), 1},
+                       {"scored_http_per_s", rate("vigil_requests_scored_total|origin=http"), 1},
+                       {"http_requests_per_s", rate("vigil_http_requests_total"), 1},
+                       {"scored_total", current->counters["vigil_requests_scored_total"], 0}});
   out += ',';
   latency(out, "end_to_end_ms", interval("vigil_end_to_end_seconds"));
   out += ',';
   latency(out, "http_ms", interval("vigil_http_request_duration_seconds"));
   const Buckets batches = interval("vigil_batch_size");
-  out += R"(,"batch_size":{"mean":)";
-  append_fixed(out, batches.count ? batches.sum / static_cast<double>(batches.count) : 0.0, 1);
-  out += R"(,"p99":)";
-  append_fixed(out, batches.count ? batches.quantile(0.99) : 0.0, 0);
-  out += R"(},"queue":{"depth":)";
-  append_fixed(out, gauge("vigil_queue_depth"), 0);
-  out += R"(,"capacity":)";
-  append_fixed(out, gauge("vigil_queue_capacity"), 0);
-  out += R"(},"partitions":{"assigned":)";
-  append_fixed(out, gauge("vigil_kafka_assigned_partitions"), 0);
-  out += R"(,"paused":)";
-  append_fixed(out, gauge("vigil_kafka_paused_partitions"), 0);
-  out += R"(,"held":)";
-  append_fixed(out, gauge("vigil_kafka_held_partitions"), 0);
-  out += R"(},"consumer_lag":)";
-  append_fixed(out, gauge("vigil_kafka_consumer_lag"), 0);
+  const double mean_batch = batches.count ? batches.sum / static_cast<double>(batches.count) : 0.0;
+  append_object(
+      out, "batch_size",
+      {{"mean", mean_batch, 1}, {"p99", batches.count ? batches.quantile(0.99) : 0.0, 0}});
+  append_object(
+      out, "queue",
+      {{"depth", gauge("vigil_queue_depth"), 0}, {"capacity", gauge("vigil_queue_capacity"), 0}});
+  append_object(out, "partitions",
+                {{"assigned", gauge("vigil_kafka_assigned_partitions"), 0},
+                 {"paused", gauge("vigil_kafka_paused_partitions"), 0},
+                 {"held", gauge("vigil_kafka_held_partitions"), 0}});
+  append_figures(out, {{"consumer_lag", gauge("vigil_kafka_consumer_lag"), 0}});
   out += R"(,"dead_letters_per_s":{)";
   bool first = true;
   for (const auto& [reason, total] : dead_letters) {

@@ -246,9 +246,7 @@ TEST_F(ModelLifecycleTest, ReasonCodesOnTheStreamAndOnPredictEqualThePyTorchAttr
   ASSERT_EQ(ref.top.size(), 64u);
   config::AppConfig c = config();
   c.explain.top_k = 5;
-  c.http.enabled = true;
-  c.http.port = 0;
-  c.http.address = "127.0.0.1";
+  testing::enable_test_http(c);
   auto service = start(c);
   ASSERT_NE(service, nullptr);
   produce("ex-", 0, 64);
@@ -305,9 +303,7 @@ TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtoco
   config::AppConfig c = config();
   c.model.reload_interval = milliseconds(0);  // only the API changes what is served
   c.kafka.enabled = false;
-  c.http.enabled = true;
-  c.http.port = 0;
-  c.http.address = "127.0.0.1";
+  testing::enable_test_http(c);
   auto service = start(c);
   ASSERT_NE(service, nullptr);
   add_version_2();

@@ -24,9 +24,7 @@ class ScoreLookupTest : public testing::ServiceFixture {
 
   config::AppConfig config() const {
     config::AppConfig c = base_config();
-    c.http.enabled = true;
-    c.http.port = 0;
-    c.http.address = "127.0.0.1";
+    testing::enable_test_http(c);
     c.scoring.workers = 1;
     return c;
   }

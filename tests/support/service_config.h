@@ -24,4 +24,11 @@ inline config::AppConfig service_config(const std::string& bootstrap,
   return c;
 }
 
+// The side-port on for a test: loopback, an ephemeral port (read it from Service::http_port()).
+inline void enable_test_http(config::AppConfig& c) {
+  c.http.enabled = true;
+  c.http.port = 0;
+  c.http.address = "127.0.0.1";
+}
+
 }  // namespace vigil::testing
