@@ -183,12 +183,14 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       // Streams are the server's (it holds the connection open); called alone, the router can
       // only say why it would refuse one.
       Response refusal;
-      if (subscribe_events(
-              req, [] {}, refusal) == nullptr) {
+      auto subscriber = subscribe_events(
+          req, [] {}, refusal);
+      if (subscriber == nullptr) {
         respond(std::move(refusal));
         return;
       }
-      break;  // a stream nobody serves: a bug in the caller
+      deps_.live->unsubscribe(subscriber);  // nobody would serve it: free its slot
+      break;                                // a bug in the caller: 500 below
     }
     case RouteId::kUnmatched:
       break;
