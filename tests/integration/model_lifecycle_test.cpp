@@ -4,6 +4,7 @@
 // autograd, and the repository API over a real socket.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <cmath>
 #include <filesystem>
@@ -105,27 +106,42 @@ TEST_F(ModelLifecycleTest, VersionSwapUnderAStreamLosesNothingAndEachScoreNamesI
 
   auto service = start(config());
   ASSERT_NE(service, nullptr);
-  constexpr size_t kEvents = 12000, kChunk = 500;
+  // A live stream that goes on until version 2 has been served for a while: chunks produced
+  // after the swap was seen can only be scored by version 2. (A fixed-length stream could
+  // be consumed whole, as one backlog, before the swap when the group's join is slow.)
+  constexpr size_t kChunk = 500, kChunksAfterSwap = 4, kMaxEvents = 100000;
+  std::atomic<bool> swapped{false};
+  std::atomic<size_t> produced{0};
   std::thread producer([&] {
-    for (size_t at = 0; at < kEvents; at += kChunk) {
-      produce("swap-", at, at + kChunk);
+    size_t after_swap = 0;
+    while (after_swap < kChunksAfterSwap && produced < kMaxEvents) {
+      const bool swap_seen = swapped;  // read before producing: this chunk follows the swap
+      produce("swap-", produced, produced + kChunk);
+      produced += kChunk;
+      if (swap_seen) ++after_swap;
       std::this_thread::sleep_for(milliseconds(100));  // a live stream, not one burst
     }
   });
-  ASSERT_TRUE(testing::wait_until(
-      [&] { return service->batcher().stats().scored() >= kEvents / 3; }, milliseconds(60000)));
+  const bool some_scored = testing::wait_until(
+      [&] { return service->batcher().stats().scored() >= 3000; }, milliseconds(60000));
   add_version_2();
   const double scored_at_swap = service->batcher().stats().scored();
+  const bool served = testing::wait_until(
+      [&] { return service->batcher().model_info()->version == "2"; }, milliseconds(60000));
+  swapped = true;
   producer.join();
+  ASSERT_TRUE(some_scored);
+  ASSERT_TRUE(served) << "version 2 was never served";
+  const size_t total = produced;
 
   auto scores =
-      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(120000));
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", total, milliseconds(120000));
   std::map<std::string, std::string> by_id;
   for (const auto& r : scores) by_id[r.key] = r.value;
-  ASSERT_EQ(by_id.size(), kEvents) << "missing scores";
+  ASSERT_EQ(by_id.size(), total) << "missing scores";
   std::map<std::string, size_t> per_version;
   double max_diff = 0.0;
-  for (size_t i = 0; i < kEvents; ++i) {
+  for (size_t i = 0; i < total; ++i) {
     const std::string& value = by_id["swap-" + std::to_string(i)];
     const std::string version = testing::json_string(value, "model_version");
     ++per_version[version];
@@ -136,7 +152,7 @@ TEST_F(ModelLifecycleTest, VersionSwapUnderAStreamLosesNothingAndEachScoreNamesI
   std::printf(
       "[ lifecycle ] %zu events, version 2 arrived after %.0f were scored: %zu scored "
       "by version 1, %zu by version 2; max |score - that version's forward| %.2g\n",
-      kEvents, scored_at_swap, per_version["1"], per_version["2"], max_diff);
+      total, scored_at_swap, per_version["1"], per_version["2"], max_diff);
   EXPECT_LE(max_diff, 1e-5) << "a score does not match the version it names";
   EXPECT_GT(per_version["1"], 0u);
   EXPECT_GT(per_version["2"], 0u) << "version 2 never served";
