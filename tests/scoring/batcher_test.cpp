@@ -175,6 +175,37 @@ TEST_F(BatcherTest, ScoresEveryRequestExactlyOnceWithTheModelsScore) {
   EXPECT_LT(model->forwards(), static_cast<uint64_t>(kN));  // batching happened
 }
 
+TEST_F(BatcherTest, ReasonCodesListAtMostEveryInputWhenTopKIsLargerThanTheModelsInputs) {
+  testing::FakeModelOptions opts;
+  opts.width = 5;
+  opts.explains = true;
+  auto model = std::make_shared<testing::FakeModel>(opts);
+  ScoringQueue q({256, 0.8, 0.5}, SteadyClock::instance(), registry);
+  BatcherConfig config{32, microseconds(500), 1};
+  config.explain_top_k = 100;  // more than the 5 inputs: clamped to 5 on the stream
+  Batcher b(config, q, model, SteadyClock::instance(), registry);
+  b.start();
+  ScoreRequest kafka = make("kafka", 5);
+  kafka.features = {0.2f, 0.9f, -0.4f, 0.5f, 0.1f};
+  push(q, std::move(kafka));
+  ScoreRequest http = make("http", 5);  // an HTTP request asking for 2
+  http.origin = Origin::kHttp;
+  http.explain_top_k = 2;
+  http.features = {0.2f, 0.9f, -0.4f, 0.5f, 0.1f};
+  push(q, std::move(http));
+  ASSERT_TRUE(collector.wait_for(2));
+  b.stop();
+  const std::vector<uint32_t> by_contribution = {1, 3, 0, 4, 2};
+  const auto& all = collector.outcomes.at("kafka").reasons;
+  ASSERT_EQ(all.size(), 5u);
+  for (size_t j = 0; j < all.size(); ++j) EXPECT_EQ(all[j].input, by_contribution[j]);
+  EXPECT_FLOAT_EQ(all[0].contribution, 0.09f);
+  const auto& two = collector.outcomes.at("http").reasons;
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].input, 1u);
+  EXPECT_EQ(two[1].input, 3u);
+}
+
 TEST_F(BatcherTest, FormsFullBatchesWhenRequestsAreAlreadyWaiting) {
   auto model = std::make_shared<testing::FakeModel>();
   ScoringQueue q({1024, 0.8, 0.5}, SteadyClock::instance(), registry);

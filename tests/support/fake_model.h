@@ -22,6 +22,7 @@ struct FakeModelOptions {
   float poison = std::numeric_limits<float>::quiet_NaN();  // NaN = no poison
   float threshold = 0.5f;
   std::string version = "1";
+  bool explains = false;  // a baseline of zeros in its info and a linear attribution
 };
 
 inline float fake_score(const float* row, size_t width) {
@@ -39,6 +40,7 @@ class FakeModel final : public scoring::Model {
     info_.threshold = o.threshold;
     info_.output_name = "score";
     info_.metadata_text = "name: fake\nthreshold: 0.5\n";
+    if (o.explains) info_.baseline.assign(o.width, 0.0f);
   }
   const scoring::ModelInfo& info() const override { return info_; }
   std::unique_ptr<scoring::ModelSession> new_session() override {
@@ -66,6 +68,17 @@ class FakeModel final : public scoring::Model {
       }
       m_.rows_.fetch_add(rows);
       return Status::Ok();
+    }
+    // The contribution of input i is 0.1 * (x_i - baseline_i): the logit's, exact for it.
+    Status explain(const float* features, size_t rows, const float* baseline, float* out,
+                   float* contributions) override {
+      if (!m_.options_.explains)
+        return ModelSession::explain(features, rows, baseline, out, contributions);
+      const size_t w = m_.options_.width;
+      for (size_t i = 0; i < rows * w; ++i) {
+        contributions[i] = 0.1f * (features[i] - baseline[i % w]);
+      }
+      return score(features, rows, out);
     }
 
    private:
