@@ -196,13 +196,16 @@ Result<std::shared_ptr<Model>> ModelManager::prepare(int version) {
   using R = Result<std::shared_ptr<Model>>;
   const std::string v = std::to_string(version);
   auto refuse = [&](const std::string& why) {
-    refused_.inc();
     logger("models")->error("model {} version {} refused, {}: {}", config_.name, v,
                             served() ? "version " + served()->info().version + " stays served"
                                      : std::string("nothing served yet"),
                             why);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = versions_.find(version); it != versions_.end()) it->second.refused = why;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = versions_.find(version); it != versions_.end()) it->second.refused = why;
+    }
+    // Counted after the reason is recorded: whoever sees the count also finds the reason.
+    refused_.inc();
     return R::Error("model " + config_.name + " version " + v + ": " + why);
   };
 
