@@ -312,6 +312,39 @@ std::optional<HttpError> decode_predict(std::string_view body, const codec::Feat
   return std::nullopt;
 }
 
+// One entry of "outputs": an object whose "name" is the model's output. Every field is walked,
+// not looked up, so broken JSON after the name is a 400 rather than skipped unread.
+std::optional<HttpError> check_output(simdjson::simdjson_result<od::value> element,
+                                      const InferSpec& spec, const std::string& where) {
+  const auto not_named = [&] {
+    return unprocessable(where + " must be an object with a string 'name'");
+  };
+  od::value v;
+  if (auto ec = element.get(v)) return malformed(ec, "outputs");
+  od::object o;
+  if (v.get_object().get(o)) return not_named();
+  std::optional<std::string_view> name;
+  for (auto field : o) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return malformed(ec, where);
+    od::value fv;
+    if (auto ec = field.value().get(fv)) return malformed(ec, where);
+    if (key == "name") {
+      std::string_view n;
+      if (fv.get_string().get(n)) return not_named();
+      name = n;
+    } else if (auto ec = codec::validate_json(fv)) {  // "parameters" etc.: ignored, but checked
+      return malformed(ec, where + "." + std::string(key));
+    }
+  }
+  if (!name) return not_named();
+  if (*name != spec.output_name) {
+    return unprocessable(where + ".name: unknown output '" + std::string(*name) +
+                         "', the model has '" + spec.output_name + "'");
+  }
+  return std::nullopt;
+}
+
 std::optional<HttpError> decode_infer(std::string_view body, const InferSpec& spec,
                                       size_t max_instances, InferRequest& out) {
   out.id.reset();
@@ -348,15 +381,7 @@ std::optional<HttpError> decode_infer(std::string_view body, const InferSpec& sp
       size_t i = 0;
       for (auto element : arr) {
         const std::string where = "outputs[" + std::to_string(i++) + "]";
-        od::object o;
-        std::string_view name;
-        if (element.get_object().get(o) || o.find_field_unordered("name").get_string().get(name)) {
-          return unprocessable(where + " must be an object with a string 'name'");
-        }
-        if (name != spec.output_name) {
-          return unprocessable(where + ".name: unknown output '" + std::string(name) +
-                               "', the model has '" + spec.output_name + "'");
-        }
+        if (auto err = check_output(element, spec, where)) return err;
       }
     } else if (auto ec = codec::validate_json(v)) {  // "parameters" etc.: ignored, but checked
       return malformed(ec, std::string(key));

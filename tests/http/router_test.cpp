@@ -284,6 +284,12 @@ TEST_F(RouterTest, InferRejectsBadTensorsNamingTheField) {
       {infer_body("[[1, -Infinity]]"), 422, "inputs[0].data[0][1] is NaN or Infinity"},
       {infer_body(one, "[1,30]", R"("outputs":[{"name":"prob"}],)"), 422,
        "outputs[0].name: unknown output 'prob'"},
+      // Broken JSON after an output's name is read, found by the fuzzer: still a 400.
+      {infer_body(one, "[1,30]", R"("outputs":[{"name":"score"[}],)"), 400, "malformed JSON"},
+      {infer_body(one, "[1,30]", R"("outputs":[{"name":"score","parameters":{"a":}}],)"), 400,
+       "malformed JSON in outputs[0].parameters"},
+      {infer_body(one, "[1,30]", R"("outputs":[{"parameters":{}}],)"), 422,
+       "outputs[0] must be an object with a string 'name'"},
       {R"({"inputs":[{"name":"features","datatype":"FP32","data":[1]}]})", 422,
        "missing field 'shape'"},
       {R"({"inputs":[{"name":"features","shape":[1,30],"data":[1]}]})", 422,
