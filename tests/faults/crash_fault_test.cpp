@@ -15,7 +15,8 @@ namespace {
 constexpr size_t kEvents = 50000;
 constexpr double kRate = 5000;         // events/s: the stream lasts 10 s
 constexpr double kFaultAfter = 15000;  // scores delivered by the first vigil
-// The fast run: 2 s at 100,000 events/s, the kill after 1.2 s of it (steady state).
+// The fast run: 2 s at 100,000 events/s, the kill after 1.2 s of it (steady state) or,
+// where vigil falls behind that rate, once 120,000 are produced.
 constexpr size_t kFastEvents = 200000;
 constexpr double kFastRate = 100000;
 constexpr double kFastFaultAfter = 120000;
@@ -42,8 +43,17 @@ class CrashFaultTest : public FaultTest {
     EXPECT_TRUE(testing::wait_until([&] { return first->ready(); }, milliseconds(60000)))
         << first->log_tail();
     PacedProducer producer(cluster_->bootstrap(), "transactions", events, rate);
-    EXPECT_TRUE(testing::wait_until([&] { return first->scores_delivered() >= fault_after; },
-                                    milliseconds(60000)))
+    // The fault lands once the first vigil has delivered `fault_after` scores or, on a machine
+    // too slow to keep up with `rate` (a backlog builds), once three fifths of the stream have
+    // been produced and it has delivered something: either way mid-stream, never after it.
+    const size_t produced_cutoff = n * 3 / 5;
+    EXPECT_TRUE(testing::wait_until(
+        [&] {
+          const double delivered = first->scores_delivered();
+          return delivered >= fault_after ||
+                 (delivered > 0 && producer.produced() >= produced_cutoff);
+        },
+        milliseconds(60000)))
         << first->log_tail();
     const size_t produced_at_fault = producer.produced();
     if (signal == SIGKILL) {
@@ -75,35 +85,24 @@ class CrashFaultTest : public FaultTest {
 
 TEST_F(CrashFaultTest, KillNineMidStreamThenRestartScoresEveryTransaction) {
   Tally t = crash_and_restart("kill -9 mid-stream", SIGKILL);
-  EXPECT_EQ(t.inputs, kEvents);
-  EXPECT_EQ(t.scored, kEvents);
-  EXPECT_EQ(t.missing, 0u);
-  EXPECT_EQ(t.dlq, 0u);
-  EXPECT_EQ(t.unknown, 0u);
+  expect_every_input_scored(t, kEvents);
   // Duplicates are allowed (at-least-once: the uncommitted tail is scored again) and counted.
 }
 
 // The replay of a kill -9 is what was delivered since the last commit (commits run every
-// kafka.commit_interval_ms, default 100 ms) plus what was in flight: counted here at a rate
-// where a 1 s commit interval would have replayed tens of thousands.
-TEST_F(CrashFaultTest, KillNineAtAHundredThousandEventsPerSecondReplaysLittle) {
+// kafka.commit_interval_ms, default 100 ms) plus what was in flight. It is counted and printed,
+// not bounded: where vigil falls behind the rate, the consumed backlog is in flight too (CI saw
+// 42,687 of 200,000 replayed so), and at-least-once allows it. Nothing may be lost.
+TEST_F(CrashFaultTest, KillNineAtAHundredThousandEventsPerSecondLosesNothing) {
   Tally t = crash_and_restart("kill -9 at 100k events/s", SIGKILL, kFastRate, kFastEvents,
                               kFastFaultAfter);
-  EXPECT_EQ(t.inputs, kFastEvents);
-  EXPECT_EQ(t.scored, kFastEvents);
-  EXPECT_EQ(t.missing, 0u);
-  EXPECT_EQ(t.dlq, 0u);
-  EXPECT_EQ(t.unknown, 0u);
+  expect_every_input_scored(t, kFastEvents);
 }
 
 TEST_F(CrashFaultTest, SigtermMidStreamThenRestartScoresEveryTransactionExactlyOnce) {
   Tally t = crash_and_restart("SIGTERM mid-stream", SIGTERM);
-  EXPECT_EQ(t.inputs, kEvents);
-  EXPECT_EQ(t.scored, kEvents);
-  EXPECT_EQ(t.missing, 0u);
+  expect_every_input_scored(t, kEvents);
   EXPECT_EQ(t.duplicates, 0u);
-  EXPECT_EQ(t.dlq, 0u);
-  EXPECT_EQ(t.unknown, 0u);
 }
 
 }  // namespace

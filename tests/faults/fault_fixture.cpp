@@ -298,6 +298,15 @@ Tally count(const Records& inputs, const std::vector<testing::TestRecord>& score
   return t;
 }
 
+void expect_every_input_scored(const Tally& tally, size_t inputs) {
+  const std::string line = tally.line("tally");
+  EXPECT_EQ(tally.inputs, inputs) << line;
+  EXPECT_EQ(tally.scored, inputs) << line;
+  EXPECT_EQ(tally.missing, 0u) << line;
+  EXPECT_EQ(tally.dlq, 0u) << line;
+  EXPECT_EQ(tally.unknown, 0u) << line;
+}
+
 void report(const std::string& test, const Tally& tally) {
   const std::string line = tally.line(test);
   std::printf("%s\n", line.c_str());

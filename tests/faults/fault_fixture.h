@@ -152,6 +152,9 @@ Tally count(const Records& inputs, const std::vector<testing::TestRecord>& score
             const std::vector<testing::TestRecord>& dlq);
 // Prints the tally line (and appends it to $VIGIL_FAULTS_SUMMARY when set).
 void report(const std::string& test, const Tally& tally);
+// Expects each of the `inputs` transactions scored, none dead-lettered or missing, and no
+// record that is not an input. Duplicates are left to the caller: at-least-once allows them.
+void expect_every_input_scored(const Tally& tally, size_t inputs);
 
 // A temporary directory for one test's port files and logs, removed at the end unless the
 // test failed or $VIGIL_FAULTS_KEEP_LOGS is set (then its path is printed, to read the logs).

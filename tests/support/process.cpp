@@ -108,6 +108,15 @@ Result<std::unique_ptr<Process>> Process::Spawn(const std::string& binary,
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Descriptors the test opened without O_CLOEXEC (hiredis and librdkafka sockets) must not
+    // live on in the child: a copy of a client socket there keeps that connection half open.
+    // All but the exec pipe, which reports a failed exec.
+    const unsigned keep = static_cast<unsigned>(exec_pipe[1]);
+    if ((keep > 3 && ::close_range(3, keep - 1, 0) != 0) || ::close_range(keep + 1, ~0U, 0) != 0) {
+      for (int fd = 3; fd < 4096; ++fd) {
+        if (fd != exec_pipe[1]) ::close(fd);
+      }
+    }
     ::execvpe(argv[0], argv.data(), envp.data());
     const int err = errno;
     (void)!::write(exec_pipe[1], &err, sizeof err);

@@ -120,42 +120,20 @@ std::string RedisServer::url() const {
 }
 
 Status RedisServer::spawn() {
-  const std::string binary = resolve_binary(options_);
-  std::vector<std::string> args = {binary,       "--port",       std::to_string(port_),
-                                   "--bind",     host_,          "--save",
-                                   "",           "--appendonly", "no",
-                                   "--dir",      dir_,           "--daemonize",
-                                   "no",         "--logfile",    "",
-                                   "--loglevel", "notice"};
+  std::vector<std::string> args = {"--port",       std::to_string(port_),
+                                   "--bind",       host_,
+                                   "--save",       "",
+                                   "--appendonly", "no",
+                                   "--dir",        dir_,
+                                   "--daemonize",  "no",
+                                   "--logfile",    "",
+                                   "--loglevel",   "notice"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return Status::Error("open " + log_path_ + ": " + std::strerror(errno));
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log_fd);
-    return Status::Error(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // Child: async-signal-safe calls only until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);  // the test died before prctl
-    ::dup2(log_fd, STDOUT_FILENO);
-    ::dup2(log_fd, STDERR_FILENO);
-    // Do not let redis-server inherit the test's sockets (hiredis does not set O_CLOEXEC):
-    // a copy of a client socket in the server would keep that connection half alive.
-    if (::close_range(3, ~0U, 0) != 0) {
-      for (int fd = 3; fd < 4096; ++fd) ::close(fd);
-    }
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
-  pid_ = pid;
+  ProcessOptions po;
+  po.log_path = log_path_;
+  auto proc = Process::Spawn(resolve_binary(options_), args, po);
+  if (!proc) return Status::Error(proc.error());
+  proc_ = std::move(*proc);
   paused_ = false;
   return Status::Ok();
 }
@@ -164,19 +142,9 @@ Status RedisServer::wait_ready() {
   const auto deadline = steady::now() + options_.start_timeout;
   milliseconds poll{2};
   while (steady::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      std::ostringstream why;
-      why << "redis-server on port " << port_ << " exited (";
-      if (WIFEXITED(status)) {
-        why << "status " << WEXITSTATUS(status);
-        if (WEXITSTATUS(status) == 127) why << ": cannot exec " << resolve_binary(options_);
-      } else {
-        why << "signal " << WTERMSIG(status);
-      }
-      why << "); log: " << log_tail(600);
-      return Status::Error(why.str());
+    if (!proc_->running()) {
+      return Status::Error("redis-server on port " + std::to_string(port_) + " exited (" +
+                           proc_->exit_status()->to_string() + "); log: " + log_tail(600));
     }
     if (answers_ping(host_, port_)) return Status::Ok();
     std::this_thread::sleep_for(poll);
@@ -187,26 +155,11 @@ Status RedisServer::wait_ready() {
                        " ms; log: " + log_tail(600));
 }
 
-void RedisServer::reap(bool block) {
-  if (pid_ <= 0) return;
-  int status = 0;
-  pid_t r;
-  do {
-    r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-  } while (r < 0 && errno == EINTR);
-  if (r == pid_ || (r < 0 && errno == ECHILD)) pid_ = -1;
-}
-
 Status RedisServer::stop() {
-  if (pid_ <= 0) return Status::Ok();
+  if (!running()) return Status::Ok();
   if (paused_) resume();
-  ::kill(pid_, SIGTERM);
-  const auto deadline = steady::now() + std::chrono::seconds(5);
-  while (pid_ > 0 && steady::now() < deadline) {
-    reap(false);
-    if (pid_ > 0) std::this_thread::sleep_for(milliseconds(5));
-  }
-  if (pid_ > 0) {
+  (void)proc_->sigterm();
+  if (!proc_->wait(std::chrono::seconds(5))) {
     kill();
     return Status::Error("redis-server ignored SIGTERM for 5 s and was killed");
   }
@@ -214,18 +167,16 @@ Status RedisServer::stop() {
 }
 
 void RedisServer::kill() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);  // also ends a stopped (paused) process
-  reap(true);
+  if (proc_) proc_->kill();  // SIGKILL also ends a stopped (paused) process
   paused_ = false;
 }
 
 void RedisServer::pause() {
-  if (pid_ > 0 && ::kill(pid_, SIGSTOP) == 0) paused_ = true;
+  if (running() && proc_->signal(SIGSTOP).ok()) paused_ = true;
 }
 
 void RedisServer::resume() {
-  if (pid_ > 0 && ::kill(pid_, SIGCONT) == 0) paused_ = false;
+  if (running() && proc_->signal(SIGCONT).ok()) paused_ = false;
 }
 
 Status RedisServer::restart() {

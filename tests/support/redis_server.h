@@ -5,9 +5,10 @@
 // 0), without persistence, in its own temporary directory, and returns once it answers PING.
 // It can be stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP: connections are still
 // accepted by the kernel but never answered, like a hung server) and restarted on the same
-// port. The child gets PR_SET_PDEATHSIG=SIGKILL so that a crashed test leaves no server behind;
-// Linux ties that to the thread that forks, so call Start() and restart() from a thread that
-// outlives the server (the test's own thread). Not thread-safe: one owner drives it.
+// port. It runs as a testing::Process (PR_SET_PDEATHSIG=SIGKILL: a crashed test leaves no
+// server behind); Linux ties that to the thread that forks, so call Start() and restart() from
+// a thread that outlives the server (the test's own thread). Not thread-safe: one owner drives
+// it.
 #pragma once
 
 #include <sys/types.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "support/process.h"
 
 struct redisContext;
 
@@ -44,8 +46,7 @@ class RedisServer {
   int port() const { return port_; }
   std::string url() const;  // redis://127.0.0.1:<port>
   const std::string& dir() const { return dir_; }
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
+  bool running() { return proc_ && proc_->running(); }
 
   // SIGTERM and wait for the process (SIGKILL if it has not exited after 5 s).
   Status stop();
@@ -65,14 +66,13 @@ class RedisServer {
   RedisServer(RedisServerOptions options, std::string dir);
   Status spawn();
   Status wait_ready();
-  void reap(bool block);
 
   const RedisServerOptions options_;
   const std::string host_ = "127.0.0.1";
   const std::string dir_;
   std::string log_path_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  std::unique_ptr<Process> proc_;  // null before the first start
   bool paused_ = false;
 };
 
