@@ -46,7 +46,7 @@ if [ "$fast" = 0 ]; then
 
   step "ASan+UBSan build"
   cmake --preset asan >/dev/null
-  cmake --build --preset asan -j "$JOBS"
+  cmake --build --preset asan -j "$JOBS" --target vigil_sanitized_tests
   step "ASan+UBSan tests"
   # One at a time: the integration tests are timing-driven and ASan slows them several-fold;
   # with two running together a clean-stop test once saw 582 records scored again (not yet
