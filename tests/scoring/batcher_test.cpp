@@ -152,7 +152,12 @@ struct BatcherTest : ::testing::Test {
 };
 
 TEST_F(BatcherTest, ScoresEveryRequestExactlyOnceWithTheModelsScore) {
-  auto model = std::make_shared<testing::FakeModel>();
+  // Logits -0.45 .. 0.45 (first feature 0 .. 9): scores 0.39 .. 0.61 on both sides of a
+  // threshold that is not 0.5, so is_fraud must come from the model's own threshold.
+  testing::FakeModelOptions opts;
+  opts.bias = -1.9;
+  opts.threshold = 0.52f;
+  auto model = std::make_shared<testing::FakeModel>(opts);
   ScoringQueue q({256, 0.8, 0.5}, SteadyClock::instance(), registry);
   Batcher b({32, microseconds(500), 2}, q, model, SteadyClock::instance(), registry);
   b.start();
@@ -161,15 +166,18 @@ TEST_F(BatcherTest, ScoresEveryRequestExactlyOnceWithTheModelsScore) {
     push(q, make("t" + std::to_string(i), 30, static_cast<float>(i % 10)));
   ASSERT_TRUE(collector.wait_for(kN));
   b.stop();
+  int flagged = 0;
   for (int i = 0; i < kN; ++i) {
     const auto& o = collector.outcomes.at("t" + std::to_string(i));
     ASSERT_TRUE(o.status.ok()) << o.status.message();
     auto expected = make("x", 30, static_cast<float>(i % 10));
-    EXPECT_FLOAT_EQ(o.score, testing::fake_score(expected.features.data(), 30));
-    EXPECT_EQ(o.is_fraud, o.score >= 0.5f);
+    EXPECT_FLOAT_EQ(o.score, testing::fake_score(expected.features.data(), 30, opts.bias));
+    EXPECT_EQ(o.is_fraud, o.score >= opts.threshold) << "t" << i << " scored " << o.score;
+    flagged += o.is_fraud;
     ASSERT_NE(o.model, nullptr);
     EXPECT_EQ(o.model->name, "fake");
   }
+  EXPECT_EQ(flagged, kN * 4 / 10);  // first feature 6 .. 9 (0.51 at 5 is below 0.52)
   EXPECT_EQ(b.stats().scored(), static_cast<uint64_t>(kN));
   EXPECT_LE(model->max_batch_seen(), 32u);
   EXPECT_LT(model->forwards(), static_cast<uint64_t>(kN));  // batching happened

@@ -1,4 +1,5 @@
-// A fake scoring model for unit tests (no LibTorch): score = sigmoid(sum of features * 0.1).
+// A fake scoring model for unit tests (no LibTorch): score = sigmoid(bias + sum of features *
+// 0.1); the bias (0 unless set) moves the scores across the threshold.
 // Optional per-forward delay (a slow model), and a poison value: a row whose first feature
 // equals `poison` makes the forward pass fail, like a model that throws on some input.
 #pragma once
@@ -21,12 +22,13 @@ struct FakeModelOptions {
   std::chrono::microseconds delay{0};                      // per forward pass
   float poison = std::numeric_limits<float>::quiet_NaN();  // NaN = no poison
   float threshold = 0.5f;
+  double bias = 0.0;  // added to the logit
   std::string version = "1";
   bool explains = false;  // a baseline of zeros in its info and a linear attribution
 };
 
-inline float fake_score(const float* row, size_t width) {
-  double s = 0.0;
+inline float fake_score(const float* row, size_t width, double bias = 0.0) {
+  double s = bias;
   for (size_t i = 0; i < width; ++i) s += row[i] * 0.1;
   return static_cast<float>(1.0 / (1.0 + std::exp(-s)));
 }
@@ -64,7 +66,7 @@ class FakeModel final : public scoring::Model {
       const size_t w = m_.options_.width;
       for (size_t r = 0; r < rows; ++r) {
         if (features[r * w] == m_.options_.poison) return Status::Error("poison row");
-        out[r] = fake_score(features + r * w, w);
+        out[r] = fake_score(features + r * w, w, m_.options_.bias);
       }
       m_.rows_.fetch_add(rows);
       return Status::Ok();
