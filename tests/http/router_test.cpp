@@ -452,12 +452,12 @@ TEST_F(SlowModelRouterTest, QueueFullIs503AndTheQueuedInstancesCompleteHarmlessl
   EXPECT_EQ(res.result_int(), 503u) << res.body();
   EXPECT_EQ(res[bhttp::field::retry_after], "1");
   EXPECT_EQ(error_of(res), "scoring queue is full, retry later");
-  // /ready says why while the queue is above its high watermark.
+  // /ready says why while the queue is at its high watermark (3 of 4) or above: full at the
+  // refusal, it stays there for at least one more 200 ms row.
+  ASSERT_TRUE(stack->queue.above_high_watermark()) << stack->queue.depth();
   auto ready = get("/ready");
-  if (stack->queue.above_high_watermark()) {
-    EXPECT_EQ(ready.result_int(), 503u);
-    EXPECT_NE(ready.body().find("queue:"), std::string::npos) << ready.body();
-  }
+  EXPECT_EQ(ready.result_int(), 503u);
+  EXPECT_NE(ready.body().find("queue:"), std::string::npos) << ready.body();
   // Those that were queued are scored and dropped; then the server answers normally.
   ASSERT_TRUE(
       testing::wait_until([&] { return stack->queue.depth() == 0; }, std::chrono::seconds(10)));
