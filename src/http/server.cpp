@@ -44,6 +44,13 @@ namespace {
 
 constexpr size_t kHeaderLimit = 16 * 1024;  // request line + headers
 constexpr size_t kReadChunk = 4096;
+// What a connection buffers before parsing, at most. Beast's parser takes body bytes out of the
+// buffer as they come (into the body, capped by http.max_body_bytes), but waits for a whole
+// chunk-size line (with its extensions) or a whole trailer section in the buffer, and bounds
+// neither: without this cap a client that never ends one grows the buffer for as long as
+// http.read_timeout_ms lets it. Past the cap the read fails with http::error::buffer_overflow
+// (400, then close). It also bounds what pipelining reads ahead.
+constexpr size_t kMaxBufferedBytes = kHeaderLimit + kReadChunk;
 // After the last response of a connection, the send side is shut and whatever the client still
 // sends (the rest of a refused body) is read and dropped for a moment, so that closing does not
 // reset the connection before the client has read the response.
@@ -302,6 +309,12 @@ class Session : public std::enable_shared_from_this<Session> {
       if (slots_.empty() && !writing_) close();
       return;
     }
+    if (ec == bhttp::error::buffer_overflow || ec == bhttp::error::header_limit) {
+      const uint64_t seq = add_slot(RouteId::kUnmatched, 11);
+      fill(seq, error_response(400, "request header, chunk-size line or trailer longer than " +
+                                        std::to_string(kHeaderLimit) + " bytes"));
+      return;
+    }
     if (is_http_parse_error(ec) && ec != bhttp::error::partial_message) {
       const uint64_t seq = add_slot(RouteId::kUnmatched, 11);
       fill(seq, error_response(400, "malformed HTTP request: " + ec.message()));
@@ -454,6 +467,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads (and drops) what the client sends, on the bare socket (outside the stream's write
   // timeout), to see it go away.
   void watch_peer() {
+    buffer_.consume(buffer_.size());  // nothing more is parsed; prepare() must fit the cap
     stream_.socket().async_read_some(buffer_.prepare(kReadChunk),
                                      [self = shared_from_this()](beast::error_code ec, size_t) {
                                        if (ec) return self->close();
@@ -498,7 +512,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Stream stream_;
   Timer deadline_timer_;  // http.request_timeout of the oldest unanswered request
   bool deadline_armed_ = false;
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_{kMaxBufferedBytes};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<Slot> slots_;
   uint64_t next_seq_ = 0;

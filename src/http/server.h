@@ -6,6 +6,9 @@
 // kMaxPipelinedRequests at once, and answered in order. Bounds:
 //   http.max_body_bytes     enforced by the parser: a Content-Length over it is refused with 413
 //                           from the headers alone, a chunked body as soon as it passes it
+//   16 KiB + 4 KiB          what a connection buffers unparsed: a request header over 16 KiB, or
+//                           a chunk-size line (with extensions) or trailer that does not end
+//                           within the buffer, is answered 400 and the connection closed
 //   http.read_timeout_ms    a request (headers + body) must arrive whole within it, else the
 //                           connection is closed (a client trickling its body is cut off); also
 //                           bounds writing each response

@@ -4,6 +4,7 @@
 #include "http/server.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -446,6 +447,63 @@ TEST(HttpServer, MetricsOverASocketPassPromtool) {
   EXPECT_EQ(out, "") << out;
   std::filesystem::remove(path);
   std::filesystem::remove(path.string() + ".out");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The edge under abuse: unbounded reads, idle-socket floods
+
+// Resident memory of this process (the server runs in it), in bytes.
+size_t resident_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+TEST(HttpServer, AChunkSizeLineOrTrailerThatNeverEndsIsCutOffWithoutGrowingMemory) {
+  HttpConfig c = test_config();
+  c.read_timeout = milliseconds(30000);  // the bound must come from the buffer, not a timer
+  Server s(c);
+  const std::string head =
+      "POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  struct Case {
+    const char* what;
+    std::string prefix;
+    char filler;
+  } cases[] = {
+      {"chunk-size line of hex digits", head + "1", '0'},
+      {"chunk extension", head + "1;ext=", 'a'},
+      {"trailer", head + "1\r\nx\r\n0\r\nX-Trailer: ", 'a'},
+  };
+  constexpr size_t kFlood = 32u << 20;  // what the client tries to send: 32 MiB
+  constexpr long kGrowthAllowed = 4 << 20;
+  for (const Case& k : cases) {
+    const std::string block(64 * 1024, k.filler);
+    const long before = static_cast<long>(resident_bytes());
+    HttpClient client(s.port(), milliseconds(5000));
+    bool cut = static_cast<bool>(client.write_raw(k.prefix));
+    for (size_t sent = 0; !cut && sent < kFlood; sent += block.size()) {
+      cut = static_cast<bool>(client.write_raw(block));
+    }
+    const long grown = static_cast<long>(resident_bytes()) - before;
+    EXPECT_LT(grown, kGrowthAllowed) << k.what << ": resident memory grew by " << grown;
+    EXPECT_TRUE(cut || client.wait_closed(milliseconds(3000))) << k.what;
+  }
+  // And the server goes on serving.
+  HttpClient ok(s.port());
+  EXPECT_EQ(ok.request(verb::post, "/predict", one_instance()).result_int(), 200u);
+}
+
+TEST(HttpServer, AHeaderLongerThanTheLimitIs400AndClosesTheConnection) {
+  Server s;
+  HttpClient client(s.port());
+  ASSERT_FALSE(client.write_raw(
+      "GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + std::string(20 * 1024, 'a') + "\r\n\r\n"));
+  HttpClient::Response res;
+  ASSERT_FALSE(client.read(res, milliseconds(2000)));
+  EXPECT_EQ(res.result_int(), 400u);
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(client.wait_closed(milliseconds(2000)));
 }
 
 }  // namespace
