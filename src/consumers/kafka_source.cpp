@@ -19,10 +19,26 @@ constexpr std::chrono::milliseconds kRevokeDrainBound{5000};
 
 // How often the lag gauges are refreshed (also while partitions are paused).
 constexpr std::chrono::milliseconds kLagInterval{1000};
+// A synchronous commit (revoke, stop) is tried this many times, this far apart.
+constexpr int kSyncCommitAttempts = 3;
+constexpr std::chrono::milliseconds kSyncCommitRetryDelay{200};
+// stop_intake() waits at most this long for the consumer thread to take note.
+constexpr std::chrono::milliseconds kIntakeStopBound{2000};
+
 // A broker round trip for a paused partition's high watermark is bounded by this.
 constexpr int kWatermarkQueryTimeoutMs = 200;
 
 RateLimitedLog& consumer_error_log() {
+  static RateLimitedLog log{"kafka", std::chrono::milliseconds(5000)};
+  return log;
+}
+
+RateLimitedLog& commit_log() {
+  static RateLimitedLog log{"kafka", std::chrono::milliseconds(5000)};
+  return log;
+}
+
+RateLimitedLog& untracked_log() {
   static RateLimitedLog log{"kafka", std::chrono::milliseconds(5000)};
   return log;
 }
@@ -43,7 +59,10 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
                                    "Partitions currently assigned to this instance")),
       held_partitions_(r.gauge("vigil_kafka_held_partitions",
                                "Partitions paused on a record without an outcome (its "
-                               "dead-letter write failed)")) {
+                               "dead-letter write failed)")),
+      untracked_(r.counter("vigil_kafka_untracked_total",
+                           "Records returned after their partition was revoked, left to the "
+                           "partition's new owner")) {
   for (auto e : {codec::DecodeError::kMalformedJson, codec::DecodeError::kTooLarge,
                  codec::DecodeError::kBadTransactionId, codec::DecodeError::kMissingFeature,
                  codec::DecodeError::kUnknownFeature, codec::DecodeError::kDuplicateFeature,
@@ -58,6 +77,16 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
 
 void KafkaSourceStats::rejected(codec::DecodeError reason) {
   rejected_.at(reason)->inc();
+}
+
+void KafkaSourceStats::lost(const char* reason) {
+  // Rare (a corrupt batch and the like): the family is looked up each time.
+  registry
+      .counter("vigil_kafka_records_lost_total",
+               "Records the client returned as errors at a known offset (a corrupt batch, ...), "
+               "by reason; each is dead-lettered without its value",
+               {{"reason", reason}})
+      .inc();
 }
 
 void KafkaSourceStats::lag(PartitionId p, int64_t records) {
@@ -151,6 +180,27 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
 }
 
+void KafkaSource::commit_result_cb(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  rd_kafka_resp_err_t first = err;
+  if (first == RD_KAFKA_RESP_ERR_NO_ERROR && offsets != nullptr) {
+    for (int i = 0; i < offsets->cnt; ++i) {
+      if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        first = offsets->elems[i].err;
+        break;
+      }
+    }
+  }
+  if (first == RD_KAFKA_RESP_ERR_NO_ERROR || first == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  self->stats_.commit_failures_.inc();
+  // The next periodic commit carries the same offsets again (or later ones).
+  if (offsets != nullptr) {
+    for (int i = 0; i < offsets->cnt; ++i) self->last_committed_.erase(offsets->elems[i].partition);
+  }
+  commit_log().warn("asynchronous offset commit failed: {}", rd_kafka_err2str(first));
+}
+
 void KafkaSource::start() {
   if (running_.exchange(true)) return;
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
@@ -212,7 +262,15 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
           "revoke: records still in flight after {} ms; they may be scored "
           "again by the next owner",
           kRevokeDrainBound.count());
-    commit(/*sync=*/true, &revoked);
+    const rd_kafka_resp_err_t err = commit(/*sync=*/true, &revoked);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      logger("kafka")->info("revoke: committed partition@offset {}", describe_committable(revoked));
+    } else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      logger("kafka")->error(
+          "revoke: commit of {} failed: {}; those records will be consumed "
+          "again by the next owner",
+          describe_committable(revoked), rd_kafka_err2str(err));
+    }
   } else {
     logger("kafka")->warn("rebalance error: {}", rd_kafka_err2str(err));
   }
@@ -228,6 +286,9 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   stats_.assigned_partitions_.set(0);
   stats_.paused_partitions_.set(0);
   logger("kafka")->info("revoked {} partition(s)", revoked.size());
+  // The consume call that served this callback returns now, with only the records it had
+  // before: those of the revoked partitions are then dropped untracked (see handle()).
+  rd_kafka_yield(rk_.get());
 }
 
 void KafkaSource::run() {
@@ -235,6 +296,13 @@ void KafkaSource::run() {
   staged_.reserve(kBatchSize);
   tokens_.reserve(kBatchSize);
   while (running_.load(std::memory_order_acquire)) {
+    if (!intake_.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(intake_mutex_);
+      if (!intake_stopped_) {
+        intake_stopped_ = true;
+        intake_cv_.notify_all();
+      }
+    }
     // rd_kafka_consume_batch_queue waits for a full batch or the whole timeout, which would
     // add its timeout to every record's latency at low rates: block for the first record
     // only, then take whatever else has already arrived.
@@ -266,12 +334,23 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
   size_t kept = 0;
   for (size_t i = 0; i < n; ++i) {
     rd_kafka_message_t* m = msgs[i];
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        consumer_error_log().warn("consumer error: {}", rd_kafka_message_errstr(m));
-      }
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       rd_kafka_message_destroy(m);
       continue;
+    }
+    if (m->err) {
+      // A record-level error (a corrupt batch, ...) names its position: it is dead-lettered
+      // like an undecodable record, so the commit that passes it leaves a trace. An error
+      // without a position (a broker or group error) only says so.
+      if (m->rkt != nullptr && m->partition >= 0 && m->offset >= 0) {
+        stats_.lost(rd_kafka_err2name(m->err));
+        consumer_error_log().warn("partition {} offset {}: consumer error: {}; dead-lettered",
+                                  m->partition, m->offset, rd_kafka_message_errstr(m));
+      } else {
+        consumer_error_log().warn("consumer error: {}", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        continue;
+      }
     }
     msgs[kept++] = m;
     AckToken t;
@@ -280,7 +359,28 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     tokens_.push_back(t);
   }
   if (kept == 0) return;
-  tracker_.track(tokens_.data(), kept);
+  if (tracker_.track(tokens_.data(), kept) < kept) {
+    // Records of a partition revoked while they were on their way (the rebalance was served
+    // inside the consume call that returned them): not ours, not tracked; the partition's
+    // new owner consumes them from the committed offset.
+    size_t k = 0;
+    for (size_t i = 0; i < kept; ++i) {
+      if (tokens_[i].generation == 0) {
+        untracked_log().warn(
+            "partition {} offset {}: not tracked (partition not assigned now); "
+            "left to its owner",
+            tokens_[i].partition, tokens_[i].offset);
+        stats_.untracked(1);
+        rd_kafka_message_destroy(msgs[i]);
+        continue;
+      }
+      msgs[k] = msgs[i];
+      tokens_[k] = tokens_[i];
+      ++k;
+    }
+    kept = k;
+    if (kept == 0) return;
+  }
   stats_.consumed(kept);
 
   // Decode each record straight into a request's storage; the request carries the record.
@@ -291,6 +391,10 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     scoring::ScoreRequest& req = staged_[ready];
     AckToken source = tokens_[i];
     source.record = m;
+    if (m->err) {
+      dead_letters_.dead_letter(source, "consume_error", rd_kafka_message_errstr(m));
+      continue;
+    }
     codec::DecodeStatus st =
         m->payload ? decoder_.decode(std::string_view(static_cast<const char*>(m->payload), m->len),
                                      req.id, req.features, req.event_time_ms)
@@ -322,7 +426,7 @@ void KafkaSource::enqueue_staged() {
     done += queue_.try_push_bulk(staged_.data() + done, staged_.size() - done,
                                  scoring::Priority::kNormal, closed);
     if (done == staged_.size()) break;
-    if (closed || !running_.load()) {
+    if (closed || !running_.load() || !intake_.load()) {
       // Shutting down: not acknowledged, consumed again after restart.
       for (size_t i = done; i < staged_.size(); ++i) {
         rd_kafka_message_destroy(staged_[i].source.record);
@@ -416,7 +520,7 @@ void KafkaSource::refresh_lag() {
   }
 }
 
-void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
+rd_kafka_resp_err_t KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
   last_commit_ = std::chrono::steady_clock::now();
   const std::vector<PartitionId> parts = only ? *only : tracker_.partitions();
   kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
@@ -431,19 +535,52 @@ void KafkaSource::commit(bool sync, const std::vector<PartitionId>* only) {
     rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p)->offset = *off;
     to_commit.emplace_back(p, *off);
   }
-  if (to_commit.empty()) return;
+  if (to_commit.empty()) return RD_KAFKA_RESP_ERR__NO_OFFSET;
   stats_.commits_.inc();
-  rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), sync ? 0 : 1);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    stats_.commit_failures_.inc();
-    logger("kafka")->warn("offset commit failed: {}", rd_kafka_err2str(err));
-    return;
+  if (!sync) {
+    // The result comes back through commit_result_cb, served by this thread's consume calls.
+    rd_kafka_resp_err_t err =
+        rd_kafka_commit_queue(rk_.get(), list.get(), queue_handle_, &commit_result_cb, this);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (const auto& [p, off] : to_commit) last_committed_[p] = off;
+    }
+    return err;
   }
-  for (const auto& [p, off] : to_commit) last_committed_[p] = off;
+  // A synchronous commit (revoke, stop) is the last word on these partitions: a transient
+  // failure (coordinator moving, request timed out) is tried again, a bounded number of times.
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int attempt = 1; attempt <= kSyncCommitAttempts; ++attempt) {
+    err = rd_kafka_commit(rk_.get(), list.get(), 0);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) break;
+    stats_.commit_failures_.inc();
+    logger("kafka")->warn("offset commit failed (attempt {} of {}): {}", attempt,
+                          kSyncCommitAttempts, rd_kafka_err2str(err));
+    if (attempt < kSyncCommitAttempts) std::this_thread::sleep_for(kSyncCommitRetryDelay);
+  }
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (const auto& [p, off] : to_commit) last_committed_[p] = off;
+  }
+  return err;
+}
+
+std::string KafkaSource::describe_committable(const std::vector<PartitionId>& parts) const {
+  std::string s;
+  for (PartitionId p : parts) {
+    auto off = tracker_.committable(p);
+    if (!off) continue;
+    s += (s.empty() ? "" : ", ") + std::to_string(p) + "@" + std::to_string(*off);
+  }
+  return s.empty() ? "nothing consumed" : s;
 }
 
 void KafkaSource::stop_intake() {
   intake_ = false;  // the consumer thread pauses every partition on its next turn
+  if (!thread_.joinable()) return;
+  // Wait until the consumer thread is past any record it took before: from here on it hands
+  // nothing more to the scoring queue or the dead-letter path, so the delivery stage can be
+  // flushed and stopped knowing nothing new arrives. Bounded by one consume call.
+  std::unique_lock<std::mutex> lock(intake_mutex_);
+  intake_cv_.wait_for(lock, kIntakeStopBound, [this] { return intake_stopped_; });
 }
 
 void KafkaSource::stop() {
@@ -451,7 +588,20 @@ void KafkaSource::stop() {
   intake_ = false;
   running_ = false;
   if (thread_.joinable()) thread_.join();
-  commit(/*sync=*/true);
+  // Every delivery report has been served by now (the service stops the delivery stage
+  // first): this commit covers every record that has an outcome.
+  const std::vector<PartitionId> parts = tracker_.partitions();
+  const rd_kafka_resp_err_t err = commit(/*sync=*/true);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    logger("kafka")->info("final commit: partition@offset {}", describe_committable(parts));
+  } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    logger("kafka")->info("final commit: nothing to commit");
+  } else {
+    logger("kafka")->error(
+        "final commit of {} failed: {}; records after the last successful "
+        "commit will be consumed again",
+        describe_committable(parts), rd_kafka_err2str(err));
+  }
   // Leaves the group; the revoke callback runs here (this thread) and commits again.
   rd_kafka_consumer_close(rk_.get());
 }

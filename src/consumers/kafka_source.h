@@ -18,8 +18,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,6 +40,9 @@ struct KafkaSourceStats {
   explicit KafkaSourceStats(metrics::Registry& r);
   void consumed(size_t n) { consumed_.inc(n); }
   void rejected(codec::DecodeError reason);
+  // A record the client returned as an error at a known offset; `reason` is the error's name.
+  void lost(const char* reason);
+  void untracked(size_t n) { untracked_.inc(n); }
   void paused() { pauses_.inc(); }
   // Sets the lag gauge of partition `p` (created on first use).
   void lag(PartitionId p, int64_t records);
@@ -53,6 +58,7 @@ struct KafkaSourceStats {
   metrics::Gauge& paused_partitions_;
   metrics::Gauge& assigned_partitions_;
   metrics::Gauge& held_partitions_;
+  metrics::Counter& untracked_;
   std::map<codec::DecodeError, metrics::Counter*> rejected_;
   std::map<PartitionId, std::unique_ptr<std::atomic<int64_t>>> lag_;  // consumer thread only
 };
@@ -71,10 +77,12 @@ class KafkaSource {
   KafkaSource& operator=(const KafkaSource&) = delete;
 
   void start();
-  // Phase one of shutdown: stop taking records (the thread keeps serving the group).
+  // Phase one of shutdown: stop taking records (the thread keeps serving the group). Returns
+  // once the consumer thread hands nothing more to the queue or the dead-letter path.
   void stop_intake();
-  // Phase two: commit what was delivered (synchronously), leave the group, join the thread.
-  // Call after the batcher and sink have drained. Idempotent.
+  // Phase two: commit what was delivered (synchronously, logging the result), leave the
+  // group, join the thread. Call after the delivery stage has stopped (every delivery report
+  // served), so the commit covers every record with an outcome. Idempotent.
   void stop();
 
   bool has_assignment() const { return assigned_.load() > 0; }
@@ -91,6 +99,9 @@ class KafkaSource {
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  // The result of an asynchronous commit (consumer thread): failures are counted and logged.
+  static void commit_result_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t* offsets, void* opaque);
   void run();
   // Tracks, decodes and queues what one consume call returned; takes the messages.
   void handle(rd_kafka_message_t** msgs, size_t n);
@@ -101,7 +112,11 @@ class KafkaSource {
   void update_holds();
   // Refreshes the per-partition lag gauges (queries the brokers for paused partitions).
   void refresh_lag();
-  void commit(bool sync, const std::vector<PartitionId>* only = nullptr);
+  // Commits the committable offsets of `only` (or every tracked partition). Asynchronous:
+  // returns once queued. Synchronous: returns the result (__NO_OFFSET: nothing to commit).
+  rd_kafka_resp_err_t commit(bool sync, const std::vector<PartitionId>* only = nullptr);
+  // "p@offset, ..." of what commit() would send, for the log.
+  std::string describe_committable(const std::vector<PartitionId>& parts) const;
 
   const kafka::KafkaConfig config_;
   kafka::Handle rk_;
@@ -122,6 +137,9 @@ class KafkaSource {
   std::atomic<bool> intake_{true};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> paused_{false};
+  std::mutex intake_mutex_;
+  std::condition_variable intake_cv_;
+  bool intake_stopped_ = false;  // guarded by intake_mutex_
   std::atomic<int> assigned_{0};
   std::chrono::steady_clock::time_point last_commit_{};
   std::chrono::steady_clock::time_point last_lag_{};

@@ -57,19 +57,32 @@ AckToken OffsetTracker::track(PartitionId p, Offset offset) {
   return t;
 }
 
-void OffsetTracker::track(AckToken* tokens, size_t n) {
+size_t OffsetTracker::track(AckToken* tokens, size_t n) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 0; i < n; ++i) track_locked(tokens[i]);
+  size_t tracked = 0;
+  for (size_t i = 0; i < n; ++i) tracked += track_locked(tokens[i]) ? 1 : 0;
+  return tracked;
 }
 
-void OffsetTracker::track_locked(AckToken& t) {
+bool OffsetTracker::track_locked(AckToken& t) {
+  t.generation = 0;
   auto it = partitions_.find(t.partition);
-  VIGIL_CHECK(it != partitions_.end());  // records only come from assigned partitions
+  if (it == partitions_.end()) return false;  // revoked while the record was on its way
   PartitionState& s = it->second;
-  VIGIL_CHECK(s.pending.empty() || t.offset > s.pending.back().offset);
+  const std::optional<Offset> last =
+      s.pending.empty() ? (s.next ? std::optional<Offset>(*s.next - 1) : std::nullopt)
+                        : std::optional<Offset>(s.pending.back().offset);
+  if (last && t.offset <= *last) return false;  // tracked already under this assignment
   s.pending.push_back({t.offset, false});
   ++s.not_done;
   t.generation = s.generation;
+  return true;
+}
+
+bool OffsetTracker::owns(const scoring::SourceRecord& r) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = partitions_.find(r.partition);
+  return it != partitions_.end() && it->second.generation == r.generation;
 }
 
 bool OffsetTracker::ack(const AckToken& t) {

@@ -46,10 +46,16 @@ class OffsetTracker final : public delivery::Acknowledger {
   uint64_t assign(PartitionId p);
   // Stops tracking; later acks for it are ignored.
   void revoke(PartitionId p);
-  // Records that `offset` was taken from `p` (offsets must increase per partition).
+  // Records that `offset` was taken from `p` (offsets must increase per partition). The
+  // returned token's generation is 0 when the record was not tracked (see below).
   AckToken track(PartitionId p, Offset offset);
   // The same for each token's (partition, offset), under one lock; fills in the generations.
-  void track(AckToken* tokens, size_t n);
+  // A record of a partition that is not assigned (revoked while the record was on its way:
+  // a rebalance served inside the consume call that returned it), or whose offset is not
+  // above the last tracked one, is not tracked: its generation is set to 0 and the caller
+  // must drop it (it is consumed again by the partition's owner, or was tracked already).
+  // Returns how many were tracked.
+  size_t track(AckToken* tokens, size_t n);
   // Marks one record done. Returns false when the token is stale (partition revoked) or the
   // record was done already.
   bool ack(const AckToken& token);
@@ -57,6 +63,7 @@ class OffsetTracker final : public delivery::Acknowledger {
   // delivery::Acknowledger
   void acknowledge(const scoring::SourceRecord* records, size_t n) override;
   void hold(const scoring::SourceRecord& record, const std::string& why) override;
+  bool owns(const scoring::SourceRecord& record) const override;
 
   // The offset to commit for `p` (next offset to consume), or nullopt when nothing was
   // tracked since assignment.
@@ -103,7 +110,7 @@ class OffsetTracker final : public delivery::Acknowledger {
     std::map<Offset, std::string> held;  // held records and why
   };
   bool ack_locked(const AckToken& t);
-  void track_locked(AckToken& t);
+  bool track_locked(AckToken& t);
 
   mutable std::mutex mu_;
   std::map<PartitionId, PartitionState> partitions_;

@@ -12,8 +12,9 @@
 //                 dead-letter write failed too): its partition must not be committed past it,
 //                 and the owner pauses the partition until a later acknowledge() of the same
 //                 record lifts the hold (the stage keeps retrying the dead-letter write);
-//   dropped       shutdown came first: neither acknowledged nor held, so it is consumed
-//                 again after the restart (at-least-once).
+//   dropped       shutdown came first, or its partition was revoked (owns() turned false)
+//                 while it waited for a retry: neither acknowledged nor held, so it is
+//                 consumed again by the partition's owner (at-least-once).
 #pragma once
 
 #include <cstddef>
@@ -31,6 +32,10 @@ class Acknowledger {
   virtual void acknowledge(const scoring::SourceRecord* records, size_t n) = 0;
   // `record` cannot get an outcome for now, because `why`. Any thread.
   virtual void hold(const scoring::SourceRecord& record, const std::string& why) = 0;
+  // Whether `record`'s partition is still assigned under the generation it was consumed in.
+  // A record that waits for a retry (a held dead letter, a timed-out score) is dropped once
+  // this turns false: its partition moved, and its new owner consumes it again. Any thread.
+  virtual bool owns(const scoring::SourceRecord& record) const = 0;
 };
 
 class DeadLetterSink {

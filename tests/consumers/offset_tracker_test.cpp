@@ -229,6 +229,56 @@ TEST(OffsetTracker, AckFromBeforeAReassignWithoutRevokeIsIgnored) {
   EXPECT_EQ(t.in_flight(0), 1u);
 }
 
+TEST(OffsetTracker, ARecordOfARevokedPartitionIsRefusedNotTracked) {
+  // A rebalance served inside the consume call that returned these records revoked their
+  // partition: they are refused (generation 0) instead of aborting the process.
+  OffsetTracker t;
+  t.assign(0);
+  t.assign(1);
+  t.revoke(0);
+  AckToken tokens[3];
+  tokens[0].partition = 0;
+  tokens[0].offset = 10;
+  tokens[1].partition = 1;
+  tokens[1].offset = 10;
+  tokens[2].partition = 0;
+  tokens[2].offset = 11;
+  EXPECT_EQ(t.track(tokens, 3), 1u);
+  EXPECT_EQ(tokens[0].generation, 0u);
+  EXPECT_NE(tokens[1].generation, 0u);
+  EXPECT_EQ(tokens[2].generation, 0u);
+  EXPECT_EQ(t.in_flight(0), 0u);
+  EXPECT_EQ(t.in_flight(1), 1u);
+  EXPECT_EQ(t.track(7, 1).generation, 0u);  // never assigned
+}
+
+TEST(OffsetTracker, ARecordAtOrBelowTheLastTrackedOffsetIsRefused) {
+  OffsetTracker t;
+  t.assign(0);
+  EXPECT_TRUE(t.ack(t.track(0, 20)));
+  EXPECT_EQ(t.track(0, 20).generation, 0u);  // done already: committable stays past it
+  EXPECT_EQ(t.track(0, 5).generation, 0u);
+  EXPECT_EQ(t.committable(0), Offset{21});
+  const AckToken next = t.track(0, 21);
+  EXPECT_NE(next.generation, 0u);
+  EXPECT_EQ(t.track(0, 21).generation, 0u);  // tracked, pending
+  EXPECT_EQ(t.in_flight(0), 1u);
+}
+
+TEST(OffsetTracker, OwnsARecordOnlyWhileItsPartitionKeepsItsGeneration) {
+  OffsetTracker t;
+  t.assign(0);
+  const AckToken tok = t.track(0, 1);
+  const delivery::Acknowledger& acks = t;  // the seam the delivery stage sees
+  EXPECT_TRUE(acks.owns(tok));
+  t.assign(0);  // assigned again: a new generation
+  EXPECT_FALSE(acks.owns(tok));
+  const AckToken again = t.track(0, 1);
+  EXPECT_TRUE(acks.owns(again));
+  t.revoke(0);
+  EXPECT_FALSE(acks.owns(again));
+}
+
 TEST(OffsetTracker, AckAfterRevokeIsIgnored) {
   OffsetTracker t;
   t.assign(0);
