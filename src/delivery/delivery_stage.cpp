@@ -1,6 +1,7 @@
 #include "delivery/delivery_stage.h"
 
 #include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +19,36 @@ using steady = std::chrono::steady_clock;
 
 bool is_purge(rd_kafka_resp_err_t err) {
   return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+}
+
+// The record itself is too large for the topic (the client's message.max.bytes, or the
+// broker's): a cause of the record, not of Kafka, so it must not hold its partition.
+bool is_size_refusal(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+         err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+// Kafka did not answer in time (message.timeout.ms): the record may or may not have been
+// written. Not a refusal: produced again, never dead-lettered.
+bool is_timeout(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT || err == RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE ||
+         err == RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+// A dead letter whose whole value Kafka refused carries this much of it.
+constexpr size_t kTruncatedValueBytes = 4096;
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
+  static const char* const kHex = "0123456789abcdef";
+  std::string out(2 * len, '0');
+  for (unsigned int i = 0; i < len; ++i) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0xf];
+  }
+  return out;
 }
 
 // How often the retry thread looks at its work when nothing wakes it.
@@ -68,6 +99,9 @@ struct DeliveryStage::DeadLetter : InFlight {
   std::string reason;
   std::string message;
   bool held = false;  // its partition is held (a write failed); retried with backoff
+  // This attempt carries only the first kTruncatedValueBytes of the value, with headers
+  // naming its size and hash: Kafka refused the whole record as too large.
+  bool truncated = false;
   std::chrono::milliseconds backoff{0};
   steady::time_point next_attempt{};
 };
@@ -90,14 +124,24 @@ DeliveryStats::DeliveryStats(metrics::Registry& r)
       dropped_shutdown_(r.counter("vigil_delivery_released_total",
                                   "Records released without an outcome at shutdown (consumed "
                                   "again after restart)")),
-      produced_again_(r.counter("vigil_delivery_produced_again_total",
-                                "Scores produced again after a fatal producer error")),
+      produced_again_(
+          r.counter("vigil_delivery_produced_again_total",
+                    "Scores produced again (after a fatal producer error or a timeout)")),
       shadow_produced_(
           r.counter("vigil_shadow_produced_total", "Shadow records handed to the producer")),
       shadow_lost_(r.counter("vigil_shadow_lost_total",
                              "Shadow records Kafka refused or the producer dropped")),
       http_published_(r.counter("vigil_http_scores_published_total",
                                 "HTTP-scored transactions sent to the output topic")),
+      truncated_(r.counter("vigil_kafka_dead_letters_truncated_total",
+                           "Dead letters written with a truncated value (Kafka refused the whole "
+                           "record as too large); headers carry its size and SHA-256")),
+      timeouts_(r.counter("vigil_kafka_produce_timeouts_total",
+                          "Scores Kafka did not acknowledge within message.timeout.ms (produced "
+                          "again, their partition held meanwhile)")),
+      abandoned_(r.counter("vigil_delivery_abandoned_total",
+                           "Records waiting for a retry whose partition was revoked (left to "
+                           "the partition's new owner)")),
       http_lost_(r.counter("vigil_http_scores_lost_total",
                            "HTTP-scored transactions Kafka refused or the producer dropped")),
       end_to_end_(r.histogram("vigil_end_to_end_seconds",
@@ -337,6 +381,18 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
     std::lock_guard<std::mutex> lock(work_mutex_);
     if (retry || is_purge(err)) {
       produce_again_.push_back(s);
+    } else if (is_timeout(err)) {
+      // Maybe written, maybe not: produce it again (the topic may then hold it twice, which
+      // at-least-once allows) rather than dead-letter a record that may also be scored. The
+      // partition is held meanwhile, so readiness says so and no commit passes it.
+      stats_.produce_timed_out();
+      timeout_log_.error(
+          "the score of partition {} offset {} timed out ({}); producing it again, partition "
+          "held meanwhile",
+          s->source.partition, s->source.offset, rd_kafka_err2str(err));
+      ack_.hold(s->source, std::string("score delivery timed out: ") + rd_kafka_err2str(err) +
+                               "; producing it again");
+      produce_again_.push_back(s);
     } else {
       stats_.score_refused();
       refused_log_.error(
@@ -362,7 +418,18 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
     return;
   }
   std::lock_guard<std::mutex> lock(work_mutex_);
-  if (!(retry || is_purge(err))) {
+  if (is_size_refusal(err) && !d->truncated) {
+    // The record's own size: the dead letter goes again at once with a prefix of the value,
+    // and the partition flows on. Only a refusal of that too holds the partition.
+    d->truncated = true;
+    d->next_attempt = steady::now();
+    truncate_log_.warn(
+        "partition {} offset {}: the dead letter is too large for Kafka ({}); writing it with "
+        "the first {} of {} bytes, its size and SHA-256",
+        d->source.partition, d->source.offset, rd_kafka_err2str(err), kTruncatedValueBytes,
+        d->source.record != nullptr ? d->source.record->len : 0);
+  } else if (!(retry || is_purge(err))) {
+    d->truncated = false;  // once Kafka accepts again, the whole value may well go through
     stats_.dead_letter_failed();
     const std::string why = std::string("dead-letter write failed: ") + rd_kafka_err2str(err) +
                             " (after: " + d->message + ")";
@@ -420,20 +487,28 @@ void DeliveryStage::produce_dead_letter(DeadLetter* d) {
   const rd_kafka_message_t* m = d->source.record;
   const std::string_view key =
       m->key ? std::string_view(static_cast<const char*>(m->key), m->key_len) : std::string_view();
-  const std::string_view value =
-      m->payload ? std::string_view(static_cast<const char*>(m->payload), m->len)
-                 : std::string_view();
-  kafka_->produce_dead_letter(key, value,
-                              {{"vigil.error", d->reason},
-                               {"vigil.error_message", d->message},
-                               {"vigil.source_topic", config_.input_topic},
-                               {"vigil.source_partition", std::to_string(d->source.partition)},
-                               {"vigil.source_offset", std::to_string(d->source.offset)}},
-                              d);
+  // A record the client returned as an error has the error text as its payload, not a value.
+  std::string_view value = m->payload && !m->err
+                               ? std::string_view(static_cast<const char*>(m->payload), m->len)
+                               : std::string_view();
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {"vigil.error", d->reason},
+      {"vigil.error_message", d->message},
+      {"vigil.source_topic", config_.input_topic},
+      {"vigil.source_partition", std::to_string(d->source.partition)},
+      {"vigil.source_offset", std::to_string(d->source.offset)}};
+  if (d->truncated) {
+    headers.emplace_back("vigil.value_truncated", "true");
+    headers.emplace_back("vigil.value_size", std::to_string(value.size()));
+    headers.emplace_back("vigil.value_sha256", sha256_hex(value));
+    value = value.substr(0, std::min(value.size(), kTruncatedValueBytes));
+  }
+  kafka_->produce_dead_letter(key, value, headers, d);
 }
 
 void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
   stats_.dead_lettered(d->reason);
+  if (d->truncated) stats_.dead_letter_truncated();
   ack_.acknowledge(&d->source, 1);  // also lifts a hold on it
   if (d->held) {
     held_.fetch_sub(1, std::memory_order_relaxed);
@@ -470,6 +545,9 @@ void DeliveryStage::retry_main() {
       if (!st.ok())
         logger("delivery")->error("cannot replace the failed producer: {}", st.message());
     }
+    // Work whose partition was revoked meanwhile is no longer ours: its new owner consumes
+    // the records again, so writing them here would only duplicate them.
+    abandon_revoked(refused, again, letters);
     for (ScoreSlot* s : refused) {
       // The score is refused for good: its source record goes to the dead-letter topic.
       auto* d = new DeadLetter;
@@ -497,6 +575,44 @@ void DeliveryStage::retry_main() {
     letters.clear();
     lock.lock();
   }
+}
+
+void DeliveryStage::abandon_revoked(std::vector<ScoreSlot*>& refused,
+                                    std::vector<ScoreSlot*>& again,
+                                    std::vector<DeadLetter*>& letters) {
+  size_t n = 0;
+  auto drop_slots = [&](std::vector<ScoreSlot*>& slots) {
+    size_t k = 0;
+    for (ScoreSlot* s : slots) {
+      if (ack_.owns(s->source)) {
+        slots[k++] = s;
+        continue;
+      }
+      ++n;
+      slot_done(s);  // not delivered: released unacknowledged in finish_batch
+    }
+    slots.resize(k);
+  };
+  drop_slots(refused);
+  drop_slots(again);
+  size_t k = 0;
+  for (DeadLetter* d : letters) {
+    if (ack_.owns(d->source)) {
+      letters[k++] = d;
+      continue;
+    }
+    ++n;
+    if (d->held) held_.fetch_sub(1, std::memory_order_relaxed);
+    release(d->source);
+    delete d;
+  }
+  letters.resize(k);
+  if (n == 0) return;
+  stats_.abandoned(n);
+  abandoned_log_.warn(
+      "{} record(s) waiting for a retry belong to revoked partitions; left to "
+      "their new owner",
+      n);
 }
 
 bool DeliveryStage::flush(std::chrono::milliseconds timeout) {

@@ -12,12 +12,19 @@
 //                                                      Kafka has it
 //
 // Failures never stall silently:
-//   - a score Kafka refuses for good (non-retriable error, too large, message timeout) sends
-//     its source record to the dead-letter topic with vigil.error=delivery_failed and the
-//     cause; once that is acknowledged the record counts as handled;
-//   - if the dead-letter write fails too, the record is held: the Acknowledger holds its
+//   - a score Kafka refuses for good (non-retriable error, too large) sends its source record
+//     to the dead-letter topic with vigil.error=delivery_failed and the cause; once that is
+//     acknowledged the record counts as handled;
+//   - a score Kafka did not acknowledge in time (message.timeout.ms) is not refused: it is
+//     produced again, without bound, its partition held meanwhile (readiness names it);
+//   - a dead letter too large for Kafka goes again at once with the first 4 KiB of its value
+//     and headers vigil.value_truncated/value_size/value_sha256: a record's own size never
+//     holds its partition;
+//   - if the dead-letter write fails otherwise, the record is held: the Acknowledger holds its
 //     partition (the consumer pauses it, readiness names it, no commit passes it) and the
 //     stage retries the dead-letter write with backoff until it succeeds;
+//   - work waiting for a retry whose partition was revoked (Acknowledger::owns) is dropped:
+//     the partition's new owner consumes those records again;
 //   - a fatal producer error replaces the producer; what the old one had not delivered is
 //     produced again on the new one (nothing is acknowledged that Kafka did not take).
 //
@@ -72,6 +79,9 @@ class DeliveryStats {
   void shadow_lost() { shadow_lost_.inc(); }
   void http_score_published() { http_published_.inc(); }
   void http_score_lost() { http_lost_.inc(); }
+  void dead_letter_truncated() { truncated_.inc(); }
+  void produce_timed_out() { timeouts_.inc(); }
+  void abandoned(uint64_t n) { abandoned_.inc(n); }
 
   uint64_t dead_letter_failures() const { return dead_letter_failures_.value(); }
   metrics::Histogram& end_to_end() { return end_to_end_; }
@@ -87,6 +97,9 @@ class DeliveryStats {
   metrics::Counter& shadow_produced_;
   metrics::Counter& shadow_lost_;
   metrics::Counter& http_published_;
+  metrics::Counter& truncated_;
+  metrics::Counter& timeouts_;
+  metrics::Counter& abandoned_;
   metrics::Counter& http_lost_;
   metrics::Histogram& end_to_end_;
 };
@@ -162,6 +175,9 @@ class DeliveryStage final : public scoring::BatchCompletion,
   void dead_letter_delivered(DeadLetter* d);
   void release(scoring::SourceRecord& source);
   void retry_main();
+  // Drops (releases unacknowledged) the work whose partition is no longer ours.
+  void abandon_revoked(std::vector<ScoreSlot*>& refused, std::vector<ScoreSlot*>& again,
+                       std::vector<DeadLetter*>& letters);
 
   const DeliveryConfig config_;
   metrics::Registry& registry_;
@@ -191,6 +207,9 @@ class DeliveryStage final : public scoring::BatchCompletion,
   RateLimitedLog refused_log_{"delivery", std::chrono::milliseconds(5000)};
   RateLimitedLog held_log_{"delivery", std::chrono::milliseconds(5000)};
   RateLimitedLog released_log_{"delivery", std::chrono::milliseconds(5000)};
+  RateLimitedLog timeout_log_{"delivery", std::chrono::milliseconds(5000)};
+  RateLimitedLog truncate_log_{"delivery", std::chrono::milliseconds(5000)};
+  RateLimitedLog abandoned_log_{"delivery", std::chrono::milliseconds(5000)};
 };
 
 }  // namespace vigil::delivery

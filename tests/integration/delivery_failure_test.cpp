@@ -84,6 +84,7 @@ class GroupOffsets {
   bool all_committed(size_t records) {
     int64_t total = 0;
     for (const auto& p : read()) {
+      if (p.high == 0 && p.committed <= 0) continue;  // an empty partition: nothing to commit
       if (p.high < 0 || p.committed != p.high) return false;
       total += p.high;
     }
@@ -403,6 +404,99 @@ TEST_F(DeliveryFailureTest, AFailedDeadLetterWriteHoldsThePartitionUntilKafkaAcc
       kEvents, held_records, held_partitions, static_cast<long long>(ms(released - held_since)),
       static_cast<long long>(ms(released - cleared)), o.dead_lettered.size(), o.scored.size(),
       static_cast<unsigned long long>(service->delivery()->stats().dead_letter_failures()));
+  service->stop();
+}
+
+TEST_F(DeliveryFailureTest, AnOversizedRecordIsDeadLetteredTruncatedAndItsPartitionFlowsOn) {
+  // What a new user tries first: an event a real broker accepts (1,020,202 bytes; Kafka's
+  // default limit is 1,048,588) but vigil cannot score, then normal events on the same
+  // partition. The dead letter cannot carry the whole value (the producer's
+  // message.max.bytes is 1,000,000): it carries a prefix, its size and SHA-256, and the
+  // partition goes on. Before, the partition was held forever.
+  constexpr int kPartition = 2;
+  const std::string big_id = "big-0";
+  std::string big = "{\"transaction_id\":\"" + big_id + "\",\"pad\":\"";
+  big.append(1020202 - big.size() - 2, 'x');
+  big += "\"}";
+  ASSERT_EQ(big.size(), 1020202u);
+  const auto normal = make_events("after-", 5);
+  {
+    kafka::Handle rk = testing::test_client(
+        RD_KAFKA_PRODUCER, cluster_->bootstrap(),
+        {{"linger.ms", "5"}, {"acks", "all"}, {"message.max.bytes", "2000000"}}, "test producer");
+    ASSERT_EQ(testing::produce_copy(rk.get(), kInput, big_id.data(), big_id.size(), big.data(),
+                                    big.size(), 10, kPartition),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (const auto& [k, v] : normal) {
+      ASSERT_EQ(testing::produce_copy(rk.get(), kInput, k.data(), k.size(), v.data(), v.size(), 10,
+                                      kPartition),
+                RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    ASSERT_EQ(rd_kafka_flush(rk.get(), 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  events_[big_id] = big;
+  auto service = start();
+  ASSERT_NE(service, nullptr);
+  ASSERT_TRUE(wait_all_committed(milliseconds(60000)))
+      << ::testing::PrintToString(service->readiness_failures());
+  const Outcome o = read_outcome(1, milliseconds(30000));
+  EXPECT_TRUE(o.missing.empty()) << o.missing.size() << " ids on neither topic";
+  ASSERT_EQ(o.dead_letters.size(), 1u);
+  const TestRecord& d = o.dead_letters.front();
+  EXPECT_EQ(d.key, big_id);
+  auto h = d.headers;
+  EXPECT_EQ(h["vigil.value_truncated"], "true");
+  EXPECT_EQ(h["vigil.value_size"], "1020202");
+  EXPECT_EQ(h["vigil.value_sha256"].size(), 64u);
+  EXPECT_EQ(h["vigil.source_partition"], std::to_string(kPartition));
+  EXPECT_EQ(h["vigil.source_offset"], "0");
+  EXPECT_FALSE(h["vigil.error"].empty());
+  EXPECT_EQ(d.value, big.substr(0, 4096)) << "the dead letter carries the value's first 4 KiB";
+  for (const auto& [id, value] : normal) EXPECT_EQ(o.scored.count(id), 1u) << id;
+  EXPECT_EQ(o.scored.count(big_id), 0u);
+  EXPECT_EQ(counter(*service, "vigil_kafka_dead_letters_truncated_total"), 1u);
+  EXPECT_EQ(counter(*service, "vigil_kafka_dead_letter_failures_total"), 0u)
+      << "a record's own size counted as a failed dead-letter write";
+  expect_settled(*service);
+  service->stop();
+}
+
+TEST_F(DeliveryFailureTest, ATimedOutScoreIsProducedAgainNeverDeadLettered) {
+  // Kafka answers every Produce request with a retriable error for a while: librdkafka
+  // retries until message.timeout.ms (1 s here) and reports the scores timed out. A timeout
+  // is not a refusal: the scores are produced again until Kafka takes them, their partitions
+  // held meanwhile; nothing goes to the dead-letter topic, so no id is both scored and
+  // dead-lettered. Before, each timed-out score was dead-lettered.
+  constexpr size_t kEvents = 600;
+  produce("t-", kEvents);
+  const std::vector<rd_kafka_resp_err_t> errors(400, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  rd_kafka_mock_push_request_errors_array(cluster_->mock(), kProduceApiKey, errors.size(),
+                                          errors.data());
+  auto cfg = config();
+  cfg.kafka.producer["message.timeout.ms"] = "1000";
+  cfg.kafka.producer["retry.backoff.ms"] = "20";
+  auto service = start_service(cfg);
+  ASSERT_NE(service, nullptr);
+  bool saw_hold = false;
+  ASSERT_TRUE(wait_all_committed(milliseconds(90000), [&] {
+    saw_hold = saw_hold || readiness_mentions(*service, "timed out");
+  })) << ::testing::PrintToString(service->readiness_failures());
+  EXPECT_GT(counter(*service, "vigil_kafka_produce_timeouts_total"), 0u)
+      << "no score timed out: the fault did not land";
+  EXPECT_TRUE(saw_hold) << "readiness never named a timed-out score's partition";
+  const Outcome o = read_outcome(0, milliseconds(30000));
+  EXPECT_TRUE(o.missing.empty()) << o.missing.size() << " ids on neither topic, e.g. "
+                                 << o.missing.front();
+  EXPECT_TRUE(o.dead_letters.empty())
+      << o.dead_letters.size() << " dead letters, e.g. " << o.dead_letters.front().key;
+  EXPECT_EQ(o.scored.size(), kEvents);
+  EXPECT_EQ(counter(*service, "vigil_kafka_delivery_failures_total"), 0u);
+  expect_settled(*service);
+  std::printf(
+      "[ summary ] %zu events: %zu scored, %llu score timeouts produced again, 0 dead "
+      "letters\n",
+      kEvents, o.scored.size(),
+      static_cast<unsigned long long>(counter(*service, "vigil_kafka_produce_timeouts_total")));
   service->stop();
 }
 
