@@ -200,14 +200,22 @@ TEST_F(StreamingTest, SlowModelWithASmallQueuePausesTheConsumerAndStillScoresEve
   auto model = std::make_shared<testing::FakeModel>(slow);
   auto service = start(cfg, model);
   ASSERT_NE(service, nullptr);
-  size_t max_depth = 0;
+  // Memory is bounded by the queue, not by the topic: records taken from Kafka and not yet
+  // delivered (each holds its librdkafka message) are at most one consume call's worth
+  // (KafkaSource takes 500 at most), the queue, the batch on the worker and the scores of the
+  // last few batches on their way to Kafka (linger 1 ms), while the topic holds 3000. Sampled
+  // under the tracker's lock, every few ms until everything is scored.
+  ASSERT_NE(service->source(), nullptr);
+  const size_t bound = cfg.scoring.queue_capacity + 500 + 5 * cfg.scoring.max_batch_size;
+  size_t max_in_flight = 0;
   ASSERT_TRUE(testing::wait_until(
       [&] {
-        max_depth = std::max(max_depth, service->queue().depth());
+        max_in_flight = std::max(max_in_flight, service->source()->offsets().in_flight());
         return service->batcher().stats().scored() >= kEvents;
       },
       milliseconds(120000)));
-  EXPECT_LE(max_depth, 64u);  // memory bounded by the queue, not by the topic
+  EXPECT_LE(max_in_flight, bound) << "records consumed and not yet delivered";
+  EXPECT_GE(max_in_flight, cfg.scoring.queue_capacity) << "the samples never saw the queue full";
   EXPECT_GT(service->source()->stats().pauses_.value(), 0u);
   auto scores =
       testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(60000));
