@@ -51,6 +51,9 @@ std::vector<std::string> ScoringConfig::validate() const {
     e.push_back("scoring.low_watermark must be within [0, scoring.high_watermark)");
   }
   if (watchdog_stall.count() < 100) e.push_back("scoring.watchdog_stall_ms must be >= 100");
+  if (watchdog_liveness < watchdog_stall) {
+    e.push_back("scoring.watchdog_liveness_ms must be >= scoring.watchdog_stall_ms");
+  }
   return e;
 }
 

@@ -8,6 +8,7 @@
 #include "common/config_fields.h"
 #include "scoring/batcher.h"
 #include "scoring/scoring_queue.h"
+#include "scoring/watchdog.h"
 
 namespace vigil::scoring {
 
@@ -64,12 +65,16 @@ struct ScoringConfig {
   double high_watermark = 0.8;
   double low_watermark = 0.5;
   std::chrono::milliseconds watchdog_stall{10000};  // a worker busy this long is stuck
+  // A worker busy this long is hung: liveness fails and the process is restarted. Six times
+  // the stall bound, itself far above the slowest batch expected.
+  std::chrono::milliseconds watchdog_liveness{60000};
   bool eager_when_idle = true;  // flush a partial batch at once when no worker is busy
 
   BatcherConfig batcher(const ExplainConfig& explain) const {
     return {max_batch_size, max_delay, workers, eager_when_idle, explain.top_k};
   }
   QueueConfig queue() const { return {queue_capacity, high_watermark, low_watermark}; }
+  WatchdogLimits watchdog() const { return {watchdog_stall, watchdog_liveness}; }
   std::vector<std::string> validate() const;
 
   template <typename V>
@@ -86,6 +91,9 @@ struct ScoringConfig {
     v("low_watermark", low_watermark, "fraction", "queue fill below which they resume");
     v("watchdog_stall_ms", watchdog_stall, "ms",
       "a scoring worker busy this long on one batch fails readiness");
+    v("watchdog_liveness_ms", watchdog_liveness, "ms",
+      "a scoring worker busy this long on one batch fails liveness (/health), so the process is "
+      "restarted; >= watchdog_stall_ms");
   }
 };
 

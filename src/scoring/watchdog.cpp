@@ -5,14 +5,20 @@
 
 namespace vigil::scoring {
 
-Watchdog::Watchdog(const Batcher& batcher, const Clock& clock, std::chrono::milliseconds stall,
+Watchdog::Watchdog(const Batcher& batcher, const Clock& clock, WatchdogLimits limits,
                    metrics::Registry& registry, std::chrono::milliseconds tick)
     : batcher_(batcher),
       clock_(clock),
-      stall_(stall),
+      limits_(limits),
       tick_(tick),
-      gauge_(registry.gauge("vigil_scoring_stalled_workers",
-                            "Scoring workers the watchdog found without progress")) {}
+      stalled_gauge_(registry.gauge("vigil_scoring_stalled_workers",
+                                    "Scoring workers the watchdog found without progress")),
+      hung_gauge_(registry.gauge("vigil_scoring_hung_workers",
+                                 "Scoring workers without progress past the liveness bound")) {}
+
+Watchdog::Watchdog(const Batcher& batcher, const Clock& clock, std::chrono::milliseconds stall,
+                   metrics::Registry& registry, std::chrono::milliseconds tick)
+    : Watchdog(batcher, clock, WatchdogLimits{stall, kLivenessPerStall * stall}, registry, tick) {}
 
 Watchdog::~Watchdog() {
   stop();
@@ -44,21 +50,37 @@ void Watchdog::main() {
 }
 
 void Watchdog::check() {
+  using std::chrono::nanoseconds;
   const int64_t now = clock_.now().time_since_epoch().count();
-  const int64_t limit = std::chrono::duration_cast<std::chrono::nanoseconds>(stall_).count();
+  const int64_t stall = std::chrono::duration_cast<nanoseconds>(limits_.stall).count();
+  const int64_t liveness = std::chrono::duration_cast<nanoseconds>(limits_.liveness).count();
   int stalled = 0;
+  int hung = 0;
   for (int64_t since : batcher_.worker_busy_since_ns()) {
-    stalled += (since != 0 && now - since > limit);
+    if (since == 0) continue;  // not in a batch
+    stalled += now - since > stall;
+    hung += now - since > liveness;
   }
-  const int before = stalled_.exchange(stalled);
-  gauge_.set(stalled);
-  if (stalled > 0 && before == 0) {
-    logger("scoring")->error(
+  const int stalled_before = stalled_.exchange(stalled);
+  const int hung_before = hung_.exchange(hung);
+  stalled_gauge_.set(stalled);
+  hung_gauge_.set(hung);
+  auto log = logger("scoring");
+  if (stalled > 0 && stalled_before == 0) {
+    log->error(
         "watchdog: {} scoring worker(s) made no progress for {} ms; readiness fails until they "
         "recover",
-        stalled, stall_.count());
-  } else if (stalled == 0 && before > 0) {
-    logger("scoring")->info("watchdog: scoring workers recovered");
+        stalled, limits_.stall.count());
+  } else if (stalled == 0 && stalled_before > 0) {
+    log->info("watchdog: scoring workers recovered");
+  }
+  if (hung > 0 && hung_before == 0) {
+    log->error(
+        "watchdog: {} scoring worker(s) made no progress for {} ms; liveness (/health) fails "
+        "so that the process is restarted",
+        hung, limits_.liveness.count());
+  } else if (hung == 0 && hung_before > 0) {
+    log->warn("watchdog: hung scoring workers finished their batch; liveness passes again");
   }
 }
 
@@ -66,7 +88,14 @@ std::vector<std::string> Watchdog::readiness_failures() const {
   const int n = stalled_.load();
   if (n == 0) return {};
   return {"scoring: " + std::to_string(n) + " worker(s) stuck (no progress for " +
-          std::to_string(stall_.count()) + " ms)"};
+          std::to_string(limits_.stall.count()) + " ms)"};
+}
+
+std::vector<std::string> Watchdog::liveness_failures() const {
+  const int n = hung_.load();
+  if (n == 0) return {};
+  return {"scoring: " + std::to_string(n) + " worker(s) hung (no progress for " +
+          std::to_string(limits_.liveness.count()) + " ms); restart the process"};
 }
 
 }  // namespace vigil::scoring
