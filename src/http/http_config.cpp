@@ -9,6 +9,7 @@ std::vector<std::string> HttpConfig::validate() const {
   if (threads < 1 || threads > 64) e.push_back("http.threads must be within [1, 64]");
   if (max_body_bytes < 256) e.push_back("http.max_body_bytes must be >= 256");
   if (max_connections < 1) e.push_back("http.max_connections must be >= 1");
+  if (header_timeout.count() < 1) e.push_back("http.header_timeout_ms must be >= 1");
   if (read_timeout.count() < 1) e.push_back("http.read_timeout_ms must be >= 1");
   if (idle_timeout.count() < 1) e.push_back("http.idle_timeout_ms must be >= 1");
   if (request_timeout.count() < 1) e.push_back("http.request_timeout_ms must be >= 1");

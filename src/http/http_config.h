@@ -16,7 +16,8 @@ struct HttpConfig {
   std::string port_file;                            // where the bound port is written; empty = none
   int threads = 1;                                  // io_context threads
   size_t max_body_bytes = 1 << 20;                  // larger bodies get 413
-  size_t max_connections = 1024;                    // further connections are closed at once
+  size_t max_connections = 1024;                    // at the cap, see the field's description
+  std::chrono::milliseconds header_timeout{5000};   // a request's header must arrive within
   std::chrono::milliseconds read_timeout{10000};    // whole request must arrive within
   std::chrono::milliseconds idle_timeout{60000};    // keep-alive idle limit
   std::chrono::milliseconds request_timeout{5000};  // scoring must answer within
@@ -37,7 +38,12 @@ struct HttpConfig {
     v("port_file", port_file, "", "file the bound HTTP port is written to; empty = none");
     v("threads", threads, "threads", "HTTP io_context threads");
     v("max_body_bytes", max_body_bytes, "bytes", "larger request bodies get 413");
-    v("max_connections", max_connections, "connections", "concurrent connections at most");
+    v("max_connections", max_connections, "connections",
+      "concurrent connections at most; at the cap a new connection displaces the oldest one that "
+      "has not sent a whole request header yet (closed at once), else it is closed at once");
+    v("header_timeout_ms", header_timeout, "ms",
+      "a new connection must send a whole request header within this (a keep-alive one: from "
+      "the request's first byte), else it is closed");
     v("read_timeout_ms", read_timeout, "ms", "a request must arrive whole within this");
     v("idle_timeout_ms", idle_timeout, "ms", "keep-alive connections idle longer are closed");
     v("request_timeout_ms", request_timeout, "ms", "scoring must answer within this, else 503");

@@ -8,6 +8,12 @@ HttpStats::HttpStats(metrics::Registry& r)
       rejected_(
           r.counter("vigil_http_connections_rejected_total",
                     "HTTP connections closed at once because http.max_connections were open")),
+      displaced_(r.counter("vigil_http_connections_displaced_total",
+                           "HTTP connections without a whole request header yet, closed to make "
+                           "room for a new one at http.max_connections")),
+      header_timeouts_(r.counter("vigil_http_header_timeouts_total",
+                                 "HTTP connections closed because a request header did not "
+                                 "arrive whole within http.header_timeout_ms")),
       read_timeouts_(
           r.counter("vigil_http_read_timeouts_total",
                     "HTTP requests that did not arrive whole within http.read_timeout_ms "

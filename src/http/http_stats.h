@@ -4,6 +4,9 @@
 //   vigil_http_request_duration_seconds{route}      request fully read -> response ready
 //   vigil_http_connections                          open connections
 //   vigil_http_connections_rejected_total           closed at once: over http.max_connections
+//   vigil_http_connections_displaced_total          closed to make room for a new connection:
+//                                                   the oldest without a whole request header
+//   vigil_http_header_timeouts_total                a header did not arrive within header_timeout
 //   vigil_http_read_timeouts_total                  a request did not arrive within read_timeout
 //   vigil_http_request_timeouts_total               scoring did not answer within request_timeout
 #pragma once
@@ -31,6 +34,8 @@ class HttpStats {
   void connection_opened() { connections_.add(1); }
   void connection_closed() { connections_.add(-1); }
   void connection_rejected() { rejected_.inc(); }
+  void connection_displaced() { displaced_.inc(); }
+  void header_timed_out() { header_timeouts_.inc(); }
   void read_timed_out() { read_timeouts_.inc(); }
   void request_timed_out() { request_timeouts_.inc(); }
 
@@ -38,6 +43,8 @@ class HttpStats {
   uint64_t read_timeouts() const { return read_timeouts_.value(); }
   uint64_t request_timeouts() const { return request_timeouts_.value(); }
   uint64_t rejected_connections() const { return rejected_.value(); }
+  uint64_t displaced_connections() const { return displaced_.value(); }
+  uint64_t header_timeouts() const { return header_timeouts_.value(); }
 
  private:
   // The statuses the router answers, each with a slot; others are looked up under the lock.
@@ -53,6 +60,8 @@ class HttpStats {
   metrics::Registry& registry_;
   metrics::Gauge& connections_;
   metrics::Counter& rejected_;
+  metrics::Counter& displaced_;
+  metrics::Counter& header_timeouts_;
   metrics::Counter& read_timeouts_;
   metrics::Counter& request_timeouts_;
   // The registry's lookups take its lock and scan: each series is found once, under mutex_,

@@ -135,10 +135,14 @@ struct ServerCore {
   struct Entry {
     std::weak_ptr<Session> session;
     Executor executor;  // the connection's io thread
+    steady::time_point accepted;
+    bool awaiting_header = true;  // no whole request header read yet: may be displaced
+    bool displaced = false;       // picked to make room; its close is on its way
   };
   std::mutex sessions_mutex;
   std::condition_variable sessions_cv;
-  std::unordered_map<const Session*, Entry> sessions;
+  std::unordered_map<const Session*, Entry> sessions;  // guarded by sessions_mutex
+  size_t displacing = 0;  // entries displaced and not yet removed; guarded by sessions_mutex
 
   size_t session_count() {
     std::lock_guard<std::mutex> lock(sessions_mutex);
@@ -146,8 +150,36 @@ struct ServerCore {
   }
   void remove(const Session* s) {
     std::lock_guard<std::mutex> lock(sessions_mutex);
-    sessions.erase(s);
+    auto it = sessions.find(s);
+    if (it == sessions.end()) return;
+    if (it->second.displaced) --displacing;
+    sessions.erase(it);
     sessions_cv.notify_all();
+  }
+  // The connection has sent a whole request header: it is no longer displaced at the cap.
+  void header_received(const Session* s) {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    if (auto it = sessions.find(s); it != sessions.end()) it->second.awaiting_header = false;
+  }
+  // Whether a new connection may be admitted under http.max_connections. At the cap the oldest
+  // connection still waiting for its first whole header is picked and returned in `displace`
+  // (the caller closes it on its io thread); when every connection has sent one, false. The
+  // displaced one counts as gone from here on, so connections stay within the cap plus the
+  // closes still on their way. O(connections) per admission at the cap, which a flood at the cap
+  // pays per accept: 1,024 entries scanned, microseconds, against a TCP handshake.
+  bool admit(std::optional<Entry>& displace) {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    if (sessions.size() - displacing < config.max_connections) return true;
+    Entry* oldest = nullptr;
+    for (auto& [_, e] : sessions) {
+      if (e.awaiting_header && !e.displaced && (oldest == nullptr || e.accepted < oldest->accepted))
+        oldest = &e;
+    }
+    if (oldest == nullptr) return false;
+    oldest->displaced = true;
+    ++displacing;
+    displace = *oldest;
+    return true;
   }
 };
 
@@ -164,7 +196,8 @@ class Session : public std::enable_shared_from_this<Session> {
       : core_(core),
         inbox_(std::move(inbox)),
         stream_(std::move(socket)),
-        deadline_timer_(stream_.get_executor()) {
+        deadline_timer_(stream_.get_executor()),
+        header_deadline_(steady::now() + core_.config.header_timeout) {
     core_.stats.connection_opened();
   }
   ~Session() {
@@ -192,7 +225,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!reading_ && !writing_ && slots_.empty()) close();
   }
 
-  // Server stop, phase 2. On the io thread.
+  // Server stop, phase 2; or displaced at http.max_connections. On the io thread.
   void force_close() { close(); }
 
   // Records the answer to request `seq` unless it has one already (a late completion after
@@ -234,7 +267,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.size() == 0 && !slots_.empty()) return;
     reading_ = true;
     if (buffer_.size() == 0) {
-      stream_.expires_after(core_.config.idle_timeout);
+      // A new connection has http.header_timeout_ms from its accept for its first header; a
+      // keep-alive one may idle for http.idle_timeout_ms before the next request begins.
+      if (header_seen_) {
+        stream_.expires_after(core_.config.idle_timeout);
+      } else {
+        stream_.expires_at(header_deadline_);
+      }
       stream_.async_read_some(
           buffer_.prepare(kReadChunk),
           beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
@@ -244,7 +283,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_first_bytes(beast::error_code ec, size_t n) {
-    if (ec) return on_read_error(ec, /*idle=*/true);
+    if (ec) return on_read_error(ec, header_seen_ ? ReadPhase::kIdle : ReadPhase::kHeader);
     buffer_.commit(n);
     read_header();
   }
@@ -253,21 +292,34 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(core_.config.max_body_bytes);
-    // One deadline for the whole request, headers and body: a trickling client is cut off.
-    stream_.expires_after(core_.config.read_timeout);
+    // The header within http.header_timeout_ms (counted from the accept for the first request,
+    // from its first byte for the next ones), the whole request within http.read_timeout_ms
+    // from its first byte: a trickling client is cut off either way.
+    const steady::time_point now = steady::now();
+    if (header_seen_) header_deadline_ = now + core_.config.header_timeout;
+    request_deadline_ = now + core_.config.read_timeout;
+    stream_.expires_at(std::min(header_deadline_, request_deadline_));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, size_t) {
-    if (ec) return on_read_error(ec, false);
+    if (ec) {
+      const bool header_late = header_deadline_ <= request_deadline_;
+      return on_read_error(ec, header_late ? ReadPhase::kHeader : ReadPhase::kBody);
+    }
+    if (!header_seen_) {
+      header_seen_ = true;
+      core_.header_received(this);
+    }
     if (parser_->is_done()) return on_request();
+    stream_.expires_at(request_deadline_);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::on_body, shared_from_this()));
   }
 
   void on_body(beast::error_code ec, size_t) {
-    if (ec) return on_read_error(ec, false);
+    if (ec) return on_read_error(ec, ReadPhase::kBody);
     on_request();
   }
 
@@ -285,7 +337,11 @@ class Session : public std::enable_shared_from_this<Session> {
     maybe_read();
   }
 
-  void on_read_error(beast::error_code ec, bool idle) {
+  // Where a read failed: waiting for a keep-alive connection's next request, reading a header
+  // (or a new connection's first bytes), or reading a body.
+  enum class ReadPhase { kIdle, kHeader, kBody };
+
+  void on_read_error(beast::error_code ec, ReadPhase phase) {
     reading_ = false;
     no_more_requests_ = true;
     if (closed_) return;
@@ -297,7 +353,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec == beast::error::timeout) {  // the stream has closed the socket already
-      if (!idle) {
+      if (phase == ReadPhase::kHeader) {
+        core_.stats.header_timed_out();
+        core_.log->debug("http: request header not read within {} ms, connection closed",
+                         core_.config.header_timeout.count());
+      } else if (phase == ReadPhase::kBody) {
         core_.stats.read_timed_out();
         core_.log->debug("http: request not read within {} ms, connection closed",
                          core_.config.read_timeout.count());
@@ -512,6 +572,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Stream stream_;
   Timer deadline_timer_;  // http.request_timeout of the oldest unanswered request
   bool deadline_armed_ = false;
+  steady::time_point header_deadline_;   // of the request being read (or the first one)
+  steady::time_point request_deadline_;  // http.read_timeout of the request being read
+  bool header_seen_ = false;             // a whole request header has been read
   beast::flat_buffer buffer_{kMaxBufferedBytes};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<Slot> slots_;
@@ -580,20 +643,32 @@ struct HttpServer::Impl {
     });
   }
 
+  // At http.max_connections a connection that has not sent a whole header yet (an idle socket
+  // of a flood, most likely) makes room for the new one, the oldest first: probes and real
+  // clients, which send their request at once, keep getting in while such sockets hold every
+  // slot, and a flood only displaces itself. Connections that have sent a header are never
+  // displaced: the new one is closed at once instead.
   void on_accept(Socket socket, IoThread& target) {
-    if (core.session_count() >= core.config.max_connections) {
+    std::optional<ServerCore::Entry> displace;
+    if (!core.admit(displace)) {
       core.stats.connection_rejected();
       beast::error_code ignored;
       socket.close(ignored);
       return;
+    }
+    if (displace) {
+      core.stats.connection_displaced();
+      net::post(displace->executor, [w = displace->session] {
+        if (auto s = w.lock()) s->force_close();
+      });
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(std::move(socket), core, target.inbox);
     {
       std::lock_guard<std::mutex> lock(core.sessions_mutex);
-      core.sessions.insert_or_assign(session.get(),
-                                     ServerCore::Entry{session, session->executor()});
+      core.sessions.insert_or_assign(
+          session.get(), ServerCore::Entry{session, session->executor(), steady::now()});
     }
     session->start();
   }

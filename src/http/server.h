@@ -9,13 +9,18 @@
 //   16 KiB + 4 KiB          what a connection buffers unparsed: a request header over 16 KiB, or
 //                           a chunk-size line (with extensions) or trailer that does not end
 //                           within the buffer, is answered 400 and the connection closed
+//   http.header_timeout_ms  a new connection must send a whole request header within it of its
+//                           accept (a keep-alive one: of the request's first byte), else it is
+//                           closed (an idle socket does not hold a slot for long)
 //   http.read_timeout_ms    a request (headers + body) must arrive whole within it, else the
 //                           connection is closed (a client trickling its body is cut off); also
 //                           bounds writing each response
 //   http.idle_timeout_ms    a keep-alive connection with nothing in flight is closed after it
 //   http.request_timeout_ms a request not answered within it gets 503 + Retry-After; the
 //                           late completion is then ignored
-//   http.max_connections    connections over it are closed at once (counted)
+//   http.max_connections    at the cap, a new connection displaces the oldest connection that
+//                           has not sent a whole request header yet; when there is none, the
+//                           new one is closed at once (both counted)
 //
 // Threads: start() launches http.threads io threads; stop() (or the destructor) joins them.
 // Every method is thread-safe.

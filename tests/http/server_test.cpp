@@ -4,6 +4,7 @@
 #include "http/server.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -463,6 +464,7 @@ size_t resident_bytes() {
 TEST(HttpServer, AChunkSizeLineOrTrailerThatNeverEndsIsCutOffWithoutGrowingMemory) {
   HttpConfig c = test_config();
   c.read_timeout = milliseconds(30000);  // the bound must come from the buffer, not a timer
+  c.header_timeout = milliseconds(30000);
   Server s(c);
   const std::string head =
       "POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -504,6 +506,123 @@ TEST(HttpServer, AHeaderLongerThanTheLimitIs400AndClosesTheConnection) {
   EXPECT_EQ(res.result_int(), 400u);
   EXPECT_FALSE(res.keep_alive());
   EXPECT_TRUE(client.wait_closed(milliseconds(2000)));
+}
+
+TEST(HttpServer, AConnectionThatSendsNoWholeHeaderIsClosedAfterTheHeaderTimeout) {
+  HttpConfig c = test_config();
+  c.header_timeout = milliseconds(300);
+  c.idle_timeout = milliseconds(60000);
+  c.read_timeout = milliseconds(10000);
+  Server s(c);
+  HttpClient kept(s.port());
+  ASSERT_EQ(kept.request(verb::get, "/health").result_int(), 200u);
+
+  const auto start = std::chrono::steady_clock::now();
+  HttpClient silent(s.port()), partial(s.port());
+  ASSERT_FALSE(partial.write_raw("GET /health HTTP/1.1\r\nHost: x\r\n"));  // never ends
+  EXPECT_TRUE(silent.wait_closed(milliseconds(3000)));
+  EXPECT_TRUE(partial.wait_closed(milliseconds(3000)));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, milliseconds(250));
+  EXPECT_LT(waited, milliseconds(3000));  // not the idle timeout (60 s)
+  EXPECT_TRUE(
+      wait_until([&] { return s.server->stats().header_timeouts() == 2; }, milliseconds(2000)));
+  EXPECT_EQ(s.server->stats().read_timeouts(), 0u);
+
+  // A keep-alive connection waits between requests under the idle timeout (it outlived the
+  // header timeout above), and its next header is timed from that header's first byte.
+  EXPECT_EQ(kept.request(verb::get, "/health").result_int(), 200u);
+  ASSERT_FALSE(kept.write_raw("GET /health HTTP/1.1\r\n"));
+  EXPECT_TRUE(kept.wait_closed(milliseconds(3000)));
+  EXPECT_TRUE(
+      wait_until([&] { return s.server->stats().header_timeouts() == 3; }, milliseconds(2000)));
+}
+
+TEST(HttpServer, AtTheConnectionCapANewConnectionDisplacesTheOldestWithoutAHeader) {
+  HttpConfig c = test_config();
+  c.max_connections = 3;
+  c.header_timeout = milliseconds(60000);  // only displacement frees slots here
+  Server s(c);
+  HttpClient busy(s.port());
+  ASSERT_EQ(busy.request(verb::get, "/health").result_int(), 200u);
+  HttpClient oldest(s.port());
+  ASSERT_TRUE(
+      wait_until([&] { return s.server->stats().connections() == 2.0; }, milliseconds(2000)));
+  HttpClient newer(s.port());
+  ASSERT_TRUE(
+      wait_until([&] { return s.server->stats().connections() == 3.0; }, milliseconds(2000)));
+
+  HttpClient probe(s.port());
+  EXPECT_EQ(probe.request(verb::get, "/health").result_int(), 200u);
+  EXPECT_TRUE(oldest.wait_closed(milliseconds(2000)));
+  EXPECT_EQ(s.server->stats().displaced_connections(), 1u);
+  EXPECT_TRUE(  // busy, newer, probe
+      wait_until([&] { return s.server->stats().connections() == 3.0; }, milliseconds(2000)));
+
+  HttpClient probe2(s.port());  // displaces `newer`
+  EXPECT_EQ(probe2.request(verb::get, "/health").result_int(), 200u);
+  EXPECT_TRUE(newer.wait_closed(milliseconds(2000)));
+  EXPECT_EQ(s.server->stats().displaced_connections(), 2u);
+
+  // Every connection has sent a header: a new one is closed at once, nobody is displaced.
+  ASSERT_TRUE(
+      wait_until([&] { return s.server->stats().connections() == 3.0; }, milliseconds(2000)));
+  HttpClient over(s.port());
+  EXPECT_TRUE(over.wait_closed(milliseconds(2000)));
+  EXPECT_EQ(s.server->stats().rejected_connections(), 1u);
+  EXPECT_EQ(busy.request(verb::get, "/health").result_int(), 200u);
+}
+
+void raise_open_files_limit(rlim_t want) {
+  rlimit r{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &r), 0);
+  if (r.rlim_cur >= want) return;
+  r.rlim_cur = std::min(want, r.rlim_max);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &r), 0);
+  ASSERT_GE(r.rlim_cur, want) << "the hard limit of open files is too low for this test";
+}
+
+TEST(HttpServer, ProbesAnswerWhileAFloodOfIdleSocketsHoldsEveryConnectionSlot) {
+  constexpr size_t kFlood = 1100;            // over the default http.max_connections (1,024)
+  raise_open_files_limit(2 * kFlood + 256);  // both ends live in this process
+  HttpConfig c = test_config();
+  c.max_connections = 1024;
+  c.header_timeout = milliseconds(300);
+  c.idle_timeout = milliseconds(60000);
+  Server s(c);
+
+  namespace net = boost::asio;
+  net::io_context ioc;
+  std::vector<net::ip::tcp::socket> flood;
+  flood.reserve(kFlood);
+  const net::ip::tcp::endpoint server(net::ip::make_address("127.0.0.1"), s.port());
+  for (size_t i = 0; i < kFlood; ++i) {
+    boost::system::error_code ec;
+    flood.emplace_back(ioc).connect(server, ec);
+    ASSERT_FALSE(ec) << "connection " << i << ": " << ec.message();
+  }
+
+  // The client holds every socket open: the probes still get in, at once.
+  for (const char* target : {"/health", "/ready"}) {
+    const auto start = std::chrono::steady_clock::now();
+    HttpClient probe(s.port(), milliseconds(2000));
+    EXPECT_EQ(probe.request(verb::get, target).result_int(), 200u) << target;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000)) << target;
+  }
+  // The server has closed every socket of the flood: displaced at the cap or timed out.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto& st = s.server->stats();
+        return st.header_timeouts() + st.displaced_connections() == kFlood &&
+               st.connections() == 0.0;
+      },
+      milliseconds(5000)))
+      << s.server->stats().header_timeouts() << " timed out, "
+      << s.server->stats().displaced_connections() << " displaced, "
+      << s.server->stats().connections() << " open";
+  EXPECT_EQ(s.server->stats().rejected_connections(), 0u);
+  HttpClient after(s.port());
+  EXPECT_EQ(after.request(verb::get, "/health").result_int(), 200u);
 }
 
 }  // namespace
