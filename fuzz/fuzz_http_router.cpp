@@ -16,7 +16,8 @@
 // as is (the server caps only its size, far above -max_len).
 //
 // Every answer must be: exactly one call of `respond`, within kAnswerTimeout; a status the
-// router documents for bad input (200, 400, 401, 404, 405, 422) and never 5xx (the scoring
+// router documents for bad input (200, 400, 401, 403 (repository routes: no admin token),
+// 404, 405, 422) and never 5xx (the scoring
 // engine is healthy and far from full here, so a 5xx is a bug); a JSON body that is valid
 // UTF-8 (except the Prometheus text of /metrics); errors as {"error": "<non-empty>"}; Allow on
 // 405, WWW-Authenticate on 401; scores in [0, 1]; a 200 from a scoring route only for a body
@@ -208,7 +209,7 @@ Request build_request(const uint8_t* data, size_t size) {
 }
 
 bool documented_status(unsigned s) {
-  return s == 200 || s == 400 || s == 401 || s == 404 || s == 405 || s == 422;
+  return s == 200 || s == 400 || s == 401 || s == 403 || s == 404 || s == 405 || s == 422;
 }
 
 void check_score(const boost::json::value& v, const Request& req, const Response& res) {

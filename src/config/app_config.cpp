@@ -461,18 +461,23 @@ Result<AppConfig> load_config(const std::vector<std::string>& args,
   }
   for (const auto& [k, v] : flags) apply(k, v, "--" + k, c, errors);
 
-  if (!c.http.auth_token_file.empty() && !c.http.auth_token.empty()) {
-    errors.push_back("set only one of http.auth_token and http.auth_token_file");
-  } else if (!c.http.auth_token_file.empty()) {
-    std::ifstream f(c.http.auth_token_file);
-    std::string token;
-    if (!f || !std::getline(f, token) || token.empty()) {
-      errors.push_back("http.auth_token_file: cannot read a token from '" + c.http.auth_token_file +
-                       "'");
-    } else {
-      c.http.auth_token = token;
+  // A token given inline or as a file (its first line), not both.
+  auto read_token_file = [&errors](const std::string& key, std::string& token,
+                                   const std::string& file) {
+    if (!file.empty() && !token.empty()) {
+      errors.push_back("set only one of " + key + " and " + key + "_file");
+    } else if (!file.empty()) {
+      std::ifstream f(file);
+      std::string line;
+      if (!f || !std::getline(f, line) || line.empty()) {
+        errors.push_back(key + "_file: cannot read a token from '" + file + "'");
+      } else {
+        token = line;
+      }
     }
-  }
+  };
+  read_token_file("http.auth_token", c.http.auth_token, c.http.auth_token_file);
+  read_token_file("http.admin_token", c.http.admin_token, c.http.admin_token_file);
 
   if (!cmd.help && !cmd.version) {
     auto v = c.validate();

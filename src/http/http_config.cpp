@@ -13,6 +13,8 @@ std::vector<std::string> HttpConfig::validate() const {
   if (read_timeout.count() < 1) e.push_back("http.read_timeout_ms must be >= 1");
   if (idle_timeout.count() < 1) e.push_back("http.idle_timeout_ms must be >= 1");
   if (request_timeout.count() < 1) e.push_back("http.request_timeout_ms must be >= 1");
+  if (!admin_token.empty() && admin_token == auth_token)
+    e.push_back("http.admin_token must differ from http.auth_token");
   if (max_instances < 1) e.push_back("http.max_instances must be >= 1");
   if (events_interval.count() < 50 || events_interval.count() > 60000)
     e.push_back("http.events_interval_ms must be within [50, 60000]");

@@ -24,6 +24,8 @@ struct HttpConfig {
   size_t max_instances = 4096;                      // instances per request
   std::string auth_token;                           // secret; empty = no auth on scoring routes
   std::string auth_token_file;                      // read the token from this file
+  std::string admin_token;                          // secret; empty = repository routes off (403)
+  std::string admin_token_file;                     // read the admin token from this file
   bool publish_scores = false;  // HTTP-scored transactions also go to the scores topic
   std::chrono::milliseconds events_interval{1000};  // live view: one update per interval
   size_t max_event_subscribers = 16;  // live view: /v1/events streams at once; 0 = off
@@ -49,9 +51,15 @@ struct HttpConfig {
     v("request_timeout_ms", request_timeout, "ms", "scoring must answer within this, else 503");
     v("max_instances", max_instances, "instances", "instances per scoring request at most");
     v("auth_token", auth_token, "",
-      "bearer token required on the scoring and repository routes (secret)",
+      "bearer token required on the scoring routes, score lookups and the live view's stream "
+      "(secret)",
       config::FieldFlag::kSecret);
     v("auth_token_file", auth_token_file, "", "file holding the bearer token");
+    v("admin_token", admin_token, "",
+      "bearer token required on the repository routes (/v2/repository/...: index, load, "
+      "unload), which answer 403 while it is empty (secret; must differ from http.auth_token)",
+      config::FieldFlag::kSecret);
+    v("admin_token_file", admin_token_file, "", "file holding the admin bearer token");
     v("publish_scores", publish_scores, "",
       "also send /predict instances that carry a transaction_id to the scores topic, like "
       "streamed ones (Redis gets them either way), so every scored transaction can be audited");

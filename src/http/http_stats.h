@@ -48,7 +48,7 @@ class HttpStats {
 
  private:
   // The statuses the router answers, each with a slot; others are looked up under the lock.
-  static constexpr unsigned kStatuses[] = {200, 400, 401, 404, 405, 409, 413, 422, 500, 503};
+  static constexpr unsigned kStatuses[] = {200, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503};
   static constexpr size_t kStatusSlots = sizeof(kStatuses) / sizeof(kStatuses[0]);
   struct RouteSeries {
     std::atomic<metrics::Histogram*> duration{nullptr};

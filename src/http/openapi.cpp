@@ -20,7 +20,7 @@ constexpr const char* kDocument = R"json({
   "tags": [
     {"name": "scoring", "description": "Score transactions (bearer token when http.auth_token is set)"},
     {"name": "kserve-v2", "description": "Open Inference Protocol (KServe v2), JSON"},
-    {"name": "repository", "description": "Open Inference Protocol model repository extension (bearer token when http.auth_token is set)"},
+    {"name": "repository", "description": "Open Inference Protocol model repository extension (the admin token, http.admin_token; off (403) without one)"},
     {"name": "operations", "description": "Health, readiness, model, metrics"}
   ],
   "paths": {
@@ -199,11 +199,12 @@ constexpr const char* kDocument = R"json({
     "/v2/repository/index": {
       "post": {
         "tags": ["repository"], "summary": "Every version in the model repository and its state",
-        "security": [{"bearerAuth": []}, {}],
+        "security": [{"adminAuth": []}],
         "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"type": "boolean", "description": "Only READY versions"}}}}}},
         "responses": {
           "200": {"description": "Versions, highest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/RepositoryEntry"}}}}},
           "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"},
           "422": {"$ref": "#/components/responses/Unprocessable"}
         }
       }
@@ -211,13 +212,14 @@ constexpr const char* kDocument = R"json({
     "/v2/repository/models/{model}/load": {
       "post": {
         "tags": ["repository"], "summary": "Serve a version (default: the highest), or shadow the served one with it; serving an older version is a rollback (the newer ones are marked unloaded)",
-        "security": [{"bearerAuth": []}, {}],
+        "security": [{"adminAuth": []}],
         "parameters": [{"$ref": "#/components/parameters/Model"}],
         "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryRequest"}}}},
         "responses": {
           "200": {"description": "Loaded and swapped in between batches", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryAnswer"}}}},
           "400": {"description": "The version was refused (the reason is given); the served version stays", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"},
           "404": {"$ref": "#/components/responses/NotFound"},
           "409": {"description": "The served version cannot also be its shadow", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "422": {"$ref": "#/components/responses/Unprocessable"},
@@ -228,12 +230,13 @@ constexpr const char* kDocument = R"json({
     "/v2/repository/models/{model}/unload": {
       "post": {
         "tags": ["repository"], "summary": "Stop serving a version (default: the served one; the highest other version is served instead) or stop the shadow",
-        "security": [{"bearerAuth": []}, {}],
+        "security": [{"adminAuth": []}],
         "parameters": [{"$ref": "#/components/parameters/Model"}],
         "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryRequest"}}}},
         "responses": {
           "200": {"description": "Unloaded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RepositoryAnswer"}}}},
           "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"},
           "404": {"$ref": "#/components/responses/NotFound"},
           "409": {"description": "It is the only version that can be served", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "422": {"$ref": "#/components/responses/Unprocessable"},
@@ -265,7 +268,8 @@ constexpr const char* kDocument = R"json({
   },
   "components": {
     "securitySchemes": {
-      "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Required on scoring routes when http.auth_token is set"}
+      "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The scoring token: required on the scoring routes, score lookups and the live view's stream when http.auth_token is set"},
+      "adminAuth": {"type": "http", "scheme": "bearer", "description": "The admin token (http.admin_token): required on the repository routes, which are off (403) without one; the scoring token is refused (403)"}
     },
     "parameters": {
       "Model": {"name": "model", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Model name (the served model)"},
@@ -273,7 +277,8 @@ constexpr const char* kDocument = R"json({
     },
     "responses": {
       "BadRequest": {"description": "The body is not valid JSON (or not HTTP)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Unauthorized": {"description": "Bearer token missing or wrong", "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Unauthorized": {"description": "Bearer token missing (or, on scoring routes, wrong)", "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Forbidden": {"description": "Repository routes: not the admin token, or no admin token configured (http.admin_token)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "NotFound": {"description": "Unknown route, model or version", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "MethodNotAllowed": {"description": "Wrong method; Allow names the right one", "headers": {"Allow": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "PayloadTooLarge": {"description": "Body over http.max_body_bytes (refused from the headers when Content-Length says so); the connection is closed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},

@@ -270,20 +270,59 @@ void Router::model_metadata(const RouteMatch& route, const Respond& respond) {
                                           {"outputs", std::move(outputs)}}));
 }
 
-bool Router::authorized(const Request& req) const {
-  if (config_.auth_token.empty()) return true;
+// The credentials of "Authorization: Bearer <token>" (the scheme is case-insensitive); none
+// without that header or with another scheme.
+static std::optional<std::string_view> bearer_token(const Request& req) {
   auto it = req.find(bhttp::field::authorization);
-  if (it == req.end()) return false;
+  if (it == req.end()) return std::nullopt;
   std::string_view value = it->value();
   constexpr std::string_view kBearer = "Bearer ";
-  if (value.size() < kBearer.size()) return false;
-  for (size_t i = 0; i < kBearer.size(); ++i) {  // the scheme is case-insensitive
+  if (value.size() < kBearer.size()) return std::nullopt;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(value[i])) !=
         std::tolower(static_cast<unsigned char>(kBearer[i]))) {
-      return false;
+      return std::nullopt;
     }
   }
-  return constant_time_equal(value.substr(kBearer.size()), config_.auth_token);
+  return value.substr(kBearer.size());
+}
+
+bool Router::authorized(const Request& req) const {
+  if (config_.auth_token.empty()) return true;
+  const auto token = bearer_token(req);
+  return token && constant_time_equal(*token, config_.auth_token);
+}
+
+// The gate of the repository routes, which change (load, unload) or reveal (index: versions
+// and why one was refused, file names included) what is served: they take http.admin_token,
+// never the scoring token. Without an admin token configured they are off (403): an operator
+// turns them on deliberately. Missing credentials are 401 + WWW-Authenticate, wrong ones
+// (the scoring token included) 403; then 503 while shutting down.
+bool Router::admit_admin(const Request& req, const Respond& respond) const {
+  if (config_.admin_token.empty()) {
+    respond(error_response(
+        403, "the repository API is off: set http.admin_token (or http.admin_token_file)"));
+    return false;
+  }
+  const auto token = bearer_token(req);
+  if (!token) {
+    Response res = error_response(401,
+                                  "missing bearer token: the repository API takes the "
+                                  "admin token (http.admin_token)");
+    res.set(bhttp::field::www_authenticate, R"(Bearer realm="vigil-admin")");
+    respond(std::move(res));
+    return false;
+  }
+  if (!constant_time_equal(*token, config_.admin_token)) {
+    respond(error_response(
+        403, "wrong bearer token: the repository API takes the admin token (http.admin_token)"));
+    return false;
+  }
+  if (shutting_down()) {
+    respond(error_response(503, "server is shutting down"));
+    return false;
+  }
+  return true;
 }
 
 std::shared_ptr<const Router::Schema> Router::schema_for(

@@ -15,8 +15,13 @@
 //   POST /v2/repository/models/{m}/load|unload      {"parameters": {"version": "2",
 //                                                    "shadow": true}} (both optional)
 //
+// Auth: the scoring routes, score lookups and the live view's stream take http.auth_token (when
+// set); the repository routes take http.admin_token and are off (403) without one. Nothing
+// else needs a token, and unauthenticated answers carry no filesystem path.
+//
 // Errors are {"error": "<what is wrong, naming the field or index>"} with 400 (not JSON),
-// 401 (bearer token missing or wrong; scoring and repository routes), 404 (route, model or
+// 401 (bearer token missing, or the scoring token wrong), 403 (repository routes: admin token
+// wrong or not configured), 404 (route, model or
 // version), 409 (unload of the only servable version), 400 (a version refused by load),
 // 405 (method; Allow names the right one), 413 (body over http.max_body_bytes, from the server),
 // 422 (wrong shape, type, count; unknown/missing feature; NaN), 503 + Retry-After (queue full,
@@ -87,6 +92,8 @@ class Router {
   bool token_in_query(std::string_view target) const;
   // Answers 401 or 503 and returns false when a scoring request may not proceed.
   bool admit(const Request& req, const Respond& respond) const;
+  // Answers 401, 403 or 503 and returns false when a repository request may not proceed.
+  bool admit_admin(const Request& req, const Respond& respond) const;
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
   void predict(Request& req, const Respond& respond);
   void infer(const RouteMatch& route, Request& req, const Respond& respond);

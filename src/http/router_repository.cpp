@@ -5,6 +5,9 @@
 //   POST /v2/repository/models/{m}/load     {"parameters": {"version": "2", "shadow": true}}?
 //   POST /v2/repository/models/{m}/unload   {"parameters": {"version": "2"}}?
 //
+// Every route takes the admin token (http.admin_token; see Router::admit_admin), not the scoring
+// token, and is off (403) without one.
+//
 // load without a version serves the highest one; with "shadow": true the version shadows the
 // served one instead. unload without a version unloads the served one (the highest other
 // version is served instead; 409 when there is none); unloading the shadow version ends the
@@ -81,7 +84,7 @@ unsigned status_of(scoring::ModelManager::Answer a) {
 }  // namespace
 
 void Router::repository(const RouteMatch& route, Request& req, const Respond& respond) {
-  if (!admit(req, respond)) return;
+  if (!admit_admin(req, respond)) return;
   scoring::ModelManager* models = deps_.models;
   if (models == nullptr) {
     respond(error_response(404, "this server has no model repository (a model was given)"));

@@ -750,9 +750,10 @@ Status HttpServer::start() {
     IoThread& io = *t;
     io.thread = std::thread([this, &io] { impl_->run_io(io); });
   }
-  impl_->core.log->info("http: listening on {}:{} ({} io threads, auth {})", config.address,
-                        impl_->port.load(), impl_->io.size(),
-                        config.auth_token.empty() ? "off" : "on");
+  impl_->core.log->info("http: listening on {}:{} ({} io threads, auth {}, repository API {})",
+                        config.address, impl_->port.load(), impl_->io.size(),
+                        config.auth_token.empty() ? "off" : "on",
+                        config.admin_token.empty() ? "off" : "on (admin token)");
   return Status::Ok();
 }
 

@@ -14,6 +14,7 @@
 #include "http/http_stats.h"
 #include "http/http_test_util.h"
 #include "http/prometheus_text.h"
+#include "scoring/model_manager.h"
 #include "support/http_client.h"
 
 namespace vigil::http::test {
@@ -623,6 +624,82 @@ TEST(HttpServer, ProbesAnswerWhileAFloodOfIdleSocketsHoldsEveryConnectionSlot) {
   EXPECT_EQ(s.server->stats().rejected_connections(), 0u);
   HttpClient after(s.port());
   EXPECT_EQ(after.request(verb::get, "/health").result_int(), 200u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may do what, and what anyone can read
+
+// A server on `stack` whose deps are adjusted by `adjust` first.
+struct CustomServer {
+  CustomServer(HttpConfig c, ScoringStack& stack, const std::function<void(HttpDeps&)>& adjust) {
+    HttpDeps deps = stack.deps();
+    adjust(deps);
+    server = std::make_unique<HttpServer>(c, std::move(deps));
+    auto st = server->start();
+    EXPECT_TRUE(st.ok()) << st.message();
+  }
+  uint16_t port() const { return server->port(); }
+  std::unique_ptr<HttpServer> server;
+};
+
+scoring::ModelConfig fake_repository_config() {
+  scoring::ModelConfig m;
+  m.name = "fake";
+  return m;
+}
+
+TEST(HttpServer, RepositoryRoutesTakeOnlyTheAdminToken) {
+  ScoringStack stack;
+  scoring::ModelManager models(
+      fake_repository_config(), 64,
+      [](const scoring::ModelInfo&) -> Result<std::shared_ptr<scoring::Model>> {
+        return Result<std::shared_ptr<scoring::Model>>::Error("not in this test");
+      },
+      stack.registry);
+  const std::string admin_routes[] = {"/v2/repository/index", "/v2/repository/models/fake/load",
+                                      "/v2/repository/models/fake/unload"};
+  const HttpClient::Headers none, scoring_token{{"Authorization", "Bearer score-tok"}},
+      admin_token{{"Authorization", "Bearer admin+tok/="}},
+      wrong{{"Authorization", "Bearer admin+tok/"}};
+  const std::vector<std::pair<const char*, HttpClient::Headers>> every_credential = {
+      {"none", none}, {"scoring token", scoring_token}, {"admin token", admin_token}};
+
+  HttpConfig c = test_config();
+  c.auth_token = "score-tok";
+  {  // No admin token configured: the repository API is off, whatever is given.
+    CustomServer s(c, stack, [&](HttpDeps& d) { d.models = &models; });
+    HttpClient client(s.port());
+    for (const auto& target : admin_routes) {
+      for (const auto& [what, headers] : every_credential) {
+        auto res = client.request(verb::post, target, "", headers);
+        EXPECT_EQ(res.result_int(), 403u) << target << " with " << what << ": " << res.body();
+        EXPECT_NE(error_of(res).find("http.admin_token"), std::string::npos) << target;
+      }
+    }
+  }
+  c.admin_token = "admin+tok/=";
+  CustomServer s(c, stack, [&](HttpDeps& d) { d.models = &models; });
+  HttpClient client(s.port());
+  for (const auto& target : admin_routes) {
+    auto res = client.request(verb::post, target, "", none);
+    EXPECT_EQ(res.result_int(), 401u) << target << ": " << res.body();
+    EXPECT_EQ(res[bhttp::field::www_authenticate], R"(Bearer realm="vigil-admin")") << target;
+    for (const auto& headers : {scoring_token, wrong}) {
+      res = client.request(verb::post, target, "", headers);
+      EXPECT_EQ(res.result_int(), 403u) << target << ": " << res.body();
+      for (const char* token : {"score-tok", "admin+tok"}) {
+        EXPECT_EQ(res.body().find(token), std::string::npos) << "a token echoed: " << res.body();
+      }
+    }
+  }
+  // The admin token opens them (the index of this empty repository is empty) ...
+  auto index = client.request(verb::post, "/v2/repository/index", "", admin_token);
+  EXPECT_EQ(index.result_int(), 200u) << index.body();
+  EXPECT_EQ(index.body(), "[]");
+  // ... and nothing else: scoring takes the scoring token only.
+  EXPECT_EQ(client.request(verb::post, "/predict", one_instance(), admin_token).result_int(), 401u);
+  EXPECT_EQ(client.request(verb::post, "/predict", one_instance(), scoring_token).result_int(),
+            200u);
 }
 
 }  // namespace

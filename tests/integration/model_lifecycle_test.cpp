@@ -320,12 +320,14 @@ TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtoco
   c.model.reload_interval = milliseconds(0);  // only the API changes what is served
   c.kafka.enabled = false;
   testing::enable_test_http(c);
+  c.http.admin_token = "admin-token";  // the repository API is off without one
   auto service = start(c);
   ASSERT_NE(service, nullptr);
   add_version_2();
   testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
   auto post = [&](const std::string& target, const std::string& body = "") {
-    return http.request(bhttp::verb::post, target, body);
+    return http.request(bhttp::verb::post, target, body,
+                        {{"Authorization", "Bearer " + c.http.admin_token}});
   };
 
   auto res = post("/v2/repository/index");
