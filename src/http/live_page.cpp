@@ -137,7 +137,11 @@ function escape(t) {
   return String(t).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 }
 
-const token = new URLSearchParams(location.search).get("access_token");
+// The token as given in this page's address: percent-decoded, but a bare '+' stays a '+' (as
+// the server reads it), so a base64 token works pasted as is or encoded.
+const tokenMatch = /[?&]access_token=([^&#]*)/.exec(location.search);
+let token = null;
+try { token = tokenMatch ? decodeURIComponent(tokenMatch[1]) : null; } catch (e) { token = tokenMatch[1]; }
 const source = new EventSource("/v1/events" + (token ? "?access_token=" + encodeURIComponent(token) : ""));
 source.addEventListener("stats", (e) => render(JSON.parse(e.data)));
 source.addEventListener("dropped", (e) => {

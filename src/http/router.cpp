@@ -6,6 +6,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 #include <cctype>
 #include <charconv>
 #include <optional>
@@ -35,20 +36,19 @@ namespace {
 // Reason codes per instance when "explain" is asked without "top_k".
 constexpr int64_t kDefaultTopK = 5;
 
-// The value of `name` in the target's query string (no percent-decoding: values are plain).
-std::optional<std::string_view> query_parameter(std::string_view target, std::string_view name) {
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    const std::string_view pair = rest.substr(0, amp);
-    const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) {
-      return eq == std::string_view::npos ? std::string_view("true") : pair.substr(eq + 1);
-    }
-    if (amp == std::string_view::npos) break;
-    rest = rest.substr(amp + 1);
+// The value of the first `name` parameter in the target's query string, percent-decoded
+// (Boost.URL, RFC 3986: "%2B" is '+', and a '+' stays a '+', so a browser's
+// encodeURIComponent and a bare base64 token both arrive as sent). A parameter without a value
+// is "true"; a target that is not a valid URI reference has no parameters. No work without a
+// '?'.
+std::optional<std::string> query_parameter(std::string_view target, std::string_view name) {
+  if (target.find('?') == std::string_view::npos) return std::nullopt;
+  auto url = boost::urls::parse_uri_reference(target);
+  if (!url) return std::nullopt;
+  boost::urls::encoding_opts literal_plus;
+  literal_plus.space_as_plus = false;
+  for (const auto& param : url->params(literal_plus)) {
+    if (param.key == name) return param.has_value ? param.value : std::string("true");
   }
   return std::nullopt;
 }
@@ -381,25 +381,12 @@ std::shared_ptr<LiveEvents::Subscriber> Router::subscribe_events(const Request& 
   return subscriber;
 }
 
-// ?access_token=<token> in the target's query string (percent-encoding not decoded: tokens
-// are expected to be URL-safe).
+// ?access_token=<token> in the target's query string, percent-decoded (the live page sends
+// encodeURIComponent(token), so a base64 token's '+', '/' and '=' arrive as %2B, %2F, %3D).
 bool Router::token_in_query(std::string_view target) const {
   if (config_.auth_token.empty()) return true;
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return false;
-  std::string_view query = target.substr(q + 1);
-  constexpr std::string_view kKey = "access_token=";
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view param = query.substr(0, amp);
-    if (param.substr(0, kKey.size()) == kKey &&
-        constant_time_equal(param.substr(kKey.size()), config_.auth_token)) {
-      return true;
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return false;
+  const auto token = query_parameter(target, "access_token");
+  return token && constant_time_equal(*token, config_.auth_token);
 }
 
 bool Router::admit(const Request& req, const Respond& respond) const {

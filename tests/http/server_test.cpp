@@ -7,12 +7,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <boost/asio/read_until.hpp>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "http/http_stats.h"
 #include "http/http_test_util.h"
+#include "http/live_events.h"
 #include "http/prometheus_text.h"
 #include "scoring/model_manager.h"
 #include "support/http_client.h"
@@ -700,6 +702,44 @@ TEST(HttpServer, RepositoryRoutesTakeOnlyTheAdminToken) {
   EXPECT_EQ(client.request(verb::post, "/predict", one_instance(), admin_token).result_int(), 401u);
   EXPECT_EQ(client.request(verb::post, "/predict", one_instance(), scoring_token).result_int(),
             200u);
+}
+
+// Sends GET `target` on a new connection and returns the response's status line and headers
+// (the live stream never ends, so its body is not read).
+std::string response_head(uint16_t port, const std::string& target) {
+  HttpClient client(port, milliseconds(2000));
+  if (client.write_raw("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")) return "write failed";
+  std::string head;
+  boost::system::error_code ec;
+  boost::asio::read_until(client.stream().socket(), boost::asio::dynamic_buffer(head), "\r\n\r\n",
+                          ec);
+  return ec ? "read failed: " + ec.message() : head.substr(0, head.find("\r\n\r\n"));
+}
+
+TEST(HttpServer, TheLiveStreamTakesABase64TokenFromThePageQueryString) {
+  ScoringStack stack;
+  HttpConfig c = test_config();
+  c.auth_token = "Ab+/cd==";  // base64: '+', '/' and '='
+  LiveEvents live(c, stack.registry, [] { return nullptr; });
+  CustomServer s(c, stack, [&](HttpDeps& d) { d.live = &live; });
+  // What the live page sends: encodeURIComponent(token).
+  EXPECT_EQ(response_head(s.port(), "/v1/events?access_token=Ab%2B%2Fcd%3D%3D").substr(0, 15),
+            "HTTP/1.1 200 OK");
+  // A token pasted as is: '+' is a plus (RFC 3986), not a space.
+  EXPECT_EQ(response_head(s.port(), "/v1/events?x=1&access_token=Ab+/cd==").substr(0, 15),
+            "HTTP/1.1 200 OK");
+  for (const std::string wrong : {"Ab%20%2Fcd%3D%3D", "Ab%2B%2Fcd%3D", "Ab", "", "Ab%2"}) {
+    EXPECT_EQ(response_head(s.port(), "/v1/events?access_token=" + wrong).substr(0, 25),
+              "HTTP/1.1 401 Unauthorized")
+        << wrong;
+  }
+  // Query parameters of the scoring routes are decoded the same way.
+  HttpClient client(s.port());
+  auto res = client.request(verb::post, "/predict?explain=%74rue&top_k=%32", one_instance(),
+                            {{"Authorization", "Bearer Ab+/cd=="}});
+  EXPECT_EQ(res.result_int(), 422u) << res.body();  // the fake model has no baseline: asked
+  EXPECT_NE(error_of(res).find("no baseline"), std::string::npos) << res.body();
+  live.stop();
 }
 
 }  // namespace
