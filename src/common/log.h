@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/rate_limit.h"
@@ -15,6 +16,13 @@
 namespace vigil {
 
 std::shared_ptr<spdlog::logger> logger(const std::string& name);
+
+// `s` made safe to log when it comes from outside (a request target, a header, a transaction
+// id, an error message quoting them): control characters (below 0x20, and 0x7f) become \n, \r,
+// \t or \xHH and a backslash becomes \\, so that such text can neither end the log line and
+// forge the next one nor send terminal escapes. Other bytes (UTF-8 included) pass as they are.
+// Allocates: for error and debug paths.
+std::string log_escape(std::string_view s);
 
 class RateLimitedLog {
  public:

@@ -93,8 +93,8 @@ void Router::handle(const RouteMatch& route, Request req, Respond respond) {
   } catch (const std::exception& e) {
     // A bug could make every request throw: one line per interval, with a count of the rest.
     static RateLimitedLog log{"http", std::chrono::milliseconds(5000)};
-    log.error("http: {} {}: unexpected exception: {}", std::string(req.method_string()),
-              std::string(req.target()), e.what());
+    log.error("http: {} {}: unexpected exception: {}", log_escape(req.method_string()),
+              log_escape(req.target()), log_escape(e.what()));
     answer(error_response(500, "internal error"));
   }
 }
@@ -151,7 +151,7 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
     case RouteId::kV2Server:
       respond(json_response(200, json::object{{"name", "vigil"},
                                               {"version", server_version()},
-                                              {"extensions", json::array{}}}));
+                                              {"extensions", server_extensions()}}));
       return;
     case RouteId::kV2Model:
     case RouteId::kV2ModelVersion:
@@ -483,6 +483,12 @@ std::vector<std::string> Router::readiness_failures() const {
   return failing;
 }
 
+json::array Router::server_extensions() const {
+  json::array extensions;
+  if (deps_.models != nullptr) extensions.emplace_back("model_repository");
+  return extensions;
+}
+
 Response Router::ready_response(bool kserve) const {
   const auto failing = readiness_failures();
   json::array reasons;
@@ -506,14 +512,12 @@ Response Router::model_info_response(const scoring::ModelInfo& info) const {
                     {"inputs", std::move(inputs)},
                     {"output", info.output_name},
                     {"threshold", as_short_double(info.threshold)},
-                    {"path", info.path},
                     {"device", info.device},
                     {"loaded_at_ms", info.loaded_at_ms},
                     {"reason_codes", info.baseline.size() == info.width()},
                     {"model_yaml", info.metadata_text}};
   if (auto shadow = deps_.shadow_info ? deps_.shadow_info() : nullptr) {
     body["shadow"] = json::object{{"version", shadow->version},
-                                  {"path", shadow->path},
                                   {"threshold", as_short_double(shadow->threshold)},
                                   {"loaded_at_ms", shadow->loaded_at_ms}};
   } else {

@@ -42,6 +42,7 @@
 #include <atomic>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/json/array.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -94,6 +95,8 @@ class Router {
   bool admit(const Request& req, const Respond& respond) const;
   // Answers 401, 403 or 503 and returns false when a repository request may not proceed.
   bool admit_admin(const Request& req, const Respond& respond) const;
+  // The Open Inference Protocol extensions served, for GET /v2.
+  boost::json::array server_extensions() const;
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
   void predict(Request& req, const Respond& respond);
   void infer(const RouteMatch& route, Request& req, const Respond& respond);

@@ -742,5 +742,46 @@ TEST(HttpServer, TheLiveStreamTakesABase64TokenFromThePageQueryString) {
   live.stop();
 }
 
+TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
+  ScoringStack stack;
+  auto served = std::make_shared<scoring::ModelInfo>(*stack.batcher.model_info());
+  served->path = "/srv/secret-models/fake/1/model.pt";
+  auto shadow = std::make_shared<scoring::ModelInfo>(*served);
+  shadow->version = "2";
+  shadow->path = "/srv/secret-models/fake/2/model.pt";
+  HttpConfig c = test_config();
+  c.auth_token = "tok";
+  auto model_info = [served]() -> std::shared_ptr<const scoring::ModelInfo> { return served; };
+  LiveEvents live(c, stack.registry, model_info);
+  scoring::ModelManager models(
+      fake_repository_config(), 64,
+      [](const scoring::ModelInfo&) -> Result<std::shared_ptr<scoring::Model>> {
+        return Result<std::shared_ptr<scoring::Model>>::Error("not in this test");
+      },
+      stack.registry);
+  CustomServer s(c, stack, [&](HttpDeps& d) {
+    d.model_info = model_info;
+    d.shadow_info = [shadow]() -> std::shared_ptr<const scoring::ModelInfo> { return shadow; };
+    d.live = &live;
+    d.models = &models;
+  });
+  HttpClient client(s.port());
+  for (const std::string target :
+       {"/", "/health", "/ready", "/metrics", "/openapi.json", "/model/info", "/v2",
+        "/v2/health/live", "/v2/health/ready", "/v2/models/fake", "/v2/models/fake/ready",
+        "/v2/models/fake/versions/1", "/v2/models/fake/versions/1/ready"}) {
+    auto res = client.request(verb::get, target);
+    EXPECT_EQ(res.result_int(), 200u) << target << ": " << res.body();
+    EXPECT_EQ(res.body().find("secret-models"), std::string::npos) << target << ": " << res.body();
+  }
+  // What the live stream sends.
+  EXPECT_EQ(live.publish_update().find("secret-models"), std::string::npos);
+  // GET /v2 lists the repository extension it serves.
+  auto v2 = parse_json(client.request(verb::get, "/v2").body());
+  ASSERT_EQ(v2.at("extensions").as_array().size(), 1u);
+  EXPECT_EQ(v2.at("extensions").as_array()[0].as_string(), "model_repository");
+  live.stop();
+}
+
 }  // namespace
 }  // namespace vigil::http::test
