@@ -28,6 +28,12 @@ PACKAGES=(
   # python3-yaml (above) check deploy/
   docker-compose
 )
+# tests/deploy: `kubectl kustomize deploy/k8s`. Debian's kubectl is kubernetes-client; a kubectl
+# already on the PATH is kept (the Google Cloud CLI's `kubectl` package, on the development
+# machines, owns /usr/bin/kubectl, so dpkg would refuse kubernetes-client next to it). Note that
+# bookworm's kubernetes-client is 1.20, whose kustomize (v2.0.3) predates deploy/k8s's `labels:`
+# field (kustomize v4.1, kubectl 1.22): the deploy check then fails and says so.
+if ! command -v kubectl >/dev/null 2>&1; then PACKAGES+=(kubernetes-client); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

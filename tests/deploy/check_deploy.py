@@ -13,7 +13,7 @@ CTest runs it (label `deploy`, tests/deploy/CMakeLists.txt). It checks that:
 - each alert has `for`, a severity, a summary, a description and a runbook_url naming a heading
   of docs/operations.md;
 - the dashboard's data source uid is the one Grafana is provisioned with;
-- `kubectl kustomize deploy/k8s` renders (when kubectl is installed);
+- `kubectl kustomize deploy/k8s` renders (kubectl is required: its absence is a failure);
 - every metric the alert rules and the dashboard query is exported by a live vigil: it is
   started with the embedded Kafka on ephemeral ports, given one good record and one malformed
   one (kcat) so that the lazily registered families appear, and its /metrics `# TYPE` lines are
@@ -31,7 +31,7 @@ CTest runs it (label `deploy`, tests/deploy/CMakeLists.txt). It checks that:
   settings); and KEDA's trigger names the brokers, group and topic the ConfigMap configures.
 
 It prints each check as it goes and exits 1 listing every problem found.
-Needs /usr/bin/python3 with python3-yaml, docker-compose, promtool and kcat
+Needs /usr/bin/python3 with python3-yaml, docker-compose, promtool, kcat and kubectl
 (scripts/install-deps.sh installs them).
 """
 import argparse
@@ -398,12 +398,41 @@ def check_kustomize(report, repo):
             report.check(os.path.isfile(os.path.join(kdir, fspec.split("=")[-1])),
                          f"configMapGenerator {gen.get('name')}: file {fspec} exists")
     if shutil.which("kubectl") is None:
-        report.note("kubectl not installed: `kubectl kustomize deploy/k8s` not run")
+        report.fail("kubectl not installed: `kubectl kustomize deploy/k8s` cannot run "
+                    "(scripts/install-deps.sh installs Debian's kubernetes-client)")
         return None
     status, out = run(["kubectl", "kustomize", kdir], cwd=repo, timeout=60)
-    if not report.check(status == 0, "kubectl kustomize deploy/k8s", out.strip()[-2000:]):
+    if status != 0:
+        # An old kubectl's kustomize rejects newer fields ("unknown field"): name the version.
+        _, version = run(["kubectl", "version", "--client"], cwd=repo, timeout=30)
+        report.fail(f"kubectl kustomize deploy/k8s: {out.strip()[-2000:]}\n"
+                    f"  (kubectl: {version.strip()[:300]}; deploy/k8s needs kustomize >= v4.1, "
+                    "kubectl >= 1.22)")
         return None
-    return [d for d in yaml.safe_load_all(out) if d]
+    objects = [d for d in yaml.safe_load_all(out) if d]
+    if not report.check(bool(objects), f"kubectl kustomize deploy/k8s ({len(objects)} objects)",
+                        "rendered nothing"):
+        return None
+    # What the render adds to the resources: the common labels on every object, and the
+    # generated ConfigMaps' hashed names wherever the resources refer to them.
+    labels = {}
+    for entry in kust.get("labels", []) or []:
+        labels.update(entry.get("pairs", {}) or {})
+    for obj in objects:
+        have = (obj.get("metadata") or {}).get("labels") or {}
+        missing = {k: v for k, v in labels.items() if have.get(k) != v}
+        report.check(not missing, f"rendered {obj.get('kind')} {obj['metadata'].get('name')} "
+                     "carries the kustomization's labels", f"missing {missing}")
+    text = yaml.safe_dump_all(objects)
+    for gen in kust.get("configMapGenerator", []):
+        rendered = [o["metadata"]["name"] for o in objects if o.get("kind") == "ConfigMap"
+                    and o["metadata"]["name"].startswith(gen["name"] + "-")]
+        if report.check(len(rendered) == 1, f"configMapGenerator {gen['name']} rendered as "
+                        f"{rendered[0] if rendered else '?'}", f"found {rendered}"):
+            report.check(text.count(rendered[0]) > 1,
+                         f"the resources refer to {rendered[0]}, not to {gen['name']}",
+                         "no reference rewritten")
+    return objects
 
 
 def k8s_objects(repo):
