@@ -1,5 +1,6 @@
 #include "consumers/kafka_source.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "common/clock.h"
@@ -13,6 +14,8 @@ namespace {
 
 constexpr int kBatchSize = 500;
 constexpr int kPollTimeoutMs = 100;
+// The poll's wait while records are staged (waiting for room in the scoring queue).
+constexpr int kStagedPollTimeoutMs = 1;
 // How long a revoke waits for records of the revoked partitions to be delivered before
 // committing what it has (the rest is re-consumed by the next owner: at-least-once).
 constexpr std::chrono::milliseconds kRevokeDrainBound{5000};
@@ -60,6 +63,9 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
       held_partitions_(r.gauge("vigil_kafka_held_partitions",
                                "Partitions paused on a record without an outcome (its "
                                "dead-letter write failed)")),
+      assignments_lost_(r.counter("vigil_kafka_assignments_lost_total",
+                                  "Times this member lost its partitions without a clean revoke "
+                                  "(session timed out, or evicted for not polling)")),
       untracked_(r.counter("vigil_kafka_untracked_total",
                            "Records returned after their partition was revoked, left to the "
                            "partition's new owner")) {
@@ -239,9 +245,15 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   // A lost assignment (session timed out, e.g. brokers unreachable) is no longer ours: its
   // offsets cannot be committed, so neither drain nor commit.
   const bool lost = rd_kafka_assignment_lost(rk_.get());
-  if (lost)
+  if (lost) {
+    stats_.assignments_lost_.inc();
     logger("kafka")->warn(
-        "assignment lost (session timeout); uncommitted records will be re-consumed");
+        "assignment lost (session timeout or max.poll.interval.ms exceeded); uncommitted records "
+        "will be consumed again by the partitions' next owner");
+  }
+  // Records of these partitions still waiting for room in the scoring queue are not scored
+  // here: left uncommitted, consumed again by the partitions' next owner.
+  const std::map<PartitionId, size_t> dropped = drop_staged(revoked);
   if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !lost) {
     // Let records of these partitions that are already being scored finish, so the next
     // owner does not score them again; bounded, then commit what was delivered.
@@ -250,7 +262,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
                           (running_.load() ? kRevokeDrainBound : std::chrono::milliseconds(0));
     auto busy = [&] {
       for (auto p : revoked) {
-        if (tracker_.in_flight(p) > 0) return true;
+        auto it = dropped.find(p);
+        if (tracker_.in_flight(p) > (it == dropped.end() ? 0 : it->second)) return true;
       }
       return false;
     };
@@ -306,8 +319,12 @@ void KafkaSource::run() {
     // rd_kafka_consume_batch_queue waits for a full batch or the whole timeout, which would
     // add its timeout to every record's latency at low rates: block for the first record
     // only, then take whatever else has already arrived.
+    // Records that did not fit in the queue last time go first; while some wait, the
+    // partitions are paused and the poll below only serves the group (and returns soon).
+    enqueue_staged();
     size_t n = 0;
-    if (rd_kafka_message_t* first = rd_kafka_consume_queue(queue_handle_, kPollTimeoutMs)) {
+    const int timeout_ms = staged_.empty() ? kPollTimeoutMs : kStagedPollTimeoutMs;
+    if (rd_kafka_message_t* first = rd_kafka_consume_queue(queue_handle_, timeout_ms)) {
       msgs[0] = first;
       const ssize_t more = rd_kafka_consume_batch_queue(queue_handle_, 0, msgs + 1, kBatchSize - 1);
       n = 1 + static_cast<size_t>(std::max<ssize_t>(more, 0));
@@ -383,9 +400,11 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
   }
   stats_.consumed(kept);
 
-  // Decode each record straight into a request's storage; the request carries the record.
-  staged_.resize(kept);
-  size_t ready = 0;
+  // Decode each record straight into a request's storage, after any still waiting for room
+  // in the queue; the request carries the record.
+  const size_t base = staged_.size();
+  staged_.resize(base + kept);
+  size_t ready = base;
   for (size_t i = 0; i < kept; ++i) {
     rd_kafka_message_t* m = msgs[i];
     scoring::ScoreRequest& req = staged_[ready];
@@ -418,32 +437,54 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
 }
 
 void KafkaSource::enqueue_staged() {
+  if (staged_.empty()) return;
   // The watermarks pause us well before the queue is full; reaching it means racing HTTP
-  // traffic for the last slots, so wait briefly and retry (the records stay ours).
-  size_t done = 0;
-  while (done < staged_.size()) {
-    bool closed = false;
-    done += queue_.try_push_bulk(staged_.data() + done, staged_.size() - done,
-                                 scoring::Priority::kNormal, closed);
-    if (done == staged_.size()) break;
-    if (closed || !running_.load() || !intake_.load()) {
-      // Shutting down: not acknowledged, consumed again after restart.
-      for (size_t i = done; i < staged_.size(); ++i) {
-        rd_kafka_message_destroy(staged_[i].source.record);
-      }
-      break;
+  // traffic for the last slots. What does not fit stays staged, in order, and the thread goes
+  // back to polling (partitions paused meanwhile, see update_backpressure): it never blocks
+  // here, so rebalances and the group session are served while the queue is full.
+  bool closed = false;
+  const size_t done =
+      queue_.try_push_bulk(staged_.data(), staged_.size(), scoring::Priority::kNormal, closed);
+  for (size_t i = 0; i < done; ++i) staged_[i].source.record = nullptr;  // the queue owns them
+  if (done < staged_.size() && (closed || !running_.load() || !intake_.load())) {
+    // Shutting down: not acknowledged, consumed again after restart.
+    for (size_t i = done; i < staged_.size(); ++i) {
+      rd_kafka_message_destroy(staged_[i].source.record);
+      staged_[i].source.record = nullptr;
     }
-    update_backpressure();
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    staged_.clear();
+    return;
   }
-  // The queue now owns the records; what stays here is moved-from.
-  for (auto& r : staged_) r.source.record = nullptr;
-  staged_.clear();
+  staged_.erase(staged_.begin(), staged_.begin() + static_cast<std::ptrdiff_t>(done));
+}
+
+std::map<PartitionId, size_t> KafkaSource::drop_staged(const std::vector<PartitionId>& revoked) {
+  std::map<PartitionId, size_t> dropped;
+  size_t k = 0;
+  for (size_t i = 0; i < staged_.size(); ++i) {
+    scoring::ScoreRequest& r = staged_[i];
+    if (std::find(revoked.begin(), revoked.end(), r.source.partition) != revoked.end()) {
+      rd_kafka_message_destroy(r.source.record);
+      r.source.record = nullptr;
+      ++dropped[r.source.partition];
+      continue;
+    }
+    if (k != i) staged_[k] = std::move(r);
+    ++k;
+  }
+  staged_.resize(k);
+  return dropped;
 }
 
 void KafkaSource::update_backpressure() {
-  const bool want_paused = !intake_.load() || queue_.above_high_watermark() ||
-                           (paused_.load() && !queue_.below_low_watermark());
+  // Records consumed and not yet delivered: the scoring queue, the workers and the producer
+  // together. Bounding it keeps a slow or unreachable broker from filling the producer's
+  // queue (where scoring workers would wait) or memory.
+  const size_t in_flight = tracker_.in_flight();
+  const bool over = !staged_.empty() || queue_.above_high_watermark() ||
+                    in_flight >= config_.max_in_flight_records;
+  const bool under = queue_.below_low_watermark() && in_flight <= config_.max_in_flight_records / 2;
+  const bool want_paused = !intake_.load() || over || (paused_.load() && !under);
   if (want_paused == paused_.load()) return;
   rd_kafka_topic_partition_list_t* assignment = nullptr;
   if (rd_kafka_assignment(rk_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;

@@ -8,12 +8,14 @@
 // pause/resume, commits and the lag gauges — librdkafka 2.0.2 is unsafe when the batch
 // consume API and rebalances/pause run on different threads.
 //
-// Backpressure: above the scoring queue's high watermark every assigned partition is paused
-// (polling continues, so rebalances and the group session are served); below the low
-// watermark they resume. A partition with a held record (no outcome possible for now, see
-// DeliveryStage) stays paused until the hold is lifted. Rebalancing uses the eager `range`
-// assignor with a synchronous commit of delivered offsets on revoke (cooperative-sticky has
-// known bugs in 2.0.2).
+// Backpressure: above the scoring queue's high watermark, with records still waiting for room
+// in it, or with kafka.max_in_flight_records consumed and not yet delivered, every assigned
+// partition is paused; polling continues (the thread never blocks on the queue or the
+// producer), so rebalances and the group session are served. Below the low watermark, with
+// at most half that many in flight, they resume. A partition with a held record (no outcome
+// possible for now, see DeliveryStage) stays paused until the hold is lifted. Rebalancing uses the
+// eager `range` assignor with a synchronous commit of delivered offsets on revoke
+// (cooperative-sticky has known bugs in 2.0.2).
 #pragma once
 
 #include <atomic>
@@ -58,6 +60,7 @@ struct KafkaSourceStats {
   metrics::Gauge& paused_partitions_;
   metrics::Gauge& assigned_partitions_;
   metrics::Gauge& held_partitions_;
+  metrics::Counter& assignments_lost_;
   metrics::Counter& untracked_;
   std::map<codec::DecodeError, metrics::Counter*> rejected_;
   std::map<PartitionId, std::unique_ptr<std::atomic<int64_t>>> lag_;  // consumer thread only
@@ -105,8 +108,11 @@ class KafkaSource {
   void run();
   // Tracks, decodes and queues what one consume call returned; takes the messages.
   void handle(rd_kafka_message_t** msgs, size_t n);
-  // Pushes staged_ into the queue, waiting (briefly, repeatedly) while it is full.
+  // Pushes staged_ into the queue; what does not fit stays staged (never blocks).
   void enqueue_staged();
+  // Releases the staged records of `revoked` partitions (not acknowledged); how many, by
+  // partition.
+  std::map<PartitionId, size_t> drop_staged(const std::vector<PartitionId>& revoked);
   void update_backpressure();
   // Pauses partitions with a held record and resumes those whose hold was lifted.
   void update_holds();
@@ -128,9 +134,11 @@ class KafkaSource {
   delivery::DeadLetterSink& dead_letters_;
   KafkaSourceStats stats_;
   std::map<PartitionId, Offset> last_committed_;
-  std::vector<scoring::ScoreRequest> staged_;  // decoded, not yet queued (consumer thread)
-  std::vector<AckToken> tokens_;               // consumer thread scratch
-  std::vector<PartitionId> held_paused_;       // paused because of a hold (consumer thread)
+  // Decoded, not yet queued, in consume order: what did not fit in the queue waits here for
+  // the next turn (consumer thread).
+  std::vector<scoring::ScoreRequest> staged_;
+  std::vector<AckToken> tokens_;          // consumer thread scratch
+  std::vector<PartitionId> held_paused_;  // paused because of a hold (consumer thread)
 
   std::thread thread_;
   std::atomic<bool> running_{false};

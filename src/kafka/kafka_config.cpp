@@ -1,5 +1,8 @@
 #include "kafka/kafka_config.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace vigil::kafka {
 
 std::vector<std::string> KafkaConfig::validate() const {
@@ -25,6 +28,23 @@ std::vector<std::string> KafkaConfig::validate() const {
     e.push_back("kafka.max_event_bytes must be within [64, 16777216]");
   }
   if (commit_interval.count() < 10) e.push_back("kafka.commit_interval_ms must be >= 10");
+  {
+    size_t producer_queue = 200000;  // vigil's default queue.buffering.max.messages
+    if (auto it = producer.find("queue.buffering.max.messages"); it != producer.end()) {
+      try {
+        producer_queue = std::stoul(it->second);
+      } catch (const std::exception&) {
+        e.push_back("kafka.producer.queue.buffering.max.messages '" + it->second +
+                    "' is not a number");
+      }
+    }
+    if (max_in_flight_records < 1 || max_in_flight_records >= producer_queue) {
+      e.push_back("kafka.max_in_flight_records must be within [1, " +
+                  std::to_string(producer_queue) +
+                  ") (below the producer's queue.buffering.max.messages, so scoring workers "
+                  "never wait on a full producer queue)");
+    }
+  }
   if (startup_timeout.count() < 1000) e.push_back("kafka.startup_timeout_ms must be >= 1000");
   // The rebalance callback implements the eager protocol (revoke everything, commit, assign):
   // a cooperative assignor would hand it incremental assignments it does not handle, and

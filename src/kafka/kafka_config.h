@@ -34,6 +34,11 @@ struct KafkaConfig {
   std::string shadow_topic = "scores.shadow";
   size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
   std::chrono::milliseconds commit_interval{100};
+  // Records consumed and not yet delivered (scoring queue, workers, producer) at most: above
+  // it the consumer pauses its partitions (and keeps polling), so a slow or unreachable
+  // broker fills neither memory nor the producer's queue, and scoring workers never wait on
+  // a full producer queue (HTTP scoring goes on during a broker outage).
+  size_t max_in_flight_records = 100000;
   // How long start-up retries unreachable brokers (the HTTP side-port is up meanwhile and
   // /ready fails) before vigil gives up and exits.
   std::chrono::milliseconds startup_timeout{120000};
@@ -63,6 +68,10 @@ struct KafkaConfig {
     v("max_event_bytes", max_event_bytes, "bytes",
       "larger records go to the dead-letter topic (too_large)");
     v("commit_interval_ms", commit_interval, "ms", "how often delivered offsets are committed");
+    v("max_in_flight_records", max_in_flight_records, "records",
+      "records consumed but not yet delivered at most; above it the consumer pauses (and keeps "
+      "polling) until half are delivered. Must stay below the producer's "
+      "queue.buffering.max.messages (200000)");
     v("startup_timeout_ms", startup_timeout, "ms",
       "how long start-up retries unreachable brokers before exiting (/ready fails meanwhile)");
     v.passthrough("consumer", consumer,

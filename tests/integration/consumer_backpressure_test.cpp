@@ -1,0 +1,160 @@
+// The consumer under backpressure, in-process on an embedded Kafka (librdkafka mock cluster over
+// TCP) and a real redis-server: while the scoring queue is full, or the producer cannot deliver,
+// the consumer pauses its partitions and keeps polling. It never blocks: a rebalance is served
+// at once (not after max.poll.interval.ms, which would evict the member), and scoring workers
+// never wait on a full producer queue, so HTTP scoring goes on while Kafka refuses writes.
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/service.h"
+#include "support/fake_model.h"
+#include "support/http_client.h"
+#include "support/kafka_test_util.h"
+#include "support/service_config.h"
+#include "support/service_fixture.h"
+#include "support/wait.h"
+
+namespace vigil {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int16_t kProduceApiKey = 0;  // RD_KAFKAP_Produce (rdkafka_protocol.h, not installed)
+constexpr int kPartitions = 6;
+
+class ConsumerBackpressureTest : public testing::ServiceFixture {
+ protected:
+  void SetUp() override {
+    start_cluster_and_redis({{"transactions", kPartitions},
+                             {"scores", kPartitions},
+                             {"transactions.dlq", kPartitions}});
+  }
+  void TearDown() override {
+    if (cluster_) rd_kafka_mock_clear_request_errors(cluster_->mock(), kProduceApiKey);
+  }
+
+  void produce(const std::string& prefix, size_t n) {
+    std::vector<std::pair<std::string, std::string>> recs;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string id = prefix + std::to_string(i);
+      recs.emplace_back(
+          id, testing::reference_event(ref_, i % ref_.rows.size(), id, /*as_object=*/false));
+    }
+    ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+  }
+
+  static uint64_t counter(app::Service& s, const std::string& name) {
+    return s.registry().counter(name, "").value();
+  }
+};
+
+TEST_F(ConsumerBackpressureTest, AFullScoringQueueDoesNotStopTheConsumerServingARebalance) {
+  // A slow model and a small queue: the queue is full nearly all the time. A second member
+  // joins: the first must take part in the rebalance promptly (its revoke waits at most 5 s
+  // for the records being scored, then the group re-forms). A consumer that waits for room in
+  // the queue instead of polling (500 records staged at ~16/s: 30 s) holds the rebalance up
+  // to max.poll.interval.ms (20 s) and is then evicted, its assignment lost.
+  constexpr size_t kEvents = 4000;
+  produce("q-", kEvents);
+  auto cfg = base_config();
+  cfg.redis.url = "";
+  cfg.kafka.group_id = "backpressure-rebalance";
+  cfg.kafka.consumer["max.poll.interval.ms"] = "20000";
+  cfg.scoring.queue_capacity = 16;
+  cfg.scoring.max_batch_size = 1;
+  cfg.scoring.workers = 1;
+  testing::FakeModelOptions slow;
+  slow.delay = std::chrono::microseconds(60000);  // ~16 records/s: 500 staged take 30 s
+  auto first = start_service(cfg, {std::make_shared<testing::FakeModel>(slow), {}});
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return first->source()->stats().pauses_.value() > 0 && first->queue().depth() >= 12; },
+      milliseconds(30000)));
+
+  auto second = start_service(cfg, {std::make_shared<testing::FakeModel>(slow), {}});
+  ASSERT_NE(second, nullptr);
+  const auto joined = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      testing::wait_until([&] { return second->source()->has_assignment(); }, milliseconds(30000)));
+  const auto took =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - joined);
+  ASSERT_TRUE(
+      testing::wait_until([&] { return first->source()->has_assignment(); }, milliseconds(30000)));
+  EXPECT_EQ(counter(*first, "vigil_kafka_assignments_lost_total"), 0u)
+      << "the first member was evicted: its consumer stopped polling";
+  EXPECT_LT(took.count(), 20000) << "the rebalance waited for max.poll.interval.ms";
+  std::printf(
+      "[ summary ] the second member got its partitions %lld ms after joining; first "
+      "member's assignments lost: %llu\n",
+      static_cast<long long>(took.count()),
+      static_cast<unsigned long long>(counter(*first, "vigil_kafka_assignments_lost_total")));
+  second->stop();
+  first->stop();
+}
+
+TEST_F(ConsumerBackpressureTest, HttpScoringGoesOnWhileKafkaRefusesEveryWrite) {
+  // Kafka answers every Produce request with a retriable error: scores cannot be delivered.
+  // The consumer stops at kafka.max_in_flight_records undelivered records (below the
+  // producer's queue), so the scoring workers never wait on a full producer queue and
+  // /predict, which does not need Kafka, keeps answering.
+  constexpr size_t kEvents = 3000;
+  produce("o-", kEvents);
+  const std::vector<rd_kafka_resp_err_t> errors(1000000, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  rd_kafka_mock_push_request_errors_array(cluster_->mock(), kProduceApiKey, errors.size(),
+                                          errors.data());
+  auto cfg = base_config();
+  cfg.redis.url = "";
+  cfg.kafka.group_id = "backpressure-outage";
+  cfg.kafka.producer["queue.buffering.max.messages"] = "1000";
+  cfg.kafka.max_in_flight_records = 500;
+  testing::enable_test_http(cfg);
+  cfg.http.request_timeout = milliseconds(2000);
+  auto service = start_service(cfg);
+  ASSERT_NE(service, nullptr);
+  // The stream fills what may be in flight, then the consumer pauses.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        return service->offsets().in_flight() >= 500 &&
+               service->source()->stats().pauses_.value() > 0;
+      },
+      milliseconds(30000)))
+      << service->offsets().in_flight() << " in flight";
+  namespace json = boost::json;
+  json::object instance;
+  for (size_t i = 0; i < ref_.feature_names.size(); ++i) {
+    instance[ref_.feature_names[i]] = ref_.rows[3][i];
+  }
+  const std::string body = json::serialize(json::object{{"instances", json::array{instance}}});
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+  size_t ok = 0;
+  int last_status = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = http.request(boost::beast::http::verb::post, "/predict", body);
+    last_status = r.result_int();
+    if (last_status == 200) ++ok;
+  }
+  EXPECT_EQ(ok, 20u) << "/predict failed while Kafka refused writes (last status " << last_status
+                     << ")";
+  EXPECT_LE(service->offsets().in_flight(), 500u + 500u)
+      << "more than max_in_flight_records (+ one consume batch) consumed and undelivered";
+  // Kafka accepts again: everything is delivered.
+  rd_kafka_mock_clear_request_errors(cluster_->mock(), kProduceApiKey);
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(120000));
+  std::set<std::string> ids;
+  for (const auto& r : scores) ids.insert(r.key);
+  EXPECT_EQ(ids.size(), kEvents);
+  service->stop();
+}
+
+}  // namespace
+}  // namespace vigil
