@@ -238,7 +238,8 @@ void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& b
       b.reasons.push_back({model.input_names[reason.input], reason.contribution});
     }
     sinks::append_score_json(b.bytes, r.id, o.score, o.is_fraud, model.name, model.version,
-                             scored_at, s.event_time_ms, b.reasons.data(), b.reasons.size());
+                             scored_at, s.event_time_ms, sinks::ScoreSource::kKafka,
+                             b.reasons.data(), b.reasons.size());
     s.value_length = static_cast<uint32_t>(b.bytes.size() - s.value_offset);
   }
 }

@@ -249,10 +249,9 @@ void RedisSink::stop(milliseconds grace) {
 
 bool RedisSink::publish(const ScoreRecord& record) {
   thread_local std::string json;
-  json.clear();
-  append_score_json(json, record.transaction_id, record.score, record.is_fraud, record.model_name,
-                    record.model_version, record.scored_at_ms, record.event_time_ms.value_or(-1));
-  const EncodedScore e{record.transaction_id, json};
+  json = to_json(record);  // the same bytes as on the scores topic, reason codes included
+  // An HTTP-scored record never replaces one that exists (a streamed transaction's).
+  const EncodedScore e{record.transaction_id, json, record.source == ScoreSource::kHttp};
   return publish(&e, 1) == 1;
 }
 
@@ -290,10 +289,11 @@ size_t RedisSink::publish(const EncodedScore* scores, size_t n) {
         }
       }
       Chunk& c = queue_.back();
-      c.resp += "*5\r\n$3\r\nSET\r\n";
+      c.resp += scores[i].if_absent ? "*6\r\n$3\r\nSET\r\n" : "*5\r\n$3\r\nSET\r\n";
       append_bulk(c.resp, config_.key_prefix, scores[i].transaction_id);
       append_bulk(c.resp, scores[i].json);
       c.resp += ttl_tail_;
+      if (scores[i].if_absent) c.resp += "$2\r\nNX\r\n";
       ++c.records;
     }
     if (accepted > 0) {
@@ -534,7 +534,8 @@ std::string send_all(int fd, std::string_view data) {
 
 }  // namespace
 
-// Reads `n` replies (simple strings or errors: SET and PING answer with nothing else) from the
+// Reads `n` replies (simple strings, errors, or the nil of a SET NX that found its key: SET and
+// PING answer with nothing else) from the
 // connection. Returns why the connection broke (empty if it did not); `ok` and `rejected`
 // count the replies read, `rejection` keeps the first error reply.
 // Without `block`, stops (returning no error) when nothing more has arrived yet.
@@ -560,6 +561,8 @@ static std::string read_replies(int fd, std::string& in, size_t& pos, size_t n, 
     const char type = in[pos];
     if (type == '+') {
       ++ok;
+    } else if (type == '$' && in.compare(pos, eol - pos, "$-1") == 0) {
+      ++ok;  // SET ... NX on a key that exists: answered, the record there stays
     } else if (type == '-') {
       if (rejection.empty()) rejection.assign(in, pos + 1, eol - pos - 1);
       ++rejected;

@@ -100,6 +100,7 @@ class RedisSinkStats {
 struct EncodedScore {
   std::string_view transaction_id;
   std::string_view json;
+  bool if_absent = false;  // SET ... NX: never replaces a record that exists
 };
 
 class RedisSink final : public ScoreSink {

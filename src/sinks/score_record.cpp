@@ -6,8 +6,8 @@ namespace vigil::sinks {
 
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
-                       int64_t scored_at_ms, int64_t event_time_ms, const ReasonField* reasons,
-                       size_t n_reasons) {
+                       int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
+                       const ReasonField* reasons, size_t n_reasons) {
   out += "{\"transaction_id\":";
   append_json_string(out, transaction_id);
   out += ",\"score\":";
@@ -23,6 +23,7 @@ void append_score_json(std::string& out, std::string_view transaction_id, float 
     out += ",\"event_time_ms\":";
     append_number(out, event_time_ms);
   }
+  out += source == ScoreSource::kKafka ? ",\"source\":\"kafka\"" : ",\"source\":\"http\"";
   if (n_reasons > 0) {
     out += ",\"reasons\":[";
     for (size_t i = 0; i < n_reasons; ++i) {
@@ -70,7 +71,8 @@ std::string to_json(const ScoreRecord& r) {
   reasons.reserve(r.reasons.size());
   for (const auto& [feature, contribution] : r.reasons) reasons.push_back({feature, contribution});
   append_score_json(out, r.transaction_id, r.score, r.is_fraud, r.model_name, r.model_version,
-                    r.scored_at_ms, r.event_time_ms.value_or(-1), reasons.data(), reasons.size());
+                    r.scored_at_ms, r.event_time_ms.value_or(-1), r.source, reasons.data(),
+                    reasons.size());
   return out;
 }
 

@@ -10,6 +10,14 @@
 
 namespace vigil::sinks {
 
+// Where a score came from: a streamed Kafka record, or an HTTP call. Redis keeps a streamed
+// transaction's record against HTTP: an HTTP score is cached only where no record exists
+// (SET NX), so a caller choosing a streamed transaction's id cannot overwrite its score.
+enum class ScoreSource { kKafka, kHttp };
+inline const char* to_string(ScoreSource s) {
+  return s == ScoreSource::kKafka ? "kafka" : "http";
+}
+
 struct ScoreRecord {
   std::string transaction_id;
   float score = 0.0f;
@@ -19,10 +27,12 @@ struct ScoreRecord {
   int64_t scored_at_ms = 0;              // wall clock when scored
   std::optional<int64_t> event_time_ms;  // upstream event time, when the event had one
   std::vector<std::pair<std::string, float>> reasons;  // reason codes (feature, contribution)
+  ScoreSource source = ScoreSource::kHttp;
 };
 
 // {"transaction_id":..,"score":..,"is_fraud":..,"model_name":..,"model_version":..,
-//  "scored_at_ms":..[,"event_time_ms":..]} — the score printed as the shortest decimal that
+//  "scored_at_ms":..[,"event_time_ms":..],"source":"kafka"|"http"[,"reasons":[..]]} — the score
+//  printed as the shortest decimal that
 // parses back to the same float (std::to_chars).
 std::string to_json(const ScoreRecord& r);
 
@@ -37,7 +47,7 @@ struct ReasonField {
 };
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
-                       int64_t scored_at_ms, int64_t event_time_ms,
+                       int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
                        const ReasonField* reasons = nullptr, size_t n_reasons = 0);
 
 // The record of the `scores.shadow` topic: {"transaction_id":..,"score":..,"shadow_score":..,

@@ -90,6 +90,42 @@ class RedisSinkTest : public ::testing::Test {
   std::unique_ptr<RedisServer> server_;
 };
 
+TEST_F(RedisSinkTest, AnHttpScoreNeverReplacesAStreamedTransactionsRecord) {
+  // POST /predict with a chosen transaction_id must not forge the cached score of a streamed
+  // transaction: an HTTP-scored record is cached only where none exists (SET NX), while a
+  // streamed record always replaces what is there.
+  auto c = config();
+  auto sink = make_sink(c);
+  sink->start();
+  ASSERT_TRUE(wait_until([&] { return sink->connected(); }, 5s));
+  const std::string streamed_json = R"({"transaction_id":"real-1","score":0.9,"source":"kafka"})";
+  const vigil::sinks::EncodedScore streamed{"real-1", streamed_json};
+  ASSERT_EQ(sink->publish(&streamed, 1), 1u);
+  ASSERT_TRUE(sink->flush(10s));
+  ScoreRecord forged = make_record("real-1", 1);  // source: http
+  ScoreRecord fresh = make_record("http-only-1", 2);
+  EXPECT_TRUE(sink->publish(forged));
+  EXPECT_TRUE(sink->publish(fresh));
+  ASSERT_TRUE(sink->flush(10s));
+  EXPECT_EQ(sink->stats().failed(), 0u);
+  auto redis = client();
+  auto value = redis.get(c.key_prefix + "real-1");
+  ASSERT_TRUE(value.ok() && value->has_value());
+  EXPECT_EQ(**value, streamed_json) << "an HTTP score replaced a streamed transaction's record";
+  value = redis.get(c.key_prefix + "http-only-1");
+  ASSERT_TRUE(value.ok() && value->has_value());
+  EXPECT_EQ(**value, vigil::sinks::to_json(fresh));
+  EXPECT_NE((**value).find("\"source\":\"http\""), std::string::npos) << **value;
+  // A streamed score of a transaction first scored over HTTP replaces it.
+  const std::string later_json = R"({"transaction_id":"http-only-1","source":"kafka"})";
+  const vigil::sinks::EncodedScore later{"http-only-1", later_json};
+  ASSERT_EQ(sink->publish(&later, 1), 1u);
+  ASSERT_TRUE(sink->flush(10s));
+  value = redis.get(c.key_prefix + "http-only-1");
+  ASSERT_TRUE(value.ok() && value->has_value());
+  EXPECT_EQ(**value, later_json);
+}
+
 TEST_F(RedisSinkTest, WritesEachScoreAsJsonUnderItsKeyWithTheTtl) {
   auto c = config();
   auto sink = make_sink(c);

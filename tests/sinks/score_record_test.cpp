@@ -33,9 +33,12 @@ TEST(ScoreRecordJson, HasEveryFieldAndOmitsAnUnknownEventTime) {
   ScoreRecord r{"t-1", 0.25f, false, "fraud_mlp", "1", 1700000000000, std::nullopt, {}};
   EXPECT_EQ(to_json(r),
             "{\"transaction_id\":\"t-1\",\"score\":0.25,\"is_fraud\":false,\"model_name\":"
-            "\"fraud_mlp\",\"model_version\":\"1\",\"scored_at_ms\":1700000000000}");
+            "\"fraud_mlp\",\"model_version\":\"1\",\"scored_at_ms\":1700000000000,"
+            "\"source\":\"http\"}");
   r.event_time_ms = 42;
-  EXPECT_NE(to_json(r).find(",\"event_time_ms\":42}"), std::string::npos);
+  EXPECT_NE(to_json(r).find(",\"event_time_ms\":42,"), std::string::npos);
+  r.source = ScoreSource::kKafka;
+  EXPECT_NE(to_json(r).find(",\"source\":\"kafka\"}"), std::string::npos) << to_json(r);
 }
 
 TEST(ScoreRecordJson, ReasonCodesCloseTheRecordInRankOrder) {
@@ -43,7 +46,8 @@ TEST(ScoreRecordJson, ReasonCodesCloseTheRecordInRankOrder) {
   EXPECT_EQ(to_json(r),
             "{\"transaction_id\":\"t-2\",\"score\":0.75,\"is_fraud\":true,\"model_name\":"
             "\"fraud_mlp\",\"model_version\":\"2\",\"scored_at_ms\":5,\"event_time_ms\":4,"
-            "\"reasons\":[{\"feature\":\"V14\",\"contribution\":0.3125},{\"feature\":\"V4\","
+            "\"source\":\"http\",\"reasons\":[{\"feature\":\"V14\",\"contribution\":0.3125},{"
+            "\"feature\":\"V4\","
             "\"contribution\":-0.5}]}");
 }
 
