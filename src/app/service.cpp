@@ -58,8 +58,10 @@ Status Service::start(Options options) {
     if (!st.ok()) return st;
   }
   watchdog_ = std::make_unique<scoring::Watchdog>(*batcher_, SteadyClock::instance(),
-                                                  config_.scoring.watchdog_stall, registry_);
+                                                  config_.scoring.watchdog(), registry_);
   watchdog_->start();
+  // The side-port's threads read it from now on (they started before it existed).
+  watchdog_view_.store(watchdog_.get(), std::memory_order_release);
   return Status::Ok();
 }
 
@@ -155,6 +157,10 @@ Status Service::start_http() {
   deps.model_info = [this] { return batcher_->model_info(); };
   deps.registry = &registry_;
   deps.readiness_failures = [this] { return readiness_failures(); };
+  deps.liveness_failures = [this] {
+    const scoring::Watchdog* w = watchdog_view_.load(std::memory_order_acquire);
+    return w ? w->liveness_failures() : std::vector<std::string>{};
+  };
   deps.degradations = [this] { return degradations(); };
   // HTTP-scored transactions with an id go to Redis, and with http.publish_scores to the
   // scores topic as well (through the delivery stage).
@@ -208,8 +214,8 @@ std::vector<std::string> Service::readiness_failures() const {
       f = source->readiness_failures();
     }
   }
-  if (watchdog_) {
-    for (auto& reason : watchdog_->readiness_failures()) f.push_back(std::move(reason));
+  if (const scoring::Watchdog* w = watchdog_view_.load(std::memory_order_acquire)) {
+    for (auto& reason : w->readiness_failures()) f.push_back(std::move(reason));
   }
   return f;
 }

@@ -102,6 +102,8 @@ class Service {
   std::unique_ptr<http::HttpServer> http_;
 
   std::unique_ptr<scoring::Watchdog> watchdog_;
+  // watchdog_ as the side-port's io threads see it: null until it started (they start first).
+  std::atomic<const scoring::Watchdog*> watchdog_view_{nullptr};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
 };

@@ -35,6 +35,10 @@ struct HttpDeps {
   // The router adds its own checks (model loaded, queue below its high watermark, not
   // shutting down), so this only needs the other components'. Optional; called on io threads.
   std::function<std::vector<std::string>()> readiness_failures;
+  // Reasons the process should be restarted (a scoring worker hung past
+  // scoring.watchdog_liveness_ms); empty = live. /health and /v2/health/live answer 503 while
+  // any holds. Optional; called on io threads.
+  std::function<std::vector<std::string>()> liveness_failures;
   // Degradations that do not make the process unready but are reported by /ready (e.g.
   // "redis: not connected": Redis is a cache, scoring goes on without it). Optional.
   std::function<std::vector<std::string>()> degradations;

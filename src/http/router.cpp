@@ -137,10 +137,8 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       score_lookup(route, req, respond);
       return;
     case RouteId::kHealth:
-      respond(make_response(200, R"({"status":"ok"})"));
-      return;
     case RouteId::kV2Live:
-      respond(make_response(200, R"({"live":true})"));
+      respond(live_response(route.id == RouteId::kV2Live));
       return;
     case RouteId::kReady:
       respond(ready_response(false));
@@ -487,6 +485,21 @@ json::array Router::server_extensions() const {
   json::array extensions;
   if (deps_.models != nullptr) extensions.emplace_back("model_repository");
   return extensions;
+}
+
+Response Router::live_response(bool kserve) const {
+  // Liveness: only what a restart would cure (a scoring worker hung past its bound, so its
+  // partitions' commits are frozen). Everything else is readiness.
+  const std::vector<std::string> failing =
+      deps_.liveness_failures ? deps_.liveness_failures() : std::vector<std::string>{};
+  if (failing.empty()) {
+    return make_response(200, kserve ? R"({"live":true})" : R"({"status":"ok"})");
+  }
+  json::array reasons;
+  for (const auto& r : failing) reasons.emplace_back(r);
+  json::object body = kserve ? json::object{{"live", false}} : json::object{{"status", "failing"}};
+  body["failing"] = std::move(reasons);
+  return json_response(503, body);
 }
 
 Response Router::ready_response(bool kserve) const {

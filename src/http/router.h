@@ -111,6 +111,8 @@ class Router {
   std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,
                                                       const Respond& respond);
   Response ready_response(bool kserve) const;
+  // /health and /v2/health/live: 200, or 503 naming what a restart would cure.
+  Response live_response(bool kserve) const;
   Response model_info_response(const scoring::ModelInfo& info) const;
 
   const HttpConfig config_;

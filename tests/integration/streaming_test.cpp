@@ -11,6 +11,7 @@
 #include "app/service.h"
 #include "kafka/embedded_cluster.h"
 #include "support/fake_model.h"
+#include "support/http_client.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
@@ -222,6 +223,42 @@ TEST_F(StreamingTest, SlowModelWithASmallQueuePausesTheConsumerAndStillScoresEve
   std::set<std::string> ids;
   for (const auto& r : scores) ids.insert(r.key);
   EXPECT_EQ(ids.size(), kEvents);
+  service->stop();
+}
+
+TEST_F(StreamingTest, AWorkerHungPastTheLivenessBoundFailsHealthSoThePodIsRestarted) {
+  // A hung worker freezes the commits of its partitions: readiness alone would leave the pod
+  // running forever. Past scoring.watchdog_liveness_ms, /health and /v2/health/live answer 503
+  // naming it; once the worker is back they answer 200 again.
+  auto cfg = config();
+  cfg.redis.url = "";
+  cfg.scoring.workers = 1;
+  cfg.scoring.watchdog_stall = milliseconds(200);
+  cfg.scoring.watchdog_liveness = milliseconds(600);
+  testing::enable_test_http(cfg);
+  testing::FakeModelOptions hang;
+  hang.delay = std::chrono::milliseconds(3000);  // one forward far past the liveness bound
+  auto service = start(cfg, std::make_shared<testing::FakeModel>(hang));
+  ASSERT_NE(service, nullptr);
+  const auto port = static_cast<uint16_t>(service->http_port());
+  auto status_of = [&](const char* target) {
+    testing::HttpClient http(port);
+    return http.request(boost::beast::http::verb::get, target).result_int();
+  };
+  EXPECT_EQ(status_of("/health"), 200);
+  produce("h-", 0, 1, /*arrays_only=*/true);
+  ASSERT_TRUE(testing::wait_until([&] { return status_of("/health") == 503; }, milliseconds(20000)))
+      << "a worker hung past the liveness bound and /health stayed 200";
+  EXPECT_EQ(status_of("/v2/health/live"), 503);
+  {
+    testing::HttpClient http(port);
+    const auto res = http.request(boost::beast::http::verb::get, "/health");
+    EXPECT_NE(res.body().find("hung"), std::string::npos) << res.body();
+  }
+  EXPECT_EQ(service->registry().gauge("vigil_scoring_hung_workers", "").value(), 1.0);
+  ASSERT_TRUE(testing::wait_until([&] { return service->batcher().stats().scored() == 1; },
+                                  milliseconds(10000)));
+  EXPECT_TRUE(testing::wait_until([&] { return status_of("/health") == 200; }, milliseconds(5000)));
   service->stop();
 }
 
