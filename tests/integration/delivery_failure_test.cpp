@@ -500,6 +500,34 @@ TEST_F(DeliveryFailureTest, ATimedOutScoreIsProducedAgainNeverDeadLettered) {
   service->stop();
 }
 
+TEST_F(DeliveryFailureTest, FailedOffsetCommitsAreCountedForTheAlertAndRetriedUntilTheyLand) {
+  // The coordinator refuses OffsetCommit requests for a while. The asynchronous commits'
+  // failures reach vigil_kafka_commit_failures_total (what VigilKafkaCommitsFailing watches;
+  // before, asynchronous commits had no callback and the counter never moved), and the
+  // offsets are committed once the coordinator accepts again.
+  constexpr int16_t kOffsetCommitApiKey = 8;  // RD_KAFKAP_OffsetCommit
+  constexpr size_t kEvents = 2000;
+  auto service = start();
+  ASSERT_NE(service, nullptr);
+  ASSERT_TRUE(testing::wait_until([&] { return service->source()->has_assignment(); },
+                                  milliseconds(30000)));
+  const std::vector<rd_kafka_resp_err_t> errors(60, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+  rd_kafka_mock_push_request_errors_array(cluster_->mock(), kOffsetCommitApiKey, errors.size(),
+                                          errors.data());
+  produce("c-", kEvents);
+  EXPECT_TRUE(testing::wait_until(
+      [&] { return counter(*service, "vigil_kafka_commit_failures_total") >= 5; },
+      milliseconds(30000)))
+      << counter(*service, "vigil_kafka_commit_failures_total") << " commit failures counted";
+  ASSERT_TRUE(wait_all_committed(milliseconds(60000)));
+  const Outcome o = read_outcome(0, milliseconds(30000));
+  EXPECT_TRUE(o.missing.empty());
+  std::printf(
+      "[ summary ] %zu events, %llu failed commits counted, all offsets committed after\n", kEvents,
+      static_cast<unsigned long long>(counter(*service, "vigil_kafka_commit_failures_total")));
+  service->stop();
+}
+
 TEST_F(DeliveryFailureTest, AFatalProducerErrorReplacesTheProducerAndLosesNothing) {
   constexpr size_t kEvents = 20000;
   constexpr size_t kChunk = 1000;
