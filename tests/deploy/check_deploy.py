@@ -13,7 +13,11 @@ CTest runs it (label `deploy`, tests/deploy/CMakeLists.txt). It checks that:
 - each alert has `for`, a severity, a summary, a description and a runbook_url naming a heading
   of docs/operations.md;
 - the dashboard's data source uid is the one Grafana is provisioned with;
-- `kubectl kustomize deploy/k8s` renders (kubectl is required: its absence is a failure);
+- `kubectl kustomize deploy/k8s` renders (kubectl is required: its absence is a failure), with
+  fields kustomize v2.0.3 knows only (the kubectl 1.20 of Debian bookworm's kubernetes-client
+  renders it too); every rendered object carries the kustomization's labels (generatorOptions),
+  every selector is the resource's own, and the resources refer to the generated ConfigMap's
+  hashed name;
 - every metric the alert rules and the dashboard query is exported by a live vigil: it is
   started with the embedded Kafka on ephemeral ports, given one good record and one malformed
   one (kcat) so that the lazily registered families appear, and its /metrics `# TYPE` lines are
@@ -386,17 +390,59 @@ def check_dashboard(report, repo, parsed):
     return exprs
 
 
+# The kustomization fields kustomize v2.0.3 knows: the kustomize of kubectl 1.14 to 1.20, among
+# them Debian bookworm's kubernetes-client (1.20.2), which rejects any other ("unknown field").
+# Tried one by one against that kubectl; newer fields (labels, replicas, components, per-generator
+# options, envs, ...) are not among them.
+KUSTOMIZE_V2_FIELDS = {
+    "": {"apiVersion", "kind", "resources", "bases", "namePrefix", "nameSuffix", "namespace",
+         "commonLabels", "commonAnnotations", "patchesStrategicMerge", "patchesJson6902",
+         "images", "vars", "crds", "configurations", "configMapGenerator", "secretGenerator",
+         "generatorOptions"},
+    "generatorOptions": {"labels", "annotations", "disableNameSuffixHash"},
+    "configMapGenerator[]": {"name", "namespace", "behavior", "files", "literals", "env"},
+    "secretGenerator[]": {"name", "namespace", "behavior", "files", "literals", "env", "type"},
+    "images[]": {"name", "newName", "newTag", "digest"},
+}
+
+
+def kustomize_v2_unknown_fields(kust):
+    """'where: field' for each field of kust that kustomize v2.0.3 would reject."""
+    unknown = [f"{k}" for k in kust if k not in KUSTOMIZE_V2_FIELDS[""]]
+    for where, known in KUSTOMIZE_V2_FIELDS.items():
+        if not where:
+            continue
+        name = where.rstrip("[]")
+        entries = kust.get(name) or ([] if where.endswith("[]") else {})
+        for entry in entries if where.endswith("[]") else [entries]:
+            unknown += [f"{where}.{k}" for k in (entry or {}) if k not in known]
+    return unknown
+
+
+def selector_of(obj):
+    spec = obj.get("spec") or {}
+    return spec.get("selector") if isinstance(spec, dict) else None
+
+
 def check_kustomize(report, repo):
     section("Kubernetes: kustomization renders")
     kdir = os.path.join(repo, "deploy", "k8s")
     with open(os.path.join(kdir, "kustomization.yaml")) as f:
         kust = yaml.safe_load(f)
+    sources = {}  # (kind, name) -> the object as written in the resources
     for res in kust.get("resources", []):
-        report.check(os.path.isfile(os.path.join(kdir, res)), f"resource {res} exists")
+        if report.check(os.path.isfile(os.path.join(kdir, res)), f"resource {res} exists"):
+            for d in load_yaml_docs(os.path.join(kdir, res)):
+                sources[(d.get("kind"), (d.get("metadata") or {}).get("name"))] = d
     for gen in kust.get("configMapGenerator", []):
         for fspec in gen.get("files", []):
             report.check(os.path.isfile(os.path.join(kdir, fspec.split("=")[-1])),
                          f"configMapGenerator {gen.get('name')}: file {fspec} exists")
+    # The render must not depend on the kubectl at hand: no field an old kustomize rejects.
+    unknown = kustomize_v2_unknown_fields(kust)
+    report.check(not unknown, "kustomization.yaml uses only fields kustomize v2.0.3 knows (the "
+                 "kubectl of Debian bookworm's kubernetes-client renders it too)",
+                 f"unknown to kustomize v2.0.3 (kubectl <= 1.20): {unknown}")
     if shutil.which("kubectl") is None:
         report.fail("kubectl not installed: `kubectl kustomize deploy/k8s` cannot run "
                     "(scripts/install-deps.sh installs Debian's kubernetes-client)")
@@ -406,23 +452,36 @@ def check_kustomize(report, repo):
         # An old kubectl's kustomize rejects newer fields ("unknown field"): name the version.
         _, version = run(["kubectl", "version", "--client"], cwd=repo, timeout=30)
         report.fail(f"kubectl kustomize deploy/k8s: {out.strip()[-2000:]}\n"
-                    f"  (kubectl: {version.strip()[:300]}; deploy/k8s needs kustomize >= v4.1, "
-                    "kubectl >= 1.22)")
+                    f"  (kubectl: {version.strip()[:300]}; deploy/k8s is meant to render with "
+                    "kustomize >= v2.0.3, kubectl >= 1.14)")
         return None
     objects = [d for d in yaml.safe_load_all(out) if d]
     if not report.check(bool(objects), f"kubectl kustomize deploy/k8s ({len(objects)} objects)",
                         "rendered nothing"):
         return None
-    # What the render adds to the resources: the common labels on every object, and the
-    # generated ConfigMaps' hashed names wherever the resources refer to them.
-    labels = {}
+    # The labels every object carries: the generated ConfigMaps get them from generatorOptions,
+    # the resources write them in their own metadata.labels (a `labels:` transformer is unknown to
+    # kustomize v2, and commonLabels would change the selectors). Either way, each rendered object
+    # must carry them.
+    labels = dict(((kust.get("generatorOptions") or {}).get("labels")) or {})
+    labels.update(kust.get("commonLabels") or {})
     for entry in kust.get("labels", []) or []:
         labels.update(entry.get("pairs", {}) or {})
+    report.check(bool(labels), f"the kustomization's labels: {labels}",
+                 "none (generatorOptions.labels gives the ConfigMap app.kubernetes.io/part-of)")
     for obj in objects:
         have = (obj.get("metadata") or {}).get("labels") or {}
         missing = {k: v for k, v in labels.items() if have.get(k) != v}
         report.check(not missing, f"rendered {obj.get('kind')} {obj['metadata'].get('name')} "
                      "carries the kustomization's labels", f"missing {missing}")
+    # The selectors are the resources' own: a StatefulSet's cannot change once applied, and a
+    # Service or PodDisruptionBudget selecting on more labels than the pods carry selects nothing.
+    for obj in objects:
+        key = (obj.get("kind"), obj["metadata"].get("name"))
+        if key in sources and selector_of(sources[key]) is not None:
+            report.check(selector_of(obj) == selector_of(sources[key]),
+                         f"rendered {key[0]} {key[1]} keeps its selector {selector_of(sources[key])}",
+                         f"rendered as {selector_of(obj)}")
     text = yaml.safe_dump_all(objects)
     for gen in kust.get("configMapGenerator", []):
         rendered = [o["metadata"]["name"] for o in objects if o.get("kind") == "ConfigMap"
