@@ -8,14 +8,17 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/service.h"
+#include "kafka/kafka_client.h"
 #include "support/fake_model.h"
 #include "support/http_client.h"
 #include "support/kafka_test_util.h"
@@ -34,9 +37,13 @@ constexpr int kPartitions = 6;
 class ConsumerBackpressureTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
+    // transactions12/scores12: the 50k events/s rebalance test (12 partitions keep its 75k
+    // events within the ~5 MiB the mock keeps per partition).
     start_cluster_and_redis({{"transactions", kPartitions},
                              {"scores", kPartitions},
-                             {"transactions.dlq", kPartitions}});
+                             {"transactions.dlq", kPartitions},
+                             {"transactions12", 12},
+                             {"scores12", 12}});
   }
   void TearDown() override {
     if (cluster_) rd_kafka_mock_clear_request_errors(cluster_->mock(), kProduceApiKey);
@@ -99,6 +106,79 @@ TEST_F(ConsumerBackpressureTest, AFullScoringQueueDoesNotStopTheConsumerServingA
       static_cast<unsigned long long>(counter(*first, "vigil_kafka_assignments_lost_total")));
   second->stop();
   first->stop();
+}
+
+TEST_F(ConsumerBackpressureTest, RebalancesAt50kEventsPerSecondLoseNothingAndNeverAbort) {
+  // A stream at 50k events/s with two rebalances while every stage is full: a second member
+  // joins mid-stream, then the first leaves. A rebalance served inside the consume call that
+  // returned a batch used to track records of revoked partitions and abort the process.
+  // Every id must be scored, none dead-lettered.
+  constexpr size_t kEvents = 75000;
+  constexpr double kRate = 50000;
+  std::vector<std::pair<std::string, std::string>> recs;
+  recs.reserve(kEvents);
+  for (size_t i = 0; i < kEvents; ++i) {
+    const std::string id = "r-" + std::to_string(i);
+    recs.emplace_back(id, testing::reference_event(ref_, i % ref_.rows.size(), id, false));
+  }
+  auto cfg = base_config();
+  cfg.redis.url = "";
+  cfg.kafka.input_topic = "transactions12";
+  cfg.kafka.output_topic = "scores12";
+  cfg.kafka.group_id = "backpressure-fast-rebalance";
+  auto first = start_service(cfg);
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(
+      testing::wait_until([&] { return first->source()->has_assignment(); }, milliseconds(30000)));
+
+  std::atomic<size_t> produced{0};
+  std::thread producer([&] {
+    kafka::Handle rk =
+        testing::test_client(RD_KAFKA_PRODUCER, cluster_->bootstrap(),
+                             {{"linger.ms", "5"}, {"acks", "all"}}, "paced producer");
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < kEvents; ++i) {
+      const auto due = t0 + std::chrono::microseconds(static_cast<int64_t>(i * 1e6 / kRate));
+      if (i % 500 == 0) std::this_thread::sleep_until(due);
+      const auto& [k, v] = recs[i];
+      testing::produce_copy(rk.get(), "transactions12", k.data(), k.size(), v.data(), v.size(), 5);
+      produced.store(i + 1, std::memory_order_relaxed);
+      rd_kafka_poll(rk.get(), 0);
+    }
+    rd_kafka_flush(rk.get(), 30000);
+  });
+  ASSERT_TRUE(testing::wait_until([&] { return first->batcher().stats().scored() >= 10000; },
+                                  milliseconds(60000)));
+  auto second = start_service(cfg);
+  const size_t produced_at_join = produced.load();
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(
+      testing::wait_until([&] { return second->source()->has_assignment(); }, milliseconds(30000)));
+  first->stop();  // the second member takes every partition
+  const size_t produced_at_leave = produced.load();
+  const uint64_t first_scored = first->batcher().stats().scored();
+  producer.join();
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores12", kEvents, milliseconds(120000));
+  std::set<std::string> ids;
+  for (const auto& r : scores) ids.insert(r.key);
+  EXPECT_EQ(ids.size(), kEvents) << kEvents - ids.size() << " ids never scored";
+  auto dead = testing::read_topic(
+      cluster_->bootstrap(), "transactions.dlq", [](const auto&) { return false; },
+      milliseconds(2000));
+  EXPECT_TRUE(dead.empty()) << dead.size() << " dead letters, e.g. " << dead.front().key;
+  EXPECT_LT(produced_at_join, kEvents) << "the second member joined after the stream";
+  std::printf(
+      "[ summary ] %zu events at %.0f/s: second member joined at %zu produced, first left at %zu; "
+      "first scored %llu, second %llu; %zu distinct scores in %zu records (duplicates: replays "
+      "of records in flight at a revoke); %zu dead letters; untracked after a revoke: %llu\n",
+      kEvents, kRate, produced_at_join, produced_at_leave,
+      static_cast<unsigned long long>(first_scored),
+      static_cast<unsigned long long>(second->batcher().stats().scored()), ids.size(),
+      scores.size(), dead.size(),
+      static_cast<unsigned long long>(counter(*first, "vigil_kafka_untracked_total") +
+                                      counter(*second, "vigil_kafka_untracked_total")));
+  second->stop();
 }
 
 TEST_F(ConsumerBackpressureTest, HttpScoringGoesOnWhileKafkaRefusesEveryWrite) {
