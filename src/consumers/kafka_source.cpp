@@ -1,6 +1,7 @@
 #include "consumers/kafka_source.h"
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "common/clock.h"
@@ -85,14 +86,16 @@ void KafkaSourceStats::rejected(codec::DecodeError reason) {
   rejected_.at(reason)->inc();
 }
 
-void KafkaSourceStats::lost(const char* reason) {
+void KafkaSourceStats::lost(const char* reason, uint64_t n) {
   // Rare (a corrupt batch and the like): the family is looked up each time.
   registry
       .counter("vigil_kafka_records_lost_total",
-               "Records the client returned as errors at a known offset (a corrupt batch, ...), "
-               "by reason; each is dead-lettered without its value",
+               "Records never scored because the client could not read them, by reason: "
+               "offset_out_of_range (removed by retention before they were read; counted from "
+               "the offset reset), or the error of a record returned at a known offset (a "
+               "corrupt batch, ...; dead-lettered without its value)",
                {{"reason", reason}})
-      .inc();
+      .inc(n);
 }
 
 void KafkaSourceStats::lag(PartitionId p, int64_t records) {
@@ -113,6 +116,59 @@ void KafkaSourceStats::lag_removed(PartitionId p) {
   if (it == lag_.end()) return;
   registry.remove_callbacks(it->second.get());
   lag_.erase(it);
+}
+
+std::optional<OffsetReset> parse_offset_reset(std::string_view line) {
+  const auto number_after = [&](std::string_view key, size_t from, size_t& end) -> int64_t {
+    const size_t at = line.find(key, from);
+    if (at == std::string_view::npos) return -1;
+    size_t i = at + key.size();
+    int64_t v = 0;
+    bool any = false;
+    while (i < line.size() && line[i] >= '0' && line[i] <= '9') {
+      v = v * 10 + (line[i++] - '0');
+      any = true;
+    }
+    end = i;
+    return any ? v : -1;
+  };
+  const size_t marker = line.find("]: offset reset (at offset ");
+  if (marker == std::string_view::npos) return std::nullopt;
+  OffsetReset r;
+  const size_t open = line.rfind('[', marker);
+  if (open == std::string_view::npos) return std::nullopt;
+  size_t end = 0;
+  r.partition = static_cast<int32_t>(number_after("[", open, end));
+  r.from = number_after("(at offset ", marker, end);
+  const size_t to = line.find(") to ", end);
+  if (r.from < 0 || to == std::string_view::npos) return std::nullopt;
+  const size_t colon = line.find(": ", to);
+  const std::string_view target =
+      line.substr(to, colon == std::string_view::npos ? std::string_view::npos : colon - to);
+  const size_t last = target.rfind("offset ");
+  if (last == std::string_view::npos) return std::nullopt;
+  r.to = number_after("offset ", to + last, end);
+  if (r.to < 0 || r.partition < 0) return std::nullopt;
+  if (colon != std::string_view::npos) r.why = std::string(line.substr(colon + 2));
+  return r;
+}
+
+void KafkaSource::log_cb(const rd_kafka_t* rk, int level, const char* facility, const char* line) {
+  const spdlog::level::level_enum lvl = level <= 3   ? spdlog::level::err
+                                        : level == 4 ? spdlog::level::warn
+                                        : level <= 6 ? spdlog::level::info
+                                                     : spdlog::level::debug;
+  logger("rdkafka")->log(lvl, "{}: {}", facility, line);
+  auto* self = static_cast<KafkaSource*>(rd_kafka_opaque(rk));
+  if (self == nullptr || std::strcmp(facility, "OFFSET") != 0) return;
+  const std::optional<OffsetReset> reset = parse_offset_reset(line);
+  if (!reset || reset->to <= reset->from) return;
+  const int64_t n = reset->to - reset->from;
+  self->stats_.lost("offset_out_of_range", static_cast<uint64_t>(n));
+  logger("kafka")->error(
+      "partition {}: offsets {}..{} ({} records) were never read: removed before this consumer "
+      "got to them ({}); counted in vigil_kafka_records_lost_total",
+      reset->partition, reset->from, reset->to - 1, n, reset->why);
 }
 
 Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
@@ -139,6 +195,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   auto conf = kafka::make_conf(props);
   if (!conf) return R::Error(conf.error());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &KafkaSource::rebalance_cb);
+  rd_kafka_conf_set_log_cb(conf->get(), &KafkaSource::log_cb);
   std::unique_ptr<KafkaSource> src(
       new KafkaSource(config, queue, schema, tracker, dead_letters, registry));
   rd_kafka_conf_set_opaque(conf->get(), src.get());  // rebalance_cb finds the source by it
@@ -164,6 +221,7 @@ KafkaSource::KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue
 KafkaSource::~KafkaSource() {
   if (rk_) stop();
   if (queue_handle_) rd_kafka_queue_destroy(queue_handle_);
+  rk_.reset();  // before the members its callbacks (log_cb) use are destroyed
 }
 
 std::vector<std::string> KafkaSource::readiness_failures() const {

@@ -24,7 +24,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -38,12 +40,27 @@
 
 namespace vigil::consumers {
 
+// librdkafka's report of an offset reset (auto.offset.reset), read from its log line
+//   "<topic> [<p>]: offset reset (at offset <from>, broker <b>) to [cached ]BEGINNING offset
+//    <to>: <why>"
+// Records [from, to) were never read: removed by retention (the usual cause) before this
+// consumer got to them. librdkafka 2.0.2 reports it only in its log.
+struct OffsetReset {
+  int32_t partition = -1;
+  int64_t from = -1;
+  int64_t to = -1;
+  std::string why;
+};
+// The reset a librdkafka OFFSET log line reports, or nullopt when it reports none.
+std::optional<OffsetReset> parse_offset_reset(std::string_view line);
+
 struct KafkaSourceStats {
   explicit KafkaSourceStats(metrics::Registry& r);
   void consumed(size_t n) { consumed_.inc(n); }
   void rejected(codec::DecodeError reason);
-  // A record the client returned as an error at a known offset; `reason` is the error's name.
-  void lost(const char* reason);
+  // Records never read: `n` of them, because `reason` (an error's name, offset_out_of_range).
+  // Any thread.
+  void lost(const char* reason, uint64_t n = 1);
   void untracked(size_t n) { untracked_.inc(n); }
   void paused() { pauses_.inc(); }
   // Sets the lag gauge of partition `p` (created on first use).
@@ -99,6 +116,9 @@ class KafkaSource {
   KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue& queue,
               const codec::FeatureSchema& schema, OffsetTracker& tracker,
               delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
+  // librdkafka's log lines go to spdlog ("rdkafka"); an offset reset is counted as records
+  // lost. librdkafka's threads.
+  static void log_cb(const rd_kafka_t* rk, int level, const char* facility, const char* line);
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);

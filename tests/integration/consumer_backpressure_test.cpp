@@ -43,7 +43,8 @@ class ConsumerBackpressureTest : public testing::ServiceFixture {
                              {"scores", kPartitions},
                              {"transactions.dlq", kPartitions},
                              {"transactions12", 12},
-                             {"scores12", 12}});
+                             {"scores12", 12},
+                             {"retained", 1}});
   }
   void TearDown() override {
     if (cluster_) rd_kafka_mock_clear_request_errors(cluster_->mock(), kProduceApiKey);
@@ -179,6 +180,61 @@ TEST_F(ConsumerBackpressureTest, RebalancesAt50kEventsPerSecondLoseNothingAndNev
       static_cast<unsigned long long>(counter(*first, "vigil_kafka_untracked_total") +
                                       counter(*second, "vigil_kafka_untracked_total")));
   second->stop();
+}
+
+TEST_F(ConsumerBackpressureTest, RecordsRemovedByRetentionBeforeTheyWereReadAreCountedAsLost) {
+  // vigil commits 100 records and stops; while it is down the topic grows past what the
+  // broker keeps (the mock keeps ~5 MiB per partition), so the records after the committed
+  // offset are deleted unread. On restart the consumer's position is out of range and
+  // auto.offset.reset moves it to the earliest offset kept: the records in between were never
+  // scored. That must be counted (vigil_kafka_records_lost_total{reason="offset_out_of_range"})
+  // and logged, not passed over silently.
+  auto cfg = base_config();
+  cfg.redis.url = "";
+  cfg.kafka.input_topic = "retained";
+  cfg.kafka.group_id = "retention";
+  auto make = [&](const std::string& prefix, size_t n) {
+    std::vector<std::pair<std::string, std::string>> recs;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string id = prefix + std::to_string(i);
+      recs.emplace_back(id, testing::reference_event(ref_, i % ref_.rows.size(), id, false));
+    }
+    return recs;
+  };
+  ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "retained", make("kept-", 100)).ok());
+  {
+    auto service = start_service(cfg);
+    ASSERT_NE(service, nullptr);
+    ASSERT_TRUE(testing::wait_until([&] { return service->offsets().committable(0) == 100; },
+                                    milliseconds(30000)));
+    service->stop();  // commits offset 100
+  }
+  ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "retained", make("gone-", 15000)).ok());
+  kafka::Handle rk = testing::test_client(RD_KAFKA_CONSUMER, cluster_->bootstrap(),
+                                          {{"group.id", "probe"}}, "probe");
+  int64_t low = -1, high = -1;
+  ASSERT_EQ(rd_kafka_query_watermark_offsets(rk.get(), "retained", 0, &low, &high, 5000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_GT(low, 100) << "the broker kept every record: nothing to lose (high " << high << ")";
+
+  auto service = start_service(cfg);
+  ASSERT_NE(service, nullptr);
+  auto lost = [&] {
+    return service->registry()
+        .counter("vigil_kafka_records_lost_total", "", {{"reason", "offset_out_of_range"}})
+        .value();
+  };
+  ASSERT_TRUE(testing::wait_until([&] { return lost() > 0; }, milliseconds(30000)))
+      << "records deleted before they were read were not counted";
+  EXPECT_EQ(lost(), static_cast<uint64_t>(low - 100));
+  ASSERT_TRUE(testing::wait_until([&] { return service->offsets().committable(0) == high; },
+                                  milliseconds(60000)));
+  std::printf(
+      "[ summary ] committed 100, the broker then kept offsets %lld..%lld: %llu records "
+      "counted lost (offset_out_of_range), the rest scored\n",
+      static_cast<long long>(low), static_cast<long long>(high - 1),
+      static_cast<unsigned long long>(lost()));
+  service->stop();
 }
 
 TEST_F(ConsumerBackpressureTest, HttpScoringGoesOnWhileKafkaRefusesEveryWrite) {
