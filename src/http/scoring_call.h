@@ -53,6 +53,7 @@ class ScoringCall {
       : kind_(kind),
         scores_(n, 0.0f),
         fraud_(n, 0),
+        models_(n),
         remaining_(n),
         respond_(std::move(respond)),
         sink_(sink),
@@ -73,7 +74,7 @@ class ScoringCall {
     if (o.status.ok()) {
       scores_[i] = o.score;
       fraud_[i] = o.is_fraud ? 1 : 0;
-      if (i == 0) model_ = o.model;
+      models_[i] = o.model;  // each slot written by its own completion only
       if (top_k_ > 0) reasons_[i] = o.reasons;
       if (sink_ != nullptr && kind_ == Kind::kPredict && !transaction_ids[i].empty() && o.model) {
         sinks::ScoreRecord record;
@@ -121,6 +122,16 @@ class ScoringCall {
       respond_(error_response(error_->status, error_->message));
       return;
     }
+    model_ = models_.front();
+    for (const auto& m : models_) split_ = split_ || m->version != model_->version;
+    if (split_ && kind_ == Kind::kInfer) {
+      // One output tensor has one model version: a request split across versions by a swap
+      // is refused rather than answered with a version that did not score every row.
+      respond_(error_response(503,
+                              "the model version changed while the request was scored; "
+                              "retry"));
+      return;
+    }
     respond_(make_response(200, kind_ == Kind::kPredict ? predict_body() : infer_body()));
   }
 
@@ -138,11 +149,16 @@ class ScoringCall {
       out += "\"score\":";
       append_float(out, scores_[i]);
       out += fraud_[i] ? ",\"is_fraud\":true" : ",\"is_fraud\":false";
+      if (split_) {
+        // A model swap split this request: each prediction names the version that scored it.
+        out += ",\"model_version\":";
+        append_json_string(out, models_[i]->version);
+      }
       if (top_k_ > 0) {
         out += ",\"reasons\":[";
         for (size_t j = 0; j < reasons_[i].size(); ++j) {
           out += j ? ",{\"feature\":" : "{\"feature\":";
-          append_json_string(out, model_->input_names[reasons_[i][j].input]);
+          append_json_string(out, models_[i]->input_names[reasons_[i][j].input]);
           out += ",\"contribution\":";
           append_float(out, reasons_[i][j].contribution);
           out += '}';
@@ -189,7 +205,10 @@ class ScoringCall {
   std::vector<std::vector<scoring::Reason>> reasons_;  // per instance, when top_k_ > 0
   std::vector<float> scores_;
   std::vector<uint8_t> fraud_;
-  std::shared_ptr<const scoring::ModelInfo> model_;  // the model that scored instance 0
+  // The model that scored each instance (a swap may split a request), and instance 0's.
+  std::vector<std::shared_ptr<const scoring::ModelInfo>> models_;
+  std::shared_ptr<const scoring::ModelInfo> model_;
+  bool split_ = false;  // instances scored by different versions
   std::atomic<size_t> remaining_;
   std::atomic<bool> answered_{false};
   std::mutex error_mutex_;
