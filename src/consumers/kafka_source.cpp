@@ -293,6 +293,11 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     if (paused_ || !intake_) {
       rd_kafka_pause_partitions(rk_.get(), partitions);
       stats_.paused_partitions_.set(partitions->cnt);
+    } else {
+      // librdkafka keeps a partition's pause across unassign and assign: one this member held
+      // (update_holds) before a rebalance gave it back would otherwise never be fetched again.
+      rd_kafka_resume_partitions(rk_.get(), partitions);
+      stats_.paused_partitions_.set(0);
     }
     logger("kafka")->info("assigned {} partition(s) of '{}'", partitions->cnt, config_.input_topic);
     return;

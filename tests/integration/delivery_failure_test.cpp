@@ -528,6 +528,52 @@ TEST_F(DeliveryFailureTest, FailedOffsetCommitsAreCountedForTheAlertAndRetriedUn
   service->stop();
 }
 
+TEST_F(DeliveryFailureTest, HeldDeadLettersOfPartitionsThatMovedAreDroppedNotWrittenTwice) {
+  // Every Produce request fails: the first instance holds records on all its partitions and
+  // keeps retrying their dead letters. A second instance joins and takes half the partitions:
+  // the first must drop the held dead letters of the partitions it lost (their new owner
+  // consumes the records again), or once Kafka accepts again a record could end up with two
+  // outcomes (scored by the new owner and dead-lettered by the old one).
+  constexpr size_t kEvents = 600;
+  produce("m-", kEvents);
+  const std::vector<rd_kafka_resp_err_t> errors(100000, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  rd_kafka_mock_push_request_errors_array(cluster_->mock(), kProduceApiKey, errors.size(),
+                                          errors.data());
+  auto first = start();
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(testing::wait_until([&] { return first->offsets().held().size() == kPartitions; },
+                                  milliseconds(60000)))
+      << first->offsets().held().size() << " partitions held";
+  const size_t held_before = first->delivery()->held_records();
+  auto second = start();
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return second->source()->has_assignment() && first->source()->has_assignment(); },
+      milliseconds(60000)));
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return counter(*first, "vigil_delivery_abandoned_total") > 0; }, milliseconds(10000)))
+      << "the first instance kept retrying dead letters of partitions it no longer owns";
+  // Kafka accepts again: every record gets exactly one outcome.
+  rd_kafka_mock_clear_request_errors(cluster_->mock(), kProduceApiKey);
+  ASSERT_TRUE(wait_all_committed(milliseconds(60000)));
+  const uint64_t dlq = counter(*first, "vigil_kafka_produced_total", {{"kind", "dlq"}}) +
+                       counter(*second, "vigil_kafka_produced_total", {{"kind", "dlq"}});
+  const Outcome o = read_outcome(dlq, milliseconds(30000));
+  EXPECT_TRUE(o.missing.empty()) << o.missing.size() << " ids on neither topic";
+  EXPECT_EQ(o.dead_letters.size(), o.dead_lettered.size()) << "an id dead-lettered twice";
+  size_t both = 0;
+  for (const auto& [id, n] : o.dead_lettered) both += o.scored.count(id);
+  EXPECT_EQ(both, 0u) << "ids both scored and dead-lettered";
+  std::printf(
+      "[ summary ] %zu events: %zu held before the rebalance, %llu dropped by the old "
+      "owner; %zu scored, %zu dead-lettered, %zu both\n",
+      kEvents, held_before,
+      static_cast<unsigned long long>(counter(*first, "vigil_delivery_abandoned_total")),
+      o.scored.size(), o.dead_lettered.size(), both);
+  second->stop();
+  first->stop();
+}
+
 TEST_F(DeliveryFailureTest, AFatalProducerErrorReplacesTheProducerAndLosesNothing) {
   constexpr size_t kEvents = 20000;
   constexpr size_t kChunk = 1000;
