@@ -143,6 +143,7 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
                                                tracker_, *delivery_, registry_);
   if (!source) return Status::Error(source.error());
   source_ = std::move(source.value());
+  source_->set_producer_in_flight([d = delivery_.get()] { return d->kafka().in_flight(); });
   source_->start();
   consuming_.store(source_.get(), std::memory_order_release);
   logger("vigil")->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",

@@ -64,6 +64,10 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
       held_partitions_(r.gauge("vigil_kafka_held_partitions",
                                "Partitions paused on a record without an outcome (its "
                                "dead-letter write failed)")),
+      offset_regressions_(r.counter("vigil_kafka_offset_regressions_total",
+                                    "Times a partition was consumed from below its last tracked "
+                                    "offset (an offset reset moved the position back) and "
+                                    "tracked again from there")),
       assignments_lost_(r.counter("vigil_kafka_assignments_lost_total",
                                   "Times this member lost its partitions without a clean revoke "
                                   "(session timed out, or evicted for not polling)")),
@@ -321,8 +325,10 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     // Let records of these partitions that are already being scored finish, so the next
     // owner does not score them again; bounded, then commit what was delivered.
     // When stop() leaves the group, the pipeline is already drained: nothing more will come.
-    const auto deadline = std::chrono::steady_clock::now() +
-                          (running_.load() ? kRevokeDrainBound : std::chrono::milliseconds(0));
+    // Once intake stopped (shutting down) records without an outcome stay without one: no wait.
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        (running_.load() && intake_.load() ? kRevokeDrainBound : std::chrono::milliseconds(0));
     auto busy = [&] {
       for (auto p : revoked) {
         auto it = dropped.find(p);
@@ -362,9 +368,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   stats_.assigned_partitions_.set(0);
   stats_.paused_partitions_.set(0);
   logger("kafka")->info("revoked {} partition(s)", revoked.size());
-  // The consume call that served this callback returns now, with only the records it had
-  // before: those of the revoked partitions are then dropped untracked (see handle()).
-  rd_kafka_yield(rk_.get());
+  // Records of the revoked partitions that the consume call serving this callback still
+  // returns are dropped untracked (see handle()).
 }
 
 void KafkaSource::run() {
@@ -419,10 +424,12 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
       continue;
     }
     if (m->err) {
-      // A record-level error (a corrupt batch, ...) names its position: it is dead-lettered
-      // like an undecodable record, so the commit that passes it leaves a trace. An error
-      // without a position (a broker or group error) only says so.
-      if (m->rkt != nullptr && m->partition >= 0 && m->offset >= 0) {
+      // A record the client could not read and skips (a corrupt message or batch) names its
+      // offset: it is dead-lettered like an undecodable record, so the commit that passes it
+      // leaves a trace. Any other error (a partition-level fetch error carries the next offset
+      // to fetch, which is fetched again) only says so.
+      if ((m->err == RD_KAFKA_RESP_ERR__BAD_MSG || m->err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION) &&
+          m->rkt != nullptr && m->partition >= 0 && m->offset >= 0) {
         stats_.lost(rd_kafka_err2name(m->err));
         consumer_error_log().warn("partition {} offset {}: consumer error: {}; dead-lettered",
                                   m->partition, m->offset, rd_kafka_message_errstr(m));
@@ -439,7 +446,16 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     tokens_.push_back(t);
   }
   if (kept == 0) return;
-  if (tracker_.track(tokens_.data(), kept) < kept) {
+  size_t regressions = 0;
+  const size_t tracked = tracker_.track(tokens_.data(), kept, &regressions);
+  if (regressions > 0) {
+    stats_.offset_regressions_.inc(regressions);
+    untracked_log().warn(
+        "{} partition(s) consumed from below their last tracked offset (an "
+        "offset reset moved the position back); tracked again from there",
+        regressions);
+  }
+  if (tracked < kept) {
     // Records of a partition revoked while they were on their way (the rebalance was served
     // inside the consume call that returned them): not ours, not tracked; the partition's
     // new owner consumes them from the committed offset.
@@ -501,6 +517,15 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
 
 void KafkaSource::enqueue_staged() {
   if (staged_.empty()) return;
+  if (!intake_.load() || !running_.load()) {
+    // Shutting down: nothing more goes downstream; not acknowledged, consumed again later.
+    for (auto& r : staged_) {
+      rd_kafka_message_destroy(r.source.record);
+      r.source.record = nullptr;
+    }
+    staged_.clear();
+    return;
+  }
   // The watermarks pause us well before the queue is full; reaching it means racing HTTP
   // traffic for the last slots. What does not fit stays staged, in order, and the thread goes
   // back to polling (partitions paused meanwhile, see update_backpressure): it never blocks
@@ -543,7 +568,9 @@ void KafkaSource::update_backpressure() {
   // Records consumed and not yet delivered: the scoring queue, the workers and the producer
   // together. Bounding it keeps a slow or unreachable broker from filling the producer's
   // queue (where scoring workers would wait) or memory.
-  const size_t in_flight = tracker_.in_flight();
+  // The producer's own count covers scores of partitions revoked since (no longer tracked).
+  const size_t in_flight =
+      std::max(tracker_.in_flight(), producer_in_flight_ ? producer_in_flight_() : size_t{0});
   const bool over = !staged_.empty() || queue_.above_high_watermark() ||
                     in_flight >= config_.max_in_flight_records;
   const bool under = queue_.below_low_watermark() && in_flight <= config_.max_in_flight_records / 2;

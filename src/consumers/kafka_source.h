@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,7 @@ struct KafkaSourceStats {
   metrics::Gauge& paused_partitions_;
   metrics::Gauge& assigned_partitions_;
   metrics::Gauge& held_partitions_;
+  metrics::Counter& offset_regressions_;
   metrics::Counter& assignments_lost_;
   metrics::Counter& untracked_;
   std::map<codec::DecodeError, metrics::Counter*> rejected_;
@@ -95,6 +97,11 @@ class KafkaSource {
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
+
+  // Records the producer holds and Kafka has not acknowledged yet (its queue): counted with
+  // the tracked ones against kafka.max_in_flight_records, because scores of partitions
+  // revoked since are no longer tracked. Optional; call before start(). Consumer thread.
+  void set_producer_in_flight(std::function<size_t()> fn) { producer_in_flight_ = std::move(fn); }
 
   void start();
   // Phase one of shutdown: stop taking records (the thread keeps serving the group). Returns
@@ -157,8 +164,9 @@ class KafkaSource {
   // Decoded, not yet queued, in consume order: what did not fit in the queue waits here for
   // the next turn (consumer thread).
   std::vector<scoring::ScoreRequest> staged_;
-  std::vector<AckToken> tokens_;          // consumer thread scratch
-  std::vector<PartitionId> held_paused_;  // paused because of a hold (consumer thread)
+  std::vector<AckToken> tokens_;                // consumer thread scratch
+  std::vector<PartitionId> held_paused_;        // paused because of a hold (consumer thread)
+  std::function<size_t()> producer_in_flight_;  // see set_producer_in_flight()
 
   std::thread thread_;
   std::atomic<bool> running_{false};

@@ -53,18 +53,23 @@ AckToken OffsetTracker::track(PartitionId p, Offset offset) {
   t.partition = p;
   t.offset = offset;
   std::lock_guard<std::mutex> lock(mu_);
-  track_locked(t);
+  bool regressed = false;
+  track_locked(t, regressed);
   return t;
 }
 
-size_t OffsetTracker::track(AckToken* tokens, size_t n) {
+size_t OffsetTracker::track(AckToken* tokens, size_t n, size_t* regressions) {
   std::lock_guard<std::mutex> lock(mu_);
   size_t tracked = 0;
-  for (size_t i = 0; i < n; ++i) tracked += track_locked(tokens[i]) ? 1 : 0;
+  for (size_t i = 0; i < n; ++i) {
+    bool regressed = false;
+    tracked += track_locked(tokens[i], regressed) ? 1 : 0;
+    if (regressed && regressions != nullptr) ++*regressions;
+  }
   return tracked;
 }
 
-bool OffsetTracker::track_locked(AckToken& t) {
+bool OffsetTracker::track_locked(AckToken& t, bool& regressed) {
   t.generation = 0;
   auto it = partitions_.find(t.partition);
   if (it == partitions_.end()) return false;  // revoked while the record was on its way
@@ -72,7 +77,13 @@ bool OffsetTracker::track_locked(AckToken& t) {
   const std::optional<Offset> last =
       s.pending.empty() ? (s.next ? std::optional<Offset>(*s.next - 1) : std::nullopt)
                         : std::optional<Offset>(s.pending.back().offset);
-  if (last && t.offset <= *last) return false;  // tracked already under this assignment
+  if (last && t.offset <= *last) {
+    // The position moved back: start over from here. Dropping the record instead would let
+    // the commit stay above records never scored.
+    regressed = true;
+    s = PartitionState{};
+    s.generation = next_generation_++;
+  }
   s.pending.push_back({t.offset, false});
   ++s.not_done;
   t.generation = s.generation;

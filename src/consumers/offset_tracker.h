@@ -51,11 +51,13 @@ class OffsetTracker final : public delivery::Acknowledger {
   AckToken track(PartitionId p, Offset offset);
   // The same for each token's (partition, offset), under one lock; fills in the generations.
   // A record of a partition that is not assigned (revoked while the record was on its way:
-  // a rebalance served inside the consume call that returned it), or whose offset is not
-  // above the last tracked one, is not tracked: its generation is set to 0 and the caller
-  // must drop it (it is consumed again by the partition's owner, or was tracked already).
-  // Returns how many were tracked.
-  size_t track(AckToken* tokens, size_t n);
+  // a rebalance served inside the consume call that returned it) is not tracked: its
+  // generation is set to 0 and the caller must drop it (the partition's owner consumes it).
+  // A record at or below the last tracked offset means the consumer's position moved back (an
+  // offset reset after a truncated or recreated log): the partition starts over from it under
+  // a new generation (acks of the records before are ignored; they are consumed again), and
+  // `*regressions` (if given) counts it. Returns how many were tracked.
+  size_t track(AckToken* tokens, size_t n, size_t* regressions = nullptr);
   // Marks one record done. Returns false when the token is stale (partition revoked) or the
   // record was done already.
   bool ack(const AckToken& token);
@@ -110,7 +112,8 @@ class OffsetTracker final : public delivery::Acknowledger {
     std::map<Offset, std::string> held;  // held records and why
   };
   bool ack_locked(const AckToken& t);
-  bool track_locked(AckToken& t);
+  // false: not assigned (generation 0). `regressed` is set when the partition started over.
+  bool track_locked(AckToken& t, bool& regressed);
 
   mutable std::mutex mu_;
   std::map<PartitionId, PartitionState> partitions_;

@@ -122,8 +122,8 @@ DeliveryStats::DeliveryStats(metrics::Registry& r)
                                       "Dead-letter writes Kafka refused (the record is held and "
                                       "retried; its partition pauses)")),
       dropped_shutdown_(r.counter("vigil_delivery_released_total",
-                                  "Records released without an outcome at shutdown (consumed "
-                                  "again after restart)")),
+                                  "Records released without an outcome (at shutdown, or their "
+                                  "partition was revoked): consumed again")),
       produced_again_(
           r.counter("vigil_delivery_produced_again_total",
                     "Scores produced again (after a fatal producer error or a timeout)")),
@@ -375,8 +375,9 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
       slot_done(s);
       return;
     }
-    if (is_purge(err) && stopping_.load(std::memory_order_acquire)) {
-      slot_done(s);  // shutdown: released unacknowledged in finish_batch
+    if ((is_purge(err) && stopping_.load(std::memory_order_acquire)) ||
+        stopped_.load(std::memory_order_acquire)) {
+      slot_done(s);  // shutdown: released unacknowledged in finish_batch, never retried
       return;
     }
     std::lock_guard<std::mutex> lock(work_mutex_);
@@ -412,7 +413,10 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
     dead_letter_delivered(d);
     return;
   }
-  if (is_purge(err) && stopping_.load(std::memory_order_acquire)) {
+  if ((is_purge(err) && stopping_.load(std::memory_order_acquire)) ||
+      stopped_.load(std::memory_order_acquire)) {
+    // Shutdown: released unacknowledged (consumed again after the restart), never retried:
+    // the retry thread and the lists stop() drains may be gone already.
     release(d->source);
     if (d->held) held_.fetch_sub(1, std::memory_order_relaxed);
     delete d;

@@ -252,17 +252,31 @@ TEST(OffsetTracker, ARecordOfARevokedPartitionIsRefusedNotTracked) {
   EXPECT_EQ(t.track(7, 1).generation, 0u);  // never assigned
 }
 
-TEST(OffsetTracker, ARecordAtOrBelowTheLastTrackedOffsetIsRefused) {
+TEST(OffsetTracker, AnOffsetBelowTheLastTrackedStartsThePartitionOverUnderANewGeneration) {
+  // The consumer's position moved back (an offset reset after a truncated log): the records
+  // from there are tracked again, and the commit point follows them down instead of staying
+  // above records never scored.
   OffsetTracker t;
   t.assign(0);
-  EXPECT_TRUE(t.ack(t.track(0, 20)));
-  EXPECT_EQ(t.track(0, 20).generation, 0u);  // done already: committable stays past it
-  EXPECT_EQ(t.track(0, 5).generation, 0u);
+  const AckToken old_done = t.track(0, 20);
+  EXPECT_TRUE(t.ack(old_done));
+  const AckToken old_pending = t.track(0, 21);
   EXPECT_EQ(t.committable(0), Offset{21});
-  const AckToken next = t.track(0, 21);
-  EXPECT_NE(next.generation, 0u);
-  EXPECT_EQ(t.track(0, 21).generation, 0u);  // tracked, pending
-  EXPECT_EQ(t.in_flight(0), 1u);
+  AckToken back[2];
+  back[0].partition = 0;
+  back[0].offset = 5;
+  back[1].partition = 0;
+  back[1].offset = 6;
+  size_t regressions = 0;
+  EXPECT_EQ(t.track(back, 2, &regressions), 2u);
+  EXPECT_EQ(regressions, 1u);
+  EXPECT_NE(back[0].generation, old_pending.generation);
+  EXPECT_EQ(t.committable(0), Offset{5});
+  EXPECT_FALSE(t.ack(old_pending)) << "an ack from before the restart moved the new commit point";
+  EXPECT_EQ(t.in_flight(0), 2u);
+  EXPECT_TRUE(t.ack(back[0]));
+  EXPECT_TRUE(t.ack(back[1]));
+  EXPECT_EQ(t.committable(0), Offset{7});
 }
 
 TEST(OffsetTracker, OwnsARecordOnlyWhileItsPartitionKeepsItsGeneration) {
