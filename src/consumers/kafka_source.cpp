@@ -517,33 +517,21 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
 
 void KafkaSource::enqueue_staged() {
   if (staged_.empty()) return;
-  if (!intake_.load() || !running_.load()) {
-    // Shutting down: nothing more goes downstream; not acknowledged, consumed again later.
-    for (auto& r : staged_) {
-      rd_kafka_message_destroy(r.source.record);
-      r.source.record = nullptr;
-    }
-    staged_.clear();
-    return;
+  if (intake_.load() && running_.load()) {
+    // The watermarks pause us well before the queue is full; reaching it means racing HTTP
+    // traffic for the last slots. What does not fit stays staged, in order, and the thread
+    // goes back to polling (partitions paused meanwhile, see update_backpressure): it never
+    // blocks here, so rebalances and the group session are served while the queue is full.
+    bool closed = false;
+    const size_t done =
+        queue_.try_push_bulk(staged_.data(), staged_.size(), scoring::Priority::kNormal, closed);
+    for (size_t i = 0; i < done; ++i) staged_[i].source.record = nullptr;  // the queue owns them
+    staged_.erase(staged_.begin(), staged_.begin() + static_cast<std::ptrdiff_t>(done));
+    if (!closed && intake_.load() && running_.load()) return;
   }
-  // The watermarks pause us well before the queue is full; reaching it means racing HTTP
-  // traffic for the last slots. What does not fit stays staged, in order, and the thread goes
-  // back to polling (partitions paused meanwhile, see update_backpressure): it never blocks
-  // here, so rebalances and the group session are served while the queue is full.
-  bool closed = false;
-  const size_t done =
-      queue_.try_push_bulk(staged_.data(), staged_.size(), scoring::Priority::kNormal, closed);
-  for (size_t i = 0; i < done; ++i) staged_[i].source.record = nullptr;  // the queue owns them
-  if (done < staged_.size() && (closed || !running_.load() || !intake_.load())) {
-    // Shutting down: not acknowledged, consumed again after restart.
-    for (size_t i = done; i < staged_.size(); ++i) {
-      rd_kafka_message_destroy(staged_[i].source.record);
-      staged_[i].source.record = nullptr;
-    }
-    staged_.clear();
-    return;
-  }
-  staged_.erase(staged_.begin(), staged_.begin() + static_cast<std::ptrdiff_t>(done));
+  // Shutting down: nothing more goes downstream; not acknowledged, consumed again later.
+  for (auto& r : staged_) rd_kafka_message_destroy(r.source.record);
+  staged_.clear();
 }
 
 std::map<PartitionId, size_t> KafkaSource::drop_staged(const std::vector<PartitionId>& revoked) {

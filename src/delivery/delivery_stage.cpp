@@ -375,8 +375,7 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
       slot_done(s);
       return;
     }
-    if ((is_purge(err) && stopping_.load(std::memory_order_acquire)) ||
-        stopped_.load(std::memory_order_acquire)) {
+    if (released_at_shutdown(err)) {
       slot_done(s);  // shutdown: released unacknowledged in finish_batch, never retried
       return;
     }
@@ -413,8 +412,7 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
     dead_letter_delivered(d);
     return;
   }
-  if ((is_purge(err) && stopping_.load(std::memory_order_acquire)) ||
-      stopped_.load(std::memory_order_acquire)) {
+  if (released_at_shutdown(err)) {
     // Shutdown: released unacknowledged (consumed again after the restart), never retried:
     // the retry thread and the lists stop() drains may be gone already.
     release(d->source);
@@ -452,6 +450,11 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
   }
   dead_letters_.push_back(d);
   work_cv_.notify_one();
+}
+
+bool DeliveryStage::released_at_shutdown(rd_kafka_resp_err_t err) const {
+  return (is_purge(err) && stopping_.load(std::memory_order_acquire)) ||
+         stopped_.load(std::memory_order_acquire);
 }
 
 void DeliveryStage::slot_done(ScoreSlot* s) {

@@ -169,6 +169,9 @@ class DeliveryStage final : public scoring::BatchCompletion,
   void encode(Batch& b, const std::vector<scoring::ScoreRequest>& batch,
               const std::vector<scoring::ScoreOutcome>& outcomes, const scoring::ModelInfo& model);
   void release_batch(Batch* b);
+  // A failed report during shutdown (a purge once stopping, anything once stopped): its record
+  // is released unacknowledged, never retried.
+  bool released_at_shutdown(rd_kafka_resp_err_t err) const;
   void slot_done(ScoreSlot* slot);
   void finish_batch(Batch* b);
   void produce_dead_letter(DeadLetter* d);
