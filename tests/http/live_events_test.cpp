@@ -56,8 +56,8 @@ TEST(LiveEventsTest, AnUpdateReportsRatesAndPercentilesOfTheIntervalSinceTheLast
 
 TEST(LiveEventsTest, ASubscriberThatDoesNotTakeItsFramesKeepsTheNewestAndIsToldWhatItLost) {
   metrics::Registry registry;
+  int wakes = 0;  // before `live`: its destructor ends the subscriber, which wakes it once more
   LiveEvents live(config(), registry, [] { return nullptr; });
-  int wakes = 0;
   auto s = live.subscribe([&] { ++wakes; });
   ASSERT_NE(s, nullptr);
   std::string frame;
