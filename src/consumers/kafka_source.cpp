@@ -216,7 +216,6 @@ KafkaSource::KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue
                          delivery::DeadLetterSink& dead_letters, metrics::Registry& registry)
     : config_(config),
       queue_(queue),
-      schema_(schema),
       decoder_(schema, config.max_event_bytes),
       tracker_(tracker),
       dead_letters_(dead_letters),

@@ -155,7 +155,6 @@ class KafkaSource {
   kafka::Handle rk_;
   rd_kafka_queue_t* queue_handle_ = nullptr;
   scoring::ScoringQueue& queue_;
-  const codec::FeatureSchema& schema_;
   codec::EventDecoder decoder_;
   OffsetTracker& tracker_;
   delivery::DeadLetterSink& dead_letters_;

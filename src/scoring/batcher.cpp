@@ -79,8 +79,7 @@ bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) 
 // ScoringStats
 
 ScoringStats::ScoringStats(metrics::Registry& r)
-    : registry_(r),
-      batch_size_(r.histogram("vigil_batch_size", "Rows per forward pass",
+    : batch_size_(r.histogram("vigil_batch_size", "Rows per forward pass",
                               metrics::exponential_buckets(1, 2, 15))),
       compute_seconds_(r.histogram("vigil_model_compute_seconds",
                                    "Time of one batch's forward pass",

@@ -118,7 +118,6 @@ class ScoringStats {
   uint64_t batches() const { return batch_size_.count(); }
 
  private:
-  metrics::Registry& registry_;
   metrics::Histogram& batch_size_;
   metrics::Histogram& compute_seconds_;
   metrics::Histogram& queue_wait_seconds_;

@@ -115,7 +115,6 @@ class ModelManager {
   const ModelConfig config_;
   const size_t warmup_batch_size_;
   const Loader loader_;
-  metrics::Registry& registry_;
   metrics::Counter& loaded_;
   metrics::Counter& refused_;
   metrics::Gauge& version_gauge_;
