@@ -8,7 +8,7 @@ PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
   clang-format clang-tidy
-  clang libclang-rt-14-dev llvm-14  # scripts/fuzz.sh: clang, libFuzzer + sanitizer runtimes, symbolizer
+  clang libclang-rt-14-dev llvm-14  # sanitizer presets and scripts/fuzz.sh: clang, libFuzzer + sanitizer runtimes, symbolizer
   # libraries (see README "Dependencies" for why each is there)
   librdkafka-dev libtorch-dev libopenblas0-openmp libhiredis-dev
   libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev
