@@ -21,8 +21,9 @@
 // engine is healthy and far from full here, so a 5xx is a bug); a JSON body that is valid
 // UTF-8 (except the Prometheus text of /metrics); errors as {"error": "<non-empty>"}; Allow on
 // 405, WWW-Authenticate on 401; scores in [0, 1]; a 200 from a scoring route only for a body
-// that is valid JSON (RFC 8259 grammar, fuzz/json_grammar.h). Scores published to the score sink
-// (Redis) must serialise to valid JSON. Any violation aborts, so libFuzzer keeps the input.
+// that is valid JSON (RFC 8259 grammar, fuzz/json_grammar.h). The records HTTP scores leave vigil
+// with (Redis, the scores topic) must be valid JSON. Any violation aborts, so libFuzzer keeps the
+// input.
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
@@ -94,18 +95,29 @@ class FuzzModel final : public vigil::scoring::Model {
   vigil::scoring::ModelInfo info_;
 };
 
-// Checks what the router publishes for Redis: it must be JSON a consumer can read back.
-class CheckingSink final : public vigil::sinks::ScoreSink {
+// Checks the scores HTTP rows leave vigil with (the delivery stage's encoder, for Redis and
+// the scores topic): each must be JSON a consumer can read back, whatever id the caller chose.
+class CheckingCompletion final : public vigil::scoring::BatchCompletion {
  public:
-  bool publish(const vigil::sinks::ScoreRecord& r) override {
-    const std::string json = vigil::sinks::to_json(r);
-    boost::system::error_code ec;
-    boost::json::parse(json, ec);
-    if (ec || r.transaction_id.empty()) {
-      std::fprintf(stderr, "fuzz_http_router: score record is not valid JSON: %s\n", json.c_str());
-      std::abort();
+  void complete(std::vector<vigil::scoring::ScoreRequest>& batch,
+                const std::vector<vigil::scoring::ScoreOutcome>& outcomes,
+                const vigil::scoring::ModelInfo& model) override {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& r = batch[i];
+      if (r.origin != vigil::scoring::Origin::kHttp || r.id.empty() || !outcomes[i].status.ok())
+        continue;
+      std::string json;
+      vigil::sinks::append_score_json(json, r.id, outcomes[i].score, outcomes[i].is_fraud,
+                                      model.name, model.version, 1, -1,
+                                      vigil::sinks::ScoreSource::kHttp);
+      boost::system::error_code ec;
+      boost::json::parse(json, ec);
+      if (ec) {
+        std::fprintf(stderr, "fuzz_http_router: score record is not valid JSON: %s\n",
+                     json.c_str());
+        std::abort();
+      }
     }
-    return true;
   }
 };
 
@@ -116,13 +128,12 @@ struct Stack {
       : queue(vigil::scoring::QueueConfig{16384, 0.8, 0.5}, vigil::SteadyClock::instance(),
               registry),
         batcher(vigil::scoring::BatcherConfig{64, std::chrono::microseconds(0), 1}, queue,
-                std::make_shared<FuzzModel>(), vigil::SteadyClock::instance(), registry) {
+                std::make_shared<FuzzModel>(), vigil::SteadyClock::instance(), registry, &sink) {
     batcher.start();
     vigil::http::HttpDeps deps;
     deps.queue = &queue;
     deps.registry = &registry;
     deps.model_info = [this] { return batcher.model_info(); };
-    deps.score_sink = &sink;
     vigil::http::HttpConfig open_config;
     open_router = std::make_unique<vigil::http::Router>(open_config, deps);
     vigil::http::HttpConfig auth_config;
@@ -131,9 +142,9 @@ struct Stack {
   }
 
   vigil::metrics::Registry registry;
+  CheckingCompletion sink;  // before the batcher, which completes into it
   vigil::scoring::ScoringQueue queue;
   vigil::scoring::Batcher batcher;
-  CheckingSink sink;
   std::unique_ptr<vigil::http::Router> open_router;
   std::unique_ptr<vigil::http::Router> auth_router;
 };

@@ -13,6 +13,7 @@
 #include "http/server.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
+#include "sinks/kafka_sink.h"
 
 namespace vigil::app {
 
@@ -42,10 +43,8 @@ Status Service::start(Options options) {
     redis_ = std::move(redis.value());
     redis_->start();
   }
-  if (config_.kafka.enabled) {
-    Status st = start_delivery();
-    if (!st.ok()) return st;
-  }
+  Status delivery = start_delivery();
+  if (!delivery.ok()) return delivery;
   start_scoring(std::move(model.value()));
   // The side-port comes up before the brokers are reached: /health answers, /ready explains
   // what start-up waits for, and /predict already scores.
@@ -92,9 +91,11 @@ Result<std::shared_ptr<scoring::Model>> Service::load_model(std::shared_ptr<scor
   return model;
 }
 
+// The delivery stage is the one exit for scores, streamed or HTTP; without Kafka it has no
+// producer and caches HTTP scores in Redis.
 Status Service::start_delivery() {
   bootstrap_ = config_.kafka.brokers;
-  if (config_.kafka.is_embedded()) {
+  if (config_.kafka.enabled && config_.kafka.is_embedded()) {
     const int parts = config_.kafka.embedded.partitions;
     auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers,
                                                  {{config_.kafka.input_topic, parts},
@@ -113,9 +114,19 @@ Status Service::start_delivery() {
   }
   delivery::DeliveryConfig dc;
   dc.input_topic = config_.kafka.input_topic;
-  dc.kafka = {bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
-              config_.kafka.shadow_topic, config_.kafka.producer};
-  auto stage = delivery::DeliveryStage::create(dc, redis_.get(), tracker_, registry_);
+  dc.publish_http_scores = config_.http.publish_scores;
+  sinks::ProducerFactory make_producer;
+  if (config_.kafka.enabled) {
+    const sinks::KafkaSinkConfig kc{bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
+                                    config_.kafka.shadow_topic, config_.kafka.producer};
+    make_producer = [this, kc](sinks::DeliveryListener& listener) {
+      auto sink = sinks::KafkaSink::create(kc, listener, registry_);
+      if (!sink) return Result<std::unique_ptr<sinks::Producer>>::Error(sink.error());
+      return Result<std::unique_ptr<sinks::Producer>>(std::move(sink.value()));
+    };
+  }
+  auto stage =
+      delivery::DeliveryStage::create(dc, make_producer, redis_.get(), tracker_, registry_);
   if (!stage) return Status::Error(stage.error());
   delivery_ = std::move(stage.value());
   delivery_->start();
@@ -143,7 +154,7 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
                                                tracker_, *delivery_, registry_);
   if (!source) return Status::Error(source.error());
   source_ = std::move(source.value());
-  source_->set_producer_in_flight([d = delivery_.get()] { return d->kafka().in_flight(); });
+  source_->set_producer_in_flight([d = delivery_.get()] { return d->producer_in_flight(); });
   source_->start();
   consuming_.store(source_.get(), std::memory_order_release);
   logger("vigil")->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",
@@ -163,11 +174,6 @@ Status Service::start_http() {
     return w ? w->liveness_failures() : std::vector<std::string>{};
   };
   deps.degradations = [this] { return degradations(); };
-  // HTTP-scored transactions with an id go to Redis, and with http.publish_scores to the
-  // scores topic as well (through the delivery stage).
-  deps.score_sink = config_.http.publish_scores && delivery_
-                        ? static_cast<sinks::ScoreSink*>(delivery_.get())
-                        : static_cast<sinks::ScoreSink*>(redis_.get());
   if (config_.redis.enabled()) {
     auto lookup = sinks::ScoreLookup::Create(config_.redis, registry_);
     if (!lookup) return Status::Error(lookup.error());

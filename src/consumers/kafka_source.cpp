@@ -486,10 +486,10 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
   for (size_t i = 0; i < kept; ++i) {
     rd_kafka_message_t* m = msgs[i];
     scoring::ScoreRequest& req = staged_[ready];
-    AckToken source = tokens_[i];
-    source.record = m;
+    scoring::SourceRecord source(tokens_[i], scoring::RecordHandle(m, &rd_kafka_message_destroy));
     if (m->err) {
-      dead_letters_.dead_letter(source, "consume_error", rd_kafka_message_errstr(m));
+      const char* why = rd_kafka_message_errstr(m);
+      dead_letters_.dead_letter(std::move(source), "consume_error", why);
       continue;
     }
     codec::DecodeStatus st =
@@ -498,11 +498,12 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
                    : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
     if (!st.ok()) {
       stats_.rejected(st.code);
-      dead_letters_.dead_letter(source, codec::to_string(st.code), std::move(st.message));
+      dead_letters_.dead_letter(std::move(source), codec::to_string(st.code),
+                                std::move(st.message));
       continue;
     }
     req.origin = scoring::Origin::kKafka;
-    req.source = source;
+    req.source = std::move(source);
     if (!req.event_time_ms) {
       rd_kafka_timestamp_type_t tstype;
       const int64_t ts = rd_kafka_message_timestamp(m, &tstype);
@@ -524,13 +525,11 @@ void KafkaSource::enqueue_staged() {
     bool closed = false;
     const size_t done =
         queue_.try_push_bulk(staged_.data(), staged_.size(), scoring::Priority::kNormal, closed);
-    for (size_t i = 0; i < done; ++i) staged_[i].source.record = nullptr;  // the queue owns them
     staged_.erase(staged_.begin(), staged_.begin() + static_cast<std::ptrdiff_t>(done));
     if (!closed && intake_.load() && running_.load()) return;
   }
   // Shutting down: nothing more goes downstream; not acknowledged, consumed again later.
-  for (auto& r : staged_) rd_kafka_message_destroy(r.source.record);
-  staged_.clear();
+  staged_.clear();  // destroys their records
 }
 
 std::map<PartitionId, size_t> KafkaSource::drop_staged(const std::vector<PartitionId>& revoked) {
@@ -539,8 +538,7 @@ std::map<PartitionId, size_t> KafkaSource::drop_staged(const std::vector<Partiti
   for (size_t i = 0; i < staged_.size(); ++i) {
     scoring::ScoreRequest& r = staged_[i];
     if (std::find(revoked.begin(), revoked.end(), r.source.partition) != revoked.end()) {
-      rd_kafka_message_destroy(r.source.record);
-      r.source.record = nullptr;
+      r.source.record.reset();
       ++dropped[r.source.partition];
       continue;
     }

@@ -90,7 +90,7 @@ bool OffsetTracker::track_locked(AckToken& t, bool& regressed) {
   return true;
 }
 
-bool OffsetTracker::owns(const scoring::SourceRecord& r) const {
+bool OffsetTracker::owns(const scoring::RecordPosition& r) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = partitions_.find(r.partition);
   return it != partitions_.end() && it->second.generation == r.generation;
@@ -101,12 +101,12 @@ bool OffsetTracker::ack(const AckToken& t) {
   return ack_locked(t);
 }
 
-void OffsetTracker::acknowledge(const scoring::SourceRecord* records, size_t n) {
+void OffsetTracker::acknowledge(const scoring::RecordPosition* records, size_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < n; ++i) ack_locked(records[i]);
 }
 
-void OffsetTracker::hold(const scoring::SourceRecord& r, const std::string& why) {
+void OffsetTracker::hold(const scoring::RecordPosition& r, const std::string& why) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = partitions_.find(r.partition);
   if (it == partitions_.end() || it->second.generation != r.generation) return;  // not ours now

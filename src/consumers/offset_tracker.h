@@ -32,7 +32,7 @@ namespace vigil::consumers {
 using PartitionId = int32_t;
 using Offset = int64_t;
 // What track() hands out and acknowledge() takes back: partition, offset, generation.
-using AckToken = scoring::SourceRecord;
+using AckToken = scoring::RecordPosition;
 
 class OffsetTracker final : public delivery::Acknowledger {
  public:
@@ -63,9 +63,9 @@ class OffsetTracker final : public delivery::Acknowledger {
   bool ack(const AckToken& token);
 
   // delivery::Acknowledger
-  void acknowledge(const scoring::SourceRecord* records, size_t n) override;
-  void hold(const scoring::SourceRecord& record, const std::string& why) override;
-  bool owns(const scoring::SourceRecord& record) const override;
+  void acknowledge(const scoring::RecordPosition* records, size_t n) override;
+  void hold(const scoring::RecordPosition& record, const std::string& why) override;
+  bool owns(const scoring::RecordPosition& record) const override;
 
   // The offset to commit for `p` (next offset to consume), or nullopt when nothing was
   // tracked since assignment.

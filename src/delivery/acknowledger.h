@@ -29,13 +29,13 @@ class Acknowledger {
  public:
   virtual ~Acknowledger() = default;
   // The records have their final outcome. Any thread; called once per delivered batch.
-  virtual void acknowledge(const scoring::SourceRecord* records, size_t n) = 0;
+  virtual void acknowledge(const scoring::RecordPosition* records, size_t n) = 0;
   // `record` cannot get an outcome for now, because `why`. Any thread.
-  virtual void hold(const scoring::SourceRecord& record, const std::string& why) = 0;
+  virtual void hold(const scoring::RecordPosition& record, const std::string& why) = 0;
   // Whether `record`'s partition is still assigned under the generation it was consumed in.
   // A record that waits for a retry (a held dead letter, a timed-out score) is dropped once
   // this turns false: its partition moved, and its new owner consumes it again. Any thread.
-  virtual bool owns(const scoring::SourceRecord& record) const = 0;
+  virtual bool owns(const scoring::RecordPosition& record) const = 0;
 };
 
 class DeadLetterSink {

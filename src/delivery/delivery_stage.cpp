@@ -81,7 +81,7 @@ struct DeliveryStage::Batch {
   std::vector<ScoreSlot> slots;
   std::vector<rd_kafka_message_t> messages;
   std::vector<sinks::EncodedScore> encoded;
-  std::vector<scoring::SourceRecord> acked;
+  std::vector<scoring::RecordPosition> acked;
   std::vector<sinks::ReasonField> reasons;  // one record's reason codes while it is encoded
   std::atomic<size_t> pending{0};           // slots without a final report
   std::string_view key(const ScoreSlot& s) const {
@@ -164,15 +164,16 @@ void DeliveryStats::dead_lettered(const std::string& reason) {
 // ---------------------------------------------------------------------------------------------
 // DeliveryStage
 
-Result<std::unique_ptr<DeliveryStage>> DeliveryStage::create(const DeliveryConfig& config,
-                                                             sinks::RedisSink* redis,
-                                                             Acknowledger& ack,
-                                                             metrics::Registry& registry) {
+Result<std::unique_ptr<DeliveryStage>> DeliveryStage::create(
+    const DeliveryConfig& config, const sinks::ProducerFactory& make_producer,
+    sinks::RedisSink* redis, Acknowledger& ack, metrics::Registry& registry) {
   using R = Result<std::unique_ptr<DeliveryStage>>;
   std::unique_ptr<DeliveryStage> stage(new DeliveryStage(config, redis, ack, registry));
-  auto sink = sinks::KafkaSink::create(config.kafka, *stage, registry);
-  if (!sink) return R::Error(sink.error());
-  stage->kafka_ = std::move(sink.value());
+  if (make_producer) {
+    auto producer = make_producer(*stage);
+    if (!producer) return R::Error(producer.error());
+    stage->producer_ = std::move(producer.value());
+  }
   return R(std::move(stage));
 }
 
@@ -191,7 +192,7 @@ DeliveryStage::~DeliveryStage() {
 
 void DeliveryStage::start() {
   if (started_.exchange(true)) return;
-  kafka_->start();
+  if (producer_) producer_->start();
   retry_thread_ = std::thread([this] {
     name_this_thread("vigil-delivery");
     retry_main();
@@ -215,11 +216,29 @@ void DeliveryStage::release_batch(Batch* b) {
 }
 
 void DeliveryStage::release(scoring::SourceRecord& source) {
-  if (source.record != nullptr) {
-    rd_kafka_message_destroy(source.record);
-    source.record = nullptr;
-  }
+  source.record.reset();
 }
+
+namespace {
+
+// The one score encoder: appends `r`'s key (its transaction id) and then its record to `bytes`,
+// for Redis and Kafka alike. Returns the value's offset; the key starts at the size `bytes` had.
+uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reasons,
+                       const scoring::ScoreRequest& r, const scoring::ScoreOutcome& o,
+                       const scoring::ModelInfo& model, int64_t scored_at,
+                       sinks::ScoreSource source) {
+  bytes += r.id.view();
+  const auto value_offset = static_cast<uint32_t>(bytes.size());
+  reasons.clear();
+  for (const scoring::Reason& reason : o.reasons) {
+    reasons.push_back({model.input_names[reason.input], reason.contribution});
+  }
+  sinks::append_score_json(bytes, r.id, o.score, o.is_fraud, model.name, model.version, scored_at,
+                           r.event_time_ms.value_or(-1), source, reasons.data(), reasons.size());
+  return value_offset;
+}
+
+}  // namespace
 
 // Encodes each score once, into the batch's buffer (reused: no allocation in steady state).
 void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& batch,
@@ -227,31 +246,78 @@ void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& b
                            const scoring::ModelInfo& model) {
   const int64_t scored_at = wall_clock_ms();
   for (ScoreSlot& s : b.slots) {
-    const scoring::ScoreRequest& r = batch[s.request];
-    const scoring::ScoreOutcome& o = outcomes[s.request];
     s.key_offset = static_cast<uint32_t>(b.bytes.size());
-    s.key_length = static_cast<uint32_t>(r.id.size());
-    b.bytes += r.id.view();
-    s.value_offset = static_cast<uint32_t>(b.bytes.size());
-    b.reasons.clear();
-    for (const scoring::Reason& reason : o.reasons) {
-      b.reasons.push_back({model.input_names[reason.input], reason.contribution});
-    }
-    sinks::append_score_json(b.bytes, r.id, o.score, o.is_fraud, model.name, model.version,
-                             scored_at, s.event_time_ms, sinks::ScoreSource::kKafka,
-                             b.reasons.data(), b.reasons.size());
+    s.key_length = static_cast<uint32_t>(batch[s.request].id.size());
+    s.value_offset = encode_record(b.bytes, b.reasons, batch[s.request], outcomes[s.request], model,
+                                   scored_at, sinks::ScoreSource::kKafka);
     s.value_length = static_cast<uint32_t>(b.bytes.size() - s.value_offset);
   }
+}
+
+// HTTP-scored rows with a transaction id (already answered): the same encoder, the same bytes
+// to Redis (SET NX: never over a streamed transaction's record) and, with
+// http.publish_scores, to the output topic, best effort (no offset to hold back).
+void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batch,
+                                  const std::vector<scoring::ScoreOutcome>& outcomes,
+                                  const scoring::ModelInfo& model) {
+  const bool publish = config_.publish_http_scores && producer_ != nullptr;
+  if (redis_ == nullptr && !publish) return;
+  // Per worker thread, reused: no allocation in steady state.
+  thread_local std::string bytes;
+  thread_local std::vector<std::pair<uint32_t, uint32_t>> spans;  // key, value offsets
+  thread_local std::vector<sinks::ReasonField> reasons;
+  thread_local std::vector<sinks::EncodedScore> encoded;
+  thread_local std::vector<rd_kafka_message_t> messages;
+  bytes.clear();
+  spans.clear();
+  int64_t scored_at = -1;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const scoring::ScoreRequest& r = batch[i];
+    if (r.origin != scoring::Origin::kHttp || r.id.empty() || !outcomes[i].status.ok()) continue;
+    if (scored_at < 0) scored_at = wall_clock_ms();
+    const auto key = static_cast<uint32_t>(bytes.size());
+    spans.emplace_back(key, encode_record(bytes, reasons, r, outcomes[i], model, scored_at,
+                                          sinks::ScoreSource::kHttp));
+  }
+  const size_t n = spans.size();
+  if (n == 0) return;
+  auto key = [&](size_t i) {
+    return std::string_view(bytes.data() + spans[i].first, spans[i].second - spans[i].first);
+  };
+  auto value = [&](size_t i) {
+    const size_t end = i + 1 < n ? spans[i + 1].first : bytes.size();
+    return std::string_view(bytes.data() + spans[i].second, end - spans[i].second);
+  };
+  if (redis_ != nullptr) {
+    encoded.resize(n);
+    for (size_t i = 0; i < n; ++i) encoded[i] = {key(i), value(i), /*if_absent=*/true};
+    redis_->publish(encoded.data(), n);  // best effort; the sink counts what it skips
+  }
+  if (!publish) return;
+  messages.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    rd_kafka_message_t& m = messages[i];
+    std::memset(&m, 0, sizeof m);
+    const std::string_view k = key(i), v = value(i);
+    m.key = const_cast<char*>(k.data());
+    m.key_len = k.size();
+    m.payload = const_cast<char*>(v.data());
+    m.len = v.size();
+    m._private = &http_marker_;
+  }
+  producer_->produce_best_effort(sinks::Producer::BestEffort::kScores, messages.data(), n);
+  stats_.http_score_published(n);
 }
 
 void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
                              const std::vector<scoring::ScoreOutcome>& outcomes,
                              const scoring::ModelInfo& model) {
+  complete_http(batch, outcomes, model);
   Batch* b = nullptr;
   uint64_t released = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     scoring::ScoreRequest& r = batch[i];
-    if (r.done || r.source.record == nullptr) continue;  // HTTP: already answered
+    if (!r.source.record) continue;  // HTTP: answered, and cached above
     const scoring::ScoreOutcome& o = outcomes[i];
     if (o.status.ok()) {
       if (b == nullptr) {
@@ -262,17 +328,17 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
       }
       b->slots.emplace_back();
       ScoreSlot& s = b->slots.back();
-      s.source = std::exchange(r.source, {});
+      s.source = std::move(r.source);
       s.batch = b;
       s.request = static_cast<uint32_t>(i);
-      s.event_time_ms = r.event_time_ms.value_or(-1);
+      s.event_time_ms = r.event_time_ms.value_or(-1);  // for the end-to-end latency
       s.delivered = false;
       s.refusal = RD_KAFKA_RESP_ERR_NO_ERROR;
     } else if (o.retryable) {
       release(r.source);  // shutdown: not acknowledged, consumed again after restart
       ++released;
     } else {
-      dead_letter(std::exchange(r.source, {}), "model_error", o.status.message());
+      dead_letter(std::move(r.source), "model_error", o.status.message());
     }
   }
   if (released) stats_.dropped_at_shutdown(released);
@@ -302,13 +368,14 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
   // returned. Until then the batch cannot be finished and reused by another worker, even if
   // every report arrives while produce_scores is still reading the messages' results.
   b->pending.store(n + 1, std::memory_order_release);
-  kafka_->produce_scores(b->messages.data(), n);
+  producer_->produce_scores(b->messages.data(), n);
   if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) finish_batch(b);
 }
 
 void DeliveryStage::shadow_scored(const std::vector<scoring::ShadowRow>& rows,
                                   const scoring::ModelInfo& primary,
                                   const scoring::ModelInfo& shadow) {
+  if (producer_ == nullptr) return;  // no Kafka: the shadow topic is not written
   // Small and rare next to the scores: a buffer per call is fine.
   std::string bytes;
   std::vector<std::pair<uint32_t, uint32_t>> spans;  // key, value offsets
@@ -335,29 +402,14 @@ void DeliveryStage::shadow_scored(const std::vector<scoring::ShadowRow>& rows,
     m.payload = bytes.data() + value;
     m.len = end - value;
   }
-  kafka_->produce_best_effort(sinks::KafkaSink::BestEffort::kShadow, messages.data(),
-                              messages.size());
+  producer_->produce_best_effort(sinks::Producer::BestEffort::kShadow, messages.data(),
+                                 messages.size());
   stats_.shadow_produced(messages.size());
 }
 
 // Longer than most functions here on purpose: every kind of delivery report (a shadow record, a
 // score delivered, refused or to produce again, a dead letter delivered or failed) is decided in
 // one place, so the rules that keep offsets honest read top to bottom.
-bool DeliveryStage::publish(const sinks::ScoreRecord& record) {
-  if (redis_ != nullptr) redis_->publish(record);  // counts its own skips
-  std::string value = sinks::to_json(record);
-  rd_kafka_message_t m;
-  std::memset(&m, 0, sizeof m);
-  m.key = const_cast<char*>(record.transaction_id.data());
-  m.key_len = record.transaction_id.size();
-  m.payload = value.data();
-  m.len = value.size();
-  m._private = &http_marker_;
-  kafka_->produce_best_effort(sinks::KafkaSink::BestEffort::kScores, &m, 1);
-  stats_.http_score_published();
-  return true;
-}
-
 void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) {
   if (opaque == nullptr) {  // a shadow record: best effort
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) stats_.shadow_lost();
@@ -407,17 +459,16 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
     work_cv_.notify_one();
     return;
   }
-  auto* d = static_cast<DeadLetter*>(f);
+  // The report gives the dead letter back (produce_dead_letter released it to the producer).
+  std::unique_ptr<DeadLetter> d(static_cast<DeadLetter*>(f));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    dead_letter_delivered(d);
+    dead_letter_delivered(std::move(d));
     return;
   }
   if (released_at_shutdown(err)) {
     // Shutdown: released unacknowledged (consumed again after the restart), never retried:
     // the retry thread and the lists stop() drains may be gone already.
-    release(d->source);
     if (d->held) held_.fetch_sub(1, std::memory_order_relaxed);
-    delete d;
     return;
   }
   std::lock_guard<std::mutex> lock(work_mutex_);
@@ -430,7 +481,7 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
         "partition {} offset {}: the dead letter is too large for Kafka ({}); writing it with "
         "the first {} of {} bytes, its size and SHA-256",
         d->source.partition, d->source.offset, rd_kafka_err2str(err), kTruncatedValueBytes,
-        d->source.record != nullptr ? d->source.record->len : 0);
+        d->source.record ? d->source.record.get()->len : 0);
   } else if (!(retry || is_purge(err))) {
     d->truncated = false;  // once Kafka accepts again, the whole value may well go through
     stats_.dead_letter_failed();
@@ -448,7 +499,7 @@ void DeliveryStage::on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retr
     held_log_.error("partition {} held at offset {}: {}; retrying in {} ms", d->source.partition,
                     d->source.offset, why, d->backoff.count());
   }
-  dead_letters_.push_back(d);
+  dead_letters_.push_back(std::move(d));
   work_cv_.notify_one();
 }
 
@@ -471,7 +522,7 @@ void DeliveryStage::finish_batch(Batch* b) {
     if (s.delivered) {
       b->acked.push_back(s.source);
       if (s.event_time_ms >= 0) e2e.observe(static_cast<double>(now_ms - s.event_time_ms) * 1e-3);
-    } else if (s.source.record != nullptr) {
+    } else if (s.source.record) {
       ++released;  // shutdown purge (a refused one gave its record to its dead letter)
     }
     release(s.source);
@@ -484,15 +535,15 @@ void DeliveryStage::finish_batch(Batch* b) {
 
 void DeliveryStage::dead_letter(scoring::SourceRecord source, std::string_view reason,
                                 std::string message) {
-  auto* d = new DeadLetter;
-  d->source = source;
+  auto d = std::make_unique<DeadLetter>();
+  d->source = std::move(source);
   d->reason.assign(reason);
   d->message = std::move(message);
-  produce_dead_letter(d);
+  produce_dead_letter(std::move(d));
 }
 
-void DeliveryStage::produce_dead_letter(DeadLetter* d) {
-  const rd_kafka_message_t* m = d->source.record;
+void DeliveryStage::produce_dead_letter(std::unique_ptr<DeadLetter> d) {
+  const rd_kafka_message_t* m = d->source.record.get();
   const std::string_view key =
       m->key ? std::string_view(static_cast<const char*>(m->key), m->key_len) : std::string_view();
   // A record the client returned as an error has the error text as its payload, not a value.
@@ -511,13 +562,16 @@ void DeliveryStage::produce_dead_letter(DeadLetter* d) {
     headers.emplace_back("vigil.value_sha256", sha256_hex(value));
     value = value.substr(0, std::min(value.size(), kTruncatedValueBytes));
   }
-  kafka_->produce_dead_letter(key, value, headers, d);
+  // From here the dead letter belongs to its delivery report (on_delivery takes it back);
+  // `key` and `value` point into its record, which it keeps alive until then.
+  producer_->produce_dead_letter(key, value, headers, d.release());
 }
 
-void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
+void DeliveryStage::dead_letter_delivered(std::unique_ptr<DeadLetter> d) {
   stats_.dead_lettered(d->reason);
   if (d->truncated) stats_.dead_letter_truncated();
-  ack_.acknowledge(&d->source, 1);  // also lifts a hold on it
+  const scoring::RecordPosition position = d->source;
+  ack_.acknowledge(&position, 1);  // also lifts a hold on it
   if (d->held) {
     held_.fetch_sub(1, std::memory_order_relaxed);
     // Once per record would flood the log when many records were held at once.
@@ -525,13 +579,11 @@ void DeliveryStage::dead_letter_delivered(DeadLetter* d) {
                       "partition {} offset {}: dead-letter write succeeded; its hold is lifted",
                       d->source.partition, d->source.offset);
   }
-  release(d->source);
-  delete d;
 }
 
 void DeliveryStage::retry_main() {
   std::vector<ScoreSlot*> refused, again;
-  std::vector<DeadLetter*> letters, later;
+  std::vector<std::unique_ptr<DeadLetter>> letters, later;
   std::unique_lock<std::mutex> lock(work_mutex_);
   while (!stop_retry_) {
     // New refusals are dead-lettered at once; scores to produce again, dead letters due and a
@@ -543,13 +595,15 @@ void DeliveryStage::retry_main() {
     again.swap(produce_again_);
     // Dead letters whose time has come; the others wait.
     const auto now = steady::now();
-    for (DeadLetter* d : dead_letters_) (d->next_attempt <= now ? letters : later).push_back(d);
+    for (auto& d : dead_letters_) {
+      (d->next_attempt <= now ? letters : later).push_back(std::move(d));
+    }
     dead_letters_.swap(later);
     later.clear();
     lock.unlock();
 
-    if (kafka_->fatal()) {
-      Status st = kafka_->replace_producer();
+    if (producer_ && producer_->fatal()) {
+      Status st = producer_->replace_producer();
       if (!st.ok())
         logger("delivery")->error("cannot replace the failed producer: {}", st.message());
     }
@@ -558,12 +612,12 @@ void DeliveryStage::retry_main() {
     abandon_revoked(refused, again, letters);
     for (ScoreSlot* s : refused) {
       // The score is refused for good: its source record goes to the dead-letter topic.
-      auto* d = new DeadLetter;
-      d->source = std::exchange(s->source, {});
+      auto d = std::make_unique<DeadLetter>();
+      d->source = std::move(s->source);
       d->reason = "delivery_failed";
       d->message = std::string("score not accepted by Kafka: ") + rd_kafka_err2str(s->refusal);
       slot_done(s);
-      produce_dead_letter(d);
+      produce_dead_letter(std::move(d));
     }
     if (!again.empty()) stats_.produced_again(again.size());
     for (ScoreSlot* s : again) {
@@ -575,9 +629,9 @@ void DeliveryStage::retry_main() {
       m.payload = const_cast<char*>(b->bytes.data()) + s->value_offset;
       m.len = s->value_length;
       m._private = s;
-      kafka_->produce_scores(&m, 1);
+      producer_->produce_scores(&m, 1);
     }
-    for (DeadLetter* d : letters) produce_dead_letter(d);
+    for (auto& d : letters) produce_dead_letter(std::move(d));
     refused.clear();
     again.clear();
     letters.clear();
@@ -587,7 +641,7 @@ void DeliveryStage::retry_main() {
 
 void DeliveryStage::abandon_revoked(std::vector<ScoreSlot*>& refused,
                                     std::vector<ScoreSlot*>& again,
-                                    std::vector<DeadLetter*>& letters) {
+                                    std::vector<std::unique_ptr<DeadLetter>>& letters) {
   size_t n = 0;
   auto drop_slots = [&](std::vector<ScoreSlot*>& slots) {
     size_t k = 0;
@@ -604,15 +658,14 @@ void DeliveryStage::abandon_revoked(std::vector<ScoreSlot*>& refused,
   drop_slots(refused);
   drop_slots(again);
   size_t k = 0;
-  for (DeadLetter* d : letters) {
+  for (auto& d : letters) {
     if (ack_.owns(d->source)) {
-      letters[k++] = d;
+      letters[k++] = std::move(d);
       continue;
     }
     ++n;
     if (d->held) held_.fetch_sub(1, std::memory_order_relaxed);
-    release(d->source);
-    delete d;
+    d.reset();  // its record is released unacknowledged
   }
   letters.resize(k);
   if (n == 0) return;
@@ -624,7 +677,7 @@ void DeliveryStage::abandon_revoked(std::vector<ScoreSlot*>& refused,
 }
 
 bool DeliveryStage::flush(std::chrono::milliseconds timeout) {
-  return kafka_->flush(timeout);
+  return producer_ == nullptr || producer_->flush(timeout);
 }
 
 void DeliveryStage::stop(std::chrono::milliseconds timeout) {
@@ -638,15 +691,11 @@ void DeliveryStage::stop(std::chrono::milliseconds timeout) {
   }
   work_cv_.notify_all();
   if (retry_thread_.joinable()) retry_thread_.join();
-  if (kafka_) kafka_->stop(timeout);  // what is left is purged and reported: released
+  if (producer_) producer_->stop(timeout);  // what is left is purged and reported: released
   // Whatever still waits has no outcome: release it unacknowledged (replayed after restart).
   for (ScoreSlot* s : produce_again_) slot_done(s);
   for (ScoreSlot* s : refused_) slot_done(s);
-  for (DeadLetter* d : dead_letters_) {
-    release(d->source);
-    stats_.dropped_at_shutdown(1);
-    delete d;
-  }
+  stats_.dropped_at_shutdown(dead_letters_.size());
   produce_again_.clear();
   refused_.clear();
   dead_letters_.clear();

@@ -1,7 +1,8 @@
 // DeliveryStage: where scored Kafka records go, between the scoring workers and the sinks.
 //
 //   scoring workers ──complete(batch)──► encode each score once (std::to_chars, into one
-//                                        reused buffer per batch)
+//                                        reused buffer per batch); every batch, streamed or
+//                                        HTTP, leaves vigil here: the one exit for scores
 //                                          ├─► Redis sink: the same bytes as SET ... EX
 //                                          │   (best effort, counted by the sink)
 //                                          └─► Kafka sink: one batched produce on the cached
@@ -51,15 +52,16 @@
 #include "common/status.h"
 #include "delivery/acknowledger.h"
 #include "scoring/request.h"
-#include "sinks/kafka_sink.h"
+#include "sinks/producer.h"
 #include "sinks/redis_sink.h"
-#include "sinks/score_sink.h"
 
 namespace vigil::delivery {
 
 struct DeliveryConfig {
   std::string input_topic = "transactions";  // named in dead-letter headers
-  sinks::KafkaSinkConfig kafka;              // the producer: topics and passthrough properties
+  // HTTP-scored transactions (with a transaction id) go to the output topic too, best effort
+  // (http.publish_scores); they always go to Redis when it is on.
+  bool publish_http_scores = false;
   // A held record's dead-letter write is retried after this, doubling up to the max.
   std::chrono::milliseconds retry_backoff{100};
   std::chrono::milliseconds retry_backoff_max{5000};
@@ -77,7 +79,7 @@ class DeliveryStats {
   void produced_again(uint64_t n) { produced_again_.inc(n); }
   void shadow_produced(uint64_t n) { shadow_produced_.inc(n); }
   void shadow_lost() { shadow_lost_.inc(); }
-  void http_score_published() { http_published_.inc(); }
+  void http_score_published(uint64_t n) { http_published_.inc(n); }
   void http_score_lost() { http_lost_.inc(); }
   void dead_letter_truncated() { truncated_.inc(); }
   void produce_timed_out() { timeouts_.inc(); }
@@ -106,13 +108,14 @@ class DeliveryStats {
 
 class DeliveryStage final : public scoring::BatchCompletion,
                             public scoring::ShadowCompletion,
-                            public sinks::ScoreSink,
                             public sinks::DeliveryListener,
                             public DeadLetterSink {
  public:
-  // Creates the stage with its Kafka producer. `redis` may be null (no cache); `ack`,
-  // `redis` and `registry` must outlive the stage.
+  // Creates the stage with the producer `make_producer` makes (the stage is its listener). An
+  // empty factory: no Kafka (HTTP scores go to Redis only; nothing is consumed to deliver).
+  // `redis` may be null (no cache); `ack`, `redis` and `registry` must outlive the stage.
   static Result<std::unique_ptr<DeliveryStage>> create(const DeliveryConfig& config,
+                                                       const sinks::ProducerFactory& make_producer,
                                                        sinks::RedisSink* redis, Acknowledger& ack,
                                                        metrics::Registry& registry);
   ~DeliveryStage() override;
@@ -121,12 +124,15 @@ class DeliveryStage final : public scoring::BatchCompletion,
 
   // Starts the producer's poller and the retry thread.
   void start();
-  // Waits for the brokers at start-up: see sinks::KafkaSink::wait_for_brokers.
+  // Waits for the brokers at start-up: see sinks::Producer::wait_for_brokers.
   Status wait_for_brokers(std::chrono::milliseconds timeout,
                           const std::function<bool()>& interrupted) {
-    return kafka_->wait_for_brokers(timeout, interrupted);
+    return producer_ ? producer_->wait_for_brokers(timeout, interrupted) : Status::Ok();
   }
-  // scoring::BatchCompletion: scoring workers hand over each finished batch.
+  // scoring::BatchCompletion: scoring workers hand over each finished batch, streamed rows and
+  // HTTP rows alike. HTTP rows were answered already; those with a transaction id are cached
+  // in Redis and, with publish_http_scores, produced to the output topic, encoded exactly as a
+  // streamed score (with "source":"http").
   void complete(std::vector<scoring::ScoreRequest>& batch,
                 const std::vector<scoring::ScoreOutcome>& outcomes,
                 const scoring::ModelInfo& model) override;
@@ -134,10 +140,6 @@ class DeliveryStage final : public scoring::BatchCompletion,
   // id, best effort (they carry no offsets: a lost one is counted, never retried).
   void shadow_scored(const std::vector<scoring::ShadowRow>& rows, const scoring::ModelInfo& primary,
                      const scoring::ModelInfo& shadow) override;
-  // sinks::ScoreSink, for HTTP-scored transactions with http.publish_scores: the record goes to
-  // Redis and to the output topic like a streamed score, best effort (there is no offset to
-  // hold back; a lost one is counted in vigil_http_scores_lost_total).
-  bool publish(const sinks::ScoreRecord& record) override;
   // DeadLetterSink: acknowledged once Kafka has it (held and retried if it cannot). Also
   // used for model errors, from the workers.
   void dead_letter(scoring::SourceRecord source, std::string_view reason,
@@ -152,7 +154,9 @@ class DeliveryStage final : public scoring::BatchCompletion,
   // Records whose dead-letter write failed and is being retried.
   size_t held_records() const { return held_.load(std::memory_order_relaxed); }
   const DeliveryStats& stats() const { return stats_; }
-  sinks::KafkaSink& kafka() { return *kafka_; }
+  // The producer; null without Kafka.
+  sinks::Producer* producer() { return producer_.get(); }
+  size_t producer_in_flight() const { return producer_ ? producer_->in_flight() : 0; }
 
   // sinks::DeliveryListener (producer poller thread).
   void on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) override;
@@ -168,26 +172,30 @@ class DeliveryStage final : public scoring::BatchCompletion,
   Batch* acquire_batch();
   void encode(Batch& b, const std::vector<scoring::ScoreRequest>& batch,
               const std::vector<scoring::ScoreOutcome>& outcomes, const scoring::ModelInfo& model);
+  void complete_http(const std::vector<scoring::ScoreRequest>& batch,
+                     const std::vector<scoring::ScoreOutcome>& outcomes,
+                     const scoring::ModelInfo& model);
   void release_batch(Batch* b);
   // A failed report during shutdown (a purge once stopping, anything once stopped): its record
   // is released unacknowledged, never retried.
   bool released_at_shutdown(rd_kafka_resp_err_t err) const;
   void slot_done(ScoreSlot* slot);
   void finish_batch(Batch* b);
-  void produce_dead_letter(DeadLetter* d);
-  void dead_letter_delivered(DeadLetter* d);
+  // Hands `d` to the producer; its delivery report gives it back.
+  void produce_dead_letter(std::unique_ptr<DeadLetter> d);
+  void dead_letter_delivered(std::unique_ptr<DeadLetter> d);
   void release(scoring::SourceRecord& source);
   void retry_main();
   // Drops (releases unacknowledged) the work whose partition is no longer ours.
   void abandon_revoked(std::vector<ScoreSlot*>& refused, std::vector<ScoreSlot*>& again,
-                       std::vector<DeadLetter*>& letters);
+                       std::vector<std::unique_ptr<DeadLetter>>& letters);
 
   const DeliveryConfig config_;
   metrics::Registry& registry_;
   sinks::RedisSink* const redis_;
   Acknowledger& ack_;
   DeliveryStats stats_;
-  std::unique_ptr<sinks::KafkaSink> kafka_;
+  std::unique_ptr<sinks::Producer> producer_;  // null: no Kafka
   char http_marker_ = 0;  // the opaque of HTTP-scored records (best effort, no InFlight)
 
   std::mutex pool_mutex_;
@@ -199,7 +207,7 @@ class DeliveryStage final : public scoring::BatchCompletion,
   std::condition_variable work_cv_;
   std::vector<ScoreSlot*> refused_;        // scores Kafka refused: dead-letter them
   std::vector<ScoreSlot*> produce_again_;  // scores of a failed producer: produce again
-  std::vector<DeadLetter*> dead_letters_;  // dead letters to (re)produce, by next_attempt
+  std::vector<std::unique_ptr<DeadLetter>> dead_letters_;  // to (re)produce, by next_attempt
   bool stop_retry_ = false;
   std::thread retry_thread_;
 

@@ -10,7 +10,6 @@
 #include "common/metrics.h"
 #include "scoring/model.h"
 #include "scoring/scoring_queue.h"
-#include "sinks/score_sink.h"
 
 namespace vigil::scoring {
 class ModelManager;
@@ -25,7 +24,7 @@ class LiveEvents;
 
 // Every pointer is borrowed: the owner keeps them alive until HttpServer::stop() has returned
 // AND the batcher has completed every request (completions of HTTP rows may arrive after the
-// server stopped; they then touch `score_sink` and `queue`, never the server).
+// server stopped; they then touch `queue`, never the server).
 struct HttpDeps {
   scoring::ScoringQueue* queue = nullptr;  // HTTP rows go in with Priority::kHigh
   // The model currently served; null while none is loaded. Called on io threads.
@@ -42,9 +41,6 @@ struct HttpDeps {
   // Degradations that do not make the process unready but are reported by /ready (e.g.
   // "redis: not connected": Redis is a cache, scoring goes on without it). Optional.
   std::function<std::vector<std::string>()> degradations;
-  // Scores of /predict instances that carry a transaction_id are also published here (Redis),
-  // with the same key and JSON as the streaming path. Optional.
-  sinks::ScoreSink* score_sink = nullptr;
   // The shadow model, null when none. Optional; called on io threads.
   std::function<std::shared_ptr<const scoring::ModelInfo>()> shadow_info;
   // The model lifecycle behind /v2/repository/...; null: those routes answer 404.

@@ -442,7 +442,7 @@ void Router::predict(Request& req, const Respond& respond) {
     top_k = static_cast<uint16_t>(k);
   }
   auto call = std::make_shared<ScoringCall>(ScoringCall::Kind::kPredict, decoded.rows.size(),
-                                            respond, deps_.score_sink, deps_.queue);
+                                            respond, deps_.queue);
   if (top_k > 0) call->explain(top_k);
   call->transaction_ids = std::move(decoded.transaction_ids);
   // The call keeps its own copy of the ids for the answer; the requests carry them as their id.
@@ -460,7 +460,7 @@ void Router::infer(const RouteMatch& route, Request& req, const Respond& respond
     return;
   }
   auto call = std::make_shared<ScoringCall>(ScoringCall::Kind::kInfer, decoded.rows.size(), respond,
-                                            deps_.score_sink, deps_.queue);
+                                            deps_.queue);
   call->infer_id = std::move(decoded.id);
   submit(call, decoded.rows, nullptr, *deps_.queue);
 }

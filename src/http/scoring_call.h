@@ -9,13 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
 #include "common/json_text.h"
 #include "http/inference_request.h"
 #include "http/responses.h"
 #include "scoring/scoring_queue.h"
-#include "sinks/score_record.h"
-#include "sinks/score_sink.h"
 
 namespace vigil::http {
 
@@ -48,15 +45,13 @@ class ScoringCall {
  public:
   enum class Kind { kPredict, kInfer };
 
-  ScoringCall(Kind kind, size_t n, Respond respond, sinks::ScoreSink* sink,
-              const scoring::ScoringQueue* queue)
+  ScoringCall(Kind kind, size_t n, Respond respond, const scoring::ScoringQueue* queue)
       : kind_(kind),
         scores_(n, 0.0f),
         fraud_(n, 0),
         models_(n),
         remaining_(n),
         respond_(std::move(respond)),
-        sink_(sink),
         queue_(queue) {}
 
   std::vector<std::string> transaction_ids;  // kPredict: one per instance (may be empty)
@@ -69,26 +64,14 @@ class ScoringCall {
   }
   uint16_t top_k() const { return top_k_; }
 
-  // Runs on a scoring worker thread, once per instance.
+  // Runs on a scoring worker thread, once per instance. The score itself leaves vigil (Redis,
+  // the output topic) by the delivery stage, which gets the whole batch after this.
   void complete(size_t i, const scoring::ScoreOutcome& o) {
     if (o.status.ok()) {
       scores_[i] = o.score;
       fraud_[i] = o.is_fraud ? 1 : 0;
       models_[i] = o.model;  // each slot written by its own completion only
       if (top_k_ > 0) reasons_[i] = o.reasons;
-      if (sink_ != nullptr && kind_ == Kind::kPredict && !transaction_ids[i].empty() && o.model) {
-        sinks::ScoreRecord record;
-        record.transaction_id = transaction_ids[i];
-        record.score = o.score;
-        record.is_fraud = o.is_fraud;
-        record.model_name = o.model->name;
-        record.model_version = o.model->version;
-        record.scored_at_ms = wall_clock_ms();
-        for (const auto& r : o.reasons) {
-          record.reasons.emplace_back(o.model->input_names[r.input], r.contribution);
-        }
-        sink_->publish(record);  // counts its own failures; the HTTP answer does not wait on it
-      }
     } else {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (!error_) {
@@ -214,7 +197,6 @@ class ScoringCall {
   std::mutex error_mutex_;
   std::optional<HttpError> error_;  // the first failure
   Respond respond_;
-  sinks::ScoreSink* const sink_;
   const scoring::ScoringQueue* const queue_;
 };
 

@@ -324,20 +324,17 @@ void Batcher::fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcom
 
 void Batcher::complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
                        const std::shared_ptr<const ModelInfo>& model) {
-  bool any_without_callback = false;
+  // HTTP callers are answered first; then the whole batch, HTTP rows included, leaves by the
+  // completion (the delivery stage: the one exit for scores).
   for (size_t i = 0; i < batch.size(); ++i) {
     ScoreRequest& r = batch[i];
-    if (!r.done) {
-      any_without_callback = true;
-      continue;
-    }
+    if (!r.done) continue;
     ScoreOutcome& o = outcomes[i];
     if (o.status.ok()) o.model = model;
     r.done(r, o);
     o.model.reset();
   }
-  if (any_without_callback && completion_ != nullptr)
-    completion_->complete(batch, outcomes, *model);
+  if (completion_ != nullptr) completion_->complete(batch, outcomes, *model);
   if (FlaggedObserver* observer = flagged_observer_.load(std::memory_order_acquire)) {
     for (size_t i = 0; i < batch.size(); ++i) {
       const ScoreOutcome& o = outcomes[i];

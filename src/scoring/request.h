@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -30,14 +31,54 @@ enum class Priority { kHigh, kNormal };
 
 struct ScoreRequest;
 
-// Where a Kafka request came from, opaque to scoring. The consumer fills it; the delivery
-// stage reads it, takes `record` (the consumed message, kept for the dead-letter topic) and
-// reports the record's final outcome against (partition, offset, generation).
-struct SourceRecord {
+// A consumed record's place: what its final outcome is reported against.
+struct RecordPosition {
   int32_t partition = -1;
   int64_t offset = -1;
   uint64_t generation = 0;  // the partition's assignment generation when it was consumed
-  rd_kafka_message_s* record = nullptr;  // owned; whoever completes the request releases it
+};
+
+// The consumed message, owned and move-only: destroyed (with the function its creator gave,
+// rd_kafka_message_destroy for the consumer) when the handle is reset or goes out of scope.
+class RecordHandle {
+ public:
+  using Destroy = void (*)(rd_kafka_message_s*);
+  RecordHandle() = default;
+  RecordHandle(rd_kafka_message_s* message, Destroy destroy) noexcept
+      : message_(message), destroy_(destroy) {}
+  RecordHandle(RecordHandle&& o) noexcept
+      : message_(std::exchange(o.message_, nullptr)), destroy_(o.destroy_) {}
+  RecordHandle& operator=(RecordHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      message_ = std::exchange(o.message_, nullptr);
+      destroy_ = o.destroy_;
+    }
+    return *this;
+  }
+  RecordHandle(const RecordHandle&) = delete;
+  RecordHandle& operator=(const RecordHandle&) = delete;
+  ~RecordHandle() { reset(); }
+
+  void reset() noexcept {
+    if (message_ != nullptr) destroy_(std::exchange(message_, nullptr));
+  }
+  rd_kafka_message_s* get() const { return message_; }
+  explicit operator bool() const { return message_ != nullptr; }
+
+ private:
+  rd_kafka_message_s* message_ = nullptr;
+  Destroy destroy_ = nullptr;
+};
+
+// Where a Kafka request came from, opaque to scoring. The consumer fills it; the delivery
+// stage reads it, takes `record` (the consumed message, kept for the dead-letter topic) and
+// reports the record's final outcome against its position.
+struct SourceRecord : RecordPosition {
+  SourceRecord() = default;
+  SourceRecord(const RecordPosition& position, RecordHandle message)
+      : RecordPosition(position), record(std::move(message)) {}
+  RecordHandle record;  // null once taken (or for HTTP rows)
 };
 
 // The result handed to a request's completion, exactly once per request.
@@ -78,9 +119,10 @@ struct ScoreRequest {
 
 // Takes every finished batch from the scoring workers, once per batch, on the worker's thread:
 // `outcomes[i]` is the outcome of `batch[i]` (the `model` field is left empty; `model` is the
-// model that scored the batch). Requests with a `done` callback were already completed; the
-// implementation owns what it takes from the others (their SourceRecord). Must not block for
-// long. The delivery stage implements it; tests record.
+// model that scored the batch). Requests with a `done` callback (HTTP) were already answered;
+// they come along so that every score leaves by one exit. The implementation owns what it
+// takes from the others (their SourceRecord). Must not block for long. The delivery stage
+// implements it; tests record.
 class BatchCompletion {
  public:
   virtual ~BatchCompletion() = default;

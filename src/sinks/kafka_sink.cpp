@@ -10,12 +10,12 @@ namespace vigil::sinks {
 
 namespace {}  // namespace
 
-struct KafkaSink::Producer {
+struct KafkaSink::Client {
   kafka::Handle rk;
   rd_kafka_topic_t* scores = nullptr;  // cached topic handles: no lookup by name per record
   rd_kafka_topic_t* dlq = nullptr;
   rd_kafka_topic_t* shadow = nullptr;
-  ~Producer() {
+  ~Client() {
     if (scores) rd_kafka_topic_destroy(scores);
     if (dlq) rd_kafka_topic_destroy(dlq);
     if (shadow) rd_kafka_topic_destroy(shadow);
@@ -41,8 +41,8 @@ Result<std::unique_ptr<KafkaSink>> KafkaSink::create(const KafkaSinkConfig& conf
   return R(std::move(sink));
 }
 
-Result<std::unique_ptr<KafkaSink::Producer>> KafkaSink::make_producer() {
-  using R = Result<std::unique_ptr<Producer>>;
+Result<std::unique_ptr<KafkaSink::Client>> KafkaSink::make_producer() {
+  using R = Result<std::unique_ptr<Client>>;
   // Scores leave a batch at a time, so batches are large even with a short linger: 1 ms keeps
   // the producer's share of the end-to-end latency small.
   std::vector<std::pair<std::string, std::string>> props = {
@@ -67,7 +67,7 @@ Result<std::unique_ptr<KafkaSink::Producer>> KafkaSink::make_producer() {
   rd_kafka_conf_set_opaque(conf->get(), this);
   auto rk = kafka::make_client(RD_KAFKA_PRODUCER, std::move(conf.value()));
   if (!rk) return R::Error(rk.error());
-  auto p = std::make_unique<Producer>();
+  auto p = std::make_unique<Client>();
   p->rk = std::move(rk.value());
   p->scores = rd_kafka_topic_new(p->rk.get(), config_.output_topic.c_str(), nullptr);
   p->dlq = rd_kafka_topic_new(p->rk.get(), config_.dlq_topic.c_str(), nullptr);
@@ -257,7 +257,7 @@ Status KafkaSink::replace_producer() {
   Status md = kafka::fetch_metadata(fresh.value()->rk.get(),
                                     {config_.output_topic, config_.dlq_topic}, 5000);
   if (!md.ok()) return Status::Error("kafka producer: " + md.message());
-  std::unique_ptr<Producer> old;
+  std::unique_ptr<Client> old;
   swap_pending_.store(true, std::memory_order_release);
   {
     std::unique_lock<std::shared_mutex> lock(producer_mutex_);

@@ -30,6 +30,7 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "kafka/kafka_client.h"
+#include "sinks/producer.h"
 
 namespace vigil::sinks {
 
@@ -41,16 +42,7 @@ struct KafkaSinkConfig {
   std::map<std::string, std::string> properties;  // kafka.producer.* passthrough
 };
 
-// Receives every delivery report: `opaque` as given to produce_*, `err` NO_ERROR when Kafka
-// acknowledged the message. `retry` is set when the message was not delivered because its
-// producer failed fatally or was replaced (produce it again; it was not refused).
-class DeliveryListener {
- public:
-  virtual ~DeliveryListener() = default;
-  virtual void on_delivery(void* opaque, rd_kafka_resp_err_t err, bool retry) = 0;
-};
-
-class KafkaSink {
+class KafkaSink final : public Producer {
  public:
   // `listener` must outlive the sink.
   static Result<std::unique_ptr<KafkaSink>> create(const KafkaSinkConfig& config,
@@ -60,47 +52,46 @@ class KafkaSink {
   KafkaSink(const KafkaSink&) = delete;
   KafkaSink& operator=(const KafkaSink&) = delete;
 
-  void start();
+  void start() override;
 
   // Waits until the brokers answer a metadata request for the output and dead-letter topics
   // (which also tells the producer their leaders before the first message: librdkafka <
   // 2.10.1 can otherwise hold it up to 1 s, upstream #5032). Retries until `timeout`, or
   // until `interrupted` returns true; the error names the last cause.
   Status wait_for_brokers(std::chrono::milliseconds timeout,
-                          const std::function<bool()>& interrupted);
+                          const std::function<bool()>& interrupted) override;
 
   // Produces `n` messages to the output topic with one call on the cached topic handle
   // (partitioned by key); librdkafka copies the bytes. Each message's `_private` is its
   // opaque. Messages that could not be queued are reported to the listener at once (on this
   // thread) with their error. Blocks only while librdkafka's queue is full.
-  void produce_scores(rd_kafka_message_t* messages, size_t n);
+  void produce_scores(rd_kafka_message_t* messages, size_t n) override;
   // Produces `n` records that carry no offsets (best effort: a full queue drops them, reported
   // like a refusal, with each message's `_private` as the opaque, which the listener must tell
   // apart from its in-flight records): shadow scores to the shadow topic, HTTP-scored
   // transactions to the output topic.
-  enum class BestEffort { kShadow, kScores };
-  void produce_best_effort(BestEffort topic, rd_kafka_message_t* messages, size_t n);
+  void produce_best_effort(BestEffort topic, rd_kafka_message_t* messages, size_t n) override;
   // Produces one record to the dead-letter topic with `headers` (name, value). Reports like
   // produce_scores.
   void produce_dead_letter(std::string_view key, std::string_view value,
                            const std::vector<std::pair<std::string, std::string>>& headers,
-                           void* opaque);
+                           void* opaque) override;
 
   // Whether the current producer failed fatally (replace_producer() is due).
-  bool fatal() const { return fatal_.load(std::memory_order_acquire); }
+  bool fatal() const override { return fatal_.load(std::memory_order_acquire); }
   // Creates a new producer, swaps it in, and retires the old one: its queued and in-flight
   // messages are purged and reported with `retry`. Any thread but the poller.
-  Status replace_producer();
+  Status replace_producer() override;
   // For fault tests: raises a fatal error on the current producer as librdkafka would.
   void inject_fatal_error_for_test(const char* reason);
 
   // Waits until every produced record has a delivery report, or `timeout`.
-  bool flush(std::chrono::milliseconds timeout);
+  bool flush(std::chrono::milliseconds timeout) override;
   // Flushes within `timeout`, then stops the poller and joins it; what is left is purged and
   // reported (err = purge, retry unset). Idempotent.
-  void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  void stop(std::chrono::milliseconds timeout) override;
 
-  size_t in_flight() const;
+  size_t in_flight() const override;
 
  private:
   struct Stats {
@@ -109,9 +100,9 @@ class KafkaSink {
     metrics::Counter& fatal_errors;
     metrics::Counter& replaced;
   };
-  struct Producer;  // one librdkafka producer and its cached topic handles
+  struct Client;  // one librdkafka producer and its cached topic handles
   KafkaSink(const KafkaSinkConfig& config, DeliveryListener& listener, metrics::Registry& registry);
-  Result<std::unique_ptr<Producer>> make_producer();
+  Result<std::unique_ptr<Client>> make_producer();
   static void on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void poller_main();
@@ -123,7 +114,7 @@ class KafkaSink {
   metrics::Registry& registry_;
   Stats stats_;
   mutable std::shared_mutex producer_mutex_;  // exclusive only to swap producer_
-  std::unique_ptr<Producer> producer_;
+  std::unique_ptr<Client> producer_;
   std::thread poller_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};

@@ -247,14 +247,6 @@ void RedisSink::stop(milliseconds grace) {
       stats_.written(), stats_.failed(), stats_.skipped_queue_full(), stats_.skipped_unavailable());
 }
 
-bool RedisSink::publish(const ScoreRecord& record) {
-  thread_local std::string json;
-  json = to_json(record);  // the same bytes as on the scores topic, reason codes included
-  // An HTTP-scored record never replaces one that exists (a streamed transaction's).
-  const EncodedScore e{record.transaction_id, json, record.source == ScoreSource::kHttp};
-  return publish(&e, 1) == 1;
-}
-
 namespace {
 void append_bulk(std::string& out, std::string_view a, std::string_view b = {}) {
   char len[24];

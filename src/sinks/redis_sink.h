@@ -55,7 +55,6 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "sinks/redis_config.h"
-#include "sinks/score_sink.h"
 
 namespace spdlog {
 class logger;
@@ -103,12 +102,12 @@ struct EncodedScore {
   bool if_absent = false;  // SET ... NX: never replaces a record that exists
 };
 
-class RedisSink final : public ScoreSink {
+class RedisSink final {
  public:
   // Fails when config.url does not parse. Does not connect: start() does, on the writer thread.
   static Result<std::unique_ptr<RedisSink>> Create(const RedisConfig& config,
                                                    metrics::Registry& registry);
-  ~RedisSink() override;  // stop()
+  ~RedisSink();  // stop()
   RedisSink(const RedisSink&) = delete;
   RedisSink& operator=(const RedisSink&) = delete;
 
@@ -122,9 +121,6 @@ class RedisSink final : public ScoreSink {
   // command_timeout past `grace` when a round is in flight.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
 
-  // Thread-safe; never waits for Redis: encodes the record and queues it (see below).
-  // Returns false, counted, when the queue is full or the sink is stopping.
-  bool publish(const ScoreRecord& record) override;
   // Queues `n` encoded scores as SET commands under one short lock; returns how many were
   // accepted (the rest is counted as skipped{queue_full}, or skipped{unavailable} once
   // stopping). No allocation in steady state.

@@ -64,16 +64,4 @@ void append_shadow_json(std::string& out, std::string_view transaction_id, float
   out += '}';
 }
 
-std::string to_json(const ScoreRecord& r) {
-  std::string out;
-  out.reserve(160 + r.transaction_id.size());
-  std::vector<ReasonField> reasons;
-  reasons.reserve(r.reasons.size());
-  for (const auto& [feature, contribution] : r.reasons) reasons.push_back({feature, contribution});
-  append_score_json(out, r.transaction_id, r.score, r.is_fraud, r.model_name, r.model_version,
-                    r.scored_at_ms, r.event_time_ms.value_or(-1), r.source, reasons.data(),
-                    reasons.size());
-  return out;
-}
-
 }  // namespace vigil::sinks

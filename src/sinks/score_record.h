@@ -2,11 +2,8 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 namespace vigil::sinks {
 
@@ -18,27 +15,12 @@ inline const char* to_string(ScoreSource s) {
   return s == ScoreSource::kKafka ? "kafka" : "http";
 }
 
-struct ScoreRecord {
-  std::string transaction_id;
-  float score = 0.0f;
-  bool is_fraud = false;
-  std::string model_name;
-  std::string model_version;
-  int64_t scored_at_ms = 0;              // wall clock when scored
-  std::optional<int64_t> event_time_ms;  // upstream event time, when the event had one
-  std::vector<std::pair<std::string, float>> reasons;  // reason codes (feature, contribution)
-  ScoreSource source = ScoreSource::kHttp;
-};
-
 // {"transaction_id":..,"score":..,"is_fraud":..,"model_name":..,"model_version":..,
-//  "scored_at_ms":..[,"event_time_ms":..],"source":"kafka"|"http"[,"reasons":[..]]} — the score
-//  printed as the shortest decimal that
-// parses back to the same float (std::to_chars).
-std::string to_json(const ScoreRecord& r);
-
-// The same JSON appended to `out` from the fields themselves: the one score formatter, used by
-// the delivery stage for every record (one pass, no printf, no temporary string; `out` only
-// grows when its capacity is short). `event_time_ms` < 0 means unknown (omitted).
+//  "scored_at_ms":..[,"event_time_ms":..],"source":"kafka"|"http"[,"reasons":[..]]}, appended
+// to `out`: the one score formatter, used by the delivery stage for every record, streamed or
+// HTTP, for Redis and Kafka alike (one pass, no printf, no temporary string; `out` only grows
+// when its capacity is short). The score is printed as the shortest decimal that parses back
+// to the same float (std::to_chars). `event_time_ms` < 0 means unknown (omitted).
 // With `reasons` (n_reasons > 0) the record ends with
 // ,"reasons":[{"feature":"V14","contribution":0.31},...].
 struct ReasonField {

@@ -47,7 +47,6 @@ TEST(OffsetTracker, TrackHandsOutATokenNamingPartitionOffsetAndGeneration) {
   EXPECT_EQ(tok.partition, 3);
   EXPECT_EQ(tok.offset, 1234);
   EXPECT_EQ(tok.generation, gen);
-  EXPECT_EQ(tok.record, nullptr);
 }
 
 TEST(OffsetTracker, CommittableIsOnePastTheHighestOnceAllAreAcknowledged) {

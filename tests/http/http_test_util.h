@@ -22,21 +22,39 @@ namespace vigil::http::test {
 
 namespace bhttp = boost::beast::http;
 
-class RecordingSink final : public sinks::ScoreSink {
+// An HTTP row as it reached the batcher's completion (the delivery stage in vigil): the scores
+// that leave vigil, keyed by transaction id.
+struct CompletedRow {
+  std::string transaction_id;
+  float score = 0.0f;
+  std::string model_name;
+  std::string model_version;
+  size_t reasons = 0;
+};
+
+// Records the HTTP rows with a transaction id that were scored, as the delivery stage would
+// cache and publish them.
+class RecordingCompletion final : public scoring::BatchCompletion {
  public:
-  bool publish(const sinks::ScoreRecord& r) override {
+  void complete(std::vector<scoring::ScoreRequest>& batch,
+                const std::vector<scoring::ScoreOutcome>& outcomes,
+                const scoring::ModelInfo& model) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    records_.push_back(r);
-    return true;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const scoring::ScoreRequest& r = batch[i];
+      if (r.origin != scoring::Origin::kHttp || r.id.empty() || !outcomes[i].status.ok()) continue;
+      rows_.push_back({std::string(r.id.view()), outcomes[i].score, model.name, model.version,
+                       outcomes[i].reasons.size()});
+    }
   }
-  std::vector<sinks::ScoreRecord> records() const {
+  std::vector<CompletedRow> records() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return records_;
+    return rows_;
   }
 
  private:
   mutable std::mutex mutex_;
-  std::vector<sinks::ScoreRecord> records_;
+  std::vector<CompletedRow> rows_;
 };
 
 struct StackOptions {
@@ -51,7 +69,7 @@ struct ScoringStack {
   explicit ScoringStack(StackOptions o = {})
       : queue(o.queue, SteadyClock::instance(), registry),
         model(std::make_shared<testing::FakeModel>(o.model)),
-        batcher(o.batcher, queue, model, SteadyClock::instance(), registry) {
+        batcher(o.batcher, queue, model, SteadyClock::instance(), registry, &sink) {
     batcher.start();
   }
   ~ScoringStack() { batcher.stop(std::chrono::milliseconds(5000)); }
@@ -68,7 +86,6 @@ struct ScoringStack {
       std::lock_guard<std::mutex> lock(mutex);
       return extra_failures;
     };
-    d.score_sink = &sink;
     return d;
   }
 
@@ -78,10 +95,10 @@ struct ScoringStack {
   }
 
   metrics::Registry registry;
+  RecordingCompletion sink;  // before the batcher, which completes into it until it stops
   scoring::ScoringQueue queue;
   std::shared_ptr<testing::FakeModel> model;
   scoring::Batcher batcher;
-  RecordingSink sink;
   std::atomic<bool> model_loaded{true};
   std::mutex mutex;
   std::vector<std::string> extra_failures;

@@ -39,7 +39,7 @@ std::shared_ptr<ScoringCall> call(ScoringCall::Kind kind, Answer& answer) {
         answer.status = res.result_int();
         answer.body = res.body();
       },
-      nullptr, nullptr);
+      nullptr);
   if (kind == ScoringCall::Kind::kPredict) c->transaction_ids.assign(3, "");
   return c;
 }

@@ -121,7 +121,9 @@ TEST(HttpServer, ServesEveryRouteAndErrorCodeOverASocket) {
             std::string::npos);
   EXPECT_NE(metrics.body().find(R"(vigil_http_request_duration_seconds_bucket{route="/predict")"),
             std::string::npos);
-  // The Redis-bound sink saw the instance with a transaction id.
+  // The delivery stage's seam saw the instance with a transaction id (right after the answer).
+  ASSERT_TRUE(vigil::testing::wait_until([&] { return !s.stack->sink.records().empty(); },
+                                         std::chrono::seconds(5)));
   ASSERT_EQ(s.stack->sink.records().size(), 1u);
   EXPECT_EQ(s.stack->sink.records()[0].transaction_id, "t-1");
 }

@@ -21,6 +21,7 @@
 #include "app/service.h"
 #include "kafka/embedded_cluster.h"
 #include "kafka/kafka_client.h"
+#include "sinks/kafka_sink.h"
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
@@ -610,7 +611,8 @@ TEST_F(DeliveryFailureTest, AFatalProducerErrorReplacesTheProducerAndLosesNothin
   const uint64_t delivered_before =
       counter(*service, "vigil_kafka_produced_total", {{"kind", "score"}});
   const size_t input_before = input_produced.load();
-  service->delivery()->kafka().inject_fatal_error_for_test("test");
+  dynamic_cast<sinks::KafkaSink&>(*service->delivery()->producer())
+      .inject_fatal_error_for_test("test");
 
   ASSERT_TRUE(testing::wait_until(
       [&] { return counter(*service, "vigil_kafka_producer_replaced_total") >= 1; },

@@ -72,7 +72,10 @@ TEST_F(ScoreLookupTest, AStreamedScoreIsFoundAnUnknownOneIs404AndRedisDownIs503)
   service->stop();
 }
 
-TEST_F(ScoreLookupTest, WithPublishScoresAnHttpScoredTransactionReachesTheTopicAndTheLookup) {
+// One exit: the HTTP-scored record, reason codes included, is the same bytes in Redis and on the
+// scores topic (before, Redis got a second encoding without the reasons).
+TEST_F(ScoreLookupTest,
+       WithPublishScoresAnHttpScoredTransactionIsTheSameBytesOnTheTopicAndInRedis) {
   config::AppConfig c = config();
   c.http.publish_scores = true;
   auto service = start_service(c);
@@ -83,7 +86,7 @@ TEST_F(ScoreLookupTest, WithPublishScoresAnHttpScoredTransactionReachesTheTopicA
     instance[ref_.feature_names[i]] = ref_.rows[7][i];
   }
   testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
-  auto res = http.request(bhttp::verb::post, "/predict",
+  auto res = http.request(bhttp::verb::post, "/predict?explain=true&top_k=3",
                           json::serialize(json::object{{"instances", json::array{instance}}}));
   ASSERT_EQ(res.result_int(), 200) << res.body();
   const double score =
@@ -94,6 +97,16 @@ TEST_F(ScoreLookupTest, WithPublishScoresAnHttpScoredTransactionReachesTheTopicA
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].key, "http-7");
   EXPECT_NEAR(testing::json_number(records[0].value, "score"), score, 1e-6);
+  EXPECT_EQ(json::parse(records[0].value).at("reasons").as_array().size(), 3u) << records[0].value;
+  EXPECT_EQ(json::parse(records[0].value).at("source").as_string(), "http");
+
+  ASSERT_TRUE(testing::wait_until([&] { return service->redis()->stats().written() >= 1; },
+                                  milliseconds(10000)));
+  auto redis = testing::RedisClient::Connect(*redis_);
+  ASSERT_TRUE(redis.ok());
+  auto cached = redis->get("vigil:score:http-7");
+  ASSERT_TRUE(cached.ok() && cached->has_value());
+  EXPECT_EQ(**cached, records[0].value) << "Redis and the scores topic disagree";
 
   ASSERT_TRUE(testing::wait_until(
       [&] { return http.request(bhttp::verb::get, "/v1/scores/http-7").result_int() == 200; },

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "sinks/score_record.h"
 #include "support/redis_server.h"
 #include "support/wait.h"
 
@@ -18,22 +19,31 @@ using namespace std::chrono_literals;
 using vigil::metrics::Registry;
 using vigil::sinks::RedisConfig;
 using vigil::sinks::RedisSink;
-using vigil::sinks::ScoreRecord;
 using vigil::testing::RedisClient;
 using vigil::testing::RedisServer;
 using vigil::testing::RedisServerOptions;
 using vigil::testing::wait_until;
 
-ScoreRecord make_record(const std::string& id, int i = 0) {
-  ScoreRecord r;
-  r.transaction_id = id;
-  r.score = 0.001f * static_cast<float>(i % 1000);
-  r.is_fraud = r.score > 0.5f;
-  r.model_name = "fraud_mlp";
-  r.model_version = "3";
-  r.scored_at_ms = 1'700'000'000'000 + i;
-  if (i % 2 == 0) r.event_time_ms = 1'699'999'999'000 + i;
+// A score as the delivery stage hands it to the sink: its key and its encoded record.
+struct TestRecord {
+  std::string transaction_id;
+  std::string json;
+  bool http = false;  // cached only where no record exists (SET NX)
+};
+
+TestRecord make_record(const std::string& id, int i = 0, bool http = false) {
+  TestRecord r{id, {}, http};
+  const float score = 0.001f * static_cast<float>(i % 1000);
+  vigil::sinks::append_score_json(
+      r.json, id, score, score > 0.5f, "fraud_mlp", "3", 1'700'000'000'000 + i,
+      i % 2 == 0 ? 1'699'999'999'000 + i : -1,
+      http ? vigil::sinks::ScoreSource::kHttp : vigil::sinks::ScoreSource::kKafka);
   return r;
+}
+
+bool publish(RedisSink& sink, const TestRecord& r) {
+  const vigil::sinks::EncodedScore e{r.transaction_id, r.json, r.http};
+  return sink.publish(&e, 1) == 1;
 }
 
 // The value of one series in the registry (counter or gauge); -1 when it is not there.
@@ -102,10 +112,10 @@ TEST_F(RedisSinkTest, AnHttpScoreNeverReplacesAStreamedTransactionsRecord) {
   const vigil::sinks::EncodedScore streamed{"real-1", streamed_json};
   ASSERT_EQ(sink->publish(&streamed, 1), 1u);
   ASSERT_TRUE(sink->flush(10s));
-  ScoreRecord forged = make_record("real-1", 1);  // source: http
-  ScoreRecord fresh = make_record("http-only-1", 2);
-  EXPECT_TRUE(sink->publish(forged));
-  EXPECT_TRUE(sink->publish(fresh));
+  TestRecord forged = make_record("real-1", 1, /*http=*/true);
+  TestRecord fresh = make_record("http-only-1", 2, /*http=*/true);
+  EXPECT_TRUE(publish(*sink, forged));
+  EXPECT_TRUE(publish(*sink, fresh));
   ASSERT_TRUE(sink->flush(10s));
   EXPECT_EQ(sink->stats().failed(), 0u);
   auto redis = client();
@@ -114,7 +124,7 @@ TEST_F(RedisSinkTest, AnHttpScoreNeverReplacesAStreamedTransactionsRecord) {
   EXPECT_EQ(**value, streamed_json) << "an HTTP score replaced a streamed transaction's record";
   value = redis.get(c.key_prefix + "http-only-1");
   ASSERT_TRUE(value.ok() && value->has_value());
-  EXPECT_EQ(**value, vigil::sinks::to_json(fresh));
+  EXPECT_EQ(**value, fresh.json);
   EXPECT_NE((**value).find("\"source\":\"http\""), std::string::npos) << **value;
   // A streamed score of a transaction first scored over HTTP replaces it.
   const std::string later_json = R"({"transaction_id":"http-only-1","source":"kafka"})";
@@ -133,14 +143,14 @@ TEST_F(RedisSinkTest, WritesEachScoreAsJsonUnderItsKeyWithTheTtl) {
   ASSERT_TRUE(wait_until([&] { return sink->connected(); }, 5s));
   EXPECT_EQ(metric(registry_, "vigil_redis_connected"), 1.0);
 
-  std::vector<ScoreRecord> records;
+  std::vector<TestRecord> records;
   for (int i = 0; i < 200; ++i) records.push_back(make_record("tx-" + std::to_string(i), i));
   // Keys and values are binary-safe: spaces, quotes, NUL bytes, UTF-8.
   records.push_back(make_record("with space", 1));
   records.push_back(make_record("quote\"and\\slash", 2));
   records.push_back(make_record(std::string("nul\0byte", 8), 3));
   records.push_back(make_record("\xc3\xbcnicode", 4));
-  for (const auto& r : records) EXPECT_TRUE(sink->publish(r));
+  for (const auto& r : records) EXPECT_TRUE(publish(*sink, r));
   ASSERT_TRUE(sink->flush(10s));
 
   EXPECT_EQ(sink->stats().written(), records.size());
@@ -156,7 +166,7 @@ TEST_F(RedisSinkTest, WritesEachScoreAsJsonUnderItsKeyWithTheTtl) {
     auto value = redis.get(key);
     ASSERT_TRUE(value.ok()) << value.error();
     ASSERT_TRUE(value->has_value()) << "missing " << key;
-    EXPECT_EQ(**value, vigil::sinks::to_json(r));
+    EXPECT_EQ(**value, r.json);
     auto ttl = redis.ttl(key);
     ASSERT_TRUE(ttl.ok()) << ttl.error();
     EXPECT_GT(*ttl, 0);
@@ -172,7 +182,7 @@ TEST_F(RedisSinkTest, PipelinesTwentyThousandWritesInRoundsOfPipelineMax) {
   constexpr int kRecords = 20000;
   // Queued before start(), so the writer finds full rounds: ceil(20000 / 512) = 40.
   for (int i = 0; i < kRecords; ++i) {
-    ASSERT_TRUE(sink->publish(make_record("p-" + std::to_string(i), i)));
+    ASSERT_TRUE(publish(*sink, make_record("p-" + std::to_string(i), i)));
   }
   EXPECT_EQ(sink->queue_depth(), static_cast<size_t>(kRecords));
   sink->start();
@@ -183,7 +193,7 @@ TEST_F(RedisSinkTest, PipelinesTwentyThousandWritesInRoundsOfPipelineMax) {
 
   // And while publishing concurrently with the writer.
   for (int i = 0; i < kRecords; ++i) {
-    ASSERT_TRUE(sink->publish(make_record("q-" + std::to_string(i), i)));
+    ASSERT_TRUE(publish(*sink, make_record("q-" + std::to_string(i), i)));
   }
   ASSERT_TRUE(sink->flush(30s));
   EXPECT_EQ(sink->stats().written(), 2u * kRecords);
@@ -191,7 +201,7 @@ TEST_F(RedisSinkTest, PipelinesTwentyThousandWritesInRoundsOfPipelineMax) {
   EXPECT_EQ(dbsize(), 2 * kRecords);
   auto value = client().get(c.key_prefix + "q-19999");
   ASSERT_TRUE(value.ok() && value->has_value());
-  EXPECT_EQ(**value, vigil::sinks::to_json(make_record("q-19999", 19999)));
+  EXPECT_EQ(**value, make_record("q-19999", 19999).json);
 }
 
 TEST_F(RedisSinkTest, PublishBeforeStartQueuesUpToCapacityAndCountsTheRest) {
@@ -199,7 +209,7 @@ TEST_F(RedisSinkTest, PublishBeforeStartQueuesUpToCapacityAndCountsTheRest) {
   c.queue_capacity = 4;
   auto sink = make_sink(c);
   int accepted = 0;
-  for (int i = 0; i < 10; ++i) accepted += sink->publish(make_record("b-" + std::to_string(i)));
+  for (int i = 0; i < 10; ++i) accepted += publish(*sink, make_record("b-" + std::to_string(i)));
   EXPECT_EQ(accepted, 4);
   EXPECT_EQ(sink->stats().skipped_queue_full(), 6u);
   EXPECT_EQ(metric(registry_, "vigil_redis_skipped_total", {{"reason", "queue_full"}}), 6.0);
@@ -219,7 +229,7 @@ TEST_F(RedisSinkTest, QueueFullCountsSkipsInsteadOfBlockingWhileRedisHangs) {
   ASSERT_TRUE(wait_until([&] { return sink->connected(); }, 5s));
 
   server_->pause();  // SIGSTOP: the kernel still accepts bytes, nobody answers
-  ASSERT_TRUE(sink->publish(make_record("hung-0")));
+  ASSERT_TRUE(publish(*sink, make_record("hung-0")));
   // The writer took it into a round and now waits for the reply.
   ASSERT_TRUE(wait_until([&] { return sink->queue_depth() == 0; }, 5s));
 
@@ -227,7 +237,7 @@ TEST_F(RedisSinkTest, QueueFullCountsSkipsInsteadOfBlockingWhileRedisHangs) {
   auto slowest = std::chrono::steady_clock::duration::zero();
   for (int i = 1; i <= 1000; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    accepted += sink->publish(make_record("hung-" + std::to_string(i)));
+    accepted += publish(*sink, make_record("hung-" + std::to_string(i)));
     slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
   }
   // The writer keeps sending while replies are outstanding, up to 8 rounds in flight (the
@@ -263,7 +273,7 @@ TEST_F(RedisSinkTest, ReconnectsAfterRedisIsKilledAndRestartedOnTheSamePort) {
   std::thread publisher([&] {
     for (int i = 0; publishing.load(); ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      const bool ok = sink->publish(make_record("live-" + std::to_string(i), i));
+      const bool ok = publish(*sink, make_record("live-" + std::to_string(i), i));
       const int64_t ns = (std::chrono::steady_clock::now() - t0).count();
       (ok ? accepted : rejected).fetch_add(1);
       if (ns > slowest_ns.load()) slowest_ns.store(ns);
@@ -290,7 +300,7 @@ TEST_F(RedisSinkTest, ReconnectsAfterRedisIsKilledAndRestartedOnTheSamePort) {
 
   // Records published after Redis came back are written.
   for (int i = 0; i < 100; ++i)
-    ASSERT_TRUE(sink->publish(make_record("after-" + std::to_string(i))));
+    ASSERT_TRUE(publish(*sink, make_record("after-" + std::to_string(i))));
   ASSERT_TRUE(sink->flush(10s));
   auto redis = client();
   for (int i = 0; i < 100; ++i) {
@@ -317,13 +327,13 @@ TEST_F(RedisSinkTest, HungRedisAfterAReconnectStillTimesOut) {
   ASSERT_TRUE(wait_until([&] { return sink->connected(); }, 5s));
   server_->kill();
   ASSERT_TRUE(server_->restart().ok());
-  ASSERT_TRUE(sink->publish(make_record("probe")));  // finds the dead connection
+  ASSERT_TRUE(publish(*sink, make_record("probe")));  // finds the dead connection
   ASSERT_TRUE(sink->flush(5s));
   ASSERT_TRUE(wait_until([&] { return sink->connected(); }, 10s));  // a new context
   const uint64_t failed_before = sink->stats().failed();
 
   server_->pause();
-  ASSERT_TRUE(sink->publish(make_record("into-the-void")));
+  ASSERT_TRUE(publish(*sink, make_record("into-the-void")));
   EXPECT_TRUE(wait_until([&] { return !sink->connected(); }, 5s));
   EXPECT_TRUE(wait_until([&] { return sink->stats().failed() == failed_before + 1; }, 5s));
   server_->resume();
@@ -337,7 +347,7 @@ TEST_F(RedisSinkTest, WrongPortMeansNotConnectedAndEveryRecordCountedAsUnavailab
   c.url = "redis://127.0.0.1:" + std::to_string(*port);
   auto sink = make_sink(c);
   sink->start();
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(sink->publish(make_record("w-" + std::to_string(i))));
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(publish(*sink, make_record("w-" + std::to_string(i))));
   ASSERT_TRUE(sink->flush(5s));  // dropped, not stuck
   EXPECT_FALSE(sink->connected());
   EXPECT_EQ(sink->stats().skipped_unavailable(), 100u);
@@ -356,7 +366,7 @@ TEST_F(RedisSinkTest, AuthenticatesAndSelectsTheDatabaseFromTheUrl) {
   c.url = "redis://:s3cr%40t@127.0.0.1:" + std::to_string(server_->port()) + "/3";
   auto sink = make_sink(c);
   sink->start();
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(sink->publish(make_record("a-" + std::to_string(i))));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(publish(*sink, make_record("a-" + std::to_string(i))));
   ASSERT_TRUE(sink->flush(10s));
   EXPECT_EQ(sink->stats().written(), 10u);
 
@@ -374,7 +384,7 @@ TEST_F(RedisSinkTest, AuthenticatesAndSelectsTheDatabaseFromTheUrl) {
   auto denied = RedisSink::Create(c, other);
   ASSERT_TRUE(denied.ok());
   (*denied)->start();
-  ASSERT_TRUE((*denied)->publish(make_record("denied")));
+  ASSERT_TRUE(publish(**denied, make_record("denied")));
   ASSERT_TRUE((*denied)->flush(5s));
   EXPECT_FALSE((*denied)->connected());
   EXPECT_EQ((*denied)->stats().skipped_unavailable(), 1u);
@@ -383,12 +393,12 @@ TEST_F(RedisSinkTest, AuthenticatesAndSelectsTheDatabaseFromTheUrl) {
 TEST_F(RedisSinkTest, StopFlushesWhatIsQueuedThenRefusesNewRecords) {
   auto sink = make_sink(config());
   sink->start();
-  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(sink->publish(make_record("s-" + std::to_string(i))));
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(publish(*sink, make_record("s-" + std::to_string(i))));
   sink->stop(10s);
   EXPECT_EQ(sink->stats().written(), 5000u);
   EXPECT_EQ(dbsize(), 5000);
 
-  EXPECT_FALSE(sink->publish(make_record("late")));
+  EXPECT_FALSE(publish(*sink, make_record("late")));
   EXPECT_EQ(sink->stats().skipped_unavailable(), 1u);
   EXPECT_TRUE(sink->flush(0ms));
 }
@@ -401,7 +411,7 @@ TEST_F(RedisSinkTest, StopCountsWhatIsLeftWhenTheGraceRunsOut) {
   sink->start();
   ASSERT_TRUE(wait_until([&] { return sink->connected(); }, 5s));
   server_->pause();
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(sink->publish(make_record("g-" + std::to_string(i))));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(publish(*sink, make_record("g-" + std::to_string(i))));
   const auto t0 = std::chrono::steady_clock::now();
   sink->stop(100ms);
   // Bounded by the grace plus the round in flight (one command timeout).
