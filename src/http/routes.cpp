@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "common/percent.h"
 #include "http/route.h"
 
 namespace vigil::http {
@@ -20,28 +21,6 @@ std::vector<std::string_view> split_path(std::string_view path) {
     i = j;
   }
   return parts;
-}
-
-// %XX escapes decoded; nullopt when one is malformed.
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size() || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0) return std::nullopt;
-    out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-    i += 2;
-  }
-  return out;
 }
 
 }  // namespace

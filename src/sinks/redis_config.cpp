@@ -3,6 +3,8 @@
 #include <cctype>
 #include <utility>
 
+#include "common/percent.h"
+
 namespace vigil::sinks {
 
 namespace {
@@ -17,30 +19,6 @@ bool parse_number(const std::string& s, long max, int& out) {
   }
   if (v > max) return false;
   out = static_cast<int>(v);
-  return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool percent_decode(const std::string& in, std::string& out) {
-  out.clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;  // '%' needs two hex digits after it
-    const int hi = hex_value(in[i + 1]);
-    const int lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
   return true;
 }
 
@@ -61,10 +39,13 @@ bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& err
     const auto colon = cred.find(':');
     std::string user = colon == std::string::npos ? "" : cred.substr(0, colon);
     std::string pass = colon == std::string::npos ? cred : cred.substr(colon + 1);
-    if (!percent_decode(user, a.username) || !percent_decode(pass, a.password)) {
+    auto username = percent_decode(user), password = percent_decode(pass);
+    if (!username || !password) {
       error = "redis.url has a bad %-escape in its user or password";
       return false;
     }
+    a.username = std::move(*username);
+    a.password = std::move(*password);
     rest = rest.substr(at + 1);
   }
   if (auto slash = rest.find('/'); slash != std::string::npos) {
