@@ -13,13 +13,31 @@
 
 namespace vigil {
 
+// What kind of failure a Status is, for the edge that answers for it (an HTTP status, a
+// retry): the caller decides by the code, never by the message's text.
+enum class StatusCode {
+  kOk,
+  kUnknown,             // not classified (Status::Error without a code)
+  kInvalidArgument,     // the input is wrong (HTTP 400)
+  kNotFound,            // what was named does not exist (404)
+  kFailedPrecondition,  // not allowed in the current state (409)
+  kUnavailable,         // try again later: shutting down, a dependency down (503)
+  kInternal,            // a broken invariant or an unexpected failure (500)
+};
+
 class Status {
  public:
   Status() = default;  // ok
   static Status Ok() { return Status(); }
-  static Status Error(std::string message) { return Status(std::move(message)); }
+  static Status Error(std::string message) {
+    return Status(StatusCode::kUnknown, std::move(message));
+  }
+  static Status Error(StatusCode code, std::string message) {
+    return Status(code == StatusCode::kOk ? StatusCode::kUnknown : code, std::move(message));
+  }
 
   bool ok() const { return !message_.has_value(); }
+  StatusCode code() const { return code_; }
   explicit operator bool() const { return ok(); }
   // The error message; empty for an ok status.
   const std::string& message() const {
@@ -28,7 +46,8 @@ class Status {
   }
 
  private:
-  explicit Status(std::string message) : message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  StatusCode code_ = StatusCode::kOk;
   std::optional<std::string> message_;
 };
 
@@ -41,6 +60,9 @@ class Result {
     if (std::get<Status>(v_).ok()) std::abort();  // a Result built from an ok Status has no value
   }
   static Result Error(std::string message) { return Result(Status::Error(std::move(message))); }
+  static Result Error(StatusCode code, std::string message) {
+    return Result(Status::Error(code, std::move(message)));
+  }
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }

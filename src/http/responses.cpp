@@ -55,4 +55,26 @@ Response error_response(unsigned status, std::string_view message) {
   return res;
 }
 
+unsigned http_status(const Status& error) {
+  switch (error.code()) {
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kOk:
+    case StatusCode::kUnknown:
+    case StatusCode::kInternal:
+      break;
+  }
+  return 500;
+}
+
+Response error_response(const Status& error) {
+  return error_response(http_status(error), error.message());
+}
+
 }  // namespace vigil::http

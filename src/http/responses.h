@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace vigil::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -26,6 +28,10 @@ Response json_response(unsigned status, const boost::json::value& v);
 // {"error": message} with `status`; 503 also gets Retry-After, 405 gets nothing extra (the
 // caller sets Allow).
 Response error_response(unsigned status, std::string_view message);
+// The HTTP status for a failed Status, by its code (400, 404, 409, 503; anything else 500).
+unsigned http_status(const Status& error);
+// error_response(http_status(error), error.message()).
+Response error_response(const Status& error);
 
 // The shortest text that reads back as `f` (std::to_chars).
 void append_float(std::string& out, float f);

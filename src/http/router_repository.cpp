@@ -64,23 +64,6 @@ std::optional<HttpError> parse_parameters(std::string_view body, RepositoryParam
   return std::nullopt;
 }
 
-unsigned status_of(scoring::ModelManager::Answer a) {
-  using A = scoring::ModelManager::Answer;
-  switch (a) {
-    case A::kOk:
-      return 200;
-    case A::kNotFound:
-      return 404;
-    case A::kRefused:
-      return 400;
-    case A::kConflict:
-      return 409;
-    case A::kStopping:
-      return 503;
-  }
-  return 500;
-}
-
 }  // namespace
 
 void Router::repository(const RouteMatch& route, Request& req, const Respond& respond) {
@@ -117,13 +100,13 @@ void Router::repository(const RouteMatch& route, Request& req, const Respond& re
   }
   const std::string name = models->name();
   auto done = [respond, name](const scoring::ModelManager::Reply& reply) {
-    if (reply.answer != scoring::ModelManager::Answer::kOk) {
-      respond(error_response(status_of(reply.answer), reply.message));
+    if (!reply.ok()) {
+      respond(error_response(reply.status()));  // its code says 400, 404, 409 or 503
       return;
     }
     Response res{boost::beast::http::status::ok, 11};
     res.set(boost::beast::http::field::content_type, "application/json");
-    res.body() = json::serialize(json::object{{"name", name}, {"message", reply.message}});
+    res.body() = json::serialize(json::object{{"name", name}, {"message", *reply}});
     respond(std::move(res));
   };
   if (route.id == RouteId::kRepositoryLoad) {

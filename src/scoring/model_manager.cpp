@@ -327,13 +327,14 @@ void ModelManager::load(const std::string& version, bool shadow, Done done) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stop_ && thread_.joinable()) {
       calls_.push_back([this, version, shadow, done = std::move(done)] {
-        done(stop_ ? Reply{Answer::kStopping, "shutting down"} : do_load(version, shadow));
+        done(stop_ ? Reply::Error(StatusCode::kUnavailable, "shutting down")
+                   : do_load(version, shadow));
       });
       cv_.notify_all();
       return;
     }
   }
-  done({Answer::kStopping, "the model manager is not running"});
+  done(Reply::Error(StatusCode::kUnavailable, "the model manager is not running"));
 }
 
 void ModelManager::unload(const std::string& version, Done done) {
@@ -341,13 +342,13 @@ void ModelManager::unload(const std::string& version, Done done) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stop_ && thread_.joinable()) {
       calls_.push_back([this, version, done = std::move(done)] {
-        done(stop_ ? Reply{Answer::kStopping, "shutting down"} : do_unload(version));
+        done(stop_ ? Reply::Error(StatusCode::kUnavailable, "shutting down") : do_unload(version));
       });
       cv_.notify_all();
       return;
     }
   }
-  done({Answer::kStopping, "the model manager is not running"});
+  done(Reply::Error(StatusCode::kUnavailable, "the model manager is not running"));
 }
 
 ModelManager::Reply ModelManager::do_load(const std::string& version, bool shadow) {
@@ -357,24 +358,26 @@ ModelManager::Reply ModelManager::do_load(const std::string& version, bool shado
     scan(std::chrono::steady_clock::now());
     if (version.empty()) {
       if (versions_.empty())
-        return {Answer::kNotFound, "model " + config_.name + " has no version"};
+        return Reply::Error(StatusCode::kNotFound, "model " + config_.name + " has no version");
       v = versions_.rbegin()->first;
     } else {
       v = parse_version(version);
       if (v < 0 || versions_.count(v) == 0) {
-        return {Answer::kNotFound, "model " + config_.name + " has no version '" + version + "'"};
+        return Reply::Error(StatusCode::kNotFound,
+                            "model " + config_.name + " has no version '" + version + "'");
       }
     }
   }
   const std::string vs = std::to_string(v);
   if (shadow ? v == shadow_version() : v == served_version()) {
-    return {Answer::kOk, "version " + vs + " is already " + (shadow ? "the shadow" : "served")};
+    return Reply("version " + vs + " is already " + (shadow ? "the shadow" : "served"));
   }
   if (shadow && v == served_version()) {
-    return {Answer::kConflict, "version " + vs + " is served; it cannot also be its shadow"};
+    return Reply::Error(StatusCode::kFailedPrecondition,
+                        "version " + vs + " is served; it cannot also be its shadow");
   }
   auto model = prepare(v);  // refusals are recorded and counted there
-  if (!model) return {Answer::kRefused, model.error()};
+  if (!model) return Reply::Error(StatusCode::kInvalidArgument, model.error());
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = versions_.find(v); it != versions_.end()) {
@@ -391,11 +394,11 @@ ModelManager::Reply ModelManager::do_load(const std::string& version, bool shado
   }
   if (shadow) {
     set_shadow(std::move(model.value()));
-    return {Answer::kOk, "version " + vs + " shadows version " + std::to_string(served_version())};
+    return Reply("version " + vs + " shadows version " + std::to_string(served_version()));
   }
   if (v == shadow_version()) set_shadow(nullptr);  // promoted
   serve(std::move(model.value()));
-  return {Answer::kOk, "version " + vs + " is served"};
+  return Reply("version " + vs + " is served");
 }
 
 ModelManager::Reply ModelManager::do_unload(const std::string& version) {
@@ -409,7 +412,8 @@ ModelManager::Reply ModelManager::do_unload(const std::string& version) {
     const bool known =
         versions_.count(v) || v == served || (shadow_ && v == std::stoi(shadow_->info().version));
     if (v < 0 || !known) {
-      return {Answer::kNotFound, "model " + config_.name + " has no version '" + version + "'"};
+      return Reply::Error(StatusCode::kNotFound,
+                          "model " + config_.name + " has no version '" + version + "'");
     }
     if (auto it = versions_.find(v); it != versions_.end()) it->second.unloaded = true;
     for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) {
@@ -423,20 +427,21 @@ ModelManager::Reply ModelManager::do_unload(const std::string& version) {
   if (v == shadow_version()) {
     set_shadow(nullptr);
     logger("models")->info("model {} version {} no longer shadows", config_.name, v);
-    return {Answer::kOk, "version " + std::to_string(v) + " no longer shadows"};
+    return Reply("version " + std::to_string(v) + " no longer shadows");
   }
-  if (v != served) return {Answer::kOk, "version " + std::to_string(v) + " is not loaded"};
+  if (v != served) return Reply("version " + std::to_string(v) + " is not loaded");
   for (int f : fallbacks) {
     auto model = prepare(f);
     if (!model) continue;
     serve(std::move(model.value()));
-    return {Answer::kOk, "version " + std::to_string(v) + " unloaded; version " +
-                             std::to_string(f) + " is served"};
+    return Reply("version " + std::to_string(v) + " unloaded; version " + std::to_string(f) +
+                 " is served");
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = versions_.find(v); it != versions_.end()) it->second.unloaded = false;
-  return {Answer::kConflict, "version " + std::to_string(v) +
-                                 " is the only version that can be served; load another first"};
+  return Reply::Error(StatusCode::kFailedPrecondition,
+                      "version " + std::to_string(v) +
+                          " is the only version that can be served; load another first");
 }
 
 }  // namespace vigil::scoring

@@ -46,12 +46,10 @@ class ModelManager {
   // Loads one version's model file (TorchScript in the service; fakes in unit tests).
   using Loader = std::function<Result<std::shared_ptr<Model>>(const ModelInfo&)>;
 
-  // What an API call came to.
-  enum class Answer { kOk, kNotFound, kRefused, kConflict, kStopping };
-  struct Reply {
-    Answer answer = Answer::kOk;
-    std::string message;
-  };
+  // What an API call came to: what was done, or why not (kNotFound: no such version;
+  // kInvalidArgument: the version's files were refused; kFailedPrecondition: not allowed now,
+  // e.g. unloading the only served version; kUnavailable: the manager is stopping).
+  using Reply = Result<std::string>;
   using Done = std::function<void(const Reply&)>;
 
   // One row of the repository index (Open Inference Protocol's repository extension).

@@ -627,3 +627,22 @@ TEST_F(RouterTest, OpenApiDocumentDescribesEveryRoute) {
 
 }  // namespace
 }  // namespace vigil::http::test
+
+namespace vigil::http::test {
+namespace {
+
+TEST(ErrorResponse, AStatusAnswersWithTheHttpStatusOfItsCode) {
+  const std::pair<StatusCode, unsigned> cases[] = {
+      {StatusCode::kInvalidArgument, 400u},    {StatusCode::kNotFound, 404u},
+      {StatusCode::kFailedPrecondition, 409u}, {StatusCode::kUnavailable, 503u},
+      {StatusCode::kInternal, 500u},           {StatusCode::kUnknown, 500u}};
+  for (const auto& [code, status] : cases) {
+    const Response res = error_response(Status::Error(code, "why"));
+    EXPECT_EQ(res.result_int(), status) << static_cast<int>(code);
+    EXPECT_EQ(res.body(), "{\"error\":\"why\"}");
+  }
+  EXPECT_EQ(Status::Error("unclassified").code(), StatusCode::kUnknown);
+}
+
+}  // namespace
+}  // namespace vigil::http::test

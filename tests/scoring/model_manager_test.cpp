@@ -80,9 +80,16 @@ class ModelManagerTest : public ::testing::Test {
     return "absent";
   }
 
-  ModelManager::Reply call(bool load, const std::string& version, bool shadow = false) {
-    std::promise<ModelManager::Reply> p;
-    auto done = [&p](const ModelManager::Reply& r) { p.set_value(r); };
+  // An API call's answer: its code and its message (what was done, or why not).
+  struct Answer {
+    StatusCode code;
+    std::string message;
+  };
+  Answer call(bool load, const std::string& version, bool shadow = false) {
+    std::promise<Answer> p;
+    auto done = [&p](const ModelManager::Reply& r) {
+      p.set_value(r.ok() ? Answer{StatusCode::kOk, *r} : Answer{r.status().code(), r.error()});
+    };
     if (load) {
       manager_->load(version, shadow, done);
     } else {
@@ -142,7 +149,7 @@ TEST_F(ModelManagerTest, ABrokenVersionIsRefusedWithItsReasonAndTheServedOneStay
   EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}}), 1.0);
   // The API refuses it too, with the reason, and version 1 stays served.
   auto r = call(true, "3");
-  EXPECT_EQ(r.answer, ModelManager::Answer::kRefused);
+  EXPECT_EQ(r.code, StatusCode::kInvalidArgument);
   EXPECT_NE(r.message.find("cannot load TorchScript model"), std::string::npos) << r.message;
   EXPECT_EQ(served(), "1");
   // A fixed file is picked up.
@@ -157,36 +164,36 @@ TEST_F(ModelManagerTest, TheRepositoryApiRollsBackUnloadsAndShadows) {
   ASSERT_EQ(served(), "2");  // the highest at start-up
 
   auto r = call(true, "1");  // roll back
-  EXPECT_EQ(r.answer, ModelManager::Answer::kOk) << r.message;
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.message;
   EXPECT_EQ(served(), "1");
   std::this_thread::sleep_for(milliseconds(800));  // the watcher does not undo a rollback
   EXPECT_EQ(served(), "1");
   EXPECT_EQ(reason_of("2"), "UNAVAILABLE: unloaded by request");
 
   r = call(false, "");  // the only servable version left
-  EXPECT_EQ(r.answer, ModelManager::Answer::kConflict) << r.message;
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition) << r.message;
   EXPECT_EQ(served(), "1");
 
   r = call(true, "2", /*shadow=*/false);
-  EXPECT_EQ(r.answer, ModelManager::Answer::kOk) << r.message;
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.message;
   EXPECT_EQ(served(), "2");
 
   r = call(true, "1", /*shadow=*/true);
-  EXPECT_EQ(r.answer, ModelManager::Answer::kOk) << r.message;
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.message;
   ASSERT_NE(batcher_->shadow_info(), nullptr);
   EXPECT_EQ(batcher_->shadow_info()->version, "1");
   EXPECT_EQ(reason_of("1"), "READY: shadow");
   r = call(true, "2", /*shadow=*/true);
-  EXPECT_EQ(r.answer, ModelManager::Answer::kConflict) << "the served version as its own shadow";
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition) << "the served version as its own shadow";
 
   r = call(false, "1");
-  EXPECT_EQ(r.answer, ModelManager::Answer::kOk) << r.message;
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.message;
   EXPECT_EQ(batcher_->shadow_info(), nullptr);
   EXPECT_EQ(served(), "2");
 
-  EXPECT_EQ(call(true, "7").answer, ModelManager::Answer::kNotFound);
-  EXPECT_EQ(call(false, "9").answer, ModelManager::Answer::kNotFound);
-  EXPECT_EQ(call(true, "x").answer, ModelManager::Answer::kNotFound);
+  EXPECT_EQ(call(true, "7").code, StatusCode::kNotFound);
+  EXPECT_EQ(call(false, "9").code, StatusCode::kNotFound);
+  EXPECT_EQ(call(true, "x").code, StatusCode::kNotFound);
 }
 
 TEST_F(ModelManagerTest, APinnedVersionIsNeverLeftByItself) {
