@@ -238,6 +238,18 @@ uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reas
   return value_offset;
 }
 
+// A message for the producer over bytes that stay valid until the produce call returns
+// (librdkafka copies them); `opaque` comes back with its delivery report.
+void fill_message(rd_kafka_message_t& m, std::string_view key, std::string_view value,
+                  void* opaque) {
+  std::memset(&m, 0, sizeof m);
+  m.key = const_cast<char*>(key.data());
+  m.key_len = key.size();
+  m.payload = const_cast<char*>(value.data());
+  m.len = value.size();
+  m._private = opaque;
+}
+
 }  // namespace
 
 // Encodes each score once, into the batch's buffer (reused: no allocation in steady state).
@@ -295,16 +307,7 @@ void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batc
   }
   if (!publish) return;
   messages.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    rd_kafka_message_t& m = messages[i];
-    std::memset(&m, 0, sizeof m);
-    const std::string_view k = key(i), v = value(i);
-    m.key = const_cast<char*>(k.data());
-    m.key_len = k.size();
-    m.payload = const_cast<char*>(v.data());
-    m.len = v.size();
-    m._private = &http_marker_;
-  }
+  for (size_t i = 0; i < n; ++i) fill_message(messages[i], key(i), value(i), &http_marker_);
   producer_->produce_best_effort(sinks::Producer::BestEffort::kScores, messages.data(), n);
   stats_.http_score_published(n);
 }
@@ -355,14 +358,8 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
 
   b->messages.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    rd_kafka_message_t& m = b->messages[i];
-    std::memset(&m, 0, sizeof m);
-    const ScoreSlot& s = b->slots[i];
-    m.key = const_cast<char*>(b->bytes.data()) + s.key_offset;
-    m.key_len = s.key_length;
-    m.payload = const_cast<char*>(b->bytes.data()) + s.value_offset;
-    m.len = s.value_length;
-    m._private = &b->slots[i];
+    ScoreSlot& s = b->slots[i];
+    fill_message(b->messages[i], b->key(s), b->value(s), &s);
   }
   // One count more than there are slots: this call's own, dropped once produce_scores has
   // returned. Until then the batch cannot be finished and reused by another worker, even if
@@ -395,12 +392,8 @@ void DeliveryStage::shadow_scored(const std::vector<scoring::ShadowRow>& rows,
   for (size_t i = 0; i < spans.size(); ++i) {
     const uint32_t key = spans[i].first, value = spans[i].second;
     const uint32_t end = i + 1 < spans.size() ? spans[i + 1].first : bytes.size();
-    rd_kafka_message_t& m = messages[i];
-    std::memset(&m, 0, sizeof m);
-    m.key = bytes.data() + key;
-    m.key_len = value - key;
-    m.payload = bytes.data() + value;
-    m.len = end - value;
+    fill_message(messages[i], std::string_view(bytes.data() + key, value - key),
+                 std::string_view(bytes.data() + value, end - value), nullptr);
   }
   producer_->produce_best_effort(sinks::Producer::BestEffort::kShadow, messages.data(),
                                  messages.size());
@@ -621,14 +614,8 @@ void DeliveryStage::retry_main() {
     }
     if (!again.empty()) stats_.produced_again(again.size());
     for (ScoreSlot* s : again) {
-      const Batch* b = s->batch;
       rd_kafka_message_t m;
-      std::memset(&m, 0, sizeof m);
-      m.key = const_cast<char*>(b->bytes.data()) + s->key_offset;
-      m.key_len = s->key_length;
-      m.payload = const_cast<char*>(b->bytes.data()) + s->value_offset;
-      m.len = s->value_length;
-      m._private = s;
+      fill_message(m, s->batch->key(*s), s->batch->value(*s), s);
       producer_->produce_scores(&m, 1);
     }
     for (auto& d : letters) produce_dead_letter(std::move(d));
