@@ -9,8 +9,8 @@
 #include "app/logging.h"
 #include "common/files.h"
 #include "common/thread_name.h"
-#include "http/live_events.h"
 #include "http/server.h"
+#include "live/live_events.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
 #include "sinks/kafka_sink.h"
@@ -184,15 +184,26 @@ Status Service::start_http() {
   deps.shadow_info = [this] { return batcher_->shadow_info(); };
   deps.models = models_.get();
   if (config_.http.max_event_subscribers > 0) {
-    live_ = std::make_unique<http::LiveEvents>(config_.http, registry_,
-                                               [this] { return batcher_->model_info(); });
+    // Typed figures from each component. The update thread starts once http_ is set, and
+    // stop() joins it before any of them goes; the consumer comes later, through consuming_.
+    live::Inputs in;
+    in.consumer = [this] {
+      const consumers::KafkaSource* s = consuming_.load(std::memory_order_acquire);
+      return s ? s->stats().figures() : consumers::KafkaSourceStats::Figures{};
+    };
+    in.scoring = [this] { return batcher_->stats().figures(); };
+    in.queue = queue_.get();
+    in.delivery = [this] { return delivery_->stats().figures(); };
+    in.http = [this] { return http_->stats().figures(); };
+    in.model = [this] { return batcher_->model_info(); };
+    live_ = std::make_unique<live::LiveEvents>(config_.http, std::move(in), registry_);
     batcher_->observe_flagged(live_.get());
-    live_->start();
-    deps.live = live_.get();
+    deps.events = live_.get();
   }
   http_ = std::make_unique<http::HttpServer>(config_.http, std::move(deps));
   Status st = http_->start();
   if (!st.ok()) return st;
+  if (live_) live_->start();
   logger("vigil")->info("HTTP side-port listening on {}:{}", config_.http.address, http_->port());
   return Status::Ok();
 }

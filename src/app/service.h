@@ -35,8 +35,10 @@
 
 namespace vigil::http {
 class HttpServer;
-class LiveEvents;
 }  // namespace vigil::http
+namespace vigil::live {
+class LiveEvents;
+}  // namespace vigil::live
 
 namespace vigil::app {
 
@@ -84,7 +86,7 @@ class Service {
   config::AppConfig config_;
   metrics::Registry registry_;
   // The live view (GET /, /v1/events); the batcher shows it high scores, so it outlives it.
-  std::unique_ptr<http::LiveEvents> live_;
+  std::unique_ptr<live::LiveEvents> live_;
   std::unique_ptr<codec::FeatureSchema> schema_;
   std::unique_ptr<scoring::ModelManager> models_;  // null when a model was injected (tests)
   std::unique_ptr<scoring::ScoringQueue> queue_;

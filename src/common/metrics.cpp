@@ -48,6 +48,19 @@ void Histogram::merge(const Local& local) {
   }
 }
 
+void Histogram::Snapshot::add(const Snapshot& other) {
+  if (upper_bounds.empty() && cumulative_counts.empty()) {
+    *this = other;
+    return;
+  }
+  if (other.upper_bounds != upper_bounds) return;
+  for (size_t i = 0; i < cumulative_counts.size(); ++i) {
+    cumulative_counts[i] += other.cumulative_counts[i];
+  }
+  count += other.count;
+  sum += other.sum;
+}
+
 Histogram::Snapshot Histogram::snapshot() const {
   Snapshot s;
   s.upper_bounds = bounds_;

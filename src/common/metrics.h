@@ -55,6 +55,9 @@ class Histogram {
     std::vector<uint64_t> cumulative_counts;  // one per bound, then +Inf
     uint64_t count = 0;
     double sum = 0.0;
+    // Adds another snapshot of a histogram with the same bounds (series of one family); one
+    // with other bounds is ignored.
+    void add(const Snapshot& other);
   };
   Snapshot snapshot() const;
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }

@@ -112,14 +112,25 @@ void KafkaSourceStats::lag(PartitionId p, int64_t records) {
                             {{"partition", std::to_string(p)}}, value,
                             [value] { return static_cast<double>(value->load()); });
   }
-  it->second->store(records);
+  lag_total_.fetch_add(records - it->second->exchange(records), std::memory_order_relaxed);
 }
 
 void KafkaSourceStats::lag_removed(PartitionId p) {
   auto it = lag_.find(p);
   if (it == lag_.end()) return;
   registry.remove_callbacks(it->second.get());
+  lag_total_.fetch_sub(it->second->load(), std::memory_order_relaxed);
   lag_.erase(it);
+}
+
+KafkaSourceStats::Figures KafkaSourceStats::figures() const {
+  Figures f;
+  f.consumed = consumed_.value();
+  f.assigned_partitions = assigned_partitions_.value();
+  f.paused_partitions = paused_partitions_.value();
+  f.held_partitions = held_partitions_.value();
+  f.lag = lag_total_.load(std::memory_order_relaxed);
+  return f;
 }
 
 std::optional<OffsetReset> parse_offset_reset(std::string_view line) {

@@ -69,6 +69,16 @@ struct KafkaSourceStats {
   // Removes the lag series of a partition that is no longer ours.
   void lag_removed(PartitionId p);
 
+  // What the live view shows of the consumer (src/live). Any thread.
+  struct Figures {
+    uint64_t consumed = 0;  // records consumed since start
+    double assigned_partitions = 0;
+    double paused_partitions = 0;
+    double held_partitions = 0;
+    int64_t lag = 0;  // over every assigned partition
+  };
+  Figures figures() const;
+
   metrics::Registry& registry;
   metrics::Counter& consumed_;
   metrics::Counter& pauses_;
@@ -83,6 +93,7 @@ struct KafkaSourceStats {
   metrics::Counter& untracked_;
   std::map<codec::DecodeError, metrics::Counter*> rejected_;
   std::map<PartitionId, std::unique_ptr<std::atomic<int64_t>>> lag_;  // consumer thread only
+  std::atomic<int64_t> lag_total_{0};                                 // the sum of lag_
 };
 
 class KafkaSource {

@@ -155,10 +155,22 @@ void DeliveryStats::scores_delivered(uint64_t n, const metrics::Histogram::Local
 
 void DeliveryStats::dead_lettered(const std::string& reason) {
   dlq_delivered_.inc();
-  registry_
-      .counter("vigil_kafka_dead_lettered_total",
-               "Records sent to the dead-letter topic, by reason", {{"reason", reason}})
-      .inc();
+  std::lock_guard<std::mutex> lock(dead_letters_mutex_);
+  metrics::Counter*& counter = dead_letters_[reason];
+  if (counter == nullptr) {
+    counter = &registry_.counter("vigil_kafka_dead_lettered_total",
+                                 "Records sent to the dead-letter topic, by reason",
+                                 {{"reason", reason}});
+  }
+  counter->inc();
+}
+
+DeliveryStats::Figures DeliveryStats::figures() const {
+  Figures f;
+  f.end_to_end = end_to_end_.snapshot();
+  std::lock_guard<std::mutex> lock(dead_letters_mutex_);
+  for (const auto& [reason, counter] : dead_letters_) f.dead_letters[reason] = counter->value();
+  return f;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -85,6 +86,13 @@ class DeliveryStats {
   void produce_timed_out() { timeouts_.inc(); }
   void abandoned(uint64_t n) { abandoned_.inc(n); }
 
+  // What the live view shows of delivery (src/live). Any thread.
+  struct Figures {
+    metrics::Histogram::Snapshot end_to_end;       // event time -> score delivered, seconds
+    std::map<std::string, uint64_t> dead_letters;  // by reason, since start
+  };
+  Figures figures() const;
+
   uint64_t dead_letter_failures() const { return dead_letter_failures_.value(); }
   metrics::Histogram& end_to_end() { return end_to_end_; }
 
@@ -104,6 +112,8 @@ class DeliveryStats {
   metrics::Counter& abandoned_;
   metrics::Counter& http_lost_;
   metrics::Histogram& end_to_end_;
+  mutable std::mutex dead_letters_mutex_;  // dead letters are rare: a lock per record is fine
+  std::map<std::string, metrics::Counter*> dead_letters_;  // by reason; guarded
 };
 
 class DeliveryStage final : public scoring::BatchCompletion,

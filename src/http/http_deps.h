@@ -20,7 +20,7 @@ class ScoreLookup;
 
 namespace vigil::http {
 
-class LiveEvents;
+class EventStreams;
 
 // Every pointer is borrowed: the owner keeps them alive until HttpServer::stop() has returned
 // AND the batcher has completed every request (completions of HTTP rows may arrive after the
@@ -47,8 +47,8 @@ struct HttpDeps {
   scoring::ModelManager* models = nullptr;
   // Score lookups from Redis behind GET /v1/scores/{id}; null (no Redis): that route answers 503.
   sinks::ScoreLookup* lookup = nullptr;
-  // The live view behind GET / and GET /v1/events; null: those routes answer 404.
-  LiveEvents* live = nullptr;
+  // The live view behind GET / and GET /v1/events (src/live); null: those routes answer 404.
+  EventStreams* events = nullptr;
 };
 
 }  // namespace vigil::http

@@ -61,4 +61,20 @@ metrics::Counter& HttpStats::counter_of(RouteId route, unsigned status) {
   return *c;
 }
 
+HttpStats::Figures HttpStats::figures() const {
+  Figures f;
+  for (const RouteSeries& route : routes_) {
+    if (const metrics::Histogram* h = route.duration.load(std::memory_order_acquire)) {
+      f.duration.add(h->snapshot());
+    }
+    for (const auto& slot : route.by_status) {
+      if (const metrics::Counter* c = slot.load(std::memory_order_acquire))
+        f.requests += c->value();
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [_, c] : other_statuses_) f.requests += c->value();
+  return f;
+}
+
 }  // namespace vigil::http

@@ -39,6 +39,13 @@ class HttpStats {
   void read_timed_out() { read_timeouts_.inc(); }
   void request_timed_out() { request_timeouts_.inc(); }
 
+  // What the live view shows of the side-port (src/live). Any thread.
+  struct Figures {
+    uint64_t requests = 0;                  // answered since start, every route and status
+    metrics::Histogram::Snapshot duration;  // request read -> response ready, every route
+  };
+  Figures figures() const;
+
   double connections() const { return connections_.value(); }
   uint64_t read_timeouts() const { return read_timeouts_.value(); }
   uint64_t request_timeouts() const { return request_timeouts_.value(); }
@@ -67,7 +74,7 @@ class HttpStats {
   // The registry's lookups take its lock and scan: each series is found once, under mutex_,
   // and kept here.
   std::array<RouteSeries, kRouteCount> routes_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::map<std::pair<RouteId, unsigned>, metrics::Counter*> other_statuses_;  // guarded
 };
 

@@ -17,7 +17,6 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "http/inference_request.h"
-#include "http/live_page.h"
 #include "http/openapi.h"
 #include "http/prometheus_text.h"
 #include "http/responses.h"
@@ -171,10 +170,10 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       return;
     }
     case RouteId::kLivePage:
-      if (deps_.live == nullptr) {
+      if (deps_.events == nullptr) {
         respond(error_response(404, "the live view is off (http.max_event_subscribers = 0)"));
       } else {
-        respond(make_response(200, live_page_html(), "text/html; charset=utf-8"));
+        respond(make_response(200, std::string(deps_.events->page()), "text/html; charset=utf-8"));
       }
       return;
     case RouteId::kEvents: {
@@ -187,8 +186,8 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
         respond(std::move(refusal));
         return;
       }
-      deps_.live->unsubscribe(subscriber);  // nobody would serve it: free its slot
-      break;                                // a bug in the caller: 500 below
+      deps_.events->unsubscribe(subscriber);  // nobody would serve it: free its slot
+      break;                                  // a bug in the caller: 500 below
     }
     case RouteId::kUnmatched:
       break;
@@ -355,10 +354,9 @@ std::shared_ptr<const scoring::ModelInfo> Router::model_for(const RouteMatch& ro
 }
 
 // The gate of both scoring routes: 401 without the bearer token, 503 while shutting down.
-std::shared_ptr<LiveEvents::Subscriber> Router::subscribe_events(const Request& req,
-                                                                 std::function<void()> wake,
-                                                                 Response& refusal) {
-  if (deps_.live == nullptr) {
+std::shared_ptr<EventFeed> Router::subscribe_events(const Request& req, std::function<void()> wake,
+                                                    Response& refusal) {
+  if (deps_.events == nullptr) {
     refusal = error_response(404, "the live view is off (http.max_event_subscribers = 0)");
     return nullptr;
   }
@@ -371,7 +369,7 @@ std::shared_ptr<LiveEvents::Subscriber> Router::subscribe_events(const Request& 
     refusal = error_response(503, "server is shutting down");
     return nullptr;
   }
-  auto subscriber = deps_.live->subscribe(std::move(wake));
+  auto subscriber = deps_.events->subscribe(std::move(wake));
   if (subscriber == nullptr) {
     refusal = error_response(503, "too many event streams open (http.max_event_subscribers = " +
                                       std::to_string(config_.max_event_subscribers) + ")");

@@ -50,9 +50,9 @@
 #include <string_view>
 #include <vector>
 
+#include "http/event_streams.h"
 #include "http/http_config.h"
 #include "http/http_deps.h"
-#include "http/live_events.h"
 #include "http/responses.h"
 #include "http/route.h"
 
@@ -82,9 +82,8 @@ class Router {
   // GET /v1/events: the bearer token (header, or ?access_token= since browsers' EventSource
   // cannot send headers), not shutting down, the live view on, a subscriber slot free. Returns
   // the new stream (woken through `wake`), or null with `refusal` set to the answer to give.
-  std::shared_ptr<LiveEvents::Subscriber> subscribe_events(const Request& req,
-                                                           std::function<void()> wake,
-                                                           Response& refusal);
+  std::shared_ptr<EventFeed> subscribe_events(const Request& req, std::function<void()> wake,
+                                              Response& refusal);
 
  private:
   struct Schema;

@@ -1,49 +1,25 @@
 #include "http/server.h"
 
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <future>
 #include <optional>
 #include <thread>
-#include <unordered_map>
 
 #include "common/files.h"
-#include "common/log.h"
-#include "http/http_stats.h"
-#include "http/live_events.h"
-#include "http/responses.h"
-#include "http/router.h"
+#include "http/connection.h"
+#include "http/event_stream.h"
 
 namespace vigil::http {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
 namespace bhttp = beast::http;
-using tcp = net::ip::tcp;
-using steady = std::chrono::steady_clock;
-// Each io thread runs its own io_context, and a connection lives on one of them: its handlers
-// never run concurrently, so there are no strands, and executors are plain pointers (no
-// type-erased, reference-counted copies per operation).
-using Executor = net::io_context::executor_type;
-using Socket = net::basic_stream_socket<tcp, Executor>;
-using Stream = beast::basic_stream<tcp, Executor>;
-using Timer = net::basic_waitable_timer<steady, net::wait_traits<steady>, Executor>;
 
 namespace {
 
 constexpr size_t kHeaderLimit = 16 * 1024;  // request line + headers
-constexpr size_t kReadChunk = 4096;
 // What a connection buffers before parsing, at most. Beast's parser takes body bytes out of the
 // buffer as they come (into the body, capped by http.max_body_bytes), but waits for a whole
 // chunk-size line (with its extensions) or a whole trailer section in the buffer, and bounds
@@ -57,56 +33,6 @@ constexpr size_t kMaxBufferedBytes = kHeaderLimit + kReadChunk;
 constexpr std::chrono::milliseconds kLingerTime{500};
 constexpr size_t kLingerBytes = 256 * 1024;
 constexpr std::chrono::milliseconds kForcedCloseWait{500};
-constexpr int kStreamSendBuffer = 64 * 1024;  // SO_SNDBUF of an event stream
-
-class Session;
-
-// Hands answers from scoring worker threads (and event-stream wake-ups) to one io thread's
-// connections. A worker appends under a short lock; only the first item since the io thread last
-// drained posts to the io_context, so the answers a batch completes for this thread cost one
-// hand-off (one wake-up), not one each. Before open() and after close() it drops everything, so
-// nothing is posted to an io_context that is gone. Completions hold a shared_ptr to it (never an
-// executor, which must not outlive its io_context).
-class Inbox : public std::enable_shared_from_this<Inbox> {
- public:
-  void open(net::io_context& ioc) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ioc_ = &ioc;
-  }
-  void close() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ioc_ = nullptr;
-    items_.clear();
-  }
-  // Request `seq` of `session` is answered `res` (any thread).
-  void answer(std::weak_ptr<Session> session, uint64_t seq, Response res) {
-    put(Item{std::move(session), seq, std::move(res)});
-  }
-  // The event stream of `session` has a frame to write (any thread).
-  void wake(std::weak_ptr<Session> session) { put(Item{std::move(session), 0, std::nullopt}); }
-
- private:
-  struct Item {
-    std::weak_ptr<Session> session;
-    uint64_t seq = 0;
-    std::optional<Response> res;  // none: a wake-up
-  };
-  void put(Item item) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (ioc_ == nullptr) return;
-    items_.push_back(std::move(item));
-    if (scheduled_) return;
-    scheduled_ = true;
-    net::post(*ioc_, [self = shared_from_this()] { self->drain(); });
-  }
-  void drain();  // on the io thread; after Session
-
-  std::mutex mutex_;
-  net::io_context* ioc_ = nullptr;  // guarded by mutex_
-  std::vector<Item> items_;         // guarded by mutex_
-  bool scheduled_ = false;          // guarded by mutex_: a drain is posted and has not swapped
-  std::vector<Item> draining_;      // io thread only
-};
 
 // One io thread: its io_context, run by it alone, and the inbox of its connections.
 struct IoThread {
@@ -116,73 +42,6 @@ struct IoThread {
   std::thread thread;
 };
 
-// What connections share; owned by HttpServer::Impl and outliving every Session (sessions
-// die on the io threads or, at the latest, while the io_context is destroyed).
-struct ServerCore {
-  ServerCore(const HttpConfig& c, HttpDeps deps)
-      : config(c),
-        log(logger("http")),
-        stats(*deps.registry),
-        live(deps.live),
-        router(c, std::move(deps)) {}
-
-  const HttpConfig config;
-  const std::shared_ptr<spdlog::logger> log;
-  HttpStats stats;
-  LiveEvents* const live;  // null: no live view
-  Router router;
-
-  struct Entry {
-    std::weak_ptr<Session> session;
-    Executor executor;  // the connection's io thread
-    steady::time_point accepted;
-    bool awaiting_header = true;  // no whole request header read yet: may be displaced
-    bool displaced = false;       // picked to make room; its close is on its way
-  };
-  std::mutex sessions_mutex;
-  std::condition_variable sessions_cv;
-  std::unordered_map<const Session*, Entry> sessions;  // guarded by sessions_mutex
-  size_t displacing = 0;  // entries displaced and not yet removed; guarded by sessions_mutex
-
-  size_t session_count() {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    return sessions.size();
-  }
-  void remove(const Session* s) {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    auto it = sessions.find(s);
-    if (it == sessions.end()) return;
-    if (it->second.displaced) --displacing;
-    sessions.erase(it);
-    sessions_cv.notify_all();
-  }
-  // The connection has sent a whole request header: it is no longer displaced at the cap.
-  void header_received(const Session* s) {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    if (auto it = sessions.find(s); it != sessions.end()) it->second.awaiting_header = false;
-  }
-  // Whether a new connection may be admitted under http.max_connections. At the cap the oldest
-  // connection still waiting for its first whole header is picked and returned in `displace`
-  // (the caller closes it on its io thread); when every connection has sent one, false. The
-  // displaced one counts as gone from here on, so connections stay within the cap plus the
-  // closes still on their way. O(connections) per admission at the cap, which a flood at the cap
-  // pays per accept: 1,024 entries scanned, microseconds, against a TCP handshake.
-  bool admit(std::optional<Entry>& displace) {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    if (sessions.size() - displacing < config.max_connections) return true;
-    Entry* oldest = nullptr;
-    for (auto& [_, e] : sessions) {
-      if (e.awaiting_header && !e.displaced && (oldest == nullptr || e.accepted < oldest->accepted))
-        oldest = &e;
-    }
-    if (oldest == nullptr) return false;
-    oldest->displaced = true;
-    ++displacing;
-    displace = *oldest;
-    return true;
-  }
-};
-
 bool is_http_parse_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();
 }
@@ -190,7 +49,7 @@ bool is_http_parse_error(const beast::error_code& ec) {
 // One connection, on one io thread. It is kept alive by the operations and the timer it has
 // pending, never by scoring completions (they hold a weak_ptr and come in through its thread's
 // Inbox), so it can die while its requests are still being scored.
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public Connection {
  public:
   Session(Socket&& socket, ServerCore& core, std::shared_ptr<Inbox> inbox)
       : core_(core),
@@ -200,36 +59,37 @@ class Session : public std::enable_shared_from_this<Session> {
         header_deadline_(steady::now() + core_.config.header_timeout) {
     core_.stats.connection_opened();
   }
-  ~Session() {
-    if (subscriber_) core_.live->unsubscribe(subscriber_);
-    core_.stats.connection_closed();
+  ~Session() override {
+    if (!handed_over_) core_.stats.connection_closed();  // else the event stream counts it
     core_.remove(this);
   }
 
-  Executor executor() { return stream_.get_executor(); }
+  Executor executor() override { return executor_; }
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->maybe_read(); });
+    net::dispatch(executor_, [self = self()] { self->maybe_read(); });
   }
 
   // Server stop, phase 1: read nothing more, answer what was read (the last answer says
-  // Connection: close), then close. On the io thread.
-  void shutdown_gracefully() {
-    if (subscriber_) {  // an event stream ends with a last frame saying why
-      subscriber_->end("vigil is shutting down");
-      pump();
-      return;
-    }
+  // Connection: close), then close. An event stream not started yet is ended (its last frame
+  // says why); one started already is told too.
+  void shutdown_gracefully() override {
+    if (auto stream = handed_to_.lock()) return stream->shutdown_gracefully();
+    if (pending_stream_) pending_stream_->shutdown_gracefully();
     no_more_requests_ = true;
     if (reading_ && !writing_) cancel_read();
     if (!reading_ && !writing_ && slots_.empty()) close();
   }
 
-  // Server stop, phase 2; or displaced at http.max_connections. On the io thread.
-  void force_close() { close(); }
+  void force_close() override {
+    if (auto stream = handed_to_.lock()) return stream->force_close();
+    close();
+  }
+
+  void answer(uint64_t seq, Response res) override { fill(seq, std::move(res)); }
 
   // Records the answer to request `seq` unless it has one already (a late completion after
-  // the deadline), then writes what can be written in order. On the io thread.
+  // the deadline), then writes what can be written in order.
   void fill(uint64_t seq, Response res) {
     Slot* s = find(seq);
     if (s == nullptr || s->response) return;
@@ -238,14 +98,9 @@ class Session : public std::enable_shared_from_this<Session> {
     flush();
   }
 
-  // Writes the event stream's next frame, if any; closes once it is finished.
-  void pump() {
-    if (!streaming_ || writing_ || closed_) return;
-    if (subscriber_->take(frame_)) return write_frame();
-    if (subscriber_->finished()) close();  // the client sends nothing more: no linger
-  }
-
  private:
+  std::shared_ptr<Session> self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+
   // A request read and not yet answered, in arrival order.
   struct Slot {
     uint64_t seq = 0;
@@ -274,9 +129,8 @@ class Session : public std::enable_shared_from_this<Session> {
       } else {
         stream_.expires_at(header_deadline_);
       }
-      stream_.async_read_some(
-          buffer_.prepare(kReadChunk),
-          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+      stream_.async_read_some(buffer_.prepare(kReadChunk),
+                              beast::bind_front_handler(&Session::on_first_bytes, self()));
     } else {
       read_header();
     }
@@ -300,7 +154,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request_deadline_ = now + core_.config.read_timeout;
     stream_.expires_at(std::min(header_deadline_, request_deadline_));
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
+                             beast::bind_front_handler(&Session::on_header, self()));
   }
 
   void on_header(beast::error_code ec, size_t) {
@@ -315,7 +169,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_done()) return on_request();
     stream_.expires_at(request_deadline_);
     bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::on_body, shared_from_this()));
+                      beast::bind_front_handler(&Session::on_body, self()));
   }
 
   void on_body(beast::error_code ec, size_t) {
@@ -421,7 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void arm_deadline(steady::time_point at) {
     deadline_armed_ = true;
     deadline_timer_.expires_at(at);
-    deadline_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    deadline_timer_.async_wait([self = self()](beast::error_code ec) {
       self->deadline_armed_ = false;
       if (!ec && !self->closed_) self->on_deadlines();
     });
@@ -458,8 +312,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.prepare_payload();
     writing_ = true;
     stream_.expires_after(core_.config.read_timeout);
-    bhttp::async_write(stream_, res,
-                       beast::bind_front_handler(&Session::on_write, shared_from_this()));
+    bhttp::async_write(stream_, res, beast::bind_front_handler(&Session::on_write, self()));
   }
 
   void on_write(beast::error_code ec, size_t) {
@@ -477,20 +330,18 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // -- event streams (GET /v1/events) ---------------------------------------------------------
-  // The stream is the connection's last answer: nothing more is read; it starts once the
-  // answers before it are written, then writes each frame its subscriber takes (one write at a
-  // time, each within http.read_timeout_ms: a client that stops reading is cut off) until the
-  // subscriber is finished or the client goes away.
+  // The stream is the connection's last answer: nothing more is read. Once the answers before
+  // it are written, the EventStream takes the socket over and this session ends.
 
   void open_stream(uint64_t seq, const Request& req) {
+    auto stream = std::make_shared<EventStream>(core_, inbox_, executor_);
     Response refusal;
-    auto wake = [inbox = inbox_, weak = weak_from_this()] { inbox->wake(weak); };
-    subscriber_ = core_.router.subscribe_events(req, std::move(wake), refusal);
-    if (!subscriber_) {
+    if (!stream->subscribe(req, refusal)) {
       fill(seq, std::move(refusal));
       maybe_read();
       return;
     }
+    pending_stream_ = std::move(stream);
     no_more_requests_ = true;
     find(seq)->stream = true;  // a stream has no request timeout
     flush();
@@ -500,39 +351,12 @@ class Session : public std::enable_shared_from_this<Session> {
     const Slot& s = slots_.front();
     core_.stats.request_answered(s.route, 200, steady::now() - s.started);
     slots_.pop_front();  // the last slot: nothing was read after it
-    streaming_ = true;
-    // Frames are a few KiB: a small kernel buffer bounds what a stalled client pins there,
-    // and lets its mailbox (not the kernel) absorb the backlog, so it is told what it lost.
-    beast::error_code ignored;
-    stream_.socket().set_option(net::socket_base::send_buffer_size(kStreamSendBuffer), ignored);
-    frame_ = std::string("HTTP/1.1 200 OK\r\nServer: ") + server_version() +
-             "\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-             "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
-    write_frame();
-    watch_peer();
-  }
-
-  void write_frame() {
-    writing_ = true;
-    stream_.expires_after(core_.config.read_timeout);
-    net::async_write(stream_, net::buffer(frame_),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->writing_ = false;
-                       if (ec) return self->close();
-                       self->stream_.expires_never();
-                       self->pump();
-                     });
-  }
-
-  // Reads (and drops) what the client sends, on the bare socket (outside the stream's write
-  // timeout), to see it go away.
-  void watch_peer() {
-    buffer_.consume(buffer_.size());  // nothing more is parsed; prepare() must fit the cap
-    stream_.socket().async_read_some(buffer_.prepare(kReadChunk),
-                                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                                       if (ec) return self->close();
-                                       self->watch_peer();
-                                     });
+    handed_over_ = true;
+    closed_ = true;  // nothing is pending on stream_: no read (the last request is read), no
+    deadline_timer_.cancel();  // write (flush() found none), and this timer is cancelled
+    std::shared_ptr<EventStream> stream = std::move(pending_stream_);
+    handed_to_ = stream;
+    stream->start(std::move(stream_));
   }
 
   // -- closing -------------------------------------------------------------------------------
@@ -549,7 +373,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void linger_read() {
     buffer_.consume(buffer_.size());
     stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            [self = self()](beast::error_code ec, size_t n) {
                               self->linger_bytes_ += n;
                               if (ec || self->linger_bytes_ > kLingerBytes) return self->close();
                               self->linger_read();
@@ -560,7 +384,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     closed_ = true;
     no_more_requests_ = true;
-    if (subscriber_) core_.live->unsubscribe(subscriber_);
+    pending_stream_.reset();   // not started: unsubscribes
     deadline_timer_.cancel();  // releases this session
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -570,6 +394,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ServerCore& core_;
   const std::shared_ptr<Inbox> inbox_;  // of this connection's io thread
   Stream stream_;
+  const Executor executor_ = stream_.get_executor();
   Timer deadline_timer_;  // http.request_timeout of the oldest unanswered request
   bool deadline_armed_ = false;
   steady::time_point header_deadline_;   // of the request being read (or the first one)
@@ -584,28 +409,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool no_more_requests_ = false;  // client closed, asked to close, an error, or server stop
   bool closed_ = false;
   size_t linger_bytes_ = 0;
-  std::shared_ptr<LiveEvents::Subscriber> subscriber_;  // GET /v1/events admitted
-  bool streaming_ = false;  // its header is written: the connection only streams now
-  std::string frame_;       // the frame being written
+  std::shared_ptr<EventStream> pending_stream_;  // GET /v1/events admitted, not started
+  std::weak_ptr<EventStream> handed_to_;         // started: it has the socket now
+  bool handed_over_ = false;
 };
-
-void Inbox::drain() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    draining_.swap(items_);
-    scheduled_ = false;
-  }
-  for (Item& item : draining_) {
-    if (auto session = item.session.lock()) {
-      if (item.res) {
-        session->fill(item.seq, std::move(*item.res));
-      } else {
-        session->pump();
-      }
-    }
-  }
-  draining_.clear();
-}
 
 Status write_port_file(const std::string& path, uint16_t port) {
   Status st = write_file_atomically(path, std::to_string(port) + "\n");
@@ -658,18 +465,14 @@ struct HttpServer::Impl {
     }
     if (displace) {
       core.stats.connection_displaced();
-      net::post(displace->executor, [w = displace->session] {
-        if (auto s = w.lock()) s->force_close();
+      net::post(displace->executor, [w = displace->connection] {
+        if (auto c = w.lock()) c->force_close();
       });
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(std::move(socket), core, target.inbox);
-    {
-      std::lock_guard<std::mutex> lock(core.sessions_mutex);
-      core.sessions.insert_or_assign(
-          session.get(), ServerCore::Entry{session, session->executor(), steady::now()});
-    }
+    core.add(session, /*awaiting_header=*/true);
     session->start();
   }
 
@@ -689,8 +492,8 @@ struct HttpServer::Impl {
   size_t for_each_session(Fn fn) {
     std::lock_guard<std::mutex> lock(core.sessions_mutex);
     for (auto& [_, entry] : core.sessions) {
-      net::post(entry.executor, [w = entry.session, fn] {
-        if (auto s = w.lock()) fn(*s);
+      net::post(entry.executor, [w = entry.connection, fn] {
+        if (auto c = w.lock()) fn(*c);
       });
     }
     return core.sessions.size();
@@ -785,12 +588,12 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   acceptor_closed.get_future().wait();
 
   // Graceful: connections answer what they have read, then close.
-  const size_t open = m.for_each_session([](Session& s) { s.shutdown_gracefully(); });
+  const size_t open = m.for_each_session([](Connection& c) { c.shutdown_gracefully(); });
   bool drained = m.wait_sessions_gone(steady::now() + grace);
   if (!drained) {
     m.core.log->warn("http: {} of {} connections still open after {} ms, closing them",
                      m.core.session_count(), open, grace.count());
-    m.for_each_session([](Session& s) { s.force_close(); });
+    m.for_each_session([](Connection& c) { c.force_close(); });
     drained = m.wait_sessions_gone(steady::now() + kForcedCloseWait);
   }
 

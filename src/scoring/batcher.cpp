@@ -126,6 +126,14 @@ ScoringStats::ScoringStats(metrics::Registry& r)
                       "Time of one batch's forward and backward pass for reason codes",
                       metrics::latency_buckets_seconds())) {}
 
+ScoringStats::Figures ScoringStats::figures() const {
+  Figures f;
+  f.scored_kafka = scored_kafka_.value();
+  f.scored_http = scored_http_.value();
+  f.batch_size = batch_size_.snapshot();
+  return f;
+}
+
 void ScoringStats::shadow_scored(size_t rows, size_t agree, microseconds compute,
                                  const metrics::Histogram::Local& differences) {
   shadow_rows_.inc(rows);

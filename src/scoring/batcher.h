@@ -112,6 +112,14 @@ class ScoringStats {
   void explained(size_t rows, std::chrono::microseconds compute);
   metrics::Histogram& shadow_difference_histogram() { return shadow_difference_; }
 
+  // What the live view shows of scoring (src/live). Any thread.
+  struct Figures {
+    uint64_t scored_kafka = 0;
+    uint64_t scored_http = 0;
+    metrics::Histogram::Snapshot batch_size;  // rows per forward pass
+  };
+  Figures figures() const;
+
   uint64_t scored() const { return scored_kafka_.value() + scored_http_.value(); }
   uint64_t failed_model() const { return failed_model_.value(); }
   uint64_t failed_shutdown() const { return failed_shutdown_.value(); }

@@ -7,14 +7,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/read_until.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
+#include "http/event_streams.h"
 #include "http/http_stats.h"
 #include "http/http_test_util.h"
-#include "http/live_events.h"
 #include "http/prometheus_text.h"
 #include "scoring/model_manager.h"
 #include "support/http_client.h"
@@ -706,6 +708,54 @@ TEST(HttpServer, RepositoryRoutesTakeOnlyTheAdminToken) {
             200u);
 }
 
+// The live view as the server sees it: a page and feeds that hold one frame (src/live is tested
+// on its own, and end to end in tests/integration/live_view_test.cpp).
+class OneFrameFeed final : public EventFeed {
+ public:
+  bool take(std::string& frame) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (frames_.empty()) return false;
+    frame = frames_.front();
+    frames_.erase(frames_.begin());
+    return true;
+  }
+  bool finished() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ended_ && frames_.empty();
+  }
+  void end(const std::string& why) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!std::exchange(ended_, true)) frames_.push_back("event: end\ndata: " + why + "\n\n");
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> frames_{"retry: 2000\n\n"};
+  bool ended_ = false;
+};
+
+class FakeEventStreams final : public EventStreams {
+ public:
+  std::shared_ptr<EventFeed> subscribe(std::function<void()>) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    feeds_.push_back(std::make_shared<OneFrameFeed>());
+    return feeds_.back();
+  }
+  void unsubscribe(const std::shared_ptr<EventFeed>& feed) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    feeds_.erase(std::remove(feeds_.begin(), feeds_.end(), feed), feeds_.end());
+  }
+  std::string_view page() const override { return "<!doctype html><title>live</title>"; }
+  size_t open() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return feeds_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<EventFeed>> feeds_;
+};
+
 // Sends GET `target` on a new connection and returns the response's status line and headers
 // (the live stream never ends, so its body is not read).
 std::string response_head(uint16_t port, const std::string& target) {
@@ -722,8 +772,8 @@ TEST(HttpServer, TheLiveStreamTakesABase64TokenFromThePageQueryString) {
   ScoringStack stack;
   HttpConfig c = test_config();
   c.auth_token = "Ab+/cd==";  // base64: '+', '/' and '='
-  LiveEvents live(c, stack.registry, [] { return nullptr; });
-  CustomServer s(c, stack, [&](HttpDeps& d) { d.live = &live; });
+  FakeEventStreams live;
+  CustomServer s(c, stack, [&](HttpDeps& d) { d.events = &live; });
   // What the live page sends: encodeURIComponent(token).
   EXPECT_EQ(response_head(s.port(), "/v1/events?access_token=Ab%2B%2Fcd%3D%3D").substr(0, 15),
             "HTTP/1.1 200 OK");
@@ -741,7 +791,35 @@ TEST(HttpServer, TheLiveStreamTakesABase64TokenFromThePageQueryString) {
                             {{"Authorization", "Bearer Ab+/cd=="}});
   EXPECT_EQ(res.result_int(), 422u) << res.body();  // the fake model has no baseline: asked
   EXPECT_NE(error_of(res).find("no baseline"), std::string::npos) << res.body();
-  live.stop();
+}
+
+// The stream is handed from the connection that read its request to an EventStream: the
+// answers pipelined before it are written first, then the stream's header and frames; a
+// graceful stop ends it with its feed's last frame, and the feed is released.
+TEST(HttpServer, AnEventStreamFollowsThePipelinedAnswersAndEndsWithItsLastFrameOnStop) {
+  ScoringStack stack;
+  FakeEventStreams live;
+  CustomServer s(test_config(), stack, [&](HttpDeps& d) { d.events = &live; });
+  HttpClient client(s.port(), milliseconds(3000));
+  ASSERT_FALSE(
+      client.write_raw("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string got;
+  boost::system::error_code ec;
+  boost::asio::read_until(client.stream().socket(), boost::asio::dynamic_buffer(got),
+                          "retry: 2000\n\n", ec);
+  ASSERT_FALSE(ec) << ec.message() << ": " << got;
+  const size_t health = got.find("HTTP/1.1 200 OK");
+  const size_t stream = got.find("Content-Type: text/event-stream");
+  ASSERT_NE(health, std::string::npos) << got;
+  ASSERT_NE(stream, std::string::npos) << got;
+  EXPECT_LT(health, stream) << "the answer read first is written first";
+  EXPECT_EQ(live.open(), 1u);
+  s.server->stop(milliseconds(2000));
+  boost::asio::read_until(client.stream().socket(), boost::asio::dynamic_buffer(got),
+                          "event: end\ndata: vigil is shutting down\n\n", ec);
+  EXPECT_FALSE(ec) << ec.message() << ": " << got;
+  EXPECT_EQ(live.open(), 0u) << "the stream's feed is released once it ended";
 }
 
 TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
@@ -754,7 +832,7 @@ TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
   HttpConfig c = test_config();
   c.auth_token = "tok";
   auto model_info = [served]() -> std::shared_ptr<const scoring::ModelInfo> { return served; };
-  LiveEvents live(c, stack.registry, model_info);
+  FakeEventStreams live;
   scoring::ModelManager models(
       fake_repository_config(), 64,
       [](const scoring::ModelInfo&) -> Result<std::shared_ptr<scoring::Model>> {
@@ -764,7 +842,7 @@ TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
   CustomServer s(c, stack, [&](HttpDeps& d) {
     d.model_info = model_info;
     d.shadow_info = [shadow]() -> std::shared_ptr<const scoring::ModelInfo> { return shadow; };
-    d.live = &live;
+    d.events = &live;
     d.models = &models;
   });
   HttpClient client(s.port());
@@ -776,13 +854,10 @@ TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
     EXPECT_EQ(res.result_int(), 200u) << target << ": " << res.body();
     EXPECT_EQ(res.body().find("secret-models"), std::string::npos) << target << ": " << res.body();
   }
-  // What the live stream sends.
-  EXPECT_EQ(live.publish_update().find("secret-models"), std::string::npos);
   // GET /v2 lists the repository extension it serves.
   auto v2 = parse_json(client.request(verb::get, "/v2").body());
   ASSERT_EQ(v2.at("extensions").as_array().size(), 1u);
   EXPECT_EQ(v2.at("extensions").as_array()[0].as_string(), "model_repository");
-  live.stop();
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "http/live_events.h"
+#include "live/live_events.h"
 
 #include <algorithm>
 #include <charconv>
@@ -9,8 +9,9 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "common/thread_name.h"
+#include "live/live_page.h"
 
-namespace vigil::http {
+namespace vigil::live {
 
 namespace {
 
@@ -63,26 +64,6 @@ std::string frame(std::string_view event, std::string_view data) {
   return f;
 }
 
-// "family|k=v|k2=v2" (just "family|" without labels): never equal to a family's own key.
-std::string series_key(const std::string& family, const metrics::Labels& labels) {
-  std::string key = family;
-  key += '|';
-  for (const auto& [k, v] : labels) {
-    if (key.back() != '|') key += '|';
-    key += k;
-    key += '=';
-    key += v;
-  }
-  return key;
-}
-
-std::string label_of(const metrics::Labels& labels, std::string_view name) {
-  for (const auto& [k, v] : labels) {
-    if (k == name) return v;
-  }
-  return "";
-}
-
 // Bucket counts (not cumulative) of one histogram summed over its series.
 struct Buckets {
   std::vector<double> bounds;
@@ -90,7 +71,11 @@ struct Buckets {
   uint64_t count = 0;
   double sum = 0.0;
 
+  Buckets() = default;
+  explicit Buckets(const metrics::Histogram::Snapshot& s) { add(s); }
+
   void add(const metrics::Histogram::Snapshot& s) {
+    if (s.upper_bounds.empty()) return;
     if (bounds.empty()) {
       bounds = s.upper_bounds;
       counts.assign(s.cumulative_counts.size(), 0);
@@ -204,17 +189,22 @@ void LiveEvents::Subscriber::post(std::shared_ptr<const std::string> f,
 // ---------------------------------------------------------------------------------------------
 // LiveEvents
 
+// The inputs' totals at one update, for the next one's rates and intervals.
 struct LiveEvents::Previous {
   steady::time_point at;
-  std::map<std::string, double> counters;  // series_key -> value
-  std::map<std::string, Buckets> histograms;
+  uint64_t consumed = 0;
+  uint64_t scored_kafka = 0;
+  uint64_t scored_http = 0;
+  uint64_t http_requests = 0;
+  std::map<std::string, uint64_t> dead_letters;  // by reason
+  Buckets end_to_end;
+  Buckets http_duration;
+  Buckets batch_size;
 };
 
-LiveEvents::LiveEvents(const HttpConfig& config, metrics::Registry& registry,
-                       std::function<std::shared_ptr<const scoring::ModelInfo>()> model_info)
+LiveEvents::LiveEvents(const http::HttpConfig& config, Inputs inputs, metrics::Registry& registry)
     : config_(config),
-      registry_(registry),
-      model_info_(std::move(model_info)),
+      inputs_(std::move(inputs)),
       subscriber_gauge_(
           registry.gauge("vigil_http_event_subscribers", "Open /v1/events streams (live view)")),
       updates_dropped_(registry.counter(
@@ -264,7 +254,7 @@ void LiveEvents::run() {
   }
 }
 
-std::shared_ptr<LiveEvents::Subscriber> LiveEvents::subscribe(std::function<void()> wake) {
+std::shared_ptr<http::EventFeed> LiveEvents::subscribe(std::function<void()> wake) {
   auto s = std::make_shared<Subscriber>(std::move(wake));
   std::lock_guard<std::mutex> lock(subscribers_mutex_);
   if (stopped_ || subscribers_.size() >= config_.max_event_subscribers) return nullptr;
@@ -281,11 +271,16 @@ std::shared_ptr<LiveEvents::Subscriber> LiveEvents::subscribe(std::function<void
   return s;
 }
 
-void LiveEvents::unsubscribe(const std::shared_ptr<Subscriber>& subscriber) {
+void LiveEvents::unsubscribe(const std::shared_ptr<http::EventFeed>& subscriber) {
   std::lock_guard<std::mutex> lock(subscribers_mutex_);
-  subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), subscriber),
+  subscribers_.erase(std::remove_if(subscribers_.begin(), subscribers_.end(),
+                                    [&](const auto& s) { return s.get() == subscriber.get(); }),
                      subscribers_.end());
   subscriber_gauge_.set(static_cast<double>(subscribers_.size()));
+}
+
+std::string_view LiveEvents::page() const {
+  return live_page_html();
 }
 
 size_t LiveEvents::subscribers() const {
@@ -353,53 +348,43 @@ void LiveEvents::append_high_scores(std::string& out) {
   out += ']';
 }
 
-// One update from a registry snapshot and the previous one. Families it does not find (Kafka
-// off, no Redis) are reported as 0 or left out.
+// One update from the inputs and the previous update's totals.
 std::string LiveEvents::build_update() {
   std::lock_guard<std::mutex> build_lock(build_mutex_);
   const steady::time_point now = steady::now();
   auto current = std::make_unique<Previous>();
   current->at = now;
-  std::map<std::string, double> gauges;        // family -> sum over its series
-  std::map<std::string, double> dead_letters;  // reason -> total
-  for (const metrics::FamilySnapshot& f : registry_.collect()) {
-    for (const metrics::SeriesSnapshot& s : f.series) {
-      switch (f.type) {
-        case metrics::Type::kCounter:
-          current->counters[series_key(f.name, s.labels)] = s.value;
-          current->counters[f.name] += s.value;
-          if (f.name == "vigil_kafka_dead_lettered_total")
-            dead_letters[label_of(s.labels, "reason")] += s.value;
-          break;
-        case metrics::Type::kGauge:
-          gauges[f.name] += s.value;
-          break;
-        case metrics::Type::kHistogram:
-          current->histograms[f.name].add(s.histogram);
-          break;
-      }
-    }
+  consumers::KafkaSourceStats::Figures consumer;
+  if (inputs_.consumer) consumer = inputs_.consumer();
+  current->consumed = consumer.consumed;
+  if (inputs_.scoring) {
+    const scoring::ScoringStats::Figures scoring = inputs_.scoring();
+    current->scored_kafka = scoring.scored_kafka;
+    current->scored_http = scoring.scored_http;
+    current->batch_size = Buckets(scoring.batch_size);
   }
+  if (inputs_.delivery) {
+    delivery::DeliveryStats::Figures delivery = inputs_.delivery();
+    current->end_to_end = Buckets(delivery.end_to_end);
+    current->dead_letters = std::move(delivery.dead_letters);
+  }
+  if (inputs_.http) {
+    const http::HttpStats::Figures http = inputs_.http();
+    current->http_requests = http.requests;
+    current->http_duration = Buckets(http.duration);
+  }
+
   const Previous* before = previous_.get();
   const double seconds = before ? std::chrono::duration<double>(now - before->at).count() : 0.0;
-  auto rate = [&](const std::string& key) {
+  auto rate = [&](uint64_t Previous::*total) {
     if (before == nullptr || seconds <= 0.0) return 0.0;
-    const auto it = before->counters.find(key);
-    const double was = it == before->counters.end() ? 0.0 : it->second;
-    const auto is = current->counters.find(key);
-    const double now_value = is == current->counters.end() ? 0.0 : is->second;
-    return std::max(0.0, now_value - was) / seconds;
+    const uint64_t is = (*current).*total;
+    const uint64_t was = (*before).*total;
+    return is > was ? static_cast<double>(is - was) / seconds : 0.0;
   };
-  auto interval = [&](const std::string& family) {
-    const auto it = current->histograms.find(family);
-    if (it == current->histograms.end()) return Buckets{};
-    if (before == nullptr) return it->second;
-    const auto was = before->histograms.find(family);
-    return was == before->histograms.end() ? it->second : it->second.since(was->second);
-  };
-  auto gauge = [&](const std::string& family) {
-    const auto it = gauges.find(family);
-    return it == gauges.end() ? 0.0 : it->second;
+  auto interval = [&](Buckets Previous::*histogram) {
+    const Buckets& is = (*current).*histogram;
+    return before == nullptr ? is : is.since((*before).*histogram);
   };
   auto latency = [&](std::string& out, const char* name, const Buckets& b) {
     out += '"';
@@ -417,43 +402,55 @@ std::string LiveEvents::build_update() {
   out.reserve(2048);
   out += R"({"at_ms":)";
   append_number(out, wall_clock_ms());
+  const double scored_kafka = rate(&Previous::scored_kafka);
+  const double scored_http = rate(&Previous::scored_http);
   append_figures(out, {{"interval_s", seconds, 3},
-                       {"events_in_per_s", rate("vigil_kafka_consumed_total"), 1},
-                       {"scored_per_s", rate("vigil_requests_scored_total"), 1},
-                       {"scored_kafka_per_s", rate("vigil_requests_scored_total|origin=kafka"), 1},
-                       {"scored_http_per_s", rate("vigil_requests_scored_total|origin=http"), 1},
-                       {"http_requests_per_s", rate("vigil_http_requests_total"), 1},
-                       {"scored_total", current->counters["vigil_requests_scored_total"], 0}});
+                       {"events_in_per_s", rate(&Previous::consumed), 1},
+                       {"scored_per_s", scored_kafka + scored_http, 1},
+                       {"scored_kafka_per_s", scored_kafka, 1},
+                       {"scored_http_per_s", scored_http, 1},
+                       {"http_requests_per_s", rate(&Previous::http_requests), 1},
+                       {"scored_total",
+                        static_cast<double>(current->scored_kafka + current->scored_http), 0}});
   out += ',';
-  latency(out, "end_to_end_ms", interval("vigil_end_to_end_seconds"));
+  latency(out, "end_to_end_ms", interval(&Previous::end_to_end));
   out += ',';
-  latency(out, "http_ms", interval("vigil_http_request_duration_seconds"));
-  const Buckets batches = interval("vigil_batch_size");
+  latency(out, "http_ms", interval(&Previous::http_duration));
+  const Buckets batches = interval(&Previous::batch_size);
   const double mean_batch = batches.count ? batches.sum / static_cast<double>(batches.count) : 0.0;
   append_object(
       out, "batch_size",
       {{"mean", mean_batch, 1}, {"p99", batches.count ? batches.quantile(0.99) : 0.0, 0}});
-  append_object(
-      out, "queue",
-      {{"depth", gauge("vigil_queue_depth"), 0}, {"capacity", gauge("vigil_queue_capacity"), 0}});
+  const scoring::ScoringQueue* queue = inputs_.queue;
+  append_object(out, "queue",
+                {{"depth", queue ? static_cast<double>(queue->depth()) : 0.0, 0},
+                 {"capacity", queue ? static_cast<double>(queue->capacity()) : 0.0, 0}});
   append_object(out, "partitions",
-                {{"assigned", gauge("vigil_kafka_assigned_partitions"), 0},
-                 {"paused", gauge("vigil_kafka_paused_partitions"), 0},
-                 {"held", gauge("vigil_kafka_held_partitions"), 0}});
-  append_figures(out, {{"consumer_lag", gauge("vigil_kafka_consumer_lag"), 0}});
+                {{"assigned", consumer.assigned_partitions, 0},
+                 {"paused", consumer.paused_partitions, 0},
+                 {"held", consumer.held_partitions, 0}});
+  append_figures(out, {{"consumer_lag", static_cast<double>(consumer.lag), 0}});
   out += R"(,"dead_letters_per_s":{)";
+  uint64_t dead_letters_total = 0;
   bool first = true;
-  for (const auto& [reason, total] : dead_letters) {
+  for (const auto& [reason, total] : current->dead_letters) {
+    dead_letters_total += total;
     if (!first) out += ',';
     first = false;
     append_json_string(out, reason);
     out += ':';
-    append_fixed(out, rate(series_key("vigil_kafka_dead_lettered_total", {{"reason", reason}})), 1);
+    double per_s = 0.0;
+    if (before != nullptr && seconds > 0.0) {
+      const auto was = before->dead_letters.find(reason);
+      const uint64_t from = was == before->dead_letters.end() ? 0 : was->second;
+      per_s = total > from ? static_cast<double>(total - from) / seconds : 0.0;
+    }
+    append_fixed(out, per_s, 1);
   }
   out += R"(},"dead_letters_total":)";
-  append_number(out, static_cast<uint64_t>(current->counters["vigil_kafka_dead_lettered_total"]));
+  append_number(out, dead_letters_total);
   out += R"(,"model":)";
-  if (auto info = model_info_ ? model_info_() : nullptr) {
+  if (auto info = inputs_.model ? inputs_.model() : nullptr) {
     out += R"({"name":)";
     append_json_string(out, info->name);
     out += R"(,"version":)";
@@ -474,4 +471,4 @@ std::string LiveEvents::build_update() {
   return out;
 }
 
-}  // namespace vigil::http
+}  // namespace vigil::live

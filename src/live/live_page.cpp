@@ -1,8 +1,8 @@
 // The live view's page (GET / and GET /ui): one self-contained HTML document, no external
 // script, font or style (production networks reach nothing outside), fed by /v1/events.
-#include "http/live_page.h"
+#include "live/live_page.h"
 
-namespace vigil::http {
+namespace vigil::live {
 
 const char* live_page_html() {
   return R"HTML(<!doctype html>
@@ -159,4 +159,4 @@ source.onerror = () => {
 )HTML";
 }
 
-}  // namespace vigil::http
+}  // namespace vigil::live

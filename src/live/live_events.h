@@ -1,10 +1,12 @@
-// LiveEvents: what the live view (GET /, GET /v1/events) shows, as server-sent events.
+// LiveEvents: what the live view (GET /, GET /v1/events) shows, as server-sent events. The
+// HTTP edge serves it through http::EventStreams and never reads what it says.
 //
-//   registry ──collect() once per http.events_interval_ms──► one "stats" update (JSON):
+//   Inputs ──read once per http.events_interval_ms──► one "stats" update (JSON):
 //     rates over the interval (events in, scored, HTTP requests, dead letters by reason),
 //     latency percentiles of the interval (end to end, HTTP), batch size, queue depth,
 //     partitions (assigned, paused, held), consumer lag, the model served, and the latest
-//     high scores
+//     high scores. The inputs are the components' own typed figures (KafkaSourceStats,
+//     ScoringStats, ScoringQueue, DeliveryStats, HttpStats), never metric names.
 //   scoring workers ──flagged(row)──► a ring of the latest rows scored at or above the
 //     threshold (try_lock: a worker never waits; a row that finds the lock taken is counted
 //     and dropped from the feed, never from scoring)
@@ -35,28 +37,46 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "consumers/kafka_source.h"
+#include "delivery/delivery_stage.h"
+#include "http/event_streams.h"
 #include "http/http_config.h"
+#include "http/http_stats.h"
+#include "scoring/batcher.h"
 #include "scoring/model.h"
 #include "scoring/request.h"
+#include "scoring/scoring_queue.h"
 
-namespace vigil::http {
+namespace vigil::live {
 
-class LiveEvents final : public scoring::FlaggedObserver {
+// What an update reads, each from the component that owns it. Any may be left empty (that
+// component is off: no Kafka, no side-port); its figures are then 0 or left out. Called on the
+// update thread.
+struct Inputs {
+  std::function<consumers::KafkaSourceStats::Figures()> consumer;
+  std::function<scoring::ScoringStats::Figures()> scoring;
+  const scoring::ScoringQueue* queue = nullptr;
+  std::function<delivery::DeliveryStats::Figures()> delivery;
+  std::function<http::HttpStats::Figures()> http;
+  std::function<std::shared_ptr<const scoring::ModelInfo>()> model;  // null: none loaded
+};
+
+class LiveEvents final : public http::EventStreams, public scoring::FlaggedObserver {
  public:
   static constexpr size_t kMailboxMessages = 8;  // per subscriber, then the oldest is dropped
   static constexpr size_t kHighScoresShown = 20;
 
   // One /v1/events stream. Its messages are complete SSE frames ("event: ...\ndata: ...\n\n").
-  class Subscriber {
+  class Subscriber final : public http::EventFeed {
    public:
     explicit Subscriber(std::function<void()> wake) : wake_(std::move(wake)) {}
     // Moves the next frame into `out`; false when there is none (the next post wakes the
     // subscriber). When updates were dropped, a "dropped" frame saying how many comes first.
-    bool take(std::string& out);
+    bool take(std::string& out) override;
     // True once the stream is over (stop(), or end()) and its last frame was taken.
-    bool finished() const;
+    bool finished() const override;
     // Ends this stream with a last "end" frame (never dropped) saying why.
-    void end(const std::string& why);
+    void end(const std::string& why) override;
 
    private:
     friend class LiveEvents;
@@ -71,8 +91,8 @@ class LiveEvents final : public scoring::FlaggedObserver {
     bool ended_ = false;
   };
 
-  LiveEvents(const HttpConfig& config, metrics::Registry& registry,
-             std::function<std::shared_ptr<const scoring::ModelInfo>()> model_info);
+  // `registry` takes the live view's own metrics (subscribers, drops); it is not read.
+  LiveEvents(const http::HttpConfig& config, Inputs inputs, metrics::Registry& registry);
   ~LiveEvents() override;  // stop()
   LiveEvents(const LiveEvents&) = delete;
   LiveEvents& operator=(const LiveEvents&) = delete;
@@ -83,9 +103,11 @@ class LiveEvents final : public scoring::FlaggedObserver {
 
   // A new stream, which gets the latest update at once; null when http.max_event_subscribers
   // are open already (or the live view is off, or stopped).
-  std::shared_ptr<Subscriber> subscribe(std::function<void()> wake);
-  void unsubscribe(const std::shared_ptr<Subscriber>& subscriber);
+  std::shared_ptr<http::EventFeed> subscribe(std::function<void()> wake) override;
+  void unsubscribe(const std::shared_ptr<http::EventFeed>& subscriber) override;
   size_t subscribers() const;
+  // The page (live_page.cpp).
+  std::string_view page() const override;
 
   // scoring::FlaggedObserver (scoring workers).
   void flagged(const scoring::ScoreRequest& request, const scoring::ScoreOutcome& outcome,
@@ -109,9 +131,8 @@ class LiveEvents final : public scoring::FlaggedObserver {
   std::string build_update();
   void append_high_scores(std::string& out);
 
-  const HttpConfig config_;
-  metrics::Registry& registry_;
-  const std::function<std::shared_ptr<const scoring::ModelInfo>()> model_info_;
+  const http::HttpConfig config_;
+  const Inputs inputs_;
   metrics::Gauge& subscriber_gauge_;
   metrics::Counter& updates_dropped_;
   metrics::Counter& high_scores_dropped_;
@@ -134,4 +155,4 @@ class LiveEvents final : public scoring::FlaggedObserver {
   std::thread thread_;
 };
 
-}  // namespace vigil::http
+}  // namespace vigil::live
