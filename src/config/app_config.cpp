@@ -16,21 +16,23 @@ namespace {
 
 template <typename T>
 std::string parse_number(const std::string& key, const std::string& s, T& out) {
-  try {
-    size_t used = 0;
+  const std::string invalid = key + ": '" + s + "' is not a valid number";
+  if constexpr (std::is_unsigned_v<T>) {
+    if (!s.empty() && s[0] == '-') return invalid;  // stoull would wrap it around
+  }
+  size_t used = 0;
+  try {  // std::sto* report a bad or out-of-range number by exception: converted here
     if constexpr (std::is_floating_point_v<T>) {
       out = static_cast<T>(std::stod(s, &used));
     } else if constexpr (std::is_unsigned_v<T>) {
-      if (!s.empty() && s[0] == '-') throw std::invalid_argument("negative");
       out = static_cast<T>(std::stoull(s, &used));
     } else {
       out = static_cast<T>(std::stoll(s, &used));
     }
-    if (used != s.size()) throw std::invalid_argument("trailing");
-    return "";
-  } catch (...) {
-    return key + ": '" + s + "' is not a valid number";
+  } catch (const std::exception&) {
+    return invalid;
   }
+  return used == s.size() ? "" : invalid;
 }
 
 std::string parse_bool(const std::string& key, const std::string& s, bool& out) {

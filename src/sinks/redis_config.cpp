@@ -26,11 +26,12 @@ bool parse_number(const std::string& s, long max, int& out) {
 
 // One pass over the URL's parts in their order (scheme, userinfo, host, port, db), each with its
 // own error; splitting it would scatter the grammar (about 65 lines).
-bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& error) {
+Result<RedisAddress> parse_redis_url(const std::string& url) {
+  using R = Result<RedisAddress>;
+  auto invalid = [](const char* why) { return R::Error(StatusCode::kInvalidArgument, why); };
   const std::string scheme = "redis://";
   if (url.rfind(scheme, 0) != 0) {
-    error = "redis.url must start with redis://";
-    return false;
+    return invalid("redis.url must start with redis://");
   }
   RedisAddress a;
   std::string rest = url.substr(scheme.size());
@@ -41,8 +42,7 @@ bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& err
     std::string pass = colon == std::string::npos ? cred : cred.substr(colon + 1);
     auto username = percent_decode(user), password = percent_decode(pass);
     if (!username || !password) {
-      error = "redis.url has a bad %-escape in its user or password";
-      return false;
+      return invalid("redis.url has a bad %-escape in its user or password");
     }
     a.username = std::move(*username);
     a.password = std::move(*password);
@@ -52,8 +52,7 @@ bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& err
     const std::string db = rest.substr(slash + 1);
     rest = rest.substr(0, slash);
     if (!db.empty() && !parse_number(db, 1 << 20, a.db)) {
-      error = "redis.url database must be a non-negative number";
-      return false;
+      return invalid("redis.url database must be a non-negative number");
     }
   }
   std::string port;
@@ -61,14 +60,12 @@ bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& err
   if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
     const auto close = rest.find(']');
     if (close == std::string::npos) {
-      error = "redis.url has an unclosed '[' in its host";
-      return false;
+      return invalid("redis.url has an unclosed '[' in its host");
     }
     const std::string after = rest.substr(close + 1);
     if (!after.empty()) {
       if (after.front() != ':') {
-        error = "redis.url has text after its bracketed host";
-        return false;
+        return invalid("redis.url has text after its bracketed host");
       }
       has_port = true;
       port = after.substr(1);
@@ -80,28 +77,22 @@ bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& err
     rest = rest.substr(0, colon);
   }
   if (has_port && !parse_number(port, 65535, a.port)) {
-    error = "redis.url port must be a number";
-    return false;
+    return invalid("redis.url port must be a number");
   }
   if (rest.empty()) {
-    error = "redis.url has no host";
-    return false;
+    return invalid("redis.url has no host");
   }
   if (a.port < 1 || a.port > 65535) {
-    error = "redis.url port must be within [1, 65535]";
-    return false;
+    return invalid("redis.url port must be within [1, 65535]");
   }
   a.host = rest;
-  out = std::move(a);
-  return true;
+  return R(std::move(a));
 }
 
 std::vector<std::string> RedisConfig::validate() const {
   std::vector<std::string> e;
   if (!enabled()) return e;
-  RedisAddress a;
-  std::string err;
-  if (!parse_redis_url(url, a, err)) e.push_back(err);
+  if (auto a = parse_redis_url(url); !a) e.push_back(a.error());
   if (ttl_s < 1) e.push_back("redis.ttl_s must be >= 1");
   if (queue_capacity < 1) e.push_back("redis.queue_capacity must be >= 1");
   if (pipeline_max < 1) e.push_back("redis.pipeline_max must be >= 1");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/config_fields.h"
+#include "common/status.h"
 
 namespace vigil::sinks {
 
@@ -46,7 +47,7 @@ struct RedisAddress {
 // Parses redis://[[username]:password@]host[:port][/db] the way redis-cli -u does: userinfo
 // without a colon is a password, user and password are percent-decoded, an IPv6 host is
 // written in brackets (redis://[::1]:6380). Ports and db numbers must be plain digits.
-// On success `out` is overwritten entirely; on failure `error` names what is wrong.
-bool parse_redis_url(const std::string& url, RedisAddress& out, std::string& error);
+// An error (kInvalidArgument) names what is wrong.
+Result<RedisAddress> parse_redis_url(const std::string& url);
 
 }  // namespace vigil::sinks

@@ -162,15 +162,14 @@ Result<std::unique_ptr<RedisSink>> RedisSink::Create(const RedisConfig& config,
                                                      metrics::Registry& registry) {
   std::vector<std::string> errors = config.validate();
   if (!config.enabled()) errors.push_back("redis.url is empty (the Redis sink is disabled)");
-  RedisAddress address;
-  std::string error;
-  if (errors.empty() && !parse_redis_url(config.url, address, error)) errors.push_back(error);
+  Result<RedisAddress> address = parse_redis_url(config.url);
+  if (errors.empty() && !address) errors.push_back(address.error());
   if (!errors.empty()) {
     std::string all;
     for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
     return Result<std::unique_ptr<RedisSink>>::Error(all);
   }
-  return std::unique_ptr<RedisSink>(new RedisSink(config, std::move(address), registry));
+  return std::unique_ptr<RedisSink>(new RedisSink(config, std::move(address.value()), registry));
 }
 
 RedisSink::RedisSink(const RedisConfig& config, RedisAddress address, metrics::Registry& registry)

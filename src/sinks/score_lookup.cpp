@@ -37,11 +37,10 @@ Result<std::unique_ptr<ScoreLookup>> ScoreLookup::Create(const RedisConfig& conf
                                                          metrics::Registry& registry,
                                                          size_t queue_capacity) {
   using R = Result<std::unique_ptr<ScoreLookup>>;
-  RedisAddress address;
-  std::string error;
-  if (!parse_redis_url(config.url, address, error)) return R::Error("redis.url: " + error);
+  Result<RedisAddress> address = parse_redis_url(config.url);
+  if (!address) return R::Error("redis.url: " + address.error());
   return R(std::unique_ptr<ScoreLookup>(
-      new ScoreLookup(config, std::move(address), registry, queue_capacity)));
+      new ScoreLookup(config, std::move(address.value()), registry, queue_capacity)));
 }
 
 ScoreLookup::ScoreLookup(const RedisConfig& config, RedisAddress address,

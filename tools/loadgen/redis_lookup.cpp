@@ -44,9 +44,10 @@ Reply command(redisContext* c, const std::vector<std::string>& args, std::string
 
 Result<Context> connect(const std::string& url) {
   using R = Result<Context>;
-  sinks::RedisAddress address;
+  Result<sinks::RedisAddress> parsed = sinks::parse_redis_url(url);
+  if (!parsed) return R::Error("--redis-url: " + parsed.error());
+  const sinks::RedisAddress& address = parsed.value();
   std::string error;
-  if (!sinks::parse_redis_url(url, address, error)) return R::Error("--redis-url: " + error);
   const std::string where = address.host + ":" + std::to_string(address.port);
   Context c(redisConnectWithTimeout(address.host.c_str(), address.port, kTimeout));
   if (!c) return R::Error("redis " + where + ": out of memory");
