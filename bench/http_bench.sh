@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # POST /predict driven by wrk at several concurrencies, in one run, against:
-#   vigil       HTTP only (--mode=serve, Kafka and Redis off)
-#   nginx       one worker process answering a fixed body as long as vigil's answer: the cost
-#               of HTTP alone on this machine, with no parsing and no model (the ceiling)
-#   fastapi-1w  bench/fastapi_baseline.py (FastAPI + uvicorn + PyTorch, the same TorchScript
-#   fastapi-2w  model and request shape) with 1 and with 2 uvicorn worker processes
+#   vigil           HTTP only (--mode=serve, Kafka and Redis off), the shipped config
+#   nginx-1w        nginx with 1 and with 2 worker processes answering a fixed body as long as
+#   nginx-2w        vigil's answer: the cost of HTTP alone on this machine, with no parsing and
+#                   no model (the ceiling)
+#   fastapi-1w      bench/fastapi_baseline.py as FastAPI is deployed (uvicorn with httptools and
+#   fastapi-2w      uvloop, async endpoint, pydantic, TCP_NODELAY; the same TorchScript model and
+#                   request shape) with 1 and with 2 uvicorn worker processes
+#   fastapi-h11-2w  the same with a sync endpoint on the pure-Python h11 parser, 2 workers (an
+#                   extra row: the slower way FastAPI is sometimes run)
 # and two request bodies: one instance (the first row of the Python reference data) and 32
 # instances (its first 32 rows; vigil and FastAPI score all 32).
 #
@@ -26,7 +30,7 @@ DURATION=${DURATION:-5s}                     # measured, per cell
 WARMUP=${WARMUP:-1s}                         # at the same concurrency, before each cell
 CONNECTIONS=${CONNECTIONS:-"1 16 64 256"}
 BODIES=${BODIES:-"1 32"}                     # instances per request
-SERVERS=${SERVERS:-"vigil nginx fastapi-1w fastapi-2w"}
+SERVERS=${SERVERS:-"vigil nginx-1w nginx-2w fastapi-1w fastapi-2w fastapi-h11-2w"}
 VIGIL_FLAGS=${VIGIL_FLAGS:-}                 # e.g. --scoring.max_delay_us=100
 NGINX=${NGINX:-/usr/sbin/nginx}
 RESULTS_DIR=${RESULTS_DIR:-}
@@ -39,7 +43,8 @@ for tool in wrk curl "$PYTHON"; do
   command -v "$tool" >/dev/null || { echo "http_bench: $tool is not installed" >&2; exit 1; }
 done
 [[ -x "$VIGIL" ]] || { echo "http_bench: no vigil binary at $VIGIL (set VIGIL=...)" >&2; exit 1; }
-if has_server nginx && [[ ! -x "$NGINX" ]]; then
+has_nginx() { has_server nginx-1w || has_server nginx-2w; }
+if has_nginx && [[ ! -x "$NGINX" ]]; then
   echo "http_bench: no nginx at $NGINX (Debian package nginx-light; or SERVERS without nginx)" >&2
   exit 1
 fi
@@ -98,7 +103,7 @@ post() {  # url body-file: the answer's body
 declare -A URL
 
 # --- vigil -----------------------------------------------------------------------------------
-if has_server vigil || has_server nginx; then  # nginx copies the length of vigil's answers
+if has_server vigil || has_nginx; then  # nginx copies the length of vigil's answers
   # shellcheck disable=SC2086  # VIGIL_FLAGS holds several flags
   (cd "$ROOT" && exec "$VIGIL" --config "$ROOT/config/vigil.yaml" --mode=serve \
     --kafka.enabled=false --redis.url= --http.address=127.0.0.1 --http.port=0 \
@@ -110,31 +115,38 @@ if has_server vigil || has_server nginx; then  # nginx copies the length of vigi
   wait_ready "${URL[vigil]}/ready" 60
 fi
 
-# --- FastAPI baselines, 1 and 2 uvicorn workers --------------------------------------------
-for workers in 1 2; do
-  has_server "fastapi-${workers}w" || continue
+# --- FastAPI baselines: as deployed with 1 and 2 uvicorn workers, and the sync/h11 row -------
+for name in fastapi-1w fastapi-2w fastapi-h11-2w; do
+  has_server "$name" || continue
+  workers=${name##*-}
+  workers=${workers%w}
+  style=deployed
+  [[ $name == *h11* ]] && style=sync-h11
   port=$(free_port)
   "$PYTHON" "$ROOT/bench/fastapi_baseline.py" --port "$port" --workers "$workers" \
-    >"$WORK/fastapi-${workers}w.log" 2>&1 &
+    --style "$style" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
-  URL[fastapi-${workers}w]="http://127.0.0.1:$port"
-  wait_ready "${URL[fastapi-${workers}w]}/health" 120 || { cat "$WORK/fastapi-${workers}w.log" >&2; exit 1; }
+  URL[$name]="http://127.0.0.1:$port"
+  wait_ready "${URL[$name]}/health" 120 || { cat "$WORK/$name.log" >&2; exit 1; }
 done
 
-# --- nginx: one worker, unprivileged, its own config and files in $WORK/nginx ---------------
+# --- nginx: 1 and 2 worker processes, unprivileged, own config and files in $WORK/nginx-Nw -----
 # One listening port per request body; POST /predict there is answered by `return` with
 # vigil's own answer to that body (the same length, byte for byte; nginx reads and discards
 # the request body). Keep-alive is unlimited like vigil's, so wrk never reconnects.
-if has_server nginx; then
-  NGX=$WORK/nginx
+for workers in 1 2; do
+  has_server "nginx-${workers}w" || continue
+  NGX=$WORK/nginx-${workers}w
   mkdir -p "$NGX/client_body" "$NGX/proxy" "$NGX/fastcgi" "$NGX/uwsgi" "$NGX/scgi"
   servers=""
   for n in $BODIES; do
-    post "${URL[vigil]}" "$WORK/body-$n.json" >"$WORK/vigil-answer-$n.json"
+    if [[ ! -s $WORK/vigil-answer-$n.json ]]; then
+      post "${URL[vigil]}" "$WORK/body-$n.json" >"$WORK/vigil-answer-$n.json"
+    fi
     # nginx expands $ and \ inside the string: vigil's JSON has neither, but make sure.
     answer=$(tr "\$\\\\'" '___' <"$WORK/vigil-answer-$n.json")
     port=$(free_port)
-    URL[nginx-$n]="http://127.0.0.1:$port"
+    URL[nginx-${workers}w-$n]="http://127.0.0.1:$port"
     servers+="  server {
     listen 127.0.0.1:$port;
     location = /predict {
@@ -149,7 +161,7 @@ if has_server nginx; then
   cat >"$NGX/nginx.conf" <<EOF
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes $workers;
 pid $NGX/nginx.pid;
 lock_file $NGX/nginx.lock;
 error_log $NGX/error.log warn;
@@ -172,27 +184,27 @@ EOF
     run_as=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
   fi
   "${run_as[@]}" "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" \
-    >"$WORK/nginx.log" 2>&1 &
+    >"$WORK/nginx-${workers}w.log" 2>&1 &
   PIDS+=($!)
   read -ra first <<<"$BODIES"
-  wait_ready "${URL[nginx-${first[0]}]}/health" 20 \
-    || { cat "$WORK/nginx.log" "$NGX/error.log" >&2; exit 1; }
-fi
+  wait_ready "${URL[nginx-${workers}w-${first[0]}]}/health" 20 \
+    || { cat "$WORK/nginx-${workers}w.log" "$NGX/error.log" >&2; exit 1; }
+done
 
 # Same request, same answer (sanity check before timing anything): the scores of vigil and
 # FastAPI, and nginx's body length against vigil's.
 for n in $BODIES; do
   echo "sanity, $n instance(s) per request:"
   for server in $SERVERS; do
-    if [[ $server == nginx ]]; then
-      answer=$(post "${URL[nginx-$n]}" "$WORK/body-$n.json")
+    if [[ $server == nginx-* ]]; then
+      answer=$(post "${URL[$server-$n]}" "$WORK/body-$n.json")
       vigil_bytes=$(wc -c <"$WORK/vigil-answer-$n.json")
-      echo "  nginx:      ${#answer} bytes (vigil's answer: $vigil_bytes bytes)"
+      printf "  %-15s %d bytes (vigil's answer: %d bytes)\n" "$server:" "${#answer}" "$vigil_bytes"
     elif ((n == 1)); then
-      printf "  %-11s %s\n" "$server:" "$(post "${URL[$server]}" "$WORK/body-$n.json")"
+      printf "  %-15s %s\n" "$server:" "$(post "${URL[$server]}" "$WORK/body-$n.json")"
     else
       "$PYTHON" -c 'import json, sys; s = [p["score"] for p in json.load(sys.stdin)["predictions"]]
-print("  %-11s %d scores, first %.7g, last %.7g" % (sys.argv[1] + ":", len(s), s[0], s[-1]))' \
+print("  %-15s %d scores, first %.7g, last %.7g" % (sys.argv[1] + ":", len(s), s[0], s[-1]))' \
         "$server" < <(post "${URL[$server]}" "$WORK/body-$n.json")
     fi
   done
@@ -201,7 +213,7 @@ echo
 
 run_wrk() {  # server connections instances duration: "RESULT rps p50_ms p99_ms status_err sock_err"
   local threads=$(($2 < 2 ? $2 : 2)) url=${URL[$1]:-}
-  [[ $1 == nginx ]] && url=${URL[nginx-$3]}
+  [[ $1 == nginx-* ]] && url=${URL[$1-$3]}
   wrk -t "$threads" -c "$2" -d "$4" -s "$WORK/predict-$3.lua" "$url/predict" \
     | grep '^RESULT' || echo "RESULT 0 0 0 0 1"
 }
@@ -224,12 +236,14 @@ echo
 echo "wrk $DURATION per cell after a $WARMUP warm-up at the same concurrency," \
   "min(2, connections) threads; $NPROC cores shared by wrk and the server."
 echo "vigil: $(basename "$VIGIL") --mode=serve (Kafka, Redis off)${VIGIL_FLAGS:+ $VIGIL_FLAGS};"
-if has_server nginx; then
-  echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'): 1 worker process, a fixed body as long as" \
-    "vigil's answer;"
+if has_nginx; then
+  echo "nginx-Nw: nginx $("$NGINX" -v 2>&1 | sed 's|.*/||') with N worker processes, a fixed" \
+    "body as long as vigil's answer;"
 fi
 if [[ $SERVERS == *fastapi* ]]; then
-  echo "fastapi-Nw: bench/fastapi_baseline.py with N uvicorn worker process(es)."
+  uvicorn_version=$("$PYTHON" -c 'import uvicorn; print(uvicorn.__version__)')
+  echo "fastapi-Nw: bench/fastapi_baseline.py as deployed (uvicorn $uvicorn_version, httptools," \
+    "uvloop, async endpoint) with N worker process(es); fastapi-h11-2w: --style sync-h11."
 fi
 if [[ -n $RESULTS_DIR ]]; then
   mkdir -p "$RESULTS_DIR"

@@ -21,6 +21,8 @@ PACKAGES=(
   python3-confluent-kafka python3-redis
   # benchmarks and checks: wrk + FastAPI/uvicorn (the baseline vigil replaces), promtool
   wrk python3-fastapi python3-uvicorn prometheus
+  # FastAPI as it is deployed: uvicorn's standard extras, the httptools parser and uvloop
+  python3-httptools python3-uvloop
   nginx-light  # bench/http_bench.sh: the fixed-body ceiling vigil's HTTP side-port is measured against
   gnuplot-nox  # bench/run_all.sh: the PNG plots in BENCHMARKS.md
   chromium fonts-dejavu-core python3-websocket  # tests/ui: the live page in headless Chromium
