@@ -209,7 +209,8 @@ def plot_stream(latency: Dict[int, dict], png: str, tmp: str) -> None:
 def machine_section(m: Dict[str, str], durations: Dict[str, str], results_link: str) -> str:
     total = int(m.get("total_seconds", "0"))
     parts = {"scoring": "model path", "train_256": "training the 256-256 model",
-             "scoring_256": "its model path", "stream": "streaming", "http": "HTTP"}
+             "scoring_256": "its model path", "stream": "streaming",
+             "stream_deployed": "streaming as deployed", "http": "HTTP"}
     per = ", ".join(f"{parts.get(k, k)} {duration(int(v))}" for k, v in durations.items()
                     if k != "name")
     rows = [["cores (nproc)", m["cores"]], ["CPU", m["cpu"]], ["memory", m["memory"]],
@@ -359,10 +360,11 @@ def stream_section(st: dict, commands: Dict[str, str], png: Optional[str]) -> st
          f"{100 * off / raw:.1f} % (the relay itself: {100 * relay / raw:.1f} % of the bare "
          f"consumer; vigil: {100 * off / relay:.1f} % of the relay)", off / raw >= 0.60),
     ]
-    out = [f"""## Streaming ({cmd(commands, 'stream')})
+    out = [f"""## Streaming, in one process ({cmd(commands, 'stream')})
 
-One process: an embedded Kafka (librdkafka mock cluster, 3 brokers), a real redis-server
-(child process), vigil's `Service`, and every reference measured in the same run.
+**In-process figures, vigil's most favourable setting** (the deployed shape is the next
+section): one process holds an embedded Kafka (librdkafka mock cluster, 3 brokers), a real
+redis-server (child process), vigil's `Service`, and every reference measured in the same run.
 
 ### Throughput: {num(st['events'])} pre-loaded events, {st['partitions']} partitions
 
@@ -511,6 +513,27 @@ vigil's requests/s against the others:
     return "\n".join(out)
 
 
+def deployed_section(text: str, commands: Dict[str, str]) -> str:
+    return f"""## Streaming as deployed ({cmd(commands, 'stream_deployed')})
+
+The broker in its own process (`vigil-fault-harness`, librdkafka's mock cluster, 3 brokers),
+vigil as the `vigil` binary with the shipped `config/vigil.yaml` (only addresses, topics and
+group set on its command line), a real redis-server, and every reference against that broker
+in the same run: the bare consumer; a **fair relay** (consume → produce with no work, with
+vigil's own consumer and producer settings, polling the way vigil's consumer polls); the
+Python consumer in one process and in two (half the partitions each). vigil's clock runs from
+its first record consumed to its last score delivered and settled in Redis, read from its
+`/metrics` every 10 ms. Against an external broker vigil's consumer uses
+`fetch.wait.max.ms=100`, and the mock broker holds an empty fetch that long even when data
+arrives (a real broker answers at once): the latencies below are the mock's, for vigil and the
+fair relay alike. The output as printed:
+
+```
+{text.rstrip()}
+```
+"""
+
+
 def gpu_section(m: Dict[str, str]) -> str:
     found = m.get("gpu")
     why = (f"this machine has {found}, but `bench/run_all.sh` measures the CPU build only"
@@ -574,6 +597,8 @@ commit named below.**
            machine_section(machine, durations, link(res) + "/"),
            scoring_section(scoring, wide, commands),
            stream_section(stream, commands, link(names[2]) if stream["latency"] else None),
+           (deployed_section(text("stream_deployed.txt"), commands)
+            if "stream_deployed" in commands else ""),
            http_section(cells, commands, text("http.txt"), (link(names[0]), link(names[1]))),
            gpu_section(machine)]
     with open(args.out, "w") as f:

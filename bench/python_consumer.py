@@ -10,7 +10,12 @@ model (one LibTorch thread), produce one JSON score per transaction to the outpu
 transaction id), optionally SET each score in Redis (one pipeline per batch), then flush the
 producer and commit the batch's offsets synchronously (at-least-once). The clock starts at the
 first message and stops once --events records are scored, delivered and committed; the last line
-on stdout is `python_consumer events=N seconds=S events_per_s=R`.
+on stdout is `python_consumer events=N seconds=S events_per_s=R first_ts=T0 last_ts=T1` (T0, T1:
+wall-clock seconds of the first message and of the last commit).
+
+Scaled out to several processes (this machine has 2 cores), each takes a share of the
+partitions: --partitions 0-7 (or 0,2,4) assigns those from the beginning, without a group
+rebalance, and --events then defaults to what they hold (their high watermarks at start).
 Use the Debian python (/usr/bin/python3): it has confluent_kafka, redis, torch and yaml.
 """
 import argparse
@@ -21,7 +26,7 @@ import time
 
 import torch
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,7 +52,10 @@ def main() -> int:
     ap.add_argument("--redis-url", default="", help="empty = no Redis")
     ap.add_argument("--redis-prefix", default="vigil:score:", help="key prefix, as vigil's")
     ap.add_argument("--ttl", type=int, default=86400)
-    ap.add_argument("--events", type=int, required=True, help="stop after this many records")
+    ap.add_argument("--events", type=int, default=0,
+                    help="stop after this many records (required without --partitions)")
+    ap.add_argument("--partitions", default="",
+                    help="assign these partitions (0-7 or 0,2,4) instead of subscribing")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--timeout-s", type=float, default=300)
     ap.add_argument("--session-timeout-ms", type=int, default=6000)
@@ -70,7 +78,21 @@ def main() -> int:
         "fetch.wait.max.ms": 10,
     })
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
-    consumer.subscribe([args.topic])
+    if args.partitions:
+        parts = []
+        for item in args.partitions.split(","):
+            lo, _, hi = item.partition("-")
+            parts.extend(range(int(lo), int(hi or lo) + 1))
+        if args.events <= 0:
+            for p in parts:
+                low, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p),
+                                                           timeout=10)
+                args.events += high - low
+        consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in parts])
+    elif args.events > 0:
+        consumer.subscribe([args.topic])
+    else:
+        ap.error("--events is required without --partitions")
 
     deadline = time.monotonic() + args.timeout_s
     start = None
@@ -86,6 +108,7 @@ def main() -> int:
                 continue
             if start is None:
                 start = time.perf_counter()
+                first_ts = time.time()
             ids, rows = [], []
             for m in msgs:
                 done += 1  # consumed, whether or not it can be scored
@@ -122,7 +145,7 @@ def main() -> int:
             consumer.commit(asynchronous=False)
         seconds = time.perf_counter() - start
         print(f"python_consumer events={done} seconds={seconds:.3f} "
-              f"events_per_s={done / seconds:.1f}")
+              f"events_per_s={done / seconds:.1f} first_ts={first_ts:.6f} last_ts={time.time():.6f}")
         return 0
     finally:
         consumer.close()

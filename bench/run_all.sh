@@ -3,10 +3,13 @@
 #   1. scoring_bench   the model path (queue -> batcher -> model) against a raw forward, the
 #                      default model and a 256-256 one trained for the run; lifecycle costs
 #   2. stream_bench    Kafka -> vigil -> Kafka/Redis throughput against a bare consumer, a
-#                      zero-work relay and the Python consumer; latency at offered rates
+#                      zero-work relay and the Python consumer; latency at offered rates: in
+#                      one process, then --deployed (the broker and vigil in processes of
+#                      their own, vigil's shipped config, a fair relay, Python in 1 and 2
+#                      processes)
 #   3. http_bench.sh   POST /predict: vigil, nginx, FastAPI with 1 and 2 workers
 # then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
-# captured outputs (docs/bench/results/). About 8 minutes on a 2-core machine; uses the
+# captured outputs (docs/bench/results/). About 12 minutes on a 2-core machine; uses the
 # binaries already built in build/release (it builds nothing).
 #
 #   bench/run_all.sh            # the real run: rewrites BENCHMARKS.md and docs/bench/
@@ -32,6 +35,7 @@ fi
 RESULTS=$OUT/results
 
 for tool in build/release/bench/scoring_bench build/release/bench/stream_bench \
+  build/release/vigil build/release/vigil-fault-harness \
   /usr/bin/gnuplot /usr/sbin/nginx /usr/bin/redis-server /usr/bin/wrk "$PYTHON"; do
   if [[ ! -x $tool ]]; then
     echo "run_all: $tool is missing (build/release: a release build; the rest:" \
@@ -131,6 +135,7 @@ else
   stream_args=(--events 120000 --seconds 4 --rates '10000,25000,50000,100000,150000')
 fi
 run_bench stream build/release/bench/stream_bench "${stream_args[@]}"
+run_bench stream_deployed build/release/bench/stream_bench --deployed "${stream_args[@]}"
 
 # --- 3. HTTP ---------------------------------------------------------------------------------
 if [[ -n $QUICK ]]; then

@@ -20,8 +20,17 @@
 //   relay        a zero-work relay: consume -> produce at once, plain librdkafka
 //                (fetch.wait.max.ms=1, linger.ms=1): what the broker itself costs
 //
+// --deployed measures as a user deploys it instead: the broker in its own process
+// (vigil-fault-harness, 3 mock brokers), vigil as the `vigil` binary with the shipped
+// config/vigil.yaml (only the addresses, topics and group overridden), Redis on, and every
+// reference against that broker in the same run: the bare consumer; a FAIR zero-work relay
+// (vigil's own consumer and producer settings, polling the way vigil's consumer polls); the
+// Python consumer in one process and in two (half the partitions each). Throughput is timed
+// from vigil's first consumed record to its last score delivered and settled in Redis, read
+// from its /metrics every 10 ms. Latency: vigil against the fair relay, as above.
+//
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
-//                     [--no-python] [--no-latency]
+//                     [--no-python] [--no-latency] [--deployed]
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -45,7 +54,9 @@
 #include "kafka/kafka_client.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
+#include "support/http_client.h"
 #include "support/kafka_test_util.h"
+#include "support/process.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
 #include "support/wait.h"
@@ -99,6 +110,7 @@ struct Args {
   int seconds = 4;
   bool python = true;
   bool latency = true;
+  bool deployed = false;
 };
 
 // Exits 2 on a usage error (0 after --help), as scripts calling the bench expect.
@@ -122,6 +134,9 @@ Args parse(int argc, char** argv) {
   bool no_python = false, no_latency = false;
   app.add_flag("--no-python", no_python, "skip bench/python_consumer.py");
   app.add_flag("--no-latency", no_latency, "skip the latency runs");
+  app.add_flag("--deployed", a.deployed,
+               "the broker in its own process, vigil as its binary with config/vigil.yaml, "
+               "fair references");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -138,6 +153,57 @@ constexpr const char* kClient = "stream_bench kafka client";
 kafka::Handle make(rd_kafka_type_t type, const std::string& bootstrap,
                    const testing::KafkaProperties& props) {
   return testing::test_client(type, bootstrap, props, kClient);
+}
+
+// How a relay's clients are set up and how it polls.
+struct RelayStyle {
+  testing::KafkaProperties consumer;
+  testing::KafkaProperties producer;
+  bool poll_like_vigil = false;  // block for the first record only (100 ms), then take the rest
+};
+
+// The in-process relay: the lowest-latency settings a hand-tuned relay would pick.
+RelayStyle tuned_relay() {
+  return {{{"fetch.wait.max.ms", "1"}}, {{"linger.ms", "1"}}, false};
+}
+
+// The fair relay: vigil's own client settings against an external broker (kafka_source.cpp,
+// kafka_sink.cpp and the kafka.consumer.* of config/vigil.yaml; keep them in step), polling
+// the way vigil's consumer does.
+RelayStyle fair_relay() {
+  return {{{"fetch.wait.max.ms", "100"},
+           {"socket.nagle.disable", "true"},
+           {"enable.partition.eof", "false"},
+           {"heartbeat.interval.ms", "1500"},
+           {"session.timeout.ms", "6000"}},
+          {{"enable.idempotence", "true"},
+           {"acks", "all"},
+           {"compression.type", "lz4"},
+           {"linger.ms", "1"},
+           {"socket.nagle.disable", "true"},
+           {"batch.num.messages", "10000"},
+           {"queue.buffering.max.messages", "200000"}},
+          true};
+}
+
+testing::KafkaProperties with(testing::KafkaProperties props,
+                              const testing::KafkaProperties& more) {
+  props.insert(props.end(), more.begin(), more.end());
+  return props;
+}
+
+// One poll of a relay: up to `cap` records into `msgs`; how many.
+size_t poll_records(rd_kafka_queue_t* q, rd_kafka_message_t** msgs, size_t cap, int timeout_ms,
+                    bool like_vigil) {
+  if (!like_vigil) {
+    return static_cast<size_t>(
+        std::max<ssize_t>(rd_kafka_consume_batch_queue(q, timeout_ms, msgs, cap), 0));
+  }
+  rd_kafka_message_t* first = rd_kafka_consume_queue(q, 100);
+  if (first == nullptr) return 0;
+  msgs[0] = first;
+  return 1 + static_cast<size_t>(
+                 std::max<ssize_t>(rd_kafka_consume_batch_queue(q, 0, msgs + 1, cap - 1), 0));
 }
 
 // Relays one consumed record to `topic` (copied; polls `producer` 1 ms while its queue is full).
@@ -197,12 +263,11 @@ double raw_consume_rate(const std::string& bootstrap, const std::string& topic, 
 // to `out` (plain librdkafka, linger.ms=1), until every produce is acknowledged. What a
 // consume -> produce job costs the broker and the client library alone: vigil's ceiling here.
 double relay_rate(const std::string& bootstrap, const std::string& in, const std::string& out,
-                  int partitions, size_t n) {
-  kafka::Handle consumer =
-      make(RD_KAFKA_CONSUMER, bootstrap,
-           {{"group.id", "stream-bench-relay-tp"}, {"fetch.wait.max.ms", "1"}});
+                  int partitions, size_t n, const RelayStyle& style) {
+  kafka::Handle consumer = make(RD_KAFKA_CONSUMER, bootstrap,
+                                with(style.consumer, {{"group.id", "stream-bench-relay-tp"}}));
   std::atomic<size_t> acked{0};
-  kafka::Conf pconf = testing::test_conf(bootstrap, {{"linger.ms", "1"}}, kClient);
+  kafka::Conf pconf = testing::test_conf(bootstrap, style.producer, kClient);
   rd_kafka_conf_set_opaque(pconf.get(), &acked);
   rd_kafka_conf_set_dr_msg_cb(pconf.get(),
                               [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -218,8 +283,8 @@ double relay_rate(const std::string& bootstrap, const std::string& in, const std
   Steady::time_point t0{};
   const auto deadline = Steady::now() + std::chrono::seconds(60);
   while (got < n && Steady::now() < deadline) {
-    const ssize_t k = rd_kafka_consume_batch_queue(q, 100, msgs.data(), msgs.size());
-    for (ssize_t i = 0; i < k; ++i) {
+    const size_t k = poll_records(q, msgs.data(), msgs.size(), 100, style.poll_like_vigil);
+    for (size_t i = 0; i < k; ++i) {
       rd_kafka_message_t* m = msgs[i];
       if (!m->err) {
         if (got++ == 0) t0 = Steady::now();
@@ -338,28 +403,69 @@ ThroughputResult vigil_throughput(const std::string& bootstrap, const std::strin
   return r;
 }
 
-// Runs bench/python_consumer.py on the same topic; its events/s, or a negative value.
-double python_throughput(const std::string& bootstrap, const std::string& redis_url, size_t n) {
+// bench/python_consumer.py on tp-in, started; `share` is "--events N" or "--partitions 0-7".
+FILE* start_python(const std::string& bootstrap, const std::string& redis_url,
+                   const std::string& group, const std::string& share) {
   const std::string cmd = std::string("/usr/bin/python3 ") + VIGIL_SOURCE_DIR +
                           "/bench/python_consumer.py --bootstrap " + bootstrap +
-                          " --topic tp-in --output-topic py-scores --group stream-bench-python"
-                          " --model-dir " +
-                          VIGIL_SOURCE_DIR + "/models/fraud_mlp --redis-url " + redis_url +
-                          " --events " + std::to_string(n) + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
+                          " --topic tp-in --output-topic py-scores --group " + group +
+                          " --model-dir " + VIGIL_SOURCE_DIR + "/models/fraud_mlp --redis-url " +
+                          redis_url + " " + share + " 2>&1";
+  return popen(cmd.c_str(), "r");
+}
+
+// Waits for a python_consumer.py started above: its events, and the wall-clock seconds of its
+// first record and last commit; events 0 when it failed.
+struct PythonRun {
+  double events = 0, first_ts = 0, last_ts = 0;
+};
+PythonRun finish_python(FILE* p) {
+  PythonRun r;
+  if (!p) return r;
   char line[1024];
-  double rate = -1;
   std::string all;
   while (std::fgets(line, sizeof line, p)) {
     all += line;
-    if (const char* at = std::strstr(line, "events_per_s=")) rate = std::atof(at + 13);
+    if (const char* at = std::strstr(line, "python_consumer events="))
+      r.events = std::atof(at + 23);
+    if (const char* at = std::strstr(line, "first_ts=")) r.first_ts = std::atof(at + 9);
+    if (const char* at = std::strstr(line, "last_ts=")) r.last_ts = std::atof(at + 8);
   }
-  if (pclose(p) != 0 || rate <= 0) {
+  if (pclose(p) != 0 || r.events <= 0 || r.last_ts <= r.first_ts) {
     std::fprintf(stderr, "python consumer failed:\n%s\n", all.c_str());
-    return -1;
+    r.events = 0;
   }
-  return rate;
+  return r;
+}
+
+// bench/python_consumer.py on the same topic in `processes` processes (one: subscribed, every
+// event; two: half the partitions each); events/s from the first record to the last commit
+// of any of them, or a negative value.
+double python_throughput(const std::string& bootstrap, const std::string& redis_url, size_t n,
+                         int processes = 1, int partitions = 16) {
+  std::vector<FILE*> running;
+  const std::string group = "stream-bench-python" + std::to_string(processes);
+  if (processes == 1) {
+    running.push_back(start_python(bootstrap, redis_url, group, "--events " + std::to_string(n)));
+  } else {
+    for (int i = 0; i < processes; ++i) {
+      const int lo = i * partitions / processes, hi = (i + 1) * partitions / processes - 1;
+      running.push_back(
+          start_python(bootstrap, redis_url, group,
+                       "--partitions " + std::to_string(lo) + "-" + std::to_string(hi)));
+    }
+  }
+  double events = 0, first = 0, last = 0;
+  bool failed = false;
+  for (FILE* p : running) {
+    const PythonRun r = finish_python(p);
+    failed = failed || r.events <= 0;
+    events += r.events;
+    first = first == 0 ? r.first_ts : std::min(first, r.first_ts);
+    last = std::max(last, r.last_ts);
+  }
+  if (failed || events < static_cast<double>(n)) return -1;
+  return events / (last - first);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,14 +579,14 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
 // A zero-work relay: consume `in`, produce each record to `out` at once.
 class Relay {
  public:
-  Relay(const std::string& bootstrap, const std::string& in, const std::string& out) : out_(out) {
+  Relay(const std::string& bootstrap, const std::string& in, const std::string& out,
+        RelayStyle style)
+      : out_(out), style_(std::move(style)) {
     consumer_ = make(RD_KAFKA_CONSUMER, bootstrap,
-                     {{"group.id", "stream-bench-relay"},
-                      {"fetch.wait.max.ms", "1"},
-                      {"session.timeout.ms", "6000"},
-                      {"heartbeat.interval.ms", "500"},
-                      {"auto.offset.reset", "latest"}});
-    producer_ = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", "1"}});
+                     with({{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}},
+                          with(style_.consumer, {{"group.id", "stream-bench-relay"},
+                                                 {"auto.offset.reset", "latest"}})));
+    producer_ = make(RD_KAFKA_PRODUCER, bootstrap, style_.producer);
     if (!kafka::fetch_metadata(producer_.get(), {out}, 5000).ok()) std::exit(1);
     rd_kafka_poll_set_consumer(consumer_.get());
     kafka::PartitionList t(rd_kafka_topic_partition_list_new(1));
@@ -503,8 +609,8 @@ class Relay {
     rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_.get());
     rd_kafka_message_t* msgs[1000];
     while (running_.load()) {
-      const ssize_t k = rd_kafka_consume_batch_queue(q, 5, msgs, 1000);
-      for (ssize_t i = 0; i < k; ++i) {
+      const size_t k = poll_records(q, msgs, 1000, 5, style_.poll_like_vigil);
+      for (size_t i = 0; i < k; ++i) {
         rd_kafka_message_t* m = msgs[i];
         if (!m->err) relay_one(producer_.get(), out_, m);
         rd_kafka_message_destroy(m);
@@ -521,6 +627,7 @@ class Relay {
   }
 
   std::string out_;
+  RelayStyle style_;
   kafka::Handle consumer_;
   kafka::Handle producer_;
   std::atomic<bool> running_{true};
@@ -533,6 +640,265 @@ void print_latency(const char* who, int rate, const Percentiles& p) {
               who, rate, p.p50, p.p99, p.p999, p.max, p.seen, p.sent);
 }
 
+// measure_latency at each of `rates` in turn on in -> out, printing each row as it comes.
+std::vector<Percentiles> latency_series(const std::string& bootstrap, const std::string& in,
+                                        const std::string& out, int partitions, const char* who,
+                                        const Args& args, const testing::ReferenceData& ref) {
+  std::vector<Percentiles> rows;
+  for (int rate : args.rates) {
+    rows.push_back(measure_latency(bootstrap, in, out, partitions, rate, args.seconds, ref, who));
+    print_latency(who, rate, rows.back());
+    std::fflush(stdout);
+  }
+  return rows;
+}
+
+// The same through a zero-work relay of `style` on relay-in -> relay-out.
+std::vector<Percentiles> relay_latency_series(const std::string& bootstrap, RelayStyle style,
+                                              int partitions, const Args& args,
+                                              const testing::ReferenceData& ref) {
+  Relay relay(bootstrap, "relay-in", "relay-out", std::move(style));
+  testing::wait_until([&] { return relay.assigned(); }, milliseconds(30000));
+  return latency_series(bootstrap, "relay-in", "relay-out", partitions, "relay", args, ref);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --deployed: the broker in its own process, vigil as its binary
+
+// Pre-loads the throughput topic tp-in with `n` events keyed `prefix`<i> (array-shaped events
+// keep each partition under the mock cluster's ~5 MiB retention).
+bool preload(const std::string& bootstrap, const testing::ReferenceData& ref, size_t n,
+             const std::string& prefix) {
+  std::vector<std::pair<std::string, std::string>> recs;
+  recs.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    recs.emplace_back(id, testing::reference_event(ref, i, id, false));
+  }
+  return testing::produce_all(bootstrap, "tp-in", recs).ok();
+}
+
+// The sum of every series of `family` in a Prometheus text whose labels contain `labels`
+// ("" = every series).
+double metric(const std::string& text, const std::string& family, const std::string& labels = "") {
+  double sum = 0;
+  size_t at = 0;
+  while ((at = text.find(family, at)) != std::string::npos) {
+    const size_t eol = std::min(text.find('\n', at), text.size());
+    const bool line_start = at == 0 || text[at - 1] == '\n';
+    const char next = at + family.size() < text.size() ? text[at + family.size()] : '\n';
+    if (line_start && (next == ' ' || next == '{')) {
+      const std::string line = text.substr(at, eol - at);
+      if (labels.empty() || line.find(labels) != std::string::npos) {
+        sum += std::atof(line.c_str() + line.rfind(' ') + 1);
+      }
+    }
+    at = eol;
+  }
+  return sum;
+}
+
+// The `vigil` binary with the shipped config/vigil.yaml; only the broker and Redis addresses,
+// the topics, the group and an ephemeral HTTP port are set on its command line.
+class VigilProcess {
+ public:
+  VigilProcess(const std::string& bootstrap, const std::string& group, const std::string& in,
+               const std::string& out, const std::string& redis_url, const std::string& dir) {
+    const std::string root = VIGIL_SOURCE_DIR;
+    const std::string port_file = dir + "/" + group + ".port";
+    std::remove(port_file.c_str());
+    testing::ProcessOptions o;
+    o.log_path = dir + "/" + group + ".log";
+    auto p = testing::Process::Spawn(
+        VIGIL_BINARY,
+        {"--config", root + "/config/vigil.yaml", "--model.repository=" + root + "/models",
+         "--kafka.brokers=" + bootstrap, "--kafka.group_id=" + group, "--kafka.input_topic=" + in,
+         "--kafka.output_topic=" + out, "--redis.url=" + redis_url, "--http.address=127.0.0.1",
+         "--http.port=0", "--http.port_file=" + port_file, "--log.level=warn"},
+        o);
+    if (!p) fail("vigil: " + p.error());
+    process_ = std::move(p.value());
+    auto port = testing::read_port_file(port_file, milliseconds(60000), process_.get());
+    if (!port) fail("vigil did not start: " + port.error() + "\n" + process_->log_tail());
+    port_ = static_cast<uint16_t>(port.value());
+  }
+  ~VigilProcess() {
+    process_->sigterm();
+    if (!process_->wait(milliseconds(30000))) process_->kill();
+  }
+
+  std::string metrics() {
+    testing::HttpClient client(port_);
+    auto res = client.request(boost::beast::http::verb::get, "/metrics");
+    return res.result_int() == 200 ? res.body() : std::string();
+  }
+  bool ready() {
+    testing::HttpClient client(port_);
+    return client.request(boost::beast::http::verb::get, "/ready").result_int() == 200;
+  }
+  [[noreturn]] void fail(const std::string& why) {
+    std::fprintf(stderr, "%s\n", why.c_str());
+    std::exit(1);
+  }
+
+ private:
+  std::unique_ptr<testing::Process> process_;
+  uint16_t port_ = 0;
+};
+
+// vigil (the binary) through `n` pre-loaded events of tp-in: from its first record consumed to
+// its last score delivered and, with Redis, settled there (written or skipped, counted), as its
+// /metrics say, polled every 10 ms.
+double vigil_process_throughput(const std::string& bootstrap, const std::string& group,
+                                const std::string& redis_url, size_t n, const std::string& dir) {
+  VigilProcess vigil(bootstrap, group, "tp-in", "tp-scores", redis_url, dir);
+  const double want = static_cast<double>(n);
+  const auto deadline = Steady::now() + std::chrono::seconds(300);
+  Steady::time_point t0{};
+  while (Steady::now() < deadline) {
+    const std::string m = vigil.metrics();
+    const auto now = Steady::now();
+    if (t0 == Steady::time_point{} && metric(m, "vigil_kafka_consumed_total") > 0) t0 = now;
+    const double delivered = metric(m, "vigil_kafka_produced_total", "kind=\"score\"");
+    const double settled =
+        metric(m, "vigil_redis_writes_total") + metric(m, "vigil_redis_skipped_total");
+    if (delivered >= want && (redis_url.empty() || settled >= want)) {
+      return want / std::chrono::duration<double>(now - t0).count();
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  vigil.fail("vigil did not deliver " + std::to_string(n) + " scores within 300 s");
+}
+
+// The broker alone in its own process: vigil-fault-harness with `topics`, until destroyed.
+class BrokerProcess {
+ public:
+  BrokerProcess(const std::vector<std::string>& topics, const std::string& dir) {
+    std::vector<std::string> args = {"--brokers", "3"};
+    for (const auto& t : topics) {
+      args.push_back("--topic");
+      args.push_back(t);
+    }
+    testing::ProcessOptions o;
+    o.log_path = dir + "/broker.log";
+    o.pipe_stdin = true;
+    o.pipe_stdout = true;
+    auto p = testing::Process::Spawn(HARNESS_BINARY, args, o);
+    if (!p) fail(p.error());
+    process_ = std::move(p.value());
+    auto line = process_->read_line(milliseconds(30000));
+    if (!line || line.value().rfind("bootstrap ", 0) != 0) fail(process_->log_tail());
+    bootstrap_ = line.value().substr(10);
+  }
+  ~BrokerProcess() {
+    process_->close_stdin();  // the harness exits at the end of its stdin
+    if (!process_->wait(milliseconds(10000))) process_->kill();
+  }
+  const std::string& bootstrap() const { return bootstrap_; }
+
+ private:
+  [[noreturn]] static void fail(const std::string& why) {
+    std::fprintf(stderr, "vigil-fault-harness: %s\n", why.c_str());
+    std::exit(1);
+  }
+  std::unique_ptr<testing::Process> process_;
+  std::string bootstrap_;
+};
+
+// The suite of --deployed, in the order it prints.
+int deployed_main(const Args& args) {
+  constexpr int kTpPartitions = 16;
+  constexpr int kLatPartitions = 6;
+  auto made = testing::make_temp_dir("stream-bench.");
+  if (!made) {
+    std::fprintf(stderr, "%s\n", made.error().c_str());
+    return 1;
+  }
+  const std::string dir = made.value();
+  const std::string tp = std::to_string(kTpPartitions), lat = std::to_string(kLatPartitions);
+  BrokerProcess broker({"tp-in:" + tp, "tp-scores:" + tp, "py-scores:" + tp,
+                        "transactions.dlq:" + tp, "relay-tp-out:" + tp, "lat-in:" + lat,
+                        "lat-scores:" + lat, "relay-in:" + lat, "relay-out:" + lat},
+                       dir);
+  auto redis = testing::RedisServer::Start();
+  if (!redis) {
+    std::fprintf(stderr, "%s\n", redis.error().c_str());
+    return 1;
+  }
+  const std::string bootstrap = broker.bootstrap();
+  const std::string redis_url = (*redis)->url();
+  auto ref = testing::load_reference();
+  if (!preload(bootstrap, ref, args.events, "sd-")) return 1;
+  std::printf(
+      "stream_bench --deployed: %zu events on %d partitions; the broker in its own process "
+      "(vigil-fault-harness, 3 mock brokers); vigil as its binary with config/vigil.yaml; a "
+      "real redis-server; %u cores\n\n",
+      args.events, kTpPartitions, std::thread::hardware_concurrency());
+
+  const double raw = raw_consume_rate(bootstrap, "tp-in", kTpPartitions, args.events);
+  const double relay =
+      relay_rate(bootstrap, "tp-in", "relay-tp-out", kTpPartitions, args.events, fair_relay());
+  const double on = vigil_process_throughput(bootstrap, "sd-redis", redis_url, args.events, dir);
+  const double off = vigil_process_throughput(bootstrap, "sd-noredis", "", args.events, dir);
+  const double py1 = args.python ? python_throughput(bootstrap, redis_url, args.events, 1) : -1;
+  const double py2 =
+      args.python ? python_throughput(bootstrap, redis_url, args.events, 2, kTpPartitions) : -1;
+
+  std::printf("%-66s %12s  %s\n", "throughput (deployed)", "events/s", "ratio");
+  std::printf("%-66s %12.0f\n", "raw: bare librdkafka consumer, no work", raw);
+  std::printf("%-66s %12.0f  %.1f%% of raw\n",
+              "fair relay: consume -> produce, vigil's client settings", relay,
+              100.0 * relay / raw);
+  std::printf("%-66s %12.0f  %.1f%% of fair relay\n", "vigil binary, Redis off", off,
+              100.0 * off / relay);
+  std::printf("%-66s %12.0f  %.1f%% of fair relay", "vigil binary, Redis on", on,
+              100.0 * on / relay);
+  if (py1 > 0) std::printf(", %.1fx python-1p", on / py1);
+  if (py2 > 0) std::printf(", %.1fx python-2p", on / py2);
+  std::printf("\n");
+  if (py1 > 0) {
+    std::printf("%-66s %12.0f\n", "python-1p: bench/python_consumer.py, one process, Redis on",
+                py1);
+  }
+  if (py2 > 0) {
+    std::printf("%-66s %12.0f\n", "python-2p: two processes, half the partitions each, Redis on",
+                py2);
+  }
+  std::printf(
+      "  targets: vigil Redis on >= 85%% of the fair relay: %s; >= 6x python-1p: %s; >= 3x "
+      "python-2p: %s\n",
+      on >= 0.85 * relay ? "MET" : "NOT MET",
+      py1 > 0 ? (on >= 6 * py1 ? "MET" : "NOT MET") : "not measured",
+      py2 > 0 ? (on >= 3 * py2 ? "MET" : "NOT MET") : "not measured");
+  std::fflush(stdout);
+
+  if (args.latency) {
+    std::printf(
+        "\nlatency (deployed): event produce call -> result read back (load producer "
+        "linger.ms=5; reader fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
+        args.seconds);
+    std::vector<Percentiles> vigil_rows, relay_rows;
+    {
+      VigilProcess vigil(bootstrap, "sd-lat", "lat-in", "lat-scores", redis_url, dir);
+      testing::wait_until([&] { return vigil.ready(); }, milliseconds(60000));
+      vigil_rows =
+          latency_series(bootstrap, "lat-in", "lat-scores", kLatPartitions, "vigil", args, ref);
+    }
+    relay_rows = relay_latency_series(bootstrap, fair_relay(), kLatPartitions, args, ref);
+    std::printf("\n  %-8s %18s %18s  %s\n", "rate", "vigil-relay p50", "vigil-relay p99",
+                "targets: p50 <= relay + 1 ms, p99 <= relay + 3 ms, every event seen");
+    for (size_t i = 0; i < vigil_rows.size(); ++i) {
+      const Percentiles& v = vigil_rows[i];
+      const Percentiles& r = relay_rows[i];
+      const bool met = v.p50 - r.p50 <= 1000 && v.p99 - r.p99 <= 3000 && v.seen == v.sent;
+      std::printf("  %-8d %15.0f us %15.0f us  %s\n", args.rates[i], v.p50 - r.p50, v.p99 - r.p99,
+                  met ? "MET" : "NOT MET");
+    }
+  }
+  std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 // A benchmark's main is its script: it runs the measurements in the order the report prints
@@ -540,6 +906,7 @@ void print_latency(const char* who, int rate, const Percentiles& p) {
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  if (args.deployed) return deployed_main(args);
   constexpr int kTpPartitions = 16;
   constexpr int kLatPartitions = 6;  // the embedded default's
   auto cluster = kafka::EmbeddedCluster::start(3, {{"tp-in", kTpPartitions},
@@ -564,24 +931,15 @@ int main(int argc, char** argv) {
   const std::string redis_url = (*redis)->url();
   auto ref = testing::load_reference();
 
-  // Pre-load the throughput topic (array-shaped events keep each partition under the mock
-  // cluster's ~5 MiB retention).
-  {
-    std::vector<std::pair<std::string, std::string>> recs;
-    recs.reserve(args.events);
-    for (size_t i = 0; i < args.events; ++i) {
-      const std::string id = "sb-" + std::to_string(i);
-      recs.emplace_back(id, testing::reference_event(ref, i, id, false));
-    }
-    if (!testing::produce_all(bootstrap, "tp-in", recs).ok()) return 1;
-  }
+  if (!preload(bootstrap, ref, args.events, "sb-")) return 1;
   std::printf(
       "stream_bench: %zu events on %d partitions, embedded Kafka (3 mock brokers, in this "
       "process), real redis-server, %u cores\n\n",
       args.events, kTpPartitions, std::thread::hardware_concurrency());
 
   const double raw = raw_consume_rate(bootstrap, "tp-in", kTpPartitions, args.events);
-  const double relay = relay_rate(bootstrap, "tp-in", "relay-tp-out", kTpPartitions, args.events);
+  const double relay =
+      relay_rate(bootstrap, "tp-in", "relay-tp-out", kTpPartitions, args.events, tuned_relay());
   const ThroughputResult on =
       vigil_throughput(bootstrap, "stream-bench-redis", "tp-scores", redis_url, args.events);
   const ThroughputResult off =
@@ -629,7 +987,7 @@ int main(int argc, char** argv) {
         "\nlatency: event produce call -> result read back (load producer linger.ms=5; reader "
         "fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
         args.seconds);
-    std::vector<std::pair<Percentiles, Percentiles>> rows;
+    std::vector<Percentiles> vigil_rows, relay_rows;
     {
       auto service = app::Service::create(
           service_config(bootstrap, "stream-bench-lat", "lat-in", "lat-scores", redis_url));
@@ -639,29 +997,16 @@ int main(int argc, char** argv) {
       }
       testing::wait_until([&] { return (*service)->source()->has_assignment(); },
                           milliseconds(30000));
-      for (int rate : args.rates) {
-        rows.push_back({measure_latency(bootstrap, "lat-in", "lat-scores", kLatPartitions, rate,
-                                        args.seconds, ref, "vigil"),
-                        {}});
-        print_latency("vigil", rate, rows.back().first);
-        std::fflush(stdout);
-      }
+      vigil_rows =
+          latency_series(bootstrap, "lat-in", "lat-scores", kLatPartitions, "vigil", args, ref);
       (*service)->stop();
     }
-    {
-      Relay relay(bootstrap, "relay-in", "relay-out");
-      testing::wait_until([&] { return relay.assigned(); }, milliseconds(30000));
-      for (size_t i = 0; i < args.rates.size(); ++i) {
-        rows[i].second = measure_latency(bootstrap, "relay-in", "relay-out", kLatPartitions,
-                                         args.rates[i], args.seconds, ref, "relay");
-        print_latency("relay", args.rates[i], rows[i].second);
-        std::fflush(stdout);
-      }
-    }
+    relay_rows = relay_latency_series(bootstrap, tuned_relay(), kLatPartitions, args, ref);
     std::printf("\n  %-8s %18s %18s %18s\n", "rate", "vigil-relay p50", "vigil-relay p99",
                 "vigil-relay p99.9");
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const auto& [v, r] = rows[i];
+    for (size_t i = 0; i < vigil_rows.size(); ++i) {
+      const Percentiles& v = vigil_rows[i];
+      const Percentiles& r = relay_rows[i];
       std::printf("  %-8d %15.0f us %15.0f us %15.0f us\n", args.rates[i], v.p50 - r.p50,
                   v.p99 - r.p99, v.p999 - r.p999);
     }
