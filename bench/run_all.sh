@@ -15,7 +15,7 @@
 #   bench/run_all.sh            # the real run: rewrites BENCHMARKS.md and docs/bench/
 #   QUICK=1 bench/run_all.sh    # seconds-long cells into /tmp/vigil-bench-quick, to try the
 #                               # pipeline; OUT=dir and MD=file choose where either way
-# A real run refuses a tree with uncommitted changes, or binaries older than HEAD (DIRTY=1
+# A real run refuses a tree with uncommitted changes, or binaries not built from it (DIRTY=1
 # runs anyway, and BENCHMARKS.md then says so in bold at the top).
 #   /usr/bin/python3 bench/make_benchmarks_md.py --results docs/bench/results \
 #       --plots docs/bench --out BENCHMARKS.md      # regenerate from the captured outputs
@@ -84,14 +84,15 @@ run_bench() {  # name command...: stdout to the screen and $RESULTS/name.txt, st
 changes=$(git status --porcelain | awk '{print $NF}' \
   | grep -v -e '^docs/bench/' -e '^BENCHMARKS.md$' | paste -sd' ' - || true)
 # BENCHMARKS.md names a commit: it is written only from that commit's clean tree, with
-# binaries built after it (QUICK=1 runs anywhere; DIRTY=1 runs anyway and says so in bold).
+# binaries built from it (QUICK=1 runs anywhere; DIRTY=1 runs anyway and says so in bold).
 if [[ -z $QUICK && -z ${DIRTY:-} ]]; then
   if [[ -n $changes ]]; then
     echo "run_all: uncommitted changes ($changes): commit them first (or DIRTY=1)" >&2
     exit 1
   fi
-  if (($(date -r build/release/vigil +%s) < $(git log -1 --format=%ct))); then
-    echo "run_all: build/release/vigil is older than HEAD: rebuild it first" >&2
+  if ! ninja -C build/release -n vigil vigil-fault-harness scoring_bench stream_bench \
+    | grep -q "no work to do"; then
+    echo "run_all: build/release is not built from this tree: rebuild it first" >&2
     exit 1
   fi
 fi
