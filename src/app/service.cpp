@@ -166,6 +166,7 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
 Status Service::start_http() {
   http::HttpDeps deps;
   deps.queue = queue_.get();
+  deps.batcher = batcher_.get();
   deps.model_info = [this] { return batcher_->model_info(); };
   deps.registry = &registry_;
   deps.readiness_failures = [this] { return readiness_failures(); };

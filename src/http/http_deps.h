@@ -12,8 +12,9 @@
 #include "scoring/scoring_queue.h"
 
 namespace vigil::scoring {
+class Batcher;
 class ModelManager;
-}
+}  // namespace vigil::scoring
 namespace vigil::sinks {
 class ScoreLookup;
 }
@@ -27,6 +28,9 @@ class EventStreams;
 // server stopped; they then touch `queue`, never the server).
 struct HttpDeps {
   scoring::ScoringQueue* queue = nullptr;  // HTTP rows go in with Priority::kHigh
+  // The batcher behind `queue`: while it is idle, each io thread scores the rows it read in
+  // one pass of its loop itself (Batcher::try_score_inline). Null: every row is queued.
+  scoring::Batcher* batcher = nullptr;
   // The model currently served; null while none is loaded. Called on io threads.
   std::function<std::shared_ptr<const scoring::ModelInfo>()> model_info;
   metrics::Registry* registry = nullptr;

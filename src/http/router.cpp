@@ -17,6 +17,7 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "http/inference_request.h"
+#include "http/inline_batch.h"
 #include "http/openapi.h"
 #include "http/prometheus_text.h"
 #include "http/responses.h"
@@ -84,11 +85,12 @@ void Router::handle(Request req, Respond respond) {
   handle(route, std::move(req), std::move(respond));
 }
 
-void Router::handle(const RouteMatch& route, Request req, Respond respond) {
+void Router::handle(const RouteMatch& route, Request req, Respond respond,
+                    InlineBatch* inline_batch) {
   OnceRespond once(std::move(respond));
   const Respond answer = once.as_respond();
   try {
-    dispatch(route, req, answer);
+    dispatch(route, req, answer, inline_batch);
   } catch (const std::exception& e) {
     // A bug could make every request throw: one line per interval, with a count of the rest.
     static RateLimitedLog log{"http", std::chrono::milliseconds(5000)};
@@ -117,15 +119,16 @@ static bool route_and_method_exist(const RouteMatch& route, const Request& req,
   return false;
 }
 
-void Router::dispatch(const RouteMatch& route, Request& req, const Respond& respond) {
+void Router::dispatch(const RouteMatch& route, Request& req, const Respond& respond,
+                      InlineBatch* inline_batch) {
   if (!route_and_method_exist(route, req, respond)) return;
   switch (route.id) {
     case RouteId::kPredict:
-      predict(req, respond);
+      predict(req, respond, inline_batch);
       return;
     case RouteId::kV2Infer:
     case RouteId::kV2VersionInfer:
-      infer(route, req, respond);
+      infer(route, req, respond, inline_batch);
       return;
     case RouteId::kRepositoryIndex:
     case RouteId::kRepositoryLoad:
@@ -399,7 +402,17 @@ bool Router::admit(const Request& req, const Respond& respond) const {
   return true;
 }
 
-void Router::predict(Request& req, const Respond& respond) {
+void Router::submit_rows(const std::shared_ptr<ScoringCall>& call,
+                         std::vector<std::vector<float>>& rows, const std::vector<std::string>* ids,
+                         InlineBatch* inline_batch) {
+  if (inline_batch != nullptr) {
+    inline_batch->add(call, rows, ids);
+  } else {
+    submit(call, rows, ids, *deps_.queue);
+  }
+}
+
+void Router::predict(Request& req, const Respond& respond, InlineBatch* inline_batch) {
   if (!admit(req, respond)) return;
   auto info = deps_.model_info();
   if (!info) {
@@ -444,10 +457,11 @@ void Router::predict(Request& req, const Respond& respond) {
   if (top_k > 0) call->explain(top_k);
   call->transaction_ids = std::move(decoded.transaction_ids);
   // The call keeps its own copy of the ids for the answer; the requests carry them as their id.
-  submit(call, decoded.rows, &call->transaction_ids, *deps_.queue);
+  submit_rows(call, decoded.rows, &call->transaction_ids, inline_batch);
 }
 
-void Router::infer(const RouteMatch& route, Request& req, const Respond& respond) {
+void Router::infer(const RouteMatch& route, Request& req, const Respond& respond,
+                   InlineBatch* inline_batch) {
   if (!admit(req, respond)) return;
   auto info = model_for(route, respond);
   if (!info) return;
@@ -460,7 +474,7 @@ void Router::infer(const RouteMatch& route, Request& req, const Respond& respond
   auto call = std::make_shared<ScoringCall>(ScoringCall::Kind::kInfer, decoded.rows.size(), respond,
                                             deps_.queue);
   call->infer_id = std::move(decoded.id);
-  submit(call, decoded.rows, nullptr, *deps_.queue);
+  submit_rows(call, decoded.rows, nullptr, inline_batch);
 }
 
 std::vector<std::string> Router::readiness_failures() const {

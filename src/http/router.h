@@ -58,6 +58,9 @@
 
 namespace vigil::http {
 
+class InlineBatch;
+class ScoringCall;
+
 class Router {
  public:
   Router(const HttpConfig& config, HttpDeps deps);
@@ -67,8 +70,11 @@ class Router {
 
   // Answers `req` by calling `respond` exactly once (see the threads note above).
   void handle(Request req, Respond respond);
-  // The same, for a request whose target the caller has matched already.
-  void handle(const RouteMatch& route, Request req, Respond respond);
+  // The same, for a request whose target the caller has matched already. With `inline_batch`
+  // (the server's io thread's), scoring rows go through it (scored on that thread when the
+  // batcher is idle); without, straight to the queue.
+  void handle(const RouteMatch& route, Request req, Respond respond,
+              InlineBatch* inline_batch = nullptr);
 
   // From now on the scoring routes answer 503 + Retry-After and the readiness routes fail.
   // Thread-safe, idempotent.
@@ -87,7 +93,11 @@ class Router {
 
  private:
   struct Schema;
-  void dispatch(const RouteMatch& route, Request& req, const Respond& respond);
+  void dispatch(const RouteMatch& route, Request& req, const Respond& respond,
+                InlineBatch* inline_batch);
+  // Hands a call's rows to `inline_batch`, or to the queue without one.
+  void submit_rows(const std::shared_ptr<ScoringCall>& call, std::vector<std::vector<float>>& rows,
+                   const std::vector<std::string>* ids, InlineBatch* inline_batch);
   bool authorized(const Request& req) const;
   bool token_in_query(std::string_view target) const;
   // Answers 401 or 503 and returns false when a scoring request may not proceed.
@@ -97,8 +107,9 @@ class Router {
   // The Open Inference Protocol extensions served, for GET /v2.
   boost::json::array server_extensions() const;
   std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
-  void predict(Request& req, const Respond& respond);
-  void infer(const RouteMatch& route, Request& req, const Respond& respond);
+  void predict(Request& req, const Respond& respond, InlineBatch* inline_batch);
+  void infer(const RouteMatch& route, Request& req, const Respond& respond,
+             InlineBatch* inline_batch);
   void model_metadata(const RouteMatch& route, const Respond& respond);
   void model_ready(const RouteMatch& route, const Respond& respond);
   void model_info(const Respond& respond);

@@ -200,6 +200,12 @@ class ScoringCall {
   const scoring::ScoringQueue* const queue_;
 };
 
+// The request for instance `i` of `call` (its row, its transaction id when given).
+scoring::ScoreRequest make_request(const std::shared_ptr<ScoringCall>& call,
+                                   const std::vector<float>& row, const std::string* id, size_t i);
+// The 503 a call gets when the queue refuses one of its rows (full, or closed).
+Response push_refusal(scoring::ScoringQueue::PushResult pushed);
+
 // Queues one ScoreRequest per row; on the first rejection answers 503 for the whole call.
 void submit(const std::shared_ptr<ScoringCall>& call, std::vector<std::vector<float>>& rows,
             const std::vector<std::string>* ids, scoring::ScoringQueue& queue);

@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "http/connection.h"
 #include "http/event_stream.h"
+#include "http/inline_batch.h"
 
 namespace vigil::http {
 
@@ -39,6 +40,7 @@ struct IoThread {
   net::io_context ioc{1};  // concurrency hint: one thread
   net::executor_work_guard<Executor> work{ioc.get_executor()};
   const std::shared_ptr<Inbox> inbox = std::make_shared<Inbox>();
+  std::unique_ptr<InlineBatch> inline_batch;  // with HttpDeps::batcher
   std::thread thread;
 };
 
@@ -51,9 +53,11 @@ bool is_http_parse_error(const beast::error_code& ec) {
 // Inbox), so it can die while its requests are still being scored.
 class Session final : public Connection {
  public:
-  Session(Socket&& socket, ServerCore& core, std::shared_ptr<Inbox> inbox)
+  Session(Socket&& socket, ServerCore& core, std::shared_ptr<Inbox> inbox,
+          InlineBatch* inline_batch)
       : core_(core),
         inbox_(std::move(inbox)),
+        inline_batch_(inline_batch),
         stream_(std::move(socket)),
         deadline_timer_(stream_.get_executor()),
         header_deadline_(steady::now() + core_.config.header_timeout) {
@@ -187,7 +191,7 @@ class Session final : public Connection {
     if (route.id == RouteId::kEvents && req.method() == bhttp::verb::get) {
       return open_stream(seq, req);
     }
-    core_.router.handle(route, std::move(req), respond_for(seq));
+    core_.router.handle(route, std::move(req), respond_for(seq), inline_batch_);
     maybe_read();
   }
 
@@ -393,6 +397,7 @@ class Session final : public Connection {
 
   ServerCore& core_;
   const std::shared_ptr<Inbox> inbox_;  // of this connection's io thread
+  InlineBatch* const inline_batch_;     // of this connection's io thread; may be null
   Stream stream_;
   const Executor executor_ = stream_.get_executor();
   Timer deadline_timer_;  // http.request_timeout of the oldest unanswered request
@@ -424,9 +429,18 @@ Status write_port_file(const std::string& path, uint16_t port) {
 // ---------------------------------------------------------------------------------------------
 
 struct HttpServer::Impl {
-  Impl(const HttpConfig& config, HttpDeps deps) : core(config, std::move(deps)) {
+  Impl(const HttpConfig& config, HttpDeps deps)
+      : batcher(deps.batcher), queue(deps.queue), core(config, std::move(deps)) {
     const int n = std::max(1, config.threads);
-    for (int i = 0; i < n; ++i) io.push_back(std::make_unique<IoThread>());
+    for (int i = 0; i < n; ++i) {
+      auto t = std::make_unique<IoThread>();
+      if (batcher != nullptr) {
+        t->inline_batch = std::make_unique<InlineBatch>(
+            *batcher, *queue,
+            [ioc = &t->ioc](std::function<void()> fn) { net::post(*ioc, std::move(fn)); });
+      }
+      io.push_back(std::move(t));
+    }
     acceptor.emplace(io[0]->ioc);
     accept_retry.emplace(io[0]->ioc);
   }
@@ -471,7 +485,8 @@ struct HttpServer::Impl {
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    auto session = std::make_shared<Session>(std::move(socket), core, target.inbox);
+    auto session =
+        std::make_shared<Session>(std::move(socket), core, target.inbox, target.inline_batch.get());
     core.add(session, /*awaiting_header=*/true);
     session->start();
   }
@@ -506,6 +521,8 @@ struct HttpServer::Impl {
 
   // Declaration order is destruction order reversed: the acceptor before the io_contexts, and
   // they (with the handlers and sessions they may still hold) before the core sessions use.
+  scoring::Batcher* const batcher;  // HttpDeps::batcher: scores inline while idle; may be null
+  scoring::ScoringQueue* const queue;
   ServerCore core;
   std::vector<std::unique_ptr<IoThread>> io;  // http.threads of them
   std::optional<tcp::acceptor> acceptor;      // on io[0]

@@ -103,6 +103,9 @@ ScoringStats::ScoringStats(metrics::Registry& r)
       batch_failures_(r.counter("vigil_batch_failures_total",
                                 "Forward passes that failed as a whole (rows were then retried "
                                 "one by one)")),
+      scored_inline_(r.counter("vigil_requests_scored_inline_total",
+                               "HTTP requests scored on their io thread while the batcher was "
+                               "idle (no hand-off to a worker)")),
       shadow_rows_(r.counter("vigil_shadow_rows_total", "Rows the shadow model scored")),
       shadow_agree_(r.counter("vigil_shadow_decisions_total",
                               "Shadow rows by whether both models decided alike at their "
@@ -228,6 +231,8 @@ void Batcher::swap_model(std::shared_ptr<Model> model) {
   served_.model = std::move(model);
   served_.info = std::move(info);
   ++served_.generation;
+  model_generation_.store(served_.generation);
+  last_compute_us_.store(-1);  // a new model is timed again (by a worker) before inlining
 }
 
 void Batcher::set_shadow(std::shared_ptr<Model> shadow) {
@@ -237,6 +242,8 @@ void Batcher::set_shadow(std::shared_ptr<Model> shadow) {
   served_.shadow = std::move(shadow);
   served_.shadow_info = std::move(info);
   ++served_.generation;
+  model_generation_.store(served_.generation);
+  last_compute_us_.store(-1);
 }
 
 std::shared_ptr<const ModelInfo> Batcher::shadow_info() const {
@@ -250,6 +257,42 @@ Batcher::Served Batcher::served() const {
 
 std::shared_ptr<const ModelInfo> Batcher::model_info() const {
   return served().info;
+}
+
+Batcher::InlineLane::InlineLane() : worker_(std::make_unique<Worker>()) {}
+Batcher::InlineLane::~InlineLane() = default;
+
+std::unique_ptr<Batcher::InlineLane> Batcher::make_inline_lane() const {
+  return std::unique_ptr<InlineLane>(new InlineLane());
+}
+
+bool Batcher::try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batch) {
+  if (batch.empty() || batch.size() > config_.max_batch_size) return false;
+  if (!started_.load() || queue_.depth() != 0) return false;
+  // Only a model known to be fast: a slow forward on the io thread would hold up every other
+  // connection of that thread and its request timeouts. The first batches of each model go
+  // through the workers, which time them.
+  const int64_t compute_us = last_compute_us_.load();
+  if (compute_us < 0 || compute_us > kInlineComputeBound.count()) return false;
+  // Claims "busy" only from idle: a busy worker, or another inline caller, means load. Then
+  // stopping_, after the claim: stop() sets it before it waits for "busy" to drop to zero, so
+  // either stop() waits for this batch or this call sees it and backs off.
+  int idle = 0;
+  if (!busy_workers_.compare_exchange_strong(idle, 1)) return false;
+  if (stopping_.load()) {
+    busy_workers_.fetch_sub(1);
+    return false;
+  }
+  const Clock::time_point now = clock_.now();
+  for (ScoreRequest& r : batch) r.enqueued_at = now;  // no queue wait
+  Worker& w = *lane.worker_;
+  w.busy_since_ns = now.time_since_epoch().count();
+  run_batch(w, batch);
+  w.busy_since_ns = 0;
+  stats_.scored_inline(batch.size());
+  // As a worker going idle: a leader holding a partial batch may dispatch it at once.
+  if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle) queue_.wake();
+  return true;
 }
 
 std::vector<int64_t> Batcher::worker_busy_since_ns() const {
@@ -280,6 +323,9 @@ void Batcher::stop(std::chrono::milliseconds grace) {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+  // An inline caller that claimed "busy" before it could see stopping_ finishes its batch
+  // (the completion is still up: it stops after the batcher); later ones see stopping_.
+  while (busy_workers_.load() != 0) std::this_thread::sleep_for(microseconds(50));
   // Workers never started (or all gone): fail what is left so no completion is lost.
   std::vector<ScoreRequest> rest;
   std::vector<ScoreOutcome> outcomes;
@@ -377,6 +423,8 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
   }
   const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
   stats_.batch_scored(batch.size(), compute);
+  // Timed for the served model only: a batch of a model swapped out meanwhile does not count.
+  if (s.generation == model_generation_.load()) last_compute_us_.store(compute.count());
   if (w.explained) stats_.explained(batch.size(), compute);
   fill_outcomes(w, batch, row_status, packed.any_bad_width, formed_at, compute);
   if (w.explained) fill_reasons(w, batch);

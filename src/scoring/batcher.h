@@ -104,6 +104,7 @@ class ScoringStats {
   };
   void request_failed(const char* reason);
   void batch_failed();
+  void scored_inline(size_t rows) { scored_inline_.inc(rows); }
   // A shadow forward of `rows` rows; `agree` of them got the same decision at the thresholds;
   // `differences` holds |shadow - primary| per row.
   void shadow_scored(size_t rows, size_t agree, std::chrono::microseconds compute,
@@ -135,6 +136,7 @@ class ScoringStats {
   metrics::Counter& failed_width_;
   metrics::Counter& failed_shutdown_;
   metrics::Counter& batch_failures_;
+  metrics::Counter& scored_inline_;
   metrics::Counter& shadow_rows_;
   metrics::Counter& shadow_agree_;
   metrics::Counter& shadow_disagree_;
@@ -148,6 +150,8 @@ class ScoringStats {
 // Owns the scoring worker threads. start() launches them, stop() drains and joins them;
 // the destructor calls stop(). Thread-safe.
 class Batcher {
+  struct Worker;  // a scoring thread's session and buffers (batcher.cpp)
+
  public:
   // `completion` (may be null: HTTP only) takes every finished batch; `shadow_completion`
   // (may be null) the shadow model's scores. Both must outlive the batcher's stop().
@@ -185,6 +189,32 @@ class Batcher {
   // Watchdog input: a worker busy for too long is stuck.
   std::vector<int64_t> worker_busy_since_ns() const;
 
+  // Scoring on the caller's thread (an HTTP io thread) while the batcher is idle. A lone HTTP
+  // request otherwise crosses threads twice (to a worker, and its answer back), and those two
+  // wake-ups, not the forward pass, are most of its latency. Under load requests go through
+  // the queue as before, so the workers keep batching them. One lane per calling thread: it
+  // holds that thread's model session and buffers.
+  class InlineLane {
+   public:
+    ~InlineLane();
+    InlineLane(const InlineLane&) = delete;
+    InlineLane& operator=(const InlineLane&) = delete;
+
+   private:
+    friend class Batcher;
+    InlineLane();
+    std::unique_ptr<Worker> worker_;
+  };
+  std::unique_ptr<InlineLane> make_inline_lane() const;
+  // When no worker is busy, nothing is queued, the batcher is running (not stopping) and the
+  // served model's last forward pass took at most kInlineComputeBound (1 ms; a model not yet
+  // timed, or slower, is never run on the caller's thread),
+  // scores `batch` on this thread through `lane` and completes it exactly as a worker would
+  // (each request's `done`, then the whole batch to the BatchCompletion: the delivery stage)
+  // and returns true. Otherwise returns false and leaves `batch` untouched, to be queued.
+  // At most one caller scores inline at a time; a worker may run beside it.
+  bool try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batch);
+
  private:
   struct Served {
     std::shared_ptr<Model> model;
@@ -193,7 +223,6 @@ class Batcher {
     std::shared_ptr<const ModelInfo> shadow_info;
     uint64_t generation = 0;
   };
-  struct Worker;
   void worker_main(Worker& w);
   void run_batch(Worker& w, std::vector<ScoreRequest>& batch);
   // Packs the batch's rows into w.input; how many reason codes the batch needs.
@@ -237,6 +266,11 @@ class Batcher {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
+  // The forward pass of the last batch of the served model, microseconds; -1: not timed yet.
+  std::atomic<int64_t> last_compute_us_{-1};
+  std::atomic<uint64_t> model_generation_{0};  // served_.generation of the primary model
+  // try_score_inline only while the served model's last forward took at most this.
+  static constexpr std::chrono::microseconds kInlineComputeBound{1000};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> busy_workers_{0};
   std::mutex stop_mutex_;

@@ -77,6 +77,7 @@ struct ScoringStack {
   HttpDeps deps() {
     HttpDeps d;
     d.queue = &queue;
+    d.batcher = &batcher;  // the server scores inline while the batcher is idle, as deployed
     d.registry = &registry;
     d.model_info = [this]() -> std::shared_ptr<const scoring::ModelInfo> {
       if (!model_loaded) return nullptr;

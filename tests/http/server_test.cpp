@@ -130,6 +130,24 @@ TEST(HttpServer, ServesEveryRouteAndErrorCodeOverASocket) {
   EXPECT_EQ(s.stack->sink.records()[0].transaction_id, "t-1");
 }
 
+// While the batcher is idle, the io thread scores what it read itself (no hand-off to a worker
+// and back); the first request of a model goes through a worker, which times the forward.
+TEST(HttpServer, RequestsAreScoredOnTheIoThreadWhileTheBatcherIsIdleOnceAWorkerTimedTheModel) {
+  Server s;
+  auto& inline_rows = s.stack->registry.counter("vigil_requests_scored_inline_total", "");
+  HttpClient client(s.port());
+  auto first = client.request(verb::post, "/predict", one_instance());
+  ASSERT_EQ(first.result_int(), 200u) << first.body();
+  EXPECT_EQ(inline_rows.value(), 0u) << "the model was not timed yet";
+  for (int i = 0; i < 5; ++i) {
+    auto res = client.request(verb::post, "/predict", one_instance());
+    ASSERT_EQ(res.result_int(), 200u) << res.body();
+    EXPECT_EQ(res.body(), first.body()) << "the same row, the same answer either way";
+  }
+  EXPECT_EQ(inline_rows.value(), 5u);
+  EXPECT_EQ(s.stack->model->rows_scored(), 6u);
+}
+
 TEST(HttpServer, KeepAliveServesSeveralRequestsOnOneConnection) {
   Server s;
   HttpClient client(s.port());

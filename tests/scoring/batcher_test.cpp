@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "support/fake_model.h"
+#include "support/wait.h"
 
 namespace vigil::scoring {
 namespace {
@@ -309,6 +312,74 @@ TEST_F(BatcherTest, SwappedModelIsUsedForLaterBatches) {
   b.stop();
   EXPECT_EQ(collector.outcomes.at("before").model->version, "1");
   EXPECT_EQ(collector.outcomes.at("after").model->version, "2");
+}
+
+// The inline lane (HTTP io threads): only while idle, only once a worker has timed the model
+// fast, and completed exactly as a worker completes a batch.
+TEST_F(BatcherTest, ScoresInlineOnTheCallersThreadOnlyWhileIdleAndOnceTheModelIsTimedFast) {
+  auto model = std::make_shared<testing::FakeModel>();
+  ScoringQueue q({256, 0.8, 0.5}, SteadyClock::instance(), registry);
+  struct Seen : BatchCompletion {
+    std::atomic<size_t> rows{0};
+    std::thread::id thread;
+    void complete(std::vector<ScoreRequest>& batch, const std::vector<ScoreOutcome>&,
+                  const ModelInfo&) override {
+      thread = std::this_thread::get_id();
+      rows += batch.size();
+    }
+  } delivery;
+  Batcher b({32, microseconds(0), 1}, q, model, SteadyClock::instance(), registry, &delivery);
+  auto lane = b.make_inline_lane();
+  std::vector<ScoreRequest> batch;
+  auto fill = [&](const std::string& id) {
+    batch.clear();
+    ScoreRequest r = make(id, 30, 1.0f);
+    r.done = collector.completion();
+    batch.push_back(std::move(r));
+  };
+  fill("before-start");
+  EXPECT_FALSE(b.try_score_inline(*lane, batch)) << "not started";
+  b.start();
+  EXPECT_FALSE(b.try_score_inline(*lane, batch)) << "the model has not been timed yet";
+  ASSERT_EQ(batch.size(), 1u) << "a refused batch is left to the caller";
+  push(q, make("timed-by-a-worker", 30, 1.0f));
+  ASSERT_TRUE(collector.wait_for(1));
+  ASSERT_TRUE(testing::wait_until([&] { return delivery.rows.load() == 1; }, milliseconds(5000)));
+  fill("inline");
+  ASSERT_TRUE(b.try_score_inline(*lane, batch));
+  ASSERT_TRUE(collector.wait_for(2, milliseconds(0))) << "completed before it returned";
+  EXPECT_TRUE(collector.outcomes.at("inline").status.ok());
+  EXPECT_EQ(delivery.thread, std::this_thread::get_id()) << "delivered from the caller's thread";
+  EXPECT_EQ(delivery.rows.load(), 2u);
+  EXPECT_EQ(registry.counter("vigil_requests_scored_inline_total", "").value(), 1u);
+  b.stop();
+  fill("after-stop");
+  EXPECT_FALSE(b.try_score_inline(*lane, batch)) << "stopping";
+}
+
+TEST_F(BatcherTest, DoesNotScoreInlineAModelThatIsSlowOrNotTimedSinceASwap) {
+  testing::FakeModelOptions slow;
+  slow.delay = std::chrono::microseconds(3000);  // over the 1 ms bound
+  auto model = std::make_shared<testing::FakeModel>(slow);
+  ScoringQueue q({256, 0.8, 0.5}, SteadyClock::instance(), registry);
+  Batcher b({32, microseconds(0), 1}, q, model, SteadyClock::instance(), registry);
+  b.start();
+  auto lane = b.make_inline_lane();
+  push(q, make("timed-slow", 30, 1.0f));
+  ASSERT_TRUE(collector.wait_for(1));
+  std::vector<ScoreRequest> batch;
+  batch.push_back(make("refused", 30, 1.0f));
+  EXPECT_FALSE(b.try_score_inline(*lane, batch)) << "the last forward took 3 ms";
+  // A fast model swapped in is timed again by a worker first.
+  b.swap_model(std::make_shared<testing::FakeModel>());
+  EXPECT_FALSE(b.try_score_inline(*lane, batch)) << "not timed since the swap";
+  push(q, make("timed-fast", 30, 1.0f));
+  ASSERT_TRUE(collector.wait_for(2));
+  ASSERT_TRUE(
+      testing::wait_until([&] { return b.worker_busy_since_ns()[0] == 0; }, milliseconds(5000)));
+  batch.front().done = collector.completion();
+  EXPECT_TRUE(b.try_score_inline(*lane, batch)) << "idle, and the new model is fast";
+  b.stop();
 }
 
 TEST_F(BatcherTest, ReportsHowLongAWorkerHasBeenBusyForTheWatchdog) {
