@@ -304,14 +304,11 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     rd_kafka_assign(rk_.get(), partitions);
     assigned_ = partitions->cnt;
     stats_.assigned_partitions_.set(partitions->cnt);
+    // Partitions come unpaused: the revoke below resumed what this member had paused.
     if (paused_ || !intake_) {
-      rd_kafka_pause_partitions(rk_.get(), partitions);
-      stats_.paused_partitions_.set(partitions->cnt);
-    } else {
-      // librdkafka keeps a partition's pause across unassign and assign: one this member held
-      // (update_holds) before a rebalance gave it back would otherwise never be fetched again.
-      rd_kafka_resume_partitions(rk_.get(), partitions);
-      stats_.paused_partitions_.set(0);
+      std::vector<PartitionId> all;
+      for (int i = 0; i < partitions->cnt; ++i) all.push_back(partitions->elems[i].partition);
+      pause_partitions(all);
     }
     logger("kafka")->info("assigned {} partition(s) of '{}'", partitions->cnt, config_.input_topic);
     return;
@@ -374,9 +371,12 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   held_paused_.clear();
   stats_.held_partitions_.set(0);
   rd_kafka_assign(rk_.get(), nullptr);
+  // librdkafka keeps a partition's pause across unassign and assign: resumed now (its fetcher
+  // is stopped), a partition given back later starts unpaused, and is paused again only if
+  // it must be (a held record of it was left uncommitted and is consumed again).
+  resume_partitions(revoked);
   assigned_ = 0;
   stats_.assigned_partitions_.set(0);
-  stats_.paused_partitions_.set(0);
   logger("kafka")->info("revoked {} partition(s)", revoked.size());
   // Records of the revoked partitions that the consume call serving this callback still
   // returns are dropped untracked (see handle()).
@@ -575,25 +575,42 @@ void KafkaSource::update_backpressure() {
   rd_kafka_topic_partition_list_t* assignment = nullptr;
   if (rd_kafka_assignment(rk_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
   kafka::PartitionList list(assignment);
+  std::vector<PartitionId> parts;
+  for (int i = 0; i < list->cnt; ++i) {
+    const PartitionId p = list->elems[i].partition;
+    // Held partitions stay paused when the others resume.
+    if (want_paused || std::find(held_paused_.begin(), held_paused_.end(), p) == held_paused_.end())
+      parts.push_back(p);
+  }
   if (want_paused) {
-    rd_kafka_pause_partitions(rk_.get(), list.get());
+    pause_partitions(parts);
     stats_.paused();
-    stats_.paused_partitions_.set(list->cnt);
-    logger("kafka")->debug("paused {} partition(s): queue depth {}", list->cnt, queue_.depth());
+    logger("kafka")->debug("paused {} partition(s): queue depth {}", parts.size(), queue_.depth());
   } else {
-    // Held partitions stay paused.
-    kafka::PartitionList resume(rd_kafka_topic_partition_list_new(list->cnt));
-    for (int i = 0; i < list->cnt; ++i) {
-      const PartitionId p = list->elems[i].partition;
-      if (std::find(held_paused_.begin(), held_paused_.end(), p) == held_paused_.end()) {
-        rd_kafka_topic_partition_list_add(resume.get(), list->elems[i].topic, p);
-      }
-    }
-    rd_kafka_resume_partitions(rk_.get(), resume.get());
-    stats_.paused_partitions_.set(static_cast<double>(held_paused_.size()));
-    logger("kafka")->debug("resumed {} partition(s): queue depth {}", resume->cnt, queue_.depth());
+    resume_partitions(parts);
+    logger("kafka")->debug("resumed {} partition(s): queue depth {}", parts.size(), queue_.depth());
   }
   paused_ = want_paused;
+}
+
+void KafkaSource::pause_partitions(const std::vector<PartitionId>& parts) {
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (PartitionId p : parts) {
+    if (paused_by_us_.insert(p).second)
+      rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p);
+  }
+  if (list->cnt > 0) rd_kafka_pause_partitions(rk_.get(), list.get());
+  stats_.paused_partitions_.set(static_cast<double>(paused_by_us_.size()));
+}
+
+void KafkaSource::resume_partitions(const std::vector<PartitionId>& parts) {
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (PartitionId p : parts) {
+    if (paused_by_us_.erase(p) > 0)
+      rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p);
+  }
+  if (list->cnt > 0) rd_kafka_resume_partitions(rk_.get(), list.get());
+  stats_.paused_partitions_.set(static_cast<double>(paused_by_us_.size()));
 }
 
 void KafkaSource::update_holds() {
@@ -601,25 +618,23 @@ void KafkaSource::update_holds() {
   if (holds.empty() && held_paused_.empty()) return;
   std::vector<PartitionId> now;
   for (const auto& h : holds) now.push_back(h.partition);
-  kafka::PartitionList pause(rd_kafka_topic_partition_list_new(1));
-  kafka::PartitionList resume(rd_kafka_topic_partition_list_new(1));
+  std::vector<PartitionId> pause;
+  std::vector<PartitionId> resume;
   for (const auto& h : holds) {
     if (std::find(held_paused_.begin(), held_paused_.end(), h.partition) == held_paused_.end()) {
-      rd_kafka_topic_partition_list_add(pause.get(), config_.input_topic.c_str(), h.partition);
+      pause.push_back(h.partition);
       logger("kafka")->error("partition {} paused: offset {} has no outcome ({})", h.partition,
                              h.offset, h.why);
     }
   }
   for (PartitionId p : held_paused_) {
     if (std::find(now.begin(), now.end(), p) == now.end()) {
-      if (!paused_.load()) {
-        rd_kafka_topic_partition_list_add(resume.get(), config_.input_topic.c_str(), p);
-      }
+      if (!paused_.load()) resume.push_back(p);  // else it resumes with the others
       logger("kafka")->info("partition {} resumes: its held record has an outcome", p);
     }
   }
-  if (pause->cnt > 0) rd_kafka_pause_partitions(rk_.get(), pause.get());
-  if (resume->cnt > 0) rd_kafka_resume_partitions(rk_.get(), resume.get());
+  pause_partitions(pause);
+  resume_partitions(resume);
   held_paused_ = std::move(now);
   stats_.held_partitions_.set(static_cast<double>(held_paused_.size()));
 }

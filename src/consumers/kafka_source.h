@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -154,6 +155,13 @@ class KafkaSource {
   void update_backpressure();
   // Pauses partitions with a held record and resumes those whose hold was lifted.
   void update_holds();
+  // Every pause and resume goes through these two, which pause only partitions not paused yet
+  // and resume only partitions this consumer paused. librdkafka 2.0 restarts a partition's
+  // fetcher from where it was started (or last paused) when it is resumed without being
+  // paused: records already consumed come again, scored twice downstream (librdkafka issues
+  // #4637 and #4686, fixed in 2.4). Consumer thread.
+  void pause_partitions(const std::vector<PartitionId>& parts);
+  void resume_partitions(const std::vector<PartitionId>& parts);
   // Refreshes the per-partition lag gauges (queries the brokers for paused partitions).
   void refresh_lag();
   // Commits the committable offsets of `only` (or every tracked partition). Asynchronous:
@@ -176,6 +184,7 @@ class KafkaSource {
   std::vector<scoring::ScoreRequest> staged_;
   std::vector<AckToken> tokens_;                // consumer thread scratch
   std::vector<PartitionId> held_paused_;        // paused because of a hold (consumer thread)
+  std::set<PartitionId> paused_by_us_;          // paused in librdkafka now (consumer thread)
   std::function<size_t()> producer_in_flight_;  // see set_producer_in_flight()
 
   std::thread thread_;
