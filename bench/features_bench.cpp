@@ -1,0 +1,138 @@
+// features_bench: the cost of velocity features, per event and per customer.
+//
+// Customers at the transaction simulator's rates (each a mean of U(0, 4) transactions a day,
+// amounts ~ N(m, m/2) with m ~ U(5, 100)) fill one partition's EntityWindows with
+// --warm-days of history, in event-time order; then one more day is timed. Prints:
+//   - ns per event over the timed day (the issue-22 target: <= 1 us on average);
+//   - resident memory per active customer (target: <= 1 KB), from /proc/self/statm;
+//   - snapshot size and the time to take and to restore it.
+// A figure, not a test: compare runs on the same machine.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "features/entity_windows.h"
+
+namespace {
+
+using vigil::features::EntityWindows;
+using vigil::features::FeatureSpec;
+using vigil::features::Transaction;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kDayMs = 86'400'000;
+constexpr int64_t kStartMs = 1'735'689'600'000;  // 2025-01-01T00:00:00Z
+
+double resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * 4096.0 / (1024.0 * 1024.0);
+}
+
+struct Customer {
+  double mean_amount;
+  double mean_per_day;
+};
+
+struct Event {
+  int64_t time_ms;
+  uint32_t customer;
+  double amount;
+};
+
+// One day of transactions of every customer, in event-time order.
+std::vector<Event> one_day(std::mt19937_64& rng, const std::vector<Customer>& customers,
+                           int64_t day) {
+  std::vector<Event> out;
+  std::uniform_int_distribution<int64_t> at(0, kDayMs - 1);
+  for (uint32_t c = 0; c < customers.size(); ++c) {
+    std::poisson_distribution<int> n(customers[c].mean_per_day);
+    std::normal_distribution<double> amount(customers[c].mean_amount, customers[c].mean_amount / 2);
+    for (int k = n(rng); k > 0; --k) {
+      double a = amount(rng);
+      if (a < 0) a = std::uniform_real_distribution<double>(0, customers[c].mean_amount * 2)(rng);
+      out.push_back({kStartMs + day * kDayMs + at(rng), c, std::round(a * 100) / 100});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Event& a, const Event& b) { return a.time_ms < b.time_ms; });
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"velocity-feature cost: ns per event, memory per customer, snapshot cost"};
+  size_t n_customers = 1'000'000;
+  int warm_days = 31;
+  uint64_t seed = 42;
+  app.add_option("--customers", n_customers, "customers in the partition")->capture_default_str();
+  app.add_option("--warm-days", warm_days, "days of history before the timed day")
+      ->capture_default_str();
+  app.add_option("--seed", seed, "random seed")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  std::mt19937_64 rng(seed);
+  std::vector<Customer> customers(n_customers);
+  std::uniform_real_distribution<double> mean_amount(5, 100), per_day(0, 4);
+  for (auto& c : customers) c = {mean_amount(rng), per_day(rng)};
+  std::vector<std::string> ids(n_customers);
+  for (size_t c = 0; c < n_customers; ++c) ids[c] = "C" + std::to_string(10'000'000 + c);
+
+  FeatureSpec spec;  // the handbook's windows: 1, 7, 30 days; one day of lateness
+  spec.max_entities_per_partition = n_customers * 2;
+  const double rss_before = resident_mib();
+  EntityWindows windows(spec);
+  std::vector<double> out(windows.width());
+  size_t warm_events = 0;
+  for (int d = 0; d < warm_days; ++d) {
+    const auto day = one_day(rng, customers, d);
+    for (const auto& e : day) {
+      windows.observe(Transaction{ids[e.customer], e.time_ms, e.amount}, out.data());
+    }
+    warm_events += day.size();
+  }
+  const double rss_warm = resident_mib();
+  const auto f_warm = windows.figures();
+  const auto timed = one_day(rng, customers, warm_days);
+
+  double checksum = 0;
+  const auto t0 = Clock::now();
+  for (const auto& e : timed) {
+    windows.observe(Transaction{ids[e.customer], e.time_ms, e.amount}, out.data());
+    checksum += out[3];
+  }
+  const double ns =
+      std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / timed.size();
+
+  const auto f = windows.figures();
+  const auto s0 = Clock::now();
+  const std::string snap = windows.snapshot();
+  const double snap_ms = std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
+  EntityWindows restored(spec);
+  const auto r0 = Clock::now();
+  const auto st = restored.restore(snap);
+  const double restore_ms = std::chrono::duration<double, std::milli>(Clock::now() - r0).count();
+
+  std::printf("features_bench: %zu customers, %d warm days (%zu events), timed day %zu events\n",
+              n_customers, warm_days, warm_events, timed.size());
+  std::printf("  per event: %.0f ns (target <= 1000 ns)   [checksum %.0f]\n", ns, checksum);
+  std::printf("  state: %zu entities, %zu events kept (%.1f per entity)\n", f.entities, f.events,
+              static_cast<double>(f.events) / static_cast<double>(f.entities));
+  const double per_customer = (rss_warm - rss_before) * 1024.0 * 1024.0 / f_warm.entities;
+  std::printf(
+      "  memory: %.0f MiB resident for %zu entities = %.0f bytes per active customer "
+      "(target <= 1024), ids held by the bench excluded\n",
+      rss_warm - rss_before, f_warm.entities, per_customer);
+  std::printf("  snapshot: %.1f MiB, taken in %.0f ms, restored in %.0f ms (%s)\n",
+              static_cast<double>(snap.size()) / (1024.0 * 1024.0), snap_ms, restore_ms,
+              st.ok() ? "ok" : st.message().c_str());
+  return st.ok() ? 0 : 1;
+}

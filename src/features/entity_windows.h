@@ -1,0 +1,135 @@
+// EntityWindows: the exact per-entity history of one partition, and the velocity features of
+// each transaction computed from it (see feature_spec.h for what they mean).
+//
+// Each entity keeps its transactions (event time in ms, amount as float32: the precision the
+// model reads it in) sorted by event time, ties in log order. A transaction is inserted where its
+// event time puts it, then its windows are summed over the history: exact, no buckets, no edge
+// error. Out-of-order events are normal; the rule is the one the spec states: the window (t - W, t]
+// over what was read so far.
+//
+// Bounded memory. The partition's watermark is the newest event time read. Nothing older than
+// watermark - longest window - allowed lateness can be inside the window of a transaction
+// that is not late: such events are dropped from an entity when it is next seen, and a sweep
+// (once per max(entities, 65536) transactions: amortised O(1)) drops every entity with nothing
+// newer. A transaction older than watermark - allowed lateness is late: computed over what is
+// kept and marked partial. Above max_entities_per_partition, the least recently active
+// entities (by newest event time, ties by id) are dropped down to 90% of the cap, counted;
+// from then on a transaction of an entity not in memory is marked partial (it may have been
+// one of them). Which entities are dropped follows from the log alone, so a replay gives the
+// same features.
+//
+// The same class computes features in the service (one per assigned partition, on the
+// consumer thread) and in the offline replay tool: training and serving compute the same
+// numbers by construction. Not thread-safe.
+#pragma once
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "features/feature_spec.h"
+
+namespace vigil::features {
+
+struct Transaction {
+  std::string_view entity;
+  int64_t time_ms = 0;
+  double amount = 0.0;
+};
+
+class EntityWindows {
+ public:
+  struct Figures {
+    size_t entities = 0;        // in memory now
+    size_t events = 0;          // kept now, over every entity
+    uint64_t observed = 0;      // transactions observed since construction
+    uint64_t dropped_idle = 0;  // entities dropped: nothing inside the longest window
+    uint64_t dropped_cap = 0;   // entities dropped above max_entities_per_partition
+    uint64_t late = 0;          // transactions older than watermark - allowed lateness
+    uint64_t partial = 0;       // transactions computed over partial history
+  };
+
+  explicit EntityWindows(FeatureSpec spec);
+  EntityWindows(EntityWindows&&) noexcept = default;
+  EntityWindows& operator=(EntityWindows&&) noexcept = default;
+  EntityWindows(const EntityWindows&) = delete;
+  EntityWindows& operator=(const EntityWindows&) = delete;
+  ~EntityWindows() = default;
+
+  const FeatureSpec& spec() const { return spec_; }
+  // How many features observe() writes (spec().output_names().size()).
+  size_t width() const { return width_; }
+
+  // Adds `tx` to its entity's history and writes its width() features to `out`. Returns
+  // false when they were computed over partial history (see above).
+  bool observe(const Transaction& tx, double* out);
+
+  Figures figures() const;
+  // The newest event time read, or INT64_MIN before the first transaction.
+  int64_t watermark_ms() const { return watermark_; }
+
+  // The whole state, in a binary form restore() reads back (same machine architecture):
+  // restored, the same transactions get the same features.
+  std::string snapshot() const;
+  // Replaces the state with `bytes`, which must come from snapshot() under a spec with the
+  // same hash. Counters in figures() are kept.
+  Status restore(std::string_view bytes);
+
+  // The calendar features of an event time: Saturday or Sunday, and hour < 6, in UTC.
+  static bool during_weekend(int64_t time_ms);
+  static bool during_night(int64_t time_ms);
+
+ private:
+  // 12 bytes: amounts are kept as float32, the precision the model reads them in (sums and
+  // means are computed in double). Packed to 4 bytes: the time is read unaligned at worst.
+#pragma pack(push, 4)
+  struct Event {
+    int64_t time_ms;
+    float amount;
+  };
+#pragma pack(pop)
+  static_assert(sizeof(Event) == 12, "12-byte events");
+  struct Entity {
+    std::vector<Event> events;  // sorted by time_ms, ties in log order; [head, size) are kept
+    uint32_t head = 0;
+    int64_t newest_ms = 0;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  struct Equal {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+  };
+  // Open addressing: one probe of a metadata group and the slot holding the entity itself
+  // (references are invalidated by inserts; none is kept across observe() calls).
+  using Map = boost::unordered_flat_map<std::string, Entity, Hash, Equal>;
+
+  // Drops the kept events at or before `horizon`.
+  void trim(Entity& e, int64_t horizon);
+  // Drops every entity with nothing newer than `horizon`.
+  void sweep(int64_t horizon);
+  // Drops the least recently active entities down to 90% of the cap.
+  void drop_above_cap();
+
+  FeatureSpec spec_;
+  size_t width_ = 0;
+  int64_t lateness_ms_ = 0;
+  int64_t longest_ms_ = 0;
+  std::vector<int64_t> windows_ms_;
+  Map entities_;
+  uint64_t since_sweep_ = 0;  // transactions observed since the last sweep
+  int64_t watermark_ = INT64_MIN;
+  bool capped_ = false;  // an entity was dropped by the cap
+  size_t events_ = 0;
+  Figures counters_;
+};
+
+}  // namespace vigil::features

@@ -1,0 +1,71 @@
+// FeatureSpec: which velocity features are computed from raw transactions, read from
+// features.yaml beside model.yaml in the model's repository.
+//
+//   # features.yaml
+//   entity: customer_id        # the event field whose history is kept (the topic's key)
+//   time: event_time_ms        # the event field with the event time (ms since the epoch)
+//   amount: amount             # the event field with the amount
+//   prefix: customer           # names the features: customer_nb_tx_1d, ...
+//   windows_days: [1, 7, 30]   # for each: the count and the mean amount in the window
+//   calendar: true             # tx_during_weekend and tx_during_night (UTC)
+//   allowed_lateness_ms: 86400000
+//   max_entities_per_partition: 2000000
+//
+// The features of a transaction at event time t of entity e, in output_names() order:
+//   tx_amount, tx_during_weekend (Saturday or Sunday, UTC), tx_during_night (UTC hour < 6),
+//   then for each window W (days): <prefix>_nb_tx_<W>d and <prefix>_avg_amount_<W>d, the
+//   count and mean amount of e's transactions with event time in (t - W, t], the current one
+//   included, among those read so far in the partition's log order.
+//
+// hash() names the spec's meaning (its canonical text), not its formatting: a model trained
+// on one spec records that hash in its model.yaml, and every score records the hash of the
+// spec it was computed with.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace vigil::features {
+
+struct FeatureSpec {
+  // The event field naming whose history a transaction extends.
+  std::string entity = "customer_id";
+  // The event field with the event time, in ms since the epoch (UTC).
+  std::string time = "event_time_ms";
+  // The event field with the transaction's amount.
+  std::string amount = "amount";
+  // Prefix of the per-entity feature names.
+  std::string prefix = "customer";
+  // Window lengths in days, increasing, each at least 1.
+  std::vector<int> windows_days = {1, 7, 30};
+  // Whether tx_during_weekend and tx_during_night are computed.
+  bool calendar = true;
+  // How far (event time) behind the newest event of its partition a transaction may be and
+  // still be computed over its whole history; an older one is computed over what is kept and
+  // marked partial. At least 0.
+  int64_t allowed_lateness_ms = 86'400'000;
+  // Most entities kept per partition; above it the least recently seen entity is dropped
+  // (counted), and transactions of entities first seen afterwards are marked partial.
+  size_t max_entities_per_partition = 2'000'000;
+
+  // The longest window, in ms.
+  int64_t longest_window_ms() const;
+  // The features' names, in the order they are computed.
+  std::vector<std::string> output_names() const;
+  // One line per field, in a fixed order: what hash() covers.
+  std::string canonical() const;
+  // "fnv1a64:" and 16 hex digits of canonical().
+  std::string hash() const;
+};
+
+// Parses features.yaml text; every problem is listed (one per line), each naming the file
+// (`where`) and the key.
+Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::string& where);
+// Reads and parses the file at `path`.
+Result<FeatureSpec> load_feature_spec(const std::string& path);
+
+}  // namespace vigil::features

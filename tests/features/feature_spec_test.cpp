@@ -1,0 +1,58 @@
+#include "features/feature_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace vigil::features {
+namespace {
+
+TEST(FeatureSpecTest, TheDefaultsAreTheHandbookBaselineFeatures) {
+  auto spec = parse_feature_spec("entity: customer_id\n", "features.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.error();
+  EXPECT_EQ(spec->output_names(),
+            (std::vector<std::string>{"tx_amount", "tx_during_weekend", "tx_during_night",
+                                      "customer_nb_tx_1d", "customer_avg_amount_1d",
+                                      "customer_nb_tx_7d", "customer_avg_amount_7d",
+                                      "customer_nb_tx_30d", "customer_avg_amount_30d"}));
+  EXPECT_EQ(spec->longest_window_ms(), 30LL * 86'400'000);
+}
+
+TEST(FeatureSpecTest, EveryProblemIsListedNamingItsKey) {
+  auto spec = parse_feature_spec(
+      "entity: ''\nwindows_days: [7, 1, 0]\ncalendar: maybe\nallowed_lateness_ms: -5\n"
+      "max_entities_per_partition: 0\ncolour: blue\n",
+      "models/fraud_velocity/features.yaml");
+  ASSERT_FALSE(spec.ok());
+  const std::string& e = spec.error();
+  for (const char* key :
+       {"'entity'", "'windows_days' must be increasing", "'windows_days' [2] = 0 is outside",
+        "'calendar'", "'allowed_lateness_ms'", "'max_entities_per_partition'",
+        "'colour' is not a known key"}) {
+    EXPECT_NE(e.find(key), std::string::npos) << "no " << key << " in:\n" << e;
+  }
+  EXPECT_NE(e.find("models/fraud_velocity/features.yaml: "), std::string::npos);
+}
+
+TEST(FeatureSpecTest, TheHashFollowsTheMeaningNotTheFormatting) {
+  auto a = parse_feature_spec("entity: customer_id\nwindows_days: [1, 7, 30]\n", "a");
+  auto b = parse_feature_spec("# same meaning\nwindows_days:\n  - 1\n  - 7\n  - 30\n", "b");
+  auto c = parse_feature_spec("windows_days: [1, 7, 31]\n", "c");
+  auto d = parse_feature_spec("max_entities_per_partition: 10\n", "d");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+  EXPECT_EQ(a->hash(), b->hash());
+  EXPECT_NE(a->hash(), c->hash());
+  EXPECT_EQ(a->hash(), d->hash()) << "the cap bounds memory; it is not part of the meaning";
+  EXPECT_EQ(a->hash().rfind("fnv1a64:", 0), 0u);
+  EXPECT_EQ(a->hash().size(), 8u + 16u);
+}
+
+TEST(FeatureSpecTest, AMissingFileIsNotFound) {
+  auto spec = load_feature_spec("/nonexistent/features.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace vigil::features
