@@ -38,6 +38,10 @@ const char* to_string(DecodeError e) {
       return "non_finite";
     case DecodeError::kWrongCount:
       return "wrong_feature_count";
+    case DecodeError::kMissingField:
+      return "missing_field";
+    case DecodeError::kOutOfRange:
+      return "out_of_range";
   }
   return "unknown";
 }
@@ -66,8 +70,6 @@ const char* type_name(json_type t) {
   return "unknown";
 }
 
-namespace {
-
 DecodeStatus malformed(simdjson::error_code ec, std::string_view where) {
   return DecodeStatus::Error(DecodeError::kMalformedJson,
                              "malformed JSON" +
@@ -75,15 +77,12 @@ DecodeStatus malformed(simdjson::error_code ec, std::string_view where) {
                                  ": " + simdjson::error_message(ec));
 }
 
-// NaN / Infinity literals (as Python's json module writes them) are not JSON; they are named
-// as such rather than reported as a parse error.
+// NaN / Infinity literals are named as such rather than reported as a parse error.
 bool is_non_finite_literal(std::string_view raw) {
   if (!raw.empty() && (raw[0] == '-' || raw[0] == '+')) raw.remove_prefix(1);
   return raw.rfind("NaN", 0) == 0 || raw.rfind("Infinity", 0) == 0 || raw.rfind("inf", 0) == 0 ||
          raw.rfind("nan", 0) == 0;
 }
-
-}  // namespace
 
 namespace {
 
@@ -307,21 +306,15 @@ DecodeStatus decode_features(simdjson::ondemand::value v, const FeatureSchema& s
   return decode_feature_object(v, schema, out, where, seen, transaction_id);
 }
 
-EventDecoder::EventDecoder(const FeatureSchema& schema, size_t max_event_bytes)
-    : schema_(schema), max_event_bytes_(max_event_bytes) {}
-
-DecodeStatus EventDecoder::decode(std::string_view json, InlineString& transaction_id,
-                                  FeatureVector& features, std::optional<int64_t>& event_time_ms) {
-  transaction_id.clear();
-  event_time_ms.reset();
-  if (json.size() > max_event_bytes_) {
+DecodeStatus open_event(std::string_view json, size_t max_event_bytes,
+                        simdjson::ondemand::parser& parser, std::string& buffer,
+                        simdjson::ondemand::document& doc, simdjson::ondemand::object& obj) {
+  if (json.size() > max_event_bytes) {
     return DecodeStatus::Error(DecodeError::kTooLarge, "event is " + std::to_string(json.size()) +
                                                            " bytes, limit is " +
-                                                           std::to_string(max_event_bytes_));
+                                                           std::to_string(max_event_bytes));
   }
-  simdjson::ondemand::document doc;
-  if (auto ec = parser_.iterate(pad_into(json, buffer_)).get(doc)) return malformed(ec, "");
-  simdjson::ondemand::object obj;
+  if (auto ec = parser.iterate(pad_into(json, buffer)).get(doc)) return malformed(ec, "");
   if (auto ec = doc.get_object().get(obj)) {
     // Valid JSON of another type is a wrong type; anything else is malformed.
     json_type t;
@@ -336,6 +329,21 @@ DecodeStatus EventDecoder::decode(std::string_view json, InlineString& transacti
       return DecodeStatus::Error(DecodeError::kWrongType, "event must be a JSON object");
     }
     return malformed(ec == simdjson::INCORRECT_TYPE ? simdjson::TAPE_ERROR : ec, "");
+  }
+  return {};
+}
+
+EventDecoder::EventDecoder(const FeatureSchema& schema, size_t max_event_bytes)
+    : schema_(schema), max_event_bytes_(max_event_bytes) {}
+
+DecodeStatus EventDecoder::decode(std::string_view json, InlineString& transaction_id,
+                                  FeatureVector& features, std::optional<int64_t>& event_time_ms) {
+  transaction_id.clear();
+  event_time_ms.reset();
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object obj;
+  if (auto st = open_event(json, max_event_bytes_, parser_, buffer_, doc, obj); !st.ok()) {
+    return st;
   }
   bool have_id = false;
   bool have_features = false;

@@ -48,6 +48,8 @@ enum class DecodeError {
   kWrongType,
   kNonFinite,
   kWrongCount,
+  kMissingField,  // a raw transaction's entity, time or amount (raw_transaction.h)
+  kOutOfRange,    // a negative amount, an event time too far in the future
 };
 
 // Stable snake_case name, used in DLQ headers and metric labels.
@@ -113,6 +115,19 @@ class EventDecoder {
 // Reads `v` to its end and returns the first JSON error in it. On-demand parsing checks only
 // what is read, so fields a decoder ignores must be walked with this to stay strict JSON.
 simdjson::error_code validate_json(simdjson::ondemand::value v, size_t depth = 0);
+
+// NaN / Infinity literals (as Python's json module writes them), which are not JSON.
+bool is_non_finite_literal(std::string_view raw);
+
+// The status of a JSON error `ec` found in `where` ("" for the event itself).
+DecodeStatus malformed(simdjson::error_code ec, std::string_view where);
+
+// Parses `json` (at most `max_event_bytes`, copied into `buffer` with simdjson's padding) into
+// `doc` and its top-level object `obj`: too_large, malformed_json, or wrong_type when it is
+// valid JSON of another type.
+DecodeStatus open_event(std::string_view json, size_t max_event_bytes,
+                        simdjson::ondemand::parser& parser, std::string& buffer,
+                        simdjson::ondemand::document& doc, simdjson::ondemand::object& obj);
 
 // Copies `json` into `buffer` with simdjson's required padding and returns a view of it.
 simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer);

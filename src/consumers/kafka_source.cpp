@@ -78,7 +78,8 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
                  codec::DecodeError::kBadTransactionId, codec::DecodeError::kMissingFeature,
                  codec::DecodeError::kUnknownFeature, codec::DecodeError::kDuplicateFeature,
                  codec::DecodeError::kWrongType, codec::DecodeError::kNonFinite,
-                 codec::DecodeError::kWrongCount}) {
+                 codec::DecodeError::kWrongCount, codec::DecodeError::kMissingField,
+                 codec::DecodeError::kOutOfRange}) {
     rejected_[e] = &r.counter("vigil_kafka_rejected_total",
                               "Records that could not be decoded, by reason (each goes to the "
                               "dead-letter topic)",
