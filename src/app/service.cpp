@@ -35,6 +35,15 @@ Status Service::start(Options options) {
   auto model = load_model(options.model);
   if (!model) return Status::Error(model.error());
   schema_ = std::make_unique<codec::FeatureSchema>((*model)->info().input_names);
+  if (const std::string& path = (*model)->info().feature_spec_path; !path.empty()) {
+    auto spec = features::load_feature_spec(path);
+    if (!spec) return Status::Error(spec.error());
+    feature_spec_ = std::move(spec.value());
+    logger("vigil")->info(
+        "velocity features from {} (spec {}): records are raw transactions "
+        "keyed by '{}'",
+        path, feature_spec_->hash(), feature_spec_->entity);
+  }
   queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
                                                    registry_);
   if (config_.redis.enabled()) {
@@ -115,6 +124,7 @@ Status Service::start_delivery() {
   delivery::DeliveryConfig dc;
   dc.input_topic = config_.kafka.input_topic;
   dc.publish_http_scores = config_.http.publish_scores;
+  dc.log_features = config_.features.log;
   sinks::ProducerFactory make_producer;
   if (config_.kafka.enabled) {
     const sinks::KafkaSinkConfig kc{bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
@@ -155,6 +165,10 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
   if (!source) return Status::Error(source.error());
   source_ = std::move(source.value());
   source_->set_producer_in_flight([d = delivery_.get()] { return d->producer_in_flight(); });
+  if (feature_spec_) {
+    source_->set_features(std::make_unique<features::StreamFeatures>(
+        *feature_spec_, config_.kafka.max_event_bytes, registry_));
+  }
   source_->start();
   consuming_.store(source_.get(), std::memory_order_release);
   logger("vigil")->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",

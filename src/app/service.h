@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,6 +89,8 @@ class Service {
   // The live view (GET /, /v1/events); the batcher shows it high scores, so it outlives it.
   std::unique_ptr<live::LiveEvents> live_;
   std::unique_ptr<codec::FeatureSchema> schema_;
+  // The served model's features.yaml, when it scores raw transactions (src/features).
+  std::optional<features::FeatureSpec> feature_spec_;
   std::unique_ptr<scoring::ModelManager> models_;  // null when a model was injected (tests)
   std::unique_ptr<scoring::ScoringQueue> queue_;
   std::unique_ptr<scoring::Batcher> batcher_;

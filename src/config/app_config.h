@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "features/features_config.h"
 #include "http/http_config.h"
 #include "kafka/kafka_config.h"
 #include "scoring/scoring_config.h"
@@ -22,6 +23,7 @@ struct AppConfig {
   scoring::ModelConfig model;
   scoring::ExplainConfig explain;
   scoring::ScoringConfig scoring;
+  features::FeaturesConfig features;
   kafka::KafkaConfig kafka;
   sinks::RedisConfig redis;
   http::HttpConfig http;
@@ -39,6 +41,7 @@ struct AppConfig {
     v.section("model", model);
     v.section("explain", explain);
     v.section("scoring", scoring);
+    v.section("features", features);
     v.section("kafka", kafka);
     v.section("redis", redis);
     v.section("http", http);

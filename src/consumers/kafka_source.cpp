@@ -1,6 +1,7 @@
 #include "consumers/kafka_source.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <thread>
 
@@ -31,6 +32,16 @@ constexpr std::chrono::milliseconds kIntakeStopBound{2000};
 
 // A broker round trip for a paused partition's high watermark is bounded by this.
 constexpr int kWatermarkQueryTimeoutMs = 200;
+// Velocity features: reading a newly assigned partition's committed offset and log start
+// (inside the rebalance callback) is bounded by this.
+constexpr int kFeatureLookupTimeoutMs = 10000;
+
+// The record's Kafka timestamp, INT64_MIN when it has none.
+int64_t record_time_ms(const rd_kafka_message_t* m) {
+  rd_kafka_timestamp_type_t type;
+  const int64_t ts = rd_kafka_message_timestamp(m, &type);
+  return ts >= 0 ? ts : INT64_MIN;
+}
 
 RateLimitedLog& consumer_error_log() {
   static RateLimitedLog log{"kafka", std::chrono::milliseconds(5000)};
@@ -246,6 +257,9 @@ std::vector<std::string> KafkaSource::readiness_failures() const {
     f.push_back("kafka: partition " + std::to_string(h.partition) + " held at offset " +
                 std::to_string(h.offset) + ": " + h.why);
   }
+  if (features_) {
+    for (auto& note : features_->readiness_notes()) f.push_back(std::move(note));
+  }
   return f;
 }
 
@@ -302,6 +316,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   stats_.rebalances_.inc();
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < partitions->cnt; ++i) tracker_.assign(partitions->elems[i].partition);
+    if (features_) plan_feature_replay(partitions);
     rd_kafka_assign(rk_.get(), partitions);
     assigned_ = partitions->cnt;
     stats_.assigned_partitions_.set(partitions->cnt);
@@ -368,6 +383,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
     tracker_.revoke(p);
     last_committed_.erase(p);
     stats_.lag_removed(p);
+    if (features_) features_->revoke(p);
   }
   held_paused_.clear();
   stats_.held_partitions_.set(0);
@@ -450,6 +466,14 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
         continue;
       }
     }
+    if (features_ && !m->err && features_->replaying(m->partition, m->offset)) {
+      // Below the committed offset: it rebuilds the history only (scored before).
+      features_->replay(m->partition, m->offset,
+                        std::string_view(static_cast<const char*>(m->payload), m->len),
+                        record_time_ms(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
     msgs[kept++] = m;
     AckToken t;
     t.partition = m->partition;
@@ -504,10 +528,17 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
       dead_letters_.dead_letter(std::move(source), "consume_error", why);
       continue;
     }
-    codec::DecodeStatus st =
-        m->payload ? decoder_.decode(std::string_view(static_cast<const char*>(m->payload), m->len),
-                                     req.id, req.features, req.event_time_ms)
-                   : codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
+    const std::string_view payload(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+    codec::DecodeStatus st;
+    if (m->payload == nullptr) {
+      st = codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
+    } else if (features_) {
+      st = features_->compute(m->partition, payload, record_time_ms(m), req.id, req.features,
+                              req.event_time_ms, req.history_partial);
+      req.features_computed = true;
+    } else {
+      st = decoder_.decode(payload, req.id, req.features, req.event_time_ms);
+    }
     if (!st.ok()) {
       stats_.rejected(st.code);
       dead_letters_.dead_letter(std::move(source), codec::to_string(st.code),
@@ -594,6 +625,45 @@ void KafkaSource::update_backpressure() {
   paused_ = want_paused;
 }
 
+void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partitions) {
+  // With no committed offset the partition starts where auto.offset.reset says: from its
+  // log's start (earliest, vigil's default) nothing needs replaying; from its end (latest),
+  // the log up to there is history.
+  bool reset_latest = false;
+  for (const auto& [k, v] : config_.consumer) {
+    if (k == "auto.offset.reset") reset_latest = v == "latest" || v == "largest" || v == "end";
+  }
+  kafka::PartitionList committed(rd_kafka_topic_partition_list_copy(partitions));
+  const rd_kafka_resp_err_t cerr =
+      rd_kafka_committed(rk_.get(), committed.get(), kFeatureLookupTimeoutMs);
+  for (int i = 0; i < partitions->cnt; ++i) {
+    rd_kafka_topic_partition_t& tp = partitions->elems[i];
+    int64_t lo = 0, hi = 0;
+    const rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
+        rk_.get(), tp.topic, tp.partition, &lo, &hi, kFeatureLookupTimeoutMs);
+    const int64_t c = cerr == RD_KAFKA_RESP_ERR_NO_ERROR && committed->elems[i].err == 0
+                          ? committed->elems[i].offset
+                          : RD_KAFKA_OFFSET_INVALID;
+    if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR || werr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      logger("kafka")->error(
+          "partition {}: cannot read its committed offset or log start ({}); its velocity "
+          "features start from an empty history, marked partial",
+          tp.partition, rd_kafka_err2str(cerr != RD_KAFKA_RESP_ERR_NO_ERROR ? cerr : werr));
+      features_->assign(tp.partition, 0, 0, /*log_complete=*/false);
+      continue;
+    }
+    const int64_t score_from = c >= 0 ? c : (reset_latest ? hi : lo);
+    if (score_from > lo) tp.offset = lo;  // consumed from the log's start: history first
+    features_->assign(tp.partition, lo, score_from, /*log_complete=*/lo == 0);
+    if (score_from > lo) {
+      logger("kafka")->info(
+          "partition {}: rebuilding velocity-feature history from offsets "
+          "{}..{} before scoring from {}",
+          tp.partition, lo, score_from - 1, score_from);
+    }
+  }
+}
+
 void KafkaSource::pause_partitions(const std::vector<PartitionId>& parts) {
   kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
   for (PartitionId p : parts) {
@@ -642,6 +712,7 @@ void KafkaSource::update_holds() {
 
 void KafkaSource::refresh_lag() {
   last_lag_ = std::chrono::steady_clock::now();
+  if (features_) features_->refresh_gauges();
   for (PartitionId p : tracker_.partitions()) {
     int64_t lo = 0, hi = -1;
     // Cached high watermarks come with fetches; a paused partition fetches nothing, so ask.

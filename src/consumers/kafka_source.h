@@ -36,6 +36,7 @@
 #include "common/metrics.h"
 #include "consumers/offset_tracker.h"
 #include "delivery/acknowledger.h"
+#include "features/stream_features.h"
 #include "kafka/kafka_client.h"
 #include "kafka/kafka_config.h"
 #include "scoring/scoring_queue.h"
@@ -114,6 +115,13 @@ class KafkaSource {
   // the tracked ones against kafka.max_in_flight_records, because scores of partitions
   // revoked since are no longer tracked. Optional; call before start(). Consumer thread.
   void set_producer_in_flight(std::function<size_t()> fn) { producer_in_flight_ = std::move(fn); }
+  // Records are raw transactions whose velocity features `features` computes (the model's
+  // inputs), instead of events carrying ready-made features. On every assignment each
+  // partition's history is rebuilt by replaying its log up to the committed offset (see
+  // features/stream_features.h). Optional; call before start().
+  void set_features(std::unique_ptr<features::StreamFeatures> features) {
+    features_ = std::move(features);
+  }
 
   void start();
   // Phase one of shutdown: stop taking records (the thread keeps serving the group). Returns
@@ -153,6 +161,9 @@ class KafkaSource {
   // partition.
   std::map<PartitionId, size_t> drop_staged(const std::vector<PartitionId>& revoked);
   void update_backpressure();
+  // Feature state: where each newly assigned partition is consumed from (its log's start,
+  // when records before the committed offset rebuild the history) and what is replayed.
+  void plan_feature_replay(rd_kafka_topic_partition_list_t* partitions);
   // Pauses partitions with a held record and resumes those whose hold was lifted.
   void update_holds();
   // Every pause and resume goes through these two, which pause only partitions not paused yet
@@ -186,6 +197,7 @@ class KafkaSource {
   std::vector<PartitionId> held_paused_;        // paused because of a hold (consumer thread)
   std::set<PartitionId> paused_by_us_;          // paused in librdkafka now (consumer thread)
   std::function<size_t()> producer_in_flight_;  // see set_producer_in_flight()
+  std::unique_ptr<features::StreamFeatures> features_;  // see set_features()
 
   std::thread thread_;
   std::atomic<bool> running_{false};

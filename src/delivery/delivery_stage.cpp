@@ -235,18 +235,30 @@ namespace {
 
 // The one score encoder: appends `r`'s key (its transaction id) and then its record to `bytes`,
 // for Redis and Kafka alike. Returns the value's offset; the key starts at the size `bytes` had.
+// With `log_features`, a score of vigil-computed features carries them (the model's inputs).
 uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reasons,
                        const scoring::ScoreRequest& r, const scoring::ScoreOutcome& o,
                        const scoring::ModelInfo& model, int64_t scored_at,
-                       sinks::ScoreSource source) {
+                       sinks::ScoreSource source, bool log_features) {
   bytes += r.id.view();
   const auto value_offset = static_cast<uint32_t>(bytes.size());
   reasons.clear();
   for (const scoring::Reason& reason : o.reasons) {
     reasons.push_back({model.input_names[reason.input], reason.contribution});
   }
+  sinks::FeatureFields features;
+  const bool with_features =
+      log_features && r.features_computed && r.features.size() == model.input_names.size();
+  if (with_features) {
+    features.names = model.input_names.data();
+    features.values = r.features.data();
+    features.count = r.features.size();
+    features.spec_hash = model.feature_spec_hash;
+    features.partial = r.history_partial;
+  }
   sinks::append_score_json(bytes, r.id, o.score, o.is_fraud, model.name, model.version, scored_at,
-                           r.event_time_ms.value_or(-1), source, reasons.data(), reasons.size());
+                           r.event_time_ms.value_or(-1), source, reasons.data(), reasons.size(),
+                           with_features ? &features : nullptr);
   return value_offset;
 }
 
@@ -273,7 +285,7 @@ void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& b
     s.key_offset = static_cast<uint32_t>(b.bytes.size());
     s.key_length = static_cast<uint32_t>(batch[s.request].id.size());
     s.value_offset = encode_record(b.bytes, b.reasons, batch[s.request], outcomes[s.request], model,
-                                   scored_at, sinks::ScoreSource::kKafka);
+                                   scored_at, sinks::ScoreSource::kKafka, config_.log_features);
     s.value_length = static_cast<uint32_t>(b.bytes.size() - s.value_offset);
   }
 }
@@ -301,7 +313,7 @@ void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batc
     if (scored_at < 0) scored_at = wall_clock_ms();
     const auto key = static_cast<uint32_t>(bytes.size());
     spans.emplace_back(key, encode_record(bytes, reasons, r, outcomes[i], model, scored_at,
-                                          sinks::ScoreSource::kHttp));
+                                          sinks::ScoreSource::kHttp, config_.log_features));
   }
   const size_t n = spans.size();
   if (n == 0) return;

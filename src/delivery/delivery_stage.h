@@ -63,6 +63,9 @@ struct DeliveryConfig {
   // HTTP-scored transactions (with a transaction id) go to the output topic too, best effort
   // (http.publish_scores); they always go to Redis when it is on.
   bool publish_http_scores = false;
+  // Scores of raw transactions carry the velocity features they were computed with, the spec
+  // hash and whether the history was complete (features.log).
+  bool log_features = true;
   // A held record's dead-letter write is retried after this, doubling up to the max.
   std::chrono::milliseconds retry_backoff{100};
   std::chrono::milliseconds retry_backoff_max{5000};

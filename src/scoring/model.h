@@ -28,6 +28,11 @@ struct ModelInfo {
   // empty when model.yaml has none (then reason codes are unavailable).
   std::vector<float> baseline;
   std::string metadata_text;  // model.yaml as read when this version was loaded
+  // A model of raw transactions: its features.yaml (the velocity features vigil computes in
+  // the stream, src/features), whose hash model.yaml records. Both empty for a model of
+  // ready-made features.
+  std::string feature_spec_path;
+  std::string feature_spec_hash;
   size_t width() const { return input_names.size(); }
 };
 

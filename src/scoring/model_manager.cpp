@@ -210,8 +210,15 @@ Result<std::shared_ptr<Model>> ModelManager::prepare(int version) {
 
   auto info = load_model_info(config_.repository, config_.name, v);
   if (!info) return refuse(info.error());
-  if (auto current = served(); current && current->info().input_names != info->input_names) {
-    return refuse("its model.yaml changes the input features; a restart serves it");
+  if (auto current = served()) {
+    if (current->info().input_names != info->input_names) {
+      return refuse("its model.yaml changes the input features; a restart serves it");
+    }
+    if (current->info().feature_spec_hash != info->feature_spec_hash) {
+      return refuse("it was trained on feature spec '" + info->feature_spec_hash +
+                    "', not the running '" + current->info().feature_spec_hash +
+                    "'; a restart serves it");
+    }
   }
   auto model = loader_(*info);
   if (!model) return refuse(model.error());

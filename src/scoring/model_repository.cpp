@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "features/feature_spec.h"
+
 namespace vigil::scoring {
 
 namespace fs = std::filesystem;
@@ -75,6 +77,9 @@ void read_model_yaml(const YAML::Node& root, const std::string& path, ModelInfo&
       }
     }
     if (root["description"]) info.description = root["description"].as<std::string>();
+    if (root["feature_spec_hash"]) {
+      info.feature_spec_hash = root["feature_spec_hash"].as<std::string>();
+    }
     if (root["baseline"]) {
       for (const auto& b : root["baseline"]) info.baseline.push_back(b.as<float>());
       if (info.baseline.size() != info.input_names.size()) {
@@ -85,6 +90,44 @@ void read_model_yaml(const YAML::Node& root, const std::string& path, ModelInfo&
   } catch (const YAML::Exception& e) {
     errors.push_back(path + ": " + e.what());
   }
+}
+
+// A model of raw transactions has a features.yaml beside its model.yaml: the features vigil
+// computes for it, which must be its inputs, in order, under the spec hash model.yaml records
+// (what it was trained on: `vigil-features hash`).
+void check_feature_spec(const std::string& repository, const std::string& name,
+                        const std::string& yaml_path, ModelInfo& info,
+                        std::vector<std::string>& errors) {
+  const fs::path spec_path = fs::path(repository) / name / "features.yaml";
+  if (!fs::exists(spec_path)) {
+    if (!info.feature_spec_hash.empty()) {
+      errors.push_back(yaml_path + ": records feature_spec_hash " + info.feature_spec_hash +
+                       " but there is no " + spec_path.string());
+    }
+    return;
+  }
+  auto spec = features::load_feature_spec(spec_path.string());
+  if (!spec) {
+    errors.push_back(spec.error());
+    return;
+  }
+  const std::string hash = spec->hash();
+  if (info.feature_spec_hash.empty()) {
+    errors.push_back(yaml_path +
+                     ": has no feature_spec_hash; the model must record the hash of "
+                     "the spec it was trained on (" +
+                     spec_path.string() + " is " + hash + ")");
+  } else if (info.feature_spec_hash != hash) {
+    errors.push_back(yaml_path + ": the model was trained on feature spec " +
+                     info.feature_spec_hash + ", but " + spec_path.string() + " is " + hash);
+  }
+  if (!info.input_names.empty() && info.input_names != spec->output_names()) {
+    std::string names;
+    for (const auto& n : spec->output_names()) names += (names.empty() ? "" : ", ") + n;
+    errors.push_back(yaml_path + ": 'inputs' must be the features of " + spec_path.string() +
+                     ", in order: " + names);
+  }
+  info.feature_spec_path = spec_path.string();
 }
 
 }  // namespace
@@ -119,6 +162,7 @@ Result<ModelInfo> load_model_info(const std::string& repository, const std::stri
   } else {
     info.version = std::to_string(versions.back());
   }
+  check_feature_spec(repository, name, yaml_path.string(), info, errors);
   if (!errors.empty()) {
     std::string msg;
     for (const auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;

@@ -115,6 +115,10 @@ struct ScoreRequest {
   Completion done;                       // HTTP: called with the outcome; Kafka: empty
   SourceRecord source;                   // Kafka: the record scored
   uint16_t explain_top_k = 0;            // reason codes wanted (HTTP asks; Kafka: the config)
+  // Velocity features (src/features): `features` were computed by vigil from the entity's
+  // history, which may have been partial (see features/entity_windows.h).
+  bool features_computed = false;
+  bool history_partial = false;
 };
 
 // Takes every finished batch from the scoring workers, once per batch, on the worker's thread:

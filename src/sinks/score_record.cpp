@@ -7,7 +7,8 @@ namespace vigil::sinks {
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
                        int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
-                       const ReasonField* reasons, size_t n_reasons) {
+                       const ReasonField* reasons, size_t n_reasons,
+                       const FeatureFields* features) {
   out += "{\"transaction_id\":";
   append_json_string(out, transaction_id);
   out += ",\"score\":";
@@ -34,6 +35,18 @@ void append_score_json(std::string& out, std::string_view transaction_id, float 
       out += '}';
     }
     out += ']';
+  }
+  if (features != nullptr) {
+    out += ",\"features\":{";
+    for (size_t i = 0; i < features->count; ++i) {
+      if (i) out += ',';
+      append_json_string(out, features->names[i]);
+      out += ':';
+      append_number(out, features->values[i]);
+    }
+    out += "},\"feature_spec\":";
+    append_json_string(out, features->spec_hash);
+    out += features->partial ? ",\"history\":\"partial\"" : ",\"history\":\"complete\"";
   }
   out += '}';
 }

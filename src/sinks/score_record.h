@@ -23,14 +23,24 @@ inline const char* to_string(ScoreSource s) {
 // to the same float (std::to_chars). `event_time_ms` < 0 means unknown (omitted).
 // With `reasons` (n_reasons > 0) the record ends with
 // ,"reasons":[{"feature":"V14","contribution":0.31},...].
+// With `features` (velocity features vigil computed, src/features) it ends with
+// ,"features":{"tx_amount":57.3,...},"feature_spec":"fnv1a64:..","history":"complete"|"partial".
 struct ReasonField {
   std::string_view feature;
   float contribution = 0.0f;
 };
+struct FeatureFields {
+  const std::string* names = nullptr;  // `count` names, in the order of `values`
+  const float* values = nullptr;
+  size_t count = 0;
+  std::string_view spec_hash;
+  bool partial = false;
+};
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
                        int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
-                       const ReasonField* reasons = nullptr, size_t n_reasons = 0);
+                       const ReasonField* reasons = nullptr, size_t n_reasons = 0,
+                       const FeatureFields* features = nullptr);
 
 // The record of the `scores.shadow` topic: {"transaction_id":..,"score":..,"shadow_score":..,
 // "agree":..,"model_name":..,"model_version":..,"shadow_version":..,"scored_at_ms":..

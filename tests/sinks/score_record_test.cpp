@@ -59,6 +59,25 @@ TEST(ScoreRecordJson, ReasonCodesCloseTheRecordInRankOrder) {
             "\"contribution\":-0.5}]}");
 }
 
+TEST(ScoreRecordJson, ComputedFeaturesCloseTheRecordWithTheSpecAndTheHistory) {
+  const std::string names[] = {"tx_amount", "customer_nb_tx_1d"};
+  const float values[] = {57.25f, 3.0f};
+  FeatureFields f;
+  f.names = names;
+  f.values = values;
+  f.count = 2;
+  f.spec_hash = "fnv1a64:00000000000000ab";
+  f.partial = true;
+  std::string out;
+  append_score_json(out, "t-3", 0.5f, false, "fraud_velocity", "1", 5, 4, ScoreSource::kKafka,
+                    nullptr, 0, &f);
+  EXPECT_EQ(out,
+            "{\"transaction_id\":\"t-3\",\"score\":0.5,\"is_fraud\":false,\"model_name\":"
+            "\"fraud_velocity\",\"model_version\":\"1\",\"scored_at_ms\":5,\"event_time_ms\":4,"
+            "\"source\":\"kafka\",\"features\":{\"tx_amount\":57.25,\"customer_nb_tx_1d\":3},"
+            "\"feature_spec\":\"fnv1a64:00000000000000ab\",\"history\":\"partial\"}");
+}
+
 TEST(ShadowRecordJson, CarriesBothScoresBothVersionsAndWhetherTheyAgree) {
   std::string out;
   append_shadow_json(out, "t-3", 0.5f, 0.25f, false, "fraud_mlp", "1", "2", 7, -1);

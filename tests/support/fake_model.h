@@ -25,6 +25,11 @@ struct FakeModelOptions {
   double bias = 0.0;  // added to the logit
   std::string version = "1";
   bool explains = false;  // a baseline of zeros in its info and a linear attribution
+  // Named inputs (width = their count) instead of f0..f<width-1>; a model of raw transactions
+  // also names its features.yaml and the spec hash (ModelInfo).
+  std::vector<std::string> input_names;
+  std::string feature_spec_path;
+  std::string feature_spec_hash;
 };
 
 inline float fake_score(const float* row, size_t width, double bias = 0.0) {
@@ -38,11 +43,18 @@ class FakeModel final : public scoring::Model {
   explicit FakeModel(FakeModelOptions o = {}) : options_(o) {
     info_.name = "fake";
     info_.version = o.version;
-    for (size_t i = 0; i < o.width; ++i) info_.input_names.push_back("f" + std::to_string(i));
+    if (!o.input_names.empty()) {
+      options_.width = o.input_names.size();
+      info_.input_names = o.input_names;
+    } else {
+      for (size_t i = 0; i < o.width; ++i) info_.input_names.push_back("f" + std::to_string(i));
+    }
+    info_.feature_spec_path = o.feature_spec_path;
+    info_.feature_spec_hash = o.feature_spec_hash;
     info_.threshold = o.threshold;
     info_.output_name = "score";
     info_.metadata_text = "name: fake\nthreshold: 0.5\n";
-    if (o.explains) info_.baseline.assign(o.width, 0.0f);
+    if (o.explains) info_.baseline.assign(options_.width, 0.0f);
   }
   const scoring::ModelInfo& info() const override { return info_; }
   std::unique_ptr<scoring::ModelSession> new_session() override {

@@ -1,0 +1,308 @@
+// Velocity features end to end, in-process: raw transactions keyed by customer through the
+// embedded Kafka, the real Service (consumer, StreamFeatures, batcher, delivery to Kafka and
+// Redis), a model of the spec's features. Every score's features are checked against a
+// brute-force reference computed here from the produced log, independently of src/features.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/service.h"
+#include "features/feature_spec.h"
+#include "support/fake_model.h"
+#include "support/kafka_test_util.h"
+#include "support/redis_server.h"
+#include "support/service_fixture.h"
+#include "support/wait.h"
+
+namespace vigil {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr int64_t kDayMs = 86'400'000;
+
+struct RawTx {
+  std::string id;
+  std::string customer;
+  int64_t time_ms;
+  double amount;
+};
+
+std::string to_json(const RawTx& t) {
+  char amount[32];
+  std::snprintf(amount, sizeof amount, "%.2f", t.amount);
+  return "{\"transaction_id\":\"" + t.id + "\",\"customer_id\":\"" + t.customer +
+         "\",\"terminal_id\":\"M1\",\"amount\":" + amount +
+         ",\"event_time_ms\":" + std::to_string(t.time_ms) + "}";
+}
+
+// `n` transactions of `customers` customers over about `days` days ending two days ago (the
+// records' Kafka timestamps are now: none is in the future), about every tenth a few hours
+// out of order (within the spec's day of lateness).
+std::vector<RawTx> make_transactions(size_t n, size_t customers, int days, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  int64_t t = now - (days + 2) * kDayMs;
+  const int64_t gap = days * kDayMs / static_cast<int64_t>(n);
+  std::uniform_int_distribution<int64_t> step(0, 2 * gap);
+  std::uniform_int_distribution<int64_t> back(0, 6 * 3600 * 1000);
+  std::uniform_int_distribution<size_t> who(0, customers - 1);
+  std::uniform_real_distribution<double> amount(1.0, 300.0);
+  std::vector<RawTx> out;
+  for (size_t i = 0; i < n; ++i) {
+    t += step(rng);
+    const int64_t at = i % 10 == 3 ? t - back(rng) : t;
+    out.push_back({"v-" + std::to_string(i), "C" + std::to_string(who(rng)), at,
+                   std::round(amount(rng) * 100) / 100});
+  }
+  return out;
+}
+
+// The features of log[i], by brute force over log[0..i] (amounts as float32, as the model
+// reads them), in the spec's order.
+std::vector<double> reference(const std::vector<RawTx>& log, size_t i) {
+  const RawTx& tx = log[i];
+  auto f32 = [](double a) { return static_cast<double>(static_cast<float>(a)); };
+  const int64_t day = tx.time_ms >= 0 ? tx.time_ms / kDayMs : (tx.time_ms - kDayMs + 1) / kDayMs;
+  const int64_t weekday = ((day + 3) % 7 + 7) % 7;  // 1970-01-01 was a Thursday (3)
+  const int64_t in_day = tx.time_ms - day * kDayMs;
+  std::vector<double> out = {f32(tx.amount), weekday >= 5 ? 1.0 : 0.0,
+                             in_day < 6 * 3600 * 1000 ? 1.0 : 0.0};
+  for (int d : {1, 7, 30}) {
+    double n = 0, sum = 0;
+    for (size_t k = 0; k <= i; ++k) {
+      if (log[k].customer == tx.customer && log[k].time_ms > tx.time_ms - d * kDayMs &&
+          log[k].time_ms <= tx.time_ms) {
+        ++n;
+        sum += f32(log[k].amount);
+      }
+    }
+    out.push_back(n);
+    out.push_back(sum / n);
+  }
+  return out;
+}
+
+class VelocityFeaturesTest : public testing::ServiceFixture {
+ protected:
+  void SetUp() override {
+    start_cluster_and_redis({{"transactions", 4}, {"scores", 4}, {"transactions.dlq", 4}});
+    if (HasFatalFailure()) return;
+    spec_path_ = std::string(VIGIL_SOURCE_DIR) + "/models/fraud_velocity/features.yaml";
+    auto spec = features::load_feature_spec(spec_path_);
+    ASSERT_TRUE(spec.ok()) << spec.error();
+    spec_ = spec.value();
+  }
+
+  config::AppConfig config() const {
+    config::AppConfig c = base_config();
+    c.kafka.commit_interval = milliseconds(200);
+    c.scoring.workers = 1;
+    return c;
+  }
+
+  std::unique_ptr<app::Service> start() {
+    testing::FakeModelOptions o;
+    o.input_names = spec_.output_names();
+    o.feature_spec_path = spec_path_;
+    o.feature_spec_hash = spec_.hash();
+    return start_service(config(), {std::make_shared<testing::FakeModel>(o), nullptr});
+  }
+
+  void produce(const std::vector<RawTx>& txs, size_t from, size_t to) {
+    std::vector<std::pair<std::string, std::string>> recs;
+    for (size_t i = from; i < to; ++i) recs.emplace_back(txs[i].customer, to_json(txs[i]));
+    ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+  }
+
+  // Checks every score record of `txs` (by id) against the reference; returns how many were
+  // checked. Records of other ids are ignored.
+  size_t check_scores(const std::vector<testing::TestRecord>& scores,
+                      const std::vector<RawTx>& txs) {
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < txs.size(); ++i) index[txs[i].id] = i;
+    const auto names = spec_.output_names();
+    simdjson::dom::parser parser;
+    size_t checked = 0;
+    double worst = 0;
+    for (const auto& r : scores) {
+      auto it = index.find(r.key);
+      if (it == index.end()) continue;
+      simdjson::dom::element doc;
+      if (parser.parse(r.value).get(doc)) {
+        ADD_FAILURE() << "not JSON: " << r.value;
+        continue;
+      }
+      std::string_view spec_hash, history;
+      EXPECT_FALSE(doc["feature_spec"].get(spec_hash)) << r.value;
+      EXPECT_EQ(spec_hash, spec_.hash());
+      EXPECT_FALSE(doc["history"].get(history)) << r.value;
+      EXPECT_EQ(history, "complete") << r.key;
+      const auto want = reference(txs, it->second);
+      for (size_t f = 0; f < names.size(); ++f) {
+        double got = 0;
+        if (doc["features"][names[f]].get(got)) {
+          ADD_FAILURE() << r.key << ": no feature " << names[f] << " in " << r.value;
+          continue;
+        }
+        const double err = std::fabs(got - want[f]) / std::max(std::fabs(want[f]), 1e-12);
+        worst = std::max(worst, err);
+        EXPECT_LE(err, 1e-6) << r.key << " " << names[f] << " = " << got << ", reference "
+                             << want[f];
+      }
+      ++checked;
+      if (HasFailure()) break;
+    }
+    std::printf(
+        "[ features ] %zu score records checked against the reference, worst relative "
+        "error %.2e\n",
+        checked, worst);
+    return checked;
+  }
+
+  static uint64_t counter(app::Service& s, const std::string& name) {
+    return s.registry().counter(name, "").value();
+  }
+
+  std::string spec_path_;
+  features::FeatureSpec spec_;
+};
+
+TEST_F(VelocityFeaturesTest,
+       RawTransactionsAreScoredWithTheirCustomersHistoryOnTheTopicAndInRedis) {
+  const auto txs = make_transactions(3000, 40, 40, 1);
+  produce(txs, 0, txs.size());
+  auto service = start();
+  ASSERT_NE(service, nullptr);
+  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", txs.size(),
+                                            milliseconds(120000));
+  ASSERT_EQ(scores.size(), txs.size());
+  EXPECT_EQ(check_scores(scores, txs), txs.size());
+  // Redis holds the same record, features included.
+  ASSERT_TRUE(testing::wait_until([&] { return service->redis()->stats().written() >= txs.size(); },
+                                  milliseconds(30000)));
+  auto client = testing::RedisClient::Connect(*redis_);
+  ASSERT_TRUE(client.ok());
+  for (const auto& r : {scores.front(), scores.back()}) {
+    auto v = client->get("vigil:score:" + r.key);
+    ASSERT_TRUE(v.ok() && v->has_value()) << r.key;
+    EXPECT_EQ(**v, r.value);
+  }
+  service->stop();
+}
+
+TEST_F(VelocityFeaturesTest, BadRawTransactionsAreDeadLetteredWithTheReasonNamingTheField) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const std::string t = std::to_string(now - 1000);
+  std::vector<std::pair<std::string, std::string>> recs = {
+      {"C1", R"({"transaction_id":"b-customer","amount":5,"event_time_ms":)" + t + "}"},
+      {"C1",
+       R"({"transaction_id":"b-amount","customer_id":"C1","amount":-5,"event_time_ms":)" + t + "}"},
+      {"C1", R"({"transaction_id":"b-time","customer_id":"C1","amount":5})"},
+      {"C1", R"({"transaction_id":"b-future","customer_id":"C1","amount":5,"event_time_ms":)" +
+                 std::to_string(now + 2 * kDayMs) + "}"},
+      {"C1", R"({"transaction_id":"ok","customer_id":"C1","amount":5,"event_time_ms":)" + t + "}"},
+  };
+  ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+  auto service = start();
+  ASSERT_NE(service, nullptr);
+  // Dead letters keep their record's key (the customer): read until there are four.
+  auto dlq = testing::read_topic(
+      cluster_->bootstrap(), "transactions.dlq",
+      [](const std::vector<testing::TestRecord>& rs) { return rs.size() >= 4; },
+      milliseconds(60000));
+  std::map<std::string, testing::TestRecord> by_id;
+  for (const auto& r : dlq) by_id[testing::json_string(r.value, "transaction_id")] = r;
+  ASSERT_EQ(by_id.size(), 4u);
+  EXPECT_EQ(by_id["b-customer"].headers["vigil.error"], "missing_field");
+  EXPECT_NE(by_id["b-customer"].headers["vigil.error_message"].find("'customer_id'"),
+            std::string::npos);
+  EXPECT_EQ(by_id["b-amount"].headers["vigil.error"], "out_of_range");
+  EXPECT_NE(by_id["b-amount"].headers["vigil.error_message"].find("'amount'"), std::string::npos);
+  EXPECT_EQ(by_id["b-time"].headers["vigil.error"], "missing_field");
+  EXPECT_NE(by_id["b-time"].headers["vigil.error_message"].find("'event_time_ms'"),
+            std::string::npos);
+  EXPECT_EQ(by_id["b-future"].headers["vigil.error"], "out_of_range");
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", 1, milliseconds(30000));
+  ASSERT_EQ(scores.size(), 1u);
+  EXPECT_EQ(scores[0].key, "ok");
+  EXPECT_FALSE(std::isnan(testing::json_number(scores[0].value, "score")));
+  service->stop();
+}
+
+TEST_F(VelocityFeaturesTest, ARestartRebuildsHistoryFromTheLogBeforeScoringAgain) {
+  const auto txs = make_transactions(3000, 40, 40, 2);
+  produce(txs, 0, 1500);
+  {
+    auto first = start();
+    ASSERT_NE(first, nullptr);
+    auto scores =
+        testing::read_distinct_keys(cluster_->bootstrap(), "scores", 1500, milliseconds(120000));
+    ASSERT_EQ(scores.size(), 1500u);
+    ASSERT_TRUE(testing::wait_until([&] { return first->source()->offsets().in_flight() == 0; },
+                                    milliseconds(10000)));
+    first->stop();
+  }
+  produce(txs, 1500, txs.size());
+  auto second = start();
+  ASSERT_NE(second, nullptr);
+  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", txs.size(),
+                                            milliseconds(120000));
+  ASSERT_EQ(scores.size(), txs.size()) << "every transaction scored once";
+  // The second half was scored by the second instance: its customer counts and means reach
+  // back into the first half, which it only replayed.
+  EXPECT_EQ(check_scores(scores, txs), txs.size());
+  EXPECT_EQ(counter(*second, "vigil_features_replayed_total"), 1500u);
+  EXPECT_TRUE(second->readiness_failures().empty());
+  second->stop();
+}
+
+TEST_F(VelocityFeaturesTest, ARebalanceBetweenTwoInstancesKeepsEveryCustomersHistoryExact) {
+  const auto txs = make_transactions(4000, 60, 40, 3);
+  produce(txs, 0, 2000);
+  auto first = start();
+  ASSERT_NE(first, nullptr);
+  ASSERT_EQ(testing::read_distinct_keys(cluster_->bootstrap(), "scores", 2000, milliseconds(120000))
+                .size(),
+            2000u);
+  // A second member joins: the partitions it takes rebuild their history by replay; the
+  // first member's, assigned again, too.
+  auto second = start();
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return first->source()->has_assignment() && second->source()->has_assignment(); },
+      milliseconds(60000)));
+  produce(txs, 2000, txs.size());
+  auto scores = testing::read_topic(
+      cluster_->bootstrap(), "scores",
+      [&](const std::vector<testing::TestRecord>& rs) {
+        std::set<std::string> ids;
+        for (const auto& r : rs) ids.insert(r.key);
+        return ids.size() >= txs.size();
+      },
+      milliseconds(120000));
+  std::set<std::string> ids;
+  for (const auto& r : scores) ids.insert(r.key);
+  ASSERT_EQ(ids.size(), txs.size());
+  // Records scored twice (in flight at the rebalance) carry the same features both times.
+  EXPECT_EQ(check_scores(scores, txs), scores.size());
+  EXPECT_GT(counter(*first, "vigil_features_replayed_total") +
+                counter(*second, "vigil_features_replayed_total"),
+            0u);
+  second->stop();
+  first->stop();
+}
+
+}  // namespace
+}  // namespace vigil
