@@ -5,21 +5,32 @@
 # prints live progress and a summary read back from the scores topic and Redis.
 # vigil keeps running afterwards (try the curl lines it prints); Ctrl-C stops everything.
 #
-# usage: scripts/run.sh [--once] [--rate N] [--count N]   (env: VIGIL_HTTP_PORT, default 8080)
+# With --data velocity it serves fraud_velocity instead, a model of raw transactions whose
+# velocity features vigil computes in the stream, and feeds it simulated raw transactions
+# (tools/simulate_transactions.py, about --count of them) keyed by customer, with kcat.
+#
+# usage: scripts/run.sh [--once] [--rate N] [--count N] [--data mlp|velocity]
+#        (env: VIGIL_HTTP_PORT, default 8080)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-once=0; rate=2000; count=20000
+once=0; rate=2000; count=20000; data=mlp
 while [ $# -gt 0 ]; do
   case "$1" in
     --once) once=1 ;;
+    --data) data=$2; shift ;;
     --rate) rate=$2; shift ;;
     --count) count=$2; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+case "$data" in
+  mlp) model_args=() ;;
+  velocity) model_args=(--model.name=fraud_velocity) ;;
+  *) echo "unknown --data $data (mlp or velocity)" >&2; exit 2 ;;
+esac
 
 bash scripts/install-deps.sh
 cmake --preset release >/dev/null
@@ -50,7 +61,7 @@ for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
 "$ROOT/build/release/vigil" --config config/vigil.yaml \
   --redis.url="redis://127.0.0.1:$REDIS_PORT" \
   --kafka.embedded.bootstrap_file="$RUN_DIR/bootstrap" \
-  --http.port="$HTTP_PORT" --http.port_file="$RUN_DIR/http_port" \
+  --http.port="$HTTP_PORT" --http.port_file="$RUN_DIR/http_port" "${model_args[@]}" \
   2> >(tee "$RUN_DIR/vigil.log" >&2) &
 VIGIL_PID=$!
 
@@ -69,16 +80,36 @@ sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$PORT/ready', timeout=1).
 done
 [ "$ready" = 1 ] || echo "run.sh: vigil not ready after 60 s; starting the load anyway" >&2
 
-"$ROOT/build/release/vigil-loadgen" --bootstrap-file="$RUN_DIR/bootstrap" \
-  --rate="$rate" --count="$count" --redis-url="redis://127.0.0.1:$REDIS_PORT" || true
+if [ "$data" = velocity ]; then
+  # About `count` raw transactions: customers make about 2 a day, over 40 days.
+  customers=$(( count / 80 > 20 ? count / 80 : 20 ))
+  python3 tools/simulate_transactions.py --customers "$customers" --terminals $((customers * 2)) \
+    --days 40 --seed 0 --out "$RUN_DIR/raw.jsonl"
+  python3 -c 'import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    print(json.loads(line)["customer_id"] + "\t" + line.rstrip("\n"))' "$RUN_DIR/raw.jsonl" |
+    kcat -P -b "$(cut -d, -f1 "$RUN_DIR/bootstrap")" -t transactions -K $'\t' -X linger.ms=5
+  echo "run.sh: produced $(wc -l < "$RUN_DIR/raw.jsonl") raw transactions keyed by customer_id"
+  sleep 3
+  echo "run.sh: the last scores, each with the features vigil computed:"
+  kcat -b "$(cut -d, -f1 "$RUN_DIR/bootstrap")" -t scores -C -o -2 -e -q 2>/dev/null || true
+else
+  "$ROOT/build/release/vigil-loadgen" --bootstrap-file="$RUN_DIR/bootstrap" \
+    --rate="$rate" --count="$count" --redis-url="redis://127.0.0.1:$REDIS_PORT" || true
+fi
 
 PORT=$(cat "$RUN_DIR/http_port" 2>/dev/null || echo "$HTTP_PORT")
+if [ "$data" = velocity ]; then
+  instance='[57.3,0,0,3,41.2,12,48.9,55,50.1]'  # the features, as the stream computes them
+else
+  instance='[0,-1.36,-0.07,2.54,1.38,-0.34,0.46,0.24,0.1,0.36,0.09,-0.55,-0.62,-0.99,-0.31,1.47,-0.47,0.21,0.03,0.4,0.25,-0.02,0.28,-0.11,0.07,0.13,-0.19,0.13,-0.02,149.62]'
+fi
 cat <<MSG
 
 vigil is still running (embedded Kafka at $(cat "$RUN_DIR/bootstrap"), Redis on port $REDIS_PORT):
   curl -s localhost:$PORT/ready
   curl -s localhost:$PORT/metrics | grep ^vigil_
-  curl -s -XPOST localhost:$PORT/predict -d '{"instances":[[0,-1.36,-0.07,2.54,1.38,-0.34,0.46,0.24,0.1,0.36,0.09,-0.55,-0.62,-0.99,-0.31,1.47,-0.47,0.21,0.03,0.4,0.25,-0.02,0.28,-0.11,0.07,0.13,-0.19,0.13,-0.02,149.62]]}'
+  curl -s -XPOST localhost:$PORT/predict -d '{"instances":[$instance]}'
   kcat -b $(cat "$RUN_DIR/bootstrap" | cut -d, -f1) -t scores -C -o -5 -e
 Ctrl-C stops everything.
 MSG

@@ -177,7 +177,7 @@ class FraudMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.size(1) != self.n_features:
-            raise ValueError("fraud model: expected a float32 tensor of shape [N, 30] (raw features)")
+            raise ValueError("fraud model: expected a float32 tensor [N, inputs] of raw features")
         return torch.sigmoid(self.logits(x))
 
 

@@ -57,6 +57,29 @@ TEST(TorchModel, ScoresEqualThePythonReferenceScores) {
   }
 }
 
+// fraud_velocity (tools/train_velocity_model.py): a model of the velocity features vigil
+// computes; its features.yaml is checked on load, and it scores like PyTorch.
+TEST(TorchModel, FraudVelocityScoresEqualThePythonReferenceScores) {
+  auto info = load_model_info(kRepo, "fraud_velocity");
+  ASSERT_TRUE(info.ok()) << info.error();
+  EXPECT_FALSE(info->feature_spec_hash.empty());
+  auto model = load_torch_model(*info, {"cpu", 1, 8});
+  ASSERT_TRUE(model.ok()) << model.error();
+  auto ref = testing::load_reference("tests/data/fraud_velocity_v1_reference.json");
+  ASSERT_EQ(ref.feature_names, (*model)->info().input_names);
+  ASSERT_GE(ref.rows.size(), 100u);
+  std::vector<float> packed;
+  for (const auto& r : ref.rows) {
+    for (double v : r) packed.push_back(static_cast<float>(v));
+  }
+  std::vector<float> out(ref.rows.size());
+  auto session = (*model)->new_session();
+  ASSERT_TRUE(session->score(packed.data(), ref.rows.size(), out.data()).ok());
+  double worst = 0;
+  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(out[i] - ref.scores[i]));
+  EXPECT_LE(worst, 1e-6);
+}
+
 // tests/data/make_reasons_reference.py: d score / d x * (x - baseline) by PyTorch autograd
 // for the first 64 reference rows, in one backward pass of the batch.
 TEST(TorchModel, ExplainEqualsThePyTorchAutogradAttribution) {

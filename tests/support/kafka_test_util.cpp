@@ -128,9 +128,9 @@ std::vector<TestRecord> read_distinct_keys(const std::string& bootstrap, const s
       deadline);
 }
 
-ReferenceData load_reference() {
+ReferenceData load_reference(const std::string& file) {
   simdjson::dom::parser parser;
-  auto doc = parser.load(std::string(VIGIL_SOURCE_DIR) + "/tests/data/fraud_mlp_v1_reference.json");
+  auto doc = parser.load(std::string(VIGIL_SOURCE_DIR) + "/" + file);
   ReferenceData ref;
   for (auto n : doc["feature_names"].get_array()) {
     ref.feature_names.emplace_back(std::string_view(n.get_string().value()));

@@ -77,7 +77,8 @@ struct ReferenceData {
   std::vector<std::vector<double>> rows;
   std::vector<double> scores;
 };
-ReferenceData load_reference();
+// `file` is relative to the source tree.
+ReferenceData load_reference(const std::string& file = "tests/data/fraud_mlp_v1_reference.json");
 
 // A transaction event for row `row` of the reference: features as an object or an array.
 std::string reference_event(const ReferenceData& ref, size_t row, const std::string& id,
