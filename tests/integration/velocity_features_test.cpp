@@ -1,14 +1,13 @@
 // Velocity features end to end, in-process: raw transactions keyed by customer through the
 // embedded Kafka, the real Service (consumer, StreamFeatures, batcher, delivery to Kafka and
 // Redis), a model of the spec's features. Every score's features are checked against a
-// brute-force reference computed here from the produced log, independently of src/features.
+// brute-force reference computed from the produced log (support/velocity_data.h),
+// independently of src/features.
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,77 +18,15 @@
 #include "support/kafka_test_util.h"
 #include "support/redis_server.h"
 #include "support/service_fixture.h"
+#include "support/velocity_data.h"
 #include "support/wait.h"
 
 namespace vigil {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::RawTx;
 constexpr int64_t kDayMs = 86'400'000;
-
-struct RawTx {
-  std::string id;
-  std::string customer;
-  int64_t time_ms;
-  double amount;
-};
-
-std::string to_json(const RawTx& t) {
-  char amount[32];
-  std::snprintf(amount, sizeof amount, "%.2f", t.amount);
-  return "{\"transaction_id\":\"" + t.id + "\",\"customer_id\":\"" + t.customer +
-         "\",\"terminal_id\":\"M1\",\"amount\":" + amount +
-         ",\"event_time_ms\":" + std::to_string(t.time_ms) + "}";
-}
-
-// `n` transactions of `customers` customers over about `days` days ending two days ago (the
-// records' Kafka timestamps are now: none is in the future), about every tenth a few hours
-// out of order (within the spec's day of lateness).
-std::vector<RawTx> make_transactions(size_t n, size_t customers, int days, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  int64_t t = now - (days + 2) * kDayMs;
-  const int64_t gap = days * kDayMs / static_cast<int64_t>(n);
-  std::uniform_int_distribution<int64_t> step(0, 2 * gap);
-  std::uniform_int_distribution<int64_t> back(0, 6 * 3600 * 1000);
-  std::uniform_int_distribution<size_t> who(0, customers - 1);
-  std::uniform_real_distribution<double> amount(1.0, 300.0);
-  std::vector<RawTx> out;
-  for (size_t i = 0; i < n; ++i) {
-    t += step(rng);
-    const int64_t at = i % 10 == 3 ? t - back(rng) : t;
-    out.push_back({"v-" + std::to_string(i), "C" + std::to_string(who(rng)), at,
-                   std::round(amount(rng) * 100) / 100});
-  }
-  return out;
-}
-
-// The features of log[i], by brute force over log[0..i] (amounts as float32, as the model
-// reads them), in the spec's order.
-std::vector<double> reference(const std::vector<RawTx>& log, size_t i) {
-  const RawTx& tx = log[i];
-  auto f32 = [](double a) { return static_cast<double>(static_cast<float>(a)); };
-  const int64_t day = tx.time_ms >= 0 ? tx.time_ms / kDayMs : (tx.time_ms - kDayMs + 1) / kDayMs;
-  const int64_t weekday = ((day + 3) % 7 + 7) % 7;  // 1970-01-01 was a Thursday (3)
-  const int64_t in_day = tx.time_ms - day * kDayMs;
-  std::vector<double> out = {f32(tx.amount), weekday >= 5 ? 1.0 : 0.0,
-                             in_day < 6 * 3600 * 1000 ? 1.0 : 0.0};
-  for (int d : {1, 7, 30}) {
-    double n = 0, sum = 0;
-    for (size_t k = 0; k <= i; ++k) {
-      if (log[k].customer == tx.customer && log[k].time_ms > tx.time_ms - d * kDayMs &&
-          log[k].time_ms <= tx.time_ms) {
-        ++n;
-        sum += f32(log[k].amount);
-      }
-    }
-    out.push_back(n);
-    out.push_back(sum / n);
-  }
-  return out;
-}
 
 class VelocityFeaturesTest : public testing::ServiceFixture {
  protected:
@@ -118,49 +55,17 @@ class VelocityFeaturesTest : public testing::ServiceFixture {
   }
 
   void produce(const std::vector<RawTx>& txs, size_t from, size_t to) {
-    std::vector<std::pair<std::string, std::string>> recs;
-    for (size_t i = from; i < to; ++i) recs.emplace_back(txs[i].customer, to_json(txs[i]));
-    ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions", recs).ok());
+    ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "transactions",
+                                     testing::keyed_by_customer(txs, from, to))
+                    .ok());
   }
 
-  // Checks every score record of `txs` (by id) against the reference; returns how many were
-  // checked. Records of other ids are ignored.
+  // Checks every score record of `txs` against the brute-force reference; returns how many.
   size_t check_scores(const std::vector<testing::TestRecord>& scores,
                       const std::vector<RawTx>& txs) {
-    std::map<std::string, size_t> index;
-    for (size_t i = 0; i < txs.size(); ++i) index[txs[i].id] = i;
-    const auto names = spec_.output_names();
-    simdjson::dom::parser parser;
-    size_t checked = 0;
     double worst = 0;
-    for (const auto& r : scores) {
-      auto it = index.find(r.key);
-      if (it == index.end()) continue;
-      simdjson::dom::element doc;
-      if (parser.parse(r.value).get(doc)) {
-        ADD_FAILURE() << "not JSON: " << r.value;
-        continue;
-      }
-      std::string_view spec_hash, history;
-      EXPECT_FALSE(doc["feature_spec"].get(spec_hash)) << r.value;
-      EXPECT_EQ(spec_hash, spec_.hash());
-      EXPECT_FALSE(doc["history"].get(history)) << r.value;
-      EXPECT_EQ(history, "complete") << r.key;
-      const auto want = reference(txs, it->second);
-      for (size_t f = 0; f < names.size(); ++f) {
-        double got = 0;
-        if (doc["features"][names[f]].get(got)) {
-          ADD_FAILURE() << r.key << ": no feature " << names[f] << " in " << r.value;
-          continue;
-        }
-        const double err = std::fabs(got - want[f]) / std::max(std::fabs(want[f]), 1e-12);
-        worst = std::max(worst, err);
-        EXPECT_LE(err, 1e-6) << r.key << " " << names[f] << " = " << got << ", reference "
-                             << want[f];
-      }
-      ++checked;
-      if (HasFailure()) break;
-    }
+    const size_t checked =
+        testing::check_feature_records(scores, txs, spec_.output_names(), spec_.hash(), &worst);
     std::printf(
         "[ features ] %zu score records checked against the reference, worst relative "
         "error %.2e\n",
@@ -178,7 +83,7 @@ class VelocityFeaturesTest : public testing::ServiceFixture {
 
 TEST_F(VelocityFeaturesTest,
        RawTransactionsAreScoredWithTheirCustomersHistoryOnTheTopicAndInRedis) {
-  const auto txs = make_transactions(3000, 40, 40, 1);
+  const auto txs = testing::make_raw_transactions(3000, 40, 40, 1);
   produce(txs, 0, txs.size());
   auto service = start();
   ASSERT_NE(service, nullptr);
@@ -242,7 +147,7 @@ TEST_F(VelocityFeaturesTest, BadRawTransactionsAreDeadLetteredWithTheReasonNamin
 }
 
 TEST_F(VelocityFeaturesTest, ARestartRebuildsHistoryFromTheLogBeforeScoringAgain) {
-  const auto txs = make_transactions(3000, 40, 40, 2);
+  const auto txs = testing::make_raw_transactions(3000, 40, 40, 2);
   produce(txs, 0, 1500);
   {
     auto first = start();
@@ -269,7 +174,7 @@ TEST_F(VelocityFeaturesTest, ARestartRebuildsHistoryFromTheLogBeforeScoringAgain
 }
 
 TEST_F(VelocityFeaturesTest, ARebalanceBetweenTwoInstancesKeepsEveryCustomersHistoryExact) {
-  const auto txs = make_transactions(4000, 60, 40, 3);
+  const auto txs = testing::make_raw_transactions(4000, 60, 40, 3);
   produce(txs, 0, 2000);
   auto first = start();
   ASSERT_NE(first, nullptr);
