@@ -41,6 +41,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <new>
@@ -59,6 +62,7 @@
 #include "support/process.h"
 #include "support/redis_server.h"
 #include "support/service_config.h"
+#include "support/velocity_data.h"
 #include "support/wait.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -111,6 +115,7 @@ struct Args {
   bool python = true;
   bool latency = true;
   bool deployed = false;
+  bool velocity = false;
 };
 
 // Exits 2 on a usage error (0 after --help), as scripts calling the bench expect.
@@ -137,6 +142,10 @@ Args parse(int argc, char** argv) {
   app.add_flag("--deployed", a.deployed,
                "the broker in its own process, vigil as its binary with config/vigil.yaml, "
                "fair references");
+  app.add_flag("--velocity", a.velocity,
+               "only the velocity-feature comparison: fraud_velocity on raw transactions "
+               "(features computed in the stream) against the same model on events that carry "
+               "the same features");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -335,8 +344,12 @@ struct ThroughputResult {
 
 // One measurement from set-up to tear-down, kept whole so its steps read in order.
 ThroughputResult vigil_throughput(const std::string& bootstrap, const std::string& group,
-                                  const std::string& out, const std::string& redis_url, size_t n) {
-  auto service = app::Service::create(service_config(bootstrap, group, "tp-in", out, redis_url));
+                                  const std::string& out, const std::string& redis_url, size_t n,
+                                  const std::string& in = "tp-in",
+                                  const std::function<void(config::AppConfig&)>& tweak = {}) {
+  config::AppConfig cfg = service_config(bootstrap, group, in, out, redis_url);
+  if (tweak) tweak(cfg);
+  auto service = app::Service::create(cfg);
   if (!service) {
     std::fprintf(stderr, "%s\n", service.error().c_str());
     std::exit(1);
@@ -903,10 +916,99 @@ int deployed_main(const Args& args) {
 
 // A benchmark's main is its script: it runs the measurements in the order the report prints
 // them, which reads best in one piece, so it stays longer than the ~60-line rule.
+// Velocity features' cost on the stream: fraud_velocity scoring raw transactions (decoded,
+// features computed per customer in log order) against the same model.pt scoring events that
+// carry the same nine features, ready-made (a copy of the model without its features.yaml).
+// Same events, same partitions, Redis off: the ratio is what computing the features costs.
+int velocity_main(const Args& args) {
+  constexpr int kPartitions = 16;
+  auto cluster = kafka::EmbeddedCluster::start(3, {{"vel-raw", kPartitions},
+                                                   {"vel-plain", kPartitions},
+                                                   {"vel-scores", kPartitions},
+                                                   {"transactions.dlq", kPartitions}});
+  if (!cluster) {
+    std::fprintf(stderr, "%s\n", cluster.error().c_str());
+    return 1;
+  }
+  const std::string bootstrap = (*cluster)->bootstrap();
+  // A model repository with fraud_velocity and fraud_velocity_plain (same model.pt).
+  namespace fs = std::filesystem;
+  const fs::path repo =
+      fs::temp_directory_path() / ("stream-bench-models-" + std::to_string(::getpid()));
+  const fs::path src = fs::path(VIGIL_SOURCE_DIR) / "models" / "fraud_velocity";
+  fs::create_directories(repo / "fraud_velocity" / "1");
+  fs::create_directories(repo / "fraud_velocity_plain" / "1");
+  for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
+    fs::copy_file(src / f, repo / "fraud_velocity" / f);
+  }
+  fs::copy_file(src / "1/model.pt", repo / "fraud_velocity_plain" / "1/model.pt");
+  const auto info = scoring::load_model_info(repo.string(), "fraud_velocity");
+  if (!info) {
+    std::fprintf(stderr, "%s\n", info.error().c_str());
+    return 1;
+  }
+  {
+    std::ofstream y(repo / "fraud_velocity_plain" / "model.yaml");
+    y << "name: fraud_velocity_plain\nthreshold: " << info->threshold << "\ninputs:\n";
+    for (const auto& n : info->input_names) y << "- " << n << "\n";
+  }
+  // Customers make about 2 transactions a day over 40 days: their 30-day windows fill.
+  const size_t n = args.events;
+  const auto txs = testing::make_raw_transactions(n, std::max<size_t>(n / 80, 1), 40, 11, "sv-");
+  const auto features = testing::reference_features(txs);
+  std::vector<std::pair<std::string, std::string>> plain;
+  plain.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::string v = "{\"transaction_id\":\"" + txs[i].id + "\",\"features\":[";
+    char buf[32];
+    for (size_t f = 0; f < features[i].size(); ++f) {
+      std::snprintf(buf, sizeof buf, "%s%.9g", f ? "," : "", features[i][f]);
+      v += buf;
+    }
+    plain.emplace_back(txs[i].customer, v + "]}");
+  }
+  if (!testing::produce_all(bootstrap, "vel-raw", testing::keyed_by_customer(txs, 0, n)).ok() ||
+      !testing::produce_all(bootstrap, "vel-plain", plain).ok()) {
+    return 1;
+  }
+  std::printf(
+      "stream_bench --velocity: %zu transactions of %zu customers on %d partitions, "
+      "embedded Kafka, Redis off, %u cores\n\n",
+      n, std::max<size_t>(n / 80, 1), kPartitions, std::thread::hardware_concurrency());
+  auto use = [&](const std::string& model) {
+    return [&repo, model](config::AppConfig& c) {
+      c.model.repository = repo.string();
+      c.model.name = model;
+      c.model.reload_interval = milliseconds(0);
+      if (std::getenv("STREAM_BENCH_NO_FEATURE_LOG")) c.features.log = false;
+    };
+  };
+  const ThroughputResult plain_run = vigil_throughput(bootstrap, "sb-vel-plain", "vel-scores", "",
+                                                      n, "vel-plain", use("fraud_velocity_plain"));
+  const ThroughputResult raw_run = vigil_throughput(bootstrap, "sb-vel-raw", "vel-scores", "", n,
+                                                    "vel-raw", use("fraud_velocity"));
+  std::printf("%-66s %12s %12s\n", "throughput (first consumed -> last delivered)", "events/s",
+              "steady");
+  std::printf("%-66s %12.0f %12.0f\n", "fraud_velocity, events carrying the 9 features",
+              plain_run.events_per_s, plain_run.steady_events_per_s);
+  std::printf("%-66s %12.0f %12.0f\n", "fraud_velocity, raw transactions (features computed)",
+              raw_run.events_per_s, raw_run.steady_events_per_s);
+  std::printf(
+      "  with features computed in the stream: %.1f%% of the same stream without them "
+      "(steady: %.1f%%; issue-22 target >= 85%%)\n",
+      100.0 * raw_run.events_per_s / plain_run.events_per_s,
+      100.0 * raw_run.steady_events_per_s / plain_run.steady_events_per_s);
+  std::printf("  heap allocations per event in steady state: %.3f computed, %.3f ready-made\n",
+              raw_run.allocations_per_event, plain_run.allocations_per_event);
+  fs::remove_all(repo);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   spdlog::set_level(spdlog::level::warn);
   if (args.deployed) return deployed_main(args);
+  if (args.velocity) return velocity_main(args);
   constexpr int kTpPartitions = 16;
   constexpr int kLatPartitions = 6;  // the embedded default's
   auto cluster = kafka::EmbeddedCluster::start(3, {{"tp-in", kTpPartitions},
