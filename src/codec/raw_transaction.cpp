@@ -1,6 +1,7 @@
 #include "codec/raw_transaction.h"
 
 #include <cmath>
+#include <limits>
 #include <utility>
 
 namespace vigil::codec {
@@ -101,6 +102,10 @@ DecodeStatus RawTransactionDecoder::decode(std::string_view json, int64_t refere
       if (out.amount < 0) {
         return error(DecodeError::kOutOfRange, "'" + fields_.amount + "' is negative");
       }
+      if (out.amount > std::numeric_limits<float>::max()) {  // kept as float32
+        return error(DecodeError::kOutOfRange,
+                     "'" + fields_.amount + "' is beyond the float32 range");
+      }
       have_amount = true;
     } else if (auto ec = validate_json(v)) {  // ignored, but still strict JSON
       return malformed(ec, key);
@@ -118,6 +123,9 @@ DecodeStatus RawTransactionDecoder::decode(std::string_view json, int64_t refere
     return error(DecodeError::kMissingField, "missing field '" + fields_.amount + "'");
   }
   if (!have_time) return error(DecodeError::kMissingField, "missing field '" + fields_.time + "'");
+  if (out.event_time_ms < 0) {
+    return error(DecodeError::kOutOfRange, "'" + fields_.time + "' is before 1970");
+  }
   if (reference_ms != INT64_MIN && out.event_time_ms > reference_ms &&
       out.event_time_ms - reference_ms > max_future_ms_) {
     return error(DecodeError::kOutOfRange, "'" + fields_.time + "' is " +

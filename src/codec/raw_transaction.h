@@ -9,8 +9,9 @@
 //   - transaction_id missing, not a string, empty or too long: bad_transaction_id;
 //   - the entity missing or empty, the amount or the time missing: missing_field;
 //   - a field of the wrong JSON type (the time must be an integer): wrong_type;
-//   - the amount negative, or the time more than max_future_ms after the record's reference
-//     time (its Kafka timestamp: the same on every replay): out_of_range;
+//   - the amount negative or beyond float32 (the precision it is kept in), the time before
+//     1970 or more than max_future_ms after the record's reference time (its Kafka
+//     timestamp: the same on every replay): out_of_range;
 //   - the amount NaN, Infinity or beyond the double range: non_finite.
 #pragma once
 

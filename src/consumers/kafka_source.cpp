@@ -450,6 +450,19 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
       rd_kafka_message_destroy(m);
       continue;
     }
+    if (features_ && m->rkt != nullptr && m->offset >= 0 &&
+        features_->replaying(m->partition, m->offset)) {
+      // Below the committed offset: it rebuilds the history only (scored before). A record
+      // that cannot be read was dead-lettered the first time: skipped, never tracked (the
+      // committed offset must not move back to it).
+      if (!m->err) {
+        features_->replay(m->partition, m->offset,
+                          std::string_view(static_cast<const char*>(m->payload), m->len),
+                          record_time_ms(m));
+      }
+      rd_kafka_message_destroy(m);
+      continue;
+    }
     if (m->err) {
       // A record the client could not read and skips (a corrupt message or batch) names its
       // offset: it is dead-lettered like an undecodable record, so the commit that passes it
@@ -465,14 +478,6 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
         rd_kafka_message_destroy(m);
         continue;
       }
-    }
-    if (features_ && !m->err && features_->replaying(m->partition, m->offset)) {
-      // Below the committed offset: it rebuilds the history only (scored before).
-      features_->replay(m->partition, m->offset,
-                        std::string_view(static_cast<const char*>(m->payload), m->len),
-                        record_time_ms(m));
-      rd_kafka_message_destroy(m);
-      continue;
     }
     msgs[kept++] = m;
     AckToken t;
@@ -641,20 +646,31 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
     int64_t lo = 0, hi = 0;
     const rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
         rk_.get(), tp.topic, tp.partition, &lo, &hi, kFeatureLookupTimeoutMs);
-    const int64_t c = cerr == RD_KAFKA_RESP_ERR_NO_ERROR && committed->elems[i].err == 0
-                          ? committed->elems[i].offset
-                          : RD_KAFKA_OFFSET_INVALID;
-    if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR || werr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_resp_err_t err = cerr != RD_KAFKA_RESP_ERR_NO_ERROR ? cerr : committed->elems[i].err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = werr;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       logger("kafka")->error(
           "partition {}: cannot read its committed offset or log start ({}); its velocity "
           "features start from an empty history, marked partial",
-          tp.partition, rd_kafka_err2str(cerr != RD_KAFKA_RESP_ERR_NO_ERROR ? cerr : werr));
+          tp.partition, rd_kafka_err2str(err));
       features_->assign(tp.partition, 0, 0, /*log_complete=*/false);
       continue;
     }
+    int64_t c = committed->elems[i].offset;  // < 0: nothing committed
+    bool log_complete = lo == 0;
+    if (c > hi) {
+      // Committed beyond the log's end: the log was truncated or recreated. Where the offset
+      // reset would start (auto.offset.reset), with what history the log holds.
+      logger("kafka")->warn(
+          "partition {}: committed offset {} is beyond the log's end {}; starting from the "
+          "auto.offset.reset position, velocity features marked partial",
+          tp.partition, c, hi);
+      c = RD_KAFKA_OFFSET_INVALID;
+      log_complete = false;
+    }
     const int64_t score_from = c >= 0 ? c : (reset_latest ? hi : lo);
     if (score_from > lo) tp.offset = lo;  // consumed from the log's start: history first
-    features_->assign(tp.partition, lo, score_from, /*log_complete=*/lo == 0);
+    features_->assign(tp.partition, lo, score_from, log_complete);
     if (score_from > lo) {
       logger("kafka")->info(
           "partition {}: rebuilding velocity-feature history from offsets "

@@ -102,7 +102,11 @@ Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::
     errors.push_back(where + ": '" + key + "' " + why);
   };
   for (const auto& kv : root) {
-    const auto key = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {
+      errors.push_back(where + ": keys must be names");
+      continue;
+    }
+    const auto key = kv.first.Scalar();
     if (known_keys().count(key) == 0) fail(key, "is not a known key");
   }
   auto read_name = [&](const char* key, std::string& out) {
@@ -154,7 +158,10 @@ Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::
   if (root["allowed_lateness_ms"]) {
     try {
       spec.allowed_lateness_ms = root["allowed_lateness_ms"].as<int64_t>();
-      if (spec.allowed_lateness_ms < 0) fail("allowed_lateness_ms", "must be at least 0");
+      if (spec.allowed_lateness_ms < 0 || spec.allowed_lateness_ms > kMaxWindowDays * kDayMs) {
+        fail("allowed_lateness_ms",
+             "must be within [0, " + std::to_string(kMaxWindowDays * kDayMs) + "] (a year)");
+      }
     } catch (const YAML::Exception&) {
       fail("allowed_lateness_ms", "must be a whole number of ms");
     }

@@ -46,7 +46,7 @@ struct FeatureSpec {
   bool calendar = true;
   // How far (event time) behind the newest event of its partition a transaction may be and
   // still be computed over its whole history; an older one is computed over what is kept and
-  // marked partial. At least 0.
+  // marked partial. Within [0, 366 days].
   int64_t allowed_lateness_ms = 86'400'000;
   // Most entities kept per partition; above it the least recently seen entity is dropped
   // (counted), and transactions of entities first seen afterwards are marked partial.

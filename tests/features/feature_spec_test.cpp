@@ -22,7 +22,7 @@ TEST(FeatureSpecTest, TheDefaultsAreTheHandbookBaselineFeatures) {
 TEST(FeatureSpecTest, EveryProblemIsListedNamingItsKey) {
   auto spec = parse_feature_spec(
       "entity: ''\nwindows_days: [7, 1, 0]\ncalendar: maybe\nallowed_lateness_ms: -5\n"
-      "max_entities_per_partition: 0\ncolour: blue\n",
+      "max_entities_per_partition: 0\ncolour: blue\n[1, 2]: 3\n",
       "models/fraud_velocity/features.yaml");
   ASSERT_FALSE(spec.ok());
   const std::string& e = spec.error();
@@ -46,6 +46,13 @@ TEST(FeatureSpecTest, TheHashFollowsTheMeaningNotTheFormatting) {
   EXPECT_EQ(a->hash(), d->hash()) << "the cap bounds memory; it is not part of the meaning";
   EXPECT_EQ(a->hash().rfind("fnv1a64:", 0), 0u);
   EXPECT_EQ(a->hash().size(), 8u + 16u);
+}
+
+TEST(FeatureSpecTest, ALatenessBeyondAYearIsRefused) {
+  auto spec = parse_feature_spec("allowed_lateness_ms: 9223372036854775807\n", "f");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.error().find("'allowed_lateness_ms' must be within"), std::string::npos)
+      << spec.error();
 }
 
 TEST(FeatureSpecTest, AMissingFileIsNotFound) {
