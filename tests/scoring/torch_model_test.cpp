@@ -76,7 +76,8 @@ TEST(TorchModel, FraudVelocityScoresEqualThePythonReferenceScores) {
   auto session = (*model)->new_session();
   ASSERT_TRUE(session->score(packed.data(), ref.rows.size(), out.data()).ok());
   double worst = 0;
-  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(out[i] - ref.scores[i]));
+  for (size_t i = 0; i < out.size(); ++i)
+    worst = std::max(worst, std::fabs(out[i] - ref.scores[i]));
   EXPECT_LE(worst, 1e-6);
 }
 
