@@ -577,8 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def fix_hash_seed() -> None:
-    """Re-runs this script with PYTHONHASHSEED=0 unless it already has it.
+def fix_hash_seed(script: Path | None = None) -> None:
+    """Re-runs `script` (this one by default) with PYTHONHASHSEED=0 unless it already has it.
 
     TorchScript writes the constants of nn.Linear (a set of strings) in string
     hash order, which Python randomises per process; a fixed seed makes the same
@@ -588,7 +588,8 @@ def fix_hash_seed() -> None:
     """
     if os.environ.get("PYTHONHASHSEED") != "0":
         os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+        script = script or Path(__file__)
+        os.execv(sys.executable, [sys.executable, str(script.resolve()), *sys.argv[1:]])
 
 
 if __name__ == "__main__":

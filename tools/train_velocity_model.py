@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import subprocess
 import sys
@@ -231,9 +230,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # TorchScript writes nn.Linear's constants in string-hash order: a fixed seed makes the
-    # same run give the same model.pt bytes (see tools/train_model.py).
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    tm.fix_hash_seed(Path(__file__))  # the same model.pt bytes for the same run
     sys.exit(main())

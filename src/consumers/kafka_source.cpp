@@ -553,9 +553,7 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     req.origin = scoring::Origin::kKafka;
     req.source = std::move(source);
     if (!req.event_time_ms) {
-      rd_kafka_timestamp_type_t tstype;
-      const int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-      if (ts >= 0) req.event_time_ms = ts;
+      if (const int64_t ts = record_time_ms(m); ts != INT64_MIN) req.event_time_ms = ts;
     }
     ++ready;
   }
