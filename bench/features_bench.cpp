@@ -113,12 +113,27 @@ int main(int argc, char** argv) {
       std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / timed.size();
 
   const auto f = windows.figures();
-  const auto s0 = Clock::now();
-  const std::string snap = windows.snapshot();
-  const double snap_ms = std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
+  // A snapshot is taken a shard at a time, between two records: the longest of those pauses
+  // is what a record can wait behind it.
+  // The service frees each chunk once written: the first round (not timed) warms the allocator
+  // the same way, the second is timed, the third kept to restore from.
+  for (uint32_t k = 0; k < EntityWindows::kShards; ++k) (void)windows.snapshot_shard(k, 0);
+  size_t snap_bytes = 0;
+  double snap_ms = 0, longest_chunk_ms = 0;
+  for (uint32_t k = 0; k < EntityWindows::kShards; ++k) {
+    const auto s0 = Clock::now();
+    const std::string chunk = windows.snapshot_shard(k, 0);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
+    snap_ms += ms;
+    longest_chunk_ms = std::max(longest_chunk_ms, ms);
+    snap_bytes += chunk.size();
+  }
+  std::vector<std::string> chunks;
+  for (uint32_t k = 0; k < EntityWindows::kShards; ++k)
+    chunks.push_back(windows.snapshot_shard(k, 0));
   EntityWindows restored(spec);
   const auto r0 = Clock::now();
-  const auto st = restored.restore(snap);
+  const auto st = restored.restore({chunks.begin(), chunks.end()});
   const double restore_ms = std::chrono::duration<double, std::milli>(Clock::now() - r0).count();
 
   std::printf("features_bench: %zu customers, %d warm days (%zu events), timed day %zu events\n",
@@ -131,8 +146,10 @@ int main(int argc, char** argv) {
       "  memory: %.0f MiB resident for %zu entities = %.0f bytes per active customer "
       "(target <= 1024), ids held by the bench excluded\n",
       rss_warm - rss_before, f_warm.entities, per_customer);
-  std::printf("  snapshot: %.1f MiB, taken in %.0f ms, restored in %.0f ms (%s)\n",
-              static_cast<double>(snap.size()) / (1024.0 * 1024.0), snap_ms, restore_ms,
-              st.ok() ? "ok" : st.message().c_str());
+  std::printf(
+      "  snapshot: %.1f MiB in %u chunks, taken in %.0f ms in all (longest chunk %.2f ms), "
+      "restored in %.0f ms (%s)\n",
+      static_cast<double>(snap_bytes) / (1024.0 * 1024.0), EntityWindows::kShards, snap_ms,
+      longest_chunk_ms, restore_ms, st.ok() ? "ok" : st.message().c_str());
   return st.ok() ? 0 : 1;
 }

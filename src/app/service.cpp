@@ -166,8 +166,26 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
   source_ = std::move(source.value());
   source_->set_producer_in_flight([d = delivery_.get()] { return d->producer_in_flight(); });
   if (feature_spec_) {
+    const auto& fc = config_.features;
+    if (config_.redis.enabled() && fc.snapshot_interval.count() > 0) {
+      sinks::RedisSnapshotStore::Options o;
+      o.address = sinks::parse_redis_url(config_.redis.url).value();  // validated with the config
+      o.command_timeout = config_.redis.command_timeout;
+      o.reconnect_backoff_max = config_.redis.reconnect_backoff_max;
+      o.key_prefix =
+          fc.snapshot_key_prefix + config_.kafka.group_id + ":" + config_.kafka.input_topic + ":";
+      o.ttl_s = fc.snapshot_ttl_s;
+      o.max_pending_bytes = fc.snapshot_max_pending_bytes;
+      snapshots_ = std::make_unique<sinks::RedisSnapshotStore>(std::move(o), registry_);
+    } else {
+      logger("vigil")->warn(
+          "velocity features without snapshots ({}): every assignment replays each "
+          "partition's log from its start",
+          config_.redis.enabled() ? "features.snapshot.interval_s is 0" : "Redis is off");
+    }
     source_->set_features(std::make_unique<features::StreamFeatures>(
-        *feature_spec_, config_.kafka.max_event_bytes, registry_));
+        *feature_spec_, config_.kafka.max_event_bytes, registry_, snapshots_.get(),
+        fc.snapshot_interval));
   }
   source_->start();
   consuming_.store(source_.get(), std::memory_order_release);
@@ -286,6 +304,7 @@ void Service::stop() {
   if (lookup_) lookup_->stop();
   if (live_) live_->stop();  // after the server: its streams have ended already
   if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));
+  if (snapshots_) snapshots_->stop();  // after the source: nothing saves any more
   http_.reset();
   source_.reset();
   delivery_.reset();

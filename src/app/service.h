@@ -32,6 +32,7 @@
 #include "scoring/model_manager.h"
 #include "scoring/watchdog.h"
 #include "sinks/redis_sink.h"
+#include "sinks/redis_snapshot_store.h"
 #include "sinks/score_lookup.h"
 
 namespace vigil::http {
@@ -100,6 +101,8 @@ class Service {
   std::unique_ptr<sinks::ScoreLookup> lookup_;  // GET /v1/scores/{id}; with Redis and HTTP
   consumers::OffsetTracker tracker_;            // acknowledged by delivery_, read by source_
   std::unique_ptr<delivery::DeliveryStage> delivery_;
+  // Feature-state snapshots (Redis, a model with features.yaml): outlives the source.
+  std::unique_ptr<sinks::RedisSnapshotStore> snapshots_;
   std::unique_ptr<consumers::KafkaSource> source_;
   // source_ once it is consuming; readiness (HTTP threads) reads this, not source_, because
   // the side-port is up while start-up still waits for the brokers.

@@ -437,6 +437,12 @@ void KafkaSource::run() {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_commit_ >= config_.commit_interval) commit(/*sync=*/false);
     if (now - last_lag_ >= kLagInterval) refresh_lag();
+    if (features_) {
+      features_->snapshot_tick(now, [this](int32_t p) {
+        auto it = last_committed_.find(p);
+        return it == last_committed_.end() ? int64_t{-1} : it->second;
+      });
+    }
   }
 }
 
@@ -538,8 +544,8 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     if (m->payload == nullptr) {
       st = codec::DecodeStatus::Error(codec::DecodeError::kMalformedJson, "empty record");
     } else if (features_) {
-      st = features_->compute(m->partition, payload, record_time_ms(m), req.id, req.features,
-                              req.event_time_ms, req.history_partial);
+      st = features_->compute(m->partition, m->offset, payload, record_time_ms(m), req.id,
+                              req.features, req.event_time_ms, req.history_partial);
       req.features_computed = true;
     } else {
       st = decoder_.decode(payload, req.id, req.features, req.event_time_ms);
@@ -667,13 +673,13 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
       log_complete = false;
     }
     const int64_t score_from = c >= 0 ? c : (reset_latest ? hi : lo);
-    if (score_from > lo) tp.offset = lo;  // consumed from the log's start: history first
-    features_->assign(tp.partition, lo, score_from, log_complete);
-    if (score_from > lo) {
+    const int64_t from = features_->assign(tp.partition, lo, score_from, log_complete);
+    if (from < score_from) {
+      tp.offset = from;  // history first
       logger("kafka")->info(
-          "partition {}: rebuilding velocity-feature history from offsets "
-          "{}..{} before scoring from {}",
-          tp.partition, lo, score_from - 1, score_from);
+          "partition {}: rebuilding velocity-feature history from offsets {}..{} before "
+          "scoring from {} ({})",
+          tp.partition, from, score_from - 1, score_from, features_->restore_note(tp.partition));
     }
   }
 }

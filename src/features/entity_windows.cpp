@@ -11,7 +11,7 @@ namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kHourMs = 3'600'000;
-constexpr char kSnapshotMagic[8] = {'V', 'G', 'L', 'F', 'W', 'N', 'D', '1'};
+constexpr char kChunkMagic[8] = {'V', 'G', 'L', 'F', 'C', 'H', 'K', '1'};
 
 // a - b for b >= 0, saturating at INT64_MIN.
 int64_t minus(int64_t a, int64_t b) {
@@ -43,8 +43,19 @@ EntityWindows::EntityWindows(FeatureSpec spec)
     : spec_(std::move(spec)),
       width_(spec_.output_names().size()),
       lateness_ms_(spec_.allowed_lateness_ms),
-      longest_ms_(spec_.longest_window_ms()) {
+      longest_ms_(spec_.longest_window_ms()),
+      spec_hash_(spec_.hash()),
+      shards_(kShards) {
   for (int d : spec_.windows_days) windows_ms_.push_back(static_cast<int64_t>(d) * kDayMs);
+}
+
+uint32_t EntityWindows::shard_of(std::string_view entity) {
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
+  for (const char c : entity) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return static_cast<uint32_t>((h ^ (h >> 32)) % kShards);
 }
 
 bool EntityWindows::during_weekend(int64_t time_ms) {
@@ -71,34 +82,39 @@ void EntityWindows::trim(Entity& e, int64_t horizon) {
   }
 }
 
-void EntityWindows::sweep(int64_t horizon) {
-  since_sweep_ = 0;
-  counters_.dropped_idle += boost::unordered::erase_if(entities_, [&](const auto& kv) {
+void EntityWindows::sweep(Map& shard, int64_t horizon) {
+  const size_t dropped = boost::unordered::erase_if(shard, [&](const auto& kv) {
     if (kv.second.newest_ms > horizon) return false;
     events_ -= kv.second.events.size() - kv.second.head;
     return true;
   });
+  entity_count_ -= dropped;
+  counters_.dropped_idle += dropped;
 }
 
 void EntityWindows::drop_above_cap() {
   const size_t target = spec_.max_entities_per_partition - spec_.max_entities_per_partition / 10;
-  if (entities_.size() <= target) return;
+  if (entity_count_ <= target) return;
   // The (newest event time, id) below which entities go: decided by the state alone, never by
   // the table's layout, so that a replay drops the same ones.
   std::vector<std::pair<int64_t, std::string_view>> order;
-  order.reserve(entities_.size());
-  for (const auto& [id, e] : entities_) order.emplace_back(e.newest_ms, id);
-  const size_t drop = entities_.size() - target;
+  order.reserve(entity_count_);
+  for (const Map& shard : shards_) {
+    for (const auto& [id, e] : shard) order.emplace_back(e.newest_ms, id);
+  }
+  const size_t drop = entity_count_ - target;
   std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1),
                    order.end());
   std::vector<std::string> gone;
   gone.reserve(drop);
   for (size_t i = 0; i < drop; ++i) gone.emplace_back(order[i].second);
   for (const auto& id : gone) {
-    auto it = entities_.find(id);
+    Map& shard = shards_[shard_of(id)];
+    auto it = shard.find(id);
     events_ -= it->second.events.size() - it->second.head;
-    entities_.erase(it);
+    shard.erase(it);
   }
+  entity_count_ -= drop;
   counters_.dropped_cap += drop;
   capped_ = true;
 }
@@ -112,9 +128,11 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   }
   watermark_ = std::max(watermark_, tx.time_ms);
 
-  auto it = entities_.find(tx.entity);
-  if (it == entities_.end()) {
-    it = entities_.emplace(std::string(tx.entity), Entity{}).first;
+  Map& shard = shards_[shard_of(tx.entity)];
+  auto it = shard.find(tx.entity);
+  if (it == shard.end()) {
+    it = shard.emplace(std::string(tx.entity), Entity{}).first;
+    ++entity_count_;
     it->second.newest_ms = tx.time_ms;
     if (capped_) partial = true;  // may be an entity the cap dropped
   } else {
@@ -153,11 +171,13 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   // Nothing at or before the horizon is inside the window of a transaction that is not late.
   const int64_t horizon = minus(minus(watermark_, longest_ms_), lateness_ms_);
   trim(e, horizon);
-  if (entities_.size() > spec_.max_entities_per_partition) {
-    sweep(horizon);
+  if (entity_count_ > spec_.max_entities_per_partition) {
+    for (Map& s : shards_) sweep(s, horizon);
     drop_above_cap();
-  } else if (++since_sweep_ >= std::max<uint64_t>(entities_.size(), 65536)) {
-    sweep(horizon);
+  } else if (++since_sweep_ * kShards >= std::max<uint64_t>(entity_count_, 65536)) {
+    since_sweep_ = 0;
+    sweep(shards_[sweep_cursor_], horizon);
+    sweep_cursor_ = (sweep_cursor_ + 1) % kShards;
   }
   if (partial) ++counters_.partial;
   return !partial;
@@ -165,95 +185,140 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
 
 EntityWindows::Figures EntityWindows::figures() const {
   Figures f = counters_;
-  f.entities = entities_.size();
+  f.entities = entity_count_;
   f.events = events_;
   return f;
 }
 
-std::string EntityWindows::snapshot() const {
+// A chunk: magic, shard, shard count, offset, watermark, capped, spec hash (length first), then
+// the entity count and each entity: id (length first), newest event time, event count and
+// the events as kept (12 bytes each: time, float32 amount). Native byte order.
+std::string EntityWindows::snapshot_shard(uint32_t shard_index, int64_t offset) const {
+  const Map& shard = shards_.at(shard_index);
+  size_t events = 0;
+  for (const auto& kv : shard) events += kv.second.events.size() - kv.second.head;
   std::string out;
-  out.reserve(64 + events_ * sizeof(Event) + entities_.size() * 32);
-  out.append(kSnapshotMagic, sizeof kSnapshotMagic);
-  const std::string hash = spec_.hash();
-  put(out, static_cast<uint32_t>(hash.size()));
-  out += hash;
+  out.reserve(kChunkHeaderBytes + events * sizeof(Event) + shard.size() * 32);
+  out.append(kChunkMagic, sizeof kChunkMagic);
+  put(out, shard_index);
+  put(out, kShards);
+  put(out, offset);
   put(out, watermark_);
   put(out, static_cast<uint8_t>(capped_ ? 1 : 0));
-  put(out, since_sweep_);
-  put(out, static_cast<uint64_t>(entities_.size()));
-  for (const auto& [id, e] : entities_) {
+  put(out, static_cast<uint32_t>(spec_hash_.size()));
+  out += spec_hash_;
+  put(out, static_cast<uint64_t>(shard.size()));
+  for (const auto& [id, e] : shard) {
     put(out, static_cast<uint32_t>(id.size()));
     out += id;
     put(out, e.newest_ms);
     put(out, static_cast<uint32_t>(e.events.size() - e.head));
-    for (size_t i = e.head; i < e.events.size(); ++i) {
-      const int64_t t = e.events[i].time_ms;
-      const float a = e.events[i].amount;
-      put(out, t);
-      put(out, a);
-    }
+    out.append(reinterpret_cast<const char*>(e.events.data() + e.head),
+               (e.events.size() - e.head) * sizeof(Event));
   }
   return out;
 }
 
-Status EntityWindows::restore(std::string_view in) {
-  auto bad = [](const std::string& why) {
-    return Status::Error(StatusCode::kInvalidArgument, "feature snapshot: " + why);
-  };
-  size_t pos = 0;
-  if (in.size() < sizeof kSnapshotMagic ||
-      std::memcmp(in.data(), kSnapshotMagic, sizeof kSnapshotMagic) != 0) {
-    return bad("not a snapshot of this format");
+namespace {
+
+Status bad_chunk(const std::string& why) {
+  return Status::Error(StatusCode::kInvalidArgument, "feature snapshot: " + why);
+}
+
+// Reads the header; `pos` ends after it. `capped` is the chunk's cap flag.
+Result<EntityWindows::ChunkHeader> parse_header(std::string_view in, size_t& pos, bool& capped) {
+  EntityWindows::ChunkHeader h;
+  if (in.size() < sizeof kChunkMagic || std::memcmp(in.data(), kChunkMagic, sizeof kChunkMagic)) {
+    return bad_chunk("not a chunk of this format");
   }
-  pos = sizeof kSnapshotMagic;
-  uint32_t hash_len = 0;
-  if (!get(in, pos, hash_len) || in.size() - pos < hash_len) return bad("truncated");
-  const std::string hash(in.substr(pos, hash_len));
+  pos = sizeof kChunkMagic;
+  uint32_t shards = 0, hash_len = 0;
+  uint8_t cap = 0;
+  if (!get(in, pos, h.shard) || !get(in, pos, shards) || !get(in, pos, h.offset) ||
+      !get(in, pos, h.watermark_ms) || !get(in, pos, cap) || !get(in, pos, hash_len) ||
+      in.size() - pos < hash_len || hash_len > 64) {
+    return bad_chunk("truncated");
+  }
+  if (shards != EntityWindows::kShards || h.shard >= shards) {
+    return bad_chunk("shard " + std::to_string(h.shard) + " of " + std::to_string(shards) +
+                     ", not of " + std::to_string(EntityWindows::kShards));
+  }
+  h.spec_hash.assign(in.substr(pos, hash_len));
   pos += hash_len;
-  if (hash != spec_.hash()) {
-    return bad("taken under feature spec " + hash + ", not the running " + spec_.hash());
+  capped = cap != 0;
+  return h;
+}
+
+}  // namespace
+
+Result<EntityWindows::ChunkHeader> EntityWindows::read_chunk_header(std::string_view bytes) {
+  size_t pos = 0;
+  bool capped = false;
+  return parse_header(bytes, pos, capped);
+}
+
+Status EntityWindows::restore(const std::vector<std::string_view>& chunks) {
+  if (chunks.size() != kShards) {
+    return bad_chunk(std::to_string(chunks.size()) + " chunks, not one per shard (" +
+                     std::to_string(kShards) + ")");
   }
-  int64_t watermark = 0;
-  uint8_t capped = 0;
-  uint64_t since_sweep = 0, n = 0;
-  if (!get(in, pos, watermark) || !get(in, pos, capped) || !get(in, pos, since_sweep) ||
-      !get(in, pos, n)) {
-    return bad("truncated");
-  }
-  Map entities;
-  entities.reserve(std::min<uint64_t>(n, in.size() / 16));
-  size_t events = 0;
-  for (uint64_t i = 0; i < n; ++i) {
-    uint32_t key_len = 0, count = 0;
-    int64_t newest_ms = 0;
-    if (!get(in, pos, key_len) || in.size() - pos < key_len) return bad("truncated");
-    std::string key(in.substr(pos, key_len));
-    pos += key_len;
-    if (!get(in, pos, newest_ms) || !get(in, pos, count) ||
-        (in.size() - pos) / sizeof(Event) < count) {
-      return bad("truncated");
+  std::vector<Map> shards(kShards);
+  std::vector<bool> seen(kShards, false);
+  int64_t watermark = INT64_MAX;
+  bool capped = false;
+  size_t events = 0, entities = 0;
+  for (std::string_view in : chunks) {
+    size_t pos = 0;
+    bool chunk_capped = false;
+    auto header = parse_header(in, pos, chunk_capped);
+    if (!header) return header.status();
+    const ChunkHeader& h = header.value();
+    if (h.spec_hash != spec_hash_) {
+      return bad_chunk("taken under feature spec " + h.spec_hash + ", not the running " +
+                       spec_hash_);
     }
-    auto [it, inserted] = entities.try_emplace(std::move(key));
-    if (!inserted) return bad("entity '" + it->first + "' appears twice");
-    Entity& e = it->second;
-    e.events.resize(count);
-    for (uint32_t k = 0; k < count; ++k) {
-      int64_t t = 0;
-      float a = 0;
-      get(in, pos, t);
-      get(in, pos, a);
-      e.events[k] = Event{t, a};
-      if (k > 0 && e.events[k].time_ms < e.events[k - 1].time_ms) return bad("events out of order");
+    if (seen[h.shard]) return bad_chunk("shard " + std::to_string(h.shard) + " appears twice");
+    seen[h.shard] = true;
+    watermark = std::min(watermark, h.watermark_ms);
+    capped = capped || chunk_capped;
+    uint64_t n = 0;
+    if (!get(in, pos, n)) return bad_chunk("truncated");
+    Map& shard = shards[h.shard];
+    shard.reserve(std::min<uint64_t>(n, in.size() / 16));
+    for (uint64_t i = 0; i < n; ++i) {
+      uint32_t key_len = 0, count = 0;
+      int64_t newest_ms = 0;
+      if (!get(in, pos, key_len) || in.size() - pos < key_len) return bad_chunk("truncated");
+      std::string key(in.substr(pos, key_len));
+      pos += key_len;
+      if (!get(in, pos, newest_ms) || !get(in, pos, count) ||
+          (in.size() - pos) / sizeof(Event) < count) {
+        return bad_chunk("truncated");
+      }
+      if (shard_of(key) != h.shard) {
+        return bad_chunk("entity '" + key + "' is not of shard " + std::to_string(h.shard));
+      }
+      auto [it, inserted] = shard.try_emplace(std::move(key));
+      if (!inserted) return bad_chunk("entity '" + it->first + "' appears twice");
+      Entity& e = it->second;
+      e.events.resize(count);
+      std::memcpy(e.events.data(), in.data() + pos, count * sizeof(Event));
+      pos += count * sizeof(Event);
+      for (uint32_t k = 1; k < count; ++k) {
+        if (e.events[k].time_ms < e.events[k - 1].time_ms) return bad_chunk("events out of order");
+      }
+      e.newest_ms = newest_ms;
+      events += count;
     }
-    e.newest_ms = newest_ms;
-    events += count;
+    if (pos != in.size()) return bad_chunk("trailing bytes");
+    entities += shard.size();
   }
-  if (pos != in.size()) return bad("trailing bytes");
-  entities_ = std::move(entities);
-  since_sweep_ = since_sweep;
-  watermark_ = watermark;
-  capped_ = capped != 0;
+  shards_ = std::move(shards);
+  entity_count_ = entities;
   events_ = events;
+  watermark_ = watermark;
+  capped_ = capped;
+  since_sweep_ = 0;
   return Status::Ok();
 }
 

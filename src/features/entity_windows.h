@@ -10,20 +10,32 @@
 // Bounded memory. The partition's watermark is the newest event time read. Nothing older than
 // watermark - longest window - allowed lateness can be inside the window of a transaction
 // that is not late: such events are dropped from an entity when it is next seen, and a sweep
-// (once per max(entities, 65536) transactions: amortised O(1)) drops every entity with nothing
-// newer. A transaction older than watermark - allowed lateness is late: computed over what is
-// kept and marked partial. Above max_entities_per_partition, the least recently active
-// entities (by newest event time, ties by id) are dropped down to 90% of the cap, counted;
-// from then on a transaction of an entity not in memory is marked partial (it may have been
-// one of them). Which entities are dropped follows from the log alone, so a replay gives the
-// same features.
+// drops every entity with nothing newer (one shard at a time, each shard once per
+// max(entities, 65536) transactions: amortised O(1)). A transaction older than watermark -
+// allowed lateness is late: computed over what is kept and marked partial. Above
+// max_entities_per_partition, the least recently active entities (by newest event time, ties
+// by id) are dropped down to 90% of the cap, counted; from then on a transaction of an entity
+// not in memory is marked partial (it may have been one of them). Which entities are dropped
+// follows from the log alone, so a replay from the log's start gives the same features (after
+// a restore from chunks the cap may drop others: what differs is marked partial).
+//
+// Sharded state. Entities are spread over kShards shards by a stable hash of their id (FNV-1a,
+// the same in every process and version of this format). A snapshot is taken a shard at a
+// time (snapshot_shard(): a small, bounded piece of work between two records), each shard's
+// chunk tagged by the caller with the offset it covers. Restored from chunks taken at
+// different offsets, the state is exact again once the log is replayed from the smallest of
+// them, each transaction applied only to a shard whose chunk it is not in (advance() moves the
+// watermark for the others): features of transactions that are not late depend only on the
+// events inside their windows, never on when older ones were trimmed or swept.
 //
 // The same class computes features in the service (one per assigned partition, on the
 // consumer thread) and in the offline replay tool: training and serving compute the same
 // numbers by construction. Not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -72,12 +84,32 @@ class EntityWindows {
   // The newest event time read, or INT64_MIN before the first transaction.
   int64_t watermark_ms() const { return watermark_; }
 
-  // The whole state, in a binary form restore() reads back (same machine architecture):
-  // restored, the same transactions get the same features.
-  std::string snapshot() const;
-  // Replaces the state with `bytes`, which must come from snapshot() under a spec with the
-  // same hash. Counters in figures() are kept.
-  Status restore(std::string_view bytes);
+  // A transaction read but not applied (its shard's restored chunk already holds it): only
+  // the watermark moves.
+  void advance(int64_t time_ms) { watermark_ = std::max(watermark_, time_ms); }
+
+  // Shards of the state; shard_of() is stable across processes and versions of the format.
+  static constexpr uint32_t kShards = 1024;
+  static uint32_t shard_of(std::string_view entity);
+  // Bytes of a chunk's start that hold its header (read_chunk_header() needs no more).
+  static constexpr size_t kChunkHeaderBytes = 128;
+
+  struct ChunkHeader {
+    uint32_t shard = 0;
+    int64_t offset = 0;  // the caller's tag: the log offset the chunk covers up to (excluded)
+    int64_t watermark_ms = INT64_MIN;
+    std::string spec_hash;
+  };
+  // One shard's entities and the partition's watermark, in a binary form restore() reads back
+  // (same machine architecture), tagged with `offset`.
+  std::string snapshot_shard(uint32_t shard, int64_t offset) const;
+  // The header of a chunk, from its first kChunkHeaderBytes bytes or more.
+  static Result<ChunkHeader> read_chunk_header(std::string_view bytes);
+  // Replaces the state with `chunks`, one per shard in any order, taken under a spec with the
+  // same hash. The watermark is the smallest of theirs (the one of the earliest offset); the
+  // caller replays the log from there (see above). On error the state is left as it was.
+  // Counters in figures() are kept.
+  Status restore(const std::vector<std::string_view>& chunks);
 
   // The calendar features of an event time: Saturday or Sunday, and hour < 6, in UTC.
   static bool during_weekend(int64_t time_ms);
@@ -114,8 +146,8 @@ class EntityWindows {
 
   // Drops the kept events at or before `horizon`.
   void trim(Entity& e, int64_t horizon);
-  // Drops every entity with nothing newer than `horizon`.
-  void sweep(int64_t horizon);
+  // Drops every entity of `shard` with nothing newer than `horizon`.
+  void sweep(Map& shard, int64_t horizon);
   // Drops the least recently active entities down to 90% of the cap.
   void drop_above_cap();
 
@@ -123,9 +155,12 @@ class EntityWindows {
   size_t width_ = 0;
   int64_t lateness_ms_ = 0;
   int64_t longest_ms_ = 0;
+  std::string spec_hash_;  // spec_.hash(), computed once
   std::vector<int64_t> windows_ms_;
-  Map entities_;
-  uint64_t since_sweep_ = 0;  // transactions observed since the last sweep
+  std::vector<Map> shards_;    // kShards
+  size_t entity_count_ = 0;    // over every shard
+  uint64_t since_sweep_ = 0;   // transactions observed since the last shard sweep
+  uint32_t sweep_cursor_ = 0;  // the shard swept next
   int64_t watermark_ = INT64_MIN;
   bool capped_ = false;  // an entity was dropped by the cap
   size_t events_ = 0;

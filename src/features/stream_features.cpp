@@ -1,13 +1,29 @@
 #include "features/stream_features.h"
 
+#include <algorithm>
 #include <climits>
 #include <utility>
 
 namespace vigil::features {
 
+namespace {
+
+metrics::Counter& load_counter(metrics::Registry& registry, const char* outcome) {
+  return registry.counter("vigil_features_snapshot_loads_total",
+                          "Feature-state snapshot loads on assignment, by outcome (restored, "
+                          "none: no snapshot, unusable: see the log and /ready, failed: Redis "
+                          "unreachable)",
+                          {{"outcome", outcome}});
+}
+
+}  // namespace
+
 StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
-                               metrics::Registry& registry)
+                               metrics::Registry& registry, SnapshotStore* snapshots,
+                               std::chrono::steady_clock::duration snapshot_interval)
     : spec_(std::move(spec)),
+      snapshots_(snapshots),
+      snapshot_interval_(snapshot_interval),
       decoder_({spec_.entity, spec_.time, spec_.amount}, max_event_bytes),
       scratch_(spec_.output_names().size()),
       replayed_(registry.counter("vigil_features_replayed_total",
@@ -31,16 +47,121 @@ StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
                                     {{"reason", "cap"}})),
       late_(registry.counter("vigil_features_late_total",
                              "Transactions older than their partition's newest by more than the "
-                             "allowed lateness")) {}
+                             "allowed lateness")),
+      rounds_(registry.counter("vigil_features_snapshot_rounds_total",
+                               "Snapshot rounds completed (every shard of a partition saved)")),
+      loads_restored_(load_counter(registry, "restored")),
+      loads_none_(load_counter(registry, "none")),
+      loads_unusable_(load_counter(registry, "unusable")),
+      loads_failed_(load_counter(registry, "failed")) {}
 
-void StreamFeatures::assign(int32_t partition, int64_t replay_from, int64_t score_from,
-                            bool log_complete) {
+int64_t StreamFeatures::assign(int32_t partition, int64_t log_start, int64_t score_from,
+                               bool log_complete) {
   revoke(partition);
   Partition& p = partitions_.emplace(partition, Partition(spec_)).first->second;
-  p.score_from = std::max(replay_from, score_from);
-  p.replay_done = replay_from >= score_from;
+  p.score_from = std::max(log_start, score_from);
   p.log_complete = log_complete;
+  p.slot_offset.assign(EntityWindows::kShards, {-1, -1});
+  int64_t replay_from = log_start;
+  if (snapshots_ != nullptr && snapshot_interval_.count() > 0 && score_from > 0) {
+    if (auto from = load_snapshot(partition, p, log_start)) {
+      replay_from = *from;
+      p.log_complete = true;  // the snapshot holds what the log no longer does
+    }
+  }
+  p.replay_done = replay_from >= p.score_from;
   update_notes();
+  return replay_from;
+}
+
+std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partition& p,
+                                                     int64_t log_start) {
+  constexpr uint32_t kShards = EntityWindows::kShards;
+  constexpr uint32_t kSlots = SnapshotStore::kSlots;
+  auto heads = snapshots_->read_heads(partition, kShards, EntityWindows::kChunkHeaderBytes);
+  if (!heads) {
+    loads_failed_.inc();
+    p.restore_note = "snapshot not read (" + heads.error() + ")";
+    return std::nullopt;
+  }
+  // Per shard, the newest chunk that can be used: taken under this spec, covering no more
+  // than the committed offset (records after it are scored again) and no less than the log's
+  // start (the records after it are replayed).
+  std::vector<ChunkSlot> chosen;
+  std::vector<int64_t> offsets;
+  std::string why_not;
+  size_t present = 0;
+  for (uint32_t k = 0; k < kShards; ++k) {
+    int64_t best = -1;
+    uint32_t best_slot = 0;
+    for (uint32_t slot = 0; slot < kSlots; ++slot) {
+      const std::string& head = heads.value()[k * kSlots + slot];
+      if (head.empty()) continue;
+      ++present;
+      auto h = EntityWindows::read_chunk_header(head);
+      std::string bad;
+      if (!h) {
+        bad = h.error();
+      } else if (h->spec_hash != spec_.hash()) {
+        bad = "taken under feature spec " + h->spec_hash + ", not the running " + spec_.hash();
+      } else {
+        p.slot_offset[k][slot] = h->offset;
+        if (h->offset > p.score_from) {
+          bad = "covers offsets up to " + std::to_string(h->offset) + ", beyond the committed " +
+                std::to_string(p.score_from);
+        } else if (h->offset < log_start) {
+          bad = "covers offsets up to " + std::to_string(h->offset) + ", before the log's start " +
+                std::to_string(log_start);
+        } else if (h->offset > best) {
+          best = h->offset;
+          best_slot = slot;
+        }
+      }
+      if (!bad.empty() && why_not.empty()) {
+        why_not = "shard " + std::to_string(k) + " slot " + std::to_string(slot) + ": " + bad;
+      }
+    }
+    if (best < 0) {
+      if (why_not.empty()) why_not = "shard " + std::to_string(k) + " has no chunk";
+      chosen.clear();
+      break;
+    }
+    chosen.push_back({k, best_slot});
+    offsets.push_back(best);
+  }
+  if (present == 0) {
+    loads_none_.inc();
+    p.restore_note = "no snapshot";
+    return std::nullopt;
+  }
+  auto unusable = [&](const std::string& why) -> std::optional<int64_t> {
+    loads_unusable_.inc();
+    p.restore_note = "snapshot unusable: " + why;
+    return std::nullopt;
+  };
+  if (chosen.size() != kShards) return unusable(why_not);
+  auto chunks = snapshots_->read(partition, chosen);
+  if (!chunks) {
+    loads_failed_.inc();
+    p.restore_note = "snapshot not read (" + chunks.error() + ")";
+    return std::nullopt;
+  }
+  std::vector<std::string_view> views;
+  for (uint32_t k = 0; k < kShards; ++k) {
+    // A slot replaced between the two reads (a previous owner's last writes) is not used.
+    auto h = EntityWindows::read_chunk_header(chunks.value()[k]);
+    if (!h || h->offset != offsets[k]) {
+      return unusable("shard " + std::to_string(k) + " changed while it was read");
+    }
+    views.emplace_back(chunks.value()[k]);
+  }
+  if (Status st = p.windows.restore(views); !st.ok()) return unusable(st.message());
+  loads_restored_.inc();
+  p.chunk_from = offsets;
+  const int64_t from = *std::min_element(offsets.begin(), offsets.end());
+  p.restore_note = "snapshot loaded, its chunks taken at offsets " + std::to_string(from) + ".." +
+                   std::to_string(*std::max_element(offsets.begin(), offsets.end()));
+  return from;
 }
 
 void StreamFeatures::revoke(int32_t partition) {
@@ -53,6 +174,12 @@ void StreamFeatures::revoke(int32_t partition) {
   gone_.late += f.late;
   partitions_.erase(it);
   update_notes();
+}
+
+std::string StreamFeatures::restore_note(int32_t partition) const {
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end()) return "";
+  return it->second.restore_note.empty() ? "no snapshot store" : it->second.restore_note;
 }
 
 bool StreamFeatures::replaying(int32_t partition, int64_t offset) const {
@@ -84,24 +211,85 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   if (it == partitions_.end()) return;
   Partition& p = it->second;
   replayed_.inc();
-  if (decoder_.decode(json, record_time_ms, tx_).ok()) observe(p, scratch_.data());
+  p.next_offset = offset + 1;
+  if (decoder_.decode(json, record_time_ms, tx_).ok()) {
+    if (!p.chunk_from.empty() && offset < p.chunk_from[EntityWindows::shard_of(tx_.entity)]) {
+      p.windows.advance(tx_.event_time_ms);  // its shard's chunk holds it already
+    } else {
+      observe(p, scratch_.data());
+    }
+  }
   if (offset + 1 >= p.score_from && !p.replay_done) {
     p.replay_done = true;
     update_notes();
   }
 }
 
-codec::DecodeStatus StreamFeatures::compute(int32_t partition, std::string_view json,
-                                            int64_t record_time_ms, InlineString& id,
-                                            FeatureVector& features,
+void StreamFeatures::snapshot_tick(std::chrono::steady_clock::time_point now,
+                                   const std::function<int64_t(int32_t)>& committed) {
+  if (snapshots_ == nullptr || snapshot_interval_.count() <= 0) return;
+  // A chunk is at most a few hundred microseconds at a million entities per partition; the
+  // budget bounds how long records wait behind a tick.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(500);
+  // Partitions take turns at the budget: the first served is the one after the last served.
+  auto it = partitions_.upper_bound(last_snapshot_partition_);
+  for (size_t visited = 0; visited < partitions_.size(); ++visited, ++it) {
+    if (it == partitions_.end()) it = partitions_.begin();
+    const int32_t n = it->first;
+    Partition& p = it->second;
+    // Only a state that is the log's whole history up to its offset is saved.
+    if (!p.replay_done || !p.log_complete || p.next_offset < 0) continue;
+    if (!p.in_round) {
+      if (p.round_started != std::chrono::steady_clock::time_point{} &&
+          now - p.round_started < snapshot_interval_) {
+        continue;
+      }
+      p.in_round = true;
+      p.cursor = 0;
+      p.round_started = now;
+    }
+    last_snapshot_partition_ = n;
+    const int64_t done = std::max(committed(n), p.score_from);
+    while (p.cursor < EntityWindows::kShards && snapshot_next_shard(n, p, done)) {
+      if (std::chrono::steady_clock::now() >= deadline) break;
+    }
+    if (p.cursor == EntityWindows::kShards) {
+      p.in_round = false;
+      rounds_.inc();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return;
+  }
+}
+
+bool StreamFeatures::snapshot_next_shard(int32_t partition, Partition& p, int64_t committed) {
+  auto& slots = p.slot_offset[p.cursor];
+  // Replace the older slot once the commit has passed the newer one: a crash then still
+  // finds a usable chunk of this shard (one covering no more than the committed offset).
+  const uint32_t older = slots[0] <= slots[1] ? 0 : 1;
+  if (slots[older] >= 0 && slots[1 - older] > committed) return false;
+  if (!snapshots_->has_room()) return false;
+  if (!snapshots_->save(partition, {p.cursor, older},
+                        p.windows.snapshot_shard(p.cursor, p.next_offset))) {
+    return false;
+  }
+  slots[older] = p.next_offset;
+  ++p.cursor;
+  return true;
+}
+
+codec::DecodeStatus StreamFeatures::compute(int32_t partition, int64_t offset,
+                                            std::string_view json, int64_t record_time_ms,
+                                            InlineString& id, FeatureVector& features,
                                             std::optional<int64_t>& event_time_ms, bool& partial) {
-  codec::DecodeStatus st = decoder_.decode(json, record_time_ms, tx_);
-  if (!st.ok()) return st;
   auto it = partitions_.find(partition);
   if (it == partitions_.end()) {  // not assigned through assign(): a fresh, complete log
     it = partitions_.emplace(partition, Partition(spec_)).first;
+    it->second.slot_offset.assign(EntityWindows::kShards, {-1, -1});
   }
   Partition& p = it->second;
+  p.next_offset = offset + 1;
+  codec::DecodeStatus st = decoder_.decode(json, record_time_ms, tx_);
+  if (!st.ok()) return st;
   if (!p.replay_done) {  // the first scored record: whatever was left to replay is not there
     p.replay_done = true;
     update_notes();
@@ -140,15 +328,17 @@ void StreamFeatures::update_notes() {
   for (const auto& [n, p] : partitions_) {
     if (!p.replay_done) {
       ++replaying;
-      notes.push_back("features: partition " + std::to_string(n) +
-                      " rebuilding its history (replaying the log up to offset " +
-                      std::to_string(p.score_from) + ")");
+      notes.push_back("features: partition " + std::to_string(n) + " rebuilding its history (" +
+                      (p.restore_note.empty() ? std::string() : p.restore_note + "; ") +
+                      "replaying the log up to offset " + std::to_string(p.score_from) + ")");
     }
     if (!p.log_complete) {
       ++incomplete;
       notes.push_back("features: partition " + std::to_string(n) +
-                      " log no longer holds its full history; scores are marked "
-                      "\"history\":\"partial\" until the windows pass its first record");
+                      " log no longer holds its full history" +
+                      (p.restore_note.empty() ? std::string() : " (" + p.restore_note + ")") +
+                      "; scores are marked \"history\":\"partial\" until the windows pass "
+                      "its first record");
     }
   }
   replaying_partitions_.set(static_cast<double>(replaying));

@@ -1,19 +1,30 @@
 // StreamFeatures: velocity features for one Kafka consumer. One EntityWindows per assigned
 // partition, fed every record of the partition in log order, on the consumer thread.
 //
-// State is rebuilt on every assignment (start, restart, rebalance) by replaying the
-// partition's log up to its committed offset without scoring or producing: the committed
-// offset is the checkpoint, the log the changelog (docs/DESIGN: "keyed state"). Replayed
-// records get exactly the features they had the first time (the computation is a function
-// of the log), so after a crash the records consumed again are scored as before.
+// Recovery. State is rebuilt on every assignment (start, restart, rebalance): the committed
+// offset is the checkpoint, the log the changelog (docs/DESIGN: "keyed state"). With a
+// SnapshotStore, each partition's state is also saved in rounds, one shard at a time between
+// records (EntityWindows::snapshot_shard), each chunk tagged with the offset it covers and
+// written by the store's own thread into the older of its two slots, and only once the other
+// slot covers no more than the committed offset (so one usable chunk per shard always
+// remains). On assignment the newest usable chunk of every shard is loaded (covering no
+// more than the committed offset, no less than the log's start, taken under the same spec)
+// and the log is replayed from the smallest of their offsets, each record applied only to
+// shards whose chunk does not hold it. Without a usable snapshot, the log is replayed from
+// its start. Replayed records are not scored or produced, and get exactly the features they
+// had the first time (the computation is a function of the log), so after a crash the
+// records consumed again are scored as before.
 //
-// When the log no longer starts at offset 0 (retention deleted records), the history it
-// holds may miss older transactions: every transaction within the longest window plus the
-// allowed lateness of the first one read is marked partial, /ready names the partition, and
+// When neither a snapshot nor the log holds the partition's whole history (retention deleted
+// records), every transaction within the longest window plus the allowed lateness of the
+// first one read is marked partial, /ready names the partition, and
 // vigil_features_history_incomplete_partitions counts it until then.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -27,20 +38,28 @@
 #include "common/metrics.h"
 #include "features/entity_windows.h"
 #include "features/feature_spec.h"
+#include "features/snapshot_store.h"
 
 namespace vigil::features {
 
 class StreamFeatures {
  public:
-  StreamFeatures(FeatureSpec spec, size_t max_event_bytes, metrics::Registry& registry);
+  // `snapshots` may be null (no snapshots); a round per partition starts at most every
+  // `snapshot_interval` (0: none).
+  StreamFeatures(FeatureSpec spec, size_t max_event_bytes, metrics::Registry& registry,
+                 SnapshotStore* snapshots = nullptr,
+                 std::chrono::steady_clock::duration snapshot_interval = std::chrono::seconds(30));
 
   const FeatureSpec& spec() const { return spec_; }
 
-  // `partition` was assigned and is consumed from `replay_from`: the records before
-  // `score_from` rebuild its state only. `log_complete` is false when the log no longer holds
-  // the partition's first records. Starts from an empty state.
-  void assign(int32_t partition, int64_t replay_from, int64_t score_from, bool log_complete);
+  // `partition` was assigned; its log starts at `log_start` and records from `score_from` are
+  // scored. Loads its snapshot when there is one to use and returns the offset to consume
+  // from: the records before `score_from` rebuild its state only. `log_complete` is false
+  // when the log no longer holds the partition's first records.
+  int64_t assign(int32_t partition, int64_t log_start, int64_t score_from, bool log_complete);
   void revoke(int32_t partition);
+  // How `partition`'s history is being rebuilt (snapshot loaded, none, unusable and why).
+  std::string restore_note(int32_t partition) const;
 
   // Whether `offset` of `partition` only rebuilds state (replayed, not scored).
   bool replaying(int32_t partition, int64_t offset) const;
@@ -48,12 +67,18 @@ class StreamFeatures {
   // record that does not decode was dead-lettered the first time; it is skipped.
   void replay(int32_t partition, int64_t offset, std::string_view json, int64_t record_time_ms);
 
+  // Takes the next shards of each partition's snapshot round, while they fit the store and a
+  // small time budget. `committed(partition)` is the partition's committed offset (or the
+  // one it was assigned with). Consumer thread, between records.
+  void snapshot_tick(std::chrono::steady_clock::time_point now,
+                     const std::function<int64_t(int32_t)>& committed);
+
   // Decodes a raw transaction and computes its features: the id, the features in the spec's
   // order and the event time go to the caller's storage; `partial` says whether they were
   // computed over partial history. `record_time_ms` is the record's Kafka timestamp (the
   // reference of the event-time future limit), INT64_MIN when it has none.
-  codec::DecodeStatus compute(int32_t partition, std::string_view json, int64_t record_time_ms,
-                              InlineString& id, FeatureVector& features,
+  codec::DecodeStatus compute(int32_t partition, int64_t offset, std::string_view json,
+                              int64_t record_time_ms, InlineString& id, FeatureVector& features,
                               std::optional<int64_t>& event_time_ms, bool& partial);
 
   // Refreshes the gauges (entities, events, partitions replaying or incomplete). Consumer
@@ -72,16 +97,33 @@ class StreamFeatures {
     // With an incomplete log: transactions before this event time are partial (set by the
     // first one read: its time + the longest window + the allowed lateness).
     std::optional<int64_t> partial_until_ms;
+    int64_t next_offset = -1;         // after the last record read; -1 before the first
+    std::vector<int64_t> chunk_from;  // restored: per shard, the offset its chunk covers
+    std::string restore_note;         // how the history is rebuilt, for /ready
+    // Snapshot rounds: per shard, the offset each slot holds (-1: nothing usable).
+    std::vector<std::array<int64_t, SnapshotStore::kSlots>> slot_offset;
+    uint32_t cursor = 0;  // the next shard of the current round
+    bool in_round = false;
+    std::chrono::steady_clock::time_point round_started{};
   };
+  // Loads the snapshot of `p`; returns the offset to replay from, or nothing (with the
+  // reason in p.restore_note).
+  std::optional<int64_t> load_snapshot(int32_t partition, Partition& p, int64_t log_start);
+  // One shard of p's round; false when it must wait (store full, or the slot to replace is
+  // the only one within the committed offset).
+  bool snapshot_next_shard(int32_t partition, Partition& p, int64_t committed);
   // Feeds one decoded transaction; returns false when computed over partial history.
   bool observe(Partition& p, double* out);
   void update_notes();
 
   const FeatureSpec spec_;
+  SnapshotStore* const snapshots_;
+  const std::chrono::steady_clock::duration snapshot_interval_;
   codec::RawTransactionDecoder decoder_;
   codec::RawTransaction tx_;
   std::vector<double> scratch_;
   std::map<int32_t, Partition> partitions_;
+  int32_t last_snapshot_partition_ = -1;  // the partition whose round was served last
 
   metrics::Counter& replayed_;
   metrics::Counter& partial_;
@@ -92,6 +134,11 @@ class StreamFeatures {
   metrics::Counter& dropped_idle_;
   metrics::Counter& dropped_cap_;
   metrics::Counter& late_;
+  metrics::Counter& rounds_;
+  metrics::Counter& loads_restored_;
+  metrics::Counter& loads_none_;
+  metrics::Counter& loads_unusable_;
+  metrics::Counter& loads_failed_;
   // Totals of the partitions revoked since, so the counters above only ever grow.
   EntityWindows::Figures gone_;
   EntityWindows::Figures reported_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -222,43 +223,112 @@ TEST(EntityWindowsTest, AboveTheCapTheLeastRecentEntitiesAreDroppedAndNewcomersA
   EXPECT_EQ(f[3], 1.0);
 }
 
-TEST(EntityWindowsTest, ARestoredSnapshotGivesTheSameFeaturesAsTheOriginal) {
+// Every shard's chunk, all taken at `offset`.
+std::vector<std::string> all_chunks(const EntityWindows& w, int64_t offset) {
+  std::vector<std::string> chunks;
+  for (uint32_t k = 0; k < EntityWindows::kShards; ++k)
+    chunks.push_back(w.snapshot_shard(k, offset));
+  return chunks;
+}
+
+std::vector<std::string_view> views(const std::vector<std::string>& chunks) {
+  return {chunks.begin(), chunks.end()};
+}
+
+TEST(EntityWindowsTest, ChunksTakenAtDifferentOffsetsPlusAFilteredReplayGiveTheSameFeatures) {
   FeatureSpec spec;
-  std::mt19937_64 rng(3);
-  auto log = random_stream(rng, 4000, 50, 4 * 3600 * 1000, kDay / 2);
-  EntityWindows original(spec);
-  std::vector<double> a(original.width()), b(original.width());
-  for (size_t i = 0; i < 2000; ++i) {
-    original.observe({log[i].entity, log[i].time_ms, log[i].amount}, a.data());
-  }
-  const std::string snap = original.snapshot();
-  EntityWindows restored(spec);
-  ASSERT_TRUE(restored.restore(snap).ok());
-  EXPECT_EQ(restored.figures().entities, original.figures().entities);
-  EXPECT_EQ(restored.figures().events, original.figures().events);
-  for (size_t i = 2000; i < log.size(); ++i) {
-    const Transaction tx{log[i].entity, log[i].time_ms, log[i].amount};
-    ASSERT_EQ(original.observe(tx, a.data()), restored.observe(tx, b.data()));
-    ASSERT_EQ(a, b) << "transaction " << i;
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    std::mt19937_64 rng(seed);
+    auto log = random_stream(rng, 4000, 300, 3 * 3600 * 1000, kDay / 2);
+    EntityWindows original(spec);
+    std::vector<double> a(original.width()), b(original.width());
+    // The service's rounds: a few shards at a time between records, so each chunk covers its
+    // own offset (the index of the next transaction).
+    std::vector<std::string> chunk(EntityWindows::kShards);
+    std::vector<int64_t> chunk_offset(EntityWindows::kShards, -1);
+    uint32_t cursor = 0;
+    const size_t committed = 3000;
+    for (size_t i = 0; i < committed; ++i) {
+      original.observe({log[i].entity, log[i].time_ms, log[i].amount}, a.data());
+      if (i >= 500) {
+        for (int k = 0; k < 3; ++k, cursor = (cursor + 1) % EntityWindows::kShards) {
+          chunk[cursor] = original.snapshot_shard(cursor, static_cast<int64_t>(i) + 1);
+          chunk_offset[cursor] = static_cast<int64_t>(i) + 1;
+        }
+      }
+    }
+    const int64_t from = *std::min_element(chunk_offset.begin(), chunk_offset.end());
+    ASSERT_GE(from, 500);
+    ASSERT_LT(from, *std::max_element(chunk_offset.begin(), chunk_offset.end()));
+    EntityWindows restored(spec);
+    ASSERT_TRUE(restored.restore(views(chunk)).ok());
+    size_t applied = 0, skipped = 0;
+    for (size_t i = static_cast<size_t>(from); i < committed; ++i) {
+      const Transaction tx{log[i].entity, log[i].time_ms, log[i].amount};
+      if (static_cast<int64_t>(i) < chunk_offset[EntityWindows::shard_of(tx.entity)]) {
+        restored.advance(tx.time_ms);
+        ++skipped;
+      } else {
+        restored.observe(tx, b.data());
+        ++applied;
+      }
+    }
+    EXPECT_GT(applied, 100u);
+    EXPECT_GT(skipped, 100u);
+    EXPECT_EQ(restored.watermark_ms(), original.watermark_ms());
+    for (size_t i = committed; i < log.size(); ++i) {
+      const Transaction tx{log[i].entity, log[i].time_ms, log[i].amount};
+      const bool exact = original.observe(tx, a.data());
+      const bool restored_exact = restored.observe(tx, b.data());
+      ASSERT_EQ(exact, restored_exact) << "transaction " << i;
+      if (exact) {
+        ASSERT_EQ(a, b) << "seed " << seed << " transaction " << i;
+      }
+    }
   }
 }
 
-TEST(EntityWindowsTest, ASnapshotOfAnotherSpecOrDamagedIsRefusedWithTheReason) {
+TEST(EntityWindowsTest, ChunksOfAnotherSpecMissingOrDamagedAreRefusedWithTheReason) {
   EntityWindows w(FeatureSpec{});
   std::vector<double> f(w.width());
   w.observe({"c", kT0, 1.0}, f.data());
-  const std::string snap = w.snapshot();
+  const auto chunks = all_chunks(w, 1);
+  const uint32_t k = EntityWindows::shard_of("c");
+  auto header =
+      EntityWindows::read_chunk_header(chunks[k].substr(0, EntityWindows::kChunkHeaderBytes));
+  ASSERT_TRUE(header.ok()) << header.error();
+  EXPECT_EQ(header.value().shard, k);
+  EXPECT_EQ(header.value().offset, 1);
+  EXPECT_EQ(header.value().watermark_ms, kT0);
+  EXPECT_EQ(header.value().spec_hash, FeatureSpec{}.hash());
+
   FeatureSpec other;
   other.windows_days = {1, 7};
   EntityWindows o(other);
-  const Status s = o.restore(snap);
+  const Status s = o.restore(views(chunks));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("not the running"), std::string::npos) << s.message();
+
   EntityWindows same(FeatureSpec{});
-  EXPECT_NE(same.restore(snap.substr(0, snap.size() - 3)).message().find("truncated"),
-            std::string::npos);
-  EXPECT_FALSE(same.restore("garbage").ok());
+  auto damaged = chunks;
+  damaged[k].resize(damaged[k].size() - 3);
+  EXPECT_NE(same.restore(views(damaged)).message().find("truncated"), std::string::npos);
+  auto missing = views(chunks);
+  missing.pop_back();
+  EXPECT_NE(same.restore(missing).message().find("one per shard"), std::string::npos);
+  auto twice = views(chunks);
+  twice[0] = twice[1];
+  EXPECT_NE(same.restore(twice).message().find("twice"), std::string::npos);
+  auto garbage = views(chunks);
+  garbage[k] = "garbage";
+  EXPECT_FALSE(same.restore(garbage).ok());
   EXPECT_EQ(same.figures().entities, 0u) << "a refused snapshot leaves the state as it was";
+
+  EntityWindows restored(FeatureSpec{});
+  ASSERT_TRUE(restored.restore(views(chunks)).ok());
+  EXPECT_EQ(restored.figures().entities, 1u);
+  EXPECT_TRUE(restored.observe({"c", kT0 + 1, 3.0}, f.data()));
+  EXPECT_EQ(f[3], 2.0);  // customer_nb_tx_1d: the restored one and this one
 }
 
 TEST(EntityWindowsTest, CalendarFeaturesAreInUtc) {

@@ -7,12 +7,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "app/service.h"
+#include "features/entity_windows.h"
 #include "features/feature_spec.h"
 #include "support/fake_model.h"
 #include "support/kafka_test_util.h"
@@ -46,12 +48,15 @@ class VelocityFeaturesTest : public testing::ServiceFixture {
     return c;
   }
 
-  std::unique_ptr<app::Service> start() {
+  std::unique_ptr<app::Service> start(
+      std::chrono::seconds snapshot_interval = std::chrono::seconds(30)) {
     testing::FakeModelOptions o;
     o.input_names = spec_.output_names();
     o.feature_spec_path = spec_path_;
     o.feature_spec_hash = spec_.hash();
-    return start_service(config(), {std::make_shared<testing::FakeModel>(o), nullptr});
+    config::AppConfig c = config();
+    c.features.snapshot_interval = snapshot_interval;
+    return start_service(c, {std::make_shared<testing::FakeModel>(o), nullptr});
   }
 
   void produce(const std::vector<RawTx>& txs, size_t from, size_t to) {
@@ -73,8 +78,40 @@ class VelocityFeaturesTest : public testing::ServiceFixture {
     return checked;
   }
 
-  static uint64_t counter(app::Service& s, const std::string& name) {
-    return s.registry().counter(name, "").value();
+  // The first half of `txs` is scored by one instance, stopped after `before_stop` (once all
+  // its scores are delivered); a second one scores the second half and is returned once every
+  // transaction is scored once, with the reference's features: the second half's counts and
+  // means reach back into the first half, which it did not score.
+  std::unique_ptr<app::Service> restart_halfway(
+      const std::vector<RawTx>& txs, std::chrono::seconds snapshot_interval,
+      const std::function<void(app::Service&)>& before_stop) {
+    const size_t half = txs.size() / 2;
+    produce(txs, 0, half);
+    {
+      auto first = start(snapshot_interval);
+      if (first == nullptr) return nullptr;
+      auto scores =
+          testing::read_distinct_keys(cluster_->bootstrap(), "scores", half, milliseconds(120000));
+      EXPECT_EQ(scores.size(), half);
+      EXPECT_TRUE(testing::wait_until([&] { return first->source()->offsets().in_flight() == 0; },
+                                      milliseconds(10000)));
+      before_stop(*first);
+      first->stop();
+    }
+    produce(txs, half, txs.size());
+    auto second = start(snapshot_interval);
+    if (second == nullptr) return nullptr;
+    auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", txs.size(),
+                                              milliseconds(120000));
+    EXPECT_EQ(scores.size(), txs.size()) << "every transaction scored once";
+    EXPECT_EQ(check_scores(scores, txs), txs.size());
+    EXPECT_TRUE(second->readiness_failures().empty());
+    return second;
+  }
+
+  static uint64_t counter(app::Service& s, const std::string& name,
+                          const metrics::Labels& labels = {}) {
+    return s.registry().counter(name, "", labels).value();
   }
 
   std::string spec_path_;
@@ -146,30 +183,32 @@ TEST_F(VelocityFeaturesTest, BadRawTransactionsAreDeadLetteredWithTheReasonNamin
   service->stop();
 }
 
-TEST_F(VelocityFeaturesTest, ARestartRebuildsHistoryFromTheLogBeforeScoringAgain) {
+TEST_F(VelocityFeaturesTest, WithoutSnapshotsARestartRebuildsHistoryFromTheWholeLog) {
   const auto txs = testing::make_raw_transactions(3000, 40, 40, 2);
-  produce(txs, 0, 1500);
-  {
-    auto first = start();
-    ASSERT_NE(first, nullptr);
-    auto scores =
-        testing::read_distinct_keys(cluster_->bootstrap(), "scores", 1500, milliseconds(120000));
-    ASSERT_EQ(scores.size(), 1500u);
-    ASSERT_TRUE(testing::wait_until([&] { return first->source()->offsets().in_flight() == 0; },
-                                    milliseconds(10000)));
-    first->stop();
-  }
-  produce(txs, 1500, txs.size());
-  auto second = start();
+  auto second = restart_halfway(txs, std::chrono::seconds(0), [](app::Service&) {});
   ASSERT_NE(second, nullptr);
-  auto scores = testing::read_distinct_keys(cluster_->bootstrap(), "scores", txs.size(),
-                                            milliseconds(120000));
-  ASSERT_EQ(scores.size(), txs.size()) << "every transaction scored once";
-  // The second half was scored by the second instance: its customer counts and means reach
-  // back into the first half, which it only replayed.
-  EXPECT_EQ(check_scores(scores, txs), txs.size());
   EXPECT_EQ(counter(*second, "vigil_features_replayed_total"), 1500u);
-  EXPECT_TRUE(second->readiness_failures().empty());
+  EXPECT_EQ(counter(*second, "vigil_features_snapshot_loads_total", {{"outcome", "none"}}), 0u)
+      << "no snapshot is looked for";
+  second->stop();
+}
+
+TEST_F(VelocityFeaturesTest, ARestartLoadsTheRedisSnapshotAndReplaysOnlyTheLogAfterIt) {
+  const auto txs = testing::make_raw_transactions(3000, 40, 40, 4);
+  auto second = restart_halfway(txs, std::chrono::seconds(1), [](app::Service& first) {
+    // Two more rounds of each of the 4 partitions, so one was taken after the last commit.
+    const uint64_t rounds = counter(first, "vigil_features_snapshot_rounds_total");
+    EXPECT_TRUE(testing::wait_until(
+        [&] { return counter(first, "vigil_features_snapshot_rounds_total") >= rounds + 8; },
+        milliseconds(20000)));
+    first.stop();
+    EXPECT_GE(counter(first, "vigil_features_snapshot_chunks_total", {{"outcome", "written"}}),
+              8u * features::EntityWindows::kShards);
+  });
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(counter(*second, "vigil_features_snapshot_loads_total", {{"outcome", "restored"}}), 4u);
+  EXPECT_LT(counter(*second, "vigil_features_replayed_total"), 1500u / 4)
+      << "the snapshot, not the log, holds the first half";
   second->stop();
 }
 
@@ -181,6 +220,10 @@ TEST_F(VelocityFeaturesTest, ARebalanceBetweenTwoInstancesKeepsEveryCustomersHis
   ASSERT_EQ(testing::read_distinct_keys(cluster_->bootstrap(), "scores", 2000, milliseconds(120000))
                 .size(),
             2000u);
+  // Its first snapshot round (one per partition) is complete.
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return counter(*first, "vigil_features_snapshot_rounds_total") >= 4; },
+      milliseconds(20000)));
   // A second member joins: the partitions it takes rebuild their history by replay; the
   // first member's, assigned again, too.
   auto second = start();
@@ -204,6 +247,10 @@ TEST_F(VelocityFeaturesTest, ARebalanceBetweenTwoInstancesKeepsEveryCustomersHis
   EXPECT_EQ(check_scores(scores, txs), scores.size());
   EXPECT_GT(counter(*first, "vigil_features_replayed_total") +
                 counter(*second, "vigil_features_replayed_total"),
+            0u);
+  // The members found the first member's snapshot.
+  EXPECT_GT(counter(*first, "vigil_features_snapshot_loads_total", {{"outcome", "restored"}}) +
+                counter(*second, "vigil_features_snapshot_loads_total", {{"outcome", "restored"}}),
             0u);
   second->stop();
   first->stop();
