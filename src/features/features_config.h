@@ -45,7 +45,8 @@ struct FeaturesConfig {
     v("snapshot.key_prefix", snapshot_key_prefix, "",
       "key prefix of snapshot chunks: <prefix><group>:<topic>:<partition>:<shard>:<slot>");
     v("snapshot.max_pending_bytes", snapshot_max_pending_bytes, "bytes",
-      "snapshot chunks waiting for Redis at most (beyond: the round waits)");
+      "snapshot chunks waiting for Redis (once reached, the round waits; one chunk may go "
+      "beyond)");
   }
 };
 

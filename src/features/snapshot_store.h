@@ -26,7 +26,7 @@ class SnapshotStore {
   // Whether save() would take a chunk now (the writes waiting are under the store's limit).
   virtual bool has_room() const = 0;
   // Queues a chunk to be written by the store's own thread; never blocks. False when the
-  // writes already waiting hold the store's limit of bytes (the slot keeps what it had).
+  // writes already waiting reach the store's limit of bytes (the slot keeps what it had).
   virtual bool save(int32_t partition, ChunkSlot where, std::string chunk) = 0;
 
   // The first `bytes` of each slot of each of `shards` shards of `partition`, at

@@ -57,10 +57,8 @@ bool RedisSnapshotStore::has_room() const {
 bool RedisSnapshotStore::save(int32_t partition, features::ChunkSlot where, std::string chunk) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_ ||
-        (pending_bytes_ > 0 && pending_bytes_ + chunk.size() > options_.max_pending_bytes)) {
-      return false;
-    }
+    // The limit is checked before the chunk: at most one chunk beyond it waits.
+    if (stopping_ || pending_bytes_ >= options_.max_pending_bytes) return false;
     pending_bytes_ += chunk.size();
     pending_bytes_gauge_.set(static_cast<double>(pending_bytes_));
     jobs_.push_back(Job{key(partition, where), std::move(chunk)});

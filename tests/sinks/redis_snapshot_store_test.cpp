@@ -79,7 +79,9 @@ TEST_F(RedisSnapshotStoreTest, AFullQueueRefusesAndAnUnreachableRedisFailsWithTh
   RedisSnapshotStore store(o, registry_);
   server_->pause();  // writes wait for Redis: the queue fills
   ASSERT_TRUE(store.save(0, {0, 0}, std::string(700'000, 'a')));
-  EXPECT_FALSE(store.save(0, {1, 0}, std::string(700'000, 'b'))) << "over max_pending_bytes";
+  ASSERT_TRUE(store.save(0, {1, 0}, std::string(700'000, 'b'))) << "under the limit before it";
+  EXPECT_FALSE(store.has_room());
+  EXPECT_FALSE(store.save(0, {2, 0}, "c")) << "max_pending_bytes reached";
   server_->resume();
   store.flush();
   EXPECT_TRUE(store.has_room());
