@@ -15,9 +15,10 @@
 // allowed lateness is late: computed over what is kept and marked partial. Above
 // max_entities_per_partition, the least recently active entities (by newest event time, ties
 // by id) are dropped down to 90% of the cap, counted; from then on a transaction of an entity
-// not in memory is marked partial (it may have been one of them). Which entities are dropped
-// follows from the log alone, so a replay from the log's start gives the same features (after
-// a restore from chunks the cap may drop others: what differs is marked partial).
+// not in memory is marked partial while it may have been one of them (until a longest window
+// after the drop). Which entities are dropped follows from the log alone, so a replay from
+// the log's start gives the same features (after a restore from chunks the cap may drop
+// others: what differs is marked partial).
 //
 // Sharded state. Entities are spread over kShards shards by a stable hash of their id (FNV-1a,
 // the same in every process and version of this format). A snapshot is taken a shard at a
@@ -80,6 +81,11 @@ class EntityWindows {
   // false when they were computed over partial history (see above).
   bool observe(const Transaction& tx, double* out);
 
+  // The features of a transaction observed before (read again: the consumer's position moved
+  // back), over the history as it is now, without adding it again: approximate (later
+  // transactions are in the history), for a score marked partial.
+  void features_again(const Transaction& tx, double* out) const;
+
   Figures figures() const;
   // The newest event time read, or INT64_MIN before the first transaction.
   int64_t watermark_ms() const { return watermark_; }
@@ -98,6 +104,7 @@ class EntityWindows {
     uint32_t shard = 0;
     int64_t offset = 0;  // the caller's tag: the log offset the chunk covers up to (excluded)
     int64_t watermark_ms = INT64_MIN;
+    int64_t capped_until_ms = INT64_MIN;  // see capped_until_ms_
     std::string spec_hash;
   };
   // One shard's entities and the partition's watermark, in a binary form restore() reads back
@@ -144,6 +151,9 @@ class EntityWindows {
   // (references are invalidated by inserts; none is kept across observe() calls).
   using Map = boost::unordered_flat_map<std::string, Entity, Hash, Equal>;
 
+  // Writes the features of the transaction at `time_ms` over e.events[head, hi): the amount of
+  // events[hi - 1], the calendar, then count and mean per window.
+  void write_features(const Entity& e, size_t hi, int64_t time_ms, double* out) const;
   // Drops the kept events at or before `horizon`.
   void trim(Entity& e, int64_t horizon);
   // Drops every entity of `shard` with nothing newer than `horizon`.
@@ -162,7 +172,8 @@ class EntityWindows {
   uint64_t since_sweep_ = 0;   // transactions observed since the last shard sweep
   uint32_t sweep_cursor_ = 0;  // the shard swept next
   int64_t watermark_ = INT64_MIN;
-  bool capped_ = false;  // an entity was dropped by the cap
+  // New entities before this event time may be ones the cap dropped: partial.
+  int64_t capped_until_ms_ = INT64_MIN;
   size_t events_ = 0;
   Figures counters_;
 };

@@ -48,6 +48,10 @@ StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
       late_(registry.counter("vigil_features_late_total",
                              "Transactions older than their partition's newest by more than the "
                              "allowed lateness")),
+      reread_(registry.counter("vigil_features_reread_total",
+                               "Records read again after the consumer's position moved back: "
+                               "scored over the history as it is, marked partial, not added "
+                               "twice")),
       rounds_(registry.counter("vigil_features_snapshot_rounds_total",
                                "Snapshot rounds completed (every shard of a partition saved)")),
       loads_restored_(load_counter(registry, "restored")),
@@ -210,6 +214,7 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   auto it = partitions_.find(partition);
   if (it == partitions_.end()) return;
   Partition& p = it->second;
+  if (offset < p.next_offset) return;  // read before (the position moved back): applied
   replayed_.inc();
   p.next_offset = offset + 1;
   if (decoder_.decode(json, record_time_ms, tx_).ok()) {
@@ -287,14 +292,23 @@ codec::DecodeStatus StreamFeatures::compute(int32_t partition, int64_t offset,
     it->second.slot_offset.assign(EntityWindows::kShards, {-1, -1});
   }
   Partition& p = it->second;
-  p.next_offset = offset + 1;
   codec::DecodeStatus st = decoder_.decode(json, record_time_ms, tx_);
-  if (!st.ok()) return st;
+  if (offset < p.next_offset) {
+    // Read before (the consumer's position moved back): already in the history, never added
+    // twice; scored again over the history as it is, marked partial.
+    if (!st.ok()) return st;
+    p.windows.features_again({tx_.entity, tx_.event_time_ms, tx_.amount}, scratch_.data());
+    partial = true;
+    reread_.inc();
+  } else {
+    p.next_offset = offset + 1;
+    if (!st.ok()) return st;
+    partial = !observe(p, scratch_.data());
+  }
   if (!p.replay_done) {  // the first scored record: whatever was left to replay is not there
     p.replay_done = true;
     update_notes();
   }
-  partial = !observe(p, scratch_.data());
   if (partial) partial_.inc();
   id.assign(tx_.transaction_id);
   event_time_ms = tx_.event_time_ms;

@@ -134,6 +134,7 @@ class StreamFeatures {
   metrics::Counter& dropped_idle_;
   metrics::Counter& dropped_cap_;
   metrics::Counter& late_;
+  metrics::Counter& reread_;
   metrics::Counter& rounds_;
   metrics::Counter& loads_restored_;
   metrics::Counter& loads_none_;

@@ -221,6 +221,11 @@ TEST(EntityWindowsTest, AboveTheCapTheLeastRecentEntitiesAreDroppedAndNewcomersA
   EXPECT_EQ(f[3], 3.0);
   EXPECT_FALSE(w.observe({"c0", kT0 + 24, 1.0}, f.data()));
   EXPECT_EQ(f[3], 1.0);
+  // c0 took the count above the cap again (dropped at watermark kT0 + 24). A longest window
+  // (30 days) after that drop, nothing dropped can be in a window: newcomers are exact again.
+  EXPECT_FALSE(w.observe({"c12", kT0 + 24 + 30 * kDay - 1, 1.0}, f.data()));
+  EXPECT_TRUE(w.observe({"c13", kT0 + 24 + 30 * kDay, 1.0}, f.data()));
+  EXPECT_EQ(f[7], 1.0);
 }
 
 // Every shard's chunk, all taken at `offset`.

@@ -150,6 +150,29 @@ TEST_F(StreamFeaturesTest, ARestartLoadsTheSnapshotAndReplaysOnlyTheLogAfterItWi
   }
 }
 
+TEST_F(StreamFeaturesTest, RecordsReadAgainAreScoredPartialAndNeverCountedTwice) {
+  metrics::Registry r1, r2;
+  auto straight = make(r1, nullptr);
+  auto moved_back = make(r2, nullptr);
+  const auto want = score(*straight, 0, 2000, INT64_MIN);
+  score(*moved_back, 0, 1500, INT64_MIN);
+  // The consumer's position moves back 100 records: they come again.
+  InlineString id;
+  FeatureVector v;
+  std::optional<int64_t> t;
+  for (size_t i = 1400; i < 1500; ++i) {
+    bool partial = false;
+    const std::string json = vigil::testing::raw_json(txs_[i]);
+    ASSERT_TRUE(
+        moved_back->compute(0, static_cast<int64_t>(i), json, INT64_MIN, id, v, t, partial).ok());
+    EXPECT_TRUE(partial) << "record " << i;
+    EXPECT_EQ(v[0], want[i][0]) << "its own amount";
+  }
+  EXPECT_EQ(r2.counter("vigil_features_reread_total", "").value(), 100u);
+  const auto got = score(*moved_back, 1500, 2000, INT64_MIN);
+  for (size_t i = 1500; i < 2000; ++i) ASSERT_EQ(got[i - 1500], want[i]) << "transaction " << i;
+}
+
 TEST_F(StreamFeaturesTest, ARoundNeverReplacesTheOnlyChunkWithinTheCommittedOffset) {
   MemoryStore store;
   metrics::Registry r;
