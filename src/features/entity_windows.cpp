@@ -288,68 +288,77 @@ Result<EntityWindows::ChunkHeader> EntityWindows::read_chunk_header(std::string_
   return parse_header(bytes, pos);
 }
 
-Status EntityWindows::restore(const std::vector<std::string_view>& chunks) {
-  if (chunks.size() != kShards) {
-    return bad_chunk(std::to_string(chunks.size()) + " chunks, not one per shard (" +
+EntityWindows::Restorer::Restorer(EntityWindows& into)
+    : into_(into), shards_(kShards), seen_(kShards, false) {}
+
+Status EntityWindows::Restorer::add(std::string_view in) {
+  size_t pos = 0;
+  auto header = parse_header(in, pos);
+  if (!header) return header.status();
+  const ChunkHeader& h = header.value();
+  if (h.spec_hash != into_.spec_hash_) {
+    return bad_chunk("taken under feature spec " + h.spec_hash + ", not the running " +
+                     into_.spec_hash_);
+  }
+  if (seen_[h.shard]) return bad_chunk("shard " + std::to_string(h.shard) + " appears twice");
+  seen_[h.shard] = true;
+  ++added_;
+  watermark_ = std::min(watermark_, h.watermark_ms);
+  capped_until_ = std::max(capped_until_, h.capped_until_ms);
+  uint64_t n = 0;
+  if (!get(in, pos, n)) return bad_chunk("truncated");
+  Map& shard = shards_[h.shard];
+  shard.reserve(std::min<uint64_t>(n, in.size() / 16));
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t key_len = 0, count = 0;
+    int64_t newest_ms = 0;
+    if (!get(in, pos, key_len) || in.size() - pos < key_len) return bad_chunk("truncated");
+    std::string key(in.substr(pos, key_len));
+    pos += key_len;
+    if (!get(in, pos, newest_ms) || !get(in, pos, count) ||
+        (in.size() - pos) / sizeof(Event) < count) {
+      return bad_chunk("truncated");
+    }
+    if (shard_of(key) != h.shard) {
+      return bad_chunk("entity '" + key + "' is not of shard " + std::to_string(h.shard));
+    }
+    auto [it, inserted] = shard.try_emplace(std::move(key));
+    if (!inserted) return bad_chunk("entity '" + it->first + "' appears twice");
+    Entity& e = it->second;
+    e.events.resize(count);
+    std::memcpy(e.events.data(), in.data() + pos, count * sizeof(Event));
+    pos += count * sizeof(Event);
+    for (uint32_t k = 1; k < count; ++k) {
+      if (e.events[k].time_ms < e.events[k - 1].time_ms) return bad_chunk("events out of order");
+    }
+    e.newest_ms = newest_ms;
+    events_ += count;
+  }
+  if (pos != in.size()) return bad_chunk("trailing bytes");
+  entities_ += shard.size();
+  return Status::Ok();
+}
+
+Status EntityWindows::Restorer::commit() {
+  if (added_ != kShards) {
+    return bad_chunk(std::to_string(added_) + " chunks, not one per shard (" +
                      std::to_string(kShards) + ")");
   }
-  std::vector<Map> shards(kShards);
-  std::vector<bool> seen(kShards, false);
-  int64_t watermark = INT64_MAX;
-  int64_t capped_until = INT64_MIN;
-  size_t events = 0, entities = 0;
-  for (std::string_view in : chunks) {
-    size_t pos = 0;
-    auto header = parse_header(in, pos);
-    if (!header) return header.status();
-    const ChunkHeader& h = header.value();
-    if (h.spec_hash != spec_hash_) {
-      return bad_chunk("taken under feature spec " + h.spec_hash + ", not the running " +
-                       spec_hash_);
-    }
-    if (seen[h.shard]) return bad_chunk("shard " + std::to_string(h.shard) + " appears twice");
-    seen[h.shard] = true;
-    watermark = std::min(watermark, h.watermark_ms);
-    capped_until = std::max(capped_until, h.capped_until_ms);
-    uint64_t n = 0;
-    if (!get(in, pos, n)) return bad_chunk("truncated");
-    Map& shard = shards[h.shard];
-    shard.reserve(std::min<uint64_t>(n, in.size() / 16));
-    for (uint64_t i = 0; i < n; ++i) {
-      uint32_t key_len = 0, count = 0;
-      int64_t newest_ms = 0;
-      if (!get(in, pos, key_len) || in.size() - pos < key_len) return bad_chunk("truncated");
-      std::string key(in.substr(pos, key_len));
-      pos += key_len;
-      if (!get(in, pos, newest_ms) || !get(in, pos, count) ||
-          (in.size() - pos) / sizeof(Event) < count) {
-        return bad_chunk("truncated");
-      }
-      if (shard_of(key) != h.shard) {
-        return bad_chunk("entity '" + key + "' is not of shard " + std::to_string(h.shard));
-      }
-      auto [it, inserted] = shard.try_emplace(std::move(key));
-      if (!inserted) return bad_chunk("entity '" + it->first + "' appears twice");
-      Entity& e = it->second;
-      e.events.resize(count);
-      std::memcpy(e.events.data(), in.data() + pos, count * sizeof(Event));
-      pos += count * sizeof(Event);
-      for (uint32_t k = 1; k < count; ++k) {
-        if (e.events[k].time_ms < e.events[k - 1].time_ms) return bad_chunk("events out of order");
-      }
-      e.newest_ms = newest_ms;
-      events += count;
-    }
-    if (pos != in.size()) return bad_chunk("trailing bytes");
-    entities += shard.size();
-  }
-  shards_ = std::move(shards);
-  entity_count_ = entities;
-  events_ = events;
-  watermark_ = watermark;
-  capped_until_ms_ = capped_until;
-  since_sweep_ = 0;
+  into_.shards_ = std::move(shards_);
+  into_.entity_count_ = entities_;
+  into_.events_ = events_;
+  into_.watermark_ = watermark_;
+  into_.capped_until_ms_ = capped_until_;
+  into_.since_sweep_ = 0;
   return Status::Ok();
+}
+
+Status EntityWindows::restore(const std::vector<std::string_view>& chunks) {
+  Restorer r(*this);
+  for (std::string_view chunk : chunks) {
+    if (Status st = r.add(chunk); !st.ok()) return st;
+  }
+  return r.commit();
 }
 
 }  // namespace vigil::features

@@ -117,6 +117,10 @@ class EntityWindows {
   // caller replays the log from there (see above). On error the state is left as it was.
   // Counters in figures() are kept.
   Status restore(const std::vector<std::string_view>& chunks);
+  // The same, a chunk at a time: a snapshot read in batches is never in memory whole beside
+  // the state built from it. commit() replaces the state once every shard was added; until
+  // then (and after an error) the windows are left as they were.
+  class Restorer;
 
   // The calendar features of an event time: Saturday or Sunday, and hour < 6, in UTC.
   static bool during_weekend(int64_t time_ms);
@@ -176,6 +180,24 @@ class EntityWindows {
   int64_t capped_until_ms_ = INT64_MIN;
   size_t events_ = 0;
   Figures counters_;
+
+ public:
+  class Restorer {
+   public:
+    explicit Restorer(EntityWindows& into);
+    Status add(std::string_view chunk);
+    Status commit();
+
+   private:
+    EntityWindows& into_;
+    std::vector<Map> shards_;
+    std::vector<bool> seen_;
+    size_t added_ = 0;
+    int64_t watermark_ = INT64_MAX;
+    int64_t capped_until_ = INT64_MIN;
+    size_t events_ = 0;
+    size_t entities_ = 0;
+  };
 };
 
 }  // namespace vigil::features

@@ -144,22 +144,31 @@ std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partitio
     return std::nullopt;
   };
   if (chosen.size() != kShards) return unusable(why_not);
-  auto chunks = snapshots_->read(partition, chosen);
-  if (!chunks) {
-    loads_failed_.inc();
-    p.restore_note = "snapshot not read (" + chunks.error() + ")";
-    return std::nullopt;
-  }
-  std::vector<std::string_view> views;
-  for (uint32_t k = 0; k < kShards; ++k) {
-    // A slot replaced between the two reads (a previous owner's last writes) is not used.
-    auto h = EntityWindows::read_chunk_header(chunks.value()[k]);
-    if (!h || h->offset != offsets[k]) {
-      return unusable("shard " + std::to_string(k) + " changed while it was read");
+  // Read and restored a batch at a time: the snapshot is never in memory whole beside the
+  // state built from it.
+  constexpr size_t kBatch = 32;
+  EntityWindows::Restorer restorer(p.windows);
+  for (size_t first = 0; first < chosen.size(); first += kBatch) {
+    const std::vector<ChunkSlot> batch(
+        chosen.begin() + static_cast<std::ptrdiff_t>(first),
+        chosen.begin() + static_cast<std::ptrdiff_t>(std::min(chosen.size(), first + kBatch)));
+    auto chunks = snapshots_->read(partition, batch);
+    if (!chunks) {
+      loads_failed_.inc();
+      p.restore_note = "snapshot not read (" + chunks.error() + ")";
+      return std::nullopt;
     }
-    views.emplace_back(chunks.value()[k]);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      // A slot replaced between the two reads (a previous owner's last writes) is not used.
+      const std::string& chunk = chunks.value()[i];
+      auto h = EntityWindows::read_chunk_header(chunk);
+      if (!h || h->offset != offsets[first + i]) {
+        return unusable("shard " + std::to_string(batch[i].shard) + " changed while it was read");
+      }
+      if (Status st = restorer.add(chunk); !st.ok()) return unusable(st.message());
+    }
   }
-  if (Status st = p.windows.restore(views); !st.ok()) return unusable(st.message());
+  if (Status st = restorer.commit(); !st.ok()) return unusable(st.message());
   loads_restored_.inc();
   p.chunk_from = offsets;
   const int64_t from = *std::min_element(offsets.begin(), offsets.end());
