@@ -65,7 +65,6 @@ int64_t StreamFeatures::assign(int32_t partition, int64_t log_start, int64_t sco
   Partition& p = partitions_.emplace(partition, Partition(spec_)).first->second;
   p.score_from = std::max(log_start, score_from);
   p.log_complete = log_complete;
-  p.slot_offset.assign(EntityWindows::kShards, {-1, -1});
   int64_t replay_from = log_start;
   if (snapshots_ != nullptr && snapshot_interval_.count() > 0 && score_from > 0) {
     if (auto from = load_snapshot(partition, p, log_start)) {
@@ -95,6 +94,7 @@ std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partitio
   std::vector<int64_t> offsets;
   std::string why_not;
   size_t present = 0;
+  const std::string running_hash = spec_.hash();
   for (uint32_t k = 0; k < kShards; ++k) {
     int64_t best = -1;
     uint32_t best_slot = 0;
@@ -106,8 +106,8 @@ std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partitio
       std::string bad;
       if (!h) {
         bad = h.error();
-      } else if (h->spec_hash != spec_.hash()) {
-        bad = "taken under feature spec " + h->spec_hash + ", not the running " + spec_.hash();
+      } else if (h->spec_hash != running_hash) {
+        bad = "taken under feature spec " + h->spec_hash + ", not the running " + running_hash;
       } else {
         p.slot_offset[k][slot] = h->offset;
         if (h->offset > p.score_from) {
@@ -298,7 +298,6 @@ codec::DecodeStatus StreamFeatures::compute(int32_t partition, int64_t offset,
   auto it = partitions_.find(partition);
   if (it == partitions_.end()) {  // not assigned through assign(): a fresh, complete log
     it = partitions_.emplace(partition, Partition(spec_)).first;
-    it->second.slot_offset.assign(EntityWindows::kShards, {-1, -1});
   }
   Partition& p = it->second;
   codec::DecodeStatus st = decoder_.decode(json, record_time_ms, tx_);

@@ -89,7 +89,8 @@ class StreamFeatures {
 
  private:
   struct Partition {
-    explicit Partition(const FeatureSpec& spec) : windows(spec) {}
+    explicit Partition(const FeatureSpec& spec)
+        : windows(spec), slot_offset(EntityWindows::kShards, {-1, -1}) {}
     EntityWindows windows;
     int64_t score_from = 0;  // records before it are replayed
     bool replay_done = true;

@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "common/log.h"
@@ -10,6 +11,24 @@
 #include "sinks/redis_connection.h"
 
 namespace vigil::sinks {
+
+namespace {
+
+// The next reply of a pipeline, owned by the caller; null with `why` set when the connection
+// gave none, and `why` set to Redis's message when the reply is an error.
+std::unique_ptr<redisReply, void (*)(void*)> next_reply(redisContext* c, std::string& why) {
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
+    why = c->errstr[0] != '\0' ? c->errstr : "no reply";
+    return {nullptr, freeReplyObject};
+  }
+  std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(raw),
+                                                     freeReplyObject);
+  if (reply->type == REDIS_REPLY_ERROR) why.assign(reply->str, reply->len);
+  return reply;
+}
+
+}  // namespace
 
 RedisSnapshotStore::RedisSnapshotStore(Options options, metrics::Registry& registry)
     : options_(std::move(options)),
@@ -116,19 +135,10 @@ void RedisSnapshotStore::run() {
         }
       }
       for (size_t i = 0; i < round.size() && why.empty(); ++i) {
-        void* raw = nullptr;
-        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-          why = c->errstr[0] != '\0' ? c->errstr : "no reply";
-          break;
-        }
-        auto* reply = static_cast<redisReply*>(raw);
-        if (reply->type == REDIS_REPLY_ERROR) {
-          why.assign(reply->str, reply->len);
-        } else {
+        if (next_reply(c, why) != nullptr && why.empty()) {
           ++written;
           bytes_written_.inc(round[i].chunk.size());
         }
-        freeReplyObject(reply);
       }
       if (!why.empty()) {  // a new connection for the next round: replies may be out of step
         redisFree(c);
@@ -187,22 +197,15 @@ Result<std::vector<std::string>> RedisSnapshotStore::pipeline(const std::vector<
       if (rc != REDIS_OK) why = c->errstr;
     }
     for (size_t i = first; i < end && why.empty(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-        why = c->errstr[0] != '\0' ? c->errstr : "no reply";
-        break;
-      }
-      auto* reply = static_cast<redisReply*>(raw);
+      const auto reply = next_reply(c, why);
+      if (!why.empty()) break;
       if (reply->type == REDIS_REPLY_STRING) {
         out.emplace_back(reply->str, reply->len);
       } else if (reply->type == REDIS_REPLY_NIL) {
         out.emplace_back();
-      } else if (reply->type == REDIS_REPLY_ERROR) {
-        why.assign(reply->str, reply->len);
       } else {
         why = "unexpected reply type " + std::to_string(reply->type);
       }
-      freeReplyObject(reply);
     }
   }
   redisFree(c);
