@@ -290,12 +290,12 @@ size_t LiveEvents::subscribers() const {
 
 void LiveEvents::flagged(const scoring::ScoreRequest& request, const scoring::ScoreOutcome& outcome,
                          const scoring::ModelInfo& model) {
+  high_scores_total_.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock<std::mutex> lock(high_mutex_, std::try_to_lock);
   if (!lock.owns_lock()) {
     high_scores_dropped_.inc();
     return;
   }
-  ++high_scores_total_;
   if (high_scores_.size() >= kHighScoresShown) high_scores_.pop_back();
   HighScore h;
   h.transaction_id.assign(request.id.view());
@@ -325,8 +325,8 @@ void LiveEvents::append_high_scores(std::string& out) {
   {
     std::lock_guard<std::mutex> lock(high_mutex_);
     shown = high_scores_;
-    total = high_scores_total_;
   }
+  total = high_scores_total_.load(std::memory_order_relaxed);
   out += R"(,"high_scores_total":)";
   append_number(out, total);
   out += R"(,"high_scores":[)";

@@ -8,8 +8,8 @@
 //     high scores. The inputs are the components' own typed figures (KafkaSourceStats,
 //     ScoringStats, ScoringQueue, DeliveryStats, HttpStats), never metric names.
 //   scoring workers ──flagged(row)──► a ring of the latest rows scored at or above the
-//     threshold (try_lock: a worker never waits; a row that finds the lock taken is counted
-//     and dropped from the feed, never from scoring)
+//     threshold (try_lock: a worker never waits; a row that finds the lock taken is left out
+//     of the shown list, never out of scoring nor out of high_scores_total, an atomic count)
 //   each update ──► every subscriber's mailbox (bounded: a subscriber that reads slower than
 //     updates come loses the oldest, and its next message says how many it lost)
 //
@@ -24,6 +24,7 @@
 // slow subscriber lost), vigil_live_high_scores_dropped_total (flagged rows the feed skipped).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -144,7 +145,9 @@ class LiveEvents final : public http::EventStreams, public scoring::FlaggedObser
 
   std::mutex high_mutex_;  // try_lock only, on the workers
   std::deque<HighScore> high_scores_;
-  uint64_t high_scores_total_ = 0;
+  // Every flagged row, counted even when the list above was busy and skipped it: the total
+  // stays exact while the shown list is best-effort.
+  std::atomic<uint64_t> high_scores_total_{0};
 
   std::mutex build_mutex_;  // one update at a time
   std::unique_ptr<Previous> previous_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <initializer_list>
 #include <mutex>
@@ -151,6 +152,31 @@ TEST(LiveEventsTest, SubscribersAreBoundedAndStopEndsEveryStreamWithALastFrame) 
   EXPECT_EQ(last, "event: end\ndata: {\"why\":\"vigil is shutting down\"}\n\n");
   EXPECT_TRUE(a->finished());
   EXPECT_EQ(live.subscribe([] {}), nullptr) << "stopped";
+}
+
+TEST(LiveEventsTest, EveryFlaggedRowCountsInTheTotalWhileUpdatesReadTheShownList) {
+  metrics::Registry registry;
+  LiveEvents live(config(), Inputs{}, registry);
+  const auto model = std::make_shared<const scoring::ModelInfo>();
+  constexpr int kWorkers = 2, kRowsEach = 20000;
+  std::atomic<int> running{kWorkers};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&, w] {
+      scoring::ScoreRequest request;
+      request.id = InlineString("row-" + std::to_string(w));
+      scoring::ScoreOutcome outcome;
+      outcome.score = 0.99f;
+      for (int i = 0; i < kRowsEach; ++i) live.flagged(request, outcome, *model);
+      running.fetch_sub(1);
+    });
+  }
+  // Updates copy the shown list meanwhile: the workers find its lock taken now and then.
+  while (running.load() > 0) live.publish_update();
+  for (auto& t : workers) t.join();
+  const json::object u = json::parse(live.publish_update()).as_object();
+  EXPECT_EQ(u.at("high_scores_total").to_number<double>(), double(kWorkers) * kRowsEach);
+  EXPECT_EQ(u.at("high_scores").as_array().size(), LiveEvents::kHighScoresShown);
 }
 
 }  // namespace
