@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 
 namespace vigil::features {
@@ -11,11 +12,18 @@ namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kHourMs = 3'600'000;
-constexpr char kChunkMagic[8] = {'V', 'G', 'L', 'F', 'C', 'H', 'K', '1'};
+constexpr char kChunkMagic[8] = {'V', 'G', 'L', 'F', 'C', 'H', 'K', '2'};
 
 // a - b for b >= 0, saturating at INT64_MIN.
 int64_t minus(int64_t a, int64_t b) {
   return a < INT64_MIN + b ? INT64_MIN : a - b;
+}
+
+// a - b, saturating at the ends of int64 (event times are whatever a record says).
+int64_t difference(int64_t a, int64_t b) {
+  int64_t d = 0;
+  if (__builtin_sub_overflow(a, b, &d)) return b < 0 ? INT64_MAX : INT64_MIN;
+  return d;
 }
 
 int64_t floor_div(int64_t a, int64_t b) {
@@ -46,16 +54,21 @@ EntityWindows::EntityWindows(FeatureSpec spec)
       longest_ms_(spec_.longest_window_ms()),
       spec_hash_(spec_.hash()),
       shards_(kShards) {
+  if (lateness_ms_ < 0 || longest_ms_ + lateness_ms_ > FeatureSpec::kMaxHistorySpanMs) {
+    throw std::invalid_argument(
+        "feature spec: the longest window plus the allowed lateness is "
+        "outside [0, FeatureSpec::kMaxHistorySpanMs]");
+  }
   for (int d : spec_.windows_days) windows_ms_.push_back(static_cast<int64_t>(d) * kDayMs);
 }
 
-uint32_t EntityWindows::shard_of(std::string_view entity) {
+uint64_t EntityWindows::fnv1a(std::string_view id) {
   uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
-  for (const char c : entity) {
+  for (const char c : id) {
     h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ULL;
   }
-  return static_cast<uint32_t>((h ^ (h >> 32)) % kShards);
+  return h;
 }
 
 bool EntityWindows::during_weekend(int64_t time_ms) {
@@ -71,8 +84,12 @@ bool EntityWindows::during_night(int64_t time_ms) {
 }
 
 void EntityWindows::trim(Entity& e, int64_t horizon) {
+  if (horizon < e.base_ms) return;
+  const int64_t limit = horizon - e.base_ms;  // dt_ms <= limit: at or before the horizon
   const size_t before = e.events.size() - e.head;
-  while (e.head < e.events.size() && e.events[e.head].time_ms <= horizon) ++e.head;
+  while (e.head < e.events.size() && static_cast<int64_t>(e.events[e.head].dt_ms) <= limit) {
+    ++e.head;
+  }
   events_ -= before - (e.events.size() - e.head);
   // Compact once a few events or an eighth of the buffer are dropped: memory stays close to
   // what is kept, for an amortised O(1) move per event.
@@ -132,8 +149,9 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   }
   watermark_ = std::max(watermark_, tx.time_ms);
 
-  Map& shard = shards_[shard_of(tx.entity)];
-  auto it = shard.find(tx.entity);
+  const Key key{tx.entity, fnv1a(tx.entity)};
+  Map& shard = shards_[shard_of_hash(key.hash)];
+  auto it = shard.find(key);
   if (it == shard.end()) {
     it = shard.emplace(std::string(tx.entity), Entity{}).first;
     ++entity_count_;
@@ -144,24 +162,33 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
     it->second.newest_ms = std::max(it->second.newest_ms, tx.time_ms);
   }
   Entity& e = it->second;
-
-  // Insert after every event with the same or an earlier time (ties in log order), found
-  // from the newest end: an event in time order goes there at once. Scans, not binary
-  // searches: at a million entities each buffer is cold, and a descending walk over adjacent
-  // cache lines costs far fewer misses than probes across the buffer.
-  // Grow by a quarter, not double: the buffer is most of an entity's memory.
-  if (e.events.size() == e.events.capacity()) e.events.reserve(e.events.size() * 5 / 4 + 2);
-  size_t at = e.events.size();
-  while (at > e.head && e.events[at - 1].time_ms > tx.time_ms) --at;
-  e.events.insert(e.events.begin() + static_cast<std::ptrdiff_t>(at),
-                  Event{tx.time_ms, static_cast<float>(tx.amount)});
-  ++events_;
-  const size_t hi = at + 1;  // one past the current: every kept event with time <= t
-
-  write_features(e, hi, tx.time_ms, out);
-
   // Nothing at or before the horizon is inside the window of a transaction that is not late.
   const int64_t horizon = minus(minus(watermark_, longest_ms_), lateness_ms_);
+
+  if (e.head == e.events.size()) {
+    e.events.clear();
+    e.head = 0;
+    e.base_ms = tx.time_ms;
+  }
+  const int64_t rel = difference(tx.time_ms, e.base_ms);
+  if ((rel < 0 || rel > int64_t{UINT32_MAX}) && !make_room(e, tx.time_ms, horizon)) {
+    // At or before the horizon (late): kept by no window of a later transaction.
+    write_alone(tx.time_ms, tx.amount, out);
+  } else {
+    // Insert after every event with the same or an earlier time (ties in log order), found
+    // from the newest end: an event in time order goes there at once. Scans, not binary
+    // searches: at a million entities each buffer is cold, and a descending walk over
+    // adjacent cache lines costs far fewer misses than probes across the buffer.
+    // Grow by a quarter, not double: the buffer is most of an entity's memory.
+    const auto dt = static_cast<uint32_t>(tx.time_ms - e.base_ms);
+    if (e.events.size() == e.events.capacity()) e.events.reserve(e.events.size() * 5 / 4 + 2);
+    size_t at = e.events.size();
+    while (at > e.head && e.events[at - 1].dt_ms > dt) --at;
+    e.events.insert(e.events.begin() + static_cast<std::ptrdiff_t>(at),
+                    Event{dt, static_cast<float>(tx.amount)});
+    ++events_;
+    write_features(e, at + 1, tx.time_ms, out);  // at + 1: every kept event with time <= t
+  }
   trim(e, horizon);
   if (entity_count_ > spec_.max_entities_per_partition) {
     for (Map& s : shards_) sweep(s, horizon);
@@ -175,6 +202,44 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   return !partial;
 }
 
+bool EntityWindows::make_room(Entity& e, int64_t time_ms, int64_t horizon) {
+  auto span_fits = [&](int64_t from) {
+    const int64_t newest = e.base_ms + e.events.back().dt_ms;
+    return from <= time_ms && difference(std::max(newest, time_ms), from) <= int64_t{UINT32_MAX};
+  };
+  int64_t base = std::min(time_ms, e.base_ms + e.events[e.head].dt_ms);
+  if (!span_fits(base)) {
+    // Only events at or before the horizon can be this far from the time (the kept span is
+    // under kMaxHistorySpanMs): dropped now rather than after this transaction.
+    trim(e, horizon);
+    if (e.head == e.events.size()) {
+      e.events.clear();
+      e.head = 0;
+      e.base_ms = time_ms;
+      return true;
+    }
+    base = std::min(time_ms, e.base_ms + e.events[e.head].dt_ms);
+    if (!span_fits(base)) return false;
+  }
+  // Rebased and compacted: the kept events move to the front, their offsets from `base`.
+  size_t k = 0;
+  for (size_t i = e.head; i < e.events.size(); ++i) {
+    const int64_t t = e.base_ms + e.events[i].dt_ms;
+    e.events[k++] = Event{static_cast<uint32_t>(t - base), e.events[i].amount};
+  }
+  e.events.resize(k);
+  e.head = 0;
+  e.base_ms = base;
+  return true;
+}
+
+void EntityWindows::write_alone(int64_t time_ms, double amount, double* out) const {
+  Entity alone;
+  alone.base_ms = time_ms;
+  alone.events.push_back(Event{0, static_cast<float>(amount)});
+  write_features(alone, 1, time_ms, out);
+}
+
 void EntityWindows::write_features(const Entity& e, size_t hi, int64_t time_ms, double* out) const {
   double* o = out;
   *o++ = e.events[hi - 1].amount;  // as kept: the same value whether read now or from a snapshot
@@ -186,9 +251,12 @@ void EntityWindows::write_features(const Entity& e, size_t hi, int64_t time_ms, 
   // side back (a longer window continues the shorter one's sum).
   size_t lo = hi;
   double sum = 0.0;
+  const int64_t rel = difference(time_ms, e.base_ms);
   for (int64_t w : windows_ms_) {
-    const int64_t start = minus(time_ms, w);  // the window is (start, t]
-    while (lo > e.head && e.events[lo - 1].time_ms > start) sum += e.events[--lo].amount;
+    const int64_t start = rel - w;  // the window is (start, t], from the entity's base
+    while (lo > e.head && static_cast<int64_t>(e.events[lo - 1].dt_ms) > start) {
+      sum += e.events[--lo].amount;
+    }
     const auto count = static_cast<double>(hi - lo);
     *o++ = count;
     *o++ = sum / count;
@@ -202,8 +270,9 @@ void EntityWindows::features_again(const Transaction& tx, double* out) const {
     const Entity& e = it->second;
     // The last kept event at or before its time (the transaction itself, when its time is
     // unique).
+    const int64_t rel = difference(tx.time_ms, e.base_ms);
     size_t hi = e.events.size();
-    while (hi > e.head && e.events[hi - 1].time_ms > tx.time_ms) --hi;
+    while (hi > e.head && static_cast<int64_t>(e.events[hi - 1].dt_ms) > rel) --hi;
     if (hi > e.head) {
       write_features(e, hi, tx.time_ms, out);
       out[0] = static_cast<float>(tx.amount);
@@ -211,9 +280,7 @@ void EntityWindows::features_again(const Transaction& tx, double* out) const {
     }
   }
   // Gone from memory: as if it were its entity's only transaction.
-  Entity alone;
-  alone.events.push_back(Event{tx.time_ms, static_cast<float>(tx.amount)});
-  write_features(alone, 1, tx.time_ms, out);
+  write_alone(tx.time_ms, tx.amount, out);
 }
 
 EntityWindows::Figures EntityWindows::figures() const {
@@ -224,9 +291,9 @@ EntityWindows::Figures EntityWindows::figures() const {
 }
 
 // A chunk: magic, shard, shard count, offset, watermark, capped-until, spec hash (length first),
-// then
-// the entity count and each entity: id (length first), newest event time, event count and
-// the events as kept (12 bytes each: time, float32 amount). Native byte order.
+// then the entity count and each entity: id (length first), newest event time, base time,
+// event count and the events as kept (8 bytes each: ms after the base time, float32 amount).
+// Native byte order.
 std::string EntityWindows::snapshot_shard(uint32_t shard_index, int64_t offset) const {
   const Map& shard = shards_.at(shard_index);
   size_t events = 0;
@@ -246,6 +313,7 @@ std::string EntityWindows::snapshot_shard(uint32_t shard_index, int64_t offset) 
     put(out, static_cast<uint32_t>(id.size()));
     out += id;
     put(out, e.newest_ms);
+    put(out, e.base_ms);
     put(out, static_cast<uint32_t>(e.events.size() - e.head));
     out.append(reinterpret_cast<const char*>(e.events.data() + e.head),
                (e.events.size() - e.head) * sizeof(Event));
@@ -311,11 +379,11 @@ Status EntityWindows::Restorer::add(std::string_view in) {
   shard.reserve(std::min<uint64_t>(n, in.size() / 16));
   for (uint64_t i = 0; i < n; ++i) {
     uint32_t key_len = 0, count = 0;
-    int64_t newest_ms = 0;
+    int64_t newest_ms = 0, base_ms = 0;
     if (!get(in, pos, key_len) || in.size() - pos < key_len) return bad_chunk("truncated");
     std::string key(in.substr(pos, key_len));
     pos += key_len;
-    if (!get(in, pos, newest_ms) || !get(in, pos, count) ||
+    if (!get(in, pos, newest_ms) || !get(in, pos, base_ms) || !get(in, pos, count) ||
         (in.size() - pos) / sizeof(Event) < count) {
       return bad_chunk("truncated");
     }
@@ -329,9 +397,10 @@ Status EntityWindows::Restorer::add(std::string_view in) {
     std::memcpy(e.events.data(), in.data() + pos, count * sizeof(Event));
     pos += count * sizeof(Event);
     for (uint32_t k = 1; k < count; ++k) {
-      if (e.events[k].time_ms < e.events[k - 1].time_ms) return bad_chunk("events out of order");
+      if (e.events[k].dt_ms < e.events[k - 1].dt_ms) return bad_chunk("events out of order");
     }
     e.newest_ms = newest_ms;
+    e.base_ms = base_ms;
     events_ += count;
   }
   if (pos != in.size()) return bad_chunk("trailing bytes");

@@ -96,7 +96,7 @@ class EntityWindows {
 
   // Shards of the state; shard_of() is stable across processes and versions of the format.
   static constexpr uint32_t kShards = 1024;
-  static uint32_t shard_of(std::string_view entity);
+  static uint32_t shard_of(std::string_view entity) { return shard_of_hash(fnv1a(entity)); }
   // Bytes of a chunk's start that hold its header (read_chunk_header() needs no more).
   static constexpr size_t kChunkHeaderBytes = 128;
 
@@ -127,37 +127,54 @@ class EntityWindows {
   static bool during_night(int64_t time_ms);
 
  private:
-  // 12 bytes: amounts are kept as float32, the precision the model reads them in (sums and
-  // means are computed in double). Packed to 4 bytes: the time is read unaligned at worst.
-#pragma pack(push, 4)
+  // 8 bytes: the event time as ms after the entity's base time (kept events span less than
+  // the longest window plus the allowed lateness, under kMaxSpanMs: see feature_spec.h), the
+  // amount as float32, the precision the model reads it in (sums and means are in double).
   struct Event {
-    int64_t time_ms;
+    uint32_t dt_ms;
     float amount;
   };
-#pragma pack(pop)
-  static_assert(sizeof(Event) == 12, "12-byte events");
+  static_assert(sizeof(Event) == 8, "8-byte events");
   struct Entity {
-    std::vector<Event> events;  // sorted by time_ms, ties in log order; [head, size) are kept
-    uint32_t head = 0;
+    std::vector<Event> events;  // sorted by time, ties in log order; [head, size) are kept
+    int64_t base_ms = 0;        // event time = base_ms + dt_ms
     int64_t newest_ms = 0;
+    uint32_t head = 0;
   };
+  // An id with its FNV-1a hash, computed once per transaction: it picks the shard
+  // (shard_of) and the slot in the shard's table.
+  struct Key {
+    std::string_view id;
+    uint64_t hash;
+  };
+  static uint64_t fnv1a(std::string_view id);
   struct Hash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
+    size_t operator()(std::string_view s) const noexcept { return fnv1a(s); }
+    size_t operator()(const Key& k) const noexcept { return k.hash; }
   };
   struct Equal {
     using is_transparent = void;
     bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+    bool operator()(const Key& a, std::string_view b) const noexcept { return a.id == b; }
+    bool operator()(std::string_view a, const Key& b) const noexcept { return a == b.id; }
   };
   // Open addressing: one probe of a metadata group and the slot holding the entity itself
   // (references are invalidated by inserts; none is kept across observe() calls).
   using Map = boost::unordered_flat_map<std::string, Entity, Hash, Equal>;
 
+  static uint32_t shard_of_hash(uint64_t h) {
+    return static_cast<uint32_t>((h ^ (h >> 32)) % kShards);
+  }
   // Writes the features of the transaction at `time_ms` over e.events[head, hi): the amount of
   // events[hi - 1], the calendar, then count and mean per window.
   void write_features(const Entity& e, size_t hi, int64_t time_ms, double* out) const;
+  // The features of a transaction at `time_ms` as if it were its entity's only one.
+  void write_alone(int64_t time_ms, double amount, double* out) const;
+  // Makes `time_ms` storable in `e` (base_ms <= time_ms < base_ms + 2^32) by moving the base,
+  // after dropping what is at or before `horizon` if need be; false when it still is not (the
+  // time is itself at or before the horizon: it would be dropped at once).
+  bool make_room(Entity& e, int64_t time_ms, int64_t horizon);
   // Drops the kept events at or before `horizon`.
   void trim(Entity& e, int64_t horizon);
   // Drops every entity of `shard` with nothing newer than `horizon`.

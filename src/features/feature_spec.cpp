@@ -13,8 +13,7 @@ namespace vigil::features {
 namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
-// A year: longer windows would keep more history than a partition can hold.
-constexpr int kMaxWindowDays = 366;
+constexpr int kMaxWindowDays = static_cast<int>(FeatureSpec::kMaxHistorySpanMs / kDayMs);
 
 const std::set<std::string>& known_keys() {
   static const std::set<std::string> keys = {"entity",
@@ -158,9 +157,10 @@ Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::
   if (root["allowed_lateness_ms"]) {
     try {
       spec.allowed_lateness_ms = root["allowed_lateness_ms"].as<int64_t>();
-      if (spec.allowed_lateness_ms < 0 || spec.allowed_lateness_ms > kMaxWindowDays * kDayMs) {
+      if (spec.allowed_lateness_ms < 0 ||
+          spec.allowed_lateness_ms > FeatureSpec::kMaxHistorySpanMs) {
         fail("allowed_lateness_ms",
-             "must be within [0, " + std::to_string(kMaxWindowDays * kDayMs) + "] (a year)");
+             "must be within [0, " + std::to_string(FeatureSpec::kMaxHistorySpanMs) + "]");
       }
     } catch (const YAML::Exception&) {
       fail("allowed_lateness_ms", "must be a whole number of ms");
@@ -174,6 +174,12 @@ Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::
     } catch (const YAML::Exception&) {
       fail("max_entities_per_partition", "must be a whole number");
     }
+  }
+  if (errors.empty() &&
+      spec.longest_window_ms() + spec.allowed_lateness_ms > FeatureSpec::kMaxHistorySpanMs) {
+    fail("allowed_lateness_ms", "plus the longest window must be at most " +
+                                    std::to_string(kMaxWindowDays) +
+                                    " days (the history keeps event times as 32-bit ms offsets)");
   }
   if (!errors.empty()) {
     std::string msg;

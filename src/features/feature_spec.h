@@ -40,13 +40,18 @@ struct FeatureSpec {
   std::string amount = "amount";
   // Prefix of the per-entity feature names.
   std::string prefix = "customer";
-  // Window lengths in days, increasing, each at least 1.
+  // The most event time one entity's kept history may span (the longest window plus the
+  // allowed lateness): 49 days, so that event times are kept as 32-bit ms offsets (8 bytes
+  // an event with its amount; see entity_windows.h).
+  static constexpr int64_t kMaxHistorySpanMs = 49LL * 86'400'000;
+
+  // Window lengths in days, increasing, each at least 1 (see kMaxHistorySpanMs).
   std::vector<int> windows_days = {1, 7, 30};
   // Whether tx_during_weekend and tx_during_night are computed.
   bool calendar = true;
   // How far (event time) behind the newest event of its partition a transaction may be and
   // still be computed over its whole history; an older one is computed over what is kept and
-  // marked partial. Within [0, 366 days].
+  // marked partial. The longest window plus this is at most kMaxHistorySpanMs.
   int64_t allowed_lateness_ms = 86'400'000;
   // Most entities kept per partition; above it the least recently seen entity is dropped
   // (counted), and transactions of entities first seen afterwards are marked partial.

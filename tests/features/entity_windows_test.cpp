@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,47 @@ TEST(EntityWindowsTest, RandomStreamsMatchTheBruteForceReferenceExactly) {
     EXPECT_EQ(check_against_reference(w, log), 0u) << "seed " << seed;
     EXPECT_GT(w.figures().events, 0u);
   }
+}
+
+// Event times are kept as 32-bit ms offsets from a base per entity (49.7 days): an entity
+// back after months, events before its base and a window plus lateness of 49 days stay exact.
+TEST(EntityWindowsTest, TimesFarApartInOneEntityMoveItsBaseAndStayExact) {
+  FeatureSpec spec;
+  spec.windows_days = {1, 7, 45};
+  spec.allowed_lateness_ms = 4 * kDay;  // 49 days of history at most
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int> kind(0, 9);
+    std::uniform_int_distribution<int64_t> step(0, 2 * kDay), jump(40 * kDay, 120 * kDay);
+    std::uniform_int_distribution<int64_t> back(0, 4 * kDay);
+    std::vector<Tx> log;
+    int64_t now = kT0;
+    for (int i = 0; i < 1500; ++i) {
+      const int k = kind(rng);
+      now += k == 0 ? jump(rng) : step(rng);  // months without a transaction, now and then
+      Tx tx{"c-" + std::to_string(i % 3), now, 1.0 + i % 97};
+      if (k == 1) tx.time_ms = now - back(rng);  // out of order, within the lateness
+      log.push_back(tx);
+    }
+    EntityWindows w(spec);
+    EXPECT_EQ(check_against_reference(w, log), 0u) << "seed " << seed;
+  }
+  // One far before its entity's kept events: late, computed over itself, the rest kept.
+  EntityWindows w(spec);
+  std::vector<double> f(w.width());
+  EXPECT_TRUE(w.observe({"c", kT0 + 100 * kDay, 5.0}, f.data()));
+  EXPECT_FALSE(w.observe({"c", kT0, 7.0}, f.data()));
+  EXPECT_EQ(f[0], 7.0);
+  EXPECT_EQ(f[3], 1.0);
+  EXPECT_TRUE(w.observe({"c", kT0 + 100 * kDay + 1, 9.0}, f.data()));
+  EXPECT_EQ(f[7], 2.0) << "the 45-day window holds the two recent ones";
+  EXPECT_EQ(f[8], 7.0);
+}
+
+TEST(EntityWindowsTest, ASpecWhoseHistoryCannotBeKeptIsRefused) {
+  FeatureSpec spec;
+  spec.windows_days = {1, 60};
+  EXPECT_THROW(EntityWindows{spec}, std::invalid_argument);
 }
 
 TEST(EntityWindowsTest, EventsExactlyOnTheWindowEdgeAreOutsideAndOneMsInsideIsIn) {

@@ -35,6 +35,22 @@ TEST(FeatureSpecTest, EveryProblemIsListedNamingItsKey) {
   EXPECT_NE(e.find("models/fraud_velocity/features.yaml: "), std::string::npos);
 }
 
+TEST(FeatureSpecTest, AHistorySpanOverFortyNineDaysIsRefusedNamingTheKeyAndTheLimit) {
+  EXPECT_TRUE(
+      parse_feature_spec("windows_days: [1, 7, 45]\nallowed_lateness_ms: 345600000\n", "a").ok())
+      << "45 days plus 4 days of lateness: 49 days";
+  auto late = parse_feature_spec("windows_days: [1, 7, 45]\nallowed_lateness_ms: 345600001\n", "b");
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.error().find("'allowed_lateness_ms' plus the longest window must be at most 49 "
+                              "days"),
+            std::string::npos)
+      << late.error();
+  auto wide = parse_feature_spec("windows_days: [1, 90]\n", "c");
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.error().find("'windows_days' [1] = 90 is outside [1, 49]"), std::string::npos)
+      << wide.error();
+}
+
 TEST(FeatureSpecTest, TheHashFollowsTheMeaningNotTheFormatting) {
   auto a = parse_feature_spec("entity: customer_id\nwindows_days: [1, 7, 30]\n", "a");
   auto b = parse_feature_spec("# same meaning\nwindows_days:\n  - 1\n  - 7\n  - 30\n", "b");
