@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <future>
 #include <utility>
 
 namespace vigil::features {
@@ -145,19 +146,29 @@ std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partitio
   };
   if (chosen.size() != kShards) return unusable(why_not);
   // Read and restored a batch at a time: the snapshot is never in memory whole beside the
-  // state built from it.
+  // state built from it. The next batch is read (on a thread of its own, joined before this
+  // returns: a future from std::async waits for it) while this one is restored.
   constexpr size_t kBatch = 32;
-  EntityWindows::Restorer restorer(p.windows);
-  for (size_t first = 0; first < chosen.size(); first += kBatch) {
-    const std::vector<ChunkSlot> batch(
+  auto batch_at = [&](size_t first) {
+    return std::vector<ChunkSlot>(
         chosen.begin() + static_cast<std::ptrdiff_t>(first),
         chosen.begin() + static_cast<std::ptrdiff_t>(std::min(chosen.size(), first + kBatch)));
-    auto chunks = snapshots_->read(partition, batch);
+  };
+  auto read_at = [this, partition, &batch_at](size_t first) {
+    return snapshots_->read(partition, batch_at(first));
+  };
+  EntityWindows::Restorer restorer(p.windows);
+  auto next = std::async(std::launch::async, read_at, size_t{0});
+  for (size_t first = 0; first < chosen.size(); first += kBatch) {
+    auto chunks = next.get();
+    if (first + kBatch < chosen.size())
+      next = std::async(std::launch::async, read_at, first + kBatch);
     if (!chunks) {
       loads_failed_.inc();
       p.restore_note = "snapshot not read (" + chunks.error() + ")";
       return std::nullopt;
     }
+    const std::vector<ChunkSlot> batch = batch_at(first);
     for (size_t i = 0; i < batch.size(); ++i) {
       // A slot replaced between the two reads (a previous owner's last writes) is not used.
       const std::string& chunk = chunks.value()[i];
