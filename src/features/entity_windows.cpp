@@ -165,11 +165,7 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   // Nothing at or before the horizon is inside the window of a transaction that is not late.
   const int64_t horizon = minus(minus(watermark_, longest_ms_), lateness_ms_);
 
-  if (e.head == e.events.size()) {
-    e.events.clear();
-    e.head = 0;
-    e.base_ms = tx.time_ms;
-  }
+  if (e.head == e.events.size()) restart(e, tx.time_ms);
   const int64_t rel = difference(tx.time_ms, e.base_ms);
   if ((rel < 0 || rel > int64_t{UINT32_MAX}) && !make_room(e, tx.time_ms, horizon)) {
     // At or before the horizon (late): kept by no window of a later transaction.
@@ -202,10 +198,17 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   return !partial;
 }
 
+void EntityWindows::restart(Entity& e, int64_t time_ms) {
+  e.events.clear();
+  e.head = 0;
+  e.base_ms = time_ms;
+}
+
 bool EntityWindows::make_room(Entity& e, int64_t time_ms, int64_t horizon) {
+  // `from` is at most `time_ms` (the earlier of it and the oldest kept event).
   auto span_fits = [&](int64_t from) {
     const int64_t newest = e.base_ms + e.events.back().dt_ms;
-    return from <= time_ms && difference(std::max(newest, time_ms), from) <= int64_t{UINT32_MAX};
+    return difference(std::max(newest, time_ms), from) <= int64_t{UINT32_MAX};
   };
   int64_t base = std::min(time_ms, e.base_ms + e.events[e.head].dt_ms);
   if (!span_fits(base)) {
@@ -213,9 +216,7 @@ bool EntityWindows::make_room(Entity& e, int64_t time_ms, int64_t horizon) {
     // under kMaxHistorySpanMs): dropped now rather than after this transaction.
     trim(e, horizon);
     if (e.head == e.events.size()) {
-      e.events.clear();
-      e.head = 0;
-      e.base_ms = time_ms;
+      restart(e, time_ms);
       return true;
     }
     base = std::min(time_ms, e.base_ms + e.events[e.head].dt_ms);

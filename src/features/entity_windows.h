@@ -128,7 +128,7 @@ class EntityWindows {
 
  private:
   // 8 bytes: the event time as ms after the entity's base time (kept events span less than
-  // the longest window plus the allowed lateness, under kMaxSpanMs: see feature_spec.h), the
+  // the longest window plus the allowed lateness, FeatureSpec::kMaxHistorySpanMs at most), the
   // amount as float32, the precision the model reads it in (sums and means are in double).
   struct Event {
     uint32_t dt_ms;
@@ -171,6 +171,8 @@ class EntityWindows {
   void write_features(const Entity& e, size_t hi, int64_t time_ms, double* out) const;
   // The features of a transaction at `time_ms` as if it were its entity's only one.
   void write_alone(int64_t time_ms, double amount, double* out) const;
+  // Empties `e` and bases it at `time_ms`.
+  static void restart(Entity& e, int64_t time_ms);
   // Makes `time_ms` storable in `e` (base_ms <= time_ms < base_ms + 2^32) by moving the base,
   // after dropping what is at or before `horizon` if need be; false when it still is not (the
   // time is itself at or before the horizon: it would be dropped at once).

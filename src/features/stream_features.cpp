@@ -148,14 +148,12 @@ std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partitio
   // Read and restored a batch at a time: the snapshot is never in memory whole beside the
   // state built from it. The next batch is read (on a thread of its own, joined before this
   // returns: a future from std::async waits for it) while this one is restored.
-  constexpr size_t kBatch = 32;
-  auto batch_at = [&](size_t first) {
-    return std::vector<ChunkSlot>(
-        chosen.begin() + static_cast<std::ptrdiff_t>(first),
-        chosen.begin() + static_cast<std::ptrdiff_t>(std::min(chosen.size(), first + kBatch)));
-  };
-  auto read_at = [this, partition, &batch_at](size_t first) {
-    return snapshots_->read(partition, batch_at(first));
+  static constexpr size_t kBatch = 32;
+  auto read_at = [this, partition, &chosen](size_t first) {
+    return snapshots_->read(
+        partition, std::vector<ChunkSlot>(chosen.begin() + static_cast<std::ptrdiff_t>(first),
+                                          chosen.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                               chosen.size(), first + kBatch))));
   };
   EntityWindows::Restorer restorer(p.windows);
   auto next = std::async(std::launch::async, read_at, size_t{0});
@@ -168,13 +166,13 @@ std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partitio
       p.restore_note = "snapshot not read (" + chunks.error() + ")";
       return std::nullopt;
     }
-    const std::vector<ChunkSlot> batch = batch_at(first);
-    for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t i = 0; i < chunks.value().size(); ++i) {
       // A slot replaced between the two reads (a previous owner's last writes) is not used.
       const std::string& chunk = chunks.value()[i];
       auto h = EntityWindows::read_chunk_header(chunk);
       if (!h || h->offset != offsets[first + i]) {
-        return unusable("shard " + std::to_string(batch[i].shard) + " changed while it was read");
+        return unusable("shard " + std::to_string(chosen[first + i].shard) +
+                        " changed while it was read");
       }
       if (Status st = restorer.add(chunk); !st.ok()) return unusable(st.message());
     }
