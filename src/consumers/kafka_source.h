@@ -155,6 +155,8 @@ class KafkaSource {
   void run();
   // Tracks, decodes and queues what one consume call returned; takes the messages.
   void handle(rd_kafka_message_t** msgs, size_t n);
+  // Hints `m`'s key to the velocity features (features_ set): see StreamFeatures::prefetch.
+  void hint_features(const rd_kafka_message_t* m);
   // Pushes staged_ into the queue; what does not fit stays staged (never blocks).
   void enqueue_staged();
   // Releases the staged records of `revoked` partitions (not acknowledged); how many, by

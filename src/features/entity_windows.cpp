@@ -100,9 +100,9 @@ void EntityWindows::trim(Entity& e, int64_t horizon) {
 }
 
 void EntityWindows::sweep(Map& shard, int64_t horizon) {
-  const size_t dropped = boost::unordered::erase_if(shard, [&](const auto& kv) {
-    if (kv.second.newest_ms > horizon) return false;
-    events_ -= kv.second.events.size() - kv.second.head;
+  const size_t dropped = shard.erase_if([&](const Map::Node& n) {
+    if (n.value.newest_ms > horizon) return false;
+    events_ -= n.value.events.size() - n.value.head;
     return true;
   });
   entity_count_ -= dropped;
@@ -117,7 +117,7 @@ void EntityWindows::drop_above_cap() {
   std::vector<std::pair<int64_t, std::string_view>> order;
   order.reserve(entity_count_);
   for (const Map& shard : shards_) {
-    for (const auto& [id, e] : shard) order.emplace_back(e.newest_ms, id);
+    shard.for_each([&](const Map::Node& n) { order.emplace_back(n.value.newest_ms, n.id); });
   }
   const size_t drop = entity_count_ - target;
   std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1),
@@ -126,10 +126,11 @@ void EntityWindows::drop_above_cap() {
   gone.reserve(drop);
   for (size_t i = 0; i < drop; ++i) gone.emplace_back(order[i].second);
   for (const auto& id : gone) {
-    Map& shard = shards_[shard_of(id)];
-    auto it = shard.find(id);
-    events_ -= it->second.events.size() - it->second.head;
-    shard.erase(it);
+    const uint64_t h = fnv1a(id);
+    Map& shard = shards_[shard_of_hash(h)];
+    const Entity& e = shard.find(id, h)->value;
+    events_ -= e.events.size() - e.head;
+    shard.erase(id, h);
   }
   entity_count_ -= drop;
   counters_.dropped_cap += drop;
@@ -149,19 +150,19 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   }
   watermark_ = std::max(watermark_, tx.time_ms);
 
-  const Key key{tx.entity, fnv1a(tx.entity)};
-  Map& shard = shards_[shard_of_hash(key.hash)];
-  auto it = shard.find(key);
-  if (it == shard.end()) {
-    it = shard.emplace(std::string(tx.entity), Entity{}).first;
+  const uint64_t hash = fnv1a(tx.entity);
+  Map& shard = shards_[shard_of_hash(hash)];
+  Map::Node* node = shard.find(tx.entity, hash);
+  if (node == nullptr) {
+    node = shard.insert(std::string(tx.entity), hash);
     ++entity_count_;
-    it->second.newest_ms = tx.time_ms;
+    node->value.newest_ms = tx.time_ms;
     // It may be an entity the cap dropped, whose history could still be in its windows.
     if (tx.time_ms < capped_until_ms_) partial = true;
   } else {
-    it->second.newest_ms = std::max(it->second.newest_ms, tx.time_ms);
+    node->value.newest_ms = std::max(node->value.newest_ms, tx.time_ms);
   }
-  Entity& e = it->second;
+  Entity& e = node->value;
   // Nothing at or before the horizon is inside the window of a transaction that is not late.
   const int64_t horizon = minus(minus(watermark_, longest_ms_), lateness_ms_);
 
@@ -196,6 +197,33 @@ bool EntityWindows::observe(const Transaction& tx, double* out) {
   }
   if (partial) ++counters_.partial;
   return !partial;
+}
+
+void EntityWindows::prefetch(std::string_view entity) {
+  const uint64_t hash = fnv1a(entity);
+  __builtin_prefetch(shards_[shard_of_hash(hash)].slot_address(hash));
+  // The slot of the id hinted kPrefetchLag calls ago is in the cache by now: its entity next.
+  const uint64_t lagged = prefetch_ring_[(prefetch_pos_ + kPrefetchLag) % prefetch_ring_.size()];
+  if (lagged != 0) {
+    if (const Map::Node* n = shards_[shard_of_hash(lagged)].find_by_hash(lagged)) {
+      __builtin_prefetch(n);
+      __builtin_prefetch(reinterpret_cast<const char*>(n) + sizeof(Map::Node) - 1);
+    }
+  }
+  // The entity of the one hinted 2 * kPrefetchLag calls ago is too: its newest events (where
+  // the transaction goes and the windows are summed from) and its oldest (trimmed).
+  const uint64_t oldest = prefetch_ring_[prefetch_pos_];
+  if (oldest != 0) {
+    if (const Map::Node* n = shards_[shard_of_hash(oldest)].find_by_hash(oldest)) {
+      const Entity& e = n->value;
+      if (e.head < e.events.size()) {
+        __builtin_prefetch(e.events.data() + e.events.size() - 1);
+        __builtin_prefetch(e.events.data() + e.head);
+      }
+    }
+  }
+  prefetch_ring_[prefetch_pos_] = hash;
+  prefetch_pos_ = (prefetch_pos_ + 1) % prefetch_ring_.size();
 }
 
 void EntityWindows::restart(Entity& e, int64_t time_ms) {
@@ -265,10 +293,9 @@ void EntityWindows::write_features(const Entity& e, size_t hi, int64_t time_ms, 
 }
 
 void EntityWindows::features_again(const Transaction& tx, double* out) const {
-  const Map& shard = shards_[shard_of(tx.entity)];
-  auto it = shard.find(tx.entity);
-  if (it != shard.end()) {
-    const Entity& e = it->second;
+  const uint64_t hash = fnv1a(tx.entity);
+  if (const Map::Node* node = shards_[shard_of_hash(hash)].find(tx.entity, hash)) {
+    const Entity& e = node->value;
     // The last kept event at or before its time (the transaction itself, when its time is
     // unique).
     const int64_t rel = difference(tx.time_ms, e.base_ms);
@@ -298,7 +325,7 @@ EntityWindows::Figures EntityWindows::figures() const {
 std::string EntityWindows::snapshot_shard(uint32_t shard_index, int64_t offset) const {
   const Map& shard = shards_.at(shard_index);
   size_t events = 0;
-  for (const auto& kv : shard) events += kv.second.events.size() - kv.second.head;
+  shard.for_each([&](const Map::Node& n) { events += n.value.events.size() - n.value.head; });
   std::string out;
   out.reserve(kChunkHeaderBytes + events * sizeof(Event) + shard.size() * 32);
   out.append(kChunkMagic, sizeof kChunkMagic);
@@ -310,15 +337,16 @@ std::string EntityWindows::snapshot_shard(uint32_t shard_index, int64_t offset) 
   put(out, static_cast<uint32_t>(spec_hash_.size()));
   out += spec_hash_;
   put(out, static_cast<uint64_t>(shard.size()));
-  for (const auto& [id, e] : shard) {
-    put(out, static_cast<uint32_t>(id.size()));
-    out += id;
+  shard.for_each([&](const Map::Node& n) {
+    const Entity& e = n.value;
+    put(out, static_cast<uint32_t>(n.id.size()));
+    out += n.id;
     put(out, e.newest_ms);
     put(out, e.base_ms);
     put(out, static_cast<uint32_t>(e.events.size() - e.head));
     out.append(reinterpret_cast<const char*>(e.events.data() + e.head),
                (e.events.size() - e.head) * sizeof(Event));
-  }
+  });
   return out;
 }
 
@@ -388,12 +416,12 @@ Status EntityWindows::Restorer::add(std::string_view in) {
         (in.size() - pos) / sizeof(Event) < count) {
       return bad_chunk("truncated");
     }
-    if (shard_of(key) != h.shard) {
+    const uint64_t hash = fnv1a(key);
+    if (shard_of_hash(hash) != h.shard) {
       return bad_chunk("entity '" + key + "' is not of shard " + std::to_string(h.shard));
     }
-    auto [it, inserted] = shard.try_emplace(std::move(key));
-    if (!inserted) return bad_chunk("entity '" + it->first + "' appears twice");
-    Entity& e = it->second;
+    if (shard.find(key, hash) != nullptr) return bad_chunk("entity '" + key + "' appears twice");
+    Entity& e = shard.insert(std::move(key), hash)->value;
     e.events.resize(count);
     std::memcpy(e.events.data(), in.data() + pos, count * sizeof(Event));
     pos += count * sizeof(Event);

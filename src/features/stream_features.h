@@ -61,6 +61,22 @@ class StreamFeatures {
   // How `partition`'s history is being rebuilt (snapshot loaded, none, unusable and why).
   std::string restore_note(int32_t partition) const;
 
+  // A hint that a transaction of `entity` (a record's key: the entity id, when producers key
+  // by it) is replayed or computed EntityWindows::kPrefetchAhead records from now; see
+  // EntityWindows::prefetch. Only ever a prefetch.
+  void prefetch(int32_t partition, std::string_view entity) {
+    auto it = partitions_.find(partition);
+    if (it != partitions_.end()) it->second.windows.prefetch(entity);
+  }
+  static constexpr size_t kPrefetchAhead = EntityWindows::kPrefetchAhead;
+
+  // Whether any partition is rebuilding its history (has records left to replay).
+  bool replaying_any() const {
+    for (const auto& [n, p] : partitions_) {
+      if (!p.replay_done) return true;
+    }
+    return false;
+  }
   // Whether `offset` of `partition` only rebuilds state (replayed, not scored).
   bool replaying(int32_t partition, int64_t offset) const;
   // Replays the record at `offset`: its transaction extends the history, nothing else. A

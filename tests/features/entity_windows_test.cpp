@@ -122,6 +122,30 @@ TEST(EntityWindowsTest, RandomStreamsMatchTheBruteForceReferenceExactly) {
   }
 }
 
+TEST(EntityWindowsTest, HintsAheadRightWrongOrMissingChangeNoFeature) {
+  FeatureSpec spec;
+  spec.max_entities_per_partition = 60;  // the cap and the sweeps drop hinted entities too
+  std::mt19937_64 rng(11);
+  const auto log = random_stream(rng, 4000, 200, 4 * 3600 * 1000, kDay / 2);
+  EntityWindows plain(spec), hinted(spec);
+  std::vector<double> want(plain.width()), got(hinted.width());
+  std::uniform_int_distribution<int> coin(0, 3);
+  for (size_t i = 0; i < log.size(); ++i) {
+    const size_t ahead = i + EntityWindows::kPrefetchAhead;
+    const int c = coin(rng);
+    if (c == 0 && ahead < log.size()) hinted.prefetch(log[ahead].entity);  // right
+    if (c == 1) hinted.prefetch("nobody-" + std::to_string(i));            // wrong
+    if (c == 2) hinted.prefetch(log[i].entity);                            // late
+    const bool exact_plain =
+        plain.observe({log[i].entity, log[i].time_ms, log[i].amount}, want.data());
+    const bool exact_hinted =
+        hinted.observe({log[i].entity, log[i].time_ms, log[i].amount}, got.data());
+    ASSERT_EQ(exact_plain, exact_hinted) << "transaction " << i;
+    ASSERT_EQ(want, got) << "transaction " << i;
+  }
+  EXPECT_GT(hinted.figures().dropped_cap, 0u);
+}
+
 // Event times are kept as 32-bit ms offsets from a base per entity (49.7 days): an entity
 // back after months, events before its base and a window plus lateness of 49 days stay exact.
 TEST(EntityWindowsTest, TimesFarApartInOneEntityMoveItsBaseAndStayExact) {
