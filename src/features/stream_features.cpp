@@ -5,6 +5,8 @@
 #include <future>
 #include <utility>
 
+#include "common/log.h"
+
 namespace vigil::features {
 
 namespace {
@@ -58,12 +60,18 @@ StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
       loads_restored_(load_counter(registry, "restored")),
       loads_none_(load_counter(registry, "none")),
       loads_unusable_(load_counter(registry, "unusable")),
-      loads_failed_(load_counter(registry, "failed")) {}
+      loads_failed_(load_counter(registry, "failed")),
+      ready_seconds_(registry.histogram(
+          "vigil_features_ready_seconds",
+          "Seconds from a partition's assignment to its velocity-feature history being ready "
+          "(snapshot loaded and the log replayed up to the committed offset)",
+          {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
 
 int64_t StreamFeatures::assign(int32_t partition, int64_t log_start, int64_t score_from,
                                bool log_complete) {
   revoke(partition);
   Partition& p = partitions_.emplace(partition, Partition(spec_)).first->second;
+  p.assigned_at = std::chrono::steady_clock::now();
   p.score_from = std::max(log_start, score_from);
   p.log_complete = log_complete;
   int64_t replay_from = log_start;
@@ -73,9 +81,27 @@ int64_t StreamFeatures::assign(int32_t partition, int64_t log_start, int64_t sco
       p.log_complete = true;  // the snapshot holds what the log no longer does
     }
   }
+  p.load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p.assigned_at)
+          .count();
   p.replay_done = replay_from >= p.score_from;
+  if (p.replay_done) history_ready(partition, p);
   update_notes();
   return replay_from;
+}
+
+void StreamFeatures::history_ready(int32_t partition, Partition& p) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - p.assigned_at).count();
+  ready_seconds_.observe(seconds);
+  // A partition with nothing to load or replay (a fresh log) says so only at debug level.
+  const bool rebuilt = !p.restore_note.empty() || p.replayed > 0;
+  logger("features")
+      ->log(rebuilt ? spdlog::level::info : spdlog::level::debug,
+            "partition {}: velocity-feature history ready {:.0f} ms after its assignment ({}: "
+            "{:.0f} ms; {} records replayed), scoring from offset {}",
+            partition, seconds * 1000, restore_note(partition), p.load_ms, p.replayed,
+            p.score_from);
 }
 
 std::optional<int64_t> StreamFeatures::load_snapshot(int32_t partition, Partition& p,
@@ -234,6 +260,7 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   Partition& p = it->second;
   if (offset < p.next_offset) return;  // read before (the position moved back): applied
   replayed_.inc();
+  ++p.replayed;
   p.next_offset = offset + 1;
   if (decoder_.decode(json, record_time_ms, tx_).ok()) {
     if (!p.chunk_from.empty() && offset < p.chunk_from[EntityWindows::shard_of(tx_.entity)]) {
@@ -244,6 +271,7 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   }
   if (offset + 1 >= p.score_from && !p.replay_done) {
     p.replay_done = true;
+    history_ready(partition, p);
     update_notes();
   }
 }
@@ -324,6 +352,7 @@ codec::DecodeStatus StreamFeatures::compute(int32_t partition, int64_t offset,
   }
   if (!p.replay_done) {  // the first scored record: whatever was left to replay is not there
     p.replay_done = true;
+    history_ready(partition, p);
     update_notes();
   }
   if (partial) partial_.inc();

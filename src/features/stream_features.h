@@ -119,6 +119,11 @@ class StreamFeatures {
     std::string restore_note;         // how the history is rebuilt, for /ready
     // Snapshot rounds: per shard, the offset each slot holds (-1: nothing usable).
     std::vector<std::array<int64_t, SnapshotStore::kSlots>> slot_offset;
+    // Assignment to ready (replay done): when it began, how long the snapshot load took,
+    // how many records were replayed since.
+    std::chrono::steady_clock::time_point assigned_at{};
+    double load_ms = 0;
+    uint64_t replayed = 0;
     uint32_t cursor = 0;  // the next shard of the current round
     bool in_round = false;
     std::chrono::steady_clock::time_point round_started{};
@@ -131,6 +136,9 @@ class StreamFeatures {
   bool snapshot_next_shard(int32_t partition, Partition& p, int64_t committed);
   // Feeds one decoded transaction; returns false when computed over partial history.
   bool observe(Partition& p, double* out);
+  // `p` has its history (nothing, or nothing more, to replay): logged with how long it took
+  // from the assignment, and observed in vigil_features_ready_seconds.
+  void history_ready(int32_t partition, Partition& p);
   void update_notes();
 
   const FeatureSpec spec_;
@@ -157,6 +165,7 @@ class StreamFeatures {
   metrics::Counter& loads_none_;
   metrics::Counter& loads_unusable_;
   metrics::Counter& loads_failed_;
+  metrics::Histogram& ready_seconds_;
   // Totals of the partitions revoked since, so the counters above only ever grow.
   EntityWindows::Figures gone_;
   EntityWindows::Figures reported_;

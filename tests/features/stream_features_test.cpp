@@ -139,11 +139,14 @@ TEST_F(StreamFeaturesTest, ARestartLoadsTheSnapshotAndReplaysOnlyTheLogAfterItWi
   EXPECT_EQ(loads(r2, "restored"), 1u) << second->restore_note(0);
   EXPECT_GT(from, 0) << "the snapshot covers the start of the log";
   EXPECT_LE(from, static_cast<int64_t>(committed));
+  auto& ready = r2.histogram("vigil_features_ready_seconds", "", {});
   for (int64_t o = from; o < static_cast<int64_t>(committed); ++o) {
     ASSERT_TRUE(second->replaying(0, o));
+    EXPECT_EQ(ready.count(), 0u) << "ready before the replay's end, at offset " << o;
     second->replay(0, o, vigil::testing::raw_json(txs_[static_cast<size_t>(o)]), INT64_MIN);
   }
   EXPECT_TRUE(second->readiness_notes().empty());
+  EXPECT_EQ(ready.count(), 1u) << "the time from assignment to ready is observed once";
   const auto again = score(*second, committed, txs_.size());
   for (size_t i = committed; i < txs_.size(); ++i) {
     ASSERT_EQ(again[i - committed], original[i]) << "transaction " << i;
