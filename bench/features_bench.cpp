@@ -130,8 +130,15 @@ bool ready_after_assignment(const std::string& url, const FeatureSpec& spec,
                  features.restore_note(0).c_str());
     return false;
   }
+  // As KafkaSource::handle replays a batch: each record's key (the customer id) hinted
+  // kPrefetchAhead records ahead.
+  constexpr size_t kAhead = vigil::features::StreamFeatures::kPrefetchAhead;
   const auto p0 = Clock::now();
+  for (size_t i = 0; i < std::min(kAhead, json.size()); ++i) {
+    features.prefetch(0, ids[timed[i].customer]);
+  }
   for (size_t i = 0; i < json.size(); ++i) {
+    if (i + kAhead < json.size()) features.prefetch(0, ids[timed[i + kAhead].customer]);
     features.replay(0, base + static_cast<int64_t>(i), json[i], INT64_MIN);
   }
   const double replay_ms = ms_since(p0);
