@@ -29,8 +29,13 @@
 // from vigil's first consumed record to its last score delivered and settled in Redis, read
 // from its /metrics every 10 ms. Latency: vigil against the fair relay, as above.
 //
+// --velocity compares fraud_velocity on raw transactions (features computed in the stream)
+// with the same model on events carrying the features ready-made; with --deployed, against
+// the broker in its own process with vigil as its binary, and the vigil process's CPU per
+// event beside the throughput.
+//
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
-//                     [--no-python] [--no-latency] [--deployed]
+//                     [--no-python] [--no-latency] [--deployed] [--velocity]
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -146,7 +151,8 @@ Args parse(int argc, char** argv) {
   app.add_flag("--velocity", a.velocity,
                "only the velocity-feature comparison: fraud_velocity on raw transactions "
                "(features computed in the stream) against the same model on events that carry "
-               "the same features");
+               "the same features (with --deployed: the broker in its own process and vigil as "
+               "its binary, with its CPU per event)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -728,20 +734,31 @@ double metric(const std::string& text, const std::string& family, const std::str
 // the topics, the group and an ephemeral HTTP port are set on its command line.
 class VigilProcess {
  public:
+  // `model` (in `repository`): empty for the shipped config's model in models/.
   VigilProcess(const std::string& bootstrap, const std::string& group, const std::string& in,
-               const std::string& out, const std::string& redis_url, const std::string& dir) {
+               const std::string& out, const std::string& redis_url, const std::string& dir,
+               const std::string& repository = "", const std::string& model = "") {
     const std::string root = VIGIL_SOURCE_DIR;
     const std::string port_file = dir + "/" + group + ".port";
     std::remove(port_file.c_str());
     testing::ProcessOptions o;
     o.log_path = dir + "/" + group + ".log";
-    auto p = testing::Process::Spawn(
-        VIGIL_BINARY,
-        {"--config", root + "/config/vigil.yaml", "--model.repository=" + root + "/models",
-         "--kafka.brokers=" + bootstrap, "--kafka.group_id=" + group, "--kafka.input_topic=" + in,
-         "--kafka.output_topic=" + out, "--redis.url=" + redis_url, "--http.address=127.0.0.1",
-         "--http.port=0", "--http.port_file=" + port_file, "--log.level=warn"},
-        o);
+    std::vector<std::string> args = {
+        "--config",
+        root + "/config/vigil.yaml",
+        "--model.repository=" + (repository.empty() ? root + "/models" : repository),
+        "--kafka.brokers=" + bootstrap,
+        "--kafka.group_id=" + group,
+        "--kafka.input_topic=" + in,
+        "--kafka.output_topic=" + out,
+        "--redis.url=" + redis_url,
+        "--http.address=127.0.0.1",
+        "--http.port=0",
+        "--http.port_file=" + port_file,
+        "--log.level=warn"};
+    if (!model.empty()) args.push_back("--model.name=" + model);
+    if (std::getenv("STREAM_BENCH_NO_FEATURE_LOG")) args.emplace_back("--features.log=false");
+    auto p = testing::Process::Spawn(VIGIL_BINARY, args, o);
     if (!p) fail("vigil: " + p.error());
     process_ = std::move(p.value());
     auto port = testing::read_port_file(port_file, milliseconds(60000), process_.get());
@@ -751,6 +768,21 @@ class VigilProcess {
   ~VigilProcess() {
     process_->sigterm();
     if (!process_->wait(milliseconds(30000))) process_->kill();
+  }
+
+  // CPU seconds the process has used so far (user + system, /proc/<pid>/stat).
+  double cpu_seconds() const {
+    std::ifstream stat("/proc/" + std::to_string(process_->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // Fields after the command name (in parentheses, which may hold spaces): state is the
+    // 3rd field, utime the 14th, stime the 15th.
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i >= 14) ticks += std::atof(field.c_str());
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
   }
 
   std::string metrics() {
@@ -775,25 +807,39 @@ class VigilProcess {
 // vigil (the binary) through `n` pre-loaded events of tp-in: from its first record consumed to
 // its last score delivered and, with Redis, settled there (written or skipped, counted), as its
 // /metrics say, polled every 10 ms.
-double vigil_process_throughput(const std::string& bootstrap, const std::string& group,
-                                const std::string& redis_url, size_t n, const std::string& dir) {
-  VigilProcess vigil(bootstrap, group, "tp-in", "tp-scores", redis_url, dir);
+struct ProcessRun {
+  double events_per_s = 0;
+  double cpu_us_per_event = 0;  // the vigil process's CPU over the same span
+};
+
+ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, size_t n) {
   const double want = static_cast<double>(n);
   const auto deadline = Steady::now() + std::chrono::seconds(300);
   Steady::time_point t0{};
+  double cpu0 = 0;
   while (Steady::now() < deadline) {
     const std::string m = vigil.metrics();
     const auto now = Steady::now();
-    if (t0 == Steady::time_point{} && metric(m, "vigil_kafka_consumed_total") > 0) t0 = now;
+    if (t0 == Steady::time_point{} && metric(m, "vigil_kafka_consumed_total") > 0) {
+      t0 = now;
+      cpu0 = vigil.cpu_seconds();
+    }
     const double delivered = metric(m, "vigil_kafka_produced_total", "kind=\"score\"");
     const double settled =
         metric(m, "vigil_redis_writes_total") + metric(m, "vigil_redis_skipped_total");
     if (delivered >= want && (redis_url.empty() || settled >= want)) {
-      return want / std::chrono::duration<double>(now - t0).count();
+      return {want / std::chrono::duration<double>(now - t0).count(),
+              (vigil.cpu_seconds() - cpu0) * 1e6 / want};
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
   vigil.fail("vigil did not deliver " + std::to_string(n) + " scores within 300 s");
+}
+
+double vigil_process_throughput(const std::string& bootstrap, const std::string& group,
+                                const std::string& redis_url, size_t n, const std::string& dir) {
+  VigilProcess vigil(bootstrap, group, "tp-in", "tp-scores", redis_url, dir);
+  return vigil_process_run(vigil, redis_url, n).events_per_s;
 }
 
 // The broker alone in its own process: vigil-fault-harness with `topics`, until destroyed.
@@ -927,6 +973,105 @@ int deployed_main(const Args& args) {
 
 }  // namespace
 
+// A model repository with fraud_velocity and fraud_velocity_plain: the same model.pt, the
+// second without a features.yaml (it takes the nine features ready-made). Exits on error.
+std::filesystem::path velocity_repository() {
+  namespace fs = std::filesystem;
+  const fs::path repo =
+      fs::temp_directory_path() / ("stream-bench-models-" + std::to_string(::getpid()));
+  const fs::path src = fs::path(VIGIL_SOURCE_DIR) / "models" / "fraud_velocity";
+  fs::create_directories(repo / "fraud_velocity" / "1");
+  fs::create_directories(repo / "fraud_velocity_plain" / "1");
+  for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
+    fs::copy_file(src / f, repo / "fraud_velocity" / f);
+  }
+  fs::copy_file(src / "1/model.pt", repo / "fraud_velocity_plain" / "1/model.pt");
+  const auto info = scoring::load_model_info(repo.string(), "fraud_velocity");
+  if (!info) {
+    std::fprintf(stderr, "%s\n", info.error().c_str());
+    std::exit(1);
+  }
+  std::ofstream y(repo / "fraud_velocity_plain" / "model.yaml");
+  y << "name: fraud_velocity_plain\nthreshold: " << info->threshold << "\ninputs:\n";
+  for (const auto& name : info->input_names) y << "- " << name << "\n";
+  return repo;
+}
+
+// An event carrying its features ready-made.
+template <typename Features>
+std::string event_with_features(const std::string& id, const Features& features) {
+  std::string v = "{\"transaction_id\":\"" + id + "\",\"features\":[";
+  char buf[32];
+  for (size_t f = 0; f < features.size(); ++f) {
+    std::snprintf(buf, sizeof buf, "%s%.9g", f ? "," : "", static_cast<double>(features[f]));
+    v += buf;
+  }
+  return v + "]}";
+}
+
+// --velocity --deployed: the same comparison with the broker in its own process and vigil as
+// its binary with the shipped config (Redis off, as in-process), alternating plain, raw,
+// raw, plain; each run a fresh group. Besides throughput, the vigil process's CPU per event:
+// what computing the features costs, apart from what the broker's pace allows.
+int velocity_deployed_main(const Args& args) {
+  constexpr int kPartitions = 16;
+  auto made = testing::make_temp_dir("stream-bench.");
+  if (!made) {
+    std::fprintf(stderr, "%s\n", made.error().c_str());
+    return 1;
+  }
+  const std::string dir = made.value();
+  const std::string parts = std::to_string(kPartitions);
+  BrokerProcess broker({"vel-raw:" + parts, "vel-plain:" + parts, "vel-scores:" + parts,
+                        "transactions.dlq:" + parts},
+                       dir);
+  const std::string bootstrap = broker.bootstrap();
+  const std::filesystem::path repo = velocity_repository();
+  const size_t n = args.events;
+  const size_t customers = std::max<size_t>(n / 80, 1);
+  const auto txs = testing::make_raw_transactions(n, customers, 40, 11, "sv-");
+  const auto features = testing::reference_features(txs);
+  std::vector<std::pair<std::string, std::string>> plain;
+  plain.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    plain.emplace_back(txs[i].customer, event_with_features(txs[i].id, features[i]));
+  }
+  if (!testing::produce_all(bootstrap, "vel-raw", testing::keyed_by_customer(txs, 0, n)).ok() ||
+      !testing::produce_all(bootstrap, "vel-plain", plain).ok()) {
+    return 1;
+  }
+  std::printf(
+      "stream_bench --velocity --deployed: %zu transactions of %zu customers on %d partitions; "
+      "the broker in its own process (vigil-fault-harness, 3 mock brokers); vigil as its binary "
+      "with config/vigil.yaml, Redis off; %u cores\n\n",
+      n, customers, kPartitions, std::thread::hardware_concurrency());
+  std::printf("%-62s %12s %14s\n", "throughput (first consumed -> last delivered)", "events/s",
+              "vigil CPU/event");
+  double sum[2] = {0, 0}, cpu[2] = {0, 0};
+  for (int k = 0; k < 4; ++k) {
+    const bool raw = k == 1 || k == 2;
+    VigilProcess vigil(bootstrap,
+                       std::string(raw ? "sd-vel-raw-" : "sd-vel-plain-") + std::to_string(k),
+                       raw ? "vel-raw" : "vel-plain", "vel-scores", "", dir, repo.string(),
+                       raw ? "fraud_velocity" : "fraud_velocity_plain");
+    const ProcessRun r = vigil_process_run(vigil, "", n);
+    std::printf("%-62s %12.0f %11.2f us\n",
+                raw ? "fraud_velocity, raw transactions (features computed)"
+                    : "fraud_velocity, events carrying the 9 features",
+                r.events_per_s, r.cpu_us_per_event);
+    sum[raw ? 1 : 0] += r.events_per_s;
+    cpu[raw ? 1 : 0] += r.cpu_us_per_event;
+    std::fflush(stdout);
+  }
+  std::printf(
+      "  with features computed in the stream: %.1f%% of the same stream's throughput without "
+      "them, over the two runs of each (issue-22 target >= 85%%); vigil's CPU per event %.2fx\n",
+      100.0 * sum[1] / sum[0], cpu[1] / cpu[0]);
+  std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
+  std::filesystem::remove_all(repo);
+  return 0;
+}
+
 // A benchmark's main is its script: it runs the measurements in the order the report prints
 // them, which reads best in one piece, so it stays longer than the ~60-line rule.
 // Velocity features' cost on the stream: fraud_velocity scoring raw transactions (decoded,
@@ -950,27 +1095,8 @@ int velocity_main(const Args& args) {
     return 1;
   }
   const std::string bootstrap = (*cluster)->bootstrap();
-  // A model repository with fraud_velocity and fraud_velocity_plain (same model.pt).
   namespace fs = std::filesystem;
-  const fs::path repo =
-      fs::temp_directory_path() / ("stream-bench-models-" + std::to_string(::getpid()));
-  const fs::path src = fs::path(VIGIL_SOURCE_DIR) / "models" / "fraud_velocity";
-  fs::create_directories(repo / "fraud_velocity" / "1");
-  fs::create_directories(repo / "fraud_velocity_plain" / "1");
-  for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
-    fs::copy_file(src / f, repo / "fraud_velocity" / f);
-  }
-  fs::copy_file(src / "1/model.pt", repo / "fraud_velocity_plain" / "1/model.pt");
-  const auto info = scoring::load_model_info(repo.string(), "fraud_velocity");
-  if (!info) {
-    std::fprintf(stderr, "%s\n", info.error().c_str());
-    return 1;
-  }
-  {
-    std::ofstream y(repo / "fraud_velocity_plain" / "model.yaml");
-    y << "name: fraud_velocity_plain\nthreshold: " << info->threshold << "\ninputs:\n";
-    for (const auto& n : info->input_names) y << "- " << n << "\n";
-  }
+  const fs::path repo = velocity_repository();
   // Customers make about 2 transactions a day over 40 days: their 30-day windows fill.
   const size_t n = args.events;
   const auto txs = testing::make_raw_transactions(n, std::max<size_t>(n / 80, 1), 40, 11, "sv-");
@@ -978,13 +1104,7 @@ int velocity_main(const Args& args) {
   std::vector<std::pair<std::string, std::string>> plain;
   plain.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    std::string v = "{\"transaction_id\":\"" + txs[i].id + "\",\"features\":[";
-    char buf[32];
-    for (size_t f = 0; f < features[i].size(); ++f) {
-      std::snprintf(buf, sizeof buf, "%s%.9g", f ? "," : "", features[i][f]);
-      v += buf;
-    }
-    plain.emplace_back(txs[i].customer, v + "]}");
+    plain.emplace_back(txs[i].customer, event_with_features(txs[i].id, features[i]));
   }
   if (!testing::produce_all(bootstrap, "vel-raw", testing::keyed_by_customer(txs, 0, n)).ok() ||
       !testing::produce_all(bootstrap, "vel-plain", plain).ok()) {
@@ -1044,13 +1164,7 @@ int velocity_main(const Args& args) {
       return std::make_pair(t.customer, testing::raw_json(t));
     };
     const EventMaker plain_event = [&lat, &lat_features](size_t i, const std::string& id) {
-      std::string v = "{\"transaction_id\":\"" + id + "\",\"features\":[";
-      char buf[32];
-      for (size_t f = 0; f < lat_features[i].size(); ++f) {
-        std::snprintf(buf, sizeof buf, "%s%.9g", f ? "," : "", lat_features[i][f]);
-        v += buf;
-      }
-      return std::make_pair(lat[i].customer, v + "]}");
+      return std::make_pair(lat[i].customer, event_with_features(id, lat_features[i]));
     };
     std::printf(
         "\nlatency: event produce call -> score read back (load producer linger.ms=5; reader "
@@ -1089,6 +1203,7 @@ int velocity_main(const Args& args) {
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  if (args.deployed && args.velocity) return velocity_deployed_main(args);
   if (args.deployed) return deployed_main(args);
   if (args.velocity) return velocity_main(args);
   constexpr int kTpPartitions = 16;
