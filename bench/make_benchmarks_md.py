@@ -534,6 +534,41 @@ fair relay alike. The output as printed:
 """
 
 
+def velocity_section(features: str, velocity: str, nolog: Optional[str],
+                     commands: Dict[str, str]) -> str:
+    without = "" if nolog is None else f"""
+The same with `features.log: false` ({cmd(commands, 'velocity_nolog')}): score records without
+the nine features, the spec hash and the history field; what computing the features costs
+apart from logging them:
+
+```
+{nolog.rstrip()}
+```
+"""
+    return f"""## Velocity features ({cmd(commands, 'features')}, {cmd(commands, 'velocity')})
+
+Issue 22's targets. `features_bench` fills one partition's state with a million customers at
+the transaction simulator's rates (a mean of U(0, 4) transactions a day, 31 days of history),
+times one more day of transactions through it (each customer id hinted 12 records ahead, as
+the consumer hints the keys of the records it fetched), reads the resident memory per
+customer, takes and restores the snapshot, then writes it to a real redis-server, loads it
+as an assignment does and replays the timed day through the decoder. The ready estimate adds
+one snapshot interval of records (30 s) at the rate named to the measured load. Then
+`stream_bench --velocity --deployed`: the broker in its own process, vigil as its binary with
+the shipped config (Redis off), `fraud_velocity` on raw transactions against the same model
+on events carrying the same nine features ready-made, alternating, with the vigil process's
+CPU per event. The outputs as printed:
+
+```
+{features.rstrip()}
+```
+
+```
+{velocity.rstrip()}
+```
+{without}"""
+
+
 def gpu_section(m: Dict[str, str]) -> str:
     found = m.get("gpu")
     why = (f"this machine has {found}, but `bench/run_all.sh` measures the CPU build only"
@@ -600,6 +635,10 @@ commit named below.**
            (deployed_section(text("stream_deployed.txt"), commands)
             if "stream_deployed" in commands else ""),
            http_section(cells, commands, text("http.txt"), (link(names[0]), link(names[1]))),
+           (velocity_section(text("features.txt"), text("velocity.txt"),
+                             text("velocity_nolog.txt") if "velocity_nolog" in commands else None,
+                             commands)
+            if "features" in commands and "velocity" in commands else ""),
            gpu_section(machine)]
     with open(args.out, "w") as f:
         f.write(reflow("\n".join(part.rstrip("\n") + "\n" for part in doc)))

@@ -8,6 +8,11 @@
 #                      their own, vigil's shipped config, a fair relay, Python in 1 and 2
 #                      processes)
 #   3. http_bench.sh   POST /predict: vigil, nginx, FastAPI with 1 and 2 workers
+#   4. velocity        features_bench (per-event cost, memory per customer, snapshot and
+#                      ready-after-assignment with a 1M-customer state, through a real
+#                      redis-server), then stream_bench --velocity --deployed (raw
+#                      transactions with features computed against ready-made features,
+#                      with and without the features logged in score records)
 # then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
 # captured outputs (docs/bench/results/). About 12 minutes on a 2-core machine; uses the
 # binaries already built in build/release (it builds nothing).
@@ -35,6 +40,7 @@ fi
 RESULTS=$OUT/results
 
 for tool in build/release/bench/scoring_bench build/release/bench/stream_bench \
+  build/release/bench/features_bench \
   build/release/vigil build/release/vigil-fault-harness \
   /usr/bin/gnuplot /usr/sbin/nginx /usr/bin/redis-server /usr/bin/wrk "$PYTHON"; do
   if [[ ! -x $tool ]]; then
@@ -45,7 +51,11 @@ for tool in build/release/bench/scoring_bench build/release/bench/stream_bench \
 done
 
 WORK=$(mktemp -d /tmp/vigil-bench.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+cleanup() {
+  [[ -f $WORK/redis.pid ]] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 mkdir -p "$RESULTS"
 rm -f "$RESULTS"/*.txt "$RESULTS"/*.tsv "$RESULTS"/*.err
 START=$SECONDS
@@ -90,7 +100,7 @@ if [[ -z $QUICK && -z ${DIRTY:-} ]]; then
     echo "run_all: uncommitted changes ($changes): commit them first (or DIRTY=1)" >&2
     exit 1
   fi
-  if ! ninja -C build/release -n vigil vigil-fault-harness scoring_bench stream_bench \
+  if ! ninja -C build/release -n vigil vigil-fault-harness scoring_bench stream_bench features_bench \
     | grep -q "no work to do"; then
     echo "run_all: build/release is not built from this tree: rebuild it first" >&2
     exit 1
@@ -145,6 +155,24 @@ else
   http_env=(DURATION=5s WARMUP=1s "CONNECTIONS=1 16 64 256")
 fi
 run_bench http env "${http_env[@]}" RESULTS_DIR="$RESULTS" bench/http_bench.sh
+
+# --- 4. velocity features --------------------------------------------------------------------
+# features_bench writes its snapshot to a Redis of its own (its contents are replaced).
+REDIS_PORT=$((20000 + RANDOM % 20000))
+/usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" >/dev/null
+if [[ -n $QUICK ]]; then
+  features_args=(--customers 20000 --warm-days 3) velocity_args=(--events 20000)
+else
+  features_args=() velocity_args=(--events 300000)
+fi
+run_bench features build/release/bench/features_bench "${features_args[@]}" \
+  --redis-url "redis://127.0.0.1:$REDIS_PORT"
+run_bench velocity build/release/bench/stream_bench --velocity --deployed "${velocity_args[@]}"
+# The same with features.log: false (score records without their features): what logging them
+# costs, apart from computing them.
+run_bench velocity_nolog env STREAM_BENCH_NO_FEATURE_LOG=1 \
+  build/release/bench/stream_bench --velocity --deployed "${velocity_args[@]}"
 
 # --- BENCHMARKS.md and the plots -------------------------------------------------------------
 printf 'total_seconds\t%d\n' $((SECONDS - START)) >>"$RESULTS/machine.tsv"
