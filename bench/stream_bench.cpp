@@ -1009,6 +1009,25 @@ std::string event_with_features(const std::string& id, const Features& features)
   return v + "]}";
 }
 
+// Pre-loads `n` raw transactions keyed by customer to vel-raw and the same transactions
+// carrying their nine features, ready-made, to vel-plain. Customers make about 2 transactions
+// a day over 40 days: their 30-day windows fill. Returns how many customers (0 on error).
+size_t preload_velocity(const std::string& bootstrap, size_t n) {
+  const size_t customers = std::max<size_t>(n / 80, 1);
+  const auto txs = testing::make_raw_transactions(n, customers, 40, 11, "sv-");
+  const auto features = testing::reference_features(txs);
+  std::vector<std::pair<std::string, std::string>> plain;
+  plain.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    plain.emplace_back(txs[i].customer, event_with_features(txs[i].id, features[i]));
+  }
+  if (!testing::produce_all(bootstrap, "vel-raw", testing::keyed_by_customer(txs, 0, n)).ok() ||
+      !testing::produce_all(bootstrap, "vel-plain", plain).ok()) {
+    return 0;
+  }
+  return customers;
+}
+
 // --velocity --deployed: the same comparison with the broker in its own process and vigil as
 // its binary with the shipped config (Redis off, as in-process), alternating plain, raw,
 // raw, plain; each run a fresh group. Besides throughput, the vigil process's CPU per event:
@@ -1028,18 +1047,8 @@ int velocity_deployed_main(const Args& args) {
   const std::string bootstrap = broker.bootstrap();
   const std::filesystem::path repo = velocity_repository();
   const size_t n = args.events;
-  const size_t customers = std::max<size_t>(n / 80, 1);
-  const auto txs = testing::make_raw_transactions(n, customers, 40, 11, "sv-");
-  const auto features = testing::reference_features(txs);
-  std::vector<std::pair<std::string, std::string>> plain;
-  plain.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    plain.emplace_back(txs[i].customer, event_with_features(txs[i].id, features[i]));
-  }
-  if (!testing::produce_all(bootstrap, "vel-raw", testing::keyed_by_customer(txs, 0, n)).ok() ||
-      !testing::produce_all(bootstrap, "vel-plain", plain).ok()) {
-    return 1;
-  }
+  const size_t customers = preload_velocity(bootstrap, n);
+  if (customers == 0) return 1;
   std::printf(
       "stream_bench --velocity --deployed: %zu transactions of %zu customers on %d partitions; "
       "the broker in its own process (vigil-fault-harness, 3 mock brokers); vigil as its binary "
@@ -1097,23 +1106,13 @@ int velocity_main(const Args& args) {
   const std::string bootstrap = (*cluster)->bootstrap();
   namespace fs = std::filesystem;
   const fs::path repo = velocity_repository();
-  // Customers make about 2 transactions a day over 40 days: their 30-day windows fill.
   const size_t n = args.events;
-  const auto txs = testing::make_raw_transactions(n, std::max<size_t>(n / 80, 1), 40, 11, "sv-");
-  const auto features = testing::reference_features(txs);
-  std::vector<std::pair<std::string, std::string>> plain;
-  plain.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    plain.emplace_back(txs[i].customer, event_with_features(txs[i].id, features[i]));
-  }
-  if (!testing::produce_all(bootstrap, "vel-raw", testing::keyed_by_customer(txs, 0, n)).ok() ||
-      !testing::produce_all(bootstrap, "vel-plain", plain).ok()) {
-    return 1;
-  }
+  const size_t customers = preload_velocity(bootstrap, n);
+  if (customers == 0) return 1;
   std::printf(
       "stream_bench --velocity: %zu transactions of %zu customers on %d partitions, "
       "embedded Kafka, Redis off, %u cores\n\n",
-      n, std::max<size_t>(n / 80, 1), kPartitions, std::thread::hardware_concurrency());
+      n, customers, kPartitions, std::thread::hardware_concurrency());
   auto use = [&](const std::string& model) {
     return [&repo, model](config::AppConfig& c) {
       c.model.repository = repo.string();
