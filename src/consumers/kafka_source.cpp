@@ -454,11 +454,18 @@ void KafkaSource::run() {
   }
 }
 
-void KafkaSource::hint_features(const rd_kafka_message_t* m) {
-  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr) {
-    features_->prefetch(m->partition,
-                        std::string_view(static_cast<const char*>(m->key), m->key_len));
+void KafkaSource::hint_features(rd_kafka_message_t* const* msgs, size_t n, size_t i) {
+  constexpr size_t kAhead = features::StreamFeatures::kPrefetchAhead;
+  auto hint = [&](const rd_kafka_message_t* m) {
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr) {
+      features_->prefetch(m->partition,
+                          std::string_view(static_cast<const char*>(m->key), m->key_len));
+    }
+  };
+  if (i == 0) {
+    for (size_t j = 0; j < std::min(n, kAhead); ++j) hint(msgs[j]);
   }
+  if (i + kAhead < n) hint(msgs[i + kAhead]);
 }
 
 void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
@@ -466,13 +473,9 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
   // features are applied here: their keys are hinted ahead (see StreamFeatures::prefetch).
   tokens_.clear();
   size_t kept = 0;
-  constexpr size_t kAhead = features::StreamFeatures::kPrefetchAhead;
   const bool replay_hints = features_ && features_->replaying_any();
-  if (replay_hints) {
-    for (size_t j = 0; j < std::min(n, kAhead); ++j) hint_features(msgs[j]);
-  }
   for (size_t i = 0; i < n; ++i) {
-    if (replay_hints && i + kAhead < n) hint_features(msgs[i + kAhead]);
+    if (replay_hints) hint_features(msgs, n, i);
     rd_kafka_message_t* m = msgs[i];
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       rd_kafka_message_destroy(m);
@@ -552,11 +555,8 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
   const size_t base = staged_.size();
   staged_.resize(base + kept);
   size_t ready = base;
-  if (features_) {
-    for (size_t j = 0; j < std::min(kept, kAhead); ++j) hint_features(msgs[j]);
-  }
   for (size_t i = 0; i < kept; ++i) {
-    if (features_ && i + kAhead < kept) hint_features(msgs[i + kAhead]);
+    if (features_) hint_features(msgs, kept, i);
     rd_kafka_message_t* m = msgs[i];
     scoring::ScoreRequest& req = staged_[ready];
     scoring::SourceRecord source(tokens_[i], scoring::RecordHandle(m, &rd_kafka_message_destroy));

@@ -155,8 +155,10 @@ class KafkaSource {
   void run();
   // Tracks, decodes and queues what one consume call returned; takes the messages.
   void handle(rd_kafka_message_t** msgs, size_t n);
-  // Hints `m`'s key to the velocity features (features_ set): see StreamFeatures::prefetch.
-  void hint_features(const rd_kafka_message_t* m);
+  // Before record `i` of `msgs[0, n)` is handled, hints the key of the one
+  // StreamFeatures::kPrefetchAhead further (at i == 0 also the ones before it) to the
+  // velocity features (features_ set): see StreamFeatures::prefetch.
+  void hint_features(rd_kafka_message_t* const* msgs, size_t n, size_t i);
   // Pushes staged_ into the queue; what does not fit stays staged (never blocks).
   void enqueue_staged();
   // Releases the staged records of `revoked` partitions (not acknowledged); how many, by

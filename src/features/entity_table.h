@@ -36,12 +36,8 @@ class EntityTable {
 
   // The entry of `id` (whose hash is `hash`), or nullptr.
   Node* find(std::string_view id, uint64_t hash) const {
-    if (slots_.empty()) return nullptr;
-    for (size_t i = home(hash);; i = (i + 1) & mask()) {
-      const Slot& s = slots_[i];
-      if (!s.node) return nullptr;
-      if (s.hash == hash && s.node->id == id) return s.node.get();
-    }
+    const size_t i = index_of(id, hash);
+    return i == kNone ? nullptr : slots_[i].node.get();
   }
 
   // The first entry whose hash is `hash`, without comparing ids: for prefetching, where a
@@ -72,12 +68,8 @@ class EntityTable {
 
   // Removes the entry of `id`; false when there is none.
   bool erase(std::string_view id, uint64_t hash) {
-    if (slots_.empty()) return false;
-    size_t i = home(hash);
-    for (;; i = (i + 1) & mask()) {
-      if (!slots_[i].node) return false;
-      if (slots_[i].hash == hash && slots_[i].node->id == id) break;
-    }
+    size_t i = index_of(id, hash);
+    if (i == kNone) return false;
     slots_[i] = Slot{};
     // Backward shift: a later entry of the run moves into the hole unless its home lies
     // cyclically in (hole, its place], where it would no longer be found from its home.
@@ -127,6 +119,17 @@ class EntityTable {
     uint64_t hash = 0;
     std::unique_ptr<Node> node;  // nullptr: empty
   };
+
+  static constexpr size_t kNone = ~size_t{0};
+  // The slot holding `id`, or kNone.
+  size_t index_of(std::string_view id, uint64_t hash) const {
+    if (slots_.empty()) return kNone;
+    for (size_t i = home(hash);; i = (i + 1) & mask()) {
+      const Slot& s = slots_[i];
+      if (!s.node) return kNone;
+      if (s.hash == hash && s.node->id == id) return i;
+    }
+  }
 
   // Fibonacci hashing: the top bits of the product, so that ids whose hashes share their low
   // bits (the ones that chose the shard) still spread over the table.
