@@ -4,6 +4,9 @@
 // default's 1 ms fetch wait (the mock holds an empty fetch for the whole wait).
 #pragma once
 
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
 #include <string>
 
 #include "config/app_config.h"
@@ -20,6 +23,12 @@ inline config::AppConfig service_config(const std::string& bootstrap,
   c.kafka.consumer["heartbeat.interval.ms"] = "500";
   c.kafka.consumer["fetch.wait.max.ms"] = "1";
   c.redis.url = redis_url;
+  // VIGIL_TEST_KAFKA_DEBUG=topic,fetch,...: librdkafka's debug contexts, logged at debug level,
+  // to trace a failure of a test.
+  if (const char* contexts = std::getenv("VIGIL_TEST_KAFKA_DEBUG")) {
+    c.kafka.consumer["debug"] = contexts;
+    spdlog::set_level(spdlog::level::debug);
+  }
   c.http.enabled = false;
   return c;
 }
