@@ -32,9 +32,9 @@ constexpr std::chrono::milliseconds kIntakeStopBound{2000};
 
 // A broker round trip for a paused partition's high watermark is bounded by this.
 constexpr int kWatermarkQueryTimeoutMs = 200;
-// Velocity features: reading a newly assigned partition's committed offset and log start
-// (inside the rebalance callback) is bounded by this.
-constexpr int kFeatureLookupTimeoutMs = 10000;
+// Reading a newly assigned partition's committed offset and log start or end (inside the
+// rebalance callback) is bounded by this.
+constexpr int kAssignLookupTimeoutMs = 10000;
 
 // The record's Kafka timestamp, INT64_MIN when it has none.
 int64_t record_time_ms(const rd_kafka_message_t* m) {
@@ -316,7 +316,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err,
   stats_.rebalances_.inc();
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < partitions->cnt; ++i) tracker_.assign(partitions->elems[i].partition);
-    if (features_) plan_feature_replay(partitions);
+    const kafka::PartitionList committed = resolve_start_offsets(partitions);
+    if (features_) plan_feature_replay(partitions, committed.get());
     rd_kafka_assign(rk_.get(), partitions);
     assigned_ = partitions->cnt;
     stats_.assigned_partitions_.set(partitions->cnt);
@@ -660,23 +661,70 @@ void KafkaSource::update_backpressure() {
   paused_ = want_paused;
 }
 
-void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partitions) {
+kafka::PartitionList KafkaSource::resolve_start_offsets(
+    rd_kafka_topic_partition_list_t* partitions) {
+  kafka::PartitionList committed(rd_kafka_topic_partition_list_copy(partitions));
+  const rd_kafka_resp_err_t cerr =
+      rd_kafka_committed(rk_.get(), committed.get(), kAssignLookupTimeoutMs);
+  if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    logger("kafka")->warn(
+        "cannot read the committed offsets of {} newly assigned partition(s) ({}); librdkafka "
+        "looks them up",
+        partitions->cnt, rd_kafka_err2str(cerr));
+    return nullptr;
+  }
+  const ResetPolicy policy = reset_policy();
+  if (policy == ResetPolicy::kError) return committed;
+  // ListOffsets reads a timestamp of -2 as "the log's start" and -1 as "its end".
+  kafka::PartitionList lookup(rd_kafka_topic_partition_list_new(partitions->cnt));
+  for (int i = 0; i < committed->cnt; ++i) {
+    const rd_kafka_topic_partition_t& c = committed->elems[i];
+    if (c.err == RD_KAFKA_RESP_ERR_NO_ERROR && c.offset < 0) {
+      rd_kafka_topic_partition_list_add(lookup.get(), c.topic, c.partition)->offset =
+          policy == ResetPolicy::kLatest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+    }
+  }
+  if (lookup->cnt == 0) return committed;
+  const rd_kafka_resp_err_t lerr =
+      rd_kafka_offsets_for_times(rk_.get(), lookup.get(), kAssignLookupTimeoutMs);
+  for (int i = 0; i < lookup->cnt; ++i) {
+    const rd_kafka_topic_partition_t& l = lookup->elems[i];
+    if (lerr != RD_KAFKA_RESP_ERR_NO_ERROR || l.err != RD_KAFKA_RESP_ERR_NO_ERROR || l.offset < 0) {
+      logger("kafka")->warn(
+          "partition {}: cannot read where auto.offset.reset starts it ({}); "
+          "librdkafka looks it up",
+          l.partition, rd_kafka_err2str(lerr != RD_KAFKA_RESP_ERR_NO_ERROR ? lerr : l.err));
+      continue;
+    }
+    rd_kafka_topic_partition_list_find(partitions, l.topic, l.partition)->offset = l.offset;
+  }
+  return committed;
+}
+
+KafkaSource::ResetPolicy KafkaSource::reset_policy() const {
+  ResetPolicy policy = ResetPolicy::kEarliest;  // vigil's default (create())
+  for (const auto& [k, v] : config_.consumer) {
+    if (k != "auto.offset.reset") continue;
+    policy = v == "latest" || v == "largest" || v == "end" ? ResetPolicy::kLatest
+             : v == "error"                                ? ResetPolicy::kError
+                                                           : ResetPolicy::kEarliest;
+  }
+  return policy;
+}
+
+void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partitions,
+                                      const rd_kafka_topic_partition_list_t* committed) {
   // With no committed offset the partition starts where auto.offset.reset says: from its
   // log's start (earliest, vigil's default) nothing needs replaying; from its end (latest),
   // the log up to there is history.
-  bool reset_latest = false;
-  for (const auto& [k, v] : config_.consumer) {
-    if (k == "auto.offset.reset") reset_latest = v == "latest" || v == "largest" || v == "end";
-  }
-  kafka::PartitionList committed(rd_kafka_topic_partition_list_copy(partitions));
-  const rd_kafka_resp_err_t cerr =
-      rd_kafka_committed(rk_.get(), committed.get(), kFeatureLookupTimeoutMs);
+  const bool reset_latest = reset_policy() == ResetPolicy::kLatest;
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& tp = partitions->elems[i];
     int64_t lo = 0, hi = 0;
     const rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
-        rk_.get(), tp.topic, tp.partition, &lo, &hi, kFeatureLookupTimeoutMs);
-    rd_kafka_resp_err_t err = cerr != RD_KAFKA_RESP_ERR_NO_ERROR ? cerr : committed->elems[i].err;
+        rk_.get(), tp.topic, tp.partition, &lo, &hi, kAssignLookupTimeoutMs);
+    rd_kafka_resp_err_t err =
+        committed == nullptr ? RD_KAFKA_RESP_ERR__FAIL : committed->elems[i].err;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = werr;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       logger("kafka")->error(
@@ -698,7 +746,9 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
       c = RD_KAFKA_OFFSET_INVALID;
       log_complete = false;
     }
-    const int64_t score_from = c >= 0 ? c : (reset_latest ? hi : lo);
+    // Without a committed offset: where resolve_start_offsets() started it, else where
+    // librdkafka's reset will.
+    const int64_t score_from = c >= 0 ? c : tp.offset >= 0 ? tp.offset : (reset_latest ? hi : lo);
     const int64_t from = features_->assign(tp.partition, lo, score_from, log_complete);
     if (from < score_from) {
       tp.offset = from;  // history first

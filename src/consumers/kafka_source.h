@@ -167,7 +167,18 @@ class KafkaSource {
   void update_backpressure();
   // Feature state: where each newly assigned partition is consumed from (its log's start,
   // when records before the committed offset rebuild the history) and what is replayed.
-  void plan_feature_replay(rd_kafka_topic_partition_list_t* partitions);
+  // `committed`: the partitions' committed offsets in the same order, null if unread.
+  void plan_feature_replay(rd_kafka_topic_partition_list_t* partitions,
+                           const rd_kafka_topic_partition_list_t* committed);
+  // Sets where each newly assigned partition without a committed offset starts, as
+  // auto.offset.reset says, looked up before the assignment: librdkafka's own lookup starts
+  // a partition only after timers (100 ms, 500 ms after a pause or resume outdated it), and
+  // in 2.0.2 a late reply of it, after records were consumed, moved the position back to
+  // the log's start (those records consumed again). Returns the committed offsets, in the
+  // order of `partitions`, or null when they could not be read (librdkafka looks up all).
+  kafka::PartitionList resolve_start_offsets(rd_kafka_topic_partition_list_t* partitions);
+  enum class ResetPolicy { kEarliest, kLatest, kError };
+  ResetPolicy reset_policy() const;
   // Pauses partitions with a held record and resumes those whose hold was lifted.
   void update_holds();
   // Every pause and resume goes through these two, which pause only partitions not paused yet
