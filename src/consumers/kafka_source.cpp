@@ -656,6 +656,7 @@ void KafkaSource::update_backpressure() {
     logger("kafka")->debug("paused {} partition(s): queue depth {}", parts.size(), queue_.depth());
   } else {
     resume_partitions(parts);
+    wake_fetchers(parts);
     logger("kafka")->debug("resumed {} partition(s): queue depth {}", parts.size(), queue_.depth());
   }
   paused_ = want_paused;
@@ -780,6 +781,22 @@ void KafkaSource::resume_partitions(const std::vector<PartitionId>& parts) {
   stats_.paused_partitions_.set(static_cast<double>(paused_by_us_.size()));
 }
 
+void KafkaSource::wake_fetchers(const std::vector<PartitionId>& parts) {
+  if (parts.empty()) return;
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (PartitionId p : parts) {
+    // ListOffsets reads a timestamp of -1 as "the log's end": the cheapest question to ask.
+    rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_END;
+  }
+  const rd_kafka_resp_err_t err =
+      rd_kafka_offsets_for_times(rk_.get(), list.get(), kWatermarkQueryTimeoutMs);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    logger("kafka")->debug("waking the fetchers of {} resumed partition(s): {}", parts.size(),
+                           rd_kafka_err2str(err));
+  }
+}
+
 void KafkaSource::update_holds() {
   const std::vector<OffsetTracker::Hold> holds = tracker_.held();
   if (holds.empty() && held_paused_.empty()) return;
@@ -802,6 +819,7 @@ void KafkaSource::update_holds() {
   }
   pause_partitions(pause);
   resume_partitions(resume);
+  wake_fetchers(resume);
   held_paused_ = std::move(now);
   stats_.held_partitions_.set(static_cast<double>(held_paused_.size()));
 }

@@ -179,6 +179,11 @@ class KafkaSource {
   kafka::PartitionList resolve_start_offsets(rd_kafka_topic_partition_list_t* partitions);
   enum class ResetPolicy { kEarliest, kLatest, kError };
   ResetPolicy reset_policy() const;
+  // librdkafka 2.0.2 serves a resume on its main thread and does not wake the broker thread
+  // that fetches the partition: one whose partitions were all paused sleeps up to 1 s
+  // (rd_kafka_max_block_ms) before it fetches again. A request to each partition's leader
+  // wakes it: one ListOffsets per leader, bounded like the watermark queries.
+  void wake_fetchers(const std::vector<PartitionId>& parts);
   // Pauses partitions with a held record and resumes those whose hold was lifted.
   void update_holds();
   // Every pause and resume goes through these two, which pause only partitions not paused yet
