@@ -676,30 +676,41 @@ kafka::PartitionList KafkaSource::resolve_start_offsets(
   }
   const ResetPolicy policy = reset_policy();
   if (policy == ResetPolicy::kError) return committed;
-  // ListOffsets reads a timestamp of -2 as "the log's start" and -1 as "its end".
-  kafka::PartitionList lookup(rd_kafka_topic_partition_list_new(partitions->cnt));
+  std::vector<PartitionId> unset;
   for (int i = 0; i < committed->cnt; ++i) {
     const rd_kafka_topic_partition_t& c = committed->elems[i];
-    if (c.err == RD_KAFKA_RESP_ERR_NO_ERROR && c.offset < 0) {
-      rd_kafka_topic_partition_list_add(lookup.get(), c.topic, c.partition)->offset =
-          policy == ResetPolicy::kLatest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-    }
+    if (c.err == RD_KAFKA_RESP_ERR_NO_ERROR && c.offset < 0) unset.push_back(c.partition);
   }
-  if (lookup->cnt == 0) return committed;
-  const rd_kafka_resp_err_t lerr =
-      rd_kafka_offsets_for_times(rk_.get(), lookup.get(), kAssignLookupTimeoutMs);
-  for (int i = 0; i < lookup->cnt; ++i) {
-    const rd_kafka_topic_partition_t& l = lookup->elems[i];
-    if (lerr != RD_KAFKA_RESP_ERR_NO_ERROR || l.err != RD_KAFKA_RESP_ERR_NO_ERROR || l.offset < 0) {
+  if (unset.empty()) return committed;
+  const kafka::PartitionList starts = list_offsets(
+      unset, policy == ResetPolicy::kLatest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING,
+      kAssignLookupTimeoutMs);
+  for (int i = 0; i < starts->cnt; ++i) {
+    const rd_kafka_topic_partition_t& l = starts->elems[i];
+    if (l.err != RD_KAFKA_RESP_ERR_NO_ERROR || l.offset < 0) {
       logger("kafka")->warn(
-          "partition {}: cannot read where auto.offset.reset starts it ({}); "
-          "librdkafka looks it up",
-          l.partition, rd_kafka_err2str(lerr != RD_KAFKA_RESP_ERR_NO_ERROR ? lerr : l.err));
+          "partition {}: cannot read where auto.offset.reset starts it ({}); librdkafka looks "
+          "it up",
+          l.partition, rd_kafka_err2str(l.err));
       continue;
     }
     rd_kafka_topic_partition_list_find(partitions, l.topic, l.partition)->offset = l.offset;
   }
   return committed;
+}
+
+kafka::PartitionList KafkaSource::list_offsets(const std::vector<PartitionId>& parts, int64_t which,
+                                               int timeout_ms) {
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (PartitionId p : parts) {
+    // ListOffsets reads a timestamp of -2 as "the log's start" and -1 as "its end".
+    rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p)->offset = which;
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk_.get(), list.get(), timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) list->elems[i].err = err;
+  }
+  return list;
 }
 
 KafkaSource::ResetPolicy KafkaSource::reset_policy() const {
@@ -719,14 +730,20 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
   // log's start (earliest, vigil's default) nothing needs replaying; from its end (latest),
   // the log up to there is history.
   const bool reset_latest = reset_policy() == ResetPolicy::kLatest;
+  std::vector<PartitionId> all;
+  for (int i = 0; i < partitions->cnt; ++i) all.push_back(partitions->elems[i].partition);
+  const kafka::PartitionList starts =
+      list_offsets(all, RD_KAFKA_OFFSET_BEGINNING, kAssignLookupTimeoutMs);
+  const kafka::PartitionList ends = list_offsets(all, RD_KAFKA_OFFSET_END, kAssignLookupTimeoutMs);
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& tp = partitions->elems[i];
-    int64_t lo = 0, hi = 0;
-    const rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
-        rk_.get(), tp.topic, tp.partition, &lo, &hi, kAssignLookupTimeoutMs);
+    const int64_t lo = starts->elems[i].offset;
+    const int64_t hi = ends->elems[i].offset;
     rd_kafka_resp_err_t err =
         committed == nullptr ? RD_KAFKA_RESP_ERR__FAIL : committed->elems[i].err;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = werr;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = starts->elems[i].err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = ends->elems[i].err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (lo < 0 || hi < lo)) err = RD_KAFKA_RESP_ERR__FAIL;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       logger("kafka")->error(
           "partition {}: cannot read its committed offset or log start ({}); its velocity "
@@ -783,17 +800,11 @@ void KafkaSource::resume_partitions(const std::vector<PartitionId>& parts) {
 
 void KafkaSource::wake_fetchers(const std::vector<PartitionId>& parts) {
   if (parts.empty()) return;
-  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
-  for (PartitionId p : parts) {
-    // ListOffsets reads a timestamp of -1 as "the log's end": the cheapest question to ask.
-    rd_kafka_topic_partition_list_add(list.get(), config_.input_topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_END;
-  }
-  const rd_kafka_resp_err_t err =
-      rd_kafka_offsets_for_times(rk_.get(), list.get(), kWatermarkQueryTimeoutMs);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  const kafka::PartitionList ends =
+      list_offsets(parts, RD_KAFKA_OFFSET_END, kWatermarkQueryTimeoutMs);
+  if (ends->cnt > 0 && ends->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     logger("kafka")->debug("waking the fetchers of {} resumed partition(s): {}", parts.size(),
-                           rd_kafka_err2str(err));
+                           rd_kafka_err2str(ends->elems[0].err));
   }
 }
 

@@ -177,6 +177,11 @@ class KafkaSource {
   // the log's start (those records consumed again). Returns the committed offsets, in the
   // order of `partitions`, or null when they could not be read (librdkafka looks up all).
   kafka::PartitionList resolve_start_offsets(rd_kafka_topic_partition_list_t* partitions);
+  // Where each of `parts` (of the input topic) starts (which = RD_KAFKA_OFFSET_BEGINNING) or
+  // ends (RD_KAFKA_OFFSET_END), in their order: one ListOffsets per leader. A failed call
+  // sets every element's err.
+  kafka::PartitionList list_offsets(const std::vector<PartitionId>& parts, int64_t which,
+                                    int timeout_ms);
   enum class ResetPolicy { kEarliest, kLatest, kError };
   ResetPolicy reset_policy() const;
   // librdkafka 2.0.2 serves a resume on its main thread and does not wake the broker thread
