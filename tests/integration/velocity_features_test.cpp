@@ -224,14 +224,24 @@ TEST_F(VelocityFeaturesTest, ARebalanceBetweenTwoInstancesKeepsEveryCustomersHis
   ASSERT_TRUE(testing::wait_until(
       [&] { return counter(*first, "vigil_features_snapshot_rounds_total") >= 4; },
       milliseconds(20000)));
-  // A second member joins: the partitions it takes rebuild their history by replay; the
-  // first member's, assigned again, too.
+  // Records after that round, scored and committed: no snapshot holds them (the next round is
+  // 30 s away), so whoever owns their partitions next rebuilds that history by replay.
+  constexpr size_t kBeforeRebalance = 2400;
+  produce(txs, 2000, kBeforeRebalance);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        return testing::committed_sum(cluster_->bootstrap(), config().kafka.group_id,
+                                      "transactions", 4) == static_cast<int64_t>(kBeforeRebalance);
+      },
+      milliseconds(60000)));
+  // A second member joins: the partitions it takes rebuild their history from the snapshot
+  // and the log; the first member's, assigned again, too.
   auto second = start();
   ASSERT_NE(second, nullptr);
   ASSERT_TRUE(testing::wait_until(
       [&] { return first->source()->has_assignment() && second->source()->has_assignment(); },
       milliseconds(60000)));
-  produce(txs, 2000, txs.size());
+  produce(txs, kBeforeRebalance, txs.size());
   auto scores = testing::read_topic(
       cluster_->bootstrap(), "scores",
       [&](const std::vector<testing::TestRecord>& rs) {

@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -113,6 +114,25 @@ std::vector<TestRecord> read_topic(const std::string& bootstrap, const std::stri
   }
   rd_kafka_consumer_close(rk.get());
   return out;
+}
+
+int64_t committed_sum(const std::string& bootstrap, const std::string& group,
+                      const std::string& topic, int partitions) {
+  // It never subscribes, so never joins; the session timeout is the in-process services' own
+  // (support/service_config.h) all the same, since the mock applies the newest one it sees.
+  kafka::Handle rk =
+      test_client(RD_KAFKA_CONSUMER, bootstrap,
+                  {{"group.id", group}, {"session.timeout.ms", "6000"}}, "committed_sum");
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  if (rd_kafka_committed(rk.get(), list.get(), 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+  int64_t sum = 0;
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    sum += std::max<int64_t>(list->elems[i].offset, 0);
+  }
+  return sum;
 }
 
 std::vector<TestRecord> read_distinct_keys(const std::string& bootstrap, const std::string& topic,

@@ -71,6 +71,12 @@ std::vector<TestRecord> read_topic(const std::string& bootstrap, const std::stri
 std::vector<TestRecord> read_distinct_keys(const std::string& bootstrap, const std::string& topic,
                                            size_t count, std::chrono::milliseconds deadline);
 
+// The sum of `group`'s committed offsets on partitions 0..partitions-1 of `topic` (none
+// committed counts 0), read by a client that does not join the group; -1 when it cannot be
+// read.
+int64_t committed_sum(const std::string& bootstrap, const std::string& group,
+                      const std::string& topic, int partitions);
+
 // The reference rows and Python scores of tests/data/fraud_mlp_v1_reference.json.
 struct ReferenceData {
   std::vector<std::string> feature_names;
