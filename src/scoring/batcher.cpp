@@ -287,11 +287,10 @@ bool Batcher::try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batc
   for (ScoreRequest& r : batch) r.enqueued_at = now;  // no queue wait
   Worker& w = *lane.worker_;
   w.busy_since_ns = now.time_since_epoch().count();
-  run_batch(w, batch);
+  run_batch(w, batch, /*release_busy_when_scored=*/false);
   w.busy_since_ns = 0;
   stats_.scored_inline(batch.size());
-  // As a worker going idle: a leader holding a partial batch may dispatch it at once.
-  if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle) queue_.wake();
+  release_busy();
   return true;
 }
 
@@ -353,13 +352,12 @@ void Batcher::worker_main(Worker& w) {
     w.busy_since_ns = clock_.now().time_since_epoch().count();  // the watchdog's clock
     busy_workers_.fetch_add(1);
     if (stopping_ && steady_ns() > drain_deadline_ns_) {
+      release_busy();
       fail_all(batch, w.outcomes, "server is shutting down", "shutdown");
     } else {
-      run_batch(w, batch);
+      run_batch(w, batch, /*release_busy_when_scored=*/true);
     }
     batch.clear();
-    // The last worker to go idle may make a waiting leader's partial batch due at once.
-    if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle) queue_.wake();
     w.busy_since_ns = 0;
   }
 }
@@ -397,7 +395,13 @@ void Batcher::complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcom
   }
 }
 
-void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
+void Batcher::release_busy() {
+  // The last one to go idle may make a waiting leader's partial batch due at once.
+  if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle) queue_.wake();
+}
+
+void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch,
+                        bool release_busy_when_scored) {
   Served s = served();
   if (w.generation != s.generation) {
     w.session = s.model->new_session();
@@ -442,6 +446,7 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch) {
     }
   }
   const size_t n = batch.size();
+  if (release_busy_when_scored) release_busy();
   complete(batch, w.outcomes, w.info);
   if (shadow && !w.shadow_rows.empty()) run_shadow(w, n);
 }

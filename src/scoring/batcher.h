@@ -224,7 +224,12 @@ class Batcher {
     uint64_t generation = 0;
   };
   void worker_main(Worker& w);
-  void run_batch(Worker& w, std::vector<ScoreRequest>& batch);
+  // `release_busy_when_scored` (workers): the worker stops counting as busy once the batch
+  // is scored, before its callers are answered and it is delivered, so a caller answered sees
+  // the batcher idle (its next request may be scored inline; an eager leader may dispatch).
+  // The inline path keeps "busy" until its completion returned: stop() waits for that.
+  void run_batch(Worker& w, std::vector<ScoreRequest>& batch, bool release_busy_when_scored);
+  void release_busy();
   // Packs the batch's rows into w.input; how many reason codes the batch needs.
   struct Packed {
     bool any_bad_width = false;
