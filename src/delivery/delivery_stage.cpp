@@ -83,6 +83,7 @@ struct DeliveryStage::Batch {
   std::vector<sinks::EncodedScore> encoded;
   std::vector<scoring::RecordPosition> acked;
   std::vector<sinks::ReasonField> reasons;  // one record's reason codes while it is encoded
+  sinks::FeatureKeys feature_keys;          // the model's input names, escaped once
   std::atomic<size_t> pending{0};           // slots without a final report
   std::string_view key(const ScoreSlot& s) const {
     return {bytes.data() + s.key_offset, s.key_length};
@@ -237,9 +238,9 @@ namespace {
 // for Redis and Kafka alike. Returns the value's offset; the key starts at the size `bytes` had.
 // With `log_features`, a score of vigil-computed features carries them (the model's inputs).
 uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reasons,
-                       const scoring::ScoreRequest& r, const scoring::ScoreOutcome& o,
-                       const scoring::ModelInfo& model, int64_t scored_at,
-                       sinks::ScoreSource source, bool log_features) {
+                       sinks::FeatureKeys& keys, const scoring::ScoreRequest& r,
+                       const scoring::ScoreOutcome& o, const scoring::ModelInfo& model,
+                       int64_t scored_at, sinks::ScoreSource source, bool log_features) {
   bytes += r.id.view();
   const auto value_offset = static_cast<uint32_t>(bytes.size());
   reasons.clear();
@@ -250,7 +251,7 @@ uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reas
   const bool with_features =
       log_features && r.features_computed && r.features.size() == model.input_names.size();
   if (with_features) {
-    features.names = model.input_names.data();
+    features.keys = keys.keys_of(model.input_names);
     features.values = r.features.data();
     features.count = r.features.size();
     features.spec_hash = model.feature_spec_hash;
@@ -284,8 +285,9 @@ void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& b
   for (ScoreSlot& s : b.slots) {
     s.key_offset = static_cast<uint32_t>(b.bytes.size());
     s.key_length = static_cast<uint32_t>(batch[s.request].id.size());
-    s.value_offset = encode_record(b.bytes, b.reasons, batch[s.request], outcomes[s.request], model,
-                                   scored_at, sinks::ScoreSource::kKafka, config_.log_features);
+    s.value_offset =
+        encode_record(b.bytes, b.reasons, b.feature_keys, batch[s.request], outcomes[s.request],
+                      model, scored_at, sinks::ScoreSource::kKafka, config_.log_features);
     s.value_length = static_cast<uint32_t>(b.bytes.size() - s.value_offset);
   }
 }
@@ -302,6 +304,7 @@ void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batc
   thread_local std::string bytes;
   thread_local std::vector<std::pair<uint32_t, uint32_t>> spans;  // key, value offsets
   thread_local std::vector<sinks::ReasonField> reasons;
+  thread_local sinks::FeatureKeys feature_keys;
   thread_local std::vector<sinks::EncodedScore> encoded;
   thread_local std::vector<rd_kafka_message_t> messages;
   bytes.clear();
@@ -312,8 +315,9 @@ void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batc
     if (r.origin != scoring::Origin::kHttp || r.id.empty() || !outcomes[i].status.ok()) continue;
     if (scored_at < 0) scored_at = wall_clock_ms();
     const auto key = static_cast<uint32_t>(bytes.size());
-    spans.emplace_back(key, encode_record(bytes, reasons, r, outcomes[i], model, scored_at,
-                                          sinks::ScoreSource::kHttp, config_.log_features));
+    spans.emplace_back(key,
+                       encode_record(bytes, reasons, feature_keys, r, outcomes[i], model, scored_at,
+                                     sinks::ScoreSource::kHttp, config_.log_features));
   }
   const size_t n = spans.size();
   if (n == 0) return;

@@ -4,6 +4,20 @@
 
 namespace vigil::sinks {
 
+const std::string* FeatureKeys::keys_of(const std::vector<std::string>& names) {
+  if (names != names_) {
+    names_ = names;
+    keys_.clear();
+    for (const std::string& n : names) {
+      std::string key;
+      append_json_string(key, n);
+      key += ':';
+      keys_.push_back(std::move(key));
+    }
+  }
+  return keys_.data();
+}
+
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
                        int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
@@ -40,8 +54,7 @@ void append_score_json(std::string& out, std::string_view transaction_id, float 
     out += ",\"features\":{";
     for (size_t i = 0; i < features->count; ++i) {
       if (i) out += ',';
-      append_json_string(out, features->names[i]);
-      out += ':';
+      out += features->keys[i];
       append_number(out, features->values[i]);
     }
     out += "},\"feature_spec\":";

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vigil::sinks {
 
@@ -30,12 +31,25 @@ struct ReasonField {
   float contribution = 0.0f;
 };
 struct FeatureFields {
-  const std::string* names = nullptr;  // `count` names, in the order of `values`
+  // `count` names as JSON object keys, in the order of `values`: from FeatureKeys.
+  const std::string* keys = nullptr;
   const float* values = nullptr;
   size_t count = 0;
   std::string_view spec_hash;
   bool partial = false;
 };
+// The logged features' names as JSON object keys ("tx_amount":, quoted, escaped, with the
+// colon), escaped once and reused for as long as the names stay the same, instead of once per
+// record. One per encoding thread or batch: not thread-safe.
+class FeatureKeys {
+ public:
+  const std::string* keys_of(const std::vector<std::string>& names);
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::string> keys_;
+};
+
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
                        int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,

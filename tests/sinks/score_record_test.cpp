@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <string>
+#include <vector>
+
 #include "common/json_text.h"
 
 namespace vigil::sinks {
@@ -27,6 +31,45 @@ TEST(JsonString, ReplacesBytesThatAreNotUtf8SoTheJsonStaysValid) {
   EXPECT_EQ(quoted("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");                  // overlong '/'
   EXPECT_EQ(quoted("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // surrogate
   EXPECT_EQ(quoted("\xE2\x82"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");                  // truncated
+}
+
+std::string number(double v) {
+  std::string out;
+  append_number(out, v);
+  return out;
+}
+std::string number(float v) {
+  std::string out;
+  append_number(out, v);
+  return out;
+}
+template <typename T>
+std::string to_chars_text(T v) {
+  char buf[64];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+TEST(JsonNumber, WholeNumbersReadTheSameAsTheShortestRoundTripText) {
+  // The integer fast path must not change a byte: every whole number it takes, in both types.
+  for (int i = -99999; i <= 99999; ++i) {
+    ASSERT_EQ(number(static_cast<float>(i)), to_chars_text(static_cast<float>(i))) << i;
+    ASSERT_EQ(number(static_cast<double>(i)), to_chars_text(static_cast<double>(i))) << i;
+  }
+  EXPECT_EQ(number(-0.0f), "-0");
+  EXPECT_EQ(number(100000.0f), "1e+05");  // beyond the fast path: scientific is shorter
+  EXPECT_EQ(number(57.25f), "57.25");
+  EXPECT_EQ(number(0.1f), "0.1");  // the float's shortest text, not the double's
+}
+
+TEST(FeatureKeys, EscapesEachNameOnceAndFollowsAChangeOfNames) {
+  FeatureKeys keys;
+  const std::vector<std::string> a = {"tx_amount", "say \"hi\""};
+  const std::string* k = keys.keys_of(a);
+  EXPECT_EQ(k[0], "\"tx_amount\":");
+  EXPECT_EQ(k[1], "\"say \\\"hi\\\"\":");
+  EXPECT_EQ(keys.keys_of(a), k);  // the same names: the same keys, not escaped again
+  const std::vector<std::string> b = {"customer_nb_tx_1d"};
+  EXPECT_EQ(keys.keys_of(b)[0], "\"customer_nb_tx_1d\":");
 }
 
 std::string record(int64_t event_time_ms, ScoreSource source, const ReasonField* reasons = nullptr,
@@ -60,10 +103,11 @@ TEST(ScoreRecordJson, ReasonCodesCloseTheRecordInRankOrder) {
 }
 
 TEST(ScoreRecordJson, ComputedFeaturesCloseTheRecordWithTheSpecAndTheHistory) {
-  const std::string names[] = {"tx_amount", "customer_nb_tx_1d"};
+  const std::vector<std::string> names = {"tx_amount", "customer_nb_tx_1d"};
   const float values[] = {57.25f, 3.0f};
+  FeatureKeys keys;
   FeatureFields f;
-  f.names = names;
+  f.keys = keys.keys_of(names);
   f.values = values;
   f.count = 2;
   f.spec_hash = "fnv1a64:00000000000000ab";
