@@ -65,6 +65,9 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
       consumed_(r.counter("vigil_kafka_consumed_total", "Records consumed from the input topic")),
       pauses_(r.counter("vigil_kafka_pauses_total",
                         "Times the consumer paused its partitions (queue above high watermark)")),
+      prefetch_wakes_(r.counter("vigil_kafka_prefetch_wakes_total",
+                                "Times the consumer woke librdkafka's fetchers once its prefetch "
+                                "queue, having come near its bound, had drained to half")),
       commits_(r.counter("vigil_kafka_commits_total", "Offset commits issued")),
       commit_failures_(
           r.counter("vigil_kafka_commit_failures_total", "Offset commits that failed")),
@@ -221,6 +224,14 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   for (const auto& kv : config.consumer) props.push_back(kv);
   auto conf = kafka::make_conf(props);
   if (!conf) return R::Error(conf.error());
+  auto conf_number = [&](const char* name, double fallback) {
+    char value[64];
+    size_t size = sizeof value;
+    if (rd_kafka_conf_get(conf->get(), name, value, &size) != RD_KAFKA_CONF_OK) return fallback;
+    return std::atof(value);
+  };
+  const double prefetch_records = conf_number("queued.min.messages", 100000);
+  const double prefetch_bytes = conf_number("queued.max.messages.kbytes", 65536) * 1024;
   rd_kafka_conf_set_rebalance_cb(conf->get(), &KafkaSource::rebalance_cb);
   rd_kafka_conf_set_log_cb(conf->get(), &KafkaSource::log_cb);
   std::unique_ptr<KafkaSource> src(
@@ -229,6 +240,8 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   auto rk = kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
   if (!rk) return R::Error(rk.error());
   src->rk_ = std::move(rk.value());
+  src->prefetch_max_records_ = static_cast<size_t>(prefetch_records);
+  src->prefetch_max_bytes_ = prefetch_bytes;
   rd_kafka_poll_set_consumer(src->rk_.get());
   src->queue_handle_ = rd_kafka_queue_get_consumer(src->rk_.get());
   return R(std::move(src));
@@ -432,6 +445,7 @@ void KafkaSource::run() {
       msgs[0] = first;
       const ssize_t more = rd_kafka_consume_batch_queue(queue_handle_, 0, msgs + 1, kBatchSize - 1);
       n = 1 + static_cast<size_t>(std::max<ssize_t>(more, 0));
+      watch_prefetch_gate(msgs, n);
     }
     if (n > 0) {
       if (intake_.load(std::memory_order_acquire)) {
@@ -806,6 +820,34 @@ void KafkaSource::wake_fetchers(const std::vector<PartitionId>& parts) {
     logger("kafka")->debug("waking the fetchers of {} resumed partition(s): {}", parts.size(),
                            rd_kafka_err2str(ends->elems[0].err));
   }
+}
+
+void KafkaSource::watch_prefetch_gate(rd_kafka_message_t* const* msgs, size_t n) {
+  size_t batch_bytes = 0;
+  for (size_t i = 0; i < n; ++i) batch_bytes += msgs[i]->len;
+  const double mean = static_cast<double>(batch_bytes) / static_cast<double>(n);
+  mean_record_bytes_ = mean_record_bytes_ == 0 ? mean : 0.9 * mean_record_bytes_ + 0.1 * mean;
+  const auto queued = static_cast<size_t>(rd_kafka_queue_length(queue_handle_));
+  const double bytes = static_cast<double>(queued) * mean_record_bytes_;
+  if (!prefetch_near_bound_) {
+    prefetch_near_bound_ = static_cast<double>(queued) >= 0.9 * prefetch_max_records_ ||
+                           bytes >= 0.9 * prefetch_max_bytes_;
+    return;
+  }
+  if (queued * 2 > prefetch_max_records_ || bytes * 2 > prefetch_max_bytes_) return;
+  prefetch_near_bound_ = false;
+  if (paused_.load()) return;  // a resume wakes them
+  std::vector<PartitionId> parts;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  const kafka::PartitionList list(assignment);
+  for (int i = 0; i < list->cnt; ++i) {
+    if (paused_by_us_.count(list->elems[i].partition) == 0) {
+      parts.push_back(list->elems[i].partition);
+    }
+  }
+  wake_fetchers(parts);
+  stats_.prefetch_woken();
 }
 
 void KafkaSource::update_holds() {

@@ -66,6 +66,7 @@ struct KafkaSourceStats {
   void lost(const char* reason, uint64_t n = 1);
   void untracked(size_t n) { untracked_.inc(n); }
   void paused() { pauses_.inc(); }
+  void prefetch_woken() { prefetch_wakes_.inc(); }
   // Sets the lag gauge of partition `p` (created on first use).
   void lag(PartitionId p, int64_t records);
   // Removes the lag series of a partition that is no longer ours.
@@ -84,6 +85,7 @@ struct KafkaSourceStats {
   metrics::Registry& registry;
   metrics::Counter& consumed_;
   metrics::Counter& pauses_;
+  metrics::Counter& prefetch_wakes_;
   metrics::Counter& commits_;
   metrics::Counter& commit_failures_;
   metrics::Counter& rebalances_;
@@ -189,6 +191,15 @@ class KafkaSource {
   // (rd_kafka_max_block_ms) before it fetches again. A request to each partition's leader
   // wakes it: one ListOffsets per leader, bounded like the watermark queries.
   void wake_fetchers(const std::vector<PartitionId>& parts);
+  // librdkafka stops fetching while its consumer queue holds queued.min.messages records or
+  // queued.max.messages.kbytes, and 2.0.2 looks again only when the broker thread next wakes:
+  // up to 1 s after the queue has drained (librdkafka #1377, #2879). When the consumer
+  // thread runs behind the fetchers (catching up on a backlog), that gate closes over and
+  // over, and each time the consumer sits idle with data waiting: measured, 40% of a
+  // 500,000-record catch-up. Once the queue (read after each consume of `n` records `msgs`)
+  // has come near either bound, the fetchers of the partitions not paused are woken as soon
+  // as it is back under half of both, so the next fetch lands before the queue runs dry.
+  void watch_prefetch_gate(rd_kafka_message_t* const* msgs, size_t n);
   // Pauses partitions with a held record and resumes those whose hold was lifted.
   void update_holds();
   // Every pause and resume goes through these two, which pause only partitions not paused yet
@@ -218,10 +229,17 @@ class KafkaSource {
   // Decoded, not yet queued, in consume order: what did not fit in the queue waits here for
   // the next turn (consumer thread).
   std::vector<scoring::ScoreRequest> staged_;
-  std::vector<AckToken> tokens_;                // consumer thread scratch
-  std::vector<PartitionId> held_paused_;        // paused because of a hold (consumer thread)
-  std::set<PartitionId> paused_by_us_;          // paused in librdkafka now (consumer thread)
-  std::function<size_t()> producer_in_flight_;  // see set_producer_in_flight()
+  std::vector<AckToken> tokens_;          // consumer thread scratch
+  std::vector<PartitionId> held_paused_;  // paused because of a hold (consumer thread)
+  std::set<PartitionId> paused_by_us_;    // paused in librdkafka now (consumer thread)
+  // librdkafka's prefetch bounds (queued.min.messages, queued.max.messages.kbytes in bytes),
+  // the mean size of a record consumed, and whether the queue came near a bound since the
+  // fetchers were last woken (consumer thread; see watch_prefetch_gate).
+  size_t prefetch_max_records_ = 100000;
+  double prefetch_max_bytes_ = 65536.0 * 1024;
+  double mean_record_bytes_ = 0;
+  bool prefetch_near_bound_ = false;
+  std::function<size_t()> producer_in_flight_;          // see set_producer_in_flight()
   std::unique_ptr<features::StreamFeatures> features_;  // see set_features()
 
   std::thread thread_;

@@ -61,17 +61,73 @@ class QueuedDeadLetters final : public delivery::DeadLetterSink {
   std::map<std::string, size_t> reasons_;
 };
 
+// The delivery stage's part, on its own thread: pops the scoring queue in batches, notes each
+// id, and acknowledges the records and the dead letters, pausing `pace` after each batch.
+class DeliveryStageStandIn {
+ public:
+  DeliveryStageStandIn(scoring::ScoringQueue& queue, OffsetTracker& tracker,
+                       QueuedDeadLetters& dead_letters, milliseconds pace)
+      : thread_([this, &queue, &tracker, &dead_letters, pace] {
+          std::vector<scoring::ScoreRequest> batch;
+          std::vector<scoring::RecordPosition> positions;
+          while (!done_.load()) {
+            batch.clear();
+            positions.clear();
+            queue.pop_bulk(batch, 32, std::chrono::microseconds(2000));
+            {
+              std::lock_guard<std::mutex> lock(ids_mutex_);
+              for (auto& r : batch) {
+                ids_.emplace(r.id.view());
+                positions.push_back(r.source);
+              }
+            }
+            for (const auto& p : dead_letters.take()) positions.push_back(p);
+            if (!positions.empty()) tracker.acknowledge(positions.data(), positions.size());
+            outcomes_ += positions.size();
+            std::this_thread::sleep_for(pace);
+          }
+        }) {}
+  ~DeliveryStageStandIn() { stop(); }
+  void stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  size_t outcomes() const { return outcomes_.load(); }
+  std::multiset<std::string> ids() {
+    std::lock_guard<std::mutex> lock(ids_mutex_);
+    return ids_;
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<size_t> outcomes_{0};
+  std::mutex ids_mutex_;
+  std::multiset<std::string> ids_;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// kGood reference events, ids `prefix`0.., and with `with_malformed` kMalformed records that
+// are not JSON spread among them.
+std::vector<std::pair<std::string, std::string>> events_of(const testing::ReferenceData& ref,
+                                                           const std::string& prefix,
+                                                           bool with_malformed) {
+  std::vector<std::pair<std::string, std::string>> events;
+  for (size_t i = 0; i < kGood; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    events.emplace_back(id, testing::reference_event(ref, i % ref.rows.size(), id, i % 2 == 0));
+    if (with_malformed && i % (kGood / kMalformed) == 0) {
+      events.emplace_back("bad-" + std::to_string(i), "{not json");
+    }
+  }
+  return events;
+}
+
 TEST(KafkaSourceTest, EveryRecordGetsOneOutcomeAndTheCommitsReachTheEndThroughBackpressure) {
   auto cluster = kafka::EmbeddedCluster::start(1, {{"transactions", kPartitions}});
   ASSERT_TRUE(cluster) << cluster.error();
   const std::string bootstrap = cluster.value()->bootstrap();
   const testing::ReferenceData ref = testing::load_reference();
-  std::vector<std::pair<std::string, std::string>> events;
-  for (size_t i = 0; i < kGood; ++i) {
-    const std::string id = "src-" + std::to_string(i);
-    events.emplace_back(id, testing::reference_event(ref, i % ref.rows.size(), id, i % 2 == 0));
-    if (i % (kGood / kMalformed) == 0) events.emplace_back("bad-" + std::to_string(i), "{not json");
-  }
+  const auto events = events_of(ref, "src-", /*with_malformed=*/true);
   ASSERT_TRUE(testing::produce_all(bootstrap, "transactions", events).ok());
 
   metrics::Registry registry;
@@ -89,40 +145,16 @@ TEST(KafkaSourceTest, EveryRecordGetsOneOutcomeAndTheCommitsReachTheEndThroughBa
   auto source = KafkaSource::create(kc, bootstrap, queue, schema, tracker, dead_letters, registry);
   ASSERT_TRUE(source) << source.error();
 
-  // The delivery stage's part, on its own thread.
-  std::atomic<bool> done{false};
-  std::mutex ids_mutex;
-  std::multiset<std::string> ids;
-  std::atomic<size_t> outcomes{0};
-  std::thread acknowledger([&] {
-    std::vector<scoring::ScoreRequest> batch;
-    std::vector<scoring::RecordPosition> positions;
-    while (!done.load()) {
-      batch.clear();
-      positions.clear();
-      queue.pop_bulk(batch, 32, std::chrono::microseconds(2000));
-      {
-        std::lock_guard<std::mutex> lock(ids_mutex);
-        for (auto& r : batch) {
-          ids.emplace(r.id.view());
-          positions.push_back(r.source);
-        }
-      }
-      for (const auto& p : dead_letters.take()) positions.push_back(p);
-      if (!positions.empty()) tracker.acknowledge(positions.data(), positions.size());
-      outcomes += positions.size();
-      std::this_thread::sleep_for(milliseconds(1));  // slower than the consumer: it pauses
-    }
-  });
+  DeliveryStageStandIn tail(queue, tracker, dead_letters, milliseconds(1));
   source.value()->start();
   const bool all =
-      testing::wait_until([&] { return outcomes.load() >= events.size(); }, milliseconds(60000));
+      testing::wait_until([&] { return tail.outcomes() >= events.size(); }, milliseconds(60000));
   source.value()->stop_intake();
-  done = true;
-  acknowledger.join();
+  tail.stop();
   source.value()->stop();  // commits what has an outcome, synchronously
-  ASSERT_TRUE(all) << outcomes.load() << " of " << events.size() << " records got an outcome";
+  ASSERT_TRUE(all) << tail.outcomes() << " of " << events.size() << " records got an outcome";
 
+  const std::multiset<std::string> ids = tail.ids();
   std::set<std::string> distinct(ids.begin(), ids.end());
   EXPECT_EQ(distinct.size(), kGood);
   EXPECT_EQ(ids.size(), kGood) << "a record was queued twice";
@@ -148,6 +180,49 @@ TEST(KafkaSourceTest, EveryRecordGetsOneOutcomeAndTheCommitsReachTheEndThroughBa
   }
   EXPECT_EQ(committed_total, static_cast<int64_t>(events.size()));
   rd_kafka_topic_partition_list_destroy(parts);
+}
+
+// librdkafka stops fetching while its queue holds queued.min.messages records and, left alone,
+// looks again only when its broker thread next wakes, up to a second later. With a bound
+// smaller than one fetch, every fetch reaches it: the consumer wakes the fetchers each time
+// the queue has drained to half, and every record still gets exactly one outcome.
+TEST(KafkaSourceTest, TheConsumerWakesItsFetchersEachTimeTheirFullQueueHasDrained) {
+  auto cluster = kafka::EmbeddedCluster::start(1, {{"transactions", kPartitions}});
+  ASSERT_TRUE(cluster) << cluster.error();
+  const std::string bootstrap = cluster.value()->bootstrap();
+  const testing::ReferenceData ref = testing::load_reference();
+  const auto events = events_of(ref, "gate-", /*with_malformed=*/false);
+  ASSERT_TRUE(testing::produce_all(bootstrap, "transactions", events).ok());
+
+  metrics::Registry registry;
+  scoring::QueueConfig qc;
+  qc.capacity = 2 * kGood;  // never paused: only librdkafka's own bound holds the fetchers
+  scoring::ScoringQueue queue(qc, SteadyClock::instance(), registry);
+  codec::FeatureSchema schema(ref.feature_names);
+  OffsetTracker tracker;
+  QueuedDeadLetters dead_letters;
+  kafka::KafkaConfig kc;
+  kc.brokers = bootstrap;
+  kc.group_id = "kafka-source-gate-test";
+  kc.consumer["fetch.wait.max.ms"] = "1";
+  kc.consumer["queued.min.messages"] = "50";
+  auto source = KafkaSource::create(kc, bootstrap, queue, schema, tracker, dead_letters, registry);
+  ASSERT_TRUE(source) << source.error();
+  DeliveryStageStandIn tail(queue, tracker, dead_letters, milliseconds(0));
+  source.value()->start();
+  const bool all =
+      testing::wait_until([&] { return tail.outcomes() >= events.size(); }, milliseconds(60000));
+  const uint64_t pauses = source.value()->stats().pauses_.value();  // stop_intake pauses
+  source.value()->stop_intake();
+  tail.stop();
+  source.value()->stop();
+  ASSERT_TRUE(all) << tail.outcomes() << " of " << events.size() << " records got an outcome";
+  const std::multiset<std::string> ids = tail.ids();
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), kGood);
+  EXPECT_EQ(ids.size(), kGood) << "a record was queued twice";
+  EXPECT_EQ(pauses, 0u);
+  EXPECT_GT(source.value()->stats().prefetch_wakes_.value(), 0u)
+      << "the queue never came near queued.min.messages";
 }
 
 }  // namespace
