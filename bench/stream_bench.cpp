@@ -35,7 +35,7 @@
 // event beside the throughput.
 //
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
-//                     [--no-python] [--no-latency] [--deployed] [--velocity]
+//                     [--no-python] [--no-latency] [--deployed] [--velocity] [--timeline]
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -122,6 +122,7 @@ struct Args {
   bool latency = true;
   bool deployed = false;
   bool velocity = false;
+  bool timeline = false;
 };
 
 // Exits 2 on a usage error (0 after --help), as scripts calling the bench expect.
@@ -148,6 +149,9 @@ Args parse(int argc, char** argv) {
   app.add_flag("--deployed", a.deployed,
                "the broker in its own process, vigil as its binary with config/vigil.yaml, "
                "fair references");
+  app.add_flag("--timeline", a.timeline,
+               "with --deployed: print each vigil run's progress from its /metrics every 10 ms "
+               "to stderr (consumed, delivered, queue depth, paused partitions, Redis writes)");
   app.add_flag("--velocity", a.velocity,
                "only the velocity-feature comparison: fraud_velocity on raw transactions "
                "(features computed in the stream) against the same model on events that carry "
@@ -812,6 +816,9 @@ struct ProcessRun {
   double cpu_us_per_event = 0;  // the vigil process's CPU over the same span
 };
 
+// --timeline: vigil_process_run prints each poll (set once, in main).
+bool g_timeline = false;
+
 ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, size_t n) {
   const double want = static_cast<double>(n);
   const auto deadline = Steady::now() + std::chrono::seconds(300);
@@ -825,6 +832,16 @@ ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, 
       cpu0 = vigil.cpu_seconds();
     }
     const double delivered = metric(m, "vigil_kafka_produced_total", "kind=\"score\"");
+    if (g_timeline && t0 != Steady::time_point{}) {
+      std::fprintf(stderr,
+                   "%7.3f s consumed %8.0f delivered %8.0f queue %6.0f paused %3.0f "
+                   "redis written %8.0f skipped %6.0f queued %6.0f\n",
+                   std::chrono::duration<double>(now - t0).count(),
+                   metric(m, "vigil_kafka_consumed_total"), delivered,
+                   metric(m, "vigil_queue_depth"), metric(m, "vigil_kafka_paused_partitions"),
+                   metric(m, "vigil_redis_writes_total"), metric(m, "vigil_redis_skipped_total"),
+                   metric(m, "vigil_redis_queue_depth"));
+    }
     const double settled =
         metric(m, "vigil_redis_writes_total") + metric(m, "vigil_redis_skipped_total");
     if (delivered >= want && (redis_url.empty() || settled >= want)) {
@@ -1201,6 +1218,7 @@ int velocity_main(const Args& args) {
 
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
+  g_timeline = args.timeline;
   spdlog::set_level(spdlog::level::warn);
   if (args.deployed && args.velocity) return velocity_deployed_main(args);
   if (args.deployed) return deployed_main(args);
