@@ -440,7 +440,8 @@ void KafkaSource::run() {
     // partitions are paused and the poll below only serves the group (and returns soon).
     enqueue_staged();
     size_t n = 0;
-    const int timeout_ms = staged_.empty() ? kPollTimeoutMs : kStagedPollTimeoutMs;
+    const int timeout_ms =
+        staged_.empty() && !snapshot_due_ ? kPollTimeoutMs : kStagedPollTimeoutMs;
     if (rd_kafka_message_t* first = rd_kafka_consume_queue(queue_handle_, timeout_ms)) {
       msgs[0] = first;
       const ssize_t more = rd_kafka_consume_batch_queue(queue_handle_, 0, msgs + 1, kBatchSize - 1);
@@ -461,7 +462,7 @@ void KafkaSource::run() {
     if (now - last_commit_ >= config_.commit_interval) commit(/*sync=*/false);
     if (now - last_lag_ >= kLagInterval) refresh_lag();
     if (features_) {
-      features_->snapshot_tick(now, [this](int32_t p) {
+      snapshot_due_ = features_->snapshot_tick(now, [this](int32_t p) {
         auto it = last_committed_.find(p);
         return it == last_committed_.end() ? int64_t{-1} : it->second;
       });
@@ -749,6 +750,7 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
   const kafka::PartitionList starts =
       list_offsets(all, RD_KAFKA_OFFSET_BEGINNING, kAssignLookupTimeoutMs);
   const kafka::PartitionList ends = list_offsets(all, RD_KAFKA_OFFSET_END, kAssignLookupTimeoutMs);
+  std::vector<features::StreamFeatures::PartitionStart> starts_of;
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& tp = partitions->elems[i];
     const int64_t lo = starts->elems[i].offset;
@@ -763,7 +765,7 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
           "partition {}: cannot read its committed offset or log start ({}); its velocity "
           "features start from an empty history, marked partial",
           tp.partition, rd_kafka_err2str(err));
-      features_->assign(tp.partition, 0, 0, /*log_complete=*/false);
+      starts_of.push_back({tp.partition, 0, 0, /*log_complete=*/false});
       continue;
     }
     int64_t c = committed->elems[i].offset;  // < 0: nothing committed
@@ -781,13 +783,18 @@ void KafkaSource::plan_feature_replay(rd_kafka_topic_partition_list_t* partition
     // Without a committed offset: where resolve_start_offsets() started it, else where
     // librdkafka's reset will.
     const int64_t score_from = c >= 0 ? c : tp.offset >= 0 ? tp.offset : (reset_latest ? hi : lo);
-    const int64_t from = features_->assign(tp.partition, lo, score_from, log_complete);
-    if (from < score_from) {
-      tp.offset = from;  // history first
+    starts_of.push_back({tp.partition, lo, score_from, log_complete});
+  }
+  const std::vector<int64_t> from = features_->assign(starts_of);
+  for (int i = 0; i < partitions->cnt; ++i) {
+    rd_kafka_topic_partition_t& tp = partitions->elems[i];
+    const int64_t score_from = starts_of[i].score_from;
+    if (from[i] < score_from) {
+      tp.offset = from[i];  // history first
       logger("kafka")->info(
           "partition {}: rebuilding velocity-feature history from offsets {}..{} before "
           "scoring from {} ({})",
-          tp.partition, from, score_from - 1, score_from, features_->restore_note(tp.partition));
+          tp.partition, from[i], score_from - 1, score_from, features_->restore_note(tp.partition));
     }
   }
 }

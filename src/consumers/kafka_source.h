@@ -239,6 +239,9 @@ class KafkaSource {
   double prefetch_max_bytes_ = 65536.0 * 1024;
   double mean_record_bytes_ = 0;
   bool prefetch_near_bound_ = false;
+  // A snapshot round has shards ready to take: poll briefly, so an idle consumer keeps
+  // ticking (consumer thread).
+  bool snapshot_due_ = false;
   std::function<size_t()> producer_in_flight_;          // see set_producer_in_flight()
   std::unique_ptr<features::StreamFeatures> features_;  // see set_features()
 

@@ -30,7 +30,8 @@ class SnapshotStore {
   virtual bool save(int32_t partition, ChunkSlot where, std::string chunk) = 0;
 
   // The first `bytes` of each slot of each of `shards` shards of `partition`, at
-  // [shard * kSlots + slot]; empty where there is none. Blocking (the caller's thread).
+  // [shard * kSlots + slot]; empty where there is none. Blocking (the caller's thread); the
+  // reads of several partitions may run at once, from several threads (StreamFeatures::assign).
   virtual Result<std::vector<std::string>> read_heads(int32_t partition, uint32_t shards,
                                                       size_t bytes) = 0;
   // The whole chunks at `which`, in that order; empty where there is none. Blocking.

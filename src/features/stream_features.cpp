@@ -1,8 +1,10 @@
 #include "features/stream_features.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <future>
+#include <thread>
 #include <utility>
 
 #include "common/log.h"
@@ -69,23 +71,48 @@ StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
 
 int64_t StreamFeatures::assign(int32_t partition, int64_t log_start, int64_t score_from,
                                bool log_complete) {
-  revoke(partition);
-  Partition& p = partitions_.emplace(partition, Partition(spec_)).first->second;
-  p.assigned_at = std::chrono::steady_clock::now();
-  p.score_from = std::max(log_start, score_from);
-  p.log_complete = log_complete;
-  int64_t replay_from = log_start;
-  if (snapshots_ != nullptr && snapshot_interval_.count() > 0 && score_from > 0) {
-    if (auto from = load_snapshot(partition, p, log_start)) {
-      replay_from = *from;
-      p.log_complete = true;  // the snapshot holds what the log no longer does
-    }
+  return assign({{partition, log_start, score_from, log_complete}}).front();
+}
+
+std::vector<int64_t> StreamFeatures::assign(const std::vector<PartitionStart>& parts) {
+  const auto assigned_at = std::chrono::steady_clock::now();
+  std::vector<Partition*> states;
+  std::vector<int64_t> replay_from;
+  for (const PartitionStart& s : parts) {
+    revoke(s.partition);
+    Partition& p = partitions_.emplace(s.partition, Partition(spec_)).first->second;
+    p.assigned_at = assigned_at;
+    p.score_from = std::max(s.log_start, s.score_from);
+    p.log_complete = s.log_complete;
+    states.push_back(&p);
+    replay_from.push_back(s.log_start);
   }
-  p.load_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p.assigned_at)
-          .count();
-  p.replay_done = replay_from >= p.score_from;
-  if (p.replay_done) history_ready(partition, p);
+  // Each load touches only its own partition's state (and the store, which reads on a
+  // connection per call), so they run side by side; all are joined before this returns.
+  std::atomic<size_t> next{0};
+  auto load = [&] {
+    for (size_t i = next++; i < parts.size(); i = next++) {
+      Partition& p = *states[i];
+      if (snapshots_ != nullptr && snapshot_interval_.count() > 0 && parts[i].score_from > 0) {
+        if (auto from = load_snapshot(parts[i].partition, p, parts[i].log_start)) {
+          replay_from[i] = *from;
+          p.log_complete = true;  // the snapshot holds what the log no longer does
+        }
+      }
+      p.load_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - assigned_at)
+              .count();
+    }
+  };
+  std::vector<std::thread> loaders;
+  for (size_t k = 1; k < std::min(kParallelLoads, parts.size()); ++k) loaders.emplace_back(load);
+  load();
+  for (std::thread& t : loaders) t.join();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    Partition& p = *states[i];
+    p.replay_done = replay_from[i] >= p.score_from;
+    if (p.replay_done) history_ready(parts[i].partition, p);
+  }
   update_notes();
   return replay_from;
 }
@@ -276,9 +303,9 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   }
 }
 
-void StreamFeatures::snapshot_tick(std::chrono::steady_clock::time_point now,
+bool StreamFeatures::snapshot_tick(std::chrono::steady_clock::time_point now,
                                    const std::function<int64_t(int32_t)>& committed) {
-  if (snapshots_ == nullptr || snapshot_interval_.count() <= 0) return;
+  if (snapshots_ == nullptr || snapshot_interval_.count() <= 0) return false;
   // A chunk is at most a few hundred microseconds at a million entities per partition; the
   // budget bounds how long records wait behind a tick.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(500);
@@ -301,15 +328,21 @@ void StreamFeatures::snapshot_tick(std::chrono::steady_clock::time_point now,
     }
     last_snapshot_partition_ = n;
     const int64_t done = std::max(committed(n), p.score_from);
-    while (p.cursor < EntityWindows::kShards && snapshot_next_shard(n, p, done)) {
+    bool blocked = false;
+    while (p.cursor < EntityWindows::kShards) {
+      if (!snapshot_next_shard(n, p, done)) {
+        blocked = true;  // the store is full, or the commit has not passed the newer slot
+        break;
+      }
       if (std::chrono::steady_clock::now() >= deadline) break;
     }
     if (p.cursor == EntityWindows::kShards) {
       p.in_round = false;
       rounds_.inc();
     }
-    if (std::chrono::steady_clock::now() >= deadline) return;
+    if (std::chrono::steady_clock::now() >= deadline) return p.in_round && !blocked;
   }
+  return false;
 }
 
 bool StreamFeatures::snapshot_next_shard(int32_t partition, Partition& p, int64_t committed) {

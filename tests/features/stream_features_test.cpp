@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -21,17 +22,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Reads may come from several threads at once (the loads of one assignment): under a lock.
 class MemoryStore : public SnapshotStore {
  public:
   bool has_room() const override { return room; }
   bool save(int32_t partition, ChunkSlot where, std::string chunk) override {
     if (!room) return false;
+    std::lock_guard<std::mutex> lock(mutex);
     chunks[{partition, where.shard, where.slot}] = std::move(chunk);
     return true;
   }
   Result<std::vector<std::string>> read_heads(int32_t partition, uint32_t shards,
                                               size_t bytes) override {
     if (!reachable) return Result<std::vector<std::string>>::Error("Redis: connection refused");
+    std::lock_guard<std::mutex> lock(mutex);
     std::vector<std::string> out;
     for (uint32_t s = 0; s < shards; ++s) {
       for (uint32_t slot = 0; slot < kSlots; ++slot) {
@@ -43,6 +47,7 @@ class MemoryStore : public SnapshotStore {
   }
   Result<std::vector<std::string>> read(int32_t partition,
                                         const std::vector<ChunkSlot>& which) override {
+    std::lock_guard<std::mutex> lock(mutex);
     std::vector<std::string> out;
     for (const auto& w : which) out.push_back(chunks[{partition, w.shard, w.slot}]);
     return out;
@@ -57,7 +62,8 @@ class MemoryStore : public SnapshotStore {
     return out;
   }
 
-  std::map<std::tuple<int32_t, uint32_t, uint32_t>, std::string> chunks;
+  std::mutex mutex;
+  std::map<std::tuple<int32_t, uint32_t, uint32_t>, std::string> chunks;  // guarded by mutex
   bool room = true;
   bool reachable = true;
 };
@@ -77,11 +83,12 @@ class StreamFeaturesTest : public ::testing::Test {
                                             std::chrono::milliseconds(1));
   }
 
-  // Scores txs_[from, to) as offsets of partition 0; snapshot ticks between records with
+  // Scores txs_[from, to) as offsets of partition 0 (with `partitions`, record i as offset
+  // i / partitions of partition i % partitions); snapshot ticks between records with
   // `committed` as the committed offset (negative: that many records behind the one just
   // read; INT64_MIN: no ticks). Returns the features.
   std::vector<std::vector<float>> score(StreamFeatures& f, size_t from, size_t to,
-                                        int64_t committed = 0) {
+                                        int64_t committed = 0, int32_t partitions = 1) {
     std::vector<std::vector<float>> out;
     for (size_t i = from; i < to; ++i) {
       InlineString id;
@@ -89,7 +96,10 @@ class StreamFeaturesTest : public ::testing::Test {
       std::optional<int64_t> t;
       bool partial = false;
       const std::string json = vigil::testing::raw_json(txs_[i]);
-      EXPECT_TRUE(f.compute(0, static_cast<int64_t>(i), json, INT64_MIN, id, v, t, partial).ok());
+      EXPECT_TRUE(f.compute(static_cast<int32_t>(i % partitions),
+                            static_cast<int64_t>(i / partitions), json, INT64_MIN, id, v, t,
+                            partial)
+                      .ok());
       out.emplace_back(v.begin(), v.end());
       if (committed == INT64_MIN) continue;
       now_ += std::chrono::milliseconds(1);
@@ -244,6 +254,36 @@ TEST_F(StreamFeaturesTest, WithoutAUsableSnapshotTheLogIsReplayedFromItsStartAnd
   EXPECT_EQ(g->assign(0, 0, 1000, true), 0);
   EXPECT_EQ(loads(r, "none"), 1u);
   EXPECT_NE(g->readiness_notes()[0].find("no snapshot"), std::string::npos);
+}
+
+// The partitions of one assignment load their snapshots side by side, on several threads,
+// each into its own state: after the restart every partition's features are the first run's.
+TEST_F(StreamFeaturesTest, ThePartitionsOfOneAssignmentLoadTheirSnapshotsSideBySide) {
+  constexpr int32_t kParts = 6;
+  constexpr size_t kRestartAt = 2700;  // 450 records a partition
+  std::vector<StreamFeatures::PartitionStart> fresh, restart;
+  for (int32_t p = 0; p < kParts; ++p) {
+    fresh.push_back({p, 0, 0, true});
+    restart.push_back({p, 0, static_cast<int64_t>(kRestartAt / kParts), true});
+  }
+  MemoryStore store;
+  metrics::Registry r1;
+  auto first = make(r1, &store);
+  EXPECT_EQ(first->assign(fresh), std::vector<int64_t>(kParts, 0));
+  score(*first, 0, kRestartAt, INT64_MIN, kParts);
+  // Two rounds of every partition, all committed.
+  for (const uint64_t before = rounds(r1); rounds(r1) < before + 2 * kParts;) {
+    now_ += std::chrono::milliseconds(1);
+    first->snapshot_tick(now_, [&](int32_t) { return int64_t{kRestartAt / kParts}; });
+  }
+  const auto expected = score(*first, kRestartAt, txs_.size(), INT64_MIN, kParts);
+
+  metrics::Registry r2;
+  auto second = make(r2, &store);
+  EXPECT_EQ(second->assign(restart), std::vector<int64_t>(kParts, kRestartAt / kParts))
+      << "each snapshot covers its partition up to the committed offset: nothing to replay";
+  EXPECT_EQ(loads(r2, "restored"), static_cast<uint64_t>(kParts));
+  EXPECT_EQ(score(*second, kRestartAt, txs_.size(), INT64_MIN, kParts), expected);
 }
 
 }  // namespace
