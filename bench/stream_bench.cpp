@@ -36,6 +36,7 @@
 //
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
 //                     [--no-python] [--no-latency] [--deployed] [--velocity] [--timeline]
+//                     [--velocity --ready [--customers 1000000]]
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -52,6 +53,7 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <regex>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -123,6 +125,8 @@ struct Args {
   bool deployed = false;
   bool velocity = false;
   bool timeline = false;
+  bool ready = false;
+  size_t customers = 1000000;
 };
 
 // Exits 2 on a usage error (0 after --help), as scripts calling the bench expect.
@@ -149,6 +153,11 @@ Args parse(int argc, char** argv) {
   app.add_flag("--deployed", a.deployed,
                "the broker in its own process, vigil as its binary with config/vigil.yaml, "
                "fair references");
+  app.add_flag("--ready", a.ready,
+               "with --velocity: how soon a restarted instance's velocity-feature history is "
+               "ready after assignment (snapshot load and replay, from its log), --customers "
+               "customers");
+  app.add_option("--customers", a.customers, "customers of --velocity --ready");
   app.add_flag("--timeline", a.timeline,
                "with --deployed: print each vigil run's progress from its /metrics every 10 ms "
                "to stderr (consumed, delivered, queue depth, paused partitions, Redis writes)");
@@ -741,12 +750,14 @@ class VigilProcess {
   // `model` (in `repository`): empty for the shipped config's model in models/.
   VigilProcess(const std::string& bootstrap, const std::string& group, const std::string& in,
                const std::string& out, const std::string& redis_url, const std::string& dir,
-               const std::string& repository = "", const std::string& model = "") {
+               const std::string& repository = "", const std::string& model = "",
+               const std::vector<std::string>& extra_args = {}, const std::string& name = "") {
     const std::string root = VIGIL_SOURCE_DIR;
-    const std::string port_file = dir + "/" + group + ".port";
+    const std::string port_file = dir + "/" + (name.empty() ? group : name) + ".port";
     std::remove(port_file.c_str());
     testing::ProcessOptions o;
-    o.log_path = dir + "/" + group + ".log";
+    o.log_path = dir + "/" + (name.empty() ? group : name) + ".log";
+    log_path_ = o.log_path;
     std::vector<std::string> args = {
         "--config",
         root + "/config/vigil.yaml",
@@ -762,6 +773,7 @@ class VigilProcess {
         "--log.level=warn"};
     if (!model.empty()) args.push_back("--model.name=" + model);
     if (std::getenv("STREAM_BENCH_NO_FEATURE_LOG")) args.emplace_back("--features.log=false");
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     auto p = testing::Process::Spawn(VIGIL_BINARY, args, o);
     if (!p) fail("vigil: " + p.error());
     process_ = std::move(p.value());
@@ -770,9 +782,12 @@ class VigilProcess {
     port_ = static_cast<uint16_t>(port.value());
   }
   ~VigilProcess() {
+    if (!process_->running()) return;
     process_->sigterm();
     if (!process_->wait(milliseconds(30000))) process_->kill();
   }
+  void kill() { process_->kill(); }  // SIGKILL: no goodbye to the group, no last commit
+  const std::string& log_path() const { return log_path_; }
 
   // CPU seconds the process has used so far (user + system, /proc/<pid>/stat).
   double cpu_seconds() const {
@@ -806,6 +821,7 @@ class VigilProcess {
  private:
   std::unique_ptr<testing::Process> process_;
   uint16_t port_ = 0;
+  std::string log_path_;
 };
 
 // vigil (the binary) through `n` pre-loaded events of tp-in: from its first record consumed to
@@ -1098,6 +1114,145 @@ int velocity_deployed_main(const Args& args) {
   return 0;
 }
 
+// One "history ready" line of vigil's log (src/features/stream_features.cpp), per partition.
+struct ReadyLine {
+  double ready_ms = 0;
+  double load_ms = 0;
+  uint64_t replayed = 0;
+};
+std::vector<ReadyLine> ready_lines(const std::string& log_path) {
+  static const std::regex line(
+      "history ready ([0-9]+) ms after its assignment \\([^:]*: ([0-9]+) ms; ([0-9]+) records "
+      "replayed\\)");
+  std::vector<ReadyLine> out;
+  std::ifstream in(log_path);
+  std::string text;
+  std::smatch m;
+  while (std::getline(in, text)) {
+    if (std::regex_search(text, m, line)) {
+      out.push_back({std::atof(m[1].str().c_str()), std::atof(m[2].str().c_str()),
+                     std::strtoull(m[3].str().c_str(), nullptr, 10)});
+    }
+  }
+  return out;
+}
+
+// --velocity --ready: how long after its assignment a restarted instance's velocity-feature
+// history is ready, with `--customers` customers, read from its log. The broker runs in its
+// own process, vigil as its binary with Redis (snapshots every 5 s). A first instance scores
+// 90% of the transactions and snapshots them; the last 10% follow; it is killed (SIGKILL);
+// a second instance in the same group loads the snapshots and replays the log after them.
+int velocity_ready_main(const Args& args) {
+  constexpr int kPartitions = 128;  // the mock keeps ~5 MiB per partition
+  auto made = testing::make_temp_dir("stream-bench.");
+  if (!made) {
+    std::fprintf(stderr, "%s\n", made.error().c_str());
+    return 1;
+  }
+  const std::string dir = made.value();
+  const std::string parts = std::to_string(kPartitions);
+  BrokerProcess broker(
+      {"vel-ready:" + parts, "vel-ready-scores:" + parts, "transactions.dlq:" + parts}, dir);
+  auto redis = testing::RedisServer::Start();
+  if (!redis) {
+    std::fprintf(stderr, "%s\n", redis.error().c_str());
+    return 1;
+  }
+  const std::string bootstrap = broker.bootstrap();
+  const std::filesystem::path repo = velocity_repository();
+  const size_t customers = args.customers;
+  const size_t n = customers * 5 / 2;
+  const size_t first = n * 9 / 10;
+  std::vector<testing::RawTx> txs = testing::make_raw_transactions(n, customers, 20, 17, "r-");
+  // Every customer in the state: the first `customers` transactions go to each one in turn
+  // (the generator picks customers at random, which leaves some without a transaction).
+  for (size_t i = 0; i < customers; ++i) txs[i].customer = "C" + std::to_string(i);
+  const auto t_produce = Steady::now();
+  const Status preloaded =
+      testing::produce_all(bootstrap, "vel-ready", testing::keyed_by_customer(txs, 0, first));
+  if (!preloaded.ok()) {
+    std::fprintf(stderr, "preload: %s\n", preloaded.message().c_str());
+    return 1;
+  }
+  std::printf(
+      "stream_bench --velocity --ready: %zu transactions of %zu customers (20 days) on %d "
+      "partitions; the broker in its own process (vigil-fault-harness, 3 mock brokers); vigil "
+      "as its binary with config/vigil.yaml, features.snapshot.interval_s=5, a real "
+      "redis-server; %u cores\n(pre-loaded %zu in %.1f s)\n\n",
+      n, customers, kPartitions, std::thread::hardware_concurrency(), first,
+      std::chrono::duration<double>(Steady::now() - t_produce).count());
+  const std::vector<std::string> extra = {"--features.snapshot.interval_s=5", "--log.level=info"};
+  auto wait_for = [](VigilProcess& v, const char* what, auto done) {
+    const auto deadline = Steady::now() + std::chrono::seconds(600);
+    while (Steady::now() < deadline) {
+      if (done(v.metrics())) return;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    v.fail(std::string("stream_bench --ready: timed out waiting for ") + what);
+  };
+  double entities_first = 0, snapshot_mib = 0;
+  {
+    VigilProcess a(bootstrap, "ready", "vel-ready", "vel-ready-scores", redis.value()->url(), dir,
+                   repo.string(), "fraud_velocity", extra, "ready-first");
+    const auto t0 = Steady::now();
+    wait_for(a, "the first instance's scores", [&](const std::string& m) {
+      return metric(m, "vigil_kafka_produced_total", "kind=\"score\"") >= first;
+    });
+    const double consumed_s = std::chrono::duration<double>(Steady::now() - t0).count();
+    const double rounds = metric(a.metrics(), "vigil_features_snapshot_rounds_total");
+    // Two more rounds of every partition: the second started after the last score.
+    wait_for(a, "two snapshot rounds", [&](const std::string& m) {
+      return metric(m, "vigil_features_snapshot_rounds_total") >= rounds + 2 * kPartitions;
+    });
+    const std::string m = a.metrics();
+    entities_first = metric(m, "vigil_features_entities");
+    snapshot_mib = metric(m, "vigil_features_snapshot_bytes_total") / (1 << 20);
+    std::printf(
+        "first instance: %zu transactions scored in %.1f s, %.0f customers in its state; "
+        "snapshots written: %.1f MiB in all\n",
+        first, consumed_s, entities_first, snapshot_mib);
+    const Status st =
+        testing::produce_all(bootstrap, "vel-ready", testing::keyed_by_customer(txs, first, n));
+    if (!st.ok()) a.fail("produce: " + st.message());
+    wait_for(a, "the last scores", [&](const std::string& m2) {
+      return metric(m2, "vigil_kafka_produced_total", "kind=\"score\"") >= n;
+    });
+    std::this_thread::sleep_for(milliseconds(500));  // commits (every 100 ms)
+    a.kill();
+    std::printf("then %zu more scored; killed (SIGKILL)\n", n - first);
+  }
+  VigilProcess b(bootstrap, "ready", "vel-ready", "vel-ready-scores", redis.value()->url(), dir,
+                 repo.string(), "fraud_velocity", extra, "ready-second");
+  wait_for(b, "the second instance's history", [&](const std::string& m) {
+    return metric(m, "vigil_kafka_assigned_partitions") >= kPartitions &&
+           metric(m, "vigil_features_replaying_partitions") == 0 &&
+           ready_lines(b.log_path()).size() >= kPartitions;
+  });
+  std::vector<ReadyLine> lines = ready_lines(b.log_path());
+  std::sort(lines.begin(), lines.end(),
+            [](const ReadyLine& x, const ReadyLine& y) { return x.ready_ms < y.ready_ms; });
+  uint64_t replayed = 0;
+  double load_max = 0;
+  for (const auto& l : lines) {
+    replayed += l.replayed;
+    load_max = std::max(load_max, l.load_ms);
+  }
+  const double entities = metric(b.metrics(), "vigil_features_entities");
+  std::printf(
+      "second instance, same group: %zu partitions; history ready after assignment (its log): "
+      "median %.0f ms, slowest %.0f ms; snapshot load slowest %.0f ms; %llu records replayed; "
+      "%.0f customers in its state (the first had %.0f)\n",
+      lines.size(), lines[lines.size() / 2].ready_ms, lines.back().ready_ms, load_max,
+      static_cast<unsigned long long>(replayed), entities, entities_first);
+  std::printf("  issue-22 target: state ready <= 5 s after assignment for 1M customers: %s\n",
+              entities < 1000000                ? "not judged (fewer customers)"
+              : lines.back().ready_ms <= 5000.0 ? "MET"
+                                                : "NOT MET");
+  std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
+  std::filesystem::remove_all(repo);
+  return 0;
+}
+
 // A benchmark's main is its script: it runs the measurements in the order the report prints
 // them, which reads best in one piece, so it stays longer than the ~60-line rule.
 // Velocity features' cost on the stream: fraud_velocity scoring raw transactions (decoded,
@@ -1220,6 +1375,7 @@ int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   g_timeline = args.timeline;
   spdlog::set_level(spdlog::level::warn);
+  if (args.velocity && args.ready) return velocity_ready_main(args);
   if (args.deployed && args.velocity) return velocity_deployed_main(args);
   if (args.deployed) return deployed_main(args);
   if (args.velocity) return velocity_main(args);
