@@ -534,8 +534,19 @@ fair relay alike. The output as printed:
 """
 
 
-def velocity_section(features: str, velocity: str, nolog: Optional[str],
+def velocity_section(features: str, velocity: str, nolog: Optional[str], ready: Optional[str],
                      commands: Dict[str, str]) -> str:
+    restart = "" if ready is None else f"""
+Ready after a restart, end to end ({cmd(commands, 'velocity_ready')}): a first instance scores
+90% of the transactions and snapshots its state to a real redis-server (every 5 s), scores the
+last 10% and is killed (SIGKILL); a second instance in the same group loads the snapshots and
+replays the log after them. Each partition's time from its assignment to its history being
+ready comes from the second instance's log:
+
+```
+{ready.rstrip()}
+```
+"""
     without = "" if nolog is None else f"""
 The same with `features.log: false` ({cmd(commands, 'velocity_nolog')}): score records without
 the nine features, the spec hash and the history field; what computing the features costs
@@ -566,7 +577,7 @@ CPU per event. The outputs as printed:
 ```
 {velocity.rstrip()}
 ```
-{without}"""
+{without}{restart}"""
 
 
 def gpu_section(m: Dict[str, str]) -> str:
@@ -637,6 +648,7 @@ commit named below.**
            http_section(cells, commands, text("http.txt"), (link(names[0]), link(names[1]))),
            (velocity_section(text("features.txt"), text("velocity.txt"),
                              text("velocity_nolog.txt") if "velocity_nolog" in commands else None,
+                             text("velocity_ready.txt") if "velocity_ready" in commands else None,
                              commands)
             if "features" in commands and "velocity" in commands else ""),
            gpu_section(machine)]

@@ -12,7 +12,9 @@
 #                      ready-after-assignment with a 1M-customer state, through a real
 #                      redis-server), then stream_bench --velocity --deployed (raw
 #                      transactions with features computed against ready-made features,
-#                      with and without the features logged in score records)
+#                      with and without the features logged in score records), and
+#                      stream_bench --velocity --ready (a restarted instance's history
+#                      ready after assignment, 1M customers)
 # then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
 # captured outputs (docs/bench/results/). About 12 minutes on a 2-core machine; uses the
 # binaries already built in build/release (it builds nothing).
@@ -163,8 +165,9 @@ REDIS_PORT=$((20000 + RANDOM % 20000))
   --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" >/dev/null
 if [[ -n $QUICK ]]; then
   features_args=(--customers 20000 --warm-days 3) velocity_args=(--events 20000)
+  ready_args=(--customers 20000)
 else
-  features_args=() velocity_args=(--events 300000)
+  features_args=() velocity_args=(--events 300000) ready_args=(--customers 1000000)
 fi
 run_bench features build/release/bench/features_bench "${features_args[@]}" \
   --redis-url "redis://127.0.0.1:$REDIS_PORT"
@@ -173,6 +176,8 @@ run_bench velocity build/release/bench/stream_bench --velocity --deployed "${vel
 # costs, apart from computing them.
 run_bench velocity_nolog env STREAM_BENCH_NO_FEATURE_LOG=1 \
   build/release/bench/stream_bench --velocity --deployed "${velocity_args[@]}"
+# A restarted instance's history: snapshots loaded, the log after them replayed.
+run_bench velocity_ready build/release/bench/stream_bench --velocity --ready "${ready_args[@]}"
 
 # --- BENCHMARKS.md and the plots -------------------------------------------------------------
 printf 'total_seconds\t%d\n' $((SECONDS - START)) >>"$RESULTS/machine.tsv"
