@@ -1,5 +1,7 @@
 #include "common/json_text.h"
 
+#include <cstring>
+
 namespace vigil {
 
 namespace {
@@ -33,12 +35,19 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  // Runs of plain ASCII are appended at once.
+char* write_json_string(char* p, std::string_view s) {
+  *p++ = '"';
+  // Runs of plain ASCII are copied at once.
   size_t run = 0;
   auto flush_run = [&](size_t end) {
-    if (end > run) out.append(s.data() + run, end - run);
+    if (end > run) {
+      std::memcpy(p, s.data() + run, end - run);
+      p += end - run;
+    }
+  };
+  auto put = [&](std::string_view text) {
+    std::memcpy(p, text.data(), text.size());
+    p += text.size();
   };
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
@@ -48,36 +57,44 @@ void append_json_string(std::string& out, std::string_view s) {
     run = i + 1;
     switch (c) {
       case '"':
-        out += "\\\"";
+        put("\\\"");
         break;
       case '\\':
-        out += "\\\\";
+        put("\\\\");
         break;
       case '\n':
-        out += "\\n";
+        put("\\n");
         break;
       case '\r':
-        out += "\\r";
+        put("\\r");
         break;
       case '\t':
-        out += "\\t";
+        put("\\t");
         break;
       default:
         if (u < 0x20) {
           static constexpr char kHex[] = "0123456789abcdef";
           const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xF]};
-          out.append(esc, sizeof esc);
+          put(std::string_view(esc, sizeof esc));
         } else if (size_t n = utf8_sequence_length(s, i)) {
-          out.append(s.data() + i, n);
+          put(s.substr(i, n));
           i += n - 1;
           run = i + 1;
         } else {
-          out += "\xEF\xBF\xBD";  // U+FFFD: the output stays valid UTF-8 whatever came in
+          put("\xEF\xBF\xBD");  // U+FFFD: the output stays valid UTF-8 whatever came in
         }
     }
   }
   flush_run(s.size());
-  out += '"';
+  *p++ = '"';
+  return p;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  const size_t start = out.size();
+  out.resize(start + json_string_bound(s));
+  char* end = write_json_string(out.data() + start, s);
+  out.resize(static_cast<size_t>(end - out.data()));
 }
 
 }  // namespace vigil

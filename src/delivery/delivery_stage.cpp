@@ -238,7 +238,7 @@ namespace {
 // for Redis and Kafka alike. Returns the value's offset; the key starts at the size `bytes` had.
 // With `log_features`, a score of vigil-computed features carries them (the model's inputs).
 uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reasons,
-                       sinks::FeatureKeys& keys, const scoring::ScoreRequest& r,
+                       const std::string* feature_keys, const scoring::ScoreRequest& r,
                        const scoring::ScoreOutcome& o, const scoring::ModelInfo& model,
                        int64_t scored_at, sinks::ScoreSource source, bool log_features) {
   bytes += r.id.view();
@@ -251,7 +251,7 @@ uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reas
   const bool with_features =
       log_features && r.features_computed && r.features.size() == model.input_names.size();
   if (with_features) {
-    features.keys = keys.keys_of(model.input_names);
+    features.keys = feature_keys;
     features.values = r.features.data();
     features.count = r.features.size();
     features.spec_hash = model.feature_spec_hash;
@@ -282,11 +282,12 @@ void DeliveryStage::encode(Batch& b, const std::vector<scoring::ScoreRequest>& b
                            const std::vector<scoring::ScoreOutcome>& outcomes,
                            const scoring::ModelInfo& model) {
   const int64_t scored_at = wall_clock_ms();
+  const std::string* feature_keys = b.feature_keys.keys_of(model.input_names);
   for (ScoreSlot& s : b.slots) {
     s.key_offset = static_cast<uint32_t>(b.bytes.size());
     s.key_length = static_cast<uint32_t>(batch[s.request].id.size());
     s.value_offset =
-        encode_record(b.bytes, b.reasons, b.feature_keys, batch[s.request], outcomes[s.request],
+        encode_record(b.bytes, b.reasons, feature_keys, batch[s.request], outcomes[s.request],
                       model, scored_at, sinks::ScoreSource::kKafka, config_.log_features);
     s.value_length = static_cast<uint32_t>(b.bytes.size() - s.value_offset);
   }
@@ -310,14 +311,14 @@ void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batc
   bytes.clear();
   spans.clear();
   int64_t scored_at = -1;
+  const std::string* keys = feature_keys.keys_of(model.input_names);
   for (size_t i = 0; i < batch.size(); ++i) {
     const scoring::ScoreRequest& r = batch[i];
     if (r.origin != scoring::Origin::kHttp || r.id.empty() || !outcomes[i].status.ok()) continue;
     if (scored_at < 0) scored_at = wall_clock_ms();
     const auto key = static_cast<uint32_t>(bytes.size());
-    spans.emplace_back(key,
-                       encode_record(bytes, reasons, feature_keys, r, outcomes[i], model, scored_at,
-                                     sinks::ScoreSource::kHttp, config_.log_features));
+    spans.emplace_back(key, encode_record(bytes, reasons, keys, r, outcomes[i], model, scored_at,
+                                          sinks::ScoreSource::kHttp, config_.log_features));
   }
   const size_t n = spans.size();
   if (n == 0) return;
