@@ -525,8 +525,10 @@ Python consumer in one process and in two (half the partitions each). vigil's cl
 its first record consumed to its last score delivered and settled in Redis, read from its
 `/metrics` every 10 ms. Against an external broker vigil's consumer uses
 `fetch.wait.max.ms=100`, and the mock broker holds an empty fetch that long even when data
-arrives (a real broker answers at once): the latencies below are the mock's, for vigil and the
-fair relay alike. The output as printed:
+arrives (a real broker answers at once): the first latency runs are mostly the mock's, 0 to
+100 ms, for vigil and the fair relay alike. The second runs set `fetch.wait.max.ms=1` for both
+(vigil's `--kafka.consumer.fetch.wait.max.ms=1`, nothing else changed), which takes the mock's
+wait out and leaves what vigil itself adds. The output as printed:
 
 ```
 {text.rstrip()}
@@ -568,7 +570,9 @@ one snapshot interval of records (30 s) at the rate named to the measured load. 
 `stream_bench --velocity --deployed`: the broker in its own process, vigil as its binary with
 the shipped config (Redis off), `fraud_velocity` on raw transactions against the same model
 on events carrying the same nine features ready-made, alternating, with the vigil process's
-CPU per event. The outputs as printed:
+CPU per event; then latency at fixed rates, raw then ready-made, each a vigil process with
+`fetch.wait.max.ms=1` (the mock broker's empty-fetch wait out, as in the second deployed
+latency runs above). The outputs as printed:
 
 ```
 {features.rstrip()}

@@ -164,7 +164,8 @@ REDIS_PORT=$((20000 + RANDOM % 20000))
 /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" >/dev/null
 if [[ -n $QUICK ]]; then
-  features_args=(--customers 20000 --warm-days 3) velocity_args=(--events 20000)
+  features_args=(--customers 20000 --warm-days 3)
+  velocity_args=(--events 20000 --rates 10000 --seconds 1)
   ready_args=(--customers 20000)
 else
   features_args=() velocity_args=(--events 300000) ready_args=(--customers 1000000)
@@ -175,7 +176,7 @@ run_bench velocity build/release/bench/stream_bench --velocity --deployed "${vel
 # The same with features.log: false (score records without their features): what logging them
 # costs, apart from computing them.
 run_bench velocity_nolog env STREAM_BENCH_NO_FEATURE_LOG=1 \
-  build/release/bench/stream_bench --velocity --deployed "${velocity_args[@]}"
+  build/release/bench/stream_bench --velocity --deployed --no-latency "${velocity_args[@]}"
 # A restarted instance's history: snapshots loaded, the log after them replayed.
 run_bench velocity_ready build/release/bench/stream_bench --velocity --ready "${ready_args[@]}"
 

@@ -27,12 +27,14 @@
 // (vigil's own consumer and producer settings, polling the way vigil's consumer polls); the
 // Python consumer in one process and in two (half the partitions each). Throughput is timed
 // from vigil's first consumed record to its last score delivered and settled in Redis, read
-// from its /metrics every 10 ms. Latency: vigil against the fair relay, as above.
+// from its /metrics every 10 ms. Latency: vigil against the fair relay, as above, twice: as
+// shipped (fetch.wait.max.ms=100, which the mock broker spends in full on every empty fetch,
+// 0-100 ms on both sides), then with fetch.wait.max.ms=1 on both (the mock's wait out).
 //
 // --velocity compares fraud_velocity on raw transactions (features computed in the stream)
 // with the same model on events carrying the features ready-made; with --deployed, against
-// the broker in its own process with vigil as its binary, and the vigil process's CPU per
-// event beside the throughput.
+// the broker in its own process with vigil as its binary, the vigil process's CPU per event
+// beside the throughput, and latency at fixed rates (fetch.wait.max.ms=1, as above).
 //
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
 //                     [--no-python] [--no-latency] [--deployed] [--velocity] [--timeline]
@@ -160,7 +162,8 @@ Args parse(int argc, char** argv) {
   app.add_option("--customers", a.customers, "customers of --velocity --ready");
   app.add_flag("--timeline", a.timeline,
                "with --deployed: print each vigil run's progress from its /metrics every 10 ms "
-               "to stderr (consumed, delivered, queue depth, paused partitions, Redis writes)");
+               "to stderr (consumed, delivered, queue depth, paused partitions, Redis writes; "
+               "with --velocity, during the latency runs too)");
   app.add_flag("--velocity", a.velocity,
                "only the velocity-feature comparison: fraud_velocity on raw transactions "
                "(features computed in the stream) against the same model on events that carry "
@@ -869,6 +872,41 @@ ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, 
   vigil.fail("vigil did not deliver " + std::to_string(n) + " scores within 300 s");
 }
 
+// With --timeline, prints the vigil process's /metrics every 10 ms to stderr while it lives
+// (the latency runs).
+class TimelinePrinter {
+ public:
+  explicit TimelinePrinter(VigilProcess& vigil) {
+    if (!g_timeline) return;
+    thread_ = std::thread([this, &vigil] {
+      const auto t0 = Steady::now();
+      while (!done_.load()) {
+        const std::string m = vigil.metrics();
+        std::fprintf(stderr,
+                     "%7.3f s consumed %8.0f delivered %8.0f queue %6.0f paused %3.0f "
+                     "pauses %4.0f prefetch wakes %4.0f\n",
+                     std::chrono::duration<double>(Steady::now() - t0).count(),
+                     metric(m, "vigil_kafka_consumed_total"),
+                     metric(m, "vigil_kafka_produced_total", "kind=\"score\""),
+                     metric(m, "vigil_queue_depth"), metric(m, "vigil_kafka_paused_partitions"),
+                     metric(m, "vigil_kafka_pauses_total"),
+                     metric(m, "vigil_kafka_prefetch_wakes_total"));
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+    });
+  }
+  ~TimelinePrinter() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  TimelinePrinter(const TimelinePrinter&) = delete;
+  TimelinePrinter& operator=(const TimelinePrinter&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 double vigil_process_throughput(const std::string& bootstrap, const std::string& group,
                                 const std::string& redis_url, size_t n, const std::string& dir) {
   VigilProcess vigil(bootstrap, group, "tp-in", "tp-scores", redis_url, dir);
@@ -921,10 +959,11 @@ int deployed_main(const Args& args) {
   }
   const std::string dir = made.value();
   const std::string tp = std::to_string(kTpPartitions), lat = std::to_string(kLatPartitions);
-  BrokerProcess broker({"tp-in:" + tp, "tp-scores:" + tp, "py-scores:" + tp,
-                        "transactions.dlq:" + tp, "relay-tp-out:" + tp, "lat-in:" + lat,
-                        "lat-scores:" + lat, "relay-in:" + lat, "relay-out:" + lat},
-                       dir);
+  BrokerProcess broker(
+      {"tp-in:" + tp, "tp-scores:" + tp, "py-scores:" + tp, "transactions.dlq:" + tp,
+       "relay-tp-out:" + tp, "lat-in:" + lat, "lat-scores:" + lat, "lat1-in:" + lat,
+       "lat1-scores:" + lat, "relay-in:" + lat, "relay-out:" + lat},
+      dir);
   auto redis = testing::RedisServer::Start();
   if (!redis) {
     std::fprintf(stderr, "%s\n", redis.error().c_str());
@@ -978,27 +1017,44 @@ int deployed_main(const Args& args) {
   std::fflush(stdout);
 
   if (args.latency) {
-    std::printf(
-        "\nlatency (deployed): event produce call -> result read back (load producer "
-        "linger.ms=5; reader fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
-        args.seconds);
-    std::vector<Percentiles> vigil_rows, relay_rows;
-    {
-      VigilProcess vigil(bootstrap, "sd-lat", "lat-in", "lat-scores", redis_url, dir);
-      testing::wait_until([&] { return vigil.ready(); }, milliseconds(60000));
-      vigil_rows =
-          latency_series(bootstrap, "lat-in", "lat-scores", kLatPartitions, "vigil", args, ref);
-    }
-    relay_rows = relay_latency_series(bootstrap, fair_relay(), kLatPartitions, args, ref);
-    std::printf("\n  %-8s %18s %18s  %s\n", "rate", "vigil-relay p50", "vigil-relay p99",
-                "targets: p50 <= relay + 1 ms, p99 <= relay + 3 ms, every event seen");
-    for (size_t i = 0; i < vigil_rows.size(); ++i) {
-      const Percentiles& v = vigil_rows[i];
-      const Percentiles& r = relay_rows[i];
-      const bool met = v.p50 - r.p50 <= 1000 && v.p99 - r.p99 <= 3000 && v.seen == v.sent;
-      std::printf("  %-8d %15.0f us %15.0f us  %s\n", args.rates[i], v.p50 - r.p50, v.p99 - r.p99,
-                  met ? "MET" : "NOT MET");
-    }
+    // vigil and the fair relay at each rate, vigil's consumer given `vigil_args`, the relay's
+    // `relay_consumer` on top of the fair relay's; then the differences against the targets.
+    // Each pair on topics of its own: a new group starts from the earliest offset.
+    auto latency_pair = [&](const std::string& title, const std::string& in, const std::string& out,
+                            const std::vector<std::string>& vigil_args,
+                            const testing::KafkaProperties& relay_consumer) {
+      std::printf(
+          "\nlatency (deployed%s): event produce call -> result read back (load producer "
+          "linger.ms=5; reader fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
+          title.c_str(), args.seconds);
+      std::vector<Percentiles> vigil_rows, relay_rows;
+      {
+        VigilProcess vigil(bootstrap, "sd-" + in, in, out, redis_url, dir, "", "", vigil_args);
+        testing::wait_until([&] { return vigil.ready(); }, milliseconds(60000));
+        vigil_rows = latency_series(bootstrap, in, out, kLatPartitions, "vigil", args, ref);
+      }
+      RelayStyle relay = fair_relay();
+      relay.consumer = with(relay.consumer, relay_consumer);
+      relay_rows = relay_latency_series(bootstrap, relay, kLatPartitions, args, ref);
+      std::printf("\n  %-8s %18s %18s  %s\n", "rate", "vigil-relay p50", "vigil-relay p99",
+                  "targets: p50 <= relay + 1 ms, p99 <= relay + 3 ms, every event seen");
+      for (size_t i = 0; i < vigil_rows.size(); ++i) {
+        const Percentiles& v = vigil_rows[i];
+        const Percentiles& r = relay_rows[i];
+        const bool met = v.p50 - r.p50 <= 1000 && v.p99 - r.p99 <= 3000 && v.seen == v.sent;
+        std::printf("  %-8d %15.0f us %15.0f us  %s\n", args.rates[i], v.p50 - r.p50, v.p99 - r.p99,
+                    met ? "MET" : "NOT MET");
+      }
+      std::fflush(stdout);
+    };
+    // As shipped: the consumer's fetch.wait.max.ms=100, which the mock broker spends in full on
+    // every empty fetch, whatever arrives meanwhile; vigil and the relay alike.
+    latency_pair("", "lat-in", "lat-scores", {}, {});
+    // The same with fetch.wait.max.ms=1 on both sides: the wait a real broker would not add,
+    // taken out, so that what is left is the consumer's, the scoring's and the producer's.
+    latency_pair(", fetch.wait.max.ms=1 for vigil and the relay: the mock's empty-fetch wait out",
+                 "lat1-in", "lat1-scores", {"--kafka.consumer.fetch.wait.max.ms=1"},
+                 {{"fetch.wait.max.ms", "1"}});
   }
   std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
   return 0;
@@ -1065,8 +1121,52 @@ size_t preload_velocity(const std::string& bootstrap, size_t n) {
 // its binary with the shipped config (Redis off, as in-process), alternating plain, raw,
 // raw, plain; each run a fresh group. Besides throughput, the vigil process's CPU per event:
 // what computing the features costs, apart from what the broker's pace allows.
+// The latency runs' events: the same customers' transactions at fixed rates, raw (keyed by
+// customer) for the model that computes their features, and carrying them for the copy that
+// does not. Enough for the highest of `args.rates`.
+struct VelocityLatencyEvents {
+  std::vector<testing::RawTx> txs;
+  std::vector<std::vector<double>> features;
+  EventMaker raw() const {
+    return [this](size_t i, const std::string& id) {
+      testing::RawTx t = txs[i];
+      t.id = id;
+      return std::make_pair(t.customer, testing::raw_json(t));
+    };
+  }
+  EventMaker plain() const {
+    return [this](size_t i, const std::string& id) {
+      return std::make_pair(txs[i].customer, event_with_features(id, features[i]));
+    };
+  }
+};
+std::unique_ptr<VelocityLatencyEvents> velocity_latency_events(const Args& args) {
+  int longest = 0;
+  for (int rate : args.rates) longest = std::max(longest, rate);
+  const size_t m = static_cast<size_t>(longest) * static_cast<size_t>(args.seconds + 1);
+  auto e = std::make_unique<VelocityLatencyEvents>();
+  e->txs = testing::make_raw_transactions(m, std::max<size_t>(m / 80, 1), 40, 12, "lt-");
+  e->features = testing::reference_features(e->txs);
+  return e;
+}
+
+// Prints raw-minus-plain p50 and p99 per rate: issue 22's latency target.
+void print_velocity_latency(const Args& args, const std::vector<Percentiles>& raw_rows,
+                            const std::vector<Percentiles>& plain_rows) {
+  std::printf("\n  %-8s %18s %18s  target: p99 <= ready-made + 1 ms at 50k/s\n", "rate",
+              "raw-plain p50", "raw-plain p99");
+  for (size_t i = 0; i < raw_rows.size(); ++i) {
+    const bool all_seen =
+        raw_rows[i].seen == raw_rows[i].sent && plain_rows[i].seen == plain_rows[i].sent;
+    std::printf("  %-8d %15.0f us %15.0f us%s\n", args.rates[i],
+                raw_rows[i].p50 - plain_rows[i].p50, raw_rows[i].p99 - plain_rows[i].p99,
+                all_seen ? "" : "  (events missing: see the rows above)");
+  }
+}
+
 int velocity_deployed_main(const Args& args) {
   constexpr int kPartitions = 16;
+  constexpr int kLatPartitions = 6;  // as the other latency runs
   auto made = testing::make_temp_dir("stream-bench.");
   if (!made) {
     std::fprintf(stderr, "%s\n", made.error().c_str());
@@ -1074,9 +1174,11 @@ int velocity_deployed_main(const Args& args) {
   }
   const std::string dir = made.value();
   const std::string parts = std::to_string(kPartitions);
-  BrokerProcess broker({"vel-raw:" + parts, "vel-plain:" + parts, "vel-scores:" + parts,
-                        "transactions.dlq:" + parts},
-                       dir);
+  const std::string lat = std::to_string(kLatPartitions);
+  BrokerProcess broker(
+      {"vel-raw:" + parts, "vel-plain:" + parts, "vel-scores:" + parts, "transactions.dlq:" + parts,
+       "vlat-raw:" + lat, "vlat-plain:" + lat, "vlat-scores:" + lat},
+      dir);
   const std::string bootstrap = broker.bootstrap();
   const std::filesystem::path repo = velocity_repository();
   const size_t n = args.events;
@@ -1109,6 +1211,32 @@ int velocity_deployed_main(const Args& args) {
       "  with features computed in the stream: %.1f%% of the same stream's throughput without "
       "them, over the two runs of each (issue-22 target >= 85%%); vigil's CPU per event %.2fx\n",
       100.0 * sum[1] / sum[0], cpu[1] / cpu[0]);
+  std::fflush(stdout);
+
+  if (args.latency) {
+    // vigil as deployed at fixed rates, raw transactions then the same carrying their features;
+    // each a process of its own on the same broker, with fetch.wait.max.ms=1: the mock broker
+    // holds an empty fetch for its whole wait (100 ms as shipped) whatever arrives meanwhile,
+    // which would bury the difference under 0-100 ms of the mock's own.
+    const auto events = velocity_latency_events(args);
+    std::printf(
+        "\nlatency (deployed, vigil's fetch.wait.max.ms=1: the mock's empty-fetch wait out): event "
+        "produce call -> score read back (load producer linger.ms=5; reader fetch.wait.max.ms=1; "
+        "%d s per rate after 1 s warm-up)\n",
+        args.seconds);
+    auto series = [&](const char* who, const std::string& model, const std::string& in,
+                      const EventMaker& make) {
+      VigilProcess vigil(bootstrap, std::string("sd-vlat-") + who, in, "vlat-scores", "", dir,
+                         repo.string(), model, {"--kafka.consumer.fetch.wait.max.ms=1"});
+      testing::wait_until([&] { return vigil.ready(); }, milliseconds(60000));
+      const TimelinePrinter timeline(vigil);
+      return latency_series(bootstrap, in, "vlat-scores", kLatPartitions, who, args,
+                            testing::ReferenceData{}, make);
+    };
+    const auto raw_rows = series("raw", "fraud_velocity", "vlat-raw", events->raw());
+    const auto plain_rows = series("plain", "fraud_velocity_plain", "vlat-plain", events->plain());
+    print_velocity_latency(args, raw_rows, plain_rows);
+  }
   std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
   std::filesystem::remove_all(repo);
   return 0;
@@ -1322,21 +1450,7 @@ int velocity_main(const Args& args) {
               raw_run.allocations_per_event, plain_run.allocations_per_event);
 
   if (args.latency) {
-    // The same customers' transactions at fixed rates, raw (keyed by customer) to the model
-    // that computes their features, and carrying them to the copy that does not.
-    int longest = 0;
-    for (int rate : args.rates) longest = std::max(longest, rate);
-    const size_t m = static_cast<size_t>(longest) * static_cast<size_t>(args.seconds + 1);
-    const auto lat = testing::make_raw_transactions(m, std::max<size_t>(m / 80, 1), 40, 12, "lt-");
-    const auto lat_features = testing::reference_features(lat);
-    const EventMaker raw_event = [&lat](size_t i, const std::string& id) {
-      testing::RawTx t = lat[i];
-      t.id = id;
-      return std::make_pair(t.customer, testing::raw_json(t));
-    };
-    const EventMaker plain_event = [&lat, &lat_features](size_t i, const std::string& id) {
-      return std::make_pair(lat[i].customer, event_with_features(id, lat_features[i]));
-    };
+    const auto events = velocity_latency_events(args);
     std::printf(
         "\nlatency: event produce call -> score read back (load producer linger.ms=5; reader "
         "fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
@@ -1358,14 +1472,9 @@ int velocity_main(const Args& args) {
       (*service)->stop();
       return rows;
     };
-    const auto raw_rows = series("raw", "fraud_velocity", "vlat-raw", raw_event);
-    const auto plain_rows = series("plain", "fraud_velocity_plain", "vlat-plain", plain_event);
-    std::printf("\n  %-8s %18s %18s  target: p99 <= ready-made + 1 ms at 50k/s\n", "rate",
-                "raw-plain p50", "raw-plain p99");
-    for (size_t i = 0; i < raw_rows.size(); ++i) {
-      std::printf("  %-8d %15.0f us %15.0f us\n", args.rates[i],
-                  raw_rows[i].p50 - plain_rows[i].p50, raw_rows[i].p99 - plain_rows[i].p99);
-    }
+    const auto raw_rows = series("raw", "fraud_velocity", "vlat-raw", events->raw());
+    const auto plain_rows = series("plain", "fraud_velocity_plain", "vlat-plain", events->plain());
+    print_velocity_latency(args, raw_rows, plain_rows);
   }
   fs::remove_all(repo);
   return 0;
