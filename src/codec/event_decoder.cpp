@@ -77,6 +77,38 @@ DecodeStatus malformed(simdjson::error_code ec, std::string_view where) {
                                  ": " + simdjson::error_message(ec));
 }
 
+DecodeStatus read_string(simdjson::ondemand::value v, const std::string& what, DecodeError code,
+                         std::string& out) {
+  std::string_view s;
+  if (v.get_string().get(s)) return DecodeStatus::Error(code, "'" + what + "' must be a string");
+  out.assign(s.data(), s.size());
+  return {};
+}
+
+DecodeStatus read_transaction_id(simdjson::ondemand::value v, std::string& out) {
+  if (auto st = read_string(v, "transaction_id", DecodeError::kBadTransactionId, out); !st.ok()) {
+    return st;
+  }
+  if (out.empty() || out.size() > EventDecoder::kMaxTransactionIdBytes) {
+    return DecodeStatus::Error(DecodeError::kBadTransactionId,
+                               "transaction_id must be 1 to " +
+                                   std::to_string(EventDecoder::kMaxTransactionIdBytes) + " bytes");
+  }
+  return {};
+}
+
+DecodeStatus read_epoch_ms(simdjson::ondemand::value v, const std::string& what, int64_t& out) {
+  simdjson::ondemand::json_type t;
+  if (auto ec = v.type().get(t)) return malformed(ec, what);
+  if (t != simdjson::ondemand::json_type::number || v.get_int64().get(out)) {
+    return DecodeStatus::Error(DecodeError::kWrongType,
+                               "'" + what + "' must be an integer (ms since the epoch)");
+  }
+  if (out < 0)
+    return DecodeStatus::Error(DecodeError::kOutOfRange, "'" + what + "' is before 1970");
+  return {};
+}
+
 // NaN / Infinity literals are named as such rather than reported as a parse error.
 bool is_non_finite_literal(std::string_view raw) {
   if (!raw.empty() && (raw[0] == '-' || raw[0] == '+')) raw.remove_prefix(1);

@@ -129,6 +129,14 @@ DecodeStatus open_event(std::string_view json, size_t max_event_bytes,
                         simdjson::ondemand::parser& parser, std::string& buffer,
                         simdjson::ondemand::document& doc, simdjson::ondemand::object& obj);
 
+// A string field `v` into `out`; otherwise `code` naming `what`.
+DecodeStatus read_string(simdjson::ondemand::value v, const std::string& what, DecodeError code,
+                         std::string& out);
+// A transaction_id field: a string of 1 to EventDecoder::kMaxTransactionIdBytes bytes.
+DecodeStatus read_transaction_id(simdjson::ondemand::value v, std::string& out);
+// An integer time field `what` (ms since the epoch, not before 1970) into `out`.
+DecodeStatus read_epoch_ms(simdjson::ondemand::value v, const std::string& what, int64_t& out);
+
 // Copies `json` into `buffer` with simdjson's required padding and returns a view of it.
 simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer);
 

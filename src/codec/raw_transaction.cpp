@@ -20,15 +20,6 @@ DecodeStatus error(DecodeError code, std::string message) {
   return DecodeStatus::Error(code, std::move(message));
 }
 
-// A string field into `out`; `what` names it.
-DecodeStatus read_string(simdjson::ondemand::value v, const std::string& what, DecodeError code,
-                         std::string& out) {
-  std::string_view s;
-  if (v.get_string().get(s)) return error(code, "'" + what + "' must be a string");
-  out.assign(s.data(), s.size());
-  return {};
-}
-
 }  // namespace
 
 DecodeStatus RawTransactionDecoder::decode(std::string_view json, int64_t reference_ms,
@@ -48,17 +39,7 @@ DecodeStatus RawTransactionDecoder::decode(std::string_view json, int64_t refere
     simdjson::ondemand::value v;
     if (auto ec = field.value().get(v)) return malformed(ec, key);
     if (key == "transaction_id") {
-      if (auto st =
-              read_string(v, "transaction_id", DecodeError::kBadTransactionId, out.transaction_id);
-          !st.ok()) {
-        return st;
-      }
-      if (out.transaction_id.empty() ||
-          out.transaction_id.size() > EventDecoder::kMaxTransactionIdBytes) {
-        return error(DecodeError::kBadTransactionId,
-                     "transaction_id must be 1 to " +
-                         std::to_string(EventDecoder::kMaxTransactionIdBytes) + " bytes");
-      }
+      if (auto st = read_transaction_id(v, out.transaction_id); !st.ok()) return st;
       have_id = true;
     } else if (key == fields_.entity) {
       if (auto st = read_string(v, fields_.entity, DecodeError::kWrongType, out.entity); !st.ok()) {
@@ -123,6 +104,9 @@ DecodeStatus RawTransactionDecoder::decode(std::string_view json, int64_t refere
     return error(DecodeError::kMissingField, "missing field '" + fields_.amount + "'");
   }
   if (!have_time) return error(DecodeError::kMissingField, "missing field '" + fields_.time + "'");
+  if (fields_.require_terminal && out.terminal_id.empty()) {
+    return error(DecodeError::kMissingField, "missing or empty field 'terminal_id'");
+  }
   if (out.event_time_ms < 0) {
     return error(DecodeError::kOutOfRange, "'" + fields_.time + "' is before 1970");
   }

@@ -28,6 +28,8 @@ struct RawFields {
   std::string entity = "customer_id";
   std::string time = "event_time_ms";
   std::string amount = "amount";
+  // With terminal features: a missing or empty terminal_id is refused (missing_field).
+  bool require_terminal = false;
 };
 
 struct RawTransaction {
