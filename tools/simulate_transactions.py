@@ -22,6 +22,16 @@ Writes one JSON object per line, in event-time order (ties by transaction id):
    "tx_fraud", "tx_fraud_scenario"}
 vigil reads the first five; the labels are for training (tools/train_model.py).
 
+With --reports FILE, the reports of the frauds, as a fraud.reports topic carries them (vigil's
+terminal risk features), one JSON object per line in report-time order (ties by id):
+  {"transaction_id", "customer_id", "terminal_id", "event_time_ms", "reported_at_ms",
+   "is_fraud": true, "source"}
+The handbook only assumes that labels are known after a week; the delays here are this
+generator's own: an analyst confirms 60% of the frauds 1 hour to 2 days after the transaction,
+the cardholder's chargeback reports the other 40% 2 to 21 days after it, and 15% of all frauds
+get both reports (the later one a repeat, counted once). The reports come from a random stream
+of their own, so adding them changes no transaction.
+
 The same seed and arguments always give the same bytes (Python's own random.Random, no
 numpy), so a run, a test and a training set can be rebuilt from the command alone.
 """
@@ -134,6 +144,25 @@ def generate(args):
     return txs, start_ms
 
 
+def make_reports(txs, seed):
+    """The fraud reports of `txs`' frauds: (reported_at_ms, transaction index, source)."""
+    rng = random.Random(seed + 7919)
+    hour_ms, day_ms = 3600 * 1000, DAY_S * 1000
+    reports = []
+    for i, t in enumerate(txs):
+        if not t[4]:
+            continue
+        analyst = t[0] + rng.randrange(hour_ms, 2 * day_ms)
+        chargeback = t[0] + rng.randrange(2 * day_ms, 21 * day_ms)
+        first = rng.random() < 0.6
+        reports.append((analyst if first else chargeback, i, "analyst" if first else "chargeback"))
+        if rng.random() < 0.15:
+            reports.append((chargeback if first else analyst, i,
+                            "chargeback" if first else "analyst"))
+    reports.sort(key=lambda r: (r[0], r[1]))
+    return reports
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--customers", type=int, default=5000)
@@ -143,6 +172,7 @@ def main():
     p.add_argument("--start-date", default="2018-04-01")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="-", help="JSON lines file ('-': stdout)")
+    p.add_argument("--reports", default="", help="also write the frauds' reports to this file")
     args = p.parse_args()
     txs, _ = generate(args)
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
@@ -156,6 +186,18 @@ def main():
         }, separators=(",", ":")) + "\n")
     if out is not sys.stdout:
         out.close()
+    if args.reports:
+        reports = make_reports(txs, args.seed)
+        with open(args.reports, "w", encoding="utf-8") as f:
+            for reported_at, i, source in reports:
+                ms, cust, term = txs[i][0], txs[i][1], txs[i][2]
+                f.write(json.dumps({
+                    "transaction_id": f"T{i:09d}", "customer_id": f"C{cust:06d}",
+                    "terminal_id": f"M{term:06d}", "event_time_ms": ms,
+                    "reported_at_ms": reported_at, "is_fraud": True, "source": source,
+                }, separators=(",", ":")) + "\n")
+        print(f"simulate_transactions: {len(reports)} fraud reports to {args.reports}",
+              file=sys.stderr)
     print(f"simulate_transactions: {len(txs)} transactions, {frauds} fraudulent "
           f"({100.0 * frauds / max(1, len(txs)):.2f}%), {args.customers} customers, "
           f"{args.terminals} terminals, {args.days} days from {args.start_date}",

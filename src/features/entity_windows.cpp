@@ -10,7 +10,6 @@ namespace vigil::features {
 
 namespace {
 
-constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kHourMs = 3'600'000;
 constexpr char kChunkMagic[8] = {'V', 'G', 'L', 'F', 'C', 'H', 'K', '2'};
 
@@ -49,7 +48,7 @@ bool get(std::string_view in, size_t& pos, T& v) {
 
 EntityWindows::EntityWindows(FeatureSpec spec)
     : spec_(std::move(spec)),
-      width_(spec_.output_names().size()),
+      width_(spec_.entity_feature_count()),
       lateness_ms_(spec_.allowed_lateness_ms),
       longest_ms_(spec_.longest_window_ms()),
       spec_hash_(spec_.hash()),
@@ -73,13 +72,13 @@ uint64_t EntityWindows::fnv1a(std::string_view id) {
 
 bool EntityWindows::during_weekend(int64_t time_ms) {
   // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday = 0.
-  const int64_t weekday = floor_div(time_ms, kDayMs) + 3;
+  const int64_t weekday = utc_day(time_ms) + 3;
   const int64_t from_monday = weekday - floor_div(weekday, 7) * 7;
   return from_monday >= 5;
 }
 
 bool EntityWindows::during_night(int64_t time_ms) {
-  const int64_t in_day = time_ms - floor_div(time_ms, kDayMs) * kDayMs;
+  const int64_t in_day = time_ms - utc_day(time_ms) * kDayMs;
   return in_day < 6 * kHourMs;
 }
 

@@ -12,7 +12,6 @@ namespace vigil::features {
 
 namespace {
 
-constexpr int64_t kDayMs = 86'400'000;
 constexpr int kMaxWindowDays = static_cast<int>(FeatureSpec::kMaxHistorySpanMs / kDayMs);
 
 const std::set<std::string>& known_keys() {
@@ -23,7 +22,13 @@ const std::set<std::string>& known_keys() {
                                              "windows_days",
                                              "calendar",
                                              "allowed_lateness_ms",
-                                             "max_entities_per_partition"};
+                                             "max_entities_per_partition",
+                                             "terminal"};
+  return keys;
+}
+
+const std::set<std::string>& known_terminal_keys() {
+  static const std::set<std::string> keys = {"field", "prefix", "delay_days", "windows_days"};
   return keys;
 }
 
@@ -53,6 +58,12 @@ std::vector<std::string> FeatureSpec::output_names() const {
     names.push_back(prefix + "_nb_tx_" + std::to_string(d) + "d");
     names.push_back(prefix + "_avg_amount_" + std::to_string(d) + "d");
   }
+  if (terminal) {
+    for (int d : terminal->windows.windows_days) {
+      names.push_back(terminal->prefix + "_nb_tx_" + std::to_string(d) + "d");
+      names.push_back(terminal->prefix + "_risk_" + std::to_string(d) + "d");
+    }
+  }
   return names;
 }
 
@@ -62,12 +73,21 @@ std::string FeatureSpec::canonical() const {
   s += "time=" + time + "\n";
   s += "amount=" + amount + "\n";
   s += "prefix=" + prefix + "\n";
-  s += "windows_days=";
-  for (size_t i = 0; i < windows_days.size(); ++i) {
-    s += (i ? "," : "") + std::to_string(windows_days[i]);
-  }
+  auto days = [](const std::vector<int>& list) {
+    std::string out;
+    for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + std::to_string(list[i]);
+    return out;
+  };
+  s += "windows_days=" + days(windows_days);
   s += "\ncalendar=" + std::string(calendar ? "true" : "false") + "\n";
   s += "allowed_lateness_ms=" + std::to_string(allowed_lateness_ms) + "\n";
+  // Only when present: a spec without terminal features keeps the hash it always had.
+  if (terminal) {
+    s += "terminal.field=" + terminal->field + "\n";
+    s += "terminal.prefix=" + terminal->prefix + "\n";
+    s += "terminal.delay_days=" + std::to_string(terminal->windows.delay_days) + "\n";
+    s += "terminal.windows_days=" + days(terminal->windows.windows_days) + "\n";
+  }
   // max_entities_per_partition bounds memory; it changes no feature of a transaction whose
   // history is complete, so it is not part of the meaning.
   return s;
@@ -108,44 +128,50 @@ Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::
     const auto key = kv.first.Scalar();
     if (known_keys().count(key) == 0) fail(key, "is not a known key");
   }
-  auto read_name = [&](const char* key, std::string& out) {
-    if (!root[key]) return;
+  // A name at `node[key]`, reported as `label`.
+  auto read_name = [&](const YAML::Node& node, const char* key, const std::string& label,
+                       std::string& out) {
+    if (!node[key]) return;
     try {
-      out = root[key].as<std::string>();
+      out = node[key].as<std::string>();
     } catch (const YAML::Exception&) {
-      fail(key, "must be a string");
+      fail(label, "must be a string");
       return;
     }
-    if (!valid_name(out)) fail(key, "must be a non-empty name of letters, digits, '_', '.', '-'");
+    if (!valid_name(out)) fail(label, "must be a non-empty name of letters, digits, '_', '.', '-'");
   };
-  read_name("entity", spec.entity);
-  read_name("time", spec.time);
-  read_name("amount", spec.amount);
-  read_name("prefix", spec.prefix);
-  if (root["windows_days"]) {
-    const YAML::Node w = root["windows_days"];
+  // An increasing list of whole days, each within [1, max_days].
+  auto read_days = [&](const YAML::Node& w, const std::string& label, int max_days,
+                       std::vector<int>& out) {
     if (!w.IsSequence() || w.size() == 0) {
-      fail("windows_days", "must be a non-empty list of whole days");
-    } else {
-      spec.windows_days.clear();
-      for (size_t i = 0; i < w.size(); ++i) {
-        int d = 0;
-        try {
-          d = w[i].as<int>();
-        } catch (const YAML::Exception&) {
-          fail("windows_days", "[" + std::to_string(i) + "] must be a whole number of days");
-          continue;
-        }
-        if (d < 1 || d > kMaxWindowDays) {
-          fail("windows_days", "[" + std::to_string(i) + "] = " + std::to_string(d) +
-                                   " is outside [1, " + std::to_string(kMaxWindowDays) + "]");
-        } else if (!spec.windows_days.empty() && d <= spec.windows_days.back()) {
-          fail("windows_days", "must be increasing (" + std::to_string(d) + " after " +
-                                   std::to_string(spec.windows_days.back()) + ")");
-        }
-        spec.windows_days.push_back(d);
-      }
+      fail(label, "must be a non-empty list of whole days");
+      return;
     }
+    out.clear();
+    for (size_t i = 0; i < w.size(); ++i) {
+      int d = 0;
+      try {
+        d = w[i].as<int>();
+      } catch (const YAML::Exception&) {
+        fail(label, "[" + std::to_string(i) + "] must be a whole number of days");
+        continue;
+      }
+      if (d < 1 || d > max_days) {
+        fail(label, "[" + std::to_string(i) + "] = " + std::to_string(d) + " is outside [1, " +
+                        std::to_string(max_days) + "]");
+      } else if (!out.empty() && d <= out.back()) {
+        fail(label, "must be increasing (" + std::to_string(d) + " after " +
+                        std::to_string(out.back()) + ")");
+      }
+      out.push_back(d);
+    }
+  };
+  read_name(root, "entity", "entity", spec.entity);
+  read_name(root, "time", "time", spec.time);
+  read_name(root, "amount", "amount", spec.amount);
+  read_name(root, "prefix", "prefix", spec.prefix);
+  if (root["windows_days"]) {
+    read_days(root["windows_days"], "windows_days", kMaxWindowDays, spec.windows_days);
   }
   if (root["calendar"]) {
     try {
@@ -173,6 +199,44 @@ Result<FeatureSpec> parse_feature_spec(const std::string& yaml_text, const std::
       spec.max_entities_per_partition = static_cast<size_t>(n < 1 ? 1 : n);
     } catch (const YAML::Exception&) {
       fail("max_entities_per_partition", "must be a whole number");
+    }
+  }
+  if (root["terminal"]) {
+    const YAML::Node t = root["terminal"];
+    if (!t.IsMap()) {
+      fail("terminal", "must be a mapping of field, prefix, delay_days and windows_days");
+    } else {
+      FeatureSpec::Terminal term;
+      constexpr int kMaxReach = FeatureSpec::Terminal::kMaxReachDays;
+      for (const auto& kv : t) {
+        const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+        if (known_terminal_keys().count(key) == 0) fail("terminal." + key, "is not a known key");
+      }
+      read_name(t, "field", "terminal.field", term.field);
+      read_name(t, "prefix", "terminal.prefix", term.prefix);
+      if (t["delay_days"]) {
+        try {
+          term.windows.delay_days = t["delay_days"].as<int>();
+          if (term.windows.delay_days < 0 || term.windows.delay_days >= kMaxReach) {
+            fail("terminal.delay_days",
+                 "must be within [0, " + std::to_string(kMaxReach - 1) + "]");
+          }
+        } catch (const YAML::Exception&) {
+          fail("terminal.delay_days", "must be a whole number of days");
+        }
+      }
+      if (t["windows_days"]) {
+        read_days(t["windows_days"], "terminal.windows_days", kMaxReach, term.windows.windows_days);
+      }
+      if (term.prefix == spec.prefix) {
+        fail("terminal.prefix", "must differ from 'prefix' (" + spec.prefix +
+                                    "): the features would have the same names");
+      }
+      if (term.windows.reach_days() > kMaxReach) {
+        fail("terminal.windows_days",
+             "plus delay_days must be at most " + std::to_string(kMaxReach) + " days");
+      }
+      spec.terminal = std::move(term);
     }
   }
   if (errors.empty() &&

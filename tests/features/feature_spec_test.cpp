@@ -71,6 +71,56 @@ TEST(FeatureSpecTest, ALatenessBeyondAYearIsRefused) {
       << spec.error();
 }
 
+TEST(FeatureSpecTest, TerminalFeaturesFollowTheCustomerOnesWindowByWindow) {
+  auto spec = parse_feature_spec(
+      "windows_days: [1]\nterminal:\n  field: terminal_id\n  delay_days: 7\n"
+      "  windows_days: [1, 30]\n",
+      "features.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.error();
+  ASSERT_TRUE(spec->terminal.has_value());
+  EXPECT_EQ(spec->terminal->windows.delay_days, 7);
+  EXPECT_EQ(
+      spec->output_names(),
+      (std::vector<std::string>{"tx_amount", "tx_during_weekend", "tx_during_night",
+                                "customer_nb_tx_1d", "customer_avg_amount_1d", "terminal_nb_tx_1d",
+                                "terminal_risk_1d", "terminal_nb_tx_30d", "terminal_risk_30d"}));
+  EXPECT_EQ(spec->entity_feature_count(), 5u);
+}
+
+TEST(FeatureSpecTest, ASpecWithoutTerminalFeaturesKeepsItsHash) {
+  // fraud_velocity's model.yaml records this hash: the terminal block must not change it.
+  auto spec =
+      load_feature_spec(std::string(VIGIL_SOURCE_DIR) + "/models/fraud_velocity/features.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.error();
+  ASSERT_FALSE(spec->terminal.has_value());
+  const std::string before = spec->hash();
+  spec->terminal = FeatureSpec::Terminal{};
+  EXPECT_NE(spec->hash(), before);
+  spec->terminal.reset();
+  EXPECT_EQ(spec->hash(), before);
+  EXPECT_EQ(spec->canonical().find("terminal"), std::string::npos);
+}
+
+TEST(FeatureSpecTest, EveryTerminalProblemIsListedNamingItsKey) {
+  auto spec = parse_feature_spec(
+      "terminal:\n  field: ''\n  prefix: customer\n  delay_days: -1\n"
+      "  windows_days: [30, 7]\n  colour: red\n",
+      "features.yaml");
+  ASSERT_FALSE(spec.ok());
+  for (const char* key :
+       {"'terminal.field'", "'terminal.prefix' must differ", "'terminal.delay_days' must be within",
+        "'terminal.windows_days' must be increasing", "'terminal.colour' is not a known key"}) {
+    EXPECT_NE(spec.error().find(key), std::string::npos) << key << " in:\n" << spec.error();
+  }
+  auto far = parse_feature_spec("terminal:\n  delay_days: 300\n  windows_days: [100]\n", "f");
+  ASSERT_FALSE(far.ok());
+  EXPECT_NE(far.error().find("plus delay_days must be at most 366"), std::string::npos)
+      << far.error();
+  auto scalar = parse_feature_spec("terminal: yes\n", "f");
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_NE(scalar.error().find("'terminal' must be a mapping"), std::string::npos);
+}
+
 TEST(FeatureSpecTest, AMissingFileIsNotFound) {
   auto spec = load_feature_spec("/nonexistent/features.yaml");
   ASSERT_FALSE(spec.ok());

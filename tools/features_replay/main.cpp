@@ -1,8 +1,8 @@
 // vigil-features: velocity features offline, with the library the service computes them with
 // (src/features), so that a training set has exactly the numbers scoring will see.
 //
-//   vigil-features replay --spec features.yaml --in events.jsonl --out features.csv
-//                         [--column tx_fraud]...
+//   vigil-features replay --spec features.yaml --in events.jsonl [--reports reports.jsonl]
+//                         --out features.csv [--column tx_fraud]...
 //   vigil-features hash --spec features.yaml
 //
 // replay reads raw transactions (one JSON object per line, in log order: see
@@ -11,6 +11,14 @@
 //   <each --column, copied from the event>
 // history is "complete" or "partial" (see src/features/entity_windows.h). A line the service
 // would dead-letter is skipped, and its line number and reason go to stderr.
+//
+// With terminal features (the spec's `terminal`), --reports names the fraud reports (one JSON
+// object per line: src/codec/fraud_report.h). A terminal's counts are what every partition
+// wrote, so they are taken from the whole file first, then every transaction is computed
+// (src/features/terminal_days.h): what the service gives once every transaction older than
+// the delay and every report made before the transaction's day has been read, and a refresh
+// interval has passed. A transaction without a terminal_id is then refused, as the service
+// refuses it.
 //
 // The file is replayed as one partition. The service keeps one history per partition; since
 // the topic is keyed by the entity, an entity's transactions are all in one partition and get
@@ -24,17 +32,23 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "codec/fraud_report.h"
 #include "codec/raw_transaction.h"
 #include "features/entity_windows.h"
 #include "features/feature_spec.h"
+#include "features/terminal_days.h"
 
 namespace {
 
 using vigil::features::EntityWindows;
 using vigil::features::FeatureSpec;
+using vigil::features::FraudReports;
+using vigil::features::TerminalDays;
+using vigil::features::utc_day;
 
 // CSV-quotes `s` when it needs it.
 std::string csv(std::string_view s) {
@@ -70,8 +84,73 @@ std::string column(simdjson::ondemand::parser& parser, const std::string& line,
   return csv(raw);
 }
 
-int replay(const FeatureSpec& spec, const std::string& in_path, const std::string& out_path,
-           const std::vector<std::string>& columns) {
+// "<path>:<line>: <reason>: <message>" on stderr, for a line the service would dead-letter.
+void print_refused(const std::string& path, size_t line_no, const vigil::codec::DecodeStatus& st) {
+  std::cerr << path << ":" << line_no << ": " << vigil::codec::to_string(st.code) << ": "
+            << st.message << "\n";
+}
+
+vigil::codec::RawFields raw_fields(const FeatureSpec& spec) {
+  vigil::codec::RawFields f{spec.entity, spec.time, spec.amount};
+  f.require_terminal = spec.terminal.has_value();
+  return f;
+}
+
+// The terminal counts: every transaction of `in_path` that decodes, then every fraud report
+// of `reports_path`. Returns false when a file cannot be read.
+bool load_terminal_days(const FeatureSpec& spec, const std::string& in_path,
+                        const std::string& reports_path, TerminalDays& days) {
+  std::ifstream in(in_path), reports(reports_path);
+  if (!in || !reports) {
+    std::cerr << "vigil-features: cannot read " << (!in ? in_path : reports_path) << "\n";
+    return false;
+  }
+  vigil::codec::RawTransactionDecoder decoder(raw_fields(spec), /*max_event_bytes=*/65536);
+  vigil::codec::RawTransaction tx;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && decoder.decode(line, INT64_MIN, tx).ok()) {
+      days.add_transactions(tx.terminal_id, utc_day(tx.event_time_ms));
+    }
+  }
+  vigil::codec::FraudReportDecoder report_decoder(/*max_event_bytes=*/65536);
+  vigil::codec::FraudReport r;
+  FraudReports counted;
+  size_t line_no = 0, frauds = 0, genuine = 0, refused = 0;
+  while (std::getline(reports, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    auto st = report_decoder.decode(line, INT64_MIN, r);
+    if (!st.ok()) {
+      ++refused;
+      print_refused(reports_path, line_no, st);
+      continue;
+    }
+    if (!r.is_fraud) {
+      ++genuine;  // a transaction is genuine unless reported as fraud
+      continue;
+    }
+    ++frauds;
+    counted.report(days, r.transaction_id, r.terminal_id, utc_day(r.event_time_ms),
+                   utc_day(r.reported_at_ms));
+  }
+  std::cerr << "vigil-features: " << frauds << " fraud reports (" << counted.size()
+            << " transactions), " << genuine << " genuine, " << refused << " lines refused, "
+            << days.terminals() << " terminals\n";
+  return true;
+}
+
+int replay(const FeatureSpec& spec, const std::string& in_path, const std::string& reports_path,
+           const std::string& out_path, const std::vector<std::string>& columns) {
+  std::optional<TerminalDays> terminal_days;
+  if (spec.terminal) {
+    if (reports_path.empty()) {
+      std::cerr << "vigil-features: the spec has terminal features: --reports is required\n";
+      return 2;
+    }
+    terminal_days.emplace(spec.terminal->windows);
+    if (!load_terminal_days(spec, in_path, reports_path, *terminal_days)) return 2;
+  }
   std::ifstream in(in_path);
   if (!in) {
     std::cerr << "vigil-features: cannot read " << in_path << "\n";
@@ -86,8 +165,7 @@ int replay(const FeatureSpec& spec, const std::string& in_path, const std::strin
     }
   }
   std::ostream& out = out_path == "-" ? std::cout : file;
-  vigil::codec::RawTransactionDecoder decoder({spec.entity, spec.time, spec.amount},
-                                              /*max_event_bytes=*/65536);
+  vigil::codec::RawTransactionDecoder decoder(raw_fields(spec), /*max_event_bytes=*/65536);
   EntityWindows windows(spec);
   simdjson::ondemand::parser column_parser;
 
@@ -98,7 +176,9 @@ int replay(const FeatureSpec& spec, const std::string& in_path, const std::strin
   out << row << "\n";
 
   vigil::codec::RawTransaction tx;
-  std::vector<double> f(windows.width());
+  const size_t customer_width = windows.width();
+  std::vector<double> f(customer_width +
+                        (spec.terminal ? 2 * spec.terminal->windows.windows_days.size() : 0));
   std::string line;
   size_t line_no = 0, written = 0, refused = 0;
   while (std::getline(in, line)) {
@@ -108,11 +188,13 @@ int replay(const FeatureSpec& spec, const std::string& in_path, const std::strin
     auto st = decoder.decode(line, INT64_MIN, tx);
     if (!st.ok()) {
       ++refused;
-      std::cerr << in_path << ":" << line_no << ": " << vigil::codec::to_string(st.code) << ": "
-                << st.message << "\n";
+      print_refused(in_path, line_no, st);
       continue;
     }
     const bool complete = windows.observe({tx.entity, tx.event_time_ms, tx.amount}, f.data());
+    if (terminal_days) {
+      terminal_days->features(tx.terminal_id, utc_day(tx.event_time_ms), f.data() + customer_width);
+    }
     row = csv(tx.transaction_id) + "," + csv(tx.entity) + "," + csv(tx.terminal_id) + "," +
           std::to_string(tx.event_time_ms);
     for (double v : f) {
@@ -136,11 +218,13 @@ int replay(const FeatureSpec& spec, const std::string& in_path, const std::strin
 int main(int argc, char** argv) {
   CLI::App app{"velocity features offline, computed by vigil's own feature library"};
   app.require_subcommand(1);
-  std::string spec_path, in_path, out_path = "-";
+  std::string spec_path, in_path, reports_path, out_path = "-";
   std::vector<std::string> columns;
   auto* rep = app.add_subcommand("replay", "raw transactions (JSON lines) -> features (CSV)");
   rep->add_option("--spec", spec_path, "features.yaml")->required();
   rep->add_option("--in", in_path, "raw transactions, one JSON object per line")->required();
+  rep->add_option("--reports", reports_path,
+                  "fraud reports, one JSON object per line (for terminal features)");
   rep->add_option("--out", out_path, "CSV file ('-': stdout)")->capture_default_str();
   rep->add_option("--column", columns, "an event field copied into each row (e.g. a label)");
   auto* hash = app.add_subcommand("hash", "print the spec's hash (what model.yaml records)");
@@ -156,5 +240,5 @@ int main(int argc, char** argv) {
     std::cout << spec->hash() << "\n";
     return 0;
   }
-  return replay(*spec, in_path, out_path, columns);
+  return replay(*spec, in_path, reports_path, out_path, columns);
 }
