@@ -18,8 +18,15 @@
    tests/data/fraud_velocity_v<version>_reference.json (rows and Python scores, which the
    C++ tests compare against).
 
+With --terminal (terminal risk: src/features/terminal_days.h), the spec gets the handbook's
+terminal block (delay 7 days, windows 1, 7, 30), the simulator writes the frauds' reports and
+the replay reads them; the model is then trained on all 15 features, on the customer ones and
+on the transaction's own, and average precision is reported per fraud scenario too. With
+--evaluate-only nothing is written (the service does not serve terminal features yet).
+
 Example:
   /usr/bin/python3 tools/train_velocity_model.py --vigil-features build/release/vigil-features
+  /usr/bin/python3 tools/train_velocity_model.py --terminal --evaluate-only
 """
 from __future__ import annotations
 
@@ -82,7 +89,27 @@ def parse_args(argv):
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--terminal", action="store_true",
+                   help="add the terminal risk features (and the fraud reports they need)")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="train and report, write no model")
     return p.parse_args(argv)
+
+
+TERMINAL_BLOCK = ("terminal:\n  field: terminal_id\n  prefix: terminal\n  delay_days: 7\n"
+                  "  windows_days: [1, 7, 30]\n")
+
+
+def average_precision_per_scenario(rows, scores):
+    """Average precision of each fraud scenario's frauds against the genuine transactions."""
+    out = {}
+    for k in (1, 2, 3):
+        picked = [(s, r["label"]) for r, s in zip(rows, scores)
+                  if r["label"] == 0 or r["scenario"] == k]
+        if any(label for _, label in picked):
+            out[f"scenario_{k}"] = round(tm.average_precision([s for s, _ in picked],
+                                                              [l for _, l in picked]), 4)
+    return out
 
 
 def card_precision_at_k(rows, scores, k=100):
@@ -107,6 +134,7 @@ def evaluate(module, rows, columns):
     return {
         "auc_roc": round(tm.roc_auc(scores, labels), 4),
         "average_precision": round(tm.average_precision(scores, labels), 4),
+        "average_precision_per_scenario": average_precision_per_scenario(rows, scores),
         "card_precision_at_100": round(sum(cp.values()) / len(cp), 4),
         "card_precision_at_100_per_day": [round(v, 3) for v in cp.values()],
     }, scores
@@ -128,24 +156,33 @@ def main(argv=None):
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
 
-    spec_hash = subprocess.run([str(args.vigil_features), "hash", "--spec", str(SPEC)],
-                               check=True, capture_output=True, text=True).stdout.strip()
     start_ms = int(datetime(2018, 4, 1, tzinfo=timezone.utc).timestamp()) * 1000
     with tempfile.TemporaryDirectory() as tmp:
+        spec = SPEC
+        if args.terminal:
+            spec = Path(tmp) / "features.yaml"
+            spec.write_text(SPEC.read_text(encoding="utf-8") + TERMINAL_BLOCK, encoding="utf-8")
+        spec_hash = subprocess.run([str(args.vigil_features), "hash", "--spec", str(spec)],
+                                   check=True, capture_output=True, text=True).stdout.strip()
         raw, table = Path(tmp) / "raw.jsonl", Path(tmp) / "features.csv"
+        reports = Path(tmp) / "reports.jsonl"
         subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "simulate_transactions.py"),
                         "--customers", str(args.customers), "--terminals", str(args.terminals),
                         "--days", str(args.days), "--start-date", "2018-04-01",
-                        "--seed", str(args.sim_seed), "--out", str(raw)], check=True)
-        subprocess.run([str(args.vigil_features), "replay", "--spec", str(SPEC), "--in", str(raw),
-                        "--out", str(table), "--column", "tx_fraud"], check=True)
+                        "--seed", str(args.sim_seed), "--out", str(raw)]
+                       + (["--reports", str(reports)] if args.terminal else []), check=True)
+        subprocess.run([str(args.vigil_features), "replay", "--spec", str(spec), "--in", str(raw),
+                        "--out", str(table), "--column", "tx_fraud", "--column",
+                        "tx_fraud_scenario"]
+                       + (["--reports", str(reports)] if args.terminal else []), check=True)
         with open(table, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             names = [c for c in reader.fieldnames
                      if c not in ("transaction_id", "customer_id", "terminal_id", "event_time_ms",
-                                  "history", "tx_fraud")]
+                                  "history", "tx_fraud", "tx_fraud_scenario")]
             rows = [{"day": (int(r["event_time_ms"]) - start_ms) // DAY_MS,
                      "customer": r["customer_id"], "label": int(r["tx_fraud"]),
+                     "scenario": int(r["tx_fraud_scenario"]),
                      "x": {n: float(r[n]) for n in names}} for r in reader]
     print(f"simulated {len(rows)} transactions ({sum(r['label'] for r in rows)} frauds) over "
           f"{args.days} days; features {', '.join(names)}; spec {spec_hash}")
@@ -159,15 +196,26 @@ def main(argv=None):
           f"{args.days - 1} ({len(test)} rows, {sum(r['label'] for r in test)} frauds)")
 
     results = {}
-    for label, columns in (("with_customer_features", names), ("transaction_features_only", TX_ONLY)):
+    feature_sets = [("with_customer_features", [n for n in names
+                                                if not n.startswith("terminal_")]),
+                    ("transaction_features_only", TX_ONLY)]
+    if args.terminal:
+        feature_sets.insert(0, ("with_customer_and_terminal_features", names))
+    served_label = feature_sets[0][0]
+    for label, columns in feature_sets:
         print(f"training {label}: MLP {len(columns)}-{'-'.join(map(str, args.hidden))}-1")
         module = fit(train, columns, args)
         metrics, _ = evaluate(module, test, columns)
         results[label] = metrics
         print(f"  test: AUC ROC {metrics['auc_roc']}, average precision "
-              f"{metrics['average_precision']}, card precision@100 {metrics['card_precision_at_100']}")
-        if label == "with_customer_features":
+              f"{metrics['average_precision']}, card precision@100 "
+              f"{metrics['card_precision_at_100']}; average precision per scenario "
+              f"{metrics['average_precision_per_scenario']}")
+        if label == served_label:
             served = module
+    if args.evaluate_only:
+        print(f"evaluated in {time.monotonic() - started:.0f} s; nothing written (--evaluate-only)")
+        return 0
 
     version_dir = args.out / "fraud_velocity" / str(args.version)
     version_dir.mkdir(parents=True, exist_ok=True)
