@@ -510,6 +510,11 @@ double python_throughput(const std::string& bootstrap, const std::string& redis_
 struct Percentiles {
   size_t seen = 0, sent = 0;
   double p50 = 0, p99 = 0, p999 = 0, max = 0;  // microseconds
+  // Where the time went, from the score records' scored_at_ms (wall clock, ms): produce call
+  // to scored (the input path, vigil's consumer, queue and model) and scored to read back
+  // (vigil's producer, the broker, the reader). Empty for records without it (the relay).
+  bool split = false;
+  double to_scored_p50 = 0, to_scored_p99 = 0, after_p50 = 0, after_p99 = 0;  // ms
 };
 
 double percentile(const std::vector<double>& sorted, double p) {
@@ -533,6 +538,12 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
   const size_t total = warm + static_cast<size_t>(rate) * seconds;
   std::vector<int64_t> sent_ns(total, 0);
   std::vector<int64_t> arrived_ns(total, 0);
+  std::vector<int64_t> sent_wall_ms(total, 0), arrived_wall_ms(total, 0), scored_ms(total, 0);
+  auto wall_ms = [] {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
 
   kafka::Handle reader = make(RD_KAFKA_CONSUMER, bootstrap,
                               {{"group.id", "stream-bench-reader"}, {"fetch.wait.max.ms", "1"}});
@@ -559,7 +570,15 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
                                         m->key_len - prefix.size())
                                 .c_str(),
                             nullptr, 10);
-          if (idx < total && arrived_ns[idx] == 0) arrived_ns[idx] = now;
+          if (idx < total && arrived_ns[idx] == 0) {
+            arrived_ns[idx] = now;
+            arrived_wall_ms[idx] = wall_ms();
+            const std::string_view value(static_cast<const char*>(m->payload), m->len);
+            constexpr std::string_view kScoredAt = "\"scored_at_ms\":";
+            if (const size_t at = value.find(kScoredAt); at != std::string_view::npos) {
+              scored_ms[idx] = std::strtoll(value.data() + at + kScoredAt.size(), nullptr, 10);
+            }
+          }
         }
         rd_kafka_message_destroy(msgs[i]);
       }
@@ -586,6 +605,7 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
         total, static_cast<size_t>(std::chrono::duration<double>(now - start).count() * rate));
     for (; next < due; ++next) {
       sent_ns[next] = Steady::now().time_since_epoch().count();
+      sent_wall_ms[next] = wall_ms();
       testing::produce_copy(producer.get(), in, keys[next].data(), keys[next].size(),
                             events[next].data(), events[next].size(), 1);
     }
@@ -619,6 +639,21 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
   p.p99 = percentile(us, 0.99);
   p.p999 = percentile(us, 0.999);
   p.max = us.empty() ? 0 : us.back();
+  std::vector<double> before, after;
+  for (size_t i = warm; i < total; ++i) {
+    if (arrived_ns[i] == 0 || scored_ms[i] == 0) continue;
+    before.push_back(static_cast<double>(scored_ms[i] - sent_wall_ms[i]));
+    after.push_back(static_cast<double>(arrived_wall_ms[i] - scored_ms[i]));
+  }
+  if (!before.empty()) {
+    std::sort(before.begin(), before.end());
+    std::sort(after.begin(), after.end());
+    p.split = true;
+    p.to_scored_p50 = percentile(before, 0.5);
+    p.to_scored_p99 = percentile(before, 0.99);
+    p.after_p50 = percentile(after, 0.5);
+    p.after_p99 = percentile(after, 0.99);
+  }
   return p;
 }
 
@@ -682,8 +717,13 @@ class Relay {
 };
 
 void print_latency(const char* who, int rate, const Percentiles& p) {
-  std::printf("  %-6s %7d/s  p50 %8.0f us  p99 %8.0f us  p99.9 %8.0f us  max %8.0f us  (%zu/%zu)\n",
+  std::printf("  %-6s %7d/s  p50 %8.0f us  p99 %8.0f us  p99.9 %8.0f us  max %8.0f us  (%zu/%zu)",
               who, rate, p.p50, p.p99, p.p999, p.max, p.seen, p.sent);
+  if (p.split) {
+    std::printf("  [to scored p50 %.0f p99 %.0f ms, scored to read p50 %.0f p99 %.0f ms]",
+                p.to_scored_p50, p.to_scored_p99, p.after_p50, p.after_p99);
+  }
+  std::printf("\n");
 }
 
 // measure_latency at each of `rates` in turn on in -> out, printing each row as it comes.
@@ -776,6 +816,11 @@ class VigilProcess {
         "--log.level=warn"};
     if (!model.empty()) args.push_back("--model.name=" + model);
     if (std::getenv("STREAM_BENCH_NO_FEATURE_LOG")) args.emplace_back("--features.log=false");
+    // Experiments: more settings for every vigil process, e.g. "--scoring.workers=1".
+    if (const char* more = std::getenv("STREAM_BENCH_VIGIL_ARGS")) {
+      std::istringstream words(more);
+      for (std::string w; words >> w;) args.push_back(w);
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     auto p = testing::Process::Spawn(VIGIL_BINARY, args, o);
     if (!p) fail("vigil: " + p.error());
