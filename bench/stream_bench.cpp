@@ -39,6 +39,10 @@
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
 //                     [--no-python] [--no-latency] [--deployed] [--velocity] [--timeline]
 //                     [--velocity --ready [--customers 1000000]]
+// Environment, for experiments: STREAM_BENCH_NO_FEATURE_LOG=1 (features.log: false),
+// STREAM_BENCH_VIGIL_ARGS="--key=value ..." (more settings for every vigil process),
+// STREAM_BENCH_LOAD_LINGER_MS=N (the latency runs' load producer; default 5, as upstream
+// producers are assumed to send).
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -522,6 +526,13 @@ double percentile(const std::vector<double>& sorted, double p) {
   return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()))];
 }
 
+// The latency runs' load producer's linger.ms: librdkafka's default, 5, unless
+// STREAM_BENCH_LOAD_LINGER_MS says otherwise (an experiment).
+const char* load_linger_ms() {
+  const char* linger = std::getenv("STREAM_BENCH_LOAD_LINGER_MS");
+  return linger != nullptr ? linger : "5";
+}
+
 // The record (key, value) of event `i`, whose transaction id is `id`.
 using EventMaker =
     std::function<std::pair<std::string, std::string>(size_t i, const std::string& id)>;
@@ -549,7 +560,7 @@ Percentiles measure_latency(const std::string& bootstrap, const std::string& in,
                               {{"group.id", "stream-bench-reader"}, {"fetch.wait.max.ms", "1"}});
   testing::assign_all(reader.get(), out, partitions, RD_KAFKA_OFFSET_END);
   rd_kafka_queue_t* rq = rd_kafka_queue_get_consumer(reader.get());
-  kafka::Handle producer = make(RD_KAFKA_PRODUCER, bootstrap, {});  // linger.ms default: 5
+  kafka::Handle producer = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", load_linger_ms()}});
   if (!kafka::fetch_metadata(producer.get(), {in}, 5000).ok()) std::exit(1);
   // Let the reader reach the end offsets before the first event.
   for (int i = 0; i < 20; ++i) rd_kafka_consume_queue(rq, 10);
@@ -1070,8 +1081,8 @@ int deployed_main(const Args& args) {
                             const testing::KafkaProperties& relay_consumer) {
       std::printf(
           "\nlatency (deployed%s): event produce call -> result read back (load producer "
-          "linger.ms=5; reader fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
-          title.c_str(), args.seconds);
+          "linger.ms=%s; reader fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
+          title.c_str(), load_linger_ms(), args.seconds);
       std::vector<Percentiles> vigil_rows, relay_rows;
       {
         VigilProcess vigil(bootstrap, "sd-" + in, in, out, redis_url, dir, "", "", vigil_args);
@@ -1266,9 +1277,9 @@ int velocity_deployed_main(const Args& args) {
     const auto events = velocity_latency_events(args);
     std::printf(
         "\nlatency (deployed, vigil's fetch.wait.max.ms=1: the mock's empty-fetch wait out): event "
-        "produce call -> score read back (load producer linger.ms=5; reader fetch.wait.max.ms=1; "
+        "produce call -> score read back (load producer linger.ms=%s; reader fetch.wait.max.ms=1; "
         "%d s per rate after 1 s warm-up)\n",
-        args.seconds);
+        load_linger_ms(), args.seconds);
     auto series = [&](const char* who, const std::string& model, const std::string& in,
                       const EventMaker& make) {
       VigilProcess vigil(bootstrap, std::string("sd-vlat-") + who, in, "vlat-scores", "", dir,
@@ -1497,9 +1508,9 @@ int velocity_main(const Args& args) {
   if (args.latency) {
     const auto events = velocity_latency_events(args);
     std::printf(
-        "\nlatency: event produce call -> score read back (load producer linger.ms=5; reader "
+        "\nlatency: event produce call -> score read back (load producer linger.ms=%s; reader "
         "fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
-        args.seconds);
+        load_linger_ms(), args.seconds);
     auto series = [&](const char* who, const std::string& model, const std::string& in,
                       const EventMaker& make) {
       config::AppConfig cfg =
@@ -1610,9 +1621,9 @@ int main(int argc, char** argv) {
 
   if (args.latency) {
     std::printf(
-        "\nlatency: event produce call -> result read back (load producer linger.ms=5; reader "
+        "\nlatency: event produce call -> result read back (load producer linger.ms=%s; reader "
         "fetch.wait.max.ms=1; %d s per rate after 1 s warm-up)\n",
-        args.seconds);
+        load_linger_ms(), args.seconds);
     std::vector<Percentiles> vigil_rows, relay_rows;
     {
       auto service = app::Service::create(
