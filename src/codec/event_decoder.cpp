@@ -109,6 +109,18 @@ DecodeStatus read_epoch_ms(simdjson::ondemand::value v, const std::string& what,
   return {};
 }
 
+DecodeStatus check_not_in_future(const std::string& what, int64_t time_ms, int64_t reference_ms,
+                                 int64_t max_future_ms) {
+  if (reference_ms == INT64_MIN || time_ms <= reference_ms ||
+      time_ms - reference_ms <= max_future_ms) {
+    return {};
+  }
+  return DecodeStatus::Error(DecodeError::kOutOfRange,
+                             "'" + what + "' is " + std::to_string(time_ms - reference_ms) +
+                                 " ms after the record's timestamp (limit " +
+                                 std::to_string(max_future_ms) + " ms)");
+}
+
 // NaN / Infinity literals are named as such rather than reported as a parse error.
 bool is_non_finite_literal(std::string_view raw) {
   if (!raw.empty() && (raw[0] == '-' || raw[0] == '+')) raw.remove_prefix(1);

@@ -136,6 +136,10 @@ DecodeStatus read_string(simdjson::ondemand::value v, const std::string& what, D
 DecodeStatus read_transaction_id(simdjson::ondemand::value v, std::string& out);
 // An integer time field `what` (ms since the epoch, not before 1970) into `out`.
 DecodeStatus read_epoch_ms(simdjson::ondemand::value v, const std::string& what, int64_t& out);
+// out_of_range naming `what` when `time_ms` is more than `max_future_ms` after `reference_ms`
+// (a record's Kafka timestamp: the same on every replay); INT64_MIN skips the check.
+DecodeStatus check_not_in_future(const std::string& what, int64_t time_ms, int64_t reference_ms,
+                                 int64_t max_future_ms);
 
 // Copies `json` into `buffer` with simdjson's required padding and returns a view of it.
 simdjson::padded_string_view pad_into(std::string_view json, std::string& buffer);

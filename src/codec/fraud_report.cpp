@@ -68,14 +68,7 @@ DecodeStatus FraudReportDecoder::decode(std::string_view json, int64_t reference
     return DecodeStatus::Error(DecodeError::kOutOfRange,
                                "'reported_at_ms' is before the transaction's 'event_time_ms'");
   }
-  if (reference_ms != INT64_MIN && out.reported_at_ms > reference_ms &&
-      out.reported_at_ms - reference_ms > max_future_ms_) {
-    return DecodeStatus::Error(
-        DecodeError::kOutOfRange,
-        "'reported_at_ms' is " + std::to_string(out.reported_at_ms - reference_ms) +
-            " ms after the record's timestamp (limit " + std::to_string(max_future_ms_) + " ms)");
-  }
-  return {};
+  return check_not_in_future("reported_at_ms", out.reported_at_ms, reference_ms, max_future_ms_);
 }
 
 }  // namespace vigil::codec

@@ -110,14 +110,7 @@ DecodeStatus RawTransactionDecoder::decode(std::string_view json, int64_t refere
   if (out.event_time_ms < 0) {
     return error(DecodeError::kOutOfRange, "'" + fields_.time + "' is before 1970");
   }
-  if (reference_ms != INT64_MIN && out.event_time_ms > reference_ms &&
-      out.event_time_ms - reference_ms > max_future_ms_) {
-    return error(DecodeError::kOutOfRange, "'" + fields_.time + "' is " +
-                                               std::to_string(out.event_time_ms - reference_ms) +
-                                               " ms after the record's timestamp (limit " +
-                                               std::to_string(max_future_ms_) + " ms)");
-  }
-  return {};
+  return check_not_in_future(fields_.time, out.event_time_ms, reference_ms, max_future_ms_);
 }
 
 }  // namespace vigil::codec
