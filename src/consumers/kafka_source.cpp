@@ -650,9 +650,13 @@ void KafkaSource::update_backpressure() {
   // The producer's own count covers scores of partitions revoked since (no longer tracked).
   const size_t in_flight =
       std::max(tracker_.in_flight(), producer_in_flight_ ? producer_in_flight_() : size_t{0});
+  // The shared terminal state's writes waiting for Redis count too (velocity features).
   const bool over = !staged_.empty() || queue_.above_high_watermark() ||
-                    in_flight >= config_.max_in_flight_records;
-  const bool under = queue_.below_low_watermark() && in_flight <= config_.max_in_flight_records / 2;
+                    in_flight >= config_.max_in_flight_records ||
+                    (features_ && features_->shared_backlogged(false));
+  const bool under = queue_.below_low_watermark() &&
+                     in_flight <= config_.max_in_flight_records / 2 &&
+                     !(features_ && features_->shared_backlogged(true));
   const bool want_paused = !intake_.load() || over || (paused_.load() && !under);
   if (want_paused == paused_.load()) return;
   rd_kafka_topic_partition_list_t* assignment = nullptr;

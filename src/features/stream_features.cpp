@@ -29,7 +29,8 @@ StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
     : spec_(std::move(spec)),
       snapshots_(snapshots),
       snapshot_interval_(snapshot_interval),
-      decoder_({spec_.entity, spec_.time, spec_.amount}, max_event_bytes),
+      decoder_({spec_.entity, spec_.time, spec_.amount, spec_.terminal.has_value()},
+               max_event_bytes),
       scratch_(spec_.output_names().size()),
       replayed_(registry.counter("vigil_features_replayed_total",
                                  "Records replayed to rebuild feature state after an assignment "
@@ -67,7 +68,32 @@ StreamFeatures::StreamFeatures(FeatureSpec spec, size_t max_event_bytes,
           "vigil_features_ready_seconds",
           "Seconds from a partition's assignment to its velocity-feature history being ready "
           "(snapshot loaded and the log replayed up to the committed offset)",
-          {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
+          {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})),
+      registry_(registry) {}
+
+void StreamFeatures::set_terminal_state(TerminalState* state,
+                                        std::chrono::milliseconds refresh_interval,
+                                        std::chrono::milliseconds max_age) {
+  if (!spec_.terminal) return;
+  terminals_ = state;
+  terminal_refresh_ = refresh_interval;
+  terminal_max_age_ = max_age;
+  auto lookups = [&](const char* copy) -> metrics::Counter* {
+    return &registry_.counter(
+        "vigil_features_terminal_lookups_total",
+        "Terminal-feature lookups by the local copy's age (fresh; stale: older than twice "
+        "features.shared.refresh_ms; missing: none, older than features.shared.max_age_ms or "
+        "without the transaction's days, scored as partial)",
+        {{"copy", copy}});
+  };
+  lookups_fresh_ = lookups("fresh");
+  lookups_stale_ = lookups("stale");
+  lookups_missing_ = lookups("missing");
+  read_through_ = &registry_.counter(
+      "vigil_features_terminal_read_through_total",
+      "Reads of the shared terminal state on the consumer thread, for a transaction whose days "
+      "the local copy lacked (at start, or a new day before the refresher read it)");
+}
 
 int64_t StreamFeatures::assign(int32_t partition, int64_t log_start, int64_t score_from,
                                bool log_complete) {
@@ -110,6 +136,22 @@ std::vector<int64_t> StreamFeatures::assign(const std::vector<PartitionStart>& p
   for (std::thread& t : loaders) t.join();
   for (size_t i = 0; i < parts.size(); ++i) {
     Partition& p = *states[i];
+    p.count_from = replay_from[i];
+    if (terminals_ != nullptr) {
+      // Counting goes on where the shared state says: the records from there are read again
+      // (replayed for the windows only where their shard's chunk does not hold them).
+      auto counted = terminals_->counted_until(parts[i].partition);
+      if (!counted) {
+        logger("features")
+            ->warn(
+                "partition {}: the shared terminal state's position is unknown ({}); its records "
+                "are counted from offset {}",
+                parts[i].partition, counted.error(), replay_from[i]);
+      } else if (*counted >= 0) {
+        p.count_from = std::max(*counted, parts[i].log_start);
+        replay_from[i] = std::min(replay_from[i], p.count_from);
+      }
+    }
     p.replay_done = replay_from[i] >= p.score_from;
     if (p.replay_done) history_ready(parts[i].partition, p);
   }
@@ -247,6 +289,7 @@ void StreamFeatures::revoke(int32_t partition) {
   gone_.dropped_idle += f.dropped_idle;
   gone_.dropped_cap += f.dropped_cap;
   gone_.late += f.late;
+  flush_counts(partition, it->second);
   partitions_.erase(it);
   update_notes();
 }
@@ -289,7 +332,9 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   replayed_.inc();
   ++p.replayed;
   p.next_offset = offset + 1;
-  if (decoder_.decode(json, record_time_ms, tx_).ok()) {
+  const bool decoded = decoder_.decode(json, record_time_ms, tx_).ok();
+  count_terminal(p, offset, decoded);
+  if (decoded) {
     if (!p.chunk_from.empty() && offset < p.chunk_from[EntityWindows::shard_of(tx_.entity)]) {
       p.windows.advance(tx_.event_time_ms);  // its shard's chunk holds it already
     } else {
@@ -303,8 +348,82 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
   }
 }
 
+void StreamFeatures::count_terminal(Partition& p, int64_t offset, bool decoded) {
+  if (terminals_ == nullptr || offset < p.count_from) return;
+  if (decoded) terminals_->saw_day(utc_day(tx_.event_time_ms));
+  if (p.counts.empty()) p.counts_from = offset;
+  // Offsets without a record (transaction markers) count nothing; the range stays contiguous.
+  const int64_t at = p.counts_from + static_cast<int64_t>(p.counts.size());
+  if (offset < at) return;  // handed over already
+  if (offset > at) p.counts.resize(p.counts.size() + static_cast<size_t>(offset - at));
+  TerminalCount& c = p.counts.emplace_back();
+  if (decoded) {
+    c.terminal = tx_.terminal_id;
+    c.day = utc_day(tx_.event_time_ms);
+  }
+}
+
+void StreamFeatures::flush_counts(int32_t partition, Partition& p) {
+  if (terminals_ == nullptr || p.counts.empty()) return;
+  const int64_t from = p.counts_from;
+  p.counts_from += static_cast<int64_t>(p.counts.size());
+  terminals_->count(partition, from, std::move(p.counts));
+  p.counts = {};
+}
+
+bool StreamFeatures::terminal_features(double* out) {
+  const size_t n = 2 * spec_.terminal->windows.windows_days.size();
+  std::fill(out, out + n, 0.0);
+  if (terminals_ == nullptr) return false;
+  const uint64_t version = terminals_->copy_version();
+  if (version != terminal_version_ || terminal_copy_ == nullptr) {
+    terminal_copy_ = terminals_->copy();
+    terminal_version_ = version;
+  }
+  const int64_t day = utc_day(tx_.event_time_ms);
+  const TerminalWindows& w = spec_.terminal->windows;
+  auto lacks_day = [&](const TerminalCopy* c) {
+    return c == nullptr || day - w.reach_days() < c->first_day ||
+           day - w.delay_days - 1 > c->last_day;
+  };
+  if (lacks_day(terminal_copy_.get())) {
+    // Read through, at most once a refresh interval (ten after a failure).
+    const auto now = std::chrono::steady_clock::now();
+    const auto wait = read_through_failed_ ? 10 * terminal_refresh_ : terminal_refresh_;
+    if (last_read_through_ == std::chrono::steady_clock::time_point{} ||
+        now - last_read_through_ >= wait) {
+      last_read_through_ = now;
+      read_through_->inc();
+      read_through_failed_ = !terminals_->refresh(day);
+      terminal_copy_ = terminals_->copy();
+      terminal_version_ = terminals_->copy_version();
+    }
+  }
+  const TerminalCopy* copy = terminal_copy_.get();
+  if (copy == nullptr) {
+    lookups_missing_->inc();
+    return false;
+  }
+  const auto age = std::chrono::steady_clock::now() - copy->read_at;
+  if (age > terminal_max_age_) {
+    lookups_missing_->inc();
+    return false;
+  }
+  if (lacks_day(copy)) {
+    // Days the copy does not hold (a transaction far behind or ahead of the newest read):
+    // what it holds of them, marked partial.
+    lookups_missing_->inc();
+    copy->days.features(tx_.terminal_id, day, out);
+    return false;
+  }
+  (age > 2 * terminal_refresh_ ? lookups_stale_ : lookups_fresh_)->inc();
+  copy->days.features(tx_.terminal_id, day, out);
+  return true;
+}
+
 bool StreamFeatures::snapshot_tick(std::chrono::steady_clock::time_point now,
                                    const std::function<int64_t(int32_t)>& committed) {
+  for (auto& [n, p] : partitions_) flush_counts(n, p);
   if (snapshots_ == nullptr || snapshot_interval_.count() <= 0) return false;
   // A chunk is at most a few hundred microseconds at a million entities per partition; the
   // budget bounds how long records wait behind a tick.
@@ -380,8 +499,12 @@ codec::DecodeStatus StreamFeatures::compute(int32_t partition, int64_t offset,
     reread_.inc();
   } else {
     p.next_offset = offset + 1;
+    count_terminal(p, offset, st.ok());
     if (!st.ok()) return st;
     partial = !observe(p, scratch_.data());
+  }
+  if (spec_.terminal && !terminal_features(scratch_.data() + spec_.entity_feature_count())) {
+    partial = true;
   }
   if (!p.replay_done) {  // the first scored record: whatever was left to replay is not there
     p.replay_done = true;
@@ -441,8 +564,24 @@ void StreamFeatures::update_notes() {
 }
 
 std::vector<std::string> StreamFeatures::readiness_notes() const {
-  std::lock_guard<std::mutex> lock(notes_mutex_);
-  return notes_;
+  std::vector<std::string> notes;
+  {
+    std::lock_guard<std::mutex> lock(notes_mutex_);
+    notes = notes_;
+  }
+  if (terminals_ != nullptr) {
+    if (auto copy = terminals_->copy()) {
+      const auto age = std::chrono::steady_clock::now() - copy->read_at;
+      if (age > terminal_max_age_) {
+        notes.push_back(
+            "terminal features: the shared terminal state was last read " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) +
+            " s ago (features.shared.max_age_ms exceeded; Redis unreachable?): scores are "
+            "marked partial");
+      }
+    }
+  }
+  return notes;
 }
 
 }  // namespace vigil::features

@@ -39,6 +39,7 @@
 #include "features/entity_windows.h"
 #include "features/feature_spec.h"
 #include "features/snapshot_store.h"
+#include "features/terminal_state.h"
 
 namespace vigil::features {
 
@@ -51,6 +52,21 @@ class StreamFeatures {
                  std::chrono::steady_clock::duration snapshot_interval = std::chrono::seconds(30));
 
   const FeatureSpec& spec() const { return spec_; }
+
+  // The shared terminal state (a spec with `terminal`): every transaction read is counted in
+  // it, and the terminal features are computed from its local copy. A copy older than
+  // twice `refresh_interval` is counted stale; one older than `max_age` (or none, or one
+  // without the transaction's days) gives zeros marked partial, and /ready says why. Call
+  // before the first assign(); `state` must outlive this.
+  void set_terminal_state(TerminalState* state, std::chrono::milliseconds refresh_interval,
+                          std::chrono::milliseconds max_age);
+  // Whether the shared terminal state has as many records waiting to be written as it
+  // takes: the consumer then pauses its partitions, until it is back to half of that.
+  bool shared_backlogged(bool paused) const {
+    if (terminals_ == nullptr) return false;
+    const size_t max = terminals_->max_backlog();
+    return paused ? terminals_->backlog() > max / 2 : terminals_->backlog() >= max;
+  }
 
   // `partition` was assigned; its log starts at `log_start` and records from `score_from` are
   // scored. Loads its snapshot when there is one to use and returns the offset to consume
@@ -139,6 +155,11 @@ class StreamFeatures {
     std::chrono::steady_clock::time_point assigned_at{};
     double load_ms = 0;
     uint64_t replayed = 0;
+    // Terminal counts: records from count_from on are counted in the shared state; `counts`
+    // holds those of [counts_from, counts_from + counts.size()) not handed over yet.
+    int64_t count_from = 0;
+    int64_t counts_from = -1;
+    std::vector<TerminalCount> counts;
     uint32_t cursor = 0;  // the next shard of the current round
     bool in_round = false;
     std::chrono::steady_clock::time_point round_started{};
@@ -154,6 +175,13 @@ class StreamFeatures {
   // `p` has its history (nothing, or nothing more, to replay): logged with how long it took
   // from the assignment, and observed in vigil_features_ready_seconds.
   void history_ready(int32_t partition, Partition& p);
+  // The record at `offset` (decoded into tx_ when `decoded`) for the shared terminal counts.
+  void count_terminal(Partition& p, int64_t offset, bool decoded);
+  // Hands p's terminal counts to the shared state.
+  void flush_counts(int32_t partition, Partition& p);
+  // The terminal features of tx_ into `out`; false when they are not complete (see
+  // set_terminal_state).
+  bool terminal_features(double* out);
   void update_notes();
 
   const FeatureSpec spec_;
@@ -181,6 +209,21 @@ class StreamFeatures {
   metrics::Counter& loads_unusable_;
   metrics::Counter& loads_failed_;
   metrics::Histogram& ready_seconds_;
+  // The shared terminal state, its copy in use and the lookups by the copy's age.
+  TerminalState* terminals_ = nullptr;
+  std::chrono::milliseconds terminal_refresh_{1000};
+  std::chrono::milliseconds terminal_max_age_{60000};
+  std::shared_ptr<const TerminalCopy> terminal_copy_;
+  uint64_t terminal_version_ = 0;
+  metrics::Counter* lookups_fresh_ = nullptr;
+  metrics::Counter* lookups_stale_ = nullptr;
+  metrics::Counter* lookups_missing_ = nullptr;
+  metrics::Counter* read_through_ = nullptr;
+  // The last read of the shared state on the consumer thread (a copy without the day), and
+  // whether it failed: then the next waits ten refresh intervals.
+  std::chrono::steady_clock::time_point last_read_through_{};
+  bool read_through_failed_ = false;
+  metrics::Registry& registry_;
   // Totals of the partitions revoked since, so the counters above only ever grow.
   EntityWindows::Figures gone_;
   EntityWindows::Figures reported_;
