@@ -28,6 +28,17 @@ std::string run_command(redisContext* c, const char* format, ...) {
   return error;
 }
 
+ReplyPtr next_reply(redisContext* c, std::string& why) {
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
+    why = c->errstr[0] != '\0' ? c->errstr : "no reply";
+    return {nullptr, freeReplyObject};
+  }
+  ReplyPtr reply(static_cast<redisReply*>(raw), freeReplyObject);
+  if (reply->type == REDIS_REPLY_ERROR) why.assign(reply->str, reply->len);
+  return reply;
+}
+
 redisContext* open_connection(const RedisAddress& a, std::chrono::milliseconds timeout,
                               std::string& why) {
   const timeval tv = to_timeval(timeout);

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "sinks/redis_config.h"
@@ -20,6 +21,12 @@ std::string endpoint(const RedisAddress& a);
 
 // Runs one command and returns why it failed (empty when Redis answered without an error).
 std::string run_command(redisContext* c, const char* format, ...);
+
+// A reply owned by the caller.
+using ReplyPtr = std::unique_ptr<redisReply, void (*)(void*)>;
+// The next reply of a pipeline: null with `why` set when the connection gave none, and `why`
+// set to Redis's message when the reply is an error.
+ReplyPtr next_reply(redisContext* c, std::string& why);
 
 // Connects, sets the command timeouts, authenticates, selects the database and checks that
 // Redis answers. Returns nullptr with `why` set when any step fails.

@@ -12,24 +12,6 @@
 
 namespace vigil::sinks {
 
-namespace {
-
-// The next reply of a pipeline, owned by the caller; null with `why` set when the connection
-// gave none, and `why` set to Redis's message when the reply is an error.
-std::unique_ptr<redisReply, void (*)(void*)> next_reply(redisContext* c, std::string& why) {
-  void* raw = nullptr;
-  if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-    why = c->errstr[0] != '\0' ? c->errstr : "no reply";
-    return {nullptr, freeReplyObject};
-  }
-  std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(raw),
-                                                     freeReplyObject);
-  if (reply->type == REDIS_REPLY_ERROR) why.assign(reply->str, reply->len);
-  return reply;
-}
-
-}  // namespace
-
 RedisSnapshotStore::RedisSnapshotStore(Options options, metrics::Registry& registry)
     : options_(std::move(options)),
       written_(registry.counter("vigil_features_snapshot_chunks_total",

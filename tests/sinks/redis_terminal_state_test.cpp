@@ -1,0 +1,170 @@
+// RedisTerminalState against a real redis-server: transactions counted once per record even
+// when ranges are sent again (a retry, the next owner of a partition), reports counted once on
+// their earliest day, the local copy read back, and Redis going away and coming back.
+#include "sinks/redis_terminal_state.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "support/redis_server.h"
+
+namespace vigil::sinks {
+namespace {
+
+using namespace std::chrono_literals;
+using features::TerminalCount;
+using vigil::testing::RedisServer;
+
+constexpr int64_t kDay = 17'800;
+
+class RedisTerminalStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.error();
+    server_ = std::move(server.value());
+  }
+
+  RedisTerminalState::Options options() const {
+    RedisTerminalState::Options o;
+    o.address = parse_redis_url(server_->url()).value();
+    o.command_timeout = 2000ms;
+    o.reconnect_backoff_max = 100ms;
+    o.key_prefix = "test:term:";
+    o.ttl_s = 600;
+    o.refresh_interval = 3600s;  // the tests read with refresh_now()
+    o.flush_interval = 5ms;
+    o.windows.delay_days = 1;
+    o.windows.windows_days = {1};
+    return o;
+  }
+
+  // The copy's count of `terminal`'s transactions of kDay and its risk (frauds reported
+  // before kDay + 2), after a fresh read.
+  std::pair<double, double> day_figures(RedisTerminalState& state, const std::string& terminal) {
+    state.saw_day(kDay);
+    EXPECT_TRUE(state.refresh_now());
+    auto copy = state.copy();
+    EXPECT_NE(copy, nullptr);
+    if (copy == nullptr) return {-1, -1};
+    double out[2] = {-1, -1};
+    copy->days.features(terminal, kDay + 2, out);
+    return {out[0], out[1]};
+  }
+
+  static std::vector<TerminalCount> records(const std::vector<std::string>& terminals) {
+    std::vector<TerminalCount> r;
+    for (const auto& t : terminals) r.push_back({t, t.empty() ? 0 : kDay});
+    return r;
+  }
+
+  uint64_t counter(const char* name, const char* label, const char* value) {
+    return registry_.counter(name, "", {{label, value}}).value();
+  }
+
+  metrics::Registry registry_;
+  std::unique_ptr<RedisServer> server_;
+};
+
+TEST_F(RedisTerminalStateTest, ARangeSentAgainOrOverlappingIsCountedOnce) {
+  {
+    RedisTerminalState first(options(), registry_);
+    EXPECT_EQ(first.counted_until(0).value(), -1);
+    first.count(0, 0, records({"M1", "M2", "", "M1", "M1"}));
+    first.flush();
+    EXPECT_EQ(first.backlog(), 0u);
+    EXPECT_EQ(first.counted_until(0).value(), 5);
+    EXPECT_EQ(day_figures(first, "M1").first, 3);
+  }
+  // The next owner reads the partition again from an older position: records 0..4 are not
+  // counted twice, 5..7 are.
+  RedisTerminalState next(options(), registry_);
+  EXPECT_EQ(next.counted_until(0).value(), 5);
+  next.count(0, 3, records({"M1", "M1", "M1", "M2", "M9"}));
+  next.flush();
+  EXPECT_EQ(next.counted_until(0).value(), 8);
+  EXPECT_EQ(day_figures(next, "M1").first, 4);
+  EXPECT_EQ(day_figures(next, "M2").first, 2);
+  EXPECT_EQ(day_figures(next, "M9").first, 1);
+  EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "counted"), 8u);
+  // Offsets 3 and 4 reached Redis again and were skipped there.
+  EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
+  // Sent again whole (a write whose reply was lost): nothing changes.
+  next.count(1, 0, records({"M1"}));
+  next.flush();
+  RedisTerminalState other(options(), registry_);
+  other.count(1, 0, records({"M1"}));
+  other.flush();
+  EXPECT_EQ(day_figures(other, "M1").first, 5);
+  EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 3u);
+}
+
+TEST_F(RedisTerminalStateTest, PartitionsAreCountedIndependentlyAndGapsAreCounted) {
+  RedisTerminalState state(options(), registry_);
+  state.count(0, 0, records({"M1", "M1"}));
+  state.count(1, 0, records({"M1"}));
+  state.flush();
+  // Offsets 2..4 of partition 0 were never handed over (the log lost them).
+  state.count(0, 5, records({"M1"}));
+  state.flush();
+  EXPECT_EQ(day_figures(state, "M1").first, 4);
+  EXPECT_EQ(state.counted_until(0).value(), 6);
+  EXPECT_EQ(state.counted_until(1).value(), 1);
+  EXPECT_EQ(registry_.counter("vigil_features_terminal_uncounted_total", "").value(), 3u);
+}
+
+TEST_F(RedisTerminalStateTest, AReportCountsOnceOnItsEarliestDay) {
+  RedisTerminalState state(options(), registry_);
+  state.count(0, 0, records({"M1", "M1", "M1", "M1"}));
+  state.flush();
+  // T1 reported on kDay + 1 (counts for transactions of kDay + 2), T2 on kDay + 5 (not yet).
+  ASSERT_EQ(state.report({{"T1", "M1", kDay, kDay + 1}, {"T2", "M1", kDay, kDay + 5}}).value(), 2u);
+  EXPECT_DOUBLE_EQ(day_figures(state, "M1").second, 0.25);
+  // A repeat of T1 changes nothing; an earlier report of T2 moves it into the window.
+  ASSERT_EQ(state.report({{"T1", "M1", kDay, kDay + 1}, {"T1", "M1", kDay, kDay + 3}}).value(), 0u);
+  EXPECT_DOUBLE_EQ(day_figures(state, "M1").second, 0.25);
+  ASSERT_EQ(state.report({{"T2", "M1", kDay, kDay}}).value(), 1u);
+  EXPECT_DOUBLE_EQ(day_figures(state, "M1").second, 0.5);
+  EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "counted"), 2u);
+  EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "moved"), 1u);
+  EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "repeated"), 2u);
+}
+
+TEST_F(RedisTerminalStateTest, CountsWaitForRedisAndTheCopyKeepsItsAge) {
+  RedisTerminalState state(options(), registry_);
+  state.count(0, 0, records({"M1"}));
+  state.flush();
+  EXPECT_EQ(day_figures(state, "M1").first, 1);
+  const auto read_at = state.copy()->read_at;
+  const uint64_t version = state.copy_version();
+
+  server_->kill();
+  state.count(0, 1, records({"M1", "M1"}));
+  EXPECT_FALSE(state.refresh_now());
+  EXPECT_EQ(state.copy()->read_at, read_at);  // the old copy stays, with its age
+  EXPECT_EQ(state.copy_version(), version);
+  EXPECT_FALSE(state.report({{"T1", "M1", kDay, kDay}}).ok());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (counter("vigil_features_terminal_writes_total", "outcome", "failed") == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(counter("vigil_features_terminal_writes_total", "outcome", "failed"), 0u);
+  EXPECT_EQ(state.backlog(), 2u);
+
+  // Redis comes back empty (no persistence): the waiting records are written; a restarted
+  // server has lost the first one, which shows that nothing was written twice either.
+  ASSERT_TRUE(server_->restart().ok());
+  state.flush();
+  EXPECT_EQ(state.backlog(), 0u);
+  EXPECT_EQ(day_figures(state, "M1").first, 2);
+  EXPECT_EQ(state.counted_until(0).value(), 3);
+  ASSERT_TRUE(state.report({{"T1", "M1", kDay, kDay}}).ok());
+}
+
+}  // namespace
+}  // namespace vigil::sinks
