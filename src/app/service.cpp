@@ -39,6 +39,11 @@ Status Service::start(Options options) {
     auto spec = features::load_feature_spec(path);
     if (!spec) return Status::Error(spec.error());
     feature_spec_ = std::move(spec.value());
+    if (feature_spec_->terminal && config_.kafka.enabled && !config_.redis.enabled()) {
+      return Status::Error(path +
+                           ": the model takes terminal risk features, whose state every "
+                           "instance shares in Redis: set redis.url");
+    }
     logger("vigil")->info(
         "velocity features from {} (spec {}): records are raw transactions "
         "keyed by '{}'",
@@ -110,7 +115,8 @@ Status Service::start_delivery() {
                                                  {{config_.kafka.input_topic, parts},
                                                   {config_.kafka.output_topic, parts},
                                                   {config_.kafka.dlq_topic, parts},
-                                                  {config_.kafka.shadow_topic, parts}});
+                                                  {config_.kafka.shadow_topic, parts},
+                                                  {config_.kafka.reports_topic, parts}});
     if (!cluster) return Status::Error(cluster.error());
     embedded_ = std::move(cluster.value());
     bootstrap_ = embedded_->bootstrap();
@@ -183,9 +189,30 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
           "partition's log from its start",
           config_.redis.enabled() ? "features.snapshot.interval_s is 0" : "Redis is off");
     }
-    source_->set_features(std::make_unique<features::StreamFeatures>(
+    auto features = std::make_unique<features::StreamFeatures>(
         *feature_spec_, config_.kafka.max_event_bytes, registry_, snapshots_.get(),
-        fc.snapshot_interval));
+        fc.snapshot_interval);
+    if (feature_spec_->terminal) {
+      // Checked with the model: terminal features need Redis (validate_model_needs).
+      sinks::RedisTerminalState::Options o;
+      o.address = sinks::parse_redis_url(config_.redis.url).value();
+      o.command_timeout = config_.redis.command_timeout;
+      o.reconnect_backoff_max = config_.redis.reconnect_backoff_max;
+      o.key_prefix =
+          fc.shared_key_prefix + config_.kafka.group_id + ":" + config_.kafka.input_topic + ":";
+      o.windows = feature_spec_->terminal->windows;
+      o.ttl_s = static_cast<int>((o.windows.reach_days() + 2) * 86400);
+      o.refresh_interval = fc.shared_refresh;
+      o.max_backlog = fc.shared_max_backlog_records;
+      terminals_ = std::make_unique<sinks::RedisTerminalState>(std::move(o), registry_);
+      features->set_terminal_state(terminals_.get(), fc.shared_refresh, fc.shared_max_age);
+      auto reports =
+          consumers::ReportsSource::create(config_.kafka, bootstrap_, *terminals_, registry_);
+      if (!reports) return Status::Error(reports.error());
+      reports_ = std::move(reports.value());
+      reports_->start();
+    }
+    source_->set_features(std::move(features));
   }
   source_->start();
   consuming_.store(source_.get(), std::memory_order_release);
@@ -300,6 +327,8 @@ void Service::stop() {
   if (delivery_) delivery_->stop(std::chrono::milliseconds(0));
   // Phase 4: commit what was delivered, leave the group, join.
   if (source_) source_->stop();
+  if (reports_) reports_->stop();
+  if (terminals_) terminals_->stop();  // after the source: its last counts are queued
   if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
   if (lookup_) lookup_->stop();
   if (live_) live_->stop();  // after the server: its streams have ended already

@@ -26,6 +26,7 @@
 #include "config/app_config.h"
 #include "consumers/kafka_source.h"
 #include "consumers/offset_tracker.h"
+#include "consumers/reports_source.h"
 #include "delivery/delivery_stage.h"
 #include "kafka/embedded_cluster.h"
 #include "scoring/batcher.h"
@@ -33,6 +34,7 @@
 #include "scoring/watchdog.h"
 #include "sinks/redis_sink.h"
 #include "sinks/redis_snapshot_store.h"
+#include "sinks/redis_terminal_state.h"
 #include "sinks/score_lookup.h"
 
 namespace vigil::http {
@@ -103,6 +105,10 @@ class Service {
   std::unique_ptr<delivery::DeliveryStage> delivery_;
   // Feature-state snapshots (Redis, a model with features.yaml): outlives the source.
   std::unique_ptr<sinks::RedisSnapshotStore> snapshots_;
+  // The shared terminal state (a features.yaml with `terminal`) and the fraud reports it is
+  // fed from: outlive the source.
+  std::unique_ptr<sinks::RedisTerminalState> terminals_;
+  std::unique_ptr<consumers::ReportsSource> reports_;
   std::unique_ptr<consumers::KafkaSource> source_;
   // source_ once it is consuming; readiness (HTTP threads) reads this, not source_, because
   // the side-port is up while start-up still waits for the brokers.

@@ -15,6 +15,12 @@ struct FeaturesConfig {
   int snapshot_ttl_s = 7 * 86400;
   std::string snapshot_key_prefix = "vigil:features:";
   size_t snapshot_max_pending_bytes = 64u << 20;
+  // Terminal risk features (a features.yaml with `terminal`): the state every instance
+  // shares in Redis, read through a local copy (docs/terminal-risk.md).
+  std::chrono::milliseconds shared_refresh{1000};
+  std::chrono::milliseconds shared_max_age{60000};
+  std::string shared_key_prefix = "vigil:term:";
+  size_t shared_max_backlog_records = 1'000'000;
 
   std::vector<std::string> validate() const {
     std::vector<std::string> errors;
@@ -27,6 +33,15 @@ struct FeaturesConfig {
       errors.push_back("features.snapshot.key_prefix must not be empty");
     if (snapshot_max_pending_bytes < (1u << 20)) {
       errors.push_back("features.snapshot.max_pending_bytes must be >= 1048576");
+    }
+    if (shared_refresh.count() < 10) errors.push_back("features.shared.refresh_ms must be >= 10");
+    if (shared_max_age < 2 * shared_refresh) {
+      errors.push_back(
+          "features.shared.max_age_ms must be at least twice features.shared.refresh_ms");
+    }
+    if (shared_key_prefix.empty()) errors.push_back("features.shared.key_prefix must not be empty");
+    if (shared_max_backlog_records < 1000) {
+      errors.push_back("features.shared.max_backlog_records must be >= 1000");
     }
     return errors;
   }
@@ -47,6 +62,18 @@ struct FeaturesConfig {
     v("snapshot.max_pending_bytes", snapshot_max_pending_bytes, "bytes",
       "snapshot chunks waiting for Redis (once reached, the round waits; one chunk may go "
       "beyond)");
+    v("shared.refresh_ms", shared_refresh, "ms",
+      "terminal risk features: how often the local copy of the shared terminal state is read "
+      "from Redis. A report counts for transactions of the days after it was made, once read "
+      "and this long more");
+    v("shared.max_age_ms", shared_max_age, "ms",
+      "terminal risk features: a local copy older than this (Redis unreachable) is not used: "
+      "scores say \"history\": \"partial\" and /ready says why");
+    v("shared.key_prefix", shared_key_prefix, "",
+      "key prefix of the shared terminal state: <prefix><group>:<topic>:tx:<day>, ...");
+    v("shared.max_backlog_records", shared_max_backlog_records, "records",
+      "transactions waiting to be counted in the shared terminal state at most; at it the "
+      "consumer pauses its partitions until half are written");
   }
 };
 

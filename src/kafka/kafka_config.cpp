@@ -24,6 +24,12 @@ std::vector<std::string> KafkaConfig::validate() const {
   if (!input_topic.empty() && (input_topic == output_topic || input_topic == dlq_topic)) {
     e.push_back("kafka.input_topic must differ from kafka.output_topic and kafka.dlq_topic");
   }
+  if (reports_topic.empty()) e.push_back("kafka.reports_topic must not be empty");
+  if (reports_topic == input_topic || reports_topic == output_topic || reports_topic == dlq_topic) {
+    e.push_back(
+        "kafka.reports_topic must differ from kafka.input_topic, kafka.output_topic and "
+        "kafka.dlq_topic");
+  }
   if (max_event_bytes < 64 || max_event_bytes > 16 * 1024 * 1024) {
     e.push_back("kafka.max_event_bytes must be within [64, 16777216]");
   }

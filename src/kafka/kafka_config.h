@@ -32,6 +32,7 @@ struct KafkaConfig {
   std::string output_topic = "scores";
   std::string dlq_topic = "transactions.dlq";
   std::string shadow_topic = "scores.shadow";
+  std::string reports_topic = "fraud.reports";
   size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
   std::chrono::milliseconds commit_interval{100};
   // Records consumed and not yet delivered (scoring queue, workers, producer) at most: above
@@ -65,6 +66,9 @@ struct KafkaConfig {
     v("dlq_topic", dlq_topic, "", "dead-letter topic for events that cannot be scored");
     v("shadow_topic", shadow_topic, "",
       "topic of shadow scores (model.shadow_version), key = transaction id");
+    v("reports_topic", reports_topic, "",
+      "topic of confirmed fraud reports, read (as group <group_id>.reports) when the model "
+      "takes terminal risk features");
     v("max_event_bytes", max_event_bytes, "bytes",
       "larger records go to the dead-letter topic (too_large)");
     v("commit_interval_ms", commit_interval, "ms", "how often delivered offsets are committed");

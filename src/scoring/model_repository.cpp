@@ -111,13 +111,6 @@ void check_feature_spec(const std::string& repository, const std::string& name,
     errors.push_back(spec.error());
     return;
   }
-  if (spec->terminal) {
-    // The shared terminal state (Redis, written by every instance) and the fraud reports
-    // topic are not served yet: refused rather than scored with those inputs left at zero.
-    errors.push_back(spec_path.string() +
-                     ": 'terminal' features are computed by `vigil-features replay` only so "
-                     "far; this vigil cannot serve a model that takes them");
-  }
   const std::string hash = spec->hash();
   if (info.feature_spec_hash.empty()) {
     errors.push_back(yaml_path +

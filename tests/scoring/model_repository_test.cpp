@@ -78,16 +78,15 @@ TEST_F(ModelRepositoryTest, ASpecHashWithoutAFeaturesFileIsRefused) {
   EXPECT_NE(info.error().find("but there is no"), std::string::npos) << info.error();
 }
 
-TEST_F(ModelRepositoryTest, AModelOfTerminalFeaturesIsRefusedUntilTheServiceComputesThem) {
+TEST_F(ModelRepositoryTest, AModelOfTerminalFeaturesLoadsWithItsSpec) {
   const std::string text = "windows_days: [1, 7]\nterminal:\n  windows_days: [1]\n";
   std::ofstream(repo_ / "vel" / "features.yaml") << text;
   const auto spec = features::parse_feature_spec(text, "x").value();
   write_model_yaml(spec.output_names(), spec.hash());
   auto info = load_model_info(repo_.string(), "vel");
-  ASSERT_FALSE(info.ok());
-  EXPECT_NE(info.error().find("'terminal' features are computed by `vigil-features replay` only"),
-            std::string::npos)
-      << info.error();
+  ASSERT_TRUE(info.ok()) << info.error();
+  EXPECT_EQ(info->feature_spec_hash, spec.hash());
+  EXPECT_EQ(info->input_names.back(), "terminal_risk_1d");
 }
 
 }  // namespace
