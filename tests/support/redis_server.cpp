@@ -284,6 +284,19 @@ Result<std::vector<std::string>> RedisClient::keys(const std::string& pattern) {
   return out;
 }
 
+Result<std::vector<std::string>> RedisClient::hgetall(const std::string& key) {
+  using R = Result<std::vector<std::string>>;
+  auto r = call(ctx_, {"HGETALL", key});
+  if (!r) return R::Error(r.error());
+  if ((*r)->type != REDIS_REPLY_ARRAY) return R::Error("HGETALL: not an array reply");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < (*r)->elements; ++i) {
+    const redisReply* e = (*r)->element[i];
+    out.emplace_back(e->str, e->len);
+  }
+  return out;
+}
+
 Status RedisClient::set(const std::string& key, const std::string& value) {
   auto r = call(ctx_, {"SET", key, value});
   return r ? Status::Ok() : Status::Error(r.error());

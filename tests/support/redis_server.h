@@ -92,6 +92,8 @@ class RedisClient {
   Result<long long> ttl(const std::string& key);
   Result<long long> dbsize();
   Result<std::vector<std::string>> keys(const std::string& pattern);
+  // Field, value, field, value, ... of a hash (empty when the key does not exist).
+  Result<std::vector<std::string>> hgetall(const std::string& key);
   Status set(const std::string& key, const std::string& value);
   Status flushall();
   Status auth(const std::string& password);
