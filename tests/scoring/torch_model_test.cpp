@@ -57,15 +57,19 @@ TEST(TorchModel, ScoresEqualThePythonReferenceScores) {
   }
 }
 
-// fraud_velocity (tools/train_velocity_model.py): a model of the velocity features vigil
-// computes; its features.yaml is checked on load, and it scores like PyTorch.
-TEST(TorchModel, FraudVelocityScoresEqualThePythonReferenceScores) {
-  auto info = load_model_info(kRepo, "fraud_velocity");
+// fraud_velocity and fraud_terminal (tools/train_velocity_model.py): models of the velocity
+// features vigil computes (fraud_terminal with the terminal risk ones); each one's
+// features.yaml is checked on load, and it scores like PyTorch.
+class VelocityModel : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VelocityModel, ScoresEqualThePythonReferenceScores) {
+  const std::string name = GetParam();
+  auto info = load_model_info(kRepo, name);
   ASSERT_TRUE(info.ok()) << info.error();
   EXPECT_FALSE(info->feature_spec_hash.empty());
   auto model = load_torch_model(*info, {"cpu", 1, 8});
   ASSERT_TRUE(model.ok()) << model.error();
-  auto ref = testing::load_reference("tests/data/fraud_velocity_v1_reference.json");
+  auto ref = testing::load_reference("tests/data/" + name + "_v1_reference.json");
   ASSERT_EQ(ref.feature_names, (*model)->info().input_names);
   ASSERT_GE(ref.rows.size(), 100u);
   std::vector<float> packed;
@@ -80,6 +84,9 @@ TEST(TorchModel, FraudVelocityScoresEqualThePythonReferenceScores) {
     worst = std::max(worst, std::fabs(out[i] - ref.scores[i]));
   EXPECT_LE(worst, 1e-6);
 }
+
+INSTANTIATE_TEST_SUITE_P(TorchModel, VelocityModel,
+                         ::testing::Values("fraud_velocity", "fraud_terminal"));
 
 // tests/data/make_reasons_reference.py: d score / d x * (x - baseline) by PyTorch autograd
 // for the first 64 reference rows, in one backward pass of the batch.
