@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <ctime>
 #include <future>
 #include <thread>
 #include <utility>
@@ -12,6 +13,16 @@
 namespace vigil::features {
 
 namespace {
+
+// The steady clock, coarse (a few ms; a fraction of the cost of now() per record): enough for
+// a copy's age against its refresh interval. The same clock as steady_clock (CLOCK_MONOTONIC).
+std::chrono::steady_clock::time_point coarse_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+}
 
 metrics::Counter& load_counter(metrics::Registry& registry, const char* outcome) {
   return registry.counter("vigil_features_snapshot_loads_total",
@@ -367,8 +378,10 @@ void StreamFeatures::flush_counts(int32_t partition, Partition& p) {
   if (terminals_ == nullptr || p.counts.empty()) return;
   const int64_t from = p.counts_from;
   p.counts_from += static_cast<int64_t>(p.counts.size());
+  const size_t n = p.counts.size();
   terminals_->count(partition, from, std::move(p.counts));
   p.counts = {};
+  p.counts.reserve(n);  // as many next time, without growing
 }
 
 bool StreamFeatures::terminal_features(double* out) {
@@ -404,7 +417,7 @@ bool StreamFeatures::terminal_features(double* out) {
     lookups_missing_->inc();
     return false;
   }
-  const auto age = std::chrono::steady_clock::now() - copy->read_at;
+  const auto age = coarse_now() - copy->read_at;
   if (age > terminal_max_age_) {
     lookups_missing_->inc();
     return false;

@@ -14,36 +14,37 @@ namespace vigil::sinks {
 
 namespace {
 
-// Counts the records of a partition's range from its watermark on, and moves the watermark
-// past the range, atomically.
-//   KEYS[1]  the partition's watermark
-//   ARGV     from, ttl, the tx hash prefix, P, then P x (day, terminal), then one entry per
-//            record of [from, from + n): 0 (nothing to count) or the 1-based pair
-// Returns {watermark before, end of the range, 1 when applied / 0 when already counted}.
+// Counts the records of several partitions' ranges, aggregated per (day, terminal), and moves
+// each partition's watermark past its range, atomically: only when every range starts at or
+// after its partition's watermark. Otherwise nothing is applied, and the caller drops each
+// refused partition's records before its watermark (counted already, by an earlier write or
+// another instance) and sends the rest again.
+//   KEYS     the partitions' watermarks
+//   ARGV     ttl, the tx hash prefix, then per partition (from, to), then triples
+//            (day, terminal, count)
+// Returns {1, watermarks before} when applied, {0, {partition index, watermark}...} when not.
 constexpr const char* kCountScript = R"lua(
-local from = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local np = tonumber(ARGV[4])
-local first = 5 + 2 * np
-local to = from + (#ARGV - first + 1)
-local wm = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if wm >= to then return {wm, to, 0} end
-local start = first
-if wm > from then start = first + (wm - from) end
-local n = {}
-for i = start, #ARGV do
-  local k = tonumber(ARGV[i])
-  if k > 0 then n[k] = (n[k] or 0) + 1 end
+local ttl = tonumber(ARGV[1])
+local np = #KEYS
+local before, refused = {}, {}
+for i = 1, np do
+  local wm = tonumber(redis.call('GET', KEYS[i]) or '-1')
+  before[i] = wm
+  if wm > tonumber(ARGV[1 + 2 * i]) then
+    refused[#refused + 1] = i - 1
+    refused[#refused + 1] = wm
+  end
 end
+if #refused > 0 then return {0, refused} end
 local touched = {}
-for k, c in pairs(n) do
-  local h = ARGV[3] .. ARGV[3 + 2 * k]
-  redis.call('HINCRBY', h, ARGV[4 + 2 * k], c)
+for j = 3 + 2 * np, #ARGV, 3 do
+  local h = ARGV[2] .. ARGV[j]
+  redis.call('HINCRBY', h, ARGV[j + 1], ARGV[j + 2])
   touched[h] = true
 end
 for h in pairs(touched) do redis.call('EXPIRE', h, ttl) end
-redis.call('SET', KEYS[1], to, 'EX', ttl)
-return {wm, to, 1}
+for i = 1, np do redis.call('SET', KEYS[i], ARGV[2 + 2 * i], 'EX', ttl) end
+return {1, before}
 )lua";
 
 // Counts a reported transaction on its earliest report day.
@@ -61,6 +62,15 @@ redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 if prev then return 2 end
 return 1
 )lua";
+
+// The key of a (day, terminal) pair in a partition's index: the terminal, then the day's bytes.
+std::string pair_key(int64_t day, const std::string& terminal) {
+  std::string key;
+  key.reserve(terminal.size() + sizeof day);
+  key.append(terminal);
+  key.append(reinterpret_cast<const char*>(&day), sizeof day);
+  return key;
+}
 
 bool parse_int(const char* s, size_t n, int64_t& out) {
   const auto r = std::from_chars(s, s + n, out);
@@ -193,8 +203,8 @@ Result<int64_t> RedisTerminalState::counted_until(int32_t partition) {
   int64_t queued = -1;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = pending_.find(partition);
-    if (it != pending_.end()) queued = it->second.end();
+    auto it = handed_end_.find(partition);
+    if (it != handed_end_.end()) queued = it->second;
   }
   std::string why;
   redisContext* c = open_connection(options_.address, options_.command_timeout, why);
@@ -216,39 +226,43 @@ Result<int64_t> RedisTerminalState::counted_until(int32_t partition) {
 void RedisTerminalState::count(int32_t partition, int64_t from,
                                std::vector<features::TerminalCount> records) {
   if (records.empty()) return;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Pending& p = pending_[partition];
-    size_t skip = 0;
-    if (p.from < 0 || (p.records.empty() && from > p.from)) {
-      p.from = from;  // nothing queued: the range starts here (the script finds any gap)
-    } else if (from < p.end()) {
-      skip = static_cast<size_t>(
-          std::min<int64_t>(p.end() - from, static_cast<int64_t>(records.size())));
-    } else if (from > p.end()) {
-      // Records between were never handed over (the log no longer held them): they count
-      // nothing, and the range stays contiguous.
-      uncounted_.inc(static_cast<uint64_t>(from - p.end()));
-      p.records.resize(p.records.size() + static_cast<size_t>(from - p.end()), 0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto [it, first] = handed_end_.try_emplace(partition, from);
+  if (!first && from < it->second) {  // handed over already
+    const auto skip = static_cast<size_t>(
+        std::min<int64_t>(it->second - from, static_cast<int64_t>(records.size())));
+    records.erase(records.begin(), records.begin() + static_cast<std::ptrdiff_t>(skip));
+    from += static_cast<int64_t>(skip);
+    if (records.empty()) return;
+  }
+  it->second = from + static_cast<int64_t>(records.size());
+  backlog_ += records.size();
+  backlog_gauge_.set(static_cast<double>(backlog_));
+  queued_.push_back({partition, from, std::move(records)});
+}
+
+void RedisTerminalState::fold(Batch& batch) {
+  auto [it, added] = ranges_.try_emplace(batch.partition);
+  Range& r = it->second;
+  if (added || r.records.empty()) {
+    r.from = batch.from;  // the script finds any gap before it
+  } else if (batch.from > r.end()) {
+    // Records between were never handed over (the log no longer held them): they count
+    // nothing, and the range stays contiguous.
+    uncounted_.inc(static_cast<uint64_t>(batch.from - r.end()));
+    r.records.resize(r.records.size() + static_cast<size_t>(batch.from - r.end()), 0);
+  }
+  for (features::TerminalCount& c : batch.records) {
+    if (c.terminal.empty()) {
+      r.records.push_back(0);
+      continue;
     }
-    for (size_t i = skip; i < records.size(); ++i) {
-      features::TerminalCount& r = records[i];
-      if (r.terminal.empty()) {
-        p.records.push_back(0);
-        continue;
-      }
-      std::string key = std::to_string(r.day);
-      key += ':';
-      key += r.terminal;
-      auto [it, added] = p.index.try_emplace(std::move(key), 0);
-      if (added) {
-        p.pairs.emplace_back(r.day, std::move(r.terminal));
-        it->second = static_cast<uint32_t>(p.pairs.size());
-      }
-      p.records.push_back(it->second);
+    auto [pit, fresh] = pair_index_.try_emplace(pair_key(c.day, c.terminal), 0);
+    if (fresh) {
+      pairs_.emplace_back(c.day, std::move(c.terminal));
+      pit->second = static_cast<uint32_t>(pairs_.size());
     }
-    backlog_ += records.size() - skip;
-    backlog_gauge_.set(static_cast<double>(backlog_));
+    r.records.push_back(pit->second);
   }
 }
 
@@ -262,75 +276,88 @@ void RedisTerminalState::flush() {
   idle_cv_.wait(lock, [&] { return (backlog_ == 0 && !busy_) || stopping_; });
 }
 
-void RedisTerminalState::requeue(int32_t partition, Pending job) {
-  // Caller holds mutex_. What was queued since continues the job's range.
-  Pending& p = pending_[partition];
-  const auto shift = static_cast<uint32_t>(job.pairs.size());
-  for (uint32_t r : p.records) job.records.push_back(r == 0 ? 0 : r + shift);
-  for (auto& pair : p.pairs) job.pairs.push_back(std::move(pair));
-  job.index.clear();
-  for (size_t i = 0; i < job.pairs.size(); ++i) {
-    job.index[std::to_string(job.pairs[i].first) + ":" + job.pairs[i].second] =
-        static_cast<uint32_t>(i + 1);
-  }
-  p = std::move(job);
-}
-
-bool RedisTerminalState::write(redisContext*& c, std::map<int32_t, Pending>& jobs,
-                               std::string& why) {
+bool RedisTerminalState::write(redisContext*& c, std::string& why) {
   const std::string ttl = std::to_string(options_.ttl_s);
-  const std::string tx_prefix = options_.key_prefix + "tx:";
   std::vector<std::string> args;
-  for (const auto& [partition, job] : jobs) {
+  std::vector<uint64_t> per_pair;
+  // Until applied: a refused partition's records before its watermark are dropped and the
+  // rest sent again (each round drops at least one record, or ends).
+  for (;;) {
+    std::vector<int32_t> partitions;
+    per_pair.assign(pairs_.size() + 1, 0);
+    for (const auto& [partition, r] : ranges_) {
+      if (r.records.empty()) continue;
+      partitions.push_back(partition);
+      for (uint32_t k : r.records) ++per_pair[k];
+    }
+    if (partitions.empty()) return true;
     args.clear();
-    args.reserve(7 + 2 * job.pairs.size() + job.records.size());
     args.emplace_back("EVALSHA");
     args.push_back(count_sha_);
-    args.emplace_back("1");
-    args.push_back(options_.key_prefix + "wm:" + std::to_string(partition));
-    args.push_back(std::to_string(job.from));
+    args.push_back(std::to_string(partitions.size()));
+    for (int32_t p : partitions) args.push_back(options_.key_prefix + "wm:" + std::to_string(p));
     args.push_back(ttl);
-    args.push_back(tx_prefix);
-    args.push_back(std::to_string(job.pairs.size()));
-    for (const auto& [day, terminal] : job.pairs) {
-      args.push_back(std::to_string(day));
-      args.push_back(terminal);
+    args.push_back(options_.key_prefix + "tx:");
+    for (int32_t p : partitions) {
+      args.push_back(std::to_string(ranges_[p].from));
+      args.push_back(std::to_string(ranges_[p].end()));
     }
-    for (uint32_t r : job.records) args.push_back(std::to_string(r));
+    for (size_t k = 1; k < per_pair.size(); ++k) {
+      if (per_pair[k] == 0) continue;
+      args.push_back(std::to_string(pairs_[k - 1].first));
+      args.push_back(pairs_[k - 1].second);
+      args.push_back(std::to_string(per_pair[k]));
+    }
     if (!append(c, args, why, commands_, bytes_sent_)) return false;
-  }
-  for (auto& [partition, job] : jobs) {
     const ReplyPtr reply = next_reply(c, why);
     if (!why.empty()) return false;
-    int64_t before = -1;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
       why = "unexpected reply to the count script";
       return false;
     }
-    before = reply->element[0]->integer;
-    const int64_t end = job.end();
-    const int64_t counted_from = std::max(before, job.from);
-    if (before >= 0 && before < job.from) {
-      logger("redis")->warn(
-          "terminal counts of partition {}: offsets {}..{} were never counted (the log no "
-          "longer held them)",
-          partition, before, job.from - 1);
-      uncounted_.inc(static_cast<uint64_t>(job.from - before));
+    const redisReply* list = reply->element[1];
+    if (reply->element[0]->integer == 1) {
+      for (size_t i = 0; i < partitions.size() && i < list->elements; ++i) {
+        Range& r = ranges_[partitions[i]];
+        const int64_t before = list->element[i]->integer;
+        if (before >= 0 && before < r.from) {
+          logger("redis")->warn(
+              "terminal counts of partition {}: offsets {}..{} were never counted (the log no "
+              "longer held them)",
+              partitions[i], before, r.from - 1);
+          uncounted_.inc(static_cast<uint64_t>(r.from - before));
+        }
+        counted_.inc(r.records.size());
+        r.from = r.end();
+        r.records.clear();  // written
+      }
+      return true;
     }
-    counted_.inc(static_cast<uint64_t>(std::max<int64_t>(0, end - counted_from)));
-    recounted_.inc(static_cast<uint64_t>(std::min(end, counted_from) - job.from));
-    job.records.clear();  // written
+    for (size_t i = 0; i + 1 < list->elements; i += 2) {
+      const auto k = static_cast<size_t>(list->element[i]->integer);
+      const int64_t wm = list->element[i + 1]->integer;
+      if (k >= partitions.size()) {
+        why = "unexpected reply to the count script";
+        return false;
+      }
+      Range& r = ranges_[partitions[k]];
+      const auto drop = static_cast<size_t>(
+          std::min<int64_t>(wm - r.from, static_cast<int64_t>(r.records.size())));
+      recounted_.inc(drop);
+      r.records.erase(r.records.begin(), r.records.begin() + static_cast<std::ptrdiff_t>(drop));
+      r.from += static_cast<int64_t>(drop);
+    }
   }
-  return true;
 }
 
 void RedisTerminalState::run_writer() {
   name_this_thread("vigil-term-wr");
   redisContext* c = nullptr;
   auto backoff = std::chrono::milliseconds(50);
-  std::map<int32_t, Pending> jobs;
+  std::vector<Batch> taken;
   for (;;) {
-    jobs.clear();
+    taken.clear();
     {
       std::unique_lock<std::mutex> lock(mutex_);
       busy_ = false;
@@ -343,21 +370,11 @@ void RedisTerminalState::run_writer() {
         // these records (the log holds them).
         break;
       }
-      for (auto& [partition, p] : pending_) {
-        if (p.records.empty()) continue;
-        Pending job;
-        job.from = p.from;
-        job.records = std::move(p.records);
-        job.pairs = std::move(p.pairs);
-        p.records.clear();
-        p.pairs.clear();
-        p.index.clear();
-        p.from = job.end();
-        jobs.emplace(partition, std::move(job));
-      }
-      if (jobs.empty()) continue;
+      if (backlog_ == 0) continue;
+      taken.swap(queued_);
       busy_ = true;
     }
+    for (Batch& b : taken) fold(b);
     std::string why;
     if (c == nullptr) {
       c = open_connection(options_.address, options_.command_timeout, why);
@@ -367,16 +384,18 @@ void RedisTerminalState::run_writer() {
         c = nullptr;
       }
     }
-    const bool ok = c != nullptr && write(c, jobs, why);
+    const bool ok = c != nullptr && write(c, why);
+    size_t left = 0;
+    for (const auto& [partition, r] : ranges_) left += r.records.size();
+    if (left == 0) {  // everything written: the pairs start afresh
+      pairs_.clear();
+      pair_index_.clear();
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (auto& [partition, job] : jobs) {
-        if (job.records.empty()) continue;  // written
-        requeue(partition, std::move(job));
-      }
-      size_t left = 0;
-      for (const auto& [partition, p] : pending_) left += p.records.size();
-      backlog_ = left;
+      size_t queued = 0;
+      for (const Batch& b : queued_) queued += b.records.size();
+      backlog_ = left + queued;
       backlog_gauge_.set(static_cast<double>(backlog_));
     }
     if (ok) {

@@ -8,10 +8,14 @@
 //   <prefix>wm:<partition>    the first offset of the transactions partition not counted yet
 //
 // Writes. count() only queues: per partition, the records' (terminal, day) pairs, one small
-// index per record. The writer thread sends, every flush interval, one script per partition
-// with pending records (pipelined): it applies the increments of the records from the
-// watermark on and moves the watermark past them, atomically, so a range written twice (a
-// retry, or records read again by the next owner of the partition) counts once. A failed
+// index per record. The writer thread sends, every flush interval (1 s: the counts matter to
+// windows that end days later), one script for every partition with records waiting: their
+// increments aggregated per (day, terminal) over all of them, applied, and each partition's
+// watermark moved past its range, atomically, only when every range starts at or after its
+// watermark. A range that starts before (a retry, or records read again by the next owner of
+// the partition) is refused whole; the writer drops its records before the watermark and
+// sends the rest again. So a record counts once, and Redis does one increment per terminal
+// and day per flush, not one per transaction. A failed
 // write stays queued and is retried; while the queue holds max_backlog records the consumer
 // pauses (StreamFeatures::shared_backlogged). Nothing queued is lost on a crash either: the
 // watermark did not move, and the next owner counts from it.
@@ -59,7 +63,7 @@ class RedisTerminalState final : public features::TerminalState {
     std::string key_prefix = "vigil:term:";  // <features.shared.key_prefix><group>:<topic>:
     int ttl_s = 40 * 86400;                  // at least the windows' reach plus two days
     std::chrono::milliseconds refresh_interval{1000};
-    std::chrono::milliseconds flush_interval{20};
+    std::chrono::milliseconds flush_interval{1000};
     size_t max_backlog = 1'000'000;  // records queued to count
     features::TerminalWindows windows;
   };
@@ -92,21 +96,26 @@ class RedisTerminalState final : public features::TerminalState {
   void stop();
 
  private:
-  // The records of one partition queued to count: from `from`, one entry per record, 0 for
-  // none or 1 + the index of its (day, terminal) in `pairs`.
-  struct Pending {
-    int64_t from = -1;
+  // Records handed to count(), waiting for the writer.
+  struct Batch {
+    int32_t partition = 0;
+    int64_t from = 0;
+    std::vector<features::TerminalCount> records;
+  };
+  // The writer's records of one partition not written yet: from `from`, one entry per record,
+  // 0 for none or 1 + the index of its (day, terminal) in pairs_.
+  struct Range {
+    int64_t from = 0;
     std::vector<uint32_t> records;
-    std::vector<std::pair<int64_t, std::string>> pairs;
-    std::unordered_map<std::string, uint32_t> index;  // "<day>:<terminal>" -> 1 + pairs index
     int64_t end() const { return from + static_cast<int64_t>(records.size()); }
   };
   void run_writer();
   void run_refresher();
-  // One script per job, pipelined; false when Redis did not answer them all.
-  bool write(redisContext*& c, std::map<int32_t, Pending>& jobs, std::string& why);
-  // Puts a job that was not written back in front of what was queued since.
-  void requeue(int32_t partition, Pending job);
+  // Adds a batch to the writer's ranges (writer thread).
+  void fold(Batch& batch);
+  // One script for every range (see above); false when Redis did not answer. Written ranges
+  // are emptied; what is left was not written.
+  bool write(redisContext*& c, std::string& why);
   std::string tx_key(int64_t day) const;
   std::string fraud_key(int64_t day) const;
 
@@ -140,14 +149,20 @@ class RedisTerminalState final : public features::TerminalState {
   std::mutex refresh_mutex_;             // one refresh at a time (refresh_now and the thread)
 
   mutable std::mutex mutex_;
-  std::condition_variable cv_;          // stop (the writer also wakes every flush interval)
-  std::condition_variable idle_cv_;     // the queue drained
-  std::map<int32_t, Pending> pending_;  // guarded by mutex_
-  size_t backlog_ = 0;                  // guarded by mutex_
-  bool busy_ = false;                   // guarded by mutex_: a write is in flight
-  bool stopping_ = false;               // guarded by mutex_
+  std::condition_variable cv_;       // stop (the writer also wakes every flush interval)
+  std::condition_variable idle_cv_;  // nothing waiting
+  std::vector<Batch> queued_;        // guarded by mutex_
+  // Per partition, the end of the records handed over: counting goes on from there.
+  std::map<int32_t, int64_t> handed_end_;  // guarded by mutex_
+  size_t backlog_ = 0;                     // guarded by mutex_: queued and not written
+  bool busy_ = false;                      // guarded by mutex_: a write is in flight
+  bool stopping_ = false;                  // guarded by mutex_
   std::chrono::steady_clock::time_point drain_deadline_;  // guarded by mutex_: once stopping
-  std::thread writer_;                                    // last: started once the rest is built
+  // The writer thread's own: its ranges and the (day, terminal) pairs they refer to.
+  std::map<int32_t, Range> ranges_;
+  std::vector<std::pair<int64_t, std::string>> pairs_;
+  std::unordered_map<std::string, uint32_t> pair_index_;
+  std::thread writer_;  // last: started once the rest is built
   std::thread refresher_;
 };
 

@@ -103,6 +103,28 @@ TEST_F(RedisTerminalStateTest, ARangeSentAgainOrOverlappingIsCountedOnce) {
   EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 3u);
 }
 
+TEST_F(RedisTerminalStateTest, OneWriteOfSeveralPartitionsDropsOnlyWhatWasCountedAlready) {
+  {
+    RedisTerminalState first(options(), registry_);
+    first.count(0, 0, records({"M1", "M1", "M1"}));
+    first.flush();
+  }
+  // Both partitions go in one script (the writer's next flush takes both): partition 0's
+  // range starts before its watermark, so the script applies nothing; the writer drops
+  // offsets 1 and 2 and sends the rest again.
+  auto o = options();
+  o.flush_interval = 300ms;
+  RedisTerminalState next(o, registry_);
+  next.count(0, 1, records({"M1", "M1", "M1"}));
+  next.count(1, 0, records({"M2", "M2"}));
+  next.flush();
+  EXPECT_EQ(day_figures(next, "M1").first, 4);
+  EXPECT_EQ(day_figures(next, "M2").first, 2);
+  EXPECT_EQ(next.counted_until(0).value(), 4);
+  EXPECT_EQ(next.counted_until(1).value(), 2);
+  EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
+}
+
 TEST_F(RedisTerminalStateTest, PartitionsAreCountedIndependentlyAndGapsAreCounted) {
   RedisTerminalState state(options(), registry_);
   state.count(0, 0, records({"M1", "M1"}));
