@@ -35,10 +35,13 @@
 // with the same model on events carrying the features ready-made; with --deployed, against
 // the broker in its own process with vigil as its binary, the vigil process's CPU per event
 // beside the throughput, and latency at fixed rates (fetch.wait.max.ms=1, as above).
+// --velocity --terminal does the same with fraud_terminal (customer and terminal risk
+// features; Redis on for both sides, as the terminal state lives there) and prints the shared
+// state's Redis traffic per event.
 //
 // usage: stream_bench [--events 100000] [--rates 10000,50000,100000] [--seconds 4]
-//                     [--no-python] [--no-latency] [--deployed] [--velocity] [--timeline]
-//                     [--velocity --ready [--customers 1000000]]
+//                     [--no-python] [--no-latency] [--deployed] [--velocity [--terminal]]
+//                     [--timeline] [--velocity --ready [--customers 1000000]]
 // Environment, for experiments: STREAM_BENCH_NO_FEATURE_LOG=1 (features.log: false),
 // STREAM_BENCH_VIGIL_ARGS="--key=value ..." (more settings for every vigil process),
 // STREAM_BENCH_LOAD_LINGER_MS=N (the latency runs' load producer; default 5, as upstream
@@ -67,10 +70,12 @@
 
 #include "app/service.h"
 #include "common/clock.h"
+#include "features/terminal_days.h"
 #include "kafka/embedded_cluster.h"
 #include "kafka/kafka_client.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
+#include "sinks/redis_terminal_state.h"
 #include "support/http_client.h"
 #include "support/kafka_test_util.h"
 #include "support/process.h"
@@ -132,6 +137,7 @@ struct Args {
   bool velocity = false;
   bool timeline = false;
   bool ready = false;
+  bool terminal = false;
   size_t customers = 1000000;
 };
 
@@ -173,6 +179,10 @@ Args parse(int argc, char** argv) {
                "(features computed in the stream) against the same model on events that carry "
                "the same features (with --deployed: the broker in its own process and vigil as "
                "its binary, with its CPU per event)");
+  app.add_flag("--terminal", a.terminal,
+               "with --velocity: fraud_terminal (the 9 customer features and the 6 terminal risk "
+               "ones, whose state is shared in Redis) instead of fraud_velocity; Redis on for "
+               "both sides, and the shared state's Redis traffic per event");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -367,6 +377,8 @@ struct ThroughputResult {
   uint64_t batches = 0;
   uint64_t redis_written = 0;
   uint64_t pauses = 0;
+  // The shared terminal state's Redis traffic (terminal features): commands, bytes.
+  double terminal_commands = 0, terminal_sent = 0, terminal_read = 0;
 };
 
 // One measurement from set-up to tear-down, kept whole so its steps read in order.
@@ -434,6 +446,12 @@ ThroughputResult vigil_throughput(const std::string& bootstrap, const std::strin
   r.batches = svc.batcher().stats().batches();
   r.redis_written = svc.redis() ? svc.redis()->stats().written() : 0;
   r.pauses = svc.source()->stats().pauses_.value();
+  auto total = [&](const char* name) {
+    return static_cast<double>(svc.registry().counter(name, "").value());
+  };
+  r.terminal_commands = total("vigil_features_terminal_redis_commands_total");
+  r.terminal_sent = total("vigil_features_terminal_redis_sent_bytes_total");
+  r.terminal_read = total("vigil_features_terminal_redis_read_bytes_total");
   if (!done()) {
     std::fprintf(stderr, "vigil delivered only %llu of %zu\n",
                  static_cast<unsigned long long>(delivered.value()), n);
@@ -1118,28 +1136,81 @@ int deployed_main(const Args& args) {
 
 }  // namespace
 
-// A model repository with fraud_velocity and fraud_velocity_plain: the same model.pt, the
-// second without a features.yaml (it takes the nine features ready-made). Exits on error.
-std::filesystem::path velocity_repository() {
+// The velocity model compared: fraud_velocity (9 customer features), or with --terminal
+// fraud_terminal (those and 6 terminal risk features, their state shared in Redis).
+struct VelocityModel {
+  std::string raw;    // computes its features from raw transactions
+  std::string plain;  // the same model.pt, taking them ready-made
+  size_t features = 9;
+};
+VelocityModel velocity_model(const Args& args) {
+  if (args.terminal) return {"fraud_terminal", "fraud_terminal_plain", 15};
+  return {"fraud_velocity", "fraud_velocity_plain", 9};
+}
+
+// A model repository with the model and its plain copy: the same model.pt, the second
+// without a features.yaml (it takes the features ready-made). Exits on error.
+std::filesystem::path velocity_repository(const VelocityModel& m) {
   namespace fs = std::filesystem;
   const fs::path repo =
       fs::temp_directory_path() / ("stream-bench-models-" + std::to_string(::getpid()));
-  const fs::path src = fs::path(VIGIL_SOURCE_DIR) / "models" / "fraud_velocity";
-  fs::create_directories(repo / "fraud_velocity" / "1");
-  fs::create_directories(repo / "fraud_velocity_plain" / "1");
+  const fs::path src = fs::path(VIGIL_SOURCE_DIR) / "models" / m.raw;
+  fs::create_directories(repo / m.raw / "1");
+  fs::create_directories(repo / m.plain / "1");
   for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
-    fs::copy_file(src / f, repo / "fraud_velocity" / f);
+    fs::copy_file(src / f, repo / m.raw / f);
   }
-  fs::copy_file(src / "1/model.pt", repo / "fraud_velocity_plain" / "1/model.pt");
-  const auto info = scoring::load_model_info(repo.string(), "fraud_velocity");
+  fs::copy_file(src / "1/model.pt", repo / m.plain / "1/model.pt");
+  const auto info = scoring::load_model_info(repo.string(), m.raw);
   if (!info) {
     std::fprintf(stderr, "%s\n", info.error().c_str());
     std::exit(1);
   }
-  std::ofstream y(repo / "fraud_velocity_plain" / "model.yaml");
-  y << "name: fraud_velocity_plain\nthreshold: " << info->threshold << "\ninputs:\n";
+  std::ofstream y(repo / m.plain / "model.yaml");
+  y << "name: " << m.plain << "\nthreshold: " << info->threshold << "\ninputs:\n";
   for (const auto& name : info->input_names) y << "- " << name << "\n";
   return repo;
+}
+
+// A throughput row's label.
+std::string velocity_run_label(const VelocityModel& m, bool raw) {
+  return raw ? m.raw + ", raw transactions (features computed)"
+             : m.raw + ", events carrying the " + std::to_string(m.features) + " features";
+}
+
+// A redis-server of the bench's own (tests/support), or exit.
+std::unique_ptr<testing::RedisServer> start_redis_or_exit() {
+  auto r = testing::RedisServer::Start();
+  if (!r) {
+    std::fprintf(stderr, "redis-server: %s\n", r.error().c_str());
+    std::exit(1);
+  }
+  return std::move(r.value());
+}
+
+// `n` transactions of `customers` customers over 40 days; with terminal features, spread over
+// twice as many terminals as customers (the handbook's ratio). Their ready-made features:
+// the customer ones, then (with terminals) the terminal counts over the whole set, without
+// reports (risk 0): what the plain copy decodes, as many numbers as the model takes.
+struct VelocityData {
+  std::vector<testing::RawTx> txs;
+  std::vector<std::vector<double>> features;
+};
+VelocityData velocity_data(size_t n, size_t customers, uint64_t seed, const std::string& prefix,
+                           bool terminal) {
+  VelocityData d;
+  d.txs = testing::make_raw_transactions(n, customers, 40, seed, prefix);
+  d.features = testing::reference_features(d.txs);
+  if (!terminal) return d;
+  testing::assign_terminals(d.txs, 2 * customers);
+  features::TerminalDays days(features::TerminalWindows{});
+  for (const auto& t : d.txs) days.add_transactions(t.terminal, features::utc_day(t.time_ms));
+  double out[6];
+  for (size_t i = 0; i < d.txs.size(); ++i) {
+    days.features(d.txs[i].terminal, features::utc_day(d.txs[i].time_ms), out);
+    d.features[i].insert(d.features[i].end(), out, out + 6);
+  }
+  return d;
 }
 
 // An event carrying its features ready-made.
@@ -1155,12 +1226,13 @@ std::string event_with_features(const std::string& id, const Features& features)
 }
 
 // Pre-loads `n` raw transactions keyed by customer to vel-raw and the same transactions
-// carrying their nine features, ready-made, to vel-plain. Customers make about 2 transactions
+// carrying their features, ready-made, to vel-plain. Customers make about 2 transactions
 // a day over 40 days: their 30-day windows fill. Returns how many customers (0 on error).
-size_t preload_velocity(const std::string& bootstrap, size_t n) {
+size_t preload_velocity(const std::string& bootstrap, size_t n, bool terminal) {
   const size_t customers = std::max<size_t>(n / 80, 1);
-  const auto txs = testing::make_raw_transactions(n, customers, 40, 11, "sv-");
-  const auto features = testing::reference_features(txs);
+  const VelocityData data = velocity_data(n, customers, 11, "sv-", terminal);
+  const auto& txs = data.txs;
+  const auto& features = data.features;
   std::vector<std::pair<std::string, std::string>> plain;
   plain.reserve(n);
   for (size_t i = 0; i < n; ++i) {
@@ -1201,16 +1273,51 @@ std::unique_ptr<VelocityLatencyEvents> velocity_latency_events(const Args& args)
   for (int rate : args.rates) longest = std::max(longest, rate);
   const size_t m = static_cast<size_t>(longest) * static_cast<size_t>(args.seconds + 1);
   auto e = std::make_unique<VelocityLatencyEvents>();
-  e->txs = testing::make_raw_transactions(m, std::max<size_t>(m / 80, 1), 40, 12, "lt-");
-  e->features = testing::reference_features(e->txs);
+  VelocityData d = velocity_data(m, std::max<size_t>(m / 80, 1), 12, "lt-", args.terminal);
+  e->txs = std::move(d.txs);
+  e->features = std::move(d.features);
   return e;
+}
+
+// Fills the shared terminal state of a raw run (its group's and topic's keys) with the day
+// counts of the pre-loaded transactions, as a stream running for weeks has them: the run's
+// copies and lookups then hold every terminal's days (a fresh state would be empty until the
+// run's own first writes, and cost next to nothing to read). Counted under a partition no
+// run reads, so the run's own counting goes on as usual. Exits on error.
+void fill_terminal_state(const std::string& redis_url, const std::string& group,
+                         const std::string& topic, const std::vector<testing::RawTx>& txs) {
+  sinks::RedisTerminalState::Options o;
+  o.address = sinks::parse_redis_url(redis_url).value();
+  o.key_prefix = "vigil:term:" + group + ":" + topic + ":";
+  o.flush_interval = milliseconds(10);
+  metrics::Registry registry;
+  sinks::RedisTerminalState state(o, registry);
+  std::vector<features::TerminalCount> counts;
+  counts.reserve(txs.size());
+  for (const auto& t : txs) counts.push_back({t.terminal, features::utc_day(t.time_ms)});
+  state.count(1 << 20, 0, std::move(counts));
+  state.flush();
+  if (state.backlog() != 0) {
+    std::fprintf(stderr, "could not fill the shared terminal state\n");
+    std::exit(1);
+  }
+}
+
+// The shared terminal state's Redis traffic per event: commands, bytes sent and read.
+void print_terminal_traffic(double commands, double sent, double read, size_t n) {
+  const double events = static_cast<double>(n);
+  std::printf(
+      "  shared terminal state's Redis traffic per event (raw runs): %.4f commands, %.1f bytes "
+      "sent, %.1f bytes read (writes: one script per flush; reads: the refresher "
+      "and read-throughs)\n",
+      commands / events, sent / events, read / events);
 }
 
 // Prints raw-minus-plain p50 and p99 per rate: issue 22's latency target.
 void print_velocity_latency(const Args& args, const std::vector<Percentiles>& raw_rows,
                             const std::vector<Percentiles>& plain_rows) {
-  std::printf("\n  %-8s %18s %18s  target: p99 <= ready-made + 1 ms at 50k/s\n", "rate",
-              "raw-plain p50", "raw-plain p99");
+  std::printf("\n  %-8s %18s %18s  target: p99 <= ready-made + %d ms at 50k/s (issue %d)\n", "rate",
+              "raw-plain p50", "raw-plain p99", args.terminal ? 2 : 1, args.terminal ? 23 : 22);
   for (size_t i = 0; i < raw_rows.size(); ++i) {
     const bool all_seen =
         raw_rows[i].seen == raw_rows[i].sent && plain_rows[i].seen == plain_rows[i].sent;
@@ -1236,37 +1343,56 @@ int velocity_deployed_main(const Args& args) {
        "vlat-raw:" + lat, "vlat-plain:" + lat, "vlat-scores:" + lat},
       dir);
   const std::string bootstrap = broker.bootstrap();
-  const std::filesystem::path repo = velocity_repository();
+  const VelocityModel model = velocity_model(args);
+  const std::filesystem::path repo = velocity_repository(model);
   const size_t n = args.events;
-  const size_t customers = preload_velocity(bootstrap, n);
+  const size_t customers = preload_velocity(bootstrap, n, args.terminal);
   if (customers == 0) return 1;
+  // Terminal features share their state in Redis: Redis on for both sides then.
+  std::unique_ptr<testing::RedisServer> redis;
+  if (args.terminal) redis = start_redis_or_exit();
+  const std::string redis_url = redis ? redis->url() : "";
   std::printf(
-      "stream_bench --velocity --deployed: %zu transactions of %zu customers on %d partitions; "
-      "the broker in its own process (vigil-fault-harness, 3 mock brokers); vigil as its binary "
-      "with config/vigil.yaml, Redis off; %u cores\n\n",
-      n, customers, kPartitions, std::thread::hardware_concurrency());
+      "stream_bench --velocity --deployed%s: %zu transactions of %zu customers on %d "
+      "partitions; the broker in its own process (vigil-fault-harness, 3 mock brokers); vigil "
+      "as its binary with config/vigil.yaml, Redis %s; %u cores\n\n",
+      args.terminal ? " --terminal" : "", n, customers, kPartitions, redis ? "on" : "off",
+      std::thread::hardware_concurrency());
   std::printf("%-62s %12s %14s\n", "throughput (first consumed -> last delivered)", "events/s",
               "vigil CPU/event");
   double sum[2] = {0, 0}, cpu[2] = {0, 0};
+  double traffic[3] = {0, 0, 0};
+  const std::vector<testing::RawTx> filled = args.terminal
+                                                 ? velocity_data(n, customers, 11, "sv-", true).txs
+                                                 : std::vector<testing::RawTx>{};
   for (int k = 0; k < 4; ++k) {
     const bool raw = k == 1 || k == 2;
+    if (raw && args.terminal) {
+      fill_terminal_state(redis_url, "sd-vel-raw-" + std::to_string(k), "vel-raw", filled);
+    }
     VigilProcess vigil(bootstrap,
                        std::string(raw ? "sd-vel-raw-" : "sd-vel-plain-") + std::to_string(k),
-                       raw ? "vel-raw" : "vel-plain", "vel-scores", "", dir, repo.string(),
-                       raw ? "fraud_velocity" : "fraud_velocity_plain");
-    const ProcessRun r = vigil_process_run(vigil, "", n);
-    std::printf("%-62s %12.0f %11.2f us\n",
-                raw ? "fraud_velocity, raw transactions (features computed)"
-                    : "fraud_velocity, events carrying the 9 features",
-                r.events_per_s, r.cpu_us_per_event);
+                       raw ? "vel-raw" : "vel-plain", "vel-scores", redis_url, dir, repo.string(),
+                       raw ? model.raw : model.plain);
+    const ProcessRun r = vigil_process_run(vigil, redis_url, n);
+    std::printf("%-62s %12.0f %11.2f us\n", velocity_run_label(model, raw).c_str(), r.events_per_s,
+                r.cpu_us_per_event);
     sum[raw ? 1 : 0] += r.events_per_s;
     cpu[raw ? 1 : 0] += r.cpu_us_per_event;
+    if (raw && args.terminal) {
+      const std::string m = vigil.metrics();
+      traffic[0] += metric(m, "vigil_features_terminal_redis_commands_total");
+      traffic[1] += metric(m, "vigil_features_terminal_redis_sent_bytes_total");
+      traffic[2] += metric(m, "vigil_features_terminal_redis_read_bytes_total");
+    }
     std::fflush(stdout);
   }
   std::printf(
       "  with features computed in the stream: %.1f%% of the same stream's throughput without "
-      "them, over the two runs of each (issue-22 target >= 85%%); vigil's CPU per event %.2fx\n",
-      100.0 * sum[1] / sum[0], cpu[1] / cpu[0]);
+      "them, over the two runs of each (%s); vigil's CPU per event %.2fx\n",
+      100.0 * sum[1] / sum[0], args.terminal ? "issue-23 target >= 75%" : "issue-22 target >= 85%",
+      cpu[1] / cpu[0]);
+  if (args.terminal) print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
   std::fflush(stdout);
 
   if (args.latency) {
@@ -1282,15 +1408,15 @@ int velocity_deployed_main(const Args& args) {
         load_linger_ms(), args.seconds);
     auto series = [&](const char* who, const std::string& model, const std::string& in,
                       const EventMaker& make) {
-      VigilProcess vigil(bootstrap, std::string("sd-vlat-") + who, in, "vlat-scores", "", dir,
-                         repo.string(), model, {"--kafka.consumer.fetch.wait.max.ms=1"});
+      VigilProcess vigil(bootstrap, std::string("sd-vlat-") + who, in, "vlat-scores", redis_url,
+                         dir, repo.string(), model, {"--kafka.consumer.fetch.wait.max.ms=1"});
       testing::wait_until([&] { return vigil.ready(); }, milliseconds(60000));
       const TimelinePrinter timeline(vigil);
       return latency_series(bootstrap, in, "vlat-scores", kLatPartitions, who, args,
                             testing::ReferenceData{}, make);
     };
-    const auto raw_rows = series("raw", "fraud_velocity", "vlat-raw", events->raw());
-    const auto plain_rows = series("plain", "fraud_velocity_plain", "vlat-plain", events->plain());
+    const auto raw_rows = series("raw", model.raw, "vlat-raw", events->raw());
+    const auto plain_rows = series("plain", model.plain, "vlat-plain", events->plain());
     print_velocity_latency(args, raw_rows, plain_rows);
   }
   std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
@@ -1343,7 +1469,7 @@ int velocity_ready_main(const Args& args) {
     return 1;
   }
   const std::string bootstrap = broker.bootstrap();
-  const std::filesystem::path repo = velocity_repository();
+  const std::filesystem::path repo = velocity_repository(velocity_model(args));
   const size_t customers = args.customers;
   const size_t n = customers * 5 / 2;
   const size_t first = n * 9 / 10;
@@ -1461,14 +1587,20 @@ int velocity_main(const Args& args) {
   }
   const std::string bootstrap = (*cluster)->bootstrap();
   namespace fs = std::filesystem;
-  const fs::path repo = velocity_repository();
+  const VelocityModel vm = velocity_model(args);
+  const fs::path repo = velocity_repository(vm);
   const size_t n = args.events;
-  const size_t customers = preload_velocity(bootstrap, n);
+  const size_t customers = preload_velocity(bootstrap, n, args.terminal);
   if (customers == 0) return 1;
+  // Terminal features share their state in Redis: Redis on for both sides then.
+  std::unique_ptr<testing::RedisServer> redis;
+  if (args.terminal) redis = start_redis_or_exit();
+  const std::string redis_url = redis ? redis->url() : "";
   std::printf(
-      "stream_bench --velocity: %zu transactions of %zu customers on %d partitions, "
-      "embedded Kafka, Redis off, %u cores\n\n",
-      n, customers, kPartitions, std::thread::hardware_concurrency());
+      "stream_bench --velocity%s: %zu transactions of %zu customers on %d partitions, "
+      "embedded Kafka, Redis %s, %u cores\n\n",
+      args.terminal ? " --terminal" : "", n, customers, kPartitions, redis ? "on" : "off",
+      std::thread::hardware_concurrency());
   auto use = [&](const std::string& model) {
     return [&repo, model](config::AppConfig& c) {
       c.model.repository = repo.string();
@@ -1483,25 +1615,35 @@ int velocity_main(const Args& args) {
               "steady");
   ThroughputResult plain_run, raw_run;
   double plain_sum = 0, raw_sum = 0, plain_steady = 0, raw_steady = 0;
+  double traffic[3] = {0, 0, 0};
+  const std::vector<testing::RawTx> filled = args.terminal
+                                                 ? velocity_data(n, customers, 11, "sv-", true).txs
+                                                 : std::vector<testing::RawTx>{};
   for (int k = 0; k < 4; ++k) {
     const bool raw = k == 1 || k == 2;
     const std::string group =
         std::string(raw ? "sb-vel-raw-" : "sb-vel-plain-") + std::to_string(k);
+    if (raw && args.terminal) fill_terminal_state(redis_url, group, "vel-raw", filled);
     const ThroughputResult r =
-        vigil_throughput(bootstrap, group, "vel-scores", "", n, raw ? "vel-raw" : "vel-plain",
-                         use(raw ? "fraud_velocity" : "fraud_velocity_plain"));
-    std::printf("%-66s %12.0f %12.0f\n",
-                raw ? "fraud_velocity, raw transactions (features computed)"
-                    : "fraud_velocity, events carrying the 9 features",
-                r.events_per_s, r.steady_events_per_s);
+        vigil_throughput(bootstrap, group, "vel-scores", redis_url, n,
+                         raw ? "vel-raw" : "vel-plain", use(raw ? vm.raw : vm.plain));
+    std::printf("%-66s %12.0f %12.0f\n", velocity_run_label(vm, raw).c_str(), r.events_per_s,
+                r.steady_events_per_s);
+    if (raw) {
+      traffic[0] += r.terminal_commands;
+      traffic[1] += r.terminal_sent;
+      traffic[2] += r.terminal_read;
+    }
     (raw ? raw_sum : plain_sum) += r.events_per_s;
     (raw ? raw_steady : plain_steady) += r.steady_events_per_s;
     (raw ? raw_run : plain_run) = r;
   }
   std::printf(
       "  with features computed in the stream: %.1f%% of the same stream without them, over the "
-      "two runs of each (steady: %.1f%%; issue-22 target >= 85%%)\n",
-      100.0 * raw_sum / plain_sum, 100.0 * raw_steady / plain_steady);
+      "two runs of each (steady: %.1f%%; %s)\n",
+      100.0 * raw_sum / plain_sum, 100.0 * raw_steady / plain_steady,
+      args.terminal ? "issue-23 target >= 75%" : "issue-22 target >= 85%");
+  if (args.terminal) print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
   std::printf("  heap allocations per event in steady state: %.3f computed, %.3f ready-made\n",
               raw_run.allocations_per_event, plain_run.allocations_per_event);
 
@@ -1514,7 +1656,7 @@ int velocity_main(const Args& args) {
     auto series = [&](const char* who, const std::string& model, const std::string& in,
                       const EventMaker& make) {
       config::AppConfig cfg =
-          service_config(bootstrap, std::string("sb-vlat-") + who, in, "vlat-scores", "");
+          service_config(bootstrap, std::string("sb-vlat-") + who, in, "vlat-scores", redis_url);
       use(model)(cfg);
       auto service = app::Service::create(cfg);
       if (!service) {
@@ -1528,8 +1670,8 @@ int velocity_main(const Args& args) {
       (*service)->stop();
       return rows;
     };
-    const auto raw_rows = series("raw", "fraud_velocity", "vlat-raw", events->raw());
-    const auto plain_rows = series("plain", "fraud_velocity_plain", "vlat-plain", events->plain());
+    const auto raw_rows = series("raw", vm.raw, "vlat-raw", events->raw());
+    const auto plain_rows = series("plain", vm.plain, "vlat-plain", events->plain());
     print_velocity_latency(args, raw_rows, plain_rows);
   }
   fs::remove_all(repo);

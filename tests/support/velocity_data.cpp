@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 
@@ -37,17 +38,24 @@ std::vector<RawTx> make_raw_transactions(size_t n, size_t customers, int days, u
     t += step(rng);
     const int64_t at = i % 10 == 3 ? t - back(rng) : t;
     out.push_back({prefix + std::to_string(i), "C" + std::to_string(who(rng)), at,
-                   std::round(amount(rng) * 100) / 100});
+                   std::round(amount(rng) * 100) / 100, ""});
   }
   return out;
+}
+
+void assign_terminals(std::vector<RawTx>& txs, size_t terminals) {
+  for (RawTx& t : txs) {
+    t.terminal =
+        "M" + std::to_string(std::hash<std::string>{}(t.id) % std::max<size_t>(terminals, 1));
+  }
 }
 
 std::string raw_json(const RawTx& t) {
   char amount[32];
   std::snprintf(amount, sizeof amount, "%.2f", t.amount);
   return "{\"transaction_id\":\"" + t.id + "\",\"customer_id\":\"" + t.customer +
-         "\",\"terminal_id\":\"M1\",\"amount\":" + amount +
-         ",\"event_time_ms\":" + std::to_string(t.time_ms) + "}";
+         "\",\"terminal_id\":\"" + (t.terminal.empty() ? std::string("M1") : t.terminal) +
+         "\",\"amount\":" + amount + ",\"event_time_ms\":" + std::to_string(t.time_ms) + "}";
 }
 
 std::vector<std::pair<std::string, std::string>> keyed_by_customer(const std::vector<RawTx>& txs,

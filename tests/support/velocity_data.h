@@ -17,6 +17,7 @@ struct RawTx {
   std::string customer;
   int64_t time_ms = 0;
   double amount = 0.0;
+  std::string terminal;  // empty: "M1"
 };
 
 // `n` transactions ("<prefix><i>") of `customers` customers over about `days` days ending
@@ -24,6 +25,10 @@ struct RawTx {
 // tenth a few hours out of order (within a day of lateness).
 std::vector<RawTx> make_raw_transactions(size_t n, size_t customers, int days, uint64_t seed,
                                          const std::string& prefix = "v-");
+
+// Spreads the transactions over `terminals` terminals ("M<k>"), each one's chosen from its id:
+// the same transactions get the same terminals, whatever else was generated.
+void assign_terminals(std::vector<RawTx>& txs, size_t terminals);
 
 // The record as upstream sends it.
 std::string raw_json(const RawTx& t);
