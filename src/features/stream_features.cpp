@@ -394,14 +394,9 @@ bool StreamFeatures::terminal_features(double* out) {
     terminal_version_ = version;
   }
   const int64_t day = utc_day(tx_.event_time_ms);
-  const TerminalWindows& w = spec_.terminal->windows;
-  auto lacks_day = [&](const TerminalCopy* c) {
-    return c == nullptr || day - w.reach_days() < c->first_day ||
-           day - w.delay_days - 1 > c->last_day;
-  };
-  if (lacks_day(terminal_copy_.get())) {
+  if (terminal_copy_ == nullptr || !terminal_copy_->serves(day)) {
     // Read through, at most once a refresh interval (ten after a failure).
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = coarse_now();
     const auto wait = read_through_failed_ ? 10 * terminal_refresh_ : terminal_refresh_;
     if (last_read_through_ == std::chrono::steady_clock::time_point{} ||
         now - last_read_through_ >= wait) {
@@ -413,24 +408,16 @@ bool StreamFeatures::terminal_features(double* out) {
     }
   }
   const TerminalCopy* copy = terminal_copy_.get();
-  if (copy == nullptr) {
+  // No copy, one too old, or one without the day (a transaction far behind or ahead of the
+  // newest read): zeros, marked partial.
+  const auto age =
+      copy != nullptr ? coarse_now() - copy->read_at : std::chrono::steady_clock::duration::max();
+  if (copy == nullptr || age > terminal_max_age_ || !copy->serves(day)) {
     lookups_missing_->inc();
-    return false;
-  }
-  const auto age = coarse_now() - copy->read_at;
-  if (age > terminal_max_age_) {
-    lookups_missing_->inc();
-    return false;
-  }
-  if (lacks_day(copy)) {
-    // Days the copy does not hold (a transaction far behind or ahead of the newest read):
-    // what it holds of them, marked partial.
-    lookups_missing_->inc();
-    copy->days.features(tx_.terminal_id, day, out);
     return false;
   }
   (age > 2 * terminal_refresh_ ? lookups_stale_ : lookups_fresh_)->inc();
-  copy->days.features(tx_.terminal_id, day, out);
+  copy->features(tx_.terminal_id, day, out);
   return true;
 }
 

@@ -20,19 +20,9 @@
 #include <vector>
 
 #include "common/status.h"
-#include "features/terminal_days.h"
+#include "features/terminal_copy.h"
 
 namespace vigil::features {
-
-// A copy of the shared day counts: the transaction days [first_day, last_day] with their
-// frauds, as read at `read_at`.
-struct TerminalCopy {
-  explicit TerminalCopy(TerminalWindows windows) : days(std::move(windows)) {}
-  TerminalDays days;
-  int64_t first_day = 0;
-  int64_t last_day = -1;
-  std::chrono::steady_clock::time_point read_at{};
-};
 
 // The terminal of one record's transaction and its UTC day; an empty terminal for a record
 // that counts nothing (undecodable).

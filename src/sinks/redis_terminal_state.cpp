@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
+#include <random>
 #include <utility>
 
 #include "common/log.h"
@@ -20,8 +22,11 @@ namespace {
 // refused partition's records before its watermark (counted already, by an earlier write or
 // another instance) and sends the rest again.
 //   KEYS     the partitions' watermarks
-//   ARGV     ttl, the tx hash prefix, then per partition (from, to), then triples
-//            (day, terminal, count)
+//   ARGV     ttl, the tx hash prefix, the generations hash, this writer's epoch, then per
+//            partition (from, to), then triples (day, terminal, count)
+// Each day whose hash changed gets its generation (field <day> of the generations hash)
+// incremented, so that a reader re-reads only the days that changed; the hash's "epoch" is set
+// by the first writer (a Redis that lost its data gets a new one: readers drop what they kept).
 // Returns {1, watermarks before} when applied, {0, {partition index, watermark}...} when not.
 constexpr const char* kCountScript = R"lua(
 local ttl = tonumber(ARGV[1])
@@ -30,20 +35,24 @@ local before, refused = {}, {}
 for i = 1, np do
   local wm = tonumber(redis.call('GET', KEYS[i]) or '-1')
   before[i] = wm
-  if wm > tonumber(ARGV[1 + 2 * i]) then
+  if wm > tonumber(ARGV[3 + 2 * i]) then
     refused[#refused + 1] = i - 1
     refused[#refused + 1] = wm
   end
 end
 if #refused > 0 then return {0, refused} end
 local touched = {}
-for j = 3 + 2 * np, #ARGV, 3 do
-  local h = ARGV[2] .. ARGV[j]
-  redis.call('HINCRBY', h, ARGV[j + 1], ARGV[j + 2])
-  touched[h] = true
+for j = 5 + 2 * np, #ARGV, 3 do
+  redis.call('HINCRBY', ARGV[2] .. ARGV[j], ARGV[j + 1], ARGV[j + 2])
+  touched[ARGV[j]] = true
 end
-for h in pairs(touched) do redis.call('EXPIRE', h, ttl) end
-for i = 1, np do redis.call('SET', KEYS[i], ARGV[2 + 2 * i], 'EX', ttl) end
+redis.call('HSETNX', ARGV[3], 'epoch', ARGV[4])
+for day in pairs(touched) do
+  redis.call('EXPIRE', ARGV[2] .. day, ttl)
+  redis.call('HINCRBY', ARGV[3], day, 1)
+end
+redis.call('EXPIRE', ARGV[3], ttl)
+for i = 1, np do redis.call('SET', KEYS[i], ARGV[4 + 2 * i], 'EX', ttl) end
 return {1, before}
 )lua";
 
@@ -171,6 +180,7 @@ RedisTerminalState::RedisTerminalState(Options options, metrics::Registry& regis
       bytes_read_(registry.counter("vigil_features_terminal_redis_read_bytes_total",
                                    "Bytes of hash fields and values read from Redis into the "
                                    "local copy")),
+      epoch_(std::to_string(std::random_device{}()) + std::to_string(std::random_device{}())),
       writer_([this] { run_writer(); }),
       refresher_([this] { run_refresher(); }) {}
 
@@ -298,6 +308,8 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
     for (int32_t p : partitions) args.push_back(options_.key_prefix + "wm:" + std::to_string(p));
     args.push_back(ttl);
     args.push_back(options_.key_prefix + "tx:");
+    args.push_back(options_.key_prefix + "gen");
+    args.push_back(epoch_);
     for (int32_t p : partitions) {
       args.push_back(std::to_string(ranges_[p].from));
       args.push_back(std::to_string(ranges_[p].end()));
@@ -492,46 +504,97 @@ bool RedisTerminalState::refresh_now() {
   // The days the windows of transactions up to two days after the newest reach.
   const int64_t first = newest - w.reach_days() - 1;
   const int64_t last = std::max(first, newest + 2 - w.delay_days - 1);
-  auto fresh = std::make_shared<features::TerminalCopy>(w);
-  fresh->first_day = first;
-  fresh->last_day = last;
+  auto fresh = std::make_shared<features::TerminalCopy>(w, first, last);
+  // A day's transaction hash is read again only when its generation changed (every write
+  // to it increments it): each refresh reads the generations, the hashes of the days written
+  // since the last one (the newest, as a rule) and the frauds of every day (reports come
+  // weeks late; they are few).
   std::string why;
-  redisContext* c = open_connection(options_.address, options_.command_timeout, why);
-  if (c != nullptr) {
-    for (int64_t d = first; d <= last && why.empty(); ++d) {
-      if (append(c, {"HGETALL", tx_key(d)}, why, commands_, bytes_sent_)) {
-        append(c, {"HGETALL", fraud_key(d)}, why, commands_, bytes_sent_);
+  std::map<int64_t, int64_t> generation;
+  std::string epoch;
+  {
+    redisContext* g = open_connection(options_.address, options_.command_timeout, why);
+    if (g != nullptr &&
+        append(g, {"HGETALL", options_.key_prefix + "gen"}, why, commands_, bytes_sent_)) {
+      const ReplyPtr reply = next_reply(g, why);
+      if (why.empty() && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+          const redisReply* f = reply->element[i];
+          const redisReply* v = reply->element[i + 1];
+          int64_t day = 0, gen = 0;
+          if (std::string_view(f->str, f->len) == "epoch") {
+            epoch.assign(v->str, v->len);
+          } else if (parse_int(f->str, f->len, day) && parse_int(v->str, v->len, gen)) {
+            generation[day] = gen;
+          }
+        }
       }
     }
-    uint64_t bytes = 0;
+    if (g != nullptr) redisFree(g);
+  }
+  if (epoch != kept_epoch_) {  // a Redis that lost its data (or the first read)
+    kept_tx_.clear();
+    kept_epoch_ = epoch;
+  }
+  kept_tx_.erase(kept_tx_.begin(), kept_tx_.lower_bound(first));
+  std::vector<int64_t> tx_days;
+  for (int64_t d = first; d <= last; ++d) {
+    auto it = kept_tx_.find(d);
+    auto gen = generation.find(d);
+    const int64_t now_gen = gen == generation.end() ? 0 : gen->second;
+    if (it == kept_tx_.end() || it->second.first != now_gen) tx_days.push_back(d);
+  }
+  redisContext* c =
+      why.empty() ? open_connection(options_.address, options_.command_timeout, why) : nullptr;
+  if (c != nullptr) {
+    for (int64_t d : tx_days) {
+      if (!append(c, {"HGETALL", tx_key(d)}, why, commands_, bytes_sent_)) break;
+    }
     for (int64_t d = first; d <= last && why.empty(); ++d) {
-      for (int kind = 0; kind < 2 && why.empty(); ++kind) {
-        const ReplyPtr reply = next_reply(c, why);
-        if (!why.empty()) break;
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0) {
-          why = "unexpected reply to HGETALL";
-          break;
-        }
-        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-          const redisReply* field = reply->element[i];
-          const redisReply* value = reply->element[i + 1];
-          bytes += field->len + value->len;
-          int64_t n = 0;
-          if (!parse_int(value->str, value->len, n) || n <= 0) continue;
-          const std::string_view f(field->str, field->len);
-          if (kind == 0) {
-            fresh->days.add_transactions(f, d, static_cast<uint32_t>(n));
-            continue;
-          }
-          const size_t colon = f.rfind(':');
-          int64_t report_day = 0;
-          if (colon == std::string_view::npos ||
-              !parse_int(f.data() + colon + 1, f.size() - colon - 1, report_day)) {
-            continue;
-          }
-          fresh->days.add_frauds(f.substr(0, colon), d, report_day, static_cast<int32_t>(n));
+      if (!append(c, {"HGETALL", fraud_key(d)}, why, commands_, bytes_sent_)) break;
+    }
+    uint64_t bytes = 0;
+    auto read_hash = [&](const std::function<void(std::string_view, int64_t)>& each) {
+      const ReplyPtr reply = next_reply(c, why);
+      if (!why.empty()) return;
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0) {
+        why = "unexpected reply to HGETALL";
+        return;
+      }
+      for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply* field = reply->element[i];
+        const redisReply* value = reply->element[i + 1];
+        bytes += field->len + value->len;
+        int64_t n = 0;
+        if (parse_int(value->str, value->len, n) && n > 0) {
+          each(std::string_view(field->str, field->len), n);
         }
       }
+    };
+    for (int64_t d : tx_days) {
+      if (!why.empty()) break;
+      std::vector<std::pair<std::string, uint32_t>> counts;
+      read_hash([&](std::string_view terminal, int64_t n) {
+        counts.emplace_back(terminal, static_cast<uint32_t>(n));
+      });
+      if (why.empty()) {
+        auto gen = generation.find(d);
+        kept_tx_[d] = {gen == generation.end() ? 0 : gen->second, std::move(counts)};
+      }
+    }
+    for (const auto& [d, kept] : kept_tx_) {
+      if (d > last) continue;
+      for (const auto& [terminal, n] : kept.second) fresh->add_transactions(terminal, d, n);
+    }
+    for (int64_t d = first; d <= last && why.empty(); ++d) {
+      read_hash([&](std::string_view f, int64_t n) {
+        const size_t colon = f.rfind(':');
+        int64_t report_day = 0;
+        if (colon != std::string_view::npos &&
+            parse_int(f.data() + colon + 1, f.size() - colon - 1, report_day)) {
+          fresh->add_frauds(f.substr(0, colon), d, report_day, static_cast<int32_t>(n));
+        }
+      });
     }
     bytes_read_.inc(bytes);
     redisFree(c);
@@ -550,7 +613,8 @@ bool RedisTerminalState::refresh_now() {
     return false;
   }
   fresh->read_at = started;
-  copy_terminals_.set(static_cast<double>(fresh->days.terminals()));
+  fresh->seal();
+  copy_terminals_.set(static_cast<double>(fresh->terminals()));
   {
     std::lock_guard<std::mutex> lock(copy_mutex_);
     copy_ = std::move(fresh);

@@ -6,6 +6,8 @@
 //                                   reported as fraud on the report day
 //   <prefix>rep:<tx id>       the report day a reported transaction is counted on
 //   <prefix>wm:<partition>    the first offset of the transactions partition not counted yet
+//   <prefix>gen               hash  day -> generation (incremented by each write of the day's
+//                                   transactions), "epoch" -> set by the first writer
 //
 // Writes. count() only queues: per partition, the records' (terminal, day) pairs, one small
 // index per record. The writer thread sends, every flush interval (1 s: the counts matter to
@@ -22,7 +24,10 @@
 //
 // Reads. The refresher thread reads, every refresh interval, the day hashes the windows of
 // transactions up to two days after the newest one seen reach (HGETALL, pipelined) into a
-// fresh TerminalCopy, and swaps it in.
+// fresh TerminalCopy, and swaps it in. Every write of a day's transactions increments the
+// day's generation (<prefix>gen, field <day>): a refresh reads the generations first and then
+// only the transaction hashes of the days whose generation changed (the newest, as a rule;
+// the others are kept from earlier reads), and the frauds of every day.
 //
 // Reports go through a script too (report()): a transaction is counted on the earliest day
 // it was reported, and a repeat changes nothing.
@@ -147,6 +152,11 @@ class RedisTerminalState final : public features::TerminalState {
   std::string report_sha_;               // the report script on report_conn_
   std::string count_sha_;                // the count script on the writer's connection
   std::mutex refresh_mutex_;             // one refresh at a time (refresh_now and the thread)
+  // Guarded by refresh_mutex_: the transaction hashes read, by day, with their generation,
+  // kept between refreshes while the generation does not change; the epoch they are of.
+  std::map<int64_t, std::pair<int64_t, std::vector<std::pair<std::string, uint32_t>>>> kept_tx_;
+  std::string kept_epoch_;
+  const std::string epoch_;  // this writer's, in case it is the first
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;       // stop (the writer also wakes every flush interval)

@@ -43,13 +43,13 @@ class MemoryTerminals : public TerminalState {
     ++refreshes;
     saw_day(day);
     if (!reachable) return false;
-    auto c = std::make_shared<TerminalCopy>(windows);
-    c->first_day = newest - windows.reach_days() - 1;
-    c->last_day = newest + 1 - windows.delay_days;
+    auto c = std::make_shared<TerminalCopy>(windows, newest - windows.reach_days() - 1,
+                                            newest + 1 - windows.delay_days);
     for (const auto& [terminal, day_count] : shared_tx) {
-      for (const auto& [d, n] : day_count) c->days.add_transactions(terminal, d, n);
+      for (const auto& [d, n] : day_count) c->add_transactions(terminal, d, n);
     }
-    c->days.add_frauds("M1", kDay - 8, kDay - 2, 1);
+    c->add_frauds("M1", kDay - 8, kDay - 2, 1);
+    c->seal();
     c->read_at = std::chrono::steady_clock::now();
     current = std::move(c);
     ++version;

@@ -52,7 +52,7 @@ class RedisTerminalStateTest : public ::testing::Test {
     EXPECT_NE(copy, nullptr);
     if (copy == nullptr) return {-1, -1};
     double out[2] = {-1, -1};
-    copy->days.features(terminal, kDay + 2, out);
+    copy->features(terminal, kDay + 2, out);
     return {out[0], out[1]};
   }
 
@@ -123,6 +123,24 @@ TEST_F(RedisTerminalStateTest, OneWriteOfSeveralPartitionsDropsOnlyWhatWasCounte
   EXPECT_EQ(next.counted_until(0).value(), 4);
   EXPECT_EQ(next.counted_until(1).value(), 2);
   EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
+}
+
+TEST_F(RedisTerminalStateTest, ARefreshReadsAgainOnlyTheDaysWrittenSince) {
+  RedisTerminalState state(options(), registry_);
+  state.count(0, 0, records({"M1", "M2"}));
+  state.flush();
+  EXPECT_EQ(day_figures(state, "M1").first, 1);
+  auto read = [&] {
+    return registry_.counter("vigil_features_terminal_redis_read_bytes_total", "").value();
+  };
+  const uint64_t first = read();
+  EXPECT_GT(first, 0u);
+  EXPECT_EQ(day_figures(state, "M2").first, 1);
+  EXPECT_EQ(read(), first) << "nothing written since: the day's hash is not read again";
+  state.count(0, 2, records({"M2"}));
+  state.flush();
+  EXPECT_EQ(day_figures(state, "M2").first, 2);
+  EXPECT_GT(read(), first);
 }
 
 TEST_F(RedisTerminalStateTest, PartitionsAreCountedIndependentlyAndGapsAreCounted) {
