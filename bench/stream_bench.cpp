@@ -370,6 +370,9 @@ config::AppConfig service_config(const std::string& bootstrap, const std::string
   return c;
 }
 
+// Terminal-feature lookups by the local copy's age (StreamFeatures), in this order.
+constexpr const char* kCopies[3] = {"fresh", "stale", "missing"};
+
 struct ThroughputResult {
   double events_per_s = 0;         // first record consumed -> last score delivered
   double steady_events_per_s = 0;  // between 25% and 75% delivered
@@ -379,6 +382,7 @@ struct ThroughputResult {
   uint64_t pauses = 0;
   // The shared terminal state's Redis traffic (terminal features): commands, bytes.
   double terminal_commands = 0, terminal_sent = 0, terminal_read = 0;
+  double terminal_lookups[3] = {0, 0, 0};  // by copy: fresh, stale, missing
 };
 
 // One measurement from set-up to tear-down, kept whole so its steps read in order.
@@ -452,6 +456,12 @@ ThroughputResult vigil_throughput(const std::string& bootstrap, const std::strin
   r.terminal_commands = total("vigil_features_terminal_redis_commands_total");
   r.terminal_sent = total("vigil_features_terminal_redis_sent_bytes_total");
   r.terminal_read = total("vigil_features_terminal_redis_read_bytes_total");
+  for (int c = 0; c < 3; ++c) {
+    r.terminal_lookups[c] = static_cast<double>(
+        svc.registry()
+            .counter("vigil_features_terminal_lookups_total", "", {{"copy", kCopies[c]}})
+            .value());
+  }
   if (!done()) {
     std::fprintf(stderr, "vigil delivered only %llu of %zu\n",
                  static_cast<unsigned long long>(delivered.value()), n);
@@ -1188,23 +1198,56 @@ std::unique_ptr<testing::RedisServer> start_redis_or_exit() {
   return std::move(r.value());
 }
 
-// `n` transactions of `customers` customers over 40 days; with terminal features, spread over
-// twice as many terminals as customers (the handbook's ratio). Their ready-made features:
-// the customer ones, then (with terminals) the terminal counts over the whole set, without
-// reports (risk 0): what the plain copy decodes, as many numbers as the model takes.
+// The shared terminal state a stream running for weeks has: over the 40 days before the
+// first transaction, each terminal's transactions (1 to 3 a day) and, for one terminal-day in
+// 40, a fraud reported the next day.
+struct TerminalHistory {
+  std::vector<features::TerminalCount> transactions;  // one per transaction
+  std::vector<features::TerminalReport> frauds;
+};
+TerminalHistory terminal_history(size_t terminals, int64_t first_day) {
+  TerminalHistory h;
+  for (size_t m = 0; m < terminals; ++m) {
+    const std::string terminal = "M" + std::to_string(m);
+    for (int64_t day = first_day - 40; day < first_day; ++day) {
+      const auto k = static_cast<size_t>(day) + m;
+      for (size_t i = 0; i < 1 + k % 3; ++i) h.transactions.push_back({terminal, day});
+      if (k % 40 == 0) {
+        h.frauds.push_back({"hf-" + terminal + "-" + std::to_string(day), terminal, day, day + 1});
+      }
+    }
+  }
+  return h;
+}
+
+// `n` transactions of `customers` customers over 40 days; with terminal features, over 2 days
+// (a live stream moves a day a day: transactions stay within the days the shared state's
+// copy holds, as they do in service; 40 days of event time in a second would put nearly
+// every one days ahead of any copy, scored partial without a lookup) on twice as many
+// terminals as customers (the handbook's ratio), after the terminal history above.
+// Their ready-made features: the customer ones, then (with terminals) the terminal ones
+// from that history: what the plain copy decodes, as many numbers as the model takes.
 struct VelocityData {
   std::vector<testing::RawTx> txs;
   std::vector<std::vector<double>> features;
+  TerminalHistory history;
 };
 VelocityData velocity_data(size_t n, size_t customers, uint64_t seed, const std::string& prefix,
                            bool terminal) {
   VelocityData d;
-  d.txs = testing::make_raw_transactions(n, customers, 40, seed, prefix);
+  d.txs = testing::make_raw_transactions(n, customers, terminal ? 2 : 40, seed, prefix);
   d.features = testing::reference_features(d.txs);
   if (!terminal) return d;
   testing::assign_terminals(d.txs, 2 * customers);
+  int64_t first_day = INT64_MAX;
+  for (const auto& t : d.txs) first_day = std::min(first_day, features::utc_day(t.time_ms));
+  d.history = terminal_history(2 * customers, first_day);
   features::TerminalDays days(features::TerminalWindows{});
-  for (const auto& t : d.txs) days.add_transactions(t.terminal, features::utc_day(t.time_ms));
+  features::FraudReports reported;
+  for (const auto& c : d.history.transactions) days.add_transactions(c.terminal, c.day);
+  for (const auto& r : d.history.frauds) {
+    reported.report(days, r.transaction_id, r.terminal, r.tx_day, r.report_day);
+  }
   double out[6];
   for (size_t i = 0; i < d.txs.size(); ++i) {
     days.features(d.txs[i].terminal, features::utc_day(d.txs[i].time_ms), out);
@@ -1255,6 +1298,7 @@ size_t preload_velocity(const std::string& bootstrap, size_t n, bool terminal) {
 struct VelocityLatencyEvents {
   std::vector<testing::RawTx> txs;
   std::vector<std::vector<double>> features;
+  TerminalHistory history;  // terminal features: what the raw run's shared state is filled with
   EventMaker raw() const {
     return [this](size_t i, const std::string& id) {
       testing::RawTx t = txs[i];
@@ -1276,31 +1320,37 @@ std::unique_ptr<VelocityLatencyEvents> velocity_latency_events(const Args& args)
   VelocityData d = velocity_data(m, std::max<size_t>(m / 80, 1), 12, "lt-", args.terminal);
   e->txs = std::move(d.txs);
   e->features = std::move(d.features);
+  e->history = std::move(d.history);
   return e;
 }
 
-// Fills the shared terminal state of a raw run (its group's and topic's keys) with the day
-// counts of the pre-loaded transactions, as a stream running for weeks has them: the run's
-// copies and lookups then hold every terminal's days (a fresh state would be empty until the
-// run's own first writes, and cost next to nothing to read). Counted under a partition no
-// run reads, so the run's own counting goes on as usual. Exits on error.
+// Fills the shared terminal state of a raw run (its group's and topic's keys) with the
+// history above, counted under a partition no run reads (the run's own counting goes on as
+// usual). Exits on error.
 void fill_terminal_state(const std::string& redis_url, const std::string& group,
-                         const std::string& topic, const std::vector<testing::RawTx>& txs) {
+                         const std::string& topic, const TerminalHistory& history) {
   sinks::RedisTerminalState::Options o;
   o.address = sinks::parse_redis_url(redis_url).value();
   o.key_prefix = "vigil:term:" + group + ":" + topic + ":";
   o.flush_interval = milliseconds(10);
   metrics::Registry registry;
   sinks::RedisTerminalState state(o, registry);
-  std::vector<features::TerminalCount> counts;
-  counts.reserve(txs.size());
-  for (const auto& t : txs) counts.push_back({t.terminal, features::utc_day(t.time_ms)});
-  state.count(1 << 20, 0, std::move(counts));
+  state.count(1 << 20, 0, history.transactions);
   state.flush();
-  if (state.backlog() != 0) {
+  if (state.backlog() != 0 || !state.report(history.frauds).ok()) {
     std::fprintf(stderr, "could not fill the shared terminal state\n");
     std::exit(1);
   }
+}
+
+// The raw runs' lookups by the copy's age (fresh, stale, missing: scored partial).
+void print_terminal_lookups(const double* lookups) {
+  const double all = lookups[0] + lookups[1] + lookups[2];
+  std::printf(
+      "  terminal lookups (raw runs): %.1f%% fresh, %.1f%% stale, %.1f%% missing (scored "
+      "partial)\n",
+      all > 0 ? 100 * lookups[0] / all : 0, all > 0 ? 100 * lookups[1] / all : 0,
+      all > 0 ? 100 * lookups[2] / all : 0);
 }
 
 // The shared terminal state's Redis traffic per event: commands, bytes sent and read.
@@ -1362,9 +1412,9 @@ int velocity_deployed_main(const Args& args) {
               "vigil CPU/event");
   double sum[2] = {0, 0}, cpu[2] = {0, 0};
   double traffic[3] = {0, 0, 0};
-  const std::vector<testing::RawTx> filled = args.terminal
-                                                 ? velocity_data(n, customers, 11, "sv-", true).txs
-                                                 : std::vector<testing::RawTx>{};
+  double lookups[3] = {0, 0, 0};
+  const TerminalHistory filled =
+      args.terminal ? velocity_data(n, customers, 11, "sv-", true).history : TerminalHistory{};
   for (int k = 0; k < 4; ++k) {
     const bool raw = k == 1 || k == 2;
     if (raw && args.terminal) {
@@ -1384,6 +1434,10 @@ int velocity_deployed_main(const Args& args) {
       traffic[0] += metric(m, "vigil_features_terminal_redis_commands_total");
       traffic[1] += metric(m, "vigil_features_terminal_redis_sent_bytes_total");
       traffic[2] += metric(m, "vigil_features_terminal_redis_read_bytes_total");
+      for (int c = 0; c < 3; ++c) {
+        lookups[c] += metric(m, "vigil_features_terminal_lookups_total",
+                             std::string("copy=\"") + kCopies[c] + "\"");
+      }
     }
     std::fflush(stdout);
   }
@@ -1392,7 +1446,10 @@ int velocity_deployed_main(const Args& args) {
       "them, over the two runs of each (%s); vigil's CPU per event %.2fx\n",
       100.0 * sum[1] / sum[0], args.terminal ? "issue-23 target >= 75%" : "issue-22 target >= 85%",
       cpu[1] / cpu[0]);
-  if (args.terminal) print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
+  if (args.terminal) {
+    print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
+    print_terminal_lookups(lookups);
+  }
   std::fflush(stdout);
 
   if (args.latency) {
@@ -1408,6 +1465,9 @@ int velocity_deployed_main(const Args& args) {
         load_linger_ms(), args.seconds);
     auto series = [&](const char* who, const std::string& model, const std::string& in,
                       const EventMaker& make) {
+      if (args.terminal && in == "vlat-raw") {
+        fill_terminal_state(redis_url, std::string("sd-vlat-") + who, in, events->history);
+      }
       VigilProcess vigil(bootstrap, std::string("sd-vlat-") + who, in, "vlat-scores", redis_url,
                          dir, repo.string(), model, {"--kafka.consumer.fetch.wait.max.ms=1"});
       testing::wait_until([&] { return vigil.ready(); }, milliseconds(60000));
@@ -1616,9 +1676,9 @@ int velocity_main(const Args& args) {
   ThroughputResult plain_run, raw_run;
   double plain_sum = 0, raw_sum = 0, plain_steady = 0, raw_steady = 0;
   double traffic[3] = {0, 0, 0};
-  const std::vector<testing::RawTx> filled = args.terminal
-                                                 ? velocity_data(n, customers, 11, "sv-", true).txs
-                                                 : std::vector<testing::RawTx>{};
+  double lookups[3] = {0, 0, 0};
+  const TerminalHistory filled =
+      args.terminal ? velocity_data(n, customers, 11, "sv-", true).history : TerminalHistory{};
   for (int k = 0; k < 4; ++k) {
     const bool raw = k == 1 || k == 2;
     const std::string group =
@@ -1633,6 +1693,7 @@ int velocity_main(const Args& args) {
       traffic[0] += r.terminal_commands;
       traffic[1] += r.terminal_sent;
       traffic[2] += r.terminal_read;
+      for (int c = 0; c < 3; ++c) lookups[c] += r.terminal_lookups[c];
     }
     (raw ? raw_sum : plain_sum) += r.events_per_s;
     (raw ? raw_steady : plain_steady) += r.steady_events_per_s;
@@ -1643,7 +1704,10 @@ int velocity_main(const Args& args) {
       "two runs of each (steady: %.1f%%; %s)\n",
       100.0 * raw_sum / plain_sum, 100.0 * raw_steady / plain_steady,
       args.terminal ? "issue-23 target >= 75%" : "issue-22 target >= 85%");
-  if (args.terminal) print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
+  if (args.terminal) {
+    print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
+    print_terminal_lookups(lookups);
+  }
   std::printf("  heap allocations per event in steady state: %.3f computed, %.3f ready-made\n",
               raw_run.allocations_per_event, plain_run.allocations_per_event);
 
@@ -1655,6 +1719,9 @@ int velocity_main(const Args& args) {
         load_linger_ms(), args.seconds);
     auto series = [&](const char* who, const std::string& model, const std::string& in,
                       const EventMaker& make) {
+      if (args.terminal && in == "vlat-raw") {
+        fill_terminal_state(redis_url, std::string("sb-vlat-") + who, in, events->history);
+      }
       config::AppConfig cfg =
           service_config(bootstrap, std::string("sb-vlat-") + who, in, "vlat-scores", redis_url);
       use(model)(cfg);
