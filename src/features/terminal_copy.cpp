@@ -12,7 +12,7 @@ TerminalCopy::TerminalCopy(TerminalWindows windows, int64_t first_day, int64_t l
 void TerminalCopy::add_transactions(std::string_view terminal, int64_t day, uint32_t n) {
   if (day < first_day_ || day > last_day_) return;
   auto [it, added] =
-      index_.try_emplace(std::string(terminal), static_cast<uint32_t>(building_.size()));
+      building_index_.try_emplace(std::string(terminal), static_cast<uint32_t>(building_.size()));
   if (added) building_.emplace_back();
   Building& b = building_[it->second];
   if (b.transactions.empty())
@@ -24,7 +24,7 @@ void TerminalCopy::add_frauds(std::string_view terminal, int64_t tx_day, int64_t
                               int32_t n) {
   if (tx_day < first_day_ || tx_day > last_day_) return;
   auto [it, added] =
-      index_.try_emplace(std::string(terminal), static_cast<uint32_t>(building_.size()));
+      building_index_.try_emplace(std::string(terminal), static_cast<uint32_t>(building_.size()));
   if (added) building_.emplace_back();
   building_[it->second].frauds.push_back({{tx_day, report_day}, n});
 }
@@ -59,13 +59,23 @@ void TerminalCopy::seal() {
       }
     }
   }
+  size_t bytes = 0;
+  for (const auto& [name, row] : building_index_) bytes += name.size();
+  names_.reserve(bytes);  // no reallocation below: the views stay valid
+  rows_.reserve(building_index_.size());
+  for (const auto& [name, row] : building_index_) {
+    const size_t at = names_.size();
+    names_.append(name);
+    rows_.emplace(std::string_view(names_).substr(at, name.size()), row);
+  }
+  building_index_.clear();
   building_.clear();
   building_.shrink_to_fit();
 }
 
 void TerminalCopy::features(std::string_view terminal, int64_t day, double* out) const {
-  auto it = index_.find(std::string(terminal));
-  if (it == index_.end() || !serves(day)) {
+  auto it = rows_.find(terminal);
+  if (it == rows_.end() || !serves(day)) {
     std::fill(out, out + width(), 0.0);
     return;
   }

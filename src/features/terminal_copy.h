@@ -42,7 +42,7 @@ class TerminalCopy {
   // order); zeros for an unknown terminal. Only for a day it serves(), once sealed.
   void features(std::string_view terminal, int64_t day, double* out) const;
 
-  size_t terminals() const { return index_.size(); }
+  size_t terminals() const { return building_index_.size() + rows_.size(); }
 
   std::chrono::steady_clock::time_point read_at{};
 
@@ -56,9 +56,13 @@ class TerminalCopy {
   TerminalWindows windows_;
   int64_t first_day_;
   int64_t last_day_;
-  std::unordered_map<std::string, uint32_t> index_;  // terminal -> its row
-  std::vector<Building> building_;                   // by row, until sealed
-  std::vector<float> values_;                        // by row, scoring day, then feature
+  std::unordered_map<std::string, uint32_t> building_index_;  // terminal -> row, until sealed
+  std::vector<Building> building_;                            // by row, until sealed
+  // Once sealed: the terminals' names in one buffer, looked up by view (no string built per
+  // lookup), and their rows of values by scoring day, then feature.
+  std::string names_;
+  std::unordered_map<std::string_view, uint32_t> rows_;
+  std::vector<float> values_;
 };
 
 }  // namespace vigil::features
