@@ -8,8 +8,12 @@
 # With --data velocity it serves fraud_velocity instead, a model of raw transactions whose
 # velocity features vigil computes in the stream, and feeds it simulated raw transactions
 # (tools/simulate_transactions.py, about --count of them) keyed by customer, with kcat.
+# With --data terminal it serves fraud_terminal (customer and terminal risk features, the
+# terminals' state shared in Redis) and feeds it the same transactions and their fraud reports
+# (topic fraud.reports) a simulated day at a time: the day's transactions, then the reports
+# made that day, then a second for the shared state's copy to be read again.
 #
-# usage: scripts/run.sh [--once] [--rate N] [--count N] [--data mlp|velocity]
+# usage: scripts/run.sh [--once] [--rate N] [--count N] [--data mlp|velocity|terminal]
 #        (env: VIGIL_HTTP_PORT, default 8080)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +33,8 @@ done
 case "$data" in
   mlp) model_args=() ;;
   velocity) model_args=(--model.name=fraud_velocity) ;;
-  *) echo "unknown --data $data (mlp or velocity)" >&2; exit 2 ;;
+  terminal) model_args=(--model.name=fraud_terminal) ;;
+  *) echo "unknown --data $data (mlp, velocity or terminal)" >&2; exit 2 ;;
 esac
 
 bash scripts/install-deps.sh
@@ -80,19 +85,42 @@ sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$PORT/ready', timeout=1).
 done
 [ "$ready" = 1 ] || echo "run.sh: vigil not ready after 60 s; starting the load anyway" >&2
 
-if [ "$data" = velocity ]; then
+if [ "$data" = velocity ] || [ "$data" = terminal ]; then
   # About `count` raw transactions: customers make about 2 a day, over 40 days.
   customers=$(( count / 80 > 20 ? count / 80 : 20 ))
   python3 tools/simulate_transactions.py --customers "$customers" --terminals $((customers * 2)) \
-    --days 40 --seed 0 --out "$RUN_DIR/raw.jsonl"
+    --days 40 --seed 0 --out "$RUN_DIR/raw.jsonl" --reports "$RUN_DIR/reports.jsonl"
+  broker=$(cut -d, -f1 "$RUN_DIR/bootstrap")
+  # Key<TAB>record lines for kcat, per simulated day: transactions keyed by customer_id
+  # (days/<day>.tx), reports by transaction_id (days/<day>.rep).
+  mkdir -p "$RUN_DIR/days"
   python3 -c 'import json, sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    print(json.loads(line)["customer_id"] + "\t" + line.rstrip("\n"))' "$RUN_DIR/raw.jsonl" |
-    kcat -P -b "$(cut -d, -f1 "$RUN_DIR/bootstrap")" -t transactions -K $'\t' -X linger.ms=5
-  echo "run.sh: produced $(wc -l < "$RUN_DIR/raw.jsonl") raw transactions keyed by customer_id"
+out = sys.argv[3]
+def write(path, ext, key, field):
+    for line in open(path, encoding="utf-8"):
+        r = json.loads(line)
+        with open(f"{out}/{r[field] // 86400000}.{ext}", "a", encoding="utf-8") as f:
+            f.write(r[key] + "\t" + line.rstrip("\n") + "\n")
+write(sys.argv[1], "tx", "customer_id", "event_time_ms")
+write(sys.argv[2], "rep", "transaction_id", "reported_at_ms")' \
+    "$RUN_DIR/raw.jsonl" "$RUN_DIR/reports.jsonl" "$RUN_DIR/days"
+  for day in $(ls "$RUN_DIR/days" | cut -d. -f1 | sort -un); do
+    if [ -f "$RUN_DIR/days/$day.tx" ]; then
+      kcat -P -b "$broker" -t transactions -K $'\t' -X linger.ms=5 < "$RUN_DIR/days/$day.tx"
+    fi
+    if [ "$data" = terminal ] && [ -f "$RUN_DIR/days/$day.rep" ]; then
+      kcat -P -b "$broker" -t fraud.reports -K $'\t' -X linger.ms=5 < "$RUN_DIR/days/$day.rep"
+      sleep 1.2  # the reports reach Redis, then every copy reads them (refresh_ms 1000)
+    fi
+  done
+  produced="$(wc -l < "$RUN_DIR/raw.jsonl") raw transactions keyed by customer_id"
+  if [ "$data" = terminal ]; then
+    produced="$produced and $(wc -l < "$RUN_DIR/reports.jsonl") fraud reports"
+  fi
+  echo "run.sh: produced $produced"
   sleep 3
   echo "run.sh: the last scores, each with the features vigil computed:"
-  kcat -b "$(cut -d, -f1 "$RUN_DIR/bootstrap")" -t scores -C -o -2 -e -q 2>/dev/null || true
+  kcat -b "$broker" -t scores -C -o -2 -e -q 2>/dev/null || true
 else
   "$ROOT/build/release/vigil-loadgen" --bootstrap-file="$RUN_DIR/bootstrap" \
     --rate="$rate" --count="$count" --redis-url="redis://127.0.0.1:$REDIS_PORT" || true
@@ -101,6 +129,8 @@ fi
 PORT=$(cat "$RUN_DIR/http_port" 2>/dev/null || echo "$HTTP_PORT")
 if [ "$data" = velocity ]; then
   instance='[57.3,0,0,3,41.2,12,48.9,55,50.1]'  # the features, as the stream computes them
+elif [ "$data" = terminal ]; then
+  instance='[57.3,0,0,3,41.2,12,48.9,55,50.1,4,0,31,0.03,120,0.02]'
 else
   instance='[0,-1.36,-0.07,2.54,1.38,-0.34,0.46,0.24,0.1,0.36,0.09,-0.55,-0.62,-0.99,-0.31,1.47,-0.47,0.21,0.03,0.4,0.25,-0.02,0.28,-0.11,0.07,0.13,-0.19,0.13,-0.02,149.62]'
 fi
