@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <functional>
-#include <random>
 #include <utility>
 
 #include "common/log.h"
@@ -22,11 +21,11 @@ namespace {
 // refused partition's records before its watermark (counted already, by an earlier write or
 // another instance) and sends the rest again.
 //   KEYS     the partitions' watermarks
-//   ARGV     ttl, the tx hash prefix, the generations hash, this writer's epoch, then per
+//   ARGV     ttl, the tx hash prefix, the generations hash, (unused), then per
 //            partition (from, to), then triples (day, terminal, count)
-// Each day whose hash changed gets its generation (field <day> of the generations hash)
-// incremented, so that a reader re-reads only the days that changed; the hash's "epoch" is set
-// by the first writer (a Redis that lost its data gets a new one: readers drop what they kept).
+// Each day whose hash changed gets a new generation (field <day> of the generations hash):
+// "<sequence>@<Redis TIME>", never the same twice, even after Redis lost or restored its
+// data; a reader re-reads only the days whose generation changed.
 // Returns {1, watermarks before} when applied, {0, {partition index, watermark}...} when not.
 constexpr const char* kCountScript = R"lua(
 local ttl = tonumber(ARGV[1])
@@ -46,28 +45,38 @@ for j = 5 + 2 * np, #ARGV, 3 do
   redis.call('HINCRBY', ARGV[2] .. ARGV[j], ARGV[j + 1], ARGV[j + 2])
   touched[ARGV[j]] = true
 end
-redis.call('HSETNX', ARGV[3], 'epoch', ARGV[4])
+local t = redis.call('TIME')
+local generation = redis.call('HINCRBY', ARGV[3], '#', 1) .. '@' .. t[1] .. '.' .. t[2]
 for day in pairs(touched) do
   redis.call('EXPIRE', ARGV[2] .. day, ttl)
-  redis.call('HINCRBY', ARGV[3], day, 1)
+  redis.call('HSET', ARGV[3], day, generation)
 end
 redis.call('EXPIRE', ARGV[3], ttl)
 for i = 1, np do redis.call('SET', KEYS[i], ARGV[4 + 2 * i], 'EX', ttl) end
 return {1, before}
 )lua";
 
-// Counts a reported transaction on its earliest report day.
-//   KEYS[1]  rep:<transaction id>
-//   ARGV     the fraud hash of the transaction's day, terminal, report day, ttl
+// Counts a reported transaction on its earliest report day, under the transaction day and
+// terminal of its first report (a later report that disagrees on them moves the count it
+// made, as FraudReports does).
+//   KEYS[1]  rep:<transaction id>, "<report day>|<transaction day>|<terminal>"
+//   ARGV     the fraud hash prefix, terminal, transaction day, report day, ttl
 // Returns 1 (first report), 2 (an earlier report day: moved), 0 (a repeat: nothing).
 constexpr const char* kReportScript = R"lua(
 local prev = redis.call('GET', KEYS[1])
-local day = tonumber(ARGV[3])
-if prev and tonumber(prev) <= day then return 0 end
-if prev then redis.call('HINCRBY', ARGV[1], ARGV[2] .. ':' .. prev, -1) end
-redis.call('HINCRBY', ARGV[1], ARGV[2] .. ':' .. ARGV[3], 1)
-redis.call('EXPIRE', ARGV[1], ARGV[4])
-redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+local day = tonumber(ARGV[4])
+local tx_day, terminal = ARGV[3], ARGV[2]
+if prev then
+  local at, d, m = string.match(prev, '^(-?%d+)|(-?%d+)|(.*)$')
+  if at and tonumber(at) <= day then return 0 end
+  if at then
+    tx_day, terminal = d, m
+    redis.call('HINCRBY', ARGV[1] .. tx_day, terminal .. ':' .. at, -1)
+  end
+end
+redis.call('HINCRBY', ARGV[1] .. tx_day, terminal .. ':' .. ARGV[4], 1)
+redis.call('EXPIRE', ARGV[1] .. tx_day, ARGV[5])
+redis.call('SET', KEYS[1], ARGV[4] .. '|' .. tx_day .. '|' .. terminal, 'EX', ARGV[5])
 if prev then return 2 end
 return 1
 )lua";
@@ -180,7 +189,6 @@ RedisTerminalState::RedisTerminalState(Options options, metrics::Registry& regis
       bytes_read_(registry.counter("vigil_features_terminal_redis_read_bytes_total",
                                    "Bytes of hash fields and values read from Redis into the "
                                    "local copy")),
-      epoch_(std::to_string(std::random_device{}()) + std::to_string(std::random_device{}())),
       writer_([this] { run_writer(); }),
       refresher_([this] { run_refresher(); }) {}
 
@@ -309,7 +317,7 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
     args.push_back(ttl);
     args.push_back(options_.key_prefix + "tx:");
     args.push_back(options_.key_prefix + "gen");
-    args.push_back(epoch_);
+    args.emplace_back("-");
     for (int32_t p : partitions) {
       args.push_back(std::to_string(ranges_[p].from));
       args.push_back(std::to_string(ranges_[p].end()));
@@ -334,11 +342,14 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
         Range& r = ranges_[partitions[i]];
         const int64_t before = list->element[i]->integer;
         if (before >= 0 && before < r.from) {
-          logger("redis")->warn(
-              "terminal counts of partition {}: offsets {}..{} were never counted (the log no "
-              "longer held them)",
-              partitions[i], before, r.from - 1);
           uncounted_.inc(static_cast<uint64_t>(r.from - before));
+          uint64_t suppressed = 0;
+          if (gap_log_.allow(suppressed)) {
+            logger("redis")->warn(
+                "terminal counts of partition {}: offsets {}..{} were never counted (the log no "
+                "longer held them; {} more gap(s) not logged)",
+                partitions[i], before, r.from - 1, suppressed);
+          }
         }
         counted_.inc(r.records.size());
         r.from = r.end();
@@ -453,7 +464,8 @@ Result<size_t> RedisTerminalState::report(const std::vector<features::TerminalRe
   for (const features::TerminalReport& r : reports) {
     if (!append(report_conn_,
                 {"EVALSHA", report_sha_, "1", options_.key_prefix + "rep:" + r.transaction_id,
-                 fraud_key(r.tx_day), r.terminal, std::to_string(r.report_day), ttl},
+                 options_.key_prefix + "fraud:", r.terminal, std::to_string(r.tx_day),
+                 std::to_string(r.report_day), ttl},
                 why, commands_, bytes_sent_)) {
       break;
     }
@@ -510,8 +522,7 @@ bool RedisTerminalState::refresh_now() {
   // since the last one (the newest, as a rule) and the frauds of every day (reports come
   // weeks late; they are few).
   std::string why;
-  std::map<int64_t, int64_t> generation;
-  std::string epoch;
+  std::map<int64_t, std::string> generation;
   {
     redisContext* g = open_connection(options_.address, options_.command_timeout, why);
     if (g != nullptr &&
@@ -521,27 +532,19 @@ bool RedisTerminalState::refresh_now() {
         for (size_t i = 0; i + 1 < reply->elements; i += 2) {
           const redisReply* f = reply->element[i];
           const redisReply* v = reply->element[i + 1];
-          int64_t day = 0, gen = 0;
-          if (std::string_view(f->str, f->len) == "epoch") {
-            epoch.assign(v->str, v->len);
-          } else if (parse_int(f->str, f->len, day) && parse_int(v->str, v->len, gen)) {
-            generation[day] = gen;
-          }
+          int64_t day = 0;
+          if (parse_int(f->str, f->len, day)) generation[day].assign(v->str, v->len);
         }
       }
     }
     if (g != nullptr) redisFree(g);
-  }
-  if (epoch != kept_epoch_) {  // a Redis that lost its data (or the first read)
-    kept_tx_.clear();
-    kept_epoch_ = epoch;
   }
   kept_tx_.erase(kept_tx_.begin(), kept_tx_.lower_bound(first));
   std::vector<int64_t> tx_days;
   for (int64_t d = first; d <= last; ++d) {
     auto it = kept_tx_.find(d);
     auto gen = generation.find(d);
-    const int64_t now_gen = gen == generation.end() ? 0 : gen->second;
+    const std::string now_gen = gen == generation.end() ? std::string() : gen->second;
     if (it == kept_tx_.end() || it->second.first != now_gen) tx_days.push_back(d);
   }
   redisContext* c =
@@ -579,7 +582,7 @@ bool RedisTerminalState::refresh_now() {
       });
       if (why.empty()) {
         auto gen = generation.find(d);
-        kept_tx_[d] = {gen == generation.end() ? 0 : gen->second, std::move(counts)};
+        kept_tx_[d] = {gen == generation.end() ? std::string() : gen->second, std::move(counts)};
       }
     }
     for (const auto& [d, kept] : kept_tx_) {

@@ -4,10 +4,11 @@
 //   <prefix>tx:<day>          hash  terminal -> transactions of that UTC day
 //   <prefix>fraud:<day>       hash  <terminal>:<report day> -> transactions of that day first
 //                                   reported as fraud on the report day
-//   <prefix>rep:<tx id>       the report day a reported transaction is counted on
+//   <prefix>rep:<tx id>       "<report day>|<tx day>|<terminal>": what a reported transaction
+//                             is counted under (its first report's day and terminal)
 //   <prefix>wm:<partition>    the first offset of the transactions partition not counted yet
-//   <prefix>gen               hash  day -> generation (incremented by each write of the day's
-//                                   transactions), "epoch" -> set by the first writer
+//   <prefix>gen               hash  day -> generation (new with each write of the day's
+//                                   transactions: "<sequence>@<Redis TIME>"), "#" -> sequence
 //
 // Writes. count() only queues: per partition, the records' (terminal, day) pairs, one small
 // index per record. The writer thread sends, every flush interval (1 s: the counts matter to
@@ -24,7 +25,7 @@
 //
 // Reads. The refresher thread reads, every refresh interval, the day hashes the windows of
 // transactions up to two days after the newest one seen reach (HGETALL, pipelined) into a
-// fresh TerminalCopy, and swaps it in. Every write of a day's transactions increments the
+// fresh TerminalCopy, and swaps it in. Every write of a day's transactions changes the
 // day's generation (<prefix>gen, field <day>): a refresh reads the generations first and then
 // only the transaction hashes of the days whose generation changed (the newest, as a rule;
 // the others are kept from earlier reads), and the frauds of every day.
@@ -142,6 +143,7 @@ class RedisTerminalState final : public features::TerminalState {
   metrics::Counter& bytes_sent_;
   metrics::Counter& bytes_read_;
   RateLimit failure_log_{std::chrono::seconds(10)};
+  RateLimit gap_log_{std::chrono::seconds(10)};
 
   std::atomic<int64_t> newest_day_{INT64_MIN};
   std::atomic<uint64_t> version_{0};
@@ -153,10 +155,8 @@ class RedisTerminalState final : public features::TerminalState {
   std::string count_sha_;                // the count script on the writer's connection
   std::mutex refresh_mutex_;             // one refresh at a time (refresh_now and the thread)
   // Guarded by refresh_mutex_: the transaction hashes read, by day, with their generation,
-  // kept between refreshes while the generation does not change; the epoch they are of.
-  std::map<int64_t, std::pair<int64_t, std::vector<std::pair<std::string, uint32_t>>>> kept_tx_;
-  std::string kept_epoch_;
-  const std::string epoch_;  // this writer's, in case it is the first
+  // kept between refreshes while the generation does not change.
+  std::map<int64_t, std::pair<std::string, std::vector<std::pair<std::string, uint32_t>>>> kept_tx_;
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;       // stop (the writer also wakes every flush interval)

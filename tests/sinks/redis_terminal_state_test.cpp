@@ -169,8 +169,15 @@ TEST_F(RedisTerminalStateTest, AReportCountsOnceOnItsEarliestDay) {
   EXPECT_DOUBLE_EQ(day_figures(state, "M1").second, 0.25);
   ASSERT_EQ(state.report({{"T2", "M1", kDay, kDay}}).value(), 1u);
   EXPECT_DOUBLE_EQ(day_figures(state, "M1").second, 0.5);
+  // A repeat that disagrees on the terminal moves the count it made, on M1: M9 gets nothing,
+  // and M1 still counts T1 once.
+  state.count(0, 4, records({"M9"}));
+  state.flush();
+  ASSERT_EQ(state.report({{"T1", "M9", kDay, kDay - 1}}).value(), 1u);
+  EXPECT_DOUBLE_EQ(day_figures(state, "M1").second, 0.5);
+  EXPECT_DOUBLE_EQ(day_figures(state, "M9").second, 0.0);
   EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "counted"), 2u);
-  EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "moved"), 1u);
+  EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "moved"), 2u);
   EXPECT_EQ(counter("vigil_features_terminal_reports_total", "outcome", "repeated"), 2u);
 }
 
