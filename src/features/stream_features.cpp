@@ -24,6 +24,13 @@ std::chrono::steady_clock::time_point coarse_now() {
           std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
+// Today's UTC day by the wall clock (coarse).
+int64_t wall_day() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return utc_day(static_cast<int64_t>(ts.tv_sec) * 1000);
+}
+
 metrics::Counter& load_counter(metrics::Registry& registry, const char* outcome) {
   return registry.counter("vigil_features_snapshot_loads_total",
                           "Feature-state snapshot loads on assignment, by outcome (restored, "
@@ -153,10 +160,13 @@ std::vector<int64_t> StreamFeatures::assign(const std::vector<PartitionStart>& p
       // (replayed for the windows only where their shard's chunk does not hold them).
       auto counted = terminals_->counted_until(parts[i].partition);
       if (!counted) {
+        // Every record read is handed over: the shared state drops what it counted already.
+        // (Without Redis the snapshot did not load either: the log is replayed from its start.)
+        p.count_from = parts[i].log_start;
         logger("features")
             ->warn(
-                "partition {}: the shared terminal state's position is unknown ({}); its records "
-                "are counted from offset {}",
+                "partition {}: the shared terminal state's position is unknown ({}); every "
+                "record read from offset {} is handed over to it",
                 parts[i].partition, counted.error(), replay_from[i]);
       } else if (*counted >= 0) {
         p.count_from = std::max(*counted, parts[i].log_start);
@@ -361,8 +371,10 @@ void StreamFeatures::replay(int32_t partition, int64_t offset, std::string_view 
 
 void StreamFeatures::count_terminal(Partition& p, int64_t offset, bool decoded) {
   if (terminals_ == nullptr || offset < p.count_from) return;
-  if (decoded) terminals_->saw_day(utc_day(tx_.event_time_ms));
-  if (p.counts.empty()) p.counts_from = offset;
+  // A record without a Kafka timestamp skips the future-time check: the newest day seen is
+  // capped at tomorrow, so that one far-future event time cannot move every copy away.
+  if (decoded) terminals_->saw_day(std::min(utc_day(tx_.event_time_ms), wall_day() + 1));
+  if (p.counts_from < 0) p.counts_from = offset;  // the first record since the assignment
   // Offsets without a record (transaction markers) count nothing; the range stays contiguous.
   const int64_t at = p.counts_from + static_cast<int64_t>(p.counts.size());
   if (offset < at) return;  // handed over already
@@ -394,7 +406,9 @@ bool StreamFeatures::terminal_features(double* out) {
     terminal_version_ = version;
   }
   const int64_t day = utc_day(tx_.event_time_ms);
-  if (terminal_copy_ == nullptr || !terminal_copy_->serves(day)) {
+  // Reading again helps a transaction ahead of the copy, not one behind it (the copy follows
+  // the newest day read).
+  if (terminal_copy_ == nullptr || day > terminal_copy_->last_scoring_day()) {
     // Read through, at most once a refresh interval (ten after a failure).
     const auto now = coarse_now();
     const auto wait = read_through_failed_ ? 10 * terminal_refresh_ : terminal_refresh_;
@@ -403,6 +417,7 @@ bool StreamFeatures::terminal_features(double* out) {
       last_read_through_ = now;
       read_through_->inc();
       read_through_failed_ = !terminals_->refresh(day);
+      shared_unreadable_.store(read_through_failed_, std::memory_order_relaxed);
       terminal_copy_ = terminals_->copy();
       terminal_version_ = terminals_->copy_version();
     }
@@ -570,8 +585,13 @@ std::vector<std::string> StreamFeatures::readiness_notes() const {
     notes = notes_;
   }
   if (terminals_ != nullptr) {
+    if (terminals_->copy() == nullptr && shared_unreadable_.load(std::memory_order_relaxed)) {
+      notes.emplace_back(
+          "terminal features: the shared terminal state could not be read (Redis "
+          "unreachable?): scores are marked partial");
+    }
     if (auto copy = terminals_->copy()) {
-      const auto age = std::chrono::steady_clock::now() - copy->read_at;
+      const auto age = coarse_now() - copy->read_at;  // the clock scores are judged by
       if (age > terminal_max_age_) {
         notes.push_back(
             "terminal features: the shared terminal state was last read " +

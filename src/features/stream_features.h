@@ -22,6 +22,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -223,6 +224,8 @@ class StreamFeatures {
   // whether it failed: then the next waits ten refresh intervals.
   std::chrono::steady_clock::time_point last_read_through_{};
   bool read_through_failed_ = false;
+  // Whether the last read-through failed (for /ready while there is no copy). Any thread.
+  std::atomic<bool> shared_unreadable_{false};
   metrics::Registry& registry_;
   // Totals of the partitions revoked since, so the counters above only ever grow.
   EntityWindows::Figures gone_;

@@ -30,7 +30,9 @@ void TerminalCopy::add_frauds(std::string_view terminal, int64_t tx_day, int64_t
 }
 
 void TerminalCopy::seal() {
-  const auto days = static_cast<size_t>(last_scoring_day() - first_scoring_day() + 1);
+  // No scoring day when the range is shorter than the reach (serves() is then false).
+  const auto days =
+      static_cast<size_t>(std::max<int64_t>(0, last_scoring_day() - first_scoring_day() + 1));
   const size_t row = days * width();
   values_.assign(building_.size() * row, 0.0f);
   std::vector<uint64_t> prefix(static_cast<size_t>(last_day_ - first_day_ + 2), 0);

@@ -25,6 +25,9 @@ class TerminalCopy {
  public:
   // A copy of the transaction days [first_day, last_day].
   TerminalCopy(TerminalWindows windows, int64_t first_day, int64_t last_day);
+  // Its rows index views into its own buffer: neither copied nor moved.
+  TerminalCopy(const TerminalCopy&) = delete;
+  TerminalCopy& operator=(const TerminalCopy&) = delete;
 
   // While building: as TerminalDays' (days outside the range are ignored).
   void add_transactions(std::string_view terminal, int64_t day, uint32_t n = 1);
