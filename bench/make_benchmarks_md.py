@@ -536,6 +536,26 @@ wait out and leaves what vigil itself adds. The output as printed:
 """
 
 
+def terminal_section(terminal: str, commands: Dict[str, str]) -> str:
+    return f"""## Terminal risk ({cmd(commands, 'terminal')})
+
+Issue 23's targets. `stream_bench --velocity --terminal --deployed`: the broker in its own
+process, vigil as its binary with the shipped config and Redis on (the terminals' state is
+shared there), `fraud_terminal` on raw transactions (9 customer and 6 terminal features
+computed in the stream) against the same model on events carrying the same 15 features
+ready-made, alternating, with the vigil process's CPU per event. Each raw run's shared state is
+first filled with 40 days of history for every terminal (as a stream running for weeks has
+it), and the transactions span two days, as a live stream's do; the shared state's Redis
+traffic per event and the lookups by the local copy's age follow. Then latency at fixed
+rates, raw then ready-made, each a vigil process with `fetch.wait.max.ms=1`. The output as
+printed:
+
+```
+{terminal.rstrip()}
+```
+"""
+
+
 def velocity_section(features: str, velocity: str, nolog: Optional[str], ready: Optional[str],
                      commands: Dict[str, str]) -> str:
     restart = "" if ready is None else f"""
@@ -655,6 +675,7 @@ commit named below.**
                              text("velocity_ready.txt") if "velocity_ready" in commands else None,
                              commands)
             if "features" in commands and "velocity" in commands else ""),
+           (terminal_section(text("terminal.txt"), commands) if "terminal" in commands else ""),
            gpu_section(machine)]
     with open(args.out, "w") as f:
         f.write(reflow("\n".join(part.rstrip("\n") + "\n" for part in doc)))

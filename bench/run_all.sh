@@ -14,7 +14,9 @@
 #                      transactions with features computed against ready-made features,
 #                      with and without the features logged in score records), and
 #                      stream_bench --velocity --ready (a restarted instance's history
-#                      ready after assignment, 1M customers)
+#                      ready after assignment, 1M customers); then stream_bench --velocity
+#                      --terminal --deployed (fraud_terminal's customer and terminal features,
+#                      Redis on, against the same 15 features ready-made)
 # then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
 # captured outputs (docs/bench/results/). About 12 minutes on a 2-core machine; uses the
 # binaries already built in build/release (it builds nothing).
@@ -167,8 +169,10 @@ if [[ -n $QUICK ]]; then
   features_args=(--customers 20000 --warm-days 3)
   velocity_args=(--events 20000 --rates 10000 --seconds 1)
   ready_args=(--customers 20000)
+  terminal_args=(--events 20000 --rates 10000 --seconds 1)
 else
   features_args=() velocity_args=(--events 300000) ready_args=(--customers 1000000)
+  terminal_args=(--events 300000 --rates 10000,50000)
 fi
 run_bench features build/release/bench/features_bench "${features_args[@]}" \
   --redis-url "redis://127.0.0.1:$REDIS_PORT"
@@ -179,6 +183,10 @@ run_bench velocity_nolog env STREAM_BENCH_NO_FEATURE_LOG=1 \
   build/release/bench/stream_bench --velocity --deployed --no-latency "${velocity_args[@]}"
 # A restarted instance's history: snapshots loaded, the log after them replayed.
 run_bench velocity_ready build/release/bench/stream_bench --velocity --ready "${ready_args[@]}"
+# Terminal risk (issue 23): fraud_terminal (customer and terminal features, the terminals'
+# state shared in Redis) against the same model on events carrying the 15 features; Redis on.
+run_bench terminal build/release/bench/stream_bench --velocity --terminal --deployed \
+  "${terminal_args[@]}"
 
 # --- BENCHMARKS.md and the plots -------------------------------------------------------------
 printf 'total_seconds\t%d\n' $((SECONDS - START)) >>"$RESULTS/machine.tsv"
