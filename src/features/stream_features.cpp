@@ -585,12 +585,13 @@ std::vector<std::string> StreamFeatures::readiness_notes() const {
     notes = notes_;
   }
   if (terminals_ != nullptr) {
-    if (terminals_->copy() == nullptr && shared_unreadable_.load(std::memory_order_relaxed)) {
+    const auto copy = terminals_->copy();
+    if (copy == nullptr && shared_unreadable_.load(std::memory_order_relaxed)) {
       notes.emplace_back(
           "terminal features: the shared terminal state could not be read (Redis "
           "unreachable?): scores are marked partial");
     }
-    if (auto copy = terminals_->copy()) {
+    if (copy != nullptr) {
       const auto age = coarse_now() - copy->read_at;  // the clock scores are judged by
       if (age > terminal_max_age_) {
         notes.push_back(

@@ -518,26 +518,23 @@ bool RedisTerminalState::refresh_now() {
   const int64_t last = std::max(first, newest + 2 - w.delay_days - 1);
   auto fresh = std::make_shared<features::TerminalCopy>(w, first, last);
   // A day's transaction hash is read again only when its generation changed (every write
-  // to it increments it): each refresh reads the generations, the hashes of the days written
-  // since the last one (the newest, as a rule) and the frauds of every day (reports come
-  // weeks late; they are few).
+  // to it changes it): each refresh reads the generations, then, on the same connection, the
+  // hashes of the days written since the last one (the newest, as a rule) and the frauds of
+  // every day (reports come weeks late; they are few).
   std::string why;
   std::map<int64_t, std::string> generation;
-  {
-    redisContext* g = open_connection(options_.address, options_.command_timeout, why);
-    if (g != nullptr &&
-        append(g, {"HGETALL", options_.key_prefix + "gen"}, why, commands_, bytes_sent_)) {
-      const ReplyPtr reply = next_reply(g, why);
-      if (why.empty() && reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-          const redisReply* f = reply->element[i];
-          const redisReply* v = reply->element[i + 1];
-          int64_t day = 0;
-          if (parse_int(f->str, f->len, day)) generation[day].assign(v->str, v->len);
-        }
+  redisContext* c = open_connection(options_.address, options_.command_timeout, why);
+  if (c != nullptr &&
+      append(c, {"HGETALL", options_.key_prefix + "gen"}, why, commands_, bytes_sent_)) {
+    const ReplyPtr reply = next_reply(c, why);
+    if (why.empty() && reply->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply* f = reply->element[i];
+        const redisReply* v = reply->element[i + 1];
+        int64_t day = 0;
+        if (parse_int(f->str, f->len, day)) generation[day].assign(v->str, v->len);
       }
     }
-    if (g != nullptr) redisFree(g);
   }
   kept_tx_.erase(kept_tx_.begin(), kept_tx_.lower_bound(first));
   std::vector<int64_t> tx_days;
@@ -547,8 +544,10 @@ bool RedisTerminalState::refresh_now() {
     const std::string now_gen = gen == generation.end() ? std::string() : gen->second;
     if (it == kept_tx_.end() || it->second.first != now_gen) tx_days.push_back(d);
   }
-  redisContext* c =
-      why.empty() ? open_connection(options_.address, options_.command_timeout, why) : nullptr;
+  if (c != nullptr && !why.empty()) {  // the generations were not read: nothing more
+    redisFree(c);
+    c = nullptr;
+  }
   if (c != nullptr) {
     for (int64_t d : tx_days) {
       if (!append(c, {"HGETALL", tx_key(d)}, why, commands_, bytes_sent_)) break;
