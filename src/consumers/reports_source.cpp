@@ -123,7 +123,11 @@ void ReportsSource::run() {
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         batch.emplace_back(m);
       } else {
-        logger("kafka")->warn("fraud reports: {}", rd_kafka_message_errstr(m));
+        uint64_t suppressed = 0;
+        if (error_log_.allow(suppressed)) {
+          logger("kafka")->warn("fraud reports: {} ({} more not logged)",
+                                rd_kafka_message_errstr(m), suppressed);
+        }
         rd_kafka_message_destroy(m);
       }
       if (batch.size() >= kMaxBatch) break;
@@ -187,7 +191,11 @@ bool ReportsSource::handle(std::vector<kafka::Message>& batch) {
   const rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), offsets.get(), 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // Applied already: consumed again after a rebalance, they change nothing.
-    logger("kafka")->warn("fraud report offsets not committed: {}", rd_kafka_err2str(err));
+    uint64_t suppressed = 0;
+    if (error_log_.allow(suppressed)) {
+      logger("kafka")->warn("fraud report offsets not committed: {} ({} more not logged)",
+                            rd_kafka_err2str(err), suppressed);
+    }
   }
   return true;
 }

@@ -23,6 +23,7 @@
 
 #include "codec/fraud_report.h"
 #include "common/metrics.h"
+#include "common/rate_limit.h"
 #include "common/status.h"
 #include "features/terminal_state.h"
 #include "kafka/kafka_client.h"
@@ -72,6 +73,7 @@ class ReportsSource {
   metrics::Counter& confirmed_;
   metrics::Counter& cleared_;
   std::map<codec::DecodeError, metrics::Counter*> rejected_;
+  RateLimit error_log_{std::chrono::seconds(10)};  // per-message and per-batch warnings
   std::atomic<bool> running_{false};
   std::atomic<int> dead_letter_failures_{0};  // delivery reports of the batch in hand
   std::thread thread_;
