@@ -14,9 +14,17 @@ namespace {
 
 constexpr size_t kMaxBatch = 500;
 
-void delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* opaque) {
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    static_cast<std::atomic<int>*>(opaque)->fetch_add(1);
+// A record the client could not read and skips names its offset: dead-lettered, not dropped.
+bool unreadable_record(const rd_kafka_message_t* m) {
+  return (m->err == RD_KAFKA_RESP_ERR__BAD_MSG || m->err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION) &&
+         m->rkt != nullptr && m->partition >= 0 && m->offset >= 0;
+}
+
+// Marks the dead letter (the message's opaque) delivered; a refused one is sent again.
+template <typename DeadLetter>
+void delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* /*opaque*/) {
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->_private != nullptr) {
+    static_cast<DeadLetter*>(m->_private)->delivered = true;
   }
 }
 
@@ -56,8 +64,7 @@ Result<std::unique_ptr<ReportsSource>> ReportsSource::create(const kafka::KafkaC
   for (const auto& kv : config.producer) pprops.push_back(kv);
   auto pconf = kafka::make_conf(pprops);
   if (!pconf) return R::Error(pconf.error());
-  rd_kafka_conf_set_dr_msg_cb(pconf->get(), &delivery_report);
-  rd_kafka_conf_set_opaque(pconf->get(), &src->dead_letter_failures_);
+  rd_kafka_conf_set_dr_msg_cb(pconf->get(), &delivery_report<DeadLetter>);
   auto producer = kafka::make_client(RD_KAFKA_PRODUCER, std::move(pconf.value()));
   if (!producer) return R::Error(producer.error());
   src->producer_ = std::move(producer.value());
@@ -120,9 +127,9 @@ void ReportsSource::run() {
     batch.clear();
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), 100);
     while (m != nullptr) {
-      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || unreadable_record(m)) {
         batch.emplace_back(m);
-      } else {
+      } else {  // not a record: a fetch error names the offset fetched again
         uint64_t suppressed = 0;
         if (error_log_.allow(suppressed)) {
           logger("kafka")->warn("fraud reports: {} ({} more not logged)",
@@ -139,23 +146,28 @@ void ReportsSource::run() {
 
 bool ReportsSource::handle(std::vector<kafka::Message>& batch) {
   std::vector<features::TerminalReport> reports;
-  std::vector<std::pair<const rd_kafka_message_t*, codec::DecodeStatus>> rejected;
+  std::vector<DeadLetter> rejected;
   for (const kafka::Message& m : batch) {
     consumed_.inc();
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      uint64_t suppressed = 0;
+      if (error_log_.allow(suppressed)) {
+        logger("kafka")->warn(
+            "fraud reports partition {} offset {}: {}; dead-lettered ({} more not logged)",
+            m->partition, m->offset, rd_kafka_message_errstr(m.get()), suppressed);
+      }
+      count_rejected("consume_error");
+      rejected.push_back({m.get(), "consume_error", rd_kafka_message_errstr(m.get())});
+      continue;
+    }
     rd_kafka_timestamp_type_t type;
     const int64_t ts = rd_kafka_message_timestamp(m.get(), &type);
     const std::string_view json(static_cast<const char*>(m->payload), m->len);
     codec::DecodeStatus st =
         decoder_.decode(json, type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? INT64_MIN : ts, report_);
     if (!st.ok()) {
-      auto [it, added] = rejected_.try_emplace(st.code, nullptr);
-      if (added) {
-        it->second = &registry_.counter("vigil_reports_rejected_total",
-                                        "Fraud reports sent to the dead-letter topic, by reason",
-                                        {{"reason", codec::to_string(st.code)}});
-      }
-      it->second->inc();
-      rejected.emplace_back(m.get(), std::move(st));
+      count_rejected(codec::to_string(st.code));
+      rejected.push_back({m.get(), codec::to_string(st.code), std::move(st.message)});
       continue;
     }
     if (!report_.is_fraud) {
@@ -200,36 +212,52 @@ bool ReportsSource::handle(std::vector<kafka::Message>& batch) {
   return true;
 }
 
-bool ReportsSource::dead_letter(
-    const std::vector<std::pair<const rd_kafka_message_t*, codec::DecodeStatus>>& rejected) {
+void ReportsSource::count_rejected(const std::string& reason) {
+  auto [it, added] = rejected_.try_emplace(reason, nullptr);
+  if (added) {
+    it->second = &registry_.counter("vigil_reports_rejected_total",
+                                    "Fraud reports sent to the dead-letter topic, by reason",
+                                    {{"reason", reason}});
+  }
+  it->second->inc();
+}
+
+bool ReportsSource::dead_letter(std::vector<DeadLetter>& rejected) {
   for (;;) {
-    dead_letter_failures_ = 0;
-    for (const auto& [m, st] : rejected) {
+    size_t sent = 0;
+    for (DeadLetter& d : rejected) {
+      if (d.delivered) continue;
+      const rd_kafka_message_t* m = d.record;
       rd_kafka_headers_t* h = rd_kafka_headers_new(5);
       auto add = [&](const char* name, const std::string& value) {
         rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
       };
-      add("vigil.error", codec::to_string(st.code));
-      add("vigil.error_message", st.message);
+      add("vigil.error", d.reason);
+      add("vigil.error_message", d.message);
       add("vigil.source_topic", config_.reports_topic);
       add("vigil.source_partition", std::to_string(m->partition));
       add("vigil.source_offset", std::to_string(m->offset));
       const rd_kafka_resp_err_t err = rd_kafka_producev(
           producer_.get(), RD_KAFKA_V_TOPIC(config_.dlq_topic.c_str()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
-          RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+          RD_KAFKA_V_VALUE(m->payload, (m->payload != nullptr ? m->len : 0)), RD_KAFKA_V_HEADERS(h),
+          RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(h);
-        dead_letter_failures_.fetch_add(1);
+      } else {
+        ++sent;
       }
     }
+    // Delivery reports are served here, on this thread.
     while (rd_kafka_outq_len(producer_.get()) > 0) {
       rd_kafka_flush(producer_.get(), 100);
       if (!running_.load()) return false;
     }
-    if (dead_letter_failures_.load() == 0) return true;
-    logger("kafka")->warn("{} fraud report(s) not dead-lettered; retrying",
-                          dead_letter_failures_.load());
+    const auto left = static_cast<size_t>(std::count_if(
+        rejected.begin(), rejected.end(), [](const DeadLetter& d) { return !d.delivered; }));
+    if (left == 0) return true;
+    logger("kafka")->warn("{} fraud report(s) not dead-lettered ({} sent this try); retrying", left,
+                          sent);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     if (!running_.load()) return false;
   }

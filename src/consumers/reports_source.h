@@ -9,8 +9,11 @@
 // applies the confirmed frauds to the shared state (retried until Redis answers; a report
 // counts once per transaction, so a batch applied twice changes nothing), sends each bad
 // report to the dead-letter topic with its reason (vigil.error, vigil.error_message and the
-// source headers, as for transactions), waits until Kafka has them, and only then commits the
-// batch's offsets. A report with "is_fraud": false confirms nothing and is counted only.
+// source headers, as for transactions), waits until Kafka has them (resending only those it
+// refused), and only then commits the batch's offsets. A record the client could not read (a
+// corrupt message or batch, which it skips) is dead-lettered as "consume_error", as the
+// transactions' consumer does, so the commit that passes it leaves a trace. A report with
+// "is_fraud": false confirms nothing and is counted only.
 #pragma once
 
 #include <atomic>
@@ -57,10 +60,18 @@ class ReportsSource {
   void run();
   // Applies one polled batch; false when stopping interrupted it (nothing committed).
   bool handle(std::vector<kafka::Message>& batch);
-  // Sends the bad reports of a batch to the dead-letter topic and waits until Kafka has them;
-  // false when stopping interrupted it.
-  bool dead_letter(
-      const std::vector<std::pair<const rd_kafka_message_t*, codec::DecodeStatus>>& rejected);
+  // A record bound for the dead-letter topic, with its reason; `delivered` is set by its
+  // delivery report (served on this thread, inside the flush).
+  struct DeadLetter {
+    const rd_kafka_message_t* record;
+    std::string reason;
+    std::string message;
+    bool delivered = false;
+  };
+  // Sends the bad reports of a batch to the dead-letter topic and waits until Kafka has them
+  // all, resending only those it refused; false when stopping interrupted it.
+  bool dead_letter(std::vector<DeadLetter>& rejected);
+  void count_rejected(const std::string& reason);
 
   const kafka::KafkaConfig config_;
   features::TerminalState& state_;
@@ -72,10 +83,9 @@ class ReportsSource {
   metrics::Counter& consumed_;
   metrics::Counter& confirmed_;
   metrics::Counter& cleared_;
-  std::map<codec::DecodeError, metrics::Counter*> rejected_;
-  RateLimit error_log_{std::chrono::seconds(10)};  // per-message and per-batch warnings
+  std::map<std::string, metrics::Counter*> rejected_;  // by reason
+  RateLimit error_log_{std::chrono::seconds(10)};      // per-message and per-batch warnings
   std::atomic<bool> running_{false};
-  std::atomic<int> dead_letter_failures_{0};  // delivery reports of the batch in hand
   std::thread thread_;
 };
 

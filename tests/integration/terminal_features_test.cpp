@@ -5,9 +5,12 @@
 // scores say "history": "partial" and /ready says why, and nothing stops. (Two processes,
 // kill -9 and the Python reference: tests/faults/terminal_fault_test.)
 #include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <simdjson.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -108,6 +111,46 @@ TEST_F(TerminalFeaturesTest, BadFraudReportsGoToTheDeadLetterTopicWithTheirReaso
       },
       milliseconds(30000)));
   EXPECT_EQ(counter(*service, "vigil_reports_applied_total", {{"is_fraud", "false"}}), 1u);
+}
+
+TEST_F(TerminalFeaturesTest, DeadLettersKafkaRefusesAreSentAgainUntilEachLandsOnceThenCommitted) {
+  constexpr size_t kReports = 40;
+  std::vector<std::pair<std::string, std::string>> reports;
+  for (size_t i = 0; i < kReports; ++i) reports.emplace_back("B" + std::to_string(i), "{bad");
+  ASSERT_TRUE(testing::produce_all(cluster_->bootstrap(), "fraud.reports", reports).ok());
+  // Every other Produce request is refused for good: the dead-letter topic's two partitions
+  // lead on different brokers, so one batch's records go in several requests and some of
+  // them land while others are refused. The refused ones are sent again (only they: the mock
+  // broker's idempotence checks happen to keep a whole-batch resend from landing twice too),
+  // and the offsets are committed only once every one has landed.
+  std::vector<rd_kafka_resp_err_t> errors;
+  for (int i = 0; i < 6; ++i) {
+    errors.push_back(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    errors.push_back(RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  constexpr int16_t kProduceApiKey = 0;  // RD_KAFKAP_Produce (rdkafka_protocol.h, not installed)
+  rd_kafka_mock_push_request_errors_array(cluster_->mock(), kProduceApiKey, errors.size(),
+                                          errors.data());
+  auto service = start(milliseconds(100), milliseconds(5000));
+  ASSERT_NE(service, nullptr);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        return testing::committed_sum(cluster_->bootstrap(), "vigil.reports", "fraud.reports", 2) ==
+               static_cast<int64_t>(kReports);
+      },
+      milliseconds(30000)));
+  // Committed only once all were delivered: the topic holds each exactly once.
+  const auto dlq = testing::read_topic(
+      cluster_->bootstrap(), "transactions.dlq",
+      [](const std::vector<testing::TestRecord>& got) { return got.size() >= 2 * kReports; },
+      milliseconds(3000));
+  std::map<std::string, int> landed;
+  for (const auto& r : dlq) ++landed[r.key];
+  EXPECT_EQ(dlq.size(), kReports);
+  EXPECT_EQ(landed.size(), kReports);
+  for (const auto& [key, n] : landed) EXPECT_EQ(n, 1) << key << " dead-lettered " << n << " times";
+  EXPECT_EQ(counter(*service, "vigil_reports_rejected_total", {{"reason", "malformed_json"}}),
+            kReports);
 }
 
 TEST_F(TerminalFeaturesTest, WithRedisGoneTheCopyServesUntilItsMaxAgeThenScoresArePartial) {
