@@ -874,6 +874,7 @@ class VigilProcess {
     if (!process_->wait(milliseconds(30000))) process_->kill();
   }
   void kill() { process_->kill(); }  // SIGKILL: no goodbye to the group, no last commit
+  int pid() const { return static_cast<int>(process_->pid()); }
   const std::string& log_path() const { return log_path_; }
 
   // CPU seconds the process has used so far (user + system, /proc/<pid>/stat).
@@ -948,6 +949,11 @@ ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, 
     const double settled =
         metric(m, "vigil_redis_writes_total") + metric(m, "vigil_redis_skipped_total");
     if (delivered >= want && (redis_url.empty() || settled >= want)) {
+      if (std::getenv("STREAM_BENCH_PHASES")) {  // CLOCK_MONOTONIC, to cut a `perf -k mono` profile
+        std::fprintf(stderr, "phase vigil pid %d: %.6f .. %.6f\n", vigil.pid(),
+                     std::chrono::duration<double>(t0.time_since_epoch()).count(),
+                     std::chrono::duration<double>(now.time_since_epoch()).count());
+      }
       return {want / std::chrono::duration<double>(now - t0).count(),
               (vigil.cpu_seconds() - cpu0) * 1e6 / want};
     }
