@@ -1434,6 +1434,7 @@ int velocity_deployed_main(const Args& args) {
   double sum[2] = {0, 0}, cpu[2] = {0, 0}, steady[2] = {0, 0};
   double traffic[3] = {0, 0, 0};
   double lookups[3] = {0, 0, 0};
+  double reads[3] = {0, 0, 0};  // shared-state reads, their seconds, read-throughs among them
   const TerminalHistory filled =
       args.terminal ? velocity_data(n, customers, 11, "sv-", true).history : TerminalHistory{};
   for (int k = 0; k < 4; ++k) {
@@ -1460,6 +1461,9 @@ int velocity_deployed_main(const Args& args) {
         lookups[c] += metric(m, "vigil_features_terminal_lookups_total",
                              std::string("copy=\"") + kCopies[c] + "\"");
       }
+      reads[0] += metric(m, "vigil_features_terminal_refresh_seconds_count");
+      reads[1] += metric(m, "vigil_features_terminal_refresh_seconds_sum");
+      reads[2] += metric(m, "vigil_features_terminal_read_through_total");
     }
     std::fflush(stdout);
   }
@@ -1474,6 +1478,10 @@ int velocity_deployed_main(const Args& args) {
   if (args.terminal) {
     print_terminal_traffic(traffic[0], traffic[1], traffic[2], 2 * n);
     print_terminal_lookups(lookups);
+    std::printf(
+        "  reads of the shared state into the local copy (raw runs): %.0f, %.1f ms each on "
+        "average; %.0f of them read through on the consumer thread (the first record's)\n",
+        reads[0], reads[0] > 0 ? 1000 * reads[1] / reads[0] : 0.0, reads[2]);
   }
   std::fflush(stdout);
 
