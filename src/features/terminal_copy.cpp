@@ -9,15 +9,28 @@ TerminalCopy::TerminalCopy(TerminalWindows windows, int64_t first_day, int64_t l
       first_day_(first_day),
       last_day_(std::max(first_day, last_day)) {}
 
+void TerminalCopy::name_rows(const std::vector<std::string>& names) {
+  building_index_.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    building_index_.emplace(names[i], static_cast<uint32_t>(building_.size() + i));
+  }
+  building_.resize(building_.size() + names.size());
+}
+
+void TerminalCopy::add_transactions_at(uint32_t row, int64_t day, uint32_t n) {
+  if (day < first_day_ || day > last_day_ || row >= building_.size()) return;
+  Building& b = building_[row];
+  if (b.transactions.empty())
+    b.transactions.assign(static_cast<size_t>(last_day_ - first_day_ + 1), 0);
+  b.transactions[static_cast<size_t>(day - first_day_)] += n;
+}
+
 void TerminalCopy::add_transactions(std::string_view terminal, int64_t day, uint32_t n) {
   if (day < first_day_ || day > last_day_) return;
   auto [it, added] =
       building_index_.try_emplace(std::string(terminal), static_cast<uint32_t>(building_.size()));
   if (added) building_.emplace_back();
-  Building& b = building_[it->second];
-  if (b.transactions.empty())
-    b.transactions.assign(static_cast<size_t>(last_day_ - first_day_ + 1), 0);
-  b.transactions[static_cast<size_t>(day - first_day_)] += n;
+  add_transactions_at(it->second, day, n);
 }
 
 void TerminalCopy::add_frauds(std::string_view terminal, int64_t tx_day, int64_t report_day,

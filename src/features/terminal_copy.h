@@ -29,6 +29,11 @@ class TerminalCopy {
   TerminalCopy(const TerminalCopy&) = delete;
   TerminalCopy& operator=(const TerminalCopy&) = delete;
 
+  // Before any add: a row for each of `names`, the i-th name's row being i, so that a builder
+  // that keeps its own names by row (the refresher) adds counts by row, without looking up a
+  // name per count.
+  void name_rows(const std::vector<std::string>& names);
+  void add_transactions_at(uint32_t row, int64_t day, uint32_t n);
   // While building: as TerminalDays' (days outside the range are ignored).
   void add_transactions(std::string_view terminal, int64_t day, uint32_t n = 1);
   void add_frauds(std::string_view terminal, int64_t tx_day, int64_t report_day, int32_t n = 1);

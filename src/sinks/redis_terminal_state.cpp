@@ -537,12 +537,13 @@ bool RedisTerminalState::refresh_now() {
     }
   }
   kept_tx_.erase(kept_tx_.begin(), kept_tx_.lower_bound(first));
+  if (kept_names_.size() > 2 * kept_names_compacted_ + 1024) compact_kept_names();
   std::vector<int64_t> tx_days;
   for (int64_t d = first; d <= last; ++d) {
     auto it = kept_tx_.find(d);
     auto gen = generation.find(d);
     const std::string now_gen = gen == generation.end() ? std::string() : gen->second;
-    if (it == kept_tx_.end() || it->second.first != now_gen) tx_days.push_back(d);
+    if (it == kept_tx_.end() || it->second.generation != now_gen) tx_days.push_back(d);
   }
   if (c != nullptr && !why.empty()) {  // the generations were not read: nothing more
     redisFree(c);
@@ -575,18 +576,19 @@ bool RedisTerminalState::refresh_now() {
     };
     for (int64_t d : tx_days) {
       if (!why.empty()) break;
-      std::vector<std::pair<std::string, uint32_t>> counts;
+      std::vector<std::pair<uint32_t, uint32_t>> counts;
       read_hash([&](std::string_view terminal, int64_t n) {
-        counts.emplace_back(terminal, static_cast<uint32_t>(n));
+        counts.emplace_back(kept_row(terminal), static_cast<uint32_t>(n));
       });
       if (why.empty()) {
         auto gen = generation.find(d);
         kept_tx_[d] = {gen == generation.end() ? std::string() : gen->second, std::move(counts)};
       }
     }
+    fresh->name_rows(kept_names_);
     for (const auto& [d, kept] : kept_tx_) {
       if (d > last) continue;
-      for (const auto& [terminal, n] : kept.second) fresh->add_transactions(terminal, d, n);
+      for (const auto& [row, n] : kept.counts) fresh->add_transactions_at(row, d, n);
     }
     for (int64_t d = first; d <= last && why.empty(); ++d) {
       read_hash([&](std::string_view f, int64_t n) {
@@ -624,6 +626,35 @@ bool RedisTerminalState::refresh_now() {
   version_.fetch_add(1, std::memory_order_acq_rel);
   refreshes_ok_.inc();
   return true;
+}
+
+uint32_t RedisTerminalState::kept_row(std::string_view terminal) {
+  auto [it, added] =
+      kept_rows_.try_emplace(std::string(terminal), static_cast<uint32_t>(kept_names_.size()));
+  if (added) kept_names_.push_back(it->first);
+  return it->second;
+}
+
+void RedisTerminalState::compact_kept_names() {
+  constexpr uint32_t kUnused = UINT32_MAX;
+  std::vector<uint32_t> to(kept_names_.size(), kUnused);
+  std::vector<std::string> names;
+  for (auto& [day, kept] : kept_tx_) {
+    for (auto& [row, n] : kept.counts) {
+      if (to[row] == kUnused) {
+        to[row] = static_cast<uint32_t>(names.size());
+        names.push_back(std::move(kept_names_[row]));
+      }
+      row = to[row];
+    }
+  }
+  kept_names_ = std::move(names);
+  kept_rows_.clear();
+  kept_rows_.reserve(kept_names_.size());
+  for (size_t i = 0; i < kept_names_.size(); ++i) {
+    kept_rows_.emplace(kept_names_[i], static_cast<uint32_t>(i));
+  }
+  kept_names_compacted_ = kept_names_.size();
 }
 
 void RedisTerminalState::run_refresher() {

@@ -155,8 +155,20 @@ class RedisTerminalState final : public features::TerminalState {
   std::string count_sha_;                // the count script on the writer's connection
   std::mutex refresh_mutex_;             // one refresh at a time (refresh_now and the thread)
   // Guarded by refresh_mutex_: the transaction hashes read, by day, with their generation,
-  // kept between refreshes while the generation does not change.
-  std::map<int64_t, std::pair<std::string, std::vector<std::pair<std::string, uint32_t>>>> kept_tx_;
+  // kept between refreshes while the generation does not change; their terminals by row
+  // (kept_names_), so that building a copy adds every kept count by row, looking up only the
+  // names of the days read again. Rows no kept day refers to are dropped once the names are
+  // twice as many as after the last such compaction.
+  struct KeptDay {
+    std::string generation;
+    std::vector<std::pair<uint32_t, uint32_t>> counts;  // (row, transactions)
+  };
+  std::map<int64_t, KeptDay> kept_tx_;
+  std::vector<std::string> kept_names_;
+  std::unordered_map<std::string, uint32_t> kept_rows_;
+  size_t kept_names_compacted_ = 0;
+  uint32_t kept_row(std::string_view terminal);
+  void compact_kept_names();
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;       // stop (the writer also wakes every flush interval)

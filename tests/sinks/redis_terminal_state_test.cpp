@@ -5,11 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "common/metrics.h"
+#include "features/terminal_days.h"
 #include "support/redis_server.h"
 
 namespace vigil::sinks {
@@ -141,6 +143,52 @@ TEST_F(RedisTerminalStateTest, ARefreshReadsAgainOnlyTheDaysWrittenSince) {
   state.flush();
   EXPECT_EQ(day_figures(state, "M2").first, 2);
   EXPECT_GT(read(), first);
+}
+
+TEST_F(RedisTerminalStateTest, AsTheDaysMoveOnTheCopyMatchesABruteForceCountAndDropsOldTerminals) {
+  // Every day 600 terminals no other day has, so that the refresher's names of days gone
+  // outnumber the live ones and are dropped; the copy stays equal to TerminalDays fed the same.
+  RedisTerminalState::Options o = options();
+  o.windows.windows_days = {1, 2};
+  RedisTerminalState state(o, registry_);
+  features::TerminalDays reference(o.windows);
+  int64_t offset = 0;
+  size_t most_terminals = 0;
+  for (int64_t day = kDay; day < kDay + 16; ++day) {
+    std::vector<TerminalCount> batch;
+    for (int i = 0; i < 600; ++i) {
+      const std::string terminal = "D" + std::to_string(day) + "-" + std::to_string(i);
+      for (int k = 0; k <= i % 3; ++k) {
+        batch.push_back({terminal, day});
+        reference.add_transactions(terminal, day);
+      }
+    }
+    const auto n = static_cast<int64_t>(batch.size());
+    state.count(0, offset, std::move(batch));
+    offset += n;
+    state.flush();
+    state.saw_day(day);
+    ASSERT_TRUE(state.refresh_now());
+    auto copy = state.copy();
+    ASSERT_NE(copy, nullptr);
+    most_terminals = std::max(most_terminals, copy->terminals());
+    // Today's transactions are scored with the windows ending a day back (delay 1).
+    for (int64_t back = 1; back <= 3; ++back) {
+      for (int i = 0; i < 600; i += 37) {
+        const std::string terminal = "D" + std::to_string(day - back) + "-" + std::to_string(i);
+        double got[4], want[4];
+        copy->features(terminal, day, got);
+        reference.features(terminal, day, want);
+        for (int f = 0; f < 4; ++f) {
+          ASSERT_EQ(got[f], want[f]) << terminal << " on day " << day - kDay << ", feature " << f;
+        }
+      }
+    }
+  }
+  // The copy reads 5 days (the reach of 3 before the newest, and one more): 3,000 live names.
+  // Names of days gone are dropped once twice the live ones and 1,024 more (then a day's 600
+  // are added); kept, they would reach 16 x 600.
+  EXPECT_LE(most_terminals, 2u * 3000 + 1024 + 600);
 }
 
 TEST_F(RedisTerminalStateTest, PartitionsAreCountedIndependentlyAndGapsAreCounted) {
