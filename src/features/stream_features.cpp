@@ -152,13 +152,18 @@ std::vector<int64_t> StreamFeatures::assign(const std::vector<PartitionStart>& p
   for (size_t k = 1; k < std::min(kParallelLoads, parts.size()); ++k) loaders.emplace_back(load);
   load();
   for (std::thread& t : loaders) t.join();
+  Result<std::vector<int64_t>> counted = std::vector<int64_t>{};
+  if (terminals_ != nullptr) {
+    std::vector<int32_t> ids;
+    for (const auto& part : parts) ids.push_back(part.partition);
+    counted = terminals_->counted_until(ids);
+  }
   for (size_t i = 0; i < parts.size(); ++i) {
     Partition& p = *states[i];
     p.count_from = replay_from[i];
     if (terminals_ != nullptr) {
       // Counting goes on where the shared state says: the records from there are read again
       // (replayed for the windows only where their shard's chunk does not hold them).
-      auto counted = terminals_->counted_until(parts[i].partition);
       if (!counted) {
         // Every record read is handed over: the shared state drops what it counted already.
         // (Without Redis the snapshot did not load either: the log is replayed from its start.)
@@ -168,8 +173,8 @@ std::vector<int64_t> StreamFeatures::assign(const std::vector<PartitionStart>& p
                 "partition {}: the shared terminal state's position is unknown ({}); every "
                 "record read from offset {} is handed over to it",
                 parts[i].partition, counted.error(), replay_from[i]);
-      } else if (*counted >= 0) {
-        p.count_from = std::max(*counted, parts[i].log_start);
+      } else if ((*counted)[i] >= 0) {
+        p.count_from = std::max((*counted)[i], parts[i].log_start);
         replay_from[i] = std::min(replay_from[i], p.count_from);
       }
     }

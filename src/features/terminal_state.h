@@ -44,10 +44,11 @@ class TerminalState {
  public:
   virtual ~TerminalState() = default;
 
-  // The first offset of `partition` (of the transactions topic) not counted yet, or written
-  // or queued: counting goes on from there. -1 when the state has nothing of the partition.
-  // Blocking (assignment time, the consumer thread).
-  virtual Result<int64_t> counted_until(int32_t partition) = 0;
+  // For each of `partitions` (of the transactions topic), the first offset not counted yet,
+  // or written or queued: counting goes on from there. -1 when the state has nothing of the
+  // partition. All in one question, so that an unreachable state costs one timeout per
+  // assignment, not one per partition. Blocking (assignment time, the consumer thread).
+  virtual Result<std::vector<int64_t>> counted_until(const std::vector<int32_t>& partitions) = 0;
   // Counts the records [from, from + records.size()) of `partition`: records before the
   // offset already counted are skipped (here or by the shared state). Never blocks: written
   // by the state's own thread. Consumer thread.

@@ -217,28 +217,36 @@ std::string RedisTerminalState::fraud_key(int64_t day) const {
   return options_.key_prefix + "fraud:" + std::to_string(day);
 }
 
-Result<int64_t> RedisTerminalState::counted_until(int32_t partition) {
-  int64_t queued = -1;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = handed_end_.find(partition);
-    if (it != handed_end_.end()) queued = it->second;
-  }
+Result<std::vector<int64_t>> RedisTerminalState::counted_until(
+    const std::vector<int32_t>& partitions) {
+  using R = Result<std::vector<int64_t>>;
+  std::vector<int64_t> until(partitions.size(), -1);
+  if (partitions.empty()) return R(std::move(until));
   std::string why;
   redisContext* c = open_connection(options_.address, options_.command_timeout, why);
-  if (c == nullptr) return Result<int64_t>::Error("Redis: " + why);
-  const std::string key = options_.key_prefix + "wm:" + std::to_string(partition);
-  int64_t wm = -1;
-  if (append(c, {"GET", key}, why, commands_, bytes_sent_)) {
+  if (c == nullptr) return R::Error("Redis: " + why);
+  std::vector<std::string> args = {"MGET"};
+  for (int32_t p : partitions) args.push_back(options_.key_prefix + "wm:" + std::to_string(p));
+  if (append(c, args, why, commands_, bytes_sent_)) {
     const ReplyPtr reply = next_reply(c, why);
-    if (why.empty() && reply->type == REDIS_REPLY_STRING &&
-        !parse_int(reply->str, reply->len, wm)) {
-      why = "watermark " + key + " is not an integer";
+    if (why.empty() && (reply->type != REDIS_REPLY_ARRAY || reply->elements != partitions.size())) {
+      why = "unexpected reply to MGET";
+    }
+    for (size_t i = 0; why.empty() && i < partitions.size(); ++i) {
+      const redisReply* r = reply->element[i];
+      if (r->type == REDIS_REPLY_STRING && !parse_int(r->str, r->len, until[i])) {
+        why = "watermark " + args[i + 1] + " is not an integer";
+      }
     }
   }
   redisFree(c);
-  if (!why.empty()) return Result<int64_t>::Error("Redis: " + why);
-  return std::max(wm, queued);
+  if (!why.empty()) return R::Error("Redis: " + why);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = 0; i < partitions.size(); ++i) {
+    auto it = handed_end_.find(partitions[i]);
+    if (it != handed_end_.end()) until[i] = std::max(until[i], it->second);
+  }
+  return R(std::move(until));
 }
 
 void RedisTerminalState::count(int32_t partition, int64_t from,

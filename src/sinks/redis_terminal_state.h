@@ -79,7 +79,7 @@ class RedisTerminalState final : public features::TerminalState {
   RedisTerminalState(const RedisTerminalState&) = delete;
   RedisTerminalState& operator=(const RedisTerminalState&) = delete;
 
-  Result<int64_t> counted_until(int32_t partition) override;
+  Result<std::vector<int64_t>> counted_until(const std::vector<int32_t>& partitions) override;
   void count(int32_t partition, int64_t from,
              std::vector<features::TerminalCount> records) override;
   size_t backlog() const override;

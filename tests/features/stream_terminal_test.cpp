@@ -25,7 +25,9 @@ constexpr int64_t kDay = 17'800;
 
 class MemoryTerminals : public TerminalState {
  public:
-  Result<int64_t> counted_until(int32_t /*partition*/) override { return position; }
+  Result<std::vector<int64_t>> counted_until(const std::vector<int32_t>& partitions) override {
+    return std::vector<int64_t>(partitions.size(), position);
+  }
   void count(int32_t partition, int64_t from, std::vector<TerminalCount> records) override {
     for (size_t i = 0; i < records.size(); ++i) {
       const int64_t offset = from + static_cast<int64_t>(i);
