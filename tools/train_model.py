@@ -481,12 +481,17 @@ def display_path(path: Path) -> str:
     return str(path.resolve()) if relative.startswith(os.path.join(os.pardir, os.pardir)) else relative
 
 
+def deterministic(seed: int) -> None:
+    """The same arguments give the same model: seeded, one thread, deterministic kernels."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    deterministic(args.seed)
 
     data, data_sha256 = read_transactions(args.data)
     n_train = int(len(data) * (1.0 - args.val_fraction))

@@ -154,9 +154,7 @@ def fit(rows, columns, args):
 def main(argv=None):
     args = parse_args(argv)
     started = time.monotonic()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    tm.deterministic(args.seed)
 
     start_ms = int(datetime(2018, 4, 1, tzinfo=timezone.utc).timestamp()) * 1000
     with tempfile.TemporaryDirectory() as tmp:
