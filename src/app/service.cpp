@@ -243,6 +243,19 @@ Status Service::start_http() {
   }
   deps.shadow_info = [this] { return batcher_->shadow_info(); };
   deps.models = models_.get();
+  if (!config_.recommend.model.empty()) {
+    // Not required to score: a recommender that cannot load leaves /recommend answering 503
+    // with the reason, and the rest serves.
+    auto r = recommend::Recommender::load(config_.model.repository, config_.recommend, registry_);
+    if (r) {
+      recommender_ = std::move(r.value());
+      deps.recommender = recommender_.get();
+    } else {
+      deps.recommender_missing = r.error();
+      logger("vigil")->warn("recommend.model={}: {}; POST /recommend answers 503",
+                            config_.recommend.model, r.error());
+    }
+  }
   if (config_.http.max_event_subscribers > 0) {
     // Typed figures from each component. The update thread starts once http_ is set, and
     // stop() joins it before any of them goes; the consumer comes later, through consuming_.
@@ -330,6 +343,7 @@ void Service::stop() {
   if (reports_) reports_->stop();
   if (terminals_) terminals_->stop();  // after the source: its last counts are queued
   if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
+  if (recommender_) recommender_->stop();  // after the server: answers what it still holds
   if (lookup_) lookup_->stop();
   if (live_) live_->stop();  // after the server: its streams have ended already
   if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));

@@ -29,6 +29,7 @@
 #include "consumers/reports_source.h"
 #include "delivery/delivery_stage.h"
 #include "kafka/embedded_cluster.h"
+#include "recommend/recommender.h"
 #include "scoring/batcher.h"
 #include "scoring/model_manager.h"
 #include "scoring/watchdog.h"
@@ -114,6 +115,8 @@ class Service {
   // the side-port is up while start-up still waits for the brokers.
   std::atomic<consumers::KafkaSource*> consuming_{nullptr};
   std::unique_ptr<http::HttpServer> http_;
+  // POST /recommend's model (recommend.model); outlives http_, whose requests it answers.
+  std::unique_ptr<recommend::Recommender> recommender_;
 
   std::unique_ptr<scoring::Watchdog> watchdog_;
   // watchdog_ as the side-port's io threads see it: null until it started (they start first).

@@ -235,7 +235,7 @@ void flatten(const YAML::Node& node, const std::string& prefix,
 std::vector<std::string> AppConfig::validate() const {
   std::vector<std::string> e;
   for (auto part : {model.validate(), explain.validate(), scoring.validate(), features.validate(),
-                    kafka.validate(), redis.validate(), http.validate()}) {
+                    kafka.validate(), redis.validate(), http.validate(), recommend.validate()}) {
     e.insert(e.end(), part.begin(), part.end());
   }
   if (shutdown_grace.count() < 0) e.push_back("shutdown_grace_ms must be >= 0");

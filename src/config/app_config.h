@@ -14,6 +14,7 @@
 #include "features/features_config.h"
 #include "http/http_config.h"
 #include "kafka/kafka_config.h"
+#include "recommend/recommend_config.h"
 #include "scoring/scoring_config.h"
 #include "sinks/redis_config.h"
 
@@ -27,6 +28,7 @@ struct AppConfig {
   kafka::KafkaConfig kafka;
   sinks::RedisConfig redis;
   http::HttpConfig http;
+  recommend::RecommendConfig recommend;
   std::chrono::milliseconds shutdown_grace{10000};
   std::string log_level = "info";
   std::string mode = "serve";
@@ -45,6 +47,7 @@ struct AppConfig {
     v.section("kafka", kafka);
     v.section("redis", redis);
     v.section("http", http);
+    v.section("recommend", recommend);
     v("shutdown_grace_ms", shutdown_grace, "ms",
       "bound on graceful shutdown (drain, flush, commit)");
     v("log.level", log_level, "", "trace, debug, info, warn or error");

@@ -18,6 +18,9 @@ class ModelManager;
 namespace vigil::sinks {
 class ScoreLookup;
 }
+namespace vigil::recommend {
+class RecommendService;
+}
 
 namespace vigil::http {
 
@@ -53,6 +56,11 @@ struct HttpDeps {
   sinks::ScoreLookup* lookup = nullptr;
   // The live view behind GET / and GET /v1/events (src/live); null: those routes answer 404.
   EventStreams* events = nullptr;
+  // The recommender behind POST /recommend. Null with `recommender_missing` empty:
+  // recommend.model is empty and the route answers 404; null with it set: the route answers
+  // 503 with that reason (the configured model could not be loaded).
+  recommend::RecommendService* recommender = nullptr;
+  std::string recommender_missing;
 };
 
 }  // namespace vigil::http

@@ -19,6 +19,7 @@ constexpr const char* kDocument = R"json({
   },
   "tags": [
     {"name": "scoring", "description": "Score transactions (bearer token when http.auth_token is set)"},
+    {"name": "recommendations", "description": "Terminal recommendations for a customer (bearer token when http.auth_token is set)"},
     {"name": "kserve-v2", "description": "Open Inference Protocol (KServe v2), JSON"},
     {"name": "repository", "description": "Open Inference Protocol model repository extension (the admin token, http.admin_token; off (403) without one)"},
     {"name": "operations", "description": "Health, readiness, model, metrics"}
@@ -169,6 +170,28 @@ constexpr const char* kDocument = R"json({
           "200": {"description": "The record as on the scores topic", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRecord"}}}},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "404": {"description": "No score for that transaction (never scored, or expired after redis.ttl_s)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "422": {"$ref": "#/components/responses/Unprocessable"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
+        }
+      }
+    },
+    "/recommend": {
+      "post": {
+        "tags": ["recommendations"], "summary": "The top k terminals for a customer from the recommender model (recommend.model, Scout: docs/scout.md), best first, ties in terminal id order. Requests are batched into one forward pass. An unknown customer gets the most popular terminals, cold_start true.",
+        "security": [{"bearerAuth": []}, {}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["customer_id"], "properties": {
+          "customer_id": {"type": "string", "minLength": 1, "maxLength": 256},
+          "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+          "exclude_seen": {"type": "boolean", "default": false, "description": "Leave out the terminals the customer visited in the model's training data"}}},
+          "example": {"customer_id": "C000123", "k": 10, "exclude_seen": false}}}},
+        "responses": {
+          "200": {"description": "The recommendations", "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "customer_id": {"type": "string"}, "model_name": {"type": "string"}, "model_version": {"type": "string"},
+            "cold_start": {"type": "boolean", "description": "The customer is unknown to the model: the most popular terminals"},
+            "recommendations": {"type": "array", "items": {"type": "object", "properties": {"terminal_id": {"type": "string"}, "score": {"type": "number"}}}}}}}}},
+          "400": {"$ref": "#/components/responses/BadRequest"},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "404": {"description": "No recommender: recommend.model is empty", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "422": {"$ref": "#/components/responses/Unprocessable"},
           "503": {"$ref": "#/components/responses/Unavailable"}
         }

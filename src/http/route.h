@@ -13,6 +13,7 @@ inline constexpr const char* kInferInputName = "features";
 enum class RouteId {
   kUnmatched,
   kPredict,
+  kRecommend,
   kV2Server,
   kV2Live,
   kV2Ready,
@@ -47,7 +48,8 @@ RouteMatch match_route(std::string_view target);
 // The route template, used as the `route` metric label ("unmatched" for 404s).
 const char* route_label(RouteId id);
 
-// Scoring routes (POST, bearer token) and repository routes (POST, bearer token).
+// Scoring routes (POST, bearer token: /predict, infer, /recommend) and repository routes
+// (POST, bearer token).
 bool is_scoring(RouteId id);
 bool is_repository(RouteId id);
 

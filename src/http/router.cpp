@@ -138,6 +138,9 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
     case RouteId::kScoreLookup:
       score_lookup(route, req, respond);
       return;
+    case RouteId::kRecommend:
+      recommend(req, respond);
+      return;
     case RouteId::kHealth:
     case RouteId::kV2Live:
       respond(live_response(route.id == RouteId::kV2Live));

@@ -3,6 +3,9 @@
 //
 // Routes (GET unless marked):
 //   POST /predict                                   {"instances": [...]}  -> {"predictions": [...]}
+//   POST /recommend                                 {"customer_id", "k", "exclude_seen"}
+//                                                   -> {"recommendations": [...]}
+//                                                   (router_recommend.cpp)
 //   GET  /v2  /v2/health/live  /v2/health/ready     Open Inference Protocol (KServe v2)
 //   GET  /v2/models/{m}[/versions/{v}][/ready]
 //   POST /v2/models/{m}[/versions/{v}]/infer
@@ -116,6 +119,8 @@ class Router {
   // The repository extension (router_repository.cpp).
   void repository(const RouteMatch& route, Request& req, const Respond& respond);
   void score_lookup(const RouteMatch& route, Request& req, const Respond& respond);
+  // POST /recommend (router_recommend.cpp).
+  void recommend(Request& req, const Respond& respond);
   // The current model when `route` names it (and its version, when given); otherwise answers
   // 404 (or 503 without a model) and returns null.
   std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,

@@ -26,7 +26,8 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }  // namespace
 
 bool is_scoring(RouteId id) {
-  return id == RouteId::kPredict || id == RouteId::kV2Infer || id == RouteId::kV2VersionInfer;
+  return id == RouteId::kPredict || id == RouteId::kV2Infer || id == RouteId::kV2VersionInfer ||
+         id == RouteId::kRecommend;
 }
 
 bool is_repository(RouteId id) {
@@ -46,6 +47,8 @@ RouteMatch match_route(std::string_view target) {
     m.id = RouteId::kEvents;
   } else if (n == 1 && is(0, "predict")) {
     m.id = RouteId::kPredict;
+  } else if (n == 1 && is(0, "recommend")) {
+    m.id = RouteId::kRecommend;
   } else if (n == 1 && is(0, "health")) {
     m.id = RouteId::kHealth;
   } else if (n == 1 && is(0, "ready")) {
@@ -106,6 +109,8 @@ const char* route_label(RouteId id) {
       return "unmatched";
     case RouteId::kPredict:
       return "/predict";
+    case RouteId::kRecommend:
+      return "/recommend";
     case RouteId::kV2Server:
       return "/v2";
     case RouteId::kV2Live:

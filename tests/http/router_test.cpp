@@ -78,6 +78,8 @@ TEST(MatchRoute, MatchesEveryTemplateAndCapturesModelAndVersion) {
       {"/model/info", RouteId::kModelInfo, "", ""},
       {"/metrics", RouteId::kMetrics, "", ""},
       {"/openapi.json", RouteId::kOpenApi, "", ""},
+      {"/recommend", RouteId::kRecommend, "", ""},
+      {"/recommend/x", RouteId::kUnmatched, "", ""},
       {"/v2/repository/index", RouteId::kRepositoryIndex, "", ""},
       {"/v2/repository/models/m1/load", RouteId::kRepositoryLoad, "m1", ""},
       {"/v2/repository/models/m1/unload", RouteId::kRepositoryUnload, "m1", ""},
@@ -573,6 +575,21 @@ TEST_F(RouterTest, MetricsAreThePrometheusTextOfTheRegistry) {
   EXPECT_NE(res.body().find("# TYPE vigil_requests_scored_total counter"), std::string::npos);
   EXPECT_NE(res.body().find("vigil_requests_scored_total{origin=\"http\"} 1"), std::string::npos)
       << res.body();
+}
+
+TEST_F(RouterTest, RecommendIs404WithoutARecommenderAnd503WhenItsModelDidNotLoad) {
+  // recommend.model empty: no recommender, the route is off.
+  auto off = post("/recommend", R"({"customer_id":"C1"})");
+  EXPECT_EQ(off.result_int(), 404u) << off.body();
+  EXPECT_NE(off.body().find("recommend.model"), std::string::npos) << off.body();
+  // A configured model that did not load: 503 with the reason.
+  HttpDeps deps = stack->deps();
+  deps.recommender_missing = "no <version>/model.pt under models/scout";
+  Router failed(config, deps);
+  auto res = call(failed, verb::post, "/recommend", R"({"customer_id":"C1"})");
+  EXPECT_EQ(res.result_int(), 503u) << res.body();
+  EXPECT_NE(res.body().find("models/scout"), std::string::npos) << res.body();
+  EXPECT_EQ(get("/recommend").result_int(), 405u);
 }
 
 TEST_F(RouterTest, OpenApiDocumentDescribesEveryRoute) {

@@ -18,6 +18,7 @@ inline config::AppConfig service_config(const std::string& bootstrap,
   config::AppConfig c;
   c.model.repository = std::string(VIGIL_SOURCE_DIR) + "/models";
   c.model.device = "cpu";
+  c.recommend.model = "";  // /recommend has its own tests (tests/recommend)
   c.kafka.brokers = bootstrap;
   c.kafka.consumer["session.timeout.ms"] = "6000";
   c.kafka.consumer["heartbeat.interval.ms"] = "500";
