@@ -17,6 +17,8 @@
 #   SERVERS="vigil nginx" VIGIL=build/h-http/vigil bench/http_bench.sh
 #   VIGIL_FLAGS="--scoring.max_delay_us=100" bench/http_bench.sh    # extra vigil flags
 #   RESULTS_DIR=/tmp/r bench/http_bench.sh                # also writes /tmp/r/http.tsv
+#   ENDPOINT=recommend bench/http_bench.sh                # POST /recommend instead (issue 24):
+#       vigil and nginx only, one body ({"customer_id", "k": 10} of a customer Scout knows)
 #
 # Prints one table per body (requests/s, p50 and p99 latency, errors = non-2xx answers and
 # socket errors), the ratios of vigil to the others and the issue's targets, MET or NOT MET
@@ -34,6 +36,17 @@ SERVERS=${SERVERS:-"vigil nginx-1w nginx-2w fastapi-1w fastapi-2w fastapi-h11-2w
 VIGIL_FLAGS=${VIGIL_FLAGS:-}                 # e.g. --scoring.max_delay_us=100
 NGINX=${NGINX:-/usr/sbin/nginx}
 RESULTS_DIR=${RESULTS_DIR:-}
+ENDPOINT=${ENDPOINT:-predict}                # predict, or recommend
+if [[ $ENDPOINT == recommend ]]; then
+  BODIES=1
+  SERVERS=${SERVERS/fastapi-h11-2w/}
+  SERVERS=${SERVERS/fastapi-1w/}
+  SERVERS=${SERVERS/fastapi-2w/}
+elif [[ $ENDPOINT != predict ]]; then
+  echo "http_bench: ENDPOINT must be predict or recommend" >&2
+  exit 2
+fi
+export ENDPOINT
 PYTHON=/usr/bin/python3                      # the Debian python has fastapi, uvicorn, torch
 NPROC=$(nproc)
 
@@ -59,14 +72,19 @@ cleanup() {
 trap cleanup EXIT
 
 # Request bodies: the first N rows of the Python reference data, in model order.
+# With ENDPOINT=recommend: one customer of the shipped Scout model, its top 10.
 for n in $BODIES; do
-  "$PYTHON" - "$ROOT/tests/data/fraud_mlp_v1_reference.json" "$n" >"$WORK/body-$n.json" <<'EOF'
+  if [[ $ENDPOINT == recommend ]]; then
+    printf '{"customer_id":"C000123","k":10}' >"$WORK/body-$n.json"
+  else
+    "$PYTHON" - "$ROOT/tests/data/fraud_mlp_v1_reference.json" "$n" >"$WORK/body-$n.json" <<'EOF'
 import json, sys
 ref = json.load(open(sys.argv[1]))
 n = int(sys.argv[2])
 assert len(ref["rows"]) >= n, f"the reference data has only {len(ref['rows'])} rows"
 print(json.dumps({"instances": ref["rows"][:n]}), end="")
 EOF
+  fi
   cat >"$WORK/predict-$n.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -97,7 +115,7 @@ wait_ready() {  # url, seconds
 }
 
 post() {  # url body-file: the answer's body
-  curl -fsS -H 'Content-Type: application/json' --data-binary @"$2" "$1/predict"
+  curl -fsS -H 'Content-Type: application/json' --data-binary @"$2" "$1/$ENDPOINT"
 }
 
 declare -A URL
@@ -149,7 +167,7 @@ for workers in 1 2; do
     URL[nginx-${workers}w-$n]="http://127.0.0.1:$port"
     servers+="  server {
     listen 127.0.0.1:$port;
-    location = /predict {
+    location = /$ENDPOINT {
       client_max_body_size 1m;
       default_type application/json;
       return 200 '$answer';
@@ -200,7 +218,7 @@ for n in $BODIES; do
       answer=$(post "${URL[$server-$n]}" "$WORK/body-$n.json")
       vigil_bytes=$(wc -c <"$WORK/vigil-answer-$n.json")
       printf "  %-15s %d bytes (vigil's answer: %d bytes)\n" "$server:" "${#answer}" "$vigil_bytes"
-    elif ((n == 1)); then
+    elif ((n == 1)) || [[ $ENDPOINT == recommend ]]; then
       printf "  %-15s %s\n" "$server:" "$(post "${URL[$server]}" "$WORK/body-$n.json")"
     else
       "$PYTHON" -c 'import json, sys; s = [p["score"] for p in json.load(sys.stdin)["predictions"]]
@@ -214,7 +232,7 @@ echo
 run_wrk() {  # server connections instances duration: "RESULT rps p50_ms p99_ms status_err sock_err"
   local threads=$(($2 < 2 ? $2 : 2)) url=${URL[$1]:-}
   [[ $1 == nginx-* ]] && url=${URL[$1-$3]}
-  wrk -t "$threads" -c "$2" -d "$4" -s "$WORK/predict-$3.lua" "$url/predict" \
+  wrk -t "$threads" -c "$2" -d "$4" -s "$WORK/predict-$3.lua" "$url/$ENDPOINT" \
     | grep '^RESULT' || echo "RESULT 0 0 0 0 1"
 }
 
