@@ -10,7 +10,7 @@ namespace vigil::recommend {
 struct RecommendConfig {
   std::string model = "scout";  // a folder of model.repository; empty: /recommend off
   size_t max_batch = 64;
-  std::chrono::microseconds max_delay{500};
+  std::chrono::microseconds max_delay{0};
   size_t queue_capacity = 1024;
 
   std::vector<std::string> validate() const {
@@ -32,7 +32,8 @@ struct RecommendConfig {
       "saying so, and scoring goes on");
     v("max_batch", max_batch, "requests", "recommendation requests per forward pass at most");
     v("max_delay_us", max_delay, "us",
-      "a batch waits this long after its first request for more, at most");
+      "a batch waits this long after its oldest request for more, at most; 0 = it takes what "
+      "is queued at once (under load, batches form while the previous one runs)");
     v("queue_capacity", queue_capacity, "requests",
       "recommendation requests waiting at most; beyond, 503 + Retry-After");
   }

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <limits>
+#include <stdexcept>
 #include <utility>
 
 #include "common/log.h"
@@ -17,6 +19,9 @@ namespace vigil::recommend {
 class Recommender::Impl {
  public:
   torch::jit::script::Module module;
+  // Each customer's training items (CSR), for exclude_seen.
+  std::vector<int64_t> seen_offsets;
+  std::vector<int32_t> seen_items;
 };
 
 namespace {
@@ -52,10 +57,25 @@ Result<std::unique_ptr<Recommender>> Recommender::load(const std::string& reposi
     customers = string_list(impl->module, "customer_ids");
     items = string_list(impl->module, "terminal_ids");
     if (items.empty()) items = string_list(impl->module, "item_ids");
+    if (impl->module.hasattr("seen_offsets") && impl->module.hasattr("seen_terminals")) {
+      const torch::Tensor off = impl->module.attr("seen_offsets").toTensor().to(torch::kInt64);
+      const torch::Tensor seen = impl->module.attr("seen_terminals").toTensor().to(torch::kInt32);
+      impl->seen_offsets.assign(off.data_ptr<int64_t>(), off.data_ptr<int64_t>() + off.numel());
+      impl->seen_items.assign(seen.data_ptr<int32_t>(), seen.data_ptr<int32_t>() + seen.numel());
+    }
   } catch (const std::exception& e) {
     return R::Error(path + ": " + e.what());
   }
   if (items.empty()) return R::Error(path + ": no terminal_ids (or item_ids) list");
+  const auto& off = impl->seen_offsets;
+  const bool seen_ok =
+      off.empty() || (off.size() == customers.size() + 1 && off.front() == 0 &&
+                      std::is_sorted(off.begin(), off.end()) &&
+                      off.back() == static_cast<int64_t>(impl->seen_items.size()) &&
+                      std::all_of(impl->seen_items.begin(), impl->seen_items.end(), [&](int32_t t) {
+                        return t >= 0 && static_cast<size_t>(t) < items.size();
+                      }));
+  if (!seen_ok) return R::Error(path + ": seen_offsets / seen_terminals do not fit the ids");
   std::unique_ptr<Recommender> r(new Recommender(std::move(impl), config, registry));
   r->name_ = config.model;
   r->version_ = version;
@@ -152,67 +172,101 @@ void Recommender::run() {
   }
 }
 
+namespace {
+
+// The first `k` of `row` (n scores) by score, then item id: what a stable sort of the row,
+// best first, puts first. `top` holds torch::topk's k best (any order among equal scores);
+// only where a score equals the k-th and more items share it than fit, or two kept ones tie,
+// is the order decided again over the whole row.
+void top_k(const float* row, int64_t n, int64_t k, const float* top_values,
+           const int64_t* top_items, std::vector<int64_t>& out_items,
+           std::vector<float>& out_scores) {
+  out_items.assign(top_items, top_items + k);
+  const float kth = top_values[k - 1];
+  int64_t at_least = 0;
+  for (int64_t j = 0; j < n; ++j) at_least += row[j] >= kth ? 1 : 0;
+  bool ties = at_least > k;
+  for (int64_t j = 1; j < k && !ties; ++j) ties = top_values[j] == top_values[j - 1];
+  if (ties) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) order[static_cast<size_t>(j)] = j;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [row](int64_t a, int64_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
+    out_items.assign(order.begin(), order.begin() + k);
+  }
+  out_scores.clear();
+  for (int64_t item : out_items) out_scores.push_back(row[item]);
+}
+
+}  // namespace
+
 void Recommender::score(std::vector<Pending>& batch) {
   c10::InferenceMode guard;
-  for (const bool exclude : {false, true}) {
-    std::vector<Pending*> group;
-    int k = 1;
+  std::vector<int64_t> rows(batch.size(), -1);
+  int64_t k = 1;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto it = customer_rows_.find(batch[i].customer_id);
+    if (it != customer_rows_.end()) rows[i] = it->second;
+    k = std::max<int64_t>(k, batch[i].k);
+  }
+  std::vector<Recommendation> answers(batch.size());
+  std::string failure;
+  try {
+    // One matrix product for the whole batch: a row of scores per request.
+    const torch::Tensor customers =
+        torch::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, torch::kInt64);
+    torch::Tensor scores = impl_->module.forward({customers}).toTensor().contiguous();
+    const int64_t n = scores.size(1);
+    if (scores.dim() != 2 || scores.size(0) != static_cast<int64_t>(rows.size()) ||
+        n != static_cast<int64_t>(item_ids_.size())) {
+      throw std::runtime_error("forward gave scores of the wrong shape");
+    }
+    float* data = scores.data_ptr<float>();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].exclude_seen || rows[i] < 0 || impl_->seen_offsets.empty()) continue;
+      float* row = data + static_cast<int64_t>(i) * n;
+      const auto c = static_cast<size_t>(rows[i]);
+      for (int64_t s = impl_->seen_offsets[c]; s < impl_->seen_offsets[c + 1]; ++s) {
+        row[impl_->seen_items[static_cast<size_t>(s)]] = -std::numeric_limits<float>::infinity();
+      }
+    }
+    k = std::min(k, n);
+    const auto top = torch::topk(scores, k, /*dim=*/1, /*largest=*/true, /*sorted=*/true);
+    const torch::Tensor values = std::get<0>(top).contiguous();
+    const torch::Tensor indices = std::get<1>(top).contiguous();
+    std::vector<int64_t> items;
+    std::vector<float> best;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto r = static_cast<int64_t>(i);
+      top_k(data + r * n, n, k, values.data_ptr<float>() + r * k,
+            indices.data_ptr<int64_t>() + r * k, items, best);
+      Recommendation& out = answers[i];
+      out.cold_start = rows[i] < 0;
+      const size_t take = std::min<size_t>(static_cast<size_t>(batch[i].k), items.size());
+      for (size_t j = 0; j < take; ++j) {
+        out.items.push_back(item_ids_[static_cast<size_t>(items[j])]);
+        out.scores.push_back(best[j]);
+      }
+    }
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  batches_.inc();
+  if (!failure.empty()) {
+    static RateLimitedLog log{"recommend", std::chrono::milliseconds(5000)};
+    log.error("recommender {} failed on a batch of {}: {}", name_, batch.size(), failure);
     for (Pending& p : batch) {
-      if (p.exclude_seen != exclude) continue;
-      group.push_back(&p);
-      k = std::max(k, p.k);
+      failed_.inc();
+      p.done(Result<Recommendation>::Error(StatusCode::kInternal,
+                                           "the recommender failed: " + failure));
     }
-    if (group.empty()) continue;
-    std::vector<int64_t> rows(group.size(), -1);
-    for (size_t i = 0; i < group.size(); ++i) {
-      auto it = customer_rows_.find(group[i]->customer_id);
-      if (it != customer_rows_.end()) rows[i] = it->second;
-    }
-    std::vector<Recommendation> answers(group.size());
-    std::string failure;
-    try {
-      const torch::Tensor customers =
-          torch::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, torch::kInt64);
-      const auto out = impl_->module.get_method("recommend")(
-          std::vector<c10::IValue>{customers, static_cast<int64_t>(k), exclude});
-      const auto tuple = out.toTuple();
-      const torch::Tensor values = tuple->elements()[0].toTensor().contiguous();
-      const torch::Tensor indices = tuple->elements()[1].toTensor().contiguous();
-      const auto v = values.accessor<float, 2>();
-      const auto ix = indices.accessor<int64_t, 2>();
-      for (size_t i = 0; i < group.size(); ++i) {
-        Recommendation& r = answers[i];
-        r.cold_start = rows[i] < 0;
-        const auto take = std::min<int64_t>(group[i]->k, values.size(1));
-        for (int64_t j = 0; j < take; ++j) {
-          const int64_t item = ix[static_cast<int64_t>(i)][j];
-          if (item < 0 || item >= static_cast<int64_t>(item_ids_.size())) {
-            failure = "item row " + std::to_string(item) + " out of range";
-            break;
-          }
-          r.items.push_back(item_ids_[static_cast<size_t>(item)]);
-          r.scores.push_back(v[static_cast<int64_t>(i)][j]);
-        }
-      }
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
-    batches_.inc();
-    if (!failure.empty()) {
-      static RateLimitedLog log{"recommend", std::chrono::milliseconds(5000)};
-      log.error("recommender {} failed on a batch of {}: {}", name_, group.size(), failure);
-      for (Pending* p : group) {
-        failed_.inc();
-        p->done(Result<Recommendation>::Error(StatusCode::kInternal,
-                                              "the recommender failed: " + failure));
-      }
-      continue;
-    }
-    for (size_t i = 0; i < group.size(); ++i) {
-      answered_.inc();
-      if (answers[i].cold_start) cold_starts_.inc();
-      group[i]->done(std::move(answers[i]));
-    }
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    answered_.inc();
+    if (answers[i].cold_start) cold_starts_.inc();
+    batch[i].done(std::move(answers[i]));
   }
 }
 

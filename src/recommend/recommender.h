@@ -1,10 +1,13 @@
 // Recommender: serves a recommender model (tools/train_scout.py's TorchScript: forward scores
-// every item for a batch of customers, recommend() takes the top k, ties in item id order)
+// every item for a batch of customers; its ids and each customer's seen items as attributes)
 // behind POST /recommend. Requests wait in a bounded queue (full: refused, counted) and one
-// worker thread, owned here, scores them in batches: up to recommend.max_batch, waiting at
-// most recommend.max_delay_us after the first; one call of the model's recommend() per batch
-// and exclude_seen value, at the largest k asked, each request taking its first k (the order
-// is total, so the top k is the first k of any longer list).
+// worker thread, owned here, scores them in batches: what is queued, up to
+// recommend.max_batch (batches form while the previous one runs), waiting up to
+// recommend.max_delay_us after the oldest when that is set. Per batch: one forward (one matrix
+// product), a request's seen items set to -inf when it asks exclude_seen, one torch::topk at
+// the largest k asked, and each request takes its first k, ties in item id order (the order is
+// total, so the top k is the first k of any longer list: the model's own recommend() gives the
+// same, tests/recommend).
 //
 // Threads: recommend() from any thread; `done` runs on the worker thread (or on the caller's,
 // when refused) and must not block. stop() (and the destructor) answer what is still queued
