@@ -175,17 +175,15 @@ void Recommender::run() {
 namespace {
 
 // The first `k` of `row` (n scores) by score, then item id: what a stable sort of the row,
-// best first, puts first. `top` holds torch::topk's k best (any order among equal scores);
-// only where a score equals the k-th and more items share it than fit, or two kept ones tie,
-// is the order decided again over the whole row.
-void top_k(const float* row, int64_t n, int64_t k, const float* top_values,
+// best first, puts first. `top_values` / `top_items` are torch::topk's `kk` best, sorted
+// (kk = k + 1 where the row has more than k items; any order among equal scores). Only where
+// the (k+1)-th score equals the k-th (a tie across the cut) or two kept ones tie is the order
+// decided again over the whole row.
+void top_k(const float* row, int64_t n, int64_t k, int64_t kk, const float* top_values,
            const int64_t* top_items, std::vector<int64_t>& out_items,
            std::vector<float>& out_scores) {
   out_items.assign(top_items, top_items + k);
-  const float kth = top_values[k - 1];
-  int64_t at_least = 0;
-  for (int64_t j = 0; j < n; ++j) at_least += row[j] >= kth ? 1 : 0;
-  bool ties = at_least > k;
+  bool ties = kk > k && top_values[k] == top_values[k - 1];
   for (int64_t j = 1; j < k && !ties; ++j) ties = top_values[j] == top_values[j - 1];
   if (ties) {
     std::vector<int64_t> order(static_cast<size_t>(n));
@@ -232,15 +230,16 @@ void Recommender::score(std::vector<Pending>& batch) {
       }
     }
     k = std::min(k, n);
-    const auto top = torch::topk(scores, k, /*dim=*/1, /*largest=*/true, /*sorted=*/true);
+    const int64_t kk = std::min(k + 1, n);  // one more: a tie across the cut shows
+    const auto top = torch::topk(scores, kk, /*dim=*/1, /*largest=*/true, /*sorted=*/true);
     const torch::Tensor values = std::get<0>(top).contiguous();
     const torch::Tensor indices = std::get<1>(top).contiguous();
     std::vector<int64_t> items;
     std::vector<float> best;
     for (size_t i = 0; i < batch.size(); ++i) {
       const auto r = static_cast<int64_t>(i);
-      top_k(data + r * n, n, k, values.data_ptr<float>() + r * k,
-            indices.data_ptr<int64_t>() + r * k, items, best);
+      top_k(data + r * n, n, k, kk, values.data_ptr<float>() + r * kk,
+            indices.data_ptr<int64_t>() + r * kk, items, best);
       Recommendation& out = answers[i];
       out.cold_start = rows[i] < 0;
       const size_t take = std::min<size_t>(static_cast<size_t>(batch[i].k), items.size());
