@@ -28,7 +28,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr size_t kMaxCustomerIdBytes = 256;
-constexpr int kMaxK = 100;
 constexpr int kDefaultK = 10;
 
 struct RecommendRequest {
@@ -53,15 +52,15 @@ std::optional<HttpError> parse_recommend(std::string_view body, RecommendRequest
   if (const json::value* k = root.if_contains("k")) {
     double n = 0;  // 0: not a number
     if (k->is_int64()) {
-      n = static_cast<double>(std::clamp<int64_t>(k->as_int64(), -1, kMaxK + 1));
+      n = static_cast<double>(std::clamp<int64_t>(k->as_int64(), -1, recommend::kMaxK + 1));
     } else if (k->is_uint64()) {
-      n = static_cast<double>(std::min<uint64_t>(k->as_uint64(), kMaxK + 1));
+      n = static_cast<double>(std::min<uint64_t>(k->as_uint64(), recommend::kMaxK + 1));
     } else if (k->is_double()) {
       n = k->as_double();
     }
-    if (!(n >= 1 && n <= kMaxK) || n != std::floor(n)) {
-      return HttpError{422, "k must be an integer within [1, " + std::to_string(kMaxK) + "], got " +
-                                json::serialize(*k)};
+    if (!(n >= 1 && n <= recommend::kMaxK) || n != std::floor(n)) {
+      return HttpError{422, "k must be an integer within [1, " + std::to_string(recommend::kMaxK) +
+                                "], got " + json::serialize(*k)};
     }
     out.k = static_cast<int>(n);
   }

@@ -17,12 +17,15 @@ struct Recommendation {
   bool cold_start = false;  // an unknown customer: the most popular items
 };
 
+// The largest k a request may ask.
+inline constexpr int kMaxK = 100;
+
 class RecommendService {
  public:
   using Done = std::function<void(Result<Recommendation>)>;
   virtual ~RecommendService() = default;
 
-  // Queues one request for the top `k` items of `customer_id` (k in 1..100, checked by the
+  // Queues one request for the top `k` items of `customer_id` (k in 1..kMaxK, checked by the
   // caller); with `exclude_seen`, none the customer visited in the model's training data.
   // False when it cannot be queued (full, or stopping): `done` is not called then. Otherwise
   // `done` is called exactly once, on the service's thread; it must not block.

@@ -1,13 +1,13 @@
-// Recommender: serves a recommender model (tools/train_scout.py's TorchScript: forward scores
-// every item for a batch of customers; its ids and each customer's seen items as attributes)
-// behind POST /recommend. Requests wait in a bounded queue (full: refused, counted) and one
-// worker thread, owned here, scores them in batches: what is queued, up to
-// recommend.max_batch (batches form while the previous one runs), waiting up to
-// recommend.max_delay_us after the oldest when that is set. Per batch: one forward (one matrix
-// product), a request's seen items set to -inf when it asks exclude_seen, one torch::topk at
-// the largest k asked, and each request takes its first k, ties in item id order (the order is
-// total, so the top k is the first k of any longer list: the model's own recommend() gives the
-// same, tests/recommend).
+// Recommender: serves a recommender model (tools/train_scout.py's TorchScript: its factors
+// `users` [customers, dim], `items_t` [dim, items], `bias` and `popularity` [items] as buffers,
+// its ids and each customer's seen items as attributes) behind POST /recommend. Requests wait
+// in a bounded queue (full: refused, counted) and one worker thread, owned here, scores them in
+// batches: what is queued, up to recommend.max_batch (batches form while the previous one
+// runs), waiting up to recommend.max_delay_us after the oldest when that is set. Per batch: one
+// matrix product in LibTorch (bias + users[rows] . items_t, an unknown customer's row replaced
+// by the popularity) into buffers kept between batches; then per request its seen items set to
+// -inf when it asks exclude_seen, and its top k selected in one pass, ties in item id order
+// (what the model's own recommend() gives, tests/recommend).
 //
 // Threads: recommend() from any thread; `done` runs on the worker thread (or on the caller's,
 // when refused) and must not block. stop() (and the destructor) answer what is still queued
