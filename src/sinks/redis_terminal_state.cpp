@@ -308,13 +308,24 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
   std::vector<uint64_t> per_pair;
   // Until applied: a refused partition's records before its watermark are dropped and the
   // rest sent again (each round drops at least one record, or ends).
+  // Each script takes at most records_per_write records (the first ones of each partition's
+  // range, partitions in order): one script runs whole before Redis serves anyone else, and a
+  // backlog after an outage (up to max_backlog records) in one script would hold Redis for
+  // seconds and outlast the command timeout.
+  std::vector<int32_t> partitions;
+  std::vector<size_t> takes;
   for (;;) {
-    std::vector<int32_t> partitions;
+    partitions.clear();
+    takes.clear();
     per_pair.assign(pairs_.size() + 1, 0);
+    size_t budget = std::max<size_t>(options_.records_per_write, 1);
     for (const auto& [partition, r] : ranges_) {
-      if (r.records.empty()) continue;
+      if (r.records.empty() || budget == 0) continue;
+      const size_t take = std::min(budget, r.records.size());
+      budget -= take;
       partitions.push_back(partition);
-      for (uint32_t k : r.records) ++per_pair[k];
+      takes.push_back(take);
+      for (size_t i = 0; i < take; ++i) ++per_pair[r.records[i]];
     }
     if (partitions.empty()) return true;
     args.clear();
@@ -326,9 +337,10 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
     args.push_back(options_.key_prefix + "tx:");
     args.push_back(options_.key_prefix + "gen");
     args.emplace_back("-");
-    for (int32_t p : partitions) {
-      args.push_back(std::to_string(ranges_[p].from));
-      args.push_back(std::to_string(ranges_[p].end()));
+    for (size_t i = 0; i < partitions.size(); ++i) {
+      const int64_t from = ranges_[partitions[i]].from;
+      args.push_back(std::to_string(from));
+      args.push_back(std::to_string(from + static_cast<int64_t>(takes[i])));
     }
     for (size_t k = 1; k < per_pair.size(); ++k) {
       if (per_pair[k] == 0) continue;
@@ -359,11 +371,12 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
                 partitions[i], before, r.from - 1, suppressed);
           }
         }
-        counted_.inc(r.records.size());
-        r.from = r.end();
-        r.records.clear();  // written
+        counted_.inc(takes[i]);  // written
+        r.records.erase(r.records.begin(),
+                        r.records.begin() + static_cast<std::ptrdiff_t>(takes[i]));
+        r.from += static_cast<int64_t>(takes[i]);
       }
-      return true;
+      continue;
     }
     for (size_t i = 0; i + 1 < list->elements; i += 2) {
       const auto k = static_cast<size_t>(list->element[i]->integer);

@@ -127,6 +127,36 @@ TEST_F(RedisTerminalStateTest, OneWriteOfSeveralPartitionsDropsOnlyWhatWasCounte
   EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
 }
 
+TEST_F(RedisTerminalStateTest, ABacklogGoesInScriptsOfAtMostRecordsPerWriteEachCountedOnce) {
+  {
+    RedisTerminalState first(options(), registry_);
+    first.count(0, 0, records({"M1", "M1", "M1"}));
+    first.flush();
+  }
+  // 17 records to write at once (the flush interval lets them queue), 4 a script at most: at
+  // least 5 scripts, and a partition's range split over scripts still counts each record once,
+  // with the records partition 0 had counted already (offsets 1 and 2) dropped.
+  auto o = options();
+  o.flush_interval = 300ms;
+  o.records_per_write = 4;
+  RedisTerminalState next(o, registry_);
+  auto commands = [&] {
+    return registry_.counter("vigil_features_terminal_redis_commands_total", "").value();
+  };
+  const uint64_t before = commands();
+  next.count(0, 1, records({"M1", "M1", "M2", "M2", "M2", "M1", "", "M3", "M1", "M2"}));
+  next.count(1, 0, records({"M3", "M3", "M1"}));
+  next.count(2, 0, records({"M2", "M1", "M3", "M3", "M3", "M2"}));
+  next.flush();
+  EXPECT_GE(commands() - before, 5u) << "17 records in scripts of 4 at most";
+  EXPECT_EQ(next.counted_until({0, 1, 2}).value(), (std::vector<int64_t>{11, 3, 6}));
+  EXPECT_EQ(day_figures(next, "M1").first, 3 + 2 + 1 + 1);
+  EXPECT_EQ(day_figures(next, "M2").first, 4 + 2);
+  EXPECT_EQ(day_figures(next, "M3").first, 1 + 2 + 3);
+  EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
+  EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "counted"), 3u + 17u);
+}
+
 TEST_F(RedisTerminalStateTest, ARefreshReadsAgainOnlyTheDaysWrittenSince) {
   RedisTerminalState state(options(), registry_);
   state.count(0, 0, records({"M1", "M2"}));
