@@ -556,6 +556,23 @@ printed:
 """
 
 
+def recommend_section(recommend: str, commands: Dict[str, str]) -> str:
+    # From the table on: the sanity lines before it repeat vigil's whole answer.
+    table = recommend[recommend.find("POST /recommend"):] if "POST /recommend" in recommend \
+        else recommend
+    return f"""## Recommendations ({cmd(commands, 'recommend')})
+
+Issue 24's `/recommend` target. `bench/http_bench.sh` with `ENDPOINT=recommend`: vigil
+(`--mode=serve`, the shipped config) answering one customer's top 10 of Scout's 10,000
+terminals per request, against nginx answering a fixed body as long as vigil's answer, the
+same wrk on the same 2 cores. The output as printed, from its table on:
+
+```
+{table.rstrip()}
+```
+"""
+
+
 def velocity_section(features: str, velocity: str, nolog: Optional[str], ready: Optional[str],
                      commands: Dict[str, str]) -> str:
     restart = "" if ready is None else f"""
@@ -676,6 +693,8 @@ commit named below.**
                              commands)
             if "features" in commands and "velocity" in commands else ""),
            (terminal_section(text("terminal.txt"), commands) if "terminal" in commands else ""),
+           (recommend_section(text("recommend.txt"), commands)
+            if "recommend" in commands else ""),
            gpu_section(machine)]
     with open(args.out, "w") as f:
         f.write(reflow("\n".join(part.rstrip("\n") + "\n" for part in doc)))

@@ -17,6 +17,7 @@
 #                      ready after assignment, 1M customers); then stream_bench --velocity
 #                      --terminal --deployed (fraud_terminal's customer and terminal features,
 #                      Redis on, against the same 15 features ready-made)
+#   5. http_bench.sh   ENDPOINT=recommend: POST /recommend against nginx
 # then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
 # captured outputs (docs/bench/results/). About 12 minutes on a 2-core machine; uses the
 # binaries already built in build/release (it builds nothing).
@@ -172,7 +173,7 @@ if [[ -n $QUICK ]]; then
   terminal_args=(--events 20000 --rates 10000 --seconds 1)
 else
   features_args=() velocity_args=(--events 300000) ready_args=(--customers 1000000)
-  terminal_args=(--events 300000 --rates 10000,50000)
+  terminal_args=(--events 300000 --rates '10000,50000')
 fi
 run_bench features build/release/bench/features_bench "${features_args[@]}" \
   --redis-url "redis://127.0.0.1:$REDIS_PORT"
@@ -187,6 +188,11 @@ run_bench velocity_ready build/release/bench/stream_bench --velocity --ready "${
 # state shared in Redis) against the same model on events carrying the 15 features; Redis on.
 run_bench terminal build/release/bench/stream_bench --velocity --terminal --deployed \
   "${terminal_args[@]}"
+
+# --- 5. recommendations ----------------------------------------------------------------------
+# Issue 24: POST /recommend (Scout, 10,000 terminals) against nginx answering the same bytes.
+run_bench recommend env "${http_env[@]}" ENDPOINT=recommend "SERVERS=vigil nginx-1w" \
+  bench/http_bench.sh
 
 # --- BENCHMARKS.md and the plots -------------------------------------------------------------
 printf 'total_seconds\t%d\n' $((SECONDS - START)) >>"$RESULTS/machine.tsv"
