@@ -246,7 +246,10 @@ Status Service::start_http() {
   if (!config_.recommend.model.empty()) {
     // Not required to score: a recommender that cannot load leaves /recommend answering 503
     // with the reason, and the rest serves.
-    auto r = recommend::Recommender::load(config_.model.repository, config_.recommend, registry_);
+    // Its folder is watched for new versions as the scoring model's is.
+    const recommend::Recommender::Watch watch{config_.model.reload_interval, config_.model.stable};
+    auto r =
+        recommend::Recommender::load(config_.model.repository, config_.recommend, registry_, watch);
     if (r) {
       recommender_ = std::move(r.value());
       deps.recommender = recommender_.get();

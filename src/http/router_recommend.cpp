@@ -90,11 +90,10 @@ void Router::recommend(Request& req, const Respond& respond) {
     return;
   }
   const std::string name = r->name();
-  const std::string version = r->version();
   std::string customer = parsed.customer_id;
   const bool queued = r->recommend(
       std::move(parsed.customer_id), parsed.k, parsed.exclude_seen,
-      [respond, customer, name, version](Result<recommend::Recommendation> res) {
+      [respond, customer, name](Result<recommend::Recommendation> res) {
         if (!res.ok()) {
           respond(error_response(res.status()));
           return;
@@ -107,7 +106,7 @@ void Router::recommend(Request& req, const Respond& respond) {
         }
         respond(json_response(200, json::object{{"customer_id", customer},
                                                 {"model_name", name},
-                                                {"model_version", version},
+                                                {"model_version", res->version},
                                                 {"cold_start", res->cold_start},
                                                 {"recommendations", std::move(items)}}));
       });

@@ -27,10 +27,12 @@ struct RecommendConfig {
   void fields(V& v) {
     v("model", model, "",
       "recommender model served by POST /recommend: a folder of model.repository holding "
-      "<version>/model.pt (the highest is loaded at start; tools/train_scout.py writes one). "
+      "<version>/model.pt (the highest is served; a higher one is picked up as "
+      "model.reload_interval_ms "
+      "and model.stable_ms say; tools/train_scout.py writes one). "
       "Empty: /recommend answers 404. A folder that is not there: /recommend answers 503 "
       "saying so, and scoring goes on");
-    v("max_batch", max_batch, "requests", "recommendation requests per forward pass at most");
+    v("max_batch", max_batch, "requests", "recommendation requests per batch (one matrix product) at most");
     v("max_delay_us", max_delay, "us",
       "a batch waits this long after its oldest request for more, at most; 0 = it takes what "
       "is queued at once (under load, batches form while the previous one runs)");

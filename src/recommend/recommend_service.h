@@ -15,6 +15,7 @@ struct Recommendation {
   std::vector<std::string> items;  // best first, ties in item id order
   std::vector<float> scores;
   bool cold_start = false;  // an unknown customer: the most popular items
+  std::string version;      // the model version that answered
 };
 
 // The largest k a request may ask.
@@ -31,7 +32,7 @@ class RecommendService {
   // `done` is called exactly once, on the service's thread; it must not block.
   virtual bool recommend(std::string customer_id, int k, bool exclude_seen, Done done) = 0;
   virtual const std::string& name() const = 0;
-  virtual const std::string& version() const = 0;
+  virtual std::string version() const = 0;  // the version served now
 };
 
 }  // namespace vigil::recommend

@@ -8,7 +8,9 @@
 #include <exception>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <stdexcept>
+#include <unordered_map>
 #include <utility>
 
 #include "common/log.h"
@@ -17,8 +19,10 @@
 
 namespace vigil::recommend {
 
-class Recommender::Impl {
- public:
+// One loaded version of the model: what a batch reads. Immutable once loaded; the worker
+// holds the one it scores a batch with, so a swap never changes a batch halfway.
+struct Recommender::Served {
+  std::string version;
   // The model's factors (buffers of its TorchScript module): a customer's scores are
   // bias + users[row] . items_t; an unknown customer's are the items' popularity.
   torch::Tensor users;       // [customers, dim] float32
@@ -28,10 +32,15 @@ class Recommender::Impl {
   // Each customer's training items (CSR), for exclude_seen.
   std::vector<int64_t> seen_offsets;
   std::vector<int32_t> seen_items;
-  // Kept from batch to batch (the worker's only): a batch of 64 over 10,000 items is 2.5 MB of
-  // scores, and allocating it afresh each time cost more in page faults than the product.
-  torch::Tensor gathered;  // [batch, dim]
-  torch::Tensor scores;    // [batch, items]
+  std::vector<std::string> item_ids;
+  std::unordered_map<std::string, int64_t> customer_rows;
+};
+
+// Kept from batch to batch (the worker's only): a batch of 64 over 10,000 items is 2.5 MB of
+// scores, and allocating it afresh each time cost more in page faults than the product.
+struct Recommender::Buffers {
+  torch::Tensor gathered = torch::empty({0}, torch::kFloat32);  // [batch, dim]
+  torch::Tensor scores = torch::empty({0}, torch::kFloat32);    // [batch, items]
 };
 
 namespace {
@@ -58,18 +67,12 @@ torch::Tensor factor(const torch::jit::script::Module& m, const char* name, int6
 
 }  // namespace
 
-Result<std::unique_ptr<Recommender>> Recommender::load(const std::string& repository,
-                                                       const RecommendConfig& config,
-                                                       metrics::Registry& registry) {
-  using R = Result<std::unique_ptr<Recommender>>;
-  const std::vector<int> versions = scoring::list_model_versions(repository, config.model);
-  const std::string folder = (std::filesystem::path(repository) / config.model).string();
-  if (versions.empty()) {
-    return R::Error(StatusCode::kNotFound, "no <version>/model.pt under " + folder);
-  }
-  const std::string version = std::to_string(versions.back());
-  const std::string path = folder + "/" + version + "/model.pt";
-  auto impl = std::make_unique<Impl>();
+Result<std::shared_ptr<const Recommender::Served>> Recommender::read_version(
+    const std::string& folder, int number) {
+  using R = Result<std::shared_ptr<const Served>>;
+  const std::string path = folder + "/" + std::to_string(number) + "/model.pt";
+  auto served = std::make_shared<Served>();
+  served->version = std::to_string(number);
   std::vector<std::string> customers, items;
   try {
     torch::jit::script::Module module = torch::jit::load(path, torch::kCPU);
@@ -77,56 +80,75 @@ Result<std::unique_ptr<Recommender>> Recommender::load(const std::string& reposi
     items = string_list(module, "terminal_ids");
     if (items.empty()) items = string_list(module, "item_ids");
     if (items.empty()) return R::Error(path + ": no terminal_ids (or item_ids) list");
-    impl->users = factor(module, "users", 2);
-    impl->items_t = factor(module, "items_t", 2);
-    impl->bias = factor(module, "bias", 1);
-    impl->popularity = factor(module, "popularity", 1);
+    served->users = factor(module, "users", 2);
+    served->items_t = factor(module, "items_t", 2);
+    served->bias = factor(module, "bias", 1);
+    served->popularity = factor(module, "popularity", 1);
     const int64_t n = static_cast<int64_t>(items.size());
-    if (impl->users.size(0) != static_cast<int64_t>(customers.size()) ||
-        impl->items_t.size(0) != impl->users.size(1) || impl->items_t.size(1) != n ||
-        impl->bias.size(0) != n || impl->popularity.size(0) != n) {
+    if (served->users.size(0) != static_cast<int64_t>(customers.size()) ||
+        served->items_t.size(0) != served->users.size(1) || served->items_t.size(1) != n ||
+        served->bias.size(0) != n || served->popularity.size(0) != n) {
       return R::Error(path + ": users, items_t, bias and popularity do not fit the ids");
     }
-    const auto most = static_cast<int64_t>(config.max_batch);
-    impl->gathered = torch::empty({most, impl->users.size(1)}, torch::kFloat32);
-    impl->scores = torch::empty({most, n}, torch::kFloat32);
     if (module.hasattr("seen_offsets") && module.hasattr("seen_terminals")) {
       const torch::Tensor off = module.attr("seen_offsets").toTensor().to(torch::kInt64);
       const torch::Tensor seen = module.attr("seen_terminals").toTensor().to(torch::kInt32);
-      impl->seen_offsets.assign(off.data_ptr<int64_t>(), off.data_ptr<int64_t>() + off.numel());
-      impl->seen_items.assign(seen.data_ptr<int32_t>(), seen.data_ptr<int32_t>() + seen.numel());
+      served->seen_offsets.assign(off.data_ptr<int64_t>(), off.data_ptr<int64_t>() + off.numel());
+      served->seen_items.assign(seen.data_ptr<int32_t>(), seen.data_ptr<int32_t>() + seen.numel());
     }
   } catch (const std::exception& e) {
     return R::Error(path + ": " + e.what());
   }
-  const auto& off = impl->seen_offsets;
+  const auto& off = served->seen_offsets;
   const bool seen_ok =
-      off.empty() || (off.size() == customers.size() + 1 && off.front() == 0 &&
-                      std::is_sorted(off.begin(), off.end()) &&
-                      off.back() == static_cast<int64_t>(impl->seen_items.size()) &&
-                      std::all_of(impl->seen_items.begin(), impl->seen_items.end(), [&](int32_t t) {
-                        return t >= 0 && static_cast<size_t>(t) < items.size();
-                      }));
+      off.empty() ||
+      (off.size() == customers.size() + 1 && off.front() == 0 &&
+       std::is_sorted(off.begin(), off.end()) &&
+       off.back() == static_cast<int64_t>(served->seen_items.size()) &&
+       std::all_of(served->seen_items.begin(), served->seen_items.end(),
+                   [&](int32_t t) { return t >= 0 && static_cast<size_t>(t) < items.size(); }));
   if (!seen_ok) return R::Error(path + ": seen_offsets / seen_terminals do not fit the ids");
-  std::unique_ptr<Recommender> r(new Recommender(std::move(impl), config, registry));
-  r->name_ = config.model;
-  r->version_ = version;
-  r->item_ids_ = std::move(items);
-  r->customer_rows_.reserve(customers.size());
+  served->item_ids = std::move(items);
+  served->customer_rows.reserve(customers.size());
   for (size_t i = 0; i < customers.size(); ++i) {
-    r->customer_rows_.emplace(std::move(customers[i]), static_cast<int64_t>(i));
+    served->customer_rows.emplace(std::move(customers[i]), static_cast<int64_t>(i));
   }
-  r->worker_ = std::thread([p = r.get()] { p->run(); });
+  return R(std::shared_ptr<const Served>(std::move(served)));
+}
+
+Result<std::unique_ptr<Recommender>> Recommender::load(const std::string& repository,
+                                                       const RecommendConfig& config,
+                                                       metrics::Registry& registry, Watch watch) {
+  using R = Result<std::unique_ptr<Recommender>>;
+  const std::string folder = (std::filesystem::path(repository) / config.model).string();
+  const std::vector<scoring::VersionFile> files =
+      scoring::scan_model_versions(repository, config.model);
+  if (files.empty()) {
+    return R::Error(StatusCode::kNotFound, "no <version>/model.pt under " + folder);
+  }
+  // The highest version: a broken one is an error here (at start, nothing else is served).
+  const scoring::VersionFile& file = files.back();
+  auto first = read_version(folder, file.version);
+  if (!first.ok()) return R::Error(first.error());
+  std::unique_ptr<Recommender> r(new Recommender(config, watch, folder, registry));
+  r->served_ = std::move(first.value());
+  r->versions_[file.version] = {file, std::chrono::steady_clock::now(), ""};
+  r->loaded_.inc();
+  r->version_gauge_.set(file.version);
   logger("recommend")
-      ->info("recommender {} version {} loaded: {} customers, {} items", r->name_, r->version_,
-             r->customer_rows_.size(), r->item_ids_.size());
+      ->info("recommender {} version {} loaded: {} customers, {} items", config.model,
+             r->served_->version, r->served_->customer_rows.size(), r->served_->item_ids.size());
+  r->worker_ = std::thread([p = r.get()] { p->run(); });
+  if (watch.interval.count() > 0) r->watcher_ = std::thread([p = r.get()] { p->watch(); });
   return R(std::move(r));
 }
 
-Recommender::Recommender(std::unique_ptr<Impl> impl, const RecommendConfig& config,
+Recommender::Recommender(const RecommendConfig& config, Watch watch, std::string folder,
                          metrics::Registry& registry)
-    : impl_(std::move(impl)),
-      config_(config),
+    : config_(config),
+      watch_(watch),
+      folder_(std::move(folder)),
+      buffers_(std::make_unique<Buffers>()),
       answered_(registry.counter("vigil_recommend_requests_total",
                                  "Recommendation requests, by outcome", {{"outcome", "ok"}})),
       cold_starts_(registry.counter("vigil_recommend_cold_starts_total",
@@ -139,7 +161,16 @@ Recommender::Recommender(std::unique_ptr<Impl> impl, const RecommendConfig& conf
       batches_(registry.counter("vigil_recommend_batches_total",
                                 "Forward passes of the recommender model")),
       depth_(registry.gauge("vigil_recommend_queue_depth",
-                            "Recommendation requests waiting for the worker")) {}
+                            "Recommendation requests waiting for the worker")),
+      loaded_(registry.counter("vigil_recommend_model_loads_total",
+                               "Versions of the recommender model loaded or refused, by outcome",
+                               {{"outcome", "loaded"}})),
+      load_refused_(
+          registry.counter("vigil_recommend_model_loads_total",
+                           "Versions of the recommender model loaded or refused, by outcome",
+                           {{"outcome", "refused"}})),
+      version_gauge_(registry.gauge("vigil_recommend_model_version",
+                                    "Version of the recommender model served")) {}
 
 Recommender::~Recommender() {
   stop();
@@ -160,6 +191,20 @@ bool Recommender::recommend(std::string customer_id, int k, bool exclude_seen, D
   return false;
 }
 
+std::string Recommender::version() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return served_->version;
+}
+
+size_t Recommender::items() const {
+  return served()->item_ids.size();
+}
+
+std::shared_ptr<const Recommender::Served> Recommender::served() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return served_;
+}
+
 void Recommender::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -167,7 +212,9 @@ void Recommender::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  watch_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (watcher_.joinable()) watcher_.join();
   std::deque<Pending> left;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -184,6 +231,7 @@ void Recommender::run() {
   name_this_thread("vigil-recommend");
   at::set_num_threads(1);  // one core's worth, beside the scoring workers
   std::vector<Pending> batch;
+  std::shared_ptr<const Served> model;
   for (;;) {
     batch.clear();
     {
@@ -199,8 +247,59 @@ void Recommender::run() {
         queue_.pop_front();
       }
       depth_.set(static_cast<double>(queue_.size()));
+      model = served_;  // the version this batch is scored with, whatever a swap does meanwhile
     }
-    score(batch);
+    score(*model, batch);
+  }
+}
+
+void Recommender::watch() {
+  name_this_thread("vigil-rec-watch");
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (watch_cv_.wait_for(lock, watch_.interval, [&] { return stopping_; })) return;
+    }
+    check_versions(std::chrono::steady_clock::now());
+  }
+}
+
+void Recommender::check_versions(std::chrono::steady_clock::time_point now) {
+  // A version new or changed since the last look starts its stable time again (and may be
+  // tried again if it was refused).
+  std::map<int, VersionEntry> seen;
+  for (const scoring::VersionFile& f :
+       scoring::scan_model_versions(folder_.parent_path().string(), config_.model)) {
+    auto it = versions_.find(f.version);
+    seen[f.version] = it != versions_.end() && it->second.file == f
+                          ? std::move(it->second)
+                          : VersionEntry{f, now, std::string()};
+  }
+  versions_ = std::move(seen);
+  const int current = std::stoi(served()->version);
+  // The highest version above the served one whose model.pt stayed the same for stable_ms
+  // and was not refused as it is.
+  for (auto it = versions_.rbegin(); it != versions_.rend() && it->first > current; ++it) {
+    VersionEntry& e = it->second;
+    if (!e.refused.empty() || now - e.stable_since < watch_.stable) continue;
+    auto next = read_version(folder_.string(), it->first);
+    if (!next.ok()) {
+      e.refused = next.error();
+      load_refused_.inc();
+      logger("recommend")
+          ->warn("recommender {} version {} refused, still serving {}: {}", config_.model,
+                 it->first, current, e.refused);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      served_ = std::move(next.value());
+    }
+    loaded_.inc();
+    version_gauge_.set(it->first);
+    logger("recommend")
+        ->info("recommender {} version {} loaded (was {})", config_.model, it->first, current);
+    return;
   }
 }
 
@@ -246,33 +345,34 @@ void top_k(const float* row, int64_t n, int64_t k, std::vector<Scored>& best) {
 
 }  // namespace
 
-void Recommender::score(std::vector<Pending>& batch) {
+void Recommender::score(const Served& m, std::vector<Pending>& batch) {
   c10::InferenceMode guard;
   const auto b = static_cast<int64_t>(batch.size());
   std::vector<int64_t> rows(batch.size(), -1);
   std::vector<int64_t> gather(batch.size(), 0);  // an unknown customer's row is replaced
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto it = customer_rows_.find(batch[i].customer_id);
-    if (it != customer_rows_.end()) gather[i] = rows[i] = it->second;
+    auto it = m.customer_rows.find(batch[i].customer_id);
+    if (it != m.customer_rows.end()) gather[i] = rows[i] = it->second;
   }
   std::vector<Recommendation> answers(batch.size());
   std::string failure;
-  Impl& m = *impl_;
+  Buffers& buf = *buffers_;
   try {
     // One matrix product for the whole batch, a row of scores per request, into the buffers
     // kept from the last batch (resize_ keeps their storage when it is large enough).
     const int64_t n = m.items_t.size(1);
-    m.gathered.resize_({b, m.users.size(1)});
-    m.scores.resize_({b, n});
-    at::index_select_out(m.gathered, m.users, 0,
+    buf.gathered.resize_({b, m.users.size(1)});
+    buf.scores.resize_({b, n});
+    at::index_select_out(buf.gathered, m.users, 0,
                          torch::from_blob(gather.data(), {b}, torch::kInt64));
-    at::addmm_out(m.scores, m.bias, m.gathered, m.items_t);
-    float* data = m.scores.data_ptr<float>();
+    at::addmm_out(buf.scores, m.bias, buf.gathered, m.items_t);
+    float* data = buf.scores.data_ptr<float>();
     const float* popularity = m.popularity.data_ptr<float>();
     std::vector<Scored> best;
     for (size_t i = 0; i < batch.size(); ++i) {
       float* row = data + static_cast<int64_t>(i) * n;
       Recommendation& out = answers[i];
+      out.version = m.version;
       out.cold_start = rows[i] < 0;
       if (out.cold_start) {
         std::copy(popularity, popularity + n, row);
@@ -284,7 +384,7 @@ void Recommender::score(std::vector<Pending>& batch) {
       }
       top_k(row, n, std::min<int64_t>(batch[i].k, n), best);
       for (const Scored& item : best) {
-        out.items.push_back(item_ids_[static_cast<size_t>(item.second)]);
+        out.items.push_back(m.item_ids[static_cast<size_t>(item.second)]);
         out.scores.push_back(item.first);
       }
     }
@@ -294,7 +394,8 @@ void Recommender::score(std::vector<Pending>& batch) {
   batches_.inc();
   if (!failure.empty()) {
     static RateLimitedLog log{"recommend", std::chrono::milliseconds(5000)};
-    log.error("recommender {} failed on a batch of {}: {}", name_, batch.size(), failure);
+    log.error("recommender {} version {} failed on a batch of {}: {}", config_.model, m.version,
+              batch.size(), failure);
     for (Pending& p : batch) {
       failed_.inc();
       p.done(Result<Recommendation>::Error(StatusCode::kInternal,

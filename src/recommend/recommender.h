@@ -9,50 +9,69 @@
 // -inf when it asks exclude_seen, and its top k selected in one pass, ties in item id order
 // (what the model's own recommend() gives, tests/recommend).
 //
+// Versions. load() serves the highest <version>/model.pt of the model's folder. With a watch
+// interval, a thread owned here reads the folder that often and loads a higher version once its
+// model.pt has stayed the same (size and modification time) for `stable`, as the scoring
+// model's watcher does (model.reload_interval_ms, model.stable_ms); the next batch is scored
+// with it (a batch is scored whole by one version, and each answer names its version). A
+// version that does not load is refused (logged, counted) and the served one stays; it is
+// tried again only once its model.pt changes. Only the recommender is touched: the scoring
+// model and its batcher go on as they were.
+//
 // Threads: recommend() from any thread; `done` runs on the worker thread (or on the caller's,
 // when refused) and must not block. stop() (and the destructor) answer what is still queued
-// with an error and join the worker.
+// with an error and join the worker and the watcher.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "common/metrics.h"
 #include "common/status.h"
 #include "recommend/recommend_config.h"
 #include "recommend/recommend_service.h"
+#include "scoring/model_repository.h"
 
 namespace vigil::recommend {
 
+// How the recommender's folder is watched for new versions; interval 0: never (loaded once).
+struct RecommenderWatch {
+  std::chrono::milliseconds interval{0};
+  std::chrono::milliseconds stable{2000};
+};
+
 class Recommender final : public RecommendService {
  public:
+  using Watch = RecommenderWatch;
+
   // Loads the highest version of `config.model` under `repository`; an error names the path.
   static Result<std::unique_ptr<Recommender>> load(const std::string& repository,
                                                    const RecommendConfig& config,
-                                                   metrics::Registry& registry);
+                                                   metrics::Registry& registry, Watch watch = {});
   ~Recommender() override;
   Recommender(const Recommender&) = delete;
   Recommender& operator=(const Recommender&) = delete;
 
   // RecommendService's; false also when the queue holds recommend.queue_capacity requests.
   bool recommend(std::string customer_id, int k, bool exclude_seen, Done done) override;
-  // Answers what is still queued with 503's error (shutting down) and joins the worker.
+  // Answers what is still queued with 503's error (shutting down) and joins the threads.
   void stop();
 
-  const std::string& name() const override { return name_; }
-  const std::string& version() const override { return version_; }
-  size_t items() const { return item_ids_.size(); }
+  const std::string& name() const override { return config_.model; }
+  std::string version() const override;  // the version served now
+  size_t items() const;                  // of the version served now
 
-  class Impl;  // the LibTorch side (recommender.cpp)
+  struct Served;   // one loaded version (recommender.cpp)
+  struct Buffers;  // the worker's, kept from batch to batch (recommender.cpp)
 
  private:
   struct Pending {
@@ -62,29 +81,44 @@ class Recommender final : public RecommendService {
     Done done;
     std::chrono::steady_clock::time_point at;  // queued
   };
-  Recommender(std::unique_ptr<Impl> impl, const RecommendConfig& config,
+  // A version folder as the watcher last saw it.
+  struct VersionEntry {
+    scoring::VersionFile file;
+    std::chrono::steady_clock::time_point stable_since;  // unchanged since
+    std::string refused;  // why it did not load; cleared when its model.pt changes
+  };
+  Recommender(const RecommendConfig& config, Watch watch, std::string folder,
               metrics::Registry& registry);
+  static Result<std::shared_ptr<const Served>> read_version(const std::string& folder, int number);
+  std::shared_ptr<const Served> served() const;
   void run();
-  void score(std::vector<Pending>& batch);
+  void watch();
+  void check_versions(std::chrono::steady_clock::time_point now);
+  void score(const Served& model, std::vector<Pending>& batch);
 
-  std::unique_ptr<Impl> impl_;
   const RecommendConfig config_;
-  std::string name_;
-  std::string version_;
-  std::vector<std::string> item_ids_;
-  std::unordered_map<std::string, int64_t> customer_rows_;
+  const Watch watch_;
+  const std::filesystem::path folder_;    // <repository>/<model>
+  std::unique_ptr<Buffers> buffers_;      // the worker's
+  std::map<int, VersionEntry> versions_;  // the watcher's (load() fills it first)
   metrics::Counter& answered_;
   metrics::Counter& cold_starts_;
   metrics::Counter& refused_;
   metrics::Counter& failed_;
   metrics::Counter& batches_;
   metrics::Gauge& depth_;
+  metrics::Counter& loaded_;
+  metrics::Counter& load_refused_;
+  metrics::Gauge& version_gauge_;
 
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Pending> queue_;  // guarded by mutex_
-  bool stopping_ = false;      // guarded by mutex_
-  std::thread worker_;         // last: started once the rest is built
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;            // the worker's
+  std::condition_variable watch_cv_;      // the watcher's
+  std::deque<Pending> queue_;             // guarded by mutex_
+  bool stopping_ = false;                 // guarded by mutex_
+  std::shared_ptr<const Served> served_;  // guarded by mutex_
+  std::thread worker_;                    // last: started once the rest is built
+  std::thread watcher_;
 };
 
 }  // namespace vigil::recommend

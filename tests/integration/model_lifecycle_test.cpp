@@ -315,6 +315,76 @@ TEST_F(ModelLifecycleTest, ReasonCodesOnTheStreamAndOnPredictEqualThePyTorchAttr
   service->stop();
 }
 
+TEST_F(ModelLifecycleTest, WithTheRecommenderBesideItAReloadOfEitherModelLeavesTheOtherAsItWas) {
+  // Two models in one repository, both watched: fraud_mlp behind /predict, scout behind
+  // /recommend. A new version of each is picked up in turn; the other answers as before.
+  fs::create_directories(repo_ / "scout" / "1");
+  fs::copy_file(kSource + "/models/scout/1/model.pt", repo_ / "scout" / "1" / "model.pt");
+  config::AppConfig c = config();
+  c.kafka.enabled = false;
+  c.recommend.model = "scout";
+  testing::enable_test_http(c);
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+  const std::string predict_body = json::serialize(json::object{
+      {"instances", json::array{json::value_from(ref_.rows[0]), json::value_from(ref_.rows[1])}}});
+  auto predict = [&] {
+    auto res = http.request(bhttp::verb::post, "/predict", predict_body);
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    return json::parse(res.body()).as_object();
+  };
+  auto recommend = [&] {
+    auto res = http.request(bhttp::verb::post, "/recommend",
+                            R"({"customer_id":"C000123","k":10,"exclude_seen":true})");
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    return json::parse(res.body()).as_object();
+  };
+  const json::object scores = predict();
+  const json::object recommended = recommend();
+  ASSERT_EQ(scores.at("model_version").as_string(), "1") << scores;
+  ASSERT_EQ(recommended.at("model_version").as_string(), "1") << recommended;
+  ASSERT_EQ(recommended.at("recommendations").as_array().size(), 10u) << recommended;
+
+  // Scout version 2 (the same factors: the same answers, under the new version), renamed into
+  // place; then a broken version 3, refused while 2 stays.
+  const fs::path staging = repo_ / ".staging-scout";
+  fs::create_directories(staging);
+  fs::copy_file(kSource + "/models/scout/1/model.pt", staging / "model.pt");
+  fs::rename(staging, repo_ / "scout" / "2");
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return recommend().at("model_version").as_string() == "2"; }, milliseconds(30000)))
+      << "scout version 2 was never served";
+  json::object now = recommend();
+  EXPECT_EQ(now.at("recommendations"), recommended.at("recommendations"));
+  json::object other = predict();
+  EXPECT_EQ(other.at("model_version").as_string(), "1") << "fraud_mlp moved with scout";
+  EXPECT_EQ(other.at("predictions"), scores.at("predictions"));
+  EXPECT_EQ(service->batcher().model_info()->version, "1");
+
+  fs::create_directories(repo_ / "scout" / "3");
+  std::ofstream(repo_ / "scout" / "3" / "model.pt") << "not a TorchScript archive";
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        return service->registry()
+                   .counter("vigil_recommend_model_loads_total", "", {{"outcome", "refused"}})
+                   .value() >= 1;
+      },
+      milliseconds(30000)))
+      << "the broken version 3 was never tried";
+  EXPECT_EQ(recommend().at("model_version").as_string(), "2");
+
+  // fraud_mlp version 2: /predict moves to it, /recommend stays on scout 2 and answers as before.
+  add_version_2();
+  ASSERT_TRUE(testing::wait_until([&] { return predict().at("model_version").as_string() == "2"; },
+                                  milliseconds(30000)))
+      << "fraud_mlp version 2 was never served";
+  now = recommend();
+  EXPECT_EQ(now.at("model_version").as_string(), "2");
+  EXPECT_EQ(now.at("recommendations"), recommended.at("recommendations"));
+  service->stop();
+}
+
 TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtocolShapes) {
   config::AppConfig c = config();
   c.model.reload_interval = milliseconds(0);  // only the API changes what is served
