@@ -66,7 +66,7 @@ constexpr const char* kDocument = R"json({
     },
     "/v2/models/{model}": {
       "get": {
-        "tags": ["kserve-v2"], "summary": "Model metadata",
+        "tags": ["kserve-v2"], "summary": "Model metadata (the scoring model, or the recommender: recommend.model)",
         "parameters": [{"$ref": "#/components/parameters/Model"}],
         "responses": {
           "200": {"description": "Model metadata", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelMetadata"}}}},
@@ -77,7 +77,7 @@ constexpr const char* kDocument = R"json({
     },
     "/v2/models/{model}/ready": {
       "get": {
-        "tags": ["kserve-v2"], "summary": "Model readiness",
+        "tags": ["kserve-v2"], "summary": "Model readiness (the scoring model, or the recommender)",
         "parameters": [{"$ref": "#/components/parameters/Model"}],
         "responses": {
           "200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelReady"}}}},

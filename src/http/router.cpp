@@ -22,6 +22,7 @@
 #include "http/prometheus_text.h"
 #include "http/responses.h"
 #include "http/scoring_call.h"
+#include "recommend/recommend_service.h"
 #include "scoring/model_manager.h"
 #include "sinks/score_lookup.h"
 #include "sinks/score_record.h"
@@ -237,6 +238,7 @@ void Router::score_lookup(const RouteMatch& route, Request& req, const Respond& 
 }
 
 void Router::model_ready(const RouteMatch& route, const Respond& respond) {
+  if (recommender_model(route, /*ready=*/true, respond)) return;
   auto info = model_for(route, respond);
   if (!info) return;
   const bool ready = !shutting_down();
@@ -253,6 +255,7 @@ void Router::model_info(const Respond& respond) {
 }
 
 void Router::model_metadata(const RouteMatch& route, const Respond& respond) {
+  if (recommender_model(route, /*ready=*/false, respond)) return;
   auto info = model_for(route, respond);
   if (!info) return;
   json::array inputs{json::object{
@@ -347,6 +350,11 @@ std::shared_ptr<const scoring::ModelInfo> Router::model_for(const RouteMatch& ro
     return nullptr;
   }
   if (route.model != info->name) {
+    if (deps_.recommender != nullptr && route.model == deps_.recommender->name()) {
+      respond(error_response(
+          404, "model '" + route.model + "' is the recommender: ask it with POST /recommend"));
+      return nullptr;
+    }
     respond(error_response(
         404, "model '" + route.model + "' not found; this server serves '" + info->name + "'"));
     return nullptr;

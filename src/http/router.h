@@ -121,6 +121,9 @@ class Router {
   void score_lookup(const RouteMatch& route, Request& req, const Respond& respond);
   // POST /recommend (router_recommend.cpp).
   void recommend(Request& req, const Respond& respond);
+  // /v2/models/{m}[/versions/{v}] and .../ready when {m} is the recommender's model: answers
+  // (its metadata, or whether it is ready) and returns true; false for any other model.
+  bool recommender_model(const RouteMatch& route, bool ready, const Respond& respond);
   // The current model when `route` names it (and its version, when given); otherwise answers
   // 404 (or 503 without a model) and returns null.
   std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,

@@ -115,4 +115,35 @@ void Router::recommend(Request& req, const Respond& respond) {
   }
 }
 
+bool Router::recommender_model(const RouteMatch& route, bool ready, const Respond& respond) {
+  recommend::RecommendService* r = deps_.recommender;
+  if (r == nullptr || route.model != r->name()) return false;
+  const std::string version = r->version();
+  if (!route.version.empty() && route.version != version) {
+    respond(error_response(404, "model '" + r->name() + "' has no version '" + route.version +
+                                    "'; the version served is '" + version + "'"));
+    return true;
+  }
+  if (ready) {
+    const bool up = !shutting_down();
+    respond(json_response(up ? 200 : 503, json::object{{"name", r->name()}, {"ready", up}}));
+    return true;
+  }
+  // What POST /recommend takes and answers, in the protocol's terms.
+  auto tensor = [](const char* name, const char* type, int64_t size) {
+    return json::object{{"name", name}, {"datatype", type}, {"shape", json::array{size}}};
+  };
+  respond(json_response(
+      200, json::object{
+               {"name", r->name()},
+               {"version", version},
+               {"versions", json::array{json::value(version)}},
+               {"platform", "pytorch_torchscript"},
+               {"inputs", json::array{tensor("customer_id", "BYTES", 1), tensor("k", "INT32", 1),
+                                      tensor("exclude_seen", "BOOL", 1)}},
+               {"outputs",
+                json::array{tensor("terminal_id", "BYTES", -1), tensor("score", "FP32", -1)}}}));
+  return true;
+}
+
 }  // namespace vigil::http

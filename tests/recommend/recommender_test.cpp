@@ -228,5 +228,35 @@ TEST_F(RecommendHttp, BadInputIsAnsweredWithTheFieldItNames) {
   EXPECT_EQ(client.request(boost::beast::http::verb::get, "/recommend").result_int(), 405u);
 }
 
+TEST_F(RecommendHttp, TheOpenInferenceProtocolDescribesTheRecommenderBesideTheScoringModel) {
+  testing::HttpClient client(server_->port());
+  auto get = [&](const std::string& target) {
+    return client.request(boost::beast::http::verb::get, target);
+  };
+  auto res = get("/v2/models/scout");
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  const json::object meta = json::parse(res.body()).as_object();
+  EXPECT_EQ(meta.at("name").as_string(), "scout");
+  EXPECT_EQ(meta.at("version").as_string(), "1");
+  EXPECT_EQ(meta.at("inputs").as_array().at(0).at("name").as_string(), "customer_id");
+  EXPECT_EQ(meta.at("outputs").as_array().at(0).at("name").as_string(), "terminal_id");
+  EXPECT_EQ(get("/v2/models/scout/versions/1").result_int(), 200u);
+  res = get("/v2/models/scout/ready");
+  EXPECT_EQ(res.result_int(), 200u) << res.body();
+  EXPECT_TRUE(json::parse(res.body()).at("ready").as_bool()) << res.body();
+  res = get("/v2/models/scout/versions/7/ready");
+  EXPECT_EQ(res.result_int(), 404u) << res.body();
+  EXPECT_NE(res.body().find("the version served is '1'"), std::string::npos) << res.body();
+  // Inference goes through /recommend; the v2 infer route says so.
+  res = client.request(boost::beast::http::verb::post, "/v2/models/scout/infer", "{}");
+  EXPECT_EQ(res.result_int(), 404u) << res.body();
+  EXPECT_NE(res.body().find("POST /recommend"), std::string::npos) << res.body();
+  // The scoring model is still described as before.
+  const std::string scoring_model = stack_.batcher.model_info()->name;
+  res = get("/v2/models/" + scoring_model);
+  EXPECT_EQ(res.result_int(), 200u) << res.body();
+  EXPECT_EQ(json::parse(res.body()).at("name").as_string(), scoring_model);
+}
+
 }  // namespace
 }  // namespace vigil::recommend
