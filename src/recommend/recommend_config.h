@@ -32,7 +32,8 @@ struct RecommendConfig {
       "and model.stable_ms say; tools/train_scout.py writes one). "
       "Empty: /recommend answers 404. A folder that is not there: /recommend answers 503 "
       "saying so, and scoring goes on");
-    v("max_batch", max_batch, "requests", "recommendation requests per batch (one matrix product) at most");
+    v("max_batch", max_batch, "requests",
+      "recommendation requests per batch (one matrix product) at most");
     v("max_delay_us", max_delay, "us",
       "a batch waits this long after its oldest request for more, at most; 0 = it takes what "
       "is queued at once (under load, batches form while the previous one runs)");

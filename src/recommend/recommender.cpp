@@ -130,7 +130,7 @@ Result<std::unique_ptr<Recommender>> Recommender::load(const std::string& reposi
   const scoring::VersionFile& file = files.back();
   auto first = read_version(folder, file.version);
   if (!first.ok()) return R::Error(first.error());
-  std::unique_ptr<Recommender> r(new Recommender(config, watch, folder, registry));
+  std::unique_ptr<Recommender> r(new Recommender(config, watch, repository, folder, registry));
   r->served_ = std::move(first.value());
   r->versions_[file.version] = {file, std::chrono::steady_clock::now(), ""};
   r->loaded_.inc();
@@ -143,10 +143,11 @@ Result<std::unique_ptr<Recommender>> Recommender::load(const std::string& reposi
   return R(std::move(r));
 }
 
-Recommender::Recommender(const RecommendConfig& config, Watch watch, std::string folder,
-                         metrics::Registry& registry)
+Recommender::Recommender(const RecommendConfig& config, Watch watch, std::string repository,
+                         std::string folder, metrics::Registry& registry)
     : config_(config),
       watch_(watch),
+      repository_(std::move(repository)),
       folder_(std::move(folder)),
       buffers_(std::make_unique<Buffers>()),
       answered_(registry.counter("vigil_recommend_requests_total",
@@ -250,6 +251,7 @@ void Recommender::run() {
       model = served_;  // the version this batch is scored with, whatever a swap does meanwhile
     }
     score(*model, batch);
+    model.reset();  // a version swapped out meanwhile is freed now, not at the next batch
   }
 }
 
@@ -260,7 +262,12 @@ void Recommender::watch() {
       std::unique_lock<std::mutex> lock(mutex_);
       if (watch_cv_.wait_for(lock, watch_.interval, [&] { return stopping_; })) return;
     }
-    check_versions(std::chrono::steady_clock::now());
+    try {
+      check_versions(std::chrono::steady_clock::now());
+    } catch (const std::exception& e) {  // a folder that cannot be read: try again next time
+      static RateLimitedLog log{"recommend", std::chrono::milliseconds(60000)};
+      log.warn("recommender {}: cannot read {}: {}", config_.model, folder_.string(), e.what());
+    }
   }
 }
 
@@ -268,8 +275,7 @@ void Recommender::check_versions(std::chrono::steady_clock::time_point now) {
   // A version new or changed since the last look starts its stable time again (and may be
   // tried again if it was refused).
   std::map<int, VersionEntry> seen;
-  for (const scoring::VersionFile& f :
-       scoring::scan_model_versions(folder_.parent_path().string(), config_.model)) {
+  for (const scoring::VersionFile& f : scoring::scan_model_versions(repository_, config_.model)) {
     auto it = versions_.find(f.version);
     seen[f.version] = it != versions_.end() && it->second.file == f
                           ? std::move(it->second)
@@ -277,11 +283,12 @@ void Recommender::check_versions(std::chrono::steady_clock::time_point now) {
   }
   versions_ = std::move(seen);
   const int current = std::stoi(served()->version);
-  // The highest version above the served one whose model.pt stayed the same for stable_ms
-  // and was not refused as it is.
+  // The highest version above the served one not refused as it is, once its model.pt has
+  // stayed the same for stable_ms (a lower one is not served meanwhile).
   for (auto it = versions_.rbegin(); it != versions_.rend() && it->first > current; ++it) {
     VersionEntry& e = it->second;
-    if (!e.refused.empty() || now - e.stable_since < watch_.stable) continue;
+    if (!e.refused.empty()) continue;
+    if (now - e.stable_since < watch_.stable) return;
     auto next = read_version(folder_.string(), it->first);
     if (!next.ok()) {
       e.refused = next.error();
@@ -363,8 +370,12 @@ void Recommender::score(const Served& m, std::vector<Pending>& batch) {
     const int64_t n = m.items_t.size(1);
     buf.gathered.resize_({b, m.users.size(1)});
     buf.scores.resize_({b, n});
-    at::index_select_out(buf.gathered, m.users, 0,
-                         torch::from_blob(gather.data(), {b}, torch::kInt64));
+    if (m.users.size(0) > 0) {
+      at::index_select_out(buf.gathered, m.users, 0,
+                           torch::from_blob(gather.data(), {b}, torch::kInt64));
+    } else {
+      buf.gathered.zero_();  // no customers: every request is a cold start
+    }
     at::addmm_out(buf.scores, m.bias, buf.gathered, m.items_t);
     float* data = buf.scores.data_ptr<float>();
     const float* popularity = m.popularity.data_ptr<float>();

@@ -12,7 +12,8 @@
 // Versions. load() serves the highest <version>/model.pt of the model's folder. With a watch
 // interval, a thread owned here reads the folder that often and loads a higher version once its
 // model.pt has stayed the same (size and modification time) for `stable`, as the scoring
-// model's watcher does (model.reload_interval_ms, model.stable_ms); the next batch is scored
+// model's watcher does (model.reload_interval_ms, model.stable_ms; while the highest new one
+// is not stable yet, no lower one is loaded meanwhile); the next batch is scored
 // with it (a batch is scored whole by one version, and each answer names its version). A
 // version that does not load is refused (logged, counted) and the served one stays; it is
 // tried again only once its model.pt changes. Only the recommender is touched: the scoring
@@ -87,8 +88,8 @@ class Recommender final : public RecommendService {
     std::chrono::steady_clock::time_point stable_since;  // unchanged since
     std::string refused;  // why it did not load; cleared when its model.pt changes
   };
-  Recommender(const RecommendConfig& config, Watch watch, std::string folder,
-              metrics::Registry& registry);
+  Recommender(const RecommendConfig& config, Watch watch, std::string repository,
+              std::string folder, metrics::Registry& registry);
   static Result<std::shared_ptr<const Served>> read_version(const std::string& folder, int number);
   std::shared_ptr<const Served> served() const;
   void run();
@@ -98,6 +99,7 @@ class Recommender final : public RecommendService {
 
   const RecommendConfig config_;
   const Watch watch_;
+  const std::string repository_;
   const std::filesystem::path folder_;    // <repository>/<model>
   std::unique_ptr<Buffers> buffers_;      // the worker's
   std::map<int, VersionEntry> versions_;  // the watcher's (load() fills it first)
