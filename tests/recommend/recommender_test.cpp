@@ -7,12 +7,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/metrics.h"
@@ -141,6 +146,75 @@ TEST(Recommender, AMissingModelIsAnErrorNamingItsFolder) {
   auto r = Recommender::load(std::string(VIGIL_SOURCE_DIR) + "/models", c, registry);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("no_such_recommender"), std::string::npos) << r.error();
+}
+
+TEST(Recommender, AVersionSwappedInUnderLoadLeavesNoRequestUnansweredAndEachNamesItsVersion) {
+  // A repository of its own: version 1, then version 2 renamed into place while requests
+  // keep coming from another thread. Every request is answered, by version 1 or 2 (the same
+  // factors: the same answer), and once 2 is served nothing is answered by 1.
+  const std::filesystem::path repo =
+      std::filesystem::temp_directory_path() / ("vigil-rec-swap-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(repo);
+  std::filesystem::create_directories(repo / "scout" / "1");
+  const std::string shipped = std::string(VIGIL_SOURCE_DIR) + "/models/scout/1/model.pt";
+  std::filesystem::copy_file(shipped, repo / "scout" / "1" / "model.pt");
+  const Case c = reference_cases().at(1);
+  metrics::Registry registry;
+  auto r = Recommender::load(repo.string(), config(), registry,
+                             RecommenderWatch{milliseconds(10), milliseconds(50)});
+  ASSERT_TRUE(r.ok()) << r.error();
+  Recommender& rec = *r.value();
+  std::mutex mu;
+  std::vector<std::string> versions;  // in the order answered
+  std::atomic<int> pending{0};
+  std::atomic<bool> sending{true};
+  std::thread sender([&] {
+    while (sending.load()) {
+      pending.fetch_add(1);
+      const bool queued =
+          rec.recommend(c.customer_id, c.k, c.exclude_seen, [&](Result<Recommendation> res) {
+            {
+              std::lock_guard<std::mutex> lock(mu);
+              EXPECT_TRUE(res.ok()) << res.error();
+              if (res.ok()) {
+                std::vector<double> scores(res->scores.begin(), res->scores.end());
+                expect_case(c, res->items, scores, res->cold_start);
+                versions.push_back(res->version);
+              }
+            }
+            pending.fetch_sub(1);
+          });
+      if (!queued) pending.fetch_sub(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(100));
+  const std::filesystem::path staging = repo / ".staging";
+  std::filesystem::create_directories(staging);
+  std::filesystem::copy_file(shipped, staging / "model.pt");
+  std::filesystem::rename(staging, repo / "scout" / "2");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (rec.version() != "2" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+  sending = false;
+  sender.join();
+  while (pending.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  rec.stop();
+  std::filesystem::remove_all(repo);
+  ASSERT_EQ(rec.version(), "2") << "version 2 was never served";
+  EXPECT_EQ(pending.load(), 0);
+  std::lock_guard<std::mutex> lock(mu);
+  const auto first_2 = std::find(versions.begin(), versions.end(), "2");
+  ASSERT_NE(first_2, versions.end());
+  EXPECT_GT(first_2 - versions.begin(), 0) << "nothing answered by version 1";
+  EXPECT_EQ(std::count(first_2, versions.end(), "1"), 0) << "version 1 answered after 2";
+  EXPECT_EQ(
+      registry.counter("vigil_recommend_model_loads_total", "", {{"outcome", "loaded"}}).value(),
+      2u);
 }
 
 // POST /recommend over a real socket, the real recommender behind it.
