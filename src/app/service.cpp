@@ -32,10 +32,12 @@ Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config
 // Start-up order: the model (nothing else is worth starting without it), the queue, the sinks
 // and the delivery stage, the workers that feed them, the side-port, then the source.
 Status Service::start(Options options) {
-  auto model = load_model(options.model);
-  if (!model) return Status::Error(model.error());
-  schema_ = std::make_unique<codec::FeatureSchema>((*model)->info().input_names);
-  if (const std::string& path = (*model)->info().feature_spec_path; !path.empty()) {
+  auto models = load_models(options.model);
+  if (!models) return Status::Error(models.error());
+  // The stream scores with the default model (the first).
+  const scoring::ModelInfo& streamed = models->front()->info();
+  schema_ = std::make_unique<codec::FeatureSchema>(streamed.input_names);
+  if (const std::string& path = streamed.feature_spec_path; !path.empty()) {
     auto spec = features::load_feature_spec(path);
     if (!spec) return Status::Error(spec.error());
     feature_spec_ = std::move(spec.value());
@@ -59,7 +61,7 @@ Status Service::start(Options options) {
   }
   Status delivery = start_delivery();
   if (!delivery.ok()) return delivery;
-  start_scoring(std::move(model.value()));
+  start_scoring(std::move(models.value()));
   // The side-port comes up before the brokers are reached: /health answers, /ready explains
   // what start-up waits for, and /predict already scores.
   if (config_.http.enabled) {
@@ -78,22 +80,58 @@ Status Service::start(Options options) {
   return Status::Ok();
 }
 
-Result<std::shared_ptr<scoring::Model>> Service::load_model(std::shared_ptr<scoring::Model> given) {
-  using R = Result<std::shared_ptr<scoring::Model>>;
-  std::shared_ptr<scoring::Model> model = std::move(given);
-  if (!model) {
+Result<std::vector<std::shared_ptr<scoring::Model>>> Service::load_models(
+    std::shared_ptr<scoring::Model> given) {
+  using R = Result<std::vector<std::shared_ptr<scoring::Model>>>;
+  std::vector<std::shared_ptr<scoring::Model>> served;
+  if (given) {
+    served.push_back(std::move(given));
+  } else {
     scoring::set_torch_intra_op_threads(config_.model.intra_op_threads);
     const scoring::TorchModelOptions torch{config_.model.device, config_.model.intra_op_threads,
                                            64};
-    models_ = std::make_unique<scoring::ModelManager>(
-        config_.model, config_.scoring.max_batch_size,
-        [torch](const scoring::ModelInfo& info) { return scoring::load_torch_model(info, torch); },
-        registry_);
-    Status st = models_->load_initial();
-    if (!st.ok()) return R::Error(st.message());
-    model = models_->served();
+    std::vector<std::string> names{config_.model.name};
+    for (const std::string& n : config_.model.also_served()) {
+      if (n != "*") {
+        names.push_back(n);
+        continue;
+      }
+      for (const std::string& m : scoring::list_scoring_models(config_.model.repository)) {
+        if (m != config_.model.name && m != config_.recommend.model) names.push_back(m);
+      }
+    }
+    // Every model is loaded before any is refused: the error lists them all.
+    std::string errors;
+    for (const std::string& name : names) {
+      scoring::ModelConfig mc = config_.model;
+      mc.name = name;
+      if (name != config_.model.name) {  // version pins and shadows are model.name's
+        mc.version.clear();
+        mc.shadow_version.clear();
+      }
+      auto manager = std::make_unique<scoring::ModelManager>(
+          mc, config_.scoring.max_batch_size,
+          [torch](const scoring::ModelInfo& info) {
+            return scoring::load_torch_model(info, torch);
+          },
+          registry_);
+      Status st = manager->load_initial();
+      if (!st.ok()) {
+        errors += (errors.empty() ? "" : "\n") + st.message();
+        continue;
+      }
+      served.push_back(manager->served());
+      models_.push_back(std::move(manager));
+    }
+    if (!errors.empty()) return R::Error(errors);
+    if (served.size() > 1) {
+      std::string list;
+      for (const auto& m : served) list += (list.empty() ? "" : ", ") + m->info().name;
+      logger("vigil")->info("serving {} models: {} (the first is the default)", served.size(),
+                            list);
+    }
   }
-  const auto& mi = model->info();
+  const auto& mi = served.front()->info();
   auto log = logger("vigil");
   if (config_.explain.top_k > mi.width()) {
     log->warn("explain.top_k {} is more than the model's {} inputs: every input is listed",
@@ -102,7 +140,7 @@ Result<std::shared_ptr<scoring::Model>> Service::load_model(std::shared_ptr<scor
   if (config_.explain.top_k > 0 && mi.baseline.size() != mi.width()) {
     log->warn("explain.top_k is set but model.yaml has no baseline: scores carry no reasons");
   }
-  return model;
+  return served;
 }
 
 // The delivery stage is the one exit for scores, streamed or HTTP; without Kafka it has no
@@ -149,13 +187,13 @@ Status Service::start_delivery() {
   return Status::Ok();
 }
 
-void Service::start_scoring(std::shared_ptr<scoring::Model> model) {
+void Service::start_scoring(std::vector<std::shared_ptr<scoring::Model>> models) {
   batcher_ = std::make_unique<scoring::Batcher>(config_.scoring.batcher(config_.explain), *queue_,
-                                                std::move(model), SteadyClock::instance(),
+                                                std::move(models), SteadyClock::instance(),
                                                 registry_, delivery_.get(), delivery_.get());
-  if (models_) {
-    batcher_->set_shadow(models_->shadow());
-    models_->start(batcher_.get());
+  for (size_t i = 0; i < models_.size(); ++i) {
+    batcher_->set_shadow(models_[i]->shadow(), i);
+    models_[i]->start(batcher_.get(), i);
   }
   batcher_->start();
   logger("vigil")->info("scoring: {} worker(s), max batch {}, max delay {} us, queue capacity {}",
@@ -226,7 +264,10 @@ Status Service::start_http() {
   http::HttpDeps deps;
   deps.queue = queue_.get();
   deps.batcher = batcher_.get();
-  deps.model_info = [this] { return batcher_->model_info(); };
+  for (size_t i = 0; i < batcher_->model_count(); ++i) {
+    deps.model_names.push_back(batcher_->model_info(i)->name);
+  }
+  deps.model_info = [this](size_t i) { return batcher_->model_info(i); };
   deps.registry = &registry_;
   deps.readiness_failures = [this] { return readiness_failures(); };
   deps.liveness_failures = [this] {
@@ -241,8 +282,8 @@ Status Service::start_http() {
     lookup_->start();
     deps.lookup = lookup_.get();
   }
-  deps.shadow_info = [this] { return batcher_->shadow_info(); };
-  deps.models = models_.get();
+  deps.shadow_info = [this](size_t i) { return batcher_->shadow_info(i); };
+  for (auto& m : models_) deps.models.push_back(m.get());
   if (!config_.recommend.model.empty()) {
     // Not required to score: a recommender that cannot load leaves /recommend answering 503
     // with the reason, and the rest serves.
@@ -267,7 +308,7 @@ Status Service::start_http() {
       const consumers::KafkaSource* s = consuming_.load(std::memory_order_acquire);
       return s ? s->stats().figures() : consumers::KafkaSourceStats::Figures{};
     };
-    in.scoring = [this] { return batcher_->stats().figures(); };
+    in.scoring = [this] { return batcher_->figures(); };
     in.queue = queue_.get();
     in.delivery = [this] { return delivery_->stats().figures(); };
     in.http = [this] { return http_->stats().figures(); };
@@ -328,7 +369,7 @@ void Service::stop() {
   log->info("stopping: intake off, draining (grace {} ms)", grace.count());
   if (watchdog_) watchdog_->stop();
 
-  if (models_) models_->stop();  // no swap during the drain
+  for (auto& m : models_) m->stop();  // no swap during the drain
   // Phase 1: stop intake.
   if (http_) http_->begin_shutdown();
   if (source_) source_->stop_intake();

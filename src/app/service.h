@@ -82,9 +82,11 @@ class Service {
  private:
   explicit Service(const config::AppConfig& config);
   Status start(Options options);
-  Result<std::shared_ptr<scoring::Model>> load_model(std::shared_ptr<scoring::Model> given);
+  // The models to serve: model.name first (or the one given), then model.also_serve's.
+  Result<std::vector<std::shared_ptr<scoring::Model>>> load_models(
+      std::shared_ptr<scoring::Model> given);
   Status start_delivery();  // embedded cluster (if so configured) and the delivery stage
-  void start_scoring(std::shared_ptr<scoring::Model> model);
+  void start_scoring(std::vector<std::shared_ptr<scoring::Model>> models);
   Status start_http();
   Status start_source(const std::function<bool()>& interrupted);
 
@@ -95,7 +97,9 @@ class Service {
   std::unique_ptr<codec::FeatureSchema> schema_;
   // The served model's features.yaml, when it scores raw transactions (src/features).
   std::optional<features::FeatureSpec> feature_spec_;
-  std::unique_ptr<scoring::ModelManager> models_;  // null when a model was injected (tests)
+  // One per model served, in the batcher's order (model.name first); none when a model was
+  // injected (tests).
+  std::vector<std::unique_ptr<scoring::ModelManager>> models_;
   std::unique_ptr<scoring::ScoringQueue> queue_;
   std::unique_ptr<scoring::Batcher> batcher_;
   std::unique_ptr<kafka::EmbeddedCluster> embedded_;

@@ -34,8 +34,13 @@ struct HttpDeps {
   // The batcher behind `queue`: while it is idle, each io thread scores the rows it read in
   // one pass of its loop itself (Batcher::try_score_inline). Null: every row is queued.
   scoring::Batcher* batcher = nullptr;
-  // The model currently served; null while none is loaded. Called on io threads.
-  std::function<std::shared_ptr<const scoring::ModelInfo>()> model_info;
+  // The models served, by their index in the batcher (ScoreRequest::model): the first is the
+  // default one (/predict without ?model=; the Kafka stream's). Empty: one model, named as
+  // model_info(0) says.
+  std::vector<std::string> model_names;
+  // The version of model `index` currently served; null while none is loaded. Called on io
+  // threads.
+  std::function<std::shared_ptr<const scoring::ModelInfo>(size_t index)> model_info;
   metrics::Registry* registry = nullptr;
   // Reasons the process is not ready ("kafka: no partitions assigned", ...); empty = ready.
   // The router adds its own checks (model loaded, queue below its high watermark, not
@@ -48,10 +53,11 @@ struct HttpDeps {
   // Degradations that do not make the process unready but are reported by /ready (e.g.
   // "redis: not connected": Redis is a cache, scoring goes on without it). Optional.
   std::function<std::vector<std::string>()> degradations;
-  // The shadow model, null when none. Optional; called on io threads.
-  std::function<std::shared_ptr<const scoring::ModelInfo>()> shadow_info;
-  // The model lifecycle behind /v2/repository/...; null: those routes answer 404.
-  scoring::ModelManager* models = nullptr;
+  // Model `index`'s shadow, null when none. Optional; called on io threads.
+  std::function<std::shared_ptr<const scoring::ModelInfo>(size_t index)> shadow_info;
+  // The model lifecycles behind /v2/repository/..., by index as model_names; empty: those
+  // routes answer 404.
+  std::vector<scoring::ModelManager*> models;
   // Score lookups from Redis behind GET /v1/scores/{id}; null (no Redis): that route answers 503.
   sinks::ScoreLookup* lookup = nullptr;
   // The live view behind GET / and GET /v1/events (src/live); null: those routes answer 404.

@@ -30,11 +30,13 @@ constexpr const char* kDocument = R"json({
         "tags": ["scoring"],
         "summary": "Score instances given as arrays in model order or objects of named features",
         "security": [{"bearerAuth": []}, {}],
+        "parameters": [{"$ref": "#/components/parameters/ModelQuery"}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
         "responses": {
           "200": {"description": "One prediction per instance, in order", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}},
           "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
+          "404": {"$ref": "#/components/responses/NotFound"},
           "405": {"$ref": "#/components/responses/MethodNotAllowed"},
           "413": {"$ref": "#/components/responses/PayloadTooLarge"},
           "422": {"$ref": "#/components/responses/Unprocessable"},
@@ -269,9 +271,11 @@ constexpr const char* kDocument = R"json({
     },
     "/model/info": {
       "get": {
-        "tags": ["operations"], "summary": "The served model (and its shadow): model.yaml as loaded, version, load time",
+        "tags": ["operations"], "summary": "A served model (and its shadow): model.yaml as loaded, version, load time",
+        "parameters": [{"$ref": "#/components/parameters/ModelQuery"}],
         "responses": {
           "200": {"description": "Model information", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelInfo"}}}},
+          "404": {"$ref": "#/components/responses/NotFound"},
           "503": {"$ref": "#/components/responses/Unavailable"}
         }
       }
@@ -295,7 +299,8 @@ constexpr const char* kDocument = R"json({
       "adminAuth": {"type": "http", "scheme": "bearer", "description": "The admin token (http.admin_token): required on the repository routes, which are off (403) without one; the scoring token is refused (403)"}
     },
     "parameters": {
-      "Model": {"name": "model", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Model name (the served model)"},
+      "Model": {"name": "model", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Model name (one of the models served: model.name and model.also_serve)"},
+      "ModelQuery": {"name": "model", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The model to use (one of model.name and model.also_serve); default: model.name. An unknown one is 404 naming the models served"},
       "Version": {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Model version (the served version)"}
     },
     "responses": {

@@ -77,6 +77,8 @@ Router::Router(const HttpConfig& config, HttpDeps deps) : config_(config), deps_
   VIGIL_CHECK(deps_.queue != nullptr);
   VIGIL_CHECK(deps_.registry != nullptr);
   VIGIL_CHECK(static_cast<bool>(deps_.model_info));
+  VIGIL_CHECK(deps_.models.empty() || deps_.models.size() == model_count());
+  schemas_.resize(model_count());
 }
 
 Router::~Router() = default;
@@ -166,13 +168,13 @@ void Router::dispatch(const RouteMatch& route, Request& req, const Respond& resp
       model_ready(route, respond);
       return;
     case RouteId::kModelInfo:
-      model_info(respond);
+      model_info(req, respond);
       return;
     case RouteId::kMetrics:
       respond(make_response(200, render_prometheus(*deps_.registry), kPrometheusContentType));
       return;
     case RouteId::kOpenApi: {
-      auto info = deps_.model_info();
+      auto info = deps_.model_info(0);
       respond(make_response(200, openapi_document(info.get(), server_version())));
       return;
     }
@@ -239,32 +241,32 @@ void Router::score_lookup(const RouteMatch& route, Request& req, const Respond& 
 
 void Router::model_ready(const RouteMatch& route, const Respond& respond) {
   if (recommender_model(route, /*ready=*/true, respond)) return;
-  auto info = model_for(route, respond);
+  size_t index = 0;
+  auto info = model_for(route, respond, index);
   if (!info) return;
   const bool ready = !shutting_down();
   respond(json_response(ready ? 200 : 503, json::object{{"name", info->name}, {"ready", ready}}));
 }
 
-void Router::model_info(const Respond& respond) {
-  auto info = deps_.model_info();
-  if (!info) {
-    respond(error_response(503, "no model is loaded yet"));
-    return;
-  }
-  respond(model_info_response(*info));
+void Router::model_info(const Request& req, const Respond& respond) {
+  size_t index = 0;
+  auto info = model_in_query(req.target(), respond, index);
+  if (!info) return;
+  respond(model_info_response(*info, index));
 }
 
 void Router::model_metadata(const RouteMatch& route, const Respond& respond) {
   if (recommender_model(route, /*ready=*/false, respond)) return;
-  auto info = model_for(route, respond);
+  size_t index = 0;
+  auto info = model_for(route, respond, index);
   if (!info) return;
   json::array inputs{json::object{
       {"name", kInferInputName}, {"datatype", "FP32"}, {"shape", json::array{-1, info->width()}}}};
   json::array outputs{
       json::object{{"name", info->output_name}, {"datatype", "FP32"}, {"shape", json::array{-1}}}};
   json::array versions;
-  if (deps_.models) {
-    for (const auto& v : deps_.models->index()) versions.emplace_back(v.version);
+  if (!deps_.models.empty()) {
+    for (const auto& v : deps_.models[index]->index()) versions.emplace_back(v.version);
   } else {
     versions.emplace_back(info->version);
   }
@@ -332,33 +334,77 @@ bool Router::admit_admin(const Request& req, const Respond& respond) const {
 }
 
 std::shared_ptr<const Router::Schema> Router::schema_for(
-    std::shared_ptr<const scoring::ModelInfo> info) {
+    size_t index, std::shared_ptr<const scoring::ModelInfo> info) {
   std::lock_guard<std::mutex> lock(schema_mutex_);
-  if (!schema_ || schema_->info != info) {
-    schema_ = std::make_shared<const Schema>(
+  std::shared_ptr<const Schema>& schema = schemas_[index];
+  if (!schema || schema->info != info) {
+    schema = std::make_shared<const Schema>(
         Schema{info, codec::FeatureSchema(info->input_names),
                InferSpec{kInferInputName, info->width(), info->output_name}});
   }
-  return schema_;
+  return schema;
+}
+
+size_t Router::model_count() const {
+  return deps_.model_names.empty() ? 1 : deps_.model_names.size();
+}
+
+std::optional<size_t> Router::model_index(std::string_view name) const {
+  if (deps_.model_names.empty()) {
+    auto info = deps_.model_info(0);
+    if (info && info->name == name) return 0;
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < deps_.model_names.size(); ++i) {
+    if (deps_.model_names[i] == name) return i;
+  }
+  return std::nullopt;
+}
+
+std::shared_ptr<const scoring::ModelInfo> Router::find_model(std::string_view name,
+                                                             const Respond& respond,
+                                                             size_t& index) {
+  const auto found = model_index(name);
+  if (!found) {
+    if (deps_.model_names.empty() && !deps_.model_info(0)) {
+      respond(error_response(503, "no model is loaded yet"));
+      return nullptr;
+    }
+    if (deps_.recommender != nullptr && name == deps_.recommender->name()) {
+      respond(error_response(404, "model '" + std::string(name) +
+                                      "' is the recommender: ask it with POST /recommend"));
+      return nullptr;
+    }
+    std::string served;
+    for (size_t i = 0; i < model_count(); ++i) {
+      auto info = deps_.model_info(i);
+      const std::string n = deps_.model_names.empty() ? info->name : deps_.model_names[i];
+      served += (served.empty() ? "'" : ", '") + n + "'";
+    }
+    respond(error_response(
+        404, "model '" + std::string(name) + "' not found; this server serves " + served));
+    return nullptr;
+  }
+  index = *found;
+  auto info = deps_.model_info(index);
+  if (!info) respond(error_response(503, "no model is loaded yet"));
+  return info;
+}
+
+std::shared_ptr<const scoring::ModelInfo> Router::model_in_query(std::string_view target,
+                                                                 const Respond& respond,
+                                                                 size_t& index) {
+  if (auto name = query_parameter(target, "model")) return find_model(*name, respond, index);
+  index = 0;
+  auto info = deps_.model_info(0);
+  if (!info) respond(error_response(503, "no model is loaded yet"));
+  return info;
 }
 
 std::shared_ptr<const scoring::ModelInfo> Router::model_for(const RouteMatch& route,
-                                                            const Respond& respond) {
-  auto info = deps_.model_info();
-  if (!info) {
-    respond(error_response(503, "no model is loaded yet"));
-    return nullptr;
-  }
-  if (route.model != info->name) {
-    if (deps_.recommender != nullptr && route.model == deps_.recommender->name()) {
-      respond(error_response(
-          404, "model '" + route.model + "' is the recommender: ask it with POST /recommend"));
-      return nullptr;
-    }
-    respond(error_response(
-        404, "model '" + route.model + "' not found; this server serves '" + info->name + "'"));
-    return nullptr;
-  }
+                                                            const Respond& respond, size_t& index) {
+  auto info = find_model(route.model, respond, index);
+  if (!info) return nullptr;
   if (!route.version.empty() && route.version != info->version) {
     respond(error_response(404, "model '" + info->name + "' has no version '" + route.version +
                                     "'; the version served is '" + info->version + "'"));
@@ -425,12 +471,10 @@ void Router::submit_rows(const std::shared_ptr<ScoringCall>& call,
 
 void Router::predict(Request& req, const Respond& respond, InlineBatch* inline_batch) {
   if (!admit(req, respond)) return;
-  auto info = deps_.model_info();
-  if (!info) {
-    respond(error_response(503, "no model is loaded yet"));
-    return;
-  }
-  auto schema = schema_for(info);
+  size_t index = 0;
+  auto info = model_in_query(req.target(), respond, index);
+  if (!info) return;
+  auto schema = schema_for(index, info);
   PredictRequest decoded;
   if (auto err = decode_predict(req.body(), schema->features, config_.max_instances, decoded)) {
     respond(error_response(err->status, err->message));
@@ -466,6 +510,7 @@ void Router::predict(Request& req, const Respond& respond, InlineBatch* inline_b
   auto call = std::make_shared<ScoringCall>(ScoringCall::Kind::kPredict, decoded.rows.size(),
                                             respond, deps_.queue);
   if (top_k > 0) call->explain(top_k);
+  call->score_with(static_cast<uint16_t>(index));
   call->transaction_ids = std::move(decoded.transaction_ids);
   // The call keeps its own copy of the ids for the answer; the requests carry them as their id.
   submit_rows(call, decoded.rows, &call->transaction_ids, inline_batch);
@@ -474,9 +519,10 @@ void Router::predict(Request& req, const Respond& respond, InlineBatch* inline_b
 void Router::infer(const RouteMatch& route, Request& req, const Respond& respond,
                    InlineBatch* inline_batch) {
   if (!admit(req, respond)) return;
-  auto info = model_for(route, respond);
+  size_t index = 0;
+  auto info = model_for(route, respond, index);
   if (!info) return;
-  auto schema = schema_for(info);
+  auto schema = schema_for(index, info);
   InferRequest decoded;
   if (auto err = decode_infer(req.body(), schema->infer, config_.max_instances, decoded)) {
     respond(error_response(err->status, err->message));
@@ -485,13 +531,14 @@ void Router::infer(const RouteMatch& route, Request& req, const Respond& respond
   auto call = std::make_shared<ScoringCall>(ScoringCall::Kind::kInfer, decoded.rows.size(), respond,
                                             deps_.queue);
   call->infer_id = std::move(decoded.id);
+  call->score_with(static_cast<uint16_t>(index));
   submit_rows(call, decoded.rows, nullptr, inline_batch);
 }
 
 std::vector<std::string> Router::readiness_failures() const {
   std::vector<std::string> failing;
   if (shutting_down()) failing.emplace_back("server is shutting down");
-  if (!deps_.model_info()) failing.emplace_back("model: none loaded");
+  if (!deps_.model_info(0)) failing.emplace_back("model: none loaded");
   const auto* q = deps_.queue;
   if (q->above_high_watermark()) {
     failing.push_back("queue: " + std::to_string(q->depth()) + " of " +
@@ -506,7 +553,7 @@ std::vector<std::string> Router::readiness_failures() const {
 
 json::array Router::server_extensions() const {
   json::array extensions;
-  if (deps_.models != nullptr) extensions.emplace_back("model_repository");
+  if (!deps_.models.empty()) extensions.emplace_back("model_repository");
   return extensions;
 }
 
@@ -539,7 +586,7 @@ Response Router::ready_response(bool kserve) const {
   return json_response(failing.empty() ? 200 : 503, body);
 }
 
-Response Router::model_info_response(const scoring::ModelInfo& info) const {
+Response Router::model_info_response(const scoring::ModelInfo& info, size_t index) const {
   json::array inputs;
   for (const auto& n : info.input_names) inputs.emplace_back(n);
   json::object body{{"name", info.name},
@@ -552,7 +599,7 @@ Response Router::model_info_response(const scoring::ModelInfo& info) const {
                     {"loaded_at_ms", info.loaded_at_ms},
                     {"reason_codes", info.baseline.size() == info.width()},
                     {"model_yaml", info.metadata_text}};
-  if (auto shadow = deps_.shadow_info ? deps_.shadow_info() : nullptr) {
+  if (auto shadow = deps_.shadow_info ? deps_.shadow_info(index) : nullptr) {
     body["shadow"] = json::object{{"version", shadow->version},
                                   {"threshold", as_short_double(shadow->threshold)},
                                   {"loaded_at_ms", shadow->loaded_at_ms}};

@@ -2,14 +2,14 @@
 // requests and writes what it answers; tests call it directly.
 //
 // Routes (GET unless marked):
-//   POST /predict                                   {"instances": [...]}  -> {"predictions": [...]}
+//   POST /predict[?model=m]                         {"instances": [...]}  -> {"predictions": [...]}
 //   POST /recommend                                 {"customer_id", "k", "exclude_seen"}
 //                                                   -> {"recommendations": [...]}
 //                                                   (router_recommend.cpp)
 //   GET  /v2  /v2/health/live  /v2/health/ready     Open Inference Protocol (KServe v2)
 //   GET  /v2/models/{m}[/versions/{v}][/ready]
 //   POST /v2/models/{m}[/versions/{v}]/infer
-//   GET  /health  /ready  /model/info  /metrics  /openapi.json
+//   GET  /health  /ready  /model/info[?model=m]  /metrics  /openapi.json
 //   GET  /v1/scores/{transaction_id}                the score record cached in Redis
 //   GET  /  /ui                                     the live view (an HTML page)
 //   GET  /v1/events                                 its server-sent events (the server streams
@@ -49,6 +49,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,13 +110,24 @@ class Router {
   bool admit_admin(const Request& req, const Respond& respond) const;
   // The Open Inference Protocol extensions served, for GET /v2.
   boost::json::array server_extensions() const;
-  std::shared_ptr<const Schema> schema_for(std::shared_ptr<const scoring::ModelInfo> info);
+  std::shared_ptr<const Schema> schema_for(size_t index,
+                                           std::shared_ptr<const scoring::ModelInfo> info);
+  size_t model_count() const;
+  // The index of the model served as `name`, if one is.
+  std::optional<size_t> model_index(std::string_view name) const;
+  // The current version of the model called `name` and its index; otherwise answers 404
+  // (naming the models served) or 503 (not loaded yet) and returns null.
+  std::shared_ptr<const scoring::ModelInfo> find_model(std::string_view name,
+                                                       const Respond& respond, size_t& index);
+  // The model ?model= names in `target`, else the default one; as find_model.
+  std::shared_ptr<const scoring::ModelInfo> model_in_query(std::string_view target,
+                                                           const Respond& respond, size_t& index);
   void predict(Request& req, const Respond& respond, InlineBatch* inline_batch);
   void infer(const RouteMatch& route, Request& req, const Respond& respond,
              InlineBatch* inline_batch);
   void model_metadata(const RouteMatch& route, const Respond& respond);
   void model_ready(const RouteMatch& route, const Respond& respond);
-  void model_info(const Respond& respond);
+  void model_info(const Request& req, const Respond& respond);
   // The repository extension (router_repository.cpp).
   void repository(const RouteMatch& route, Request& req, const Respond& respond);
   void score_lookup(const RouteMatch& route, Request& req, const Respond& respond);
@@ -127,17 +139,18 @@ class Router {
   // The current model when `route` names it (and its version, when given); otherwise answers
   // 404 (or 503 without a model) and returns null.
   std::shared_ptr<const scoring::ModelInfo> model_for(const RouteMatch& route,
-                                                      const Respond& respond);
+                                                      const Respond& respond, size_t& index);
   Response ready_response(bool kserve) const;
   // /health and /v2/health/live: 200, or 503 naming what a restart would cure.
   Response live_response(bool kserve) const;
-  Response model_info_response(const scoring::ModelInfo& info) const;
+  Response model_info_response(const scoring::ModelInfo& info, size_t index) const;
 
   const HttpConfig config_;
   const HttpDeps deps_;
   std::atomic<bool> shutting_down_{false};
   std::mutex schema_mutex_;
-  std::shared_ptr<const Schema> schema_;  // for the last model seen
+  // By model index: for the last version of it seen.
+  std::vector<std::shared_ptr<const Schema>> schemas_;
 };
 
 }  // namespace vigil::http

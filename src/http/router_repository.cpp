@@ -68,8 +68,7 @@ std::optional<HttpError> parse_parameters(std::string_view body, RepositoryParam
 
 void Router::repository(const RouteMatch& route, Request& req, const Respond& respond) {
   if (!admit_admin(req, respond)) return;
-  scoring::ModelManager* models = deps_.models;
-  if (models == nullptr) {
+  if (deps_.models.empty()) {
     respond(error_response(404, "this server has no model repository (a model was given)"));
     return;
   }
@@ -80,12 +79,14 @@ void Router::repository(const RouteMatch& route, Request& req, const Respond& re
   }
   if (route.id == RouteId::kRepositoryIndex) {
     json::array index;
-    for (const auto& v : models->index()) {
-      if (params.ready_only && v.state != "READY") continue;
-      index.push_back(json::object{{"name", models->name()},
-                                   {"version", v.version},
-                                   {"state", v.state},
-                                   {"reason", v.reason}});
+    for (scoring::ModelManager* models : deps_.models) {
+      for (const auto& v : models->index()) {
+        if (params.ready_only && v.state != "READY") continue;
+        index.push_back(json::object{{"name", models->name()},
+                                     {"version", v.version},
+                                     {"state", v.state},
+                                     {"reason", v.reason}});
+      }
     }
     Response res{boost::beast::http::status::ok, 11};
     res.set(boost::beast::http::field::content_type, "application/json");
@@ -93,9 +94,15 @@ void Router::repository(const RouteMatch& route, Request& req, const Respond& re
     respond(std::move(res));
     return;
   }
-  if (route.model != models->name()) {
-    respond(error_response(
-        404, "model '" + route.model + "' not found; this server serves '" + models->name() + "'"));
+  scoring::ModelManager* models = nullptr;
+  std::string served;
+  for (scoring::ModelManager* m : deps_.models) {
+    if (m->name() == route.model) models = m;
+    served += (served.empty() ? "'" : ", '") + m->name() + "'";
+  }
+  if (models == nullptr) {
+    respond(
+        error_response(404, "model '" + route.model + "' not found; this server serves " + served));
     return;
   }
   const std::string name = models->name();

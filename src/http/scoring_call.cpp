@@ -9,6 +9,7 @@ scoring::ScoreRequest make_request(const std::shared_ptr<ScoringCall>& call,
   r.features = row;  // copied into the request's inline storage
   r.origin = scoring::Origin::kHttp;
   r.explain_top_k = call->top_k();
+  r.model = call->model_index();
   r.done = [call, i](scoring::ScoreRequest&, const scoring::ScoreOutcome& o) {
     call->complete(i, o);
   };

@@ -63,6 +63,10 @@ class ScoringCall {
     reasons_.assign(scores_.size(), {});
   }
   uint16_t top_k() const { return top_k_; }
+  // The model that scores its instances (its index in the batcher); set before they are
+  // submitted.
+  void score_with(uint16_t model) { model_index_ = model; }
+  uint16_t model_index() const { return model_index_; }
 
   // Runs on a scoring worker thread, once per instance. The score itself leaves vigil (Redis,
   // the output topic) by the delivery stage, which gets the whole batch after this.
@@ -185,6 +189,7 @@ class ScoringCall {
 
   const Kind kind_;
   uint16_t top_k_ = 0;
+  uint16_t model_index_ = 0;
   std::vector<std::vector<scoring::Reason>> reasons_;  // per instance, when top_k_ > 0
   std::vector<float> scores_;
   std::vector<uint8_t> fraud_;

@@ -25,40 +25,78 @@ int64_t steady_ns() {
 // BatchFormer
 
 BatchFormer::BatchFormer(ScoringQueue& queue, const Clock& clock, size_t max_batch_size,
-                         microseconds max_delay, std::function<bool()> all_idle)
+                         microseconds max_delay, std::function<bool()> all_idle, size_t models)
     : queue_(queue),
       clock_(clock),
       max_batch_size_(std::max<size_t>(max_batch_size, 1)),
       max_delay_(max_delay),
-      all_idle_(std::move(all_idle)) {
-  pending_.reserve(max_batch_size_);
+      all_idle_(std::move(all_idle)),
+      pending_(std::max<size_t>(models, 1)) {
+  for (Pending& p : pending_) p.rows.reserve(max_batch_size_);
 }
 
 std::optional<Clock::time_point> BatchFormer::deadline() const {
-  if (pending_.empty()) return std::nullopt;
-  return oldest_ + max_delay_;
+  std::optional<Clock::time_point> oldest;
+  for (const Pending& p : pending_) {
+    if (!p.rows.empty() && (!oldest || p.oldest < *oldest)) oldest = p.oldest;
+  }
+  if (!oldest) return std::nullopt;
+  return *oldest + max_delay_;
 }
 
 void BatchFormer::pull(microseconds wait) {
-  const size_t before = pending_.size();
-  if (before >= max_batch_size_) return;
-  queue_.pop_bulk(pending_, max_batch_size_ - before, wait);
-  for (size_t i = before; i < pending_.size(); ++i) {
-    if (i == 0 || pending_[i].enqueued_at < oldest_) oldest_ = pending_[i].enqueued_at;
+  // No model's batch may grow past max_batch_size: take at most what the fullest one has room
+  // for (a full one is due anyway).
+  if (largest_ >= max_batch_size_) return;
+  const size_t room = max_batch_size_ - largest_;
+  if (pending_.size() == 1) {  // one model: straight into its batch
+    Pending& p = pending_[0];
+    const size_t before = p.rows.size();
+    queue_.pop_bulk(p.rows, room, wait);
+    for (size_t i = before; i < p.rows.size(); ++i) {
+      if (i == 0 || p.rows[i].enqueued_at < p.oldest) p.oldest = p.rows[i].enqueued_at;
+    }
+    pending_count_ = largest_ = p.rows.size();
+    return;
   }
+  // Rows of several models: one pull may fill no batch while more wait in the queue, so pull
+  // again (without waiting) until one is full or the queue has given what it holds.
+  for (size_t want = room; want > 0; want = max_batch_size_ - largest_) {
+    incoming_.clear();
+    queue_.pop_bulk(incoming_, want, wait);
+    wait = microseconds(0);
+    for (ScoreRequest& r : incoming_) {
+      // Producers (the router, the consumer) only name models the batcher was given.
+      VIGIL_CHECK(r.model < pending_.size());
+      Pending& p = pending_[r.model];
+      if (p.rows.empty() || r.enqueued_at < p.oldest) p.oldest = r.enqueued_at;
+      p.rows.push_back(std::move(r));
+      largest_ = std::max(largest_, p.rows.size());
+    }
+    pending_count_ += incoming_.size();
+    if (incoming_.size() < want) break;  // the queue is drained
+  }
+  incoming_.clear();
 }
 
-bool BatchFormer::due() const {
-  if (pending_.empty()) return false;
-  if (pending_.size() >= max_batch_size_) return true;
-  if (queue_.closed()) return true;  // nothing more can arrive: do not wait out the delay
-  if (all_idle_ && all_idle_()) return true;
-  return clock_.now() >= oldest_ + max_delay_;
+int BatchFormer::due() const {
+  if (pending_count_ == 0) return -1;
+  int oldest = -1;
+  for (size_t m = 0; m < pending_.size(); ++m) {
+    const Pending& p = pending_[m];
+    if (p.rows.empty()) continue;
+    if (p.rows.size() >= max_batch_size_) return static_cast<int>(m);
+    if (oldest < 0 || p.oldest < pending_[oldest].oldest) oldest = static_cast<int>(m);
+  }
+  if (queue_.closed()) return oldest;  // nothing more can arrive: do not wait out the delay
+  if (all_idle_ && all_idle_()) return oldest;
+  return clock_.now() >= pending_[oldest].oldest + max_delay_ ? oldest : -1;
 }
 
 bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) {
   pull(microseconds(0));
-  if (!due() && max_wait.count() > 0) {
+  int m = due();
+  if (m < 0 && max_wait.count() > 0) {
     microseconds wait = max_wait;
     if (auto d = deadline()) {
       wait =
@@ -67,67 +105,83 @@ bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) 
     }
     if (wait.count() > 0) pull(wait);
     pull(microseconds(0));  // whatever arrived together with the one that woke us
+    m = due();
   }
-  if (!due()) return false;
-  batch.swap(pending_);
-  pending_.clear();
-  pending_.reserve(max_batch_size_);
+  if (m < 0) return false;
+  Pending& p = pending_[m];
+  batch.swap(p.rows);
+  p.rows.clear();
+  p.rows.reserve(max_batch_size_);
+  pending_count_ -= batch.size();
+  largest_ = 0;
+  for (const Pending& q : pending_) largest_ = std::max(largest_, q.rows.size());
   return true;
 }
 
 // ---------------------------------------------------------------------------------------------
 // ScoringStats
 
-ScoringStats::ScoringStats(metrics::Registry& r)
+ScoringStats::ScoringStats(metrics::Registry& r, const std::string& model)
     : batch_size_(r.histogram("vigil_batch_size", "Rows per forward pass",
-                              metrics::exponential_buckets(1, 2, 15))),
+                              metrics::exponential_buckets(1, 2, 15), {{"model", model}})),
       compute_seconds_(r.histogram("vigil_model_compute_seconds",
                                    "Time of one batch's forward pass",
-                                   metrics::latency_buckets_seconds())),
+                                   metrics::latency_buckets_seconds(), {{"model", model}})),
       queue_wait_seconds_(r.histogram("vigil_queue_wait_seconds",
                                       "Time from enqueue to the batch being formed",
-                                      metrics::latency_buckets_seconds())),
+                                      metrics::latency_buckets_seconds(), {{"model", model}})),
       scored_kafka_(r.counter("vigil_requests_scored_total", "Requests scored, by origin",
-                              {{"origin", "kafka"}})),
+                              {{"origin", "kafka"}, {"model", model}})),
       scored_http_(r.counter("vigil_requests_scored_total", "Requests scored, by origin",
-                             {{"origin", "http"}})),
+                             {{"origin", "http"}, {"model", model}})),
       failed_model_(r.counter("vigil_requests_failed_total",
                               "Requests that could not be scored, by reason",
-                              {{"reason", "model_error"}})),
+                              {{"reason", "model_error"}, {"model", model}})),
       failed_width_(r.counter("vigil_requests_failed_total",
                               "Requests that could not be scored, by reason",
-                              {{"reason", "bad_width"}})),
+                              {{"reason", "bad_width"}, {"model", model}})),
       failed_shutdown_(r.counter("vigil_requests_failed_total",
                                  "Requests that could not be scored, by reason",
-                                 {{"reason", "shutdown"}})),
+                                 {{"reason", "shutdown"}, {"model", model}})),
       batch_failures_(r.counter("vigil_batch_failures_total",
                                 "Forward passes that failed as a whole (rows were then retried "
-                                "one by one)")),
+                                "one by one)",
+                                {{"model", model}})),
       scored_inline_(r.counter("vigil_requests_scored_inline_total",
                                "HTTP requests scored on their io thread while the batcher was "
-                               "idle (no hand-off to a worker)")),
-      shadow_rows_(r.counter("vigil_shadow_rows_total", "Rows the shadow model scored")),
+                               "idle (no hand-off to a worker)",
+                               {{"model", model}})),
+      shadow_rows_(
+          r.counter("vigil_shadow_rows_total", "Rows the shadow model scored", {{"model", model}})),
       shadow_agree_(r.counter("vigil_shadow_decisions_total",
                               "Shadow rows by whether both models decided alike at their "
                               "thresholds",
-                              {{"result", "agree"}})),
+                              {{"result", "agree"}, {"model", model}})),
       shadow_disagree_(r.counter("vigil_shadow_decisions_total",
                                  "Shadow rows by whether both models decided alike at their "
                                  "thresholds",
-                                 {{"result", "disagree"}})),
+                                 {{"result", "disagree"}, {"model", model}})),
       shadow_failures_(r.counter("vigil_shadow_failures_total",
-                                 "Shadow forward passes that failed (the primary result stands)")),
-      shadow_difference_(r.histogram("vigil_shadow_score_difference",
-                                     "|shadow score - served score| per row",
-                                     {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0})),
+                                 "Shadow forward passes that failed (the primary result stands)",
+                                 {{"model", model}})),
+      shadow_difference_(r.histogram(
+          "vigil_shadow_score_difference", "|shadow score - served score| per row",
+          {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0}, {{"model", model}})),
       shadow_compute_seconds_(r.histogram("vigil_shadow_compute_seconds",
                                           "Time of one batch's shadow forward pass",
-                                          metrics::latency_buckets_seconds())),
-      explained_rows_(r.counter("vigil_explained_rows_total", "Rows scored with reason codes")),
+                                          metrics::latency_buckets_seconds(), {{"model", model}})),
+      explained_rows_(r.counter("vigil_explained_rows_total", "Rows scored with reason codes",
+                                {{"model", model}})),
       explain_compute_seconds_(
           r.histogram("vigil_explain_compute_seconds",
                       "Time of one batch's forward and backward pass for reason codes",
-                      metrics::latency_buckets_seconds())) {}
+                      metrics::latency_buckets_seconds(), {{"model", model}})) {}
+
+void ScoringStats::Figures::add(const Figures& other) {
+  scored_kafka += other.scored_kafka;
+  scored_http += other.scored_http;
+  batch_size.add(other.batch_size);
+}
 
 ScoringStats::Figures ScoringStats::figures() const {
   Figures f;
@@ -187,12 +241,22 @@ void ScoringStats::batch_failed() {
 // Batcher
 
 struct Batcher::Worker {
+  // Its session of one model, made on its thread at its first batch of that model.
+  struct Sessions {
+    std::unique_ptr<ModelSession> session;
+    std::shared_ptr<const ModelInfo> info;
+    std::unique_ptr<ModelSession> shadow_session;  // null: no shadow model
+    std::shared_ptr<const ModelInfo> shadow_info;
+    uint64_t generation = ~uint64_t{0};
+  };
   std::thread thread;
-  std::unique_ptr<ModelSession> session;
-  std::shared_ptr<const ModelInfo> info;
-  std::unique_ptr<ModelSession> shadow_session;  // null: no shadow model
-  std::shared_ptr<const ModelInfo> shadow_info;
-  uint64_t generation = ~uint64_t{0};
+  std::vector<Sessions> models;  // by model index
+  // The batch being scored: its model's index and sessions.
+  size_t index = 0;
+  Sessions* current = nullptr;
+  // The current model's (shorthands for current->...)
+  ModelSession& session() { return *current->session; }
+  const ModelInfo& info() const { return *current->info; }
   std::vector<float> input;  // packed rows, reused across batches
   std::vector<float> output;
   std::vector<float> contributions;  // rows x width, when the batch is explained
@@ -205,58 +269,78 @@ struct Batcher::Worker {
   std::atomic<int64_t> busy_since_ns{0};
 };
 
-Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
-                 const Clock& clock, metrics::Registry& registry, BatchCompletion* completion,
+Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue,
+                 std::vector<std::shared_ptr<Model>> models, const Clock& clock,
+                 metrics::Registry& registry, BatchCompletion* completion,
                  ShadowCompletion* shadow_completion)
     : config_(config),
       queue_(queue),
       clock_(clock),
       completion_(completion),
       shadow_completion_(shadow_completion),
-      stats_(registry),
       former_(queue, clock, config.max_batch_size, config.max_delay,
               config.eager_when_idle ? std::function<bool()>([this] { return busy_workers_ == 0; })
-                                     : nullptr) {
-  swap_model(std::move(model));
+                                     : nullptr,
+              models.size()) {
+  VIGIL_CHECK(!models.empty());
+  for (size_t i = 0; i < models.size(); ++i) {
+    VIGIL_CHECK(models[i] != nullptr);
+    slots_.push_back(std::make_unique<Slot>(registry, models[i]->info().name));
+    swap_model(std::move(models[i]), i);
+  }
 }
+
+Batcher::Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
+                 const Clock& clock, metrics::Registry& registry, BatchCompletion* completion,
+                 ShadowCompletion* shadow_completion)
+    : Batcher(config, queue, std::vector<std::shared_ptr<Model>>{std::move(model)}, clock, registry,
+              completion, shadow_completion) {}
 
 Batcher::~Batcher() {
   stop(std::chrono::milliseconds(0));
 }
 
-void Batcher::swap_model(std::shared_ptr<Model> model) {
-  VIGIL_CHECK(model != nullptr);
+void Batcher::swap_model(std::shared_ptr<Model> model, size_t index) {
+  VIGIL_CHECK(model != nullptr && index < slots_.size());
   auto info = std::make_shared<const ModelInfo>(model->info());
+  Slot& slot = *slots_[index];
   std::lock_guard<std::mutex> lock(served_mutex_);
-  served_.model = std::move(model);
-  served_.info = std::move(info);
-  ++served_.generation;
-  model_generation_.store(served_.generation);
-  last_compute_us_.store(-1);  // a new model is timed again (by a worker) before inlining
+  slot.served.model = std::move(model);
+  slot.served.info = std::move(info);
+  slot.generation.store(++slot.served.generation);
+  slot.last_compute_us.store(-1);  // a new model is timed again (by a worker) before inlining
 }
 
-void Batcher::set_shadow(std::shared_ptr<Model> shadow) {
+void Batcher::set_shadow(std::shared_ptr<Model> shadow, size_t index) {
+  VIGIL_CHECK(index < slots_.size());
   std::shared_ptr<const ModelInfo> info =
       shadow ? std::make_shared<const ModelInfo>(shadow->info()) : nullptr;
+  Slot& slot = *slots_[index];
   std::lock_guard<std::mutex> lock(served_mutex_);
-  served_.shadow = std::move(shadow);
-  served_.shadow_info = std::move(info);
-  ++served_.generation;
-  model_generation_.store(served_.generation);
-  last_compute_us_.store(-1);
+  slot.served.shadow = std::move(shadow);
+  slot.served.shadow_info = std::move(info);
+  slot.generation.store(++slot.served.generation);
+  slot.last_compute_us.store(-1);
 }
 
-std::shared_ptr<const ModelInfo> Batcher::shadow_info() const {
-  return served().shadow_info;
+std::shared_ptr<const ModelInfo> Batcher::shadow_info(size_t index) const {
+  return served(index).shadow_info;
 }
 
-Batcher::Served Batcher::served() const {
+Batcher::Served Batcher::served(size_t index) const {
+  VIGIL_CHECK(index < slots_.size());
   std::lock_guard<std::mutex> lock(served_mutex_);
-  return served_;
+  return slots_[index]->served;
 }
 
-std::shared_ptr<const ModelInfo> Batcher::model_info() const {
-  return served().info;
+std::shared_ptr<const ModelInfo> Batcher::model_info(size_t index) const {
+  return served(index).info;
+}
+
+ScoringStats::Figures Batcher::figures() const {
+  ScoringStats::Figures f = slots_[0]->stats.figures();
+  for (size_t i = 1; i < slots_.size(); ++i) f.add(slots_[i]->stats.figures());
+  return f;
 }
 
 Batcher::InlineLane::InlineLane() : worker_(std::make_unique<Worker>()) {}
@@ -269,10 +353,15 @@ std::unique_ptr<Batcher::InlineLane> Batcher::make_inline_lane() const {
 bool Batcher::try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batch) {
   if (batch.empty() || batch.size() > config_.max_batch_size) return false;
   if (!started_.load() || queue_.depth() != 0) return false;
+  const size_t index = batch.front().model;
+  for (const ScoreRequest& r : batch) {
+    if (r.model != index) return false;  // a batch holds rows of one model
+  }
+  VIGIL_CHECK(index < slots_.size());
   // Only a model known to be fast: a slow forward on the io thread would hold up every other
   // connection of that thread and its request timeouts. The first batches of each model go
   // through the workers, which time them.
-  const int64_t compute_us = last_compute_us_.load();
+  const int64_t compute_us = slots_[index]->last_compute_us.load();
   if (compute_us < 0 || compute_us > kInlineComputeBound.count()) return false;
   // Claims "busy" only from idle: a busy worker, or another inline caller, means load. Then
   // stopping_, after the claim: stop() sets it before it waits for "busy" to drop to zero, so
@@ -289,7 +378,7 @@ bool Batcher::try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batc
   w.busy_since_ns = now.time_since_epoch().count();
   run_batch(w, batch, /*release_busy_when_scored=*/false);
   w.busy_since_ns = 0;
-  stats_.scored_inline(batch.size());
+  slots_[index]->stats.scored_inline(batch.size());
   release_busy();
   return true;
 }
@@ -364,13 +453,35 @@ void Batcher::worker_main(Worker& w) {
 
 void Batcher::fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
                        const std::string& why, const char* reason) {
+  // A batch the former made is of one model; rows straight from the queue may be of several.
+  const bool one_model = std::all_of(batch.begin(), batch.end(), [&](const ScoreRequest& r) {
+    return r.model == batch.front().model;
+  });
+  if (batch.empty() || one_model) {
+    if (!batch.empty()) fail_model(batch.front().model, batch, outcomes, why, reason);
+    return;
+  }
+  std::vector<ScoreRequest> rows;
+  for (size_t m = 0; m < slots_.size(); ++m) {
+    rows.clear();
+    for (ScoreRequest& r : batch) {
+      if (r.model == m) rows.push_back(std::move(r));
+    }
+    if (!rows.empty()) fail_model(m, rows, outcomes, why, reason);
+  }
+  batch.clear();
+}
+
+void Batcher::fail_model(size_t index, std::vector<ScoreRequest>& batch,
+                         std::vector<ScoreOutcome>& outcomes, const std::string& why,
+                         const char* reason) {
   outcomes.assign(batch.size(), ScoreOutcome{});
   for (auto& o : outcomes) {
     o.status = Status::Error(why);
     o.retryable = true;
-    stats_.request_failed(reason);
+    slots_[index]->stats.request_failed(reason);
   }
-  complete(batch, outcomes, served().info);
+  complete(batch, outcomes, served(index).info);
   batch.clear();
 }
 
@@ -402,14 +513,20 @@ void Batcher::release_busy() {
 
 void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch,
                         bool release_busy_when_scored) {
-  Served s = served();
-  if (w.generation != s.generation) {
-    w.session = s.model->new_session();
-    w.info = s.info;
-    w.shadow_session = s.shadow ? s.shadow->new_session() : nullptr;
-    w.shadow_info = s.shadow_info;
-    w.generation = s.generation;
+  w.index = batch.front().model;
+  Slot& slot = *slots_[w.index];
+  if (w.models.size() < slots_.size()) w.models.resize(slots_.size());
+  w.current = &w.models[w.index];
+  Worker::Sessions& m = *w.current;
+  Served s = served(w.index);
+  if (m.generation != s.generation) {
+    m.session = s.model->new_session();
+    m.info = s.info;
+    m.shadow_session = s.shadow ? s.shadow->new_session() : nullptr;
+    m.shadow_info = s.shadow_info;
+    m.generation = s.generation;
   }
+  ScoringStats& stats = slot.stats;
   const auto formed_at = clock_.now();
   const Packed packed = pack(w, batch);
 
@@ -417,25 +534,25 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch,
   std::vector<Status> row_status;
   if (!forward(w, batch, packed.explain_k).ok()) {
     // One poison row must not fail its neighbours: retry each row alone.
-    stats_.batch_failed();
-    const size_t width = w.info->width();
+    stats.batch_failed();
+    const size_t width = w.info().width();
     row_status.resize(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].features.size() != width) continue;
-      row_status[i] = w.session->score(w.input.data() + i * width, 1, w.output.data() + i);
+      row_status[i] = w.session().score(w.input.data() + i * width, 1, w.output.data() + i);
     }
   }
   const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
-  stats_.batch_scored(batch.size(), compute);
-  // Timed for the served model only: a batch of a model swapped out meanwhile does not count.
-  if (s.generation == model_generation_.load()) last_compute_us_.store(compute.count());
-  if (w.explained) stats_.explained(batch.size(), compute);
+  stats.batch_scored(batch.size(), compute);
+  // Timed for the served version only: a batch of a version swapped out meanwhile does not count.
+  if (s.generation == slot.generation.load()) slot.last_compute_us.store(compute.count());
+  if (w.explained) stats.explained(batch.size(), compute);
   fill_outcomes(w, batch, row_status, packed.any_bad_width, formed_at, compute);
   if (w.explained) fill_reasons(w, batch);
 
   // The shadow pass runs after the primary results are handed on: it keeps what it needs of
   // the batch (ids, scores) since the completion takes the requests' records.
-  const bool shadow = w.shadow_session != nullptr;
+  const bool shadow = m.shadow_session != nullptr;
   if (shadow) {
     w.shadow_rows.clear();
     w.shadow_index.clear();
@@ -447,12 +564,12 @@ void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch,
   }
   const size_t n = batch.size();
   if (release_busy_when_scored) release_busy();
-  complete(batch, w.outcomes, w.info);
+  complete(batch, w.outcomes, m.info);
   if (shadow && !w.shadow_rows.empty()) run_shadow(w, n);
 }
 
 Batcher::Packed Batcher::pack(Worker& w, const std::vector<ScoreRequest>& batch) const {
-  const size_t width = w.info->width();
+  const size_t width = w.info().width();
   const size_t n = batch.size();
   w.outcomes.resize(n);
   w.input.resize(n * width);
@@ -470,15 +587,16 @@ Batcher::Packed Batcher::pack(Worker& w, const std::vector<ScoreRequest>& batch)
     }
     p.explain_k = std::max(p.explain_k, top_k_of(r));
   }
-  if (w.info->baseline.size() != width) p.explain_k = 0;  // model.yaml has no baseline
+  if (w.info().baseline.size() != width) p.explain_k = 0;  // model.yaml has no baseline
   return p;
 }
 
 void Batcher::fill_outcomes(Worker& w, const std::vector<ScoreRequest>& batch,
                             const std::vector<Status>& row_status, bool any_bad_width,
                             Clock::time_point formed_at, microseconds compute) {
-  const size_t width = w.info->width();
-  ScoringStats::BatchTally tally(stats_);
+  const size_t width = w.info().width();
+  ScoringStats& stats = slots_[w.index]->stats;
+  ScoringStats::BatchTally tally(stats);
   for (size_t i = 0; i < batch.size(); ++i) {
     const ScoreRequest& r = batch[i];
     ScoreOutcome& o = w.outcomes[i];
@@ -492,17 +610,17 @@ void Batcher::fill_outcomes(Worker& w, const std::vector<ScoreRequest>& batch,
     if (any_bad_width && r.features.size() != width) {
       o.status = Status::Error("expected " + std::to_string(width) + " features, got " +
                                std::to_string(r.features.size()));
-      stats_.request_failed("bad_width");
+      stats.request_failed("bad_width");
     } else if (!row_status.empty() && !row_status[i].ok()) {
       o.status = row_status[i];
-      stats_.request_failed("model_error");
+      stats.request_failed("model_error");
     } else if (!std::isfinite(w.output[i])) {
       o.status = Status::Error("model returned a non-finite score");
-      stats_.request_failed("model_error");
+      stats.request_failed("model_error");
     } else {
       o.status = Status::Ok();
       o.score = w.output[i];
-      o.is_fraud = o.score >= w.info->threshold;
+      o.is_fraud = o.score >= w.info().threshold;
       tally.scored(r.origin, o.queue_wait);
     }
   }
@@ -518,9 +636,9 @@ Status Batcher::forward(Worker& w, std::vector<ScoreRequest>& batch, size_t expl
   const size_t n = batch.size();
   w.explained = false;
   if (explain_k > 0) {
-    w.contributions.resize(n * w.info->width());
-    Status st = w.session->explain(w.input.data(), n, w.info->baseline.data(), w.output.data(),
-                                   w.contributions.data());
+    w.contributions.resize(n * w.info().width());
+    Status st = w.session().explain(w.input.data(), n, w.info().baseline.data(), w.output.data(),
+                                    w.contributions.data());
     if (st.ok()) {
       w.explained = true;
       return st;
@@ -529,11 +647,11 @@ Status Batcher::forward(Worker& w, std::vector<ScoreRequest>& batch, size_t expl
     static RateLimitedLog log{"scoring", std::chrono::milliseconds(5000)};
     log.warn("reason codes unavailable for a batch of {}: {}", n, st.message());
   }
-  return w.session->score(w.input.data(), n, w.output.data());
+  return w.session().score(w.input.data(), n, w.output.data());
 }
 
 void Batcher::fill_reasons(Worker& w, std::vector<ScoreRequest>& batch) {
-  const size_t width = w.info->width();
+  const size_t width = w.info().width();
   w.order.resize(width);
   for (size_t i = 0; i < batch.size(); ++i) {
     ScoreOutcome& o = w.outcomes[i];
@@ -551,26 +669,28 @@ void Batcher::fill_reasons(Worker& w, std::vector<ScoreRequest>& batch) {
 void Batcher::run_shadow(Worker& w, size_t n) {
   const auto t0 = std::chrono::steady_clock::now();
   w.shadow_output.assign(n, 0.0f);
-  Status st = w.shadow_session->score(w.input.data(), n, w.shadow_output.data());
+  const Worker::Sessions& m = *w.current;
+  ScoringStats& stats = slots_[w.index]->stats;
+  Status st = m.shadow_session->score(w.input.data(), n, w.shadow_output.data());
   if (!st.ok()) {
-    stats_.shadow_failed();
+    stats.shadow_failed();
     static RateLimitedLog log{"scoring", std::chrono::milliseconds(5000)};
-    log.warn("shadow model {} version {} failed a batch of {}: {}", w.shadow_info->name,
-             w.shadow_info->version, n, st.message());
+    log.warn("shadow model {} version {} failed a batch of {}: {}", m.shadow_info->name,
+             m.shadow_info->version, n, st.message());
     return;
   }
   const auto compute = duration_cast<microseconds>(std::chrono::steady_clock::now() - t0);
-  metrics::Histogram::Local differences(stats_.shadow_difference_histogram());
+  metrics::Histogram::Local differences(stats.shadow_difference_histogram());
   size_t agree = 0;
   for (size_t j = 0; j < w.shadow_rows.size(); ++j) {
     ShadowRow& row = w.shadow_rows[j];
     row.shadow_score = w.shadow_output[w.shadow_index[j]];
     differences.observe(std::fabs(row.shadow_score - row.score));
-    agree += (row.score >= w.info->threshold) == (row.shadow_score >= w.shadow_info->threshold);
+    agree += (row.score >= w.info().threshold) == (row.shadow_score >= m.shadow_info->threshold);
   }
-  stats_.shadow_scored(w.shadow_rows.size(), agree, compute, differences);
+  stats.shadow_scored(w.shadow_rows.size(), agree, compute, differences);
   if (shadow_completion_ != nullptr) {
-    shadow_completion_->shadow_scored(w.shadow_rows, *w.info, *w.shadow_info);
+    shadow_completion_->shadow_scored(w.shadow_rows, w.info(), *m.shadow_info);
   }
 }
 

@@ -18,6 +18,11 @@
 // worker picked it up, so a request never waits longer than max_delay_us for a batch to
 // fill (plus the forward pass of batches ahead of it).
 //
+// Several models: each request names the model that scores it (ScoreRequest::model, an index
+// into the batcher's models), and a batch holds rows of one model. Rows of each model wait in
+// their own pending batch under the rule above; the due one whose oldest row waited longest
+// goes first. The workers are shared by all models (each keeps a session per model).
+//
 // Workers follow a leader/follower scheme: one worker at a time holds the former and waits
 // for a batch to become due; when it has one it releases the former and runs the forward,
 // and the next worker takes over forming. Batches therefore fill as much as the traffic
@@ -56,35 +61,46 @@ class BatchFormer {
  public:
   // `all_idle`, when set, says whether no worker is scoring a batch; a pending batch is then
   // due at once (see the flush rule above).
+  // `models`: how many models requests may name (ScoreRequest::model < models).
   BatchFormer(ScoringQueue& queue, const Clock& clock, size_t max_batch_size,
-              std::chrono::microseconds max_delay, std::function<bool()> all_idle = nullptr);
+              std::chrono::microseconds max_delay, std::function<bool()> all_idle = nullptr,
+              size_t models = 1);
 
   // Pulls what has arrived; if a batch is due, moves it into `batch` (which must be empty)
-  // and returns true. Otherwise waits up to `max_wait` (less if the oldest pending request's
-  // deadline comes first) for more requests, and returns whether a batch is due then.
+  // (rows of one model) and returns true. Otherwise waits up to `max_wait` (less if the oldest
+  // pending request's deadline comes first) for more requests, and returns whether a batch is due
+  // then.
   bool next(std::vector<ScoreRequest>& batch, std::chrono::microseconds max_wait);
 
-  size_t pending() const { return pending_.size(); }
+  size_t pending() const { return pending_count_; }
   // When the oldest pending request must be flushed; nullopt when nothing is pending.
   std::optional<Clock::time_point> deadline() const;
 
  private:
+  struct Pending {  // one model's rows waiting
+    std::vector<ScoreRequest> rows;
+    Clock::time_point oldest{};
+  };
   void pull(std::chrono::microseconds wait);
-  bool due() const;
+  // The model whose batch is due (a full one first, else the oldest waiting), or -1.
+  int due() const;
 
   ScoringQueue& queue_;
   const Clock& clock_;
   const size_t max_batch_size_;
   const std::chrono::microseconds max_delay_;
   const std::function<bool()> all_idle_;
-  std::vector<ScoreRequest> pending_;
-  Clock::time_point oldest_{};
+  std::vector<Pending> pending_;        // by model
+  std::vector<ScoreRequest> incoming_;  // rows just pulled, before they are sorted by model
+  size_t pending_count_ = 0;
+  size_t largest_ = 0;  // rows in the fullest pending batch
 };
 
 // Per-component metrics with verbs.
 class ScoringStats {
  public:
-  explicit ScoringStats(metrics::Registry& registry);
+  // Every series carries the label model=<model>.
+  ScoringStats(metrics::Registry& registry, const std::string& model);
   void batch_scored(size_t rows, std::chrono::microseconds compute);
   // Per-batch accounting of scored requests: counts by origin and the queue-wait
   // distribution, accumulated without atomics and merged once per batch.
@@ -118,6 +134,7 @@ class ScoringStats {
     uint64_t scored_kafka = 0;
     uint64_t scored_http = 0;
     metrics::Histogram::Snapshot batch_size;  // rows per forward pass
+    void add(const Figures& other);           // another model's
   };
   Figures figures() const;
 
@@ -153,8 +170,15 @@ class Batcher {
   struct Worker;  // a scoring thread's session and buffers (batcher.cpp)
 
  public:
-  // `completion` (may be null: HTTP only) takes every finished batch; `shadow_completion`
-  // (may be null) the shadow model's scores. Both must outlive the batcher's stop().
+  // `models` (at least one; the first is the default) are the models requests may name, by
+  // index (ScoreRequest::model). `completion` (may be null: HTTP only) takes every finished
+  // batch; `shadow_completion` (may be null) the shadow models' scores. Both must outlive the
+  // batcher's stop().
+  Batcher(const BatcherConfig& config, ScoringQueue& queue,
+          std::vector<std::shared_ptr<Model>> models, const Clock& clock,
+          metrics::Registry& registry, BatchCompletion* completion = nullptr,
+          ShadowCompletion* shadow_completion = nullptr);
+  // One model.
   Batcher(const BatcherConfig& config, ScoringQueue& queue, std::shared_ptr<Model> model,
           const Clock& clock, metrics::Registry& registry, BatchCompletion* completion = nullptr,
           ShadowCompletion* shadow_completion = nullptr);
@@ -169,20 +193,24 @@ class Batcher {
   // "shutting down" error and joins the workers. Idempotent; blocks until joined.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(10000));
 
-  // Atomically replaces the served model; workers switch at their next batch.
-  void swap_model(std::shared_ptr<Model> model);
-  std::shared_ptr<const ModelInfo> model_info() const;
-  // Sets (null: removes) the shadow model, which scores every batch as well; its scores go
-  // to the ShadowCompletion and never change the served result. Workers switch at their next
-  // batch.
-  void set_shadow(std::shared_ptr<Model> shadow);
-  std::shared_ptr<const ModelInfo> shadow_info() const;
+  size_t model_count() const { return slots_.size(); }
+  // Atomically replaces the version served as model `index` (another version of the same
+  // model); workers switch at their next batch of it.
+  void swap_model(std::shared_ptr<Model> model, size_t index = 0);
+  std::shared_ptr<const ModelInfo> model_info(size_t index = 0) const;
+  // Sets (null: removes) model `index`'s shadow, which scores each of its batches as well; its
+  // scores go to the ShadowCompletion and never change the served result. Workers switch at
+  // their next batch of it.
+  void set_shadow(std::shared_ptr<Model> shadow, size_t index = 0);
+  std::shared_ptr<const ModelInfo> shadow_info(size_t index = 0) const;
   // Rows scored at or above the threshold are also shown to `observer` (null: nobody), from
   // the next batch on. The observer must outlive stop().
   void observe_flagged(FlaggedObserver* observer) {
     flagged_observer_.store(observer, std::memory_order_release);
   }
-  const ScoringStats& stats() const { return stats_; }
+  const ScoringStats& stats(size_t index = 0) const { return slots_[index]->stats; }
+  // The figures of every model together.
+  ScoringStats::Figures figures() const;
   int worker_count() const { return static_cast<int>(workers_.size()); }
   // For each worker, the time (ns since the batcher's clock's epoch) at which it started the
   // batch it is working on (forward pass and completions), or 0 when it is not in a batch.
@@ -206,13 +234,13 @@ class Batcher {
     std::unique_ptr<Worker> worker_;
   };
   std::unique_ptr<InlineLane> make_inline_lane() const;
-  // When no worker is busy, nothing is queued, the batcher is running (not stopping) and the
-  // served model's last forward pass took at most kInlineComputeBound (1 ms; a model not yet
-  // timed, or slower, is never run on the caller's thread),
-  // scores `batch` on this thread through `lane` and completes it exactly as a worker would
-  // (each request's `done`, then the whole batch to the BatchCompletion: the delivery stage)
-  // and returns true. Otherwise returns false and leaves `batch` untouched, to be queued.
-  // At most one caller scores inline at a time; a worker may run beside it.
+  // When no worker is busy, nothing is queued, the batcher is running (not stopping), the
+  // rows are all of one model and that model's last forward pass took at most kInlineComputeBound
+  // (1 ms; a model not yet timed, or slower, is never run on the caller's thread), scores `batch`
+  // on this thread through `lane` and completes it exactly as a worker would (each request's
+  // `done`, then the whole batch to the BatchCompletion: the delivery stage) and returns true.
+  // Otherwise returns false and leaves `batch` untouched, to be queued. At most one caller scores
+  // inline at a time; a worker may run beside it.
   bool try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batch);
 
  private:
@@ -222,6 +250,15 @@ class Batcher {
     std::shared_ptr<Model> shadow;
     std::shared_ptr<const ModelInfo> shadow_info;
     uint64_t generation = 0;
+  };
+  // One model's place: what is served (under served_mutex_), its figures, its timing.
+  struct Slot {
+    Slot(metrics::Registry& registry, const std::string& name) : stats(registry, name) {}
+    Served served;
+    ScoringStats stats;
+    // The forward pass of its last batch, microseconds; -1: not timed yet.
+    std::atomic<int64_t> last_compute_us{-1};
+    std::atomic<uint64_t> generation{0};  // served.generation
   };
   void worker_main(Worker& w);
   // `release_busy_when_scored` (workers): the worker stops counting as busy once the batch
@@ -247,12 +284,16 @@ class Batcher {
   size_t top_k_of(const ScoreRequest& r) const;
   // Scores the batch's rows again with the shadow model and hands them on.
   void run_shadow(Worker& w, size_t n);
+  // Completes every request of `batch` (of any models) with the error `why`.
   void fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
                 const std::string& why, const char* reason);
+  // The same for rows of model `index` only.
+  void fail_model(size_t index, std::vector<ScoreRequest>& batch,
+                  std::vector<ScoreOutcome>& outcomes, const std::string& why, const char* reason);
   // Calls each request's `done` (HTTP) and hands the batch to the BatchCompletion (Kafka).
   void complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcome>& outcomes,
                 const std::shared_ptr<const ModelInfo>& model);
-  Served served() const;
+  Served served(size_t index) const;
 
   const BatcherConfig config_;
   ScoringQueue& queue_;
@@ -260,10 +301,9 @@ class Batcher {
   BatchCompletion* const completion_;
   ShadowCompletion* const shadow_completion_;
   std::atomic<FlaggedObserver*> flagged_observer_{nullptr};
-  ScoringStats stats_;
 
-  mutable std::mutex served_mutex_;
-  Served served_;
+  mutable std::mutex served_mutex_;           // guards each Slot::served
+  std::vector<std::unique_ptr<Slot>> slots_;  // by model index; fixed at construction
 
   std::mutex former_mutex_;
   BatchFormer former_;
@@ -271,10 +311,7 @@ class Batcher {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
-  // The forward pass of the last batch of the served model, microseconds; -1: not timed yet.
-  std::atomic<int64_t> last_compute_us_{-1};
-  std::atomic<uint64_t> model_generation_{0};  // served_.generation of the primary model
-  // try_score_inline only while the served model's last forward took at most this.
+  // try_score_inline only while the model's last forward took at most this.
   static constexpr std::chrono::microseconds kInlineComputeBound{1000};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> busy_workers_{0};

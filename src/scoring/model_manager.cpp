@@ -26,10 +26,10 @@ ModelManager::ModelManager(const ModelConfig& config, size_t warmup_batch_size, 
       loader_(std::move(loader)),
       loaded_(registry.counter("vigil_model_loads_total",
                                "Model versions loaded (served or shadow), or refused",
-                               {{"result", "loaded"}})),
+                               {{"result", "loaded"}, {"model", config.name}})),
       refused_(registry.counter("vigil_model_loads_total",
                                 "Model versions loaded (served or shadow), or refused",
-                                {{"result", "refused"}})),
+                                {{"result", "refused"}, {"model", config.name}})),
       version_gauge_(registry.gauge("vigil_model_version", "Version of the served model",
                                     {{"model", config.name}})),
       shadow_gauge_(registry.gauge("vigil_model_shadow_version",
@@ -98,10 +98,11 @@ std::shared_ptr<Model> ModelManager::shadow() const {
   return shadow_;
 }
 
-void ModelManager::start(Batcher* batcher) {
+void ModelManager::start(Batcher* batcher, size_t index) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     batcher_ = batcher;
+    index_ = index;
   }
   thread_ = std::thread([this] {
     name_this_thread("vigil-models");
@@ -250,19 +251,21 @@ Result<std::shared_ptr<Model>> ModelManager::prepare(int version) {
 void ModelManager::serve(std::shared_ptr<Model> model) {
   const ModelInfo& mi = model->info();
   Batcher* batcher = nullptr;
+  size_t index = 0;
   std::string before;
   {
     std::lock_guard<std::mutex> lock(mu_);
     before = served_ ? served_->info().version : "";
     served_ = model;
     batcher = batcher_;
+    index = index_;
   }
   // The gauge moves first, so whoever sees the batcher on the new version sees the gauge agree.
   try {
     version_gauge_.set(std::stod(mi.version));
   } catch (...) {
   }
-  if (batcher) batcher->swap_model(model);
+  if (batcher) batcher->swap_model(model, index);
   if (before.empty()) {
     logger("models")->info("model {} version {} loaded on {} ({} inputs, threshold {})", mi.name,
                            mi.version, mi.device, mi.width(), mi.threshold);
@@ -273,16 +276,18 @@ void ModelManager::serve(std::shared_ptr<Model> model) {
 
 void ModelManager::set_shadow(std::shared_ptr<Model> model) {
   Batcher* batcher = nullptr;
+  size_t index = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     shadow_ = model;
     batcher = batcher_;
+    index = index_;
   }
   shadow_gauge_.set(model ? std::stod(model->info().version) : 0.0);
   if (model)
     logger("models")->info("model {} version {} shadows every batch", config_.name,
                            model->info().version);
-  if (batcher) batcher->set_shadow(std::move(model));
+  if (batcher) batcher->set_shadow(std::move(model), index);
 }
 
 int ModelManager::served_version() const {

@@ -71,8 +71,8 @@ class ModelManager {
   std::shared_ptr<Model> served() const;
   std::shared_ptr<Model> shadow() const;
 
-  // Swaps go to `batcher` from now on; then starts the watching thread.
-  void start(Batcher* batcher);
+  // Swaps go to `batcher`'s model `index` from now on; then starts the watching thread.
+  void start(Batcher* batcher, size_t index = 0);
   void stop();  // joins; pending API calls are answered kStopping
 
   const std::string& name() const { return config_.name; }
@@ -123,6 +123,7 @@ class ModelManager {
   std::shared_ptr<Model> served_;
   std::shared_ptr<Model> shadow_;
   Batcher* batcher_ = nullptr;
+  size_t index_ = 0;                         // the model's index in batcher_
   std::deque<std::function<void()>> calls_;  // API calls waiting for the thread
   bool stop_ = false;
   std::condition_variable cv_;

@@ -28,6 +28,25 @@ std::vector<int> list_model_versions(const std::string& repository, const std::s
   return versions;
 }
 
+std::vector<std::string> list_scoring_models(const std::string& repository) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(repository, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path yaml = it->path() / "model.yaml";
+    const std::string name = it->path().filename().string();
+    if (!fs::is_regular_file(yaml) || list_model_versions(repository, name).empty()) continue;
+    try {
+      const YAML::Node kind = YAML::LoadFile(yaml.string())["kind"];
+      if (kind && kind.IsScalar() && kind.as<std::string>() == "recommender") continue;
+    } catch (const YAML::Exception&) {
+      // Listed: loading it reports what is wrong with its model.yaml.
+    }
+    names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::vector<VersionFile> scan_model_versions(const std::string& repository,
                                              const std::string& name) {
   std::vector<VersionFile> files;

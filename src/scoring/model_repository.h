@@ -21,6 +21,10 @@ namespace vigil::scoring {
 Result<ModelInfo> load_model_info(const std::string& repository, const std::string& name,
                                   const std::string& version = "");
 
+// The scoring models in the repository, by name (ascending): folders with a model.yaml and at
+// least one version with a model.pt, except recommenders (model.yaml `kind: recommender`).
+std::vector<std::string> list_scoring_models(const std::string& repository);
+
 // Integer version folders of a model that contain model.pt, ascending.
 std::vector<int> list_model_versions(const std::string& repository, const std::string& name);
 

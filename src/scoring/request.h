@@ -115,6 +115,7 @@ struct ScoreRequest {
   Completion done;                       // HTTP: called with the outcome; Kafka: empty
   SourceRecord source;                   // Kafka: the record scored
   uint16_t explain_top_k = 0;            // reason codes wanted (HTTP asks; Kafka: the config)
+  uint16_t model = 0;  // which of the batcher's models scores it (0: the default model)
   // Velocity features (src/features): `features` were computed by vigil from the entity's
   // history, which may have been partial (see features/entity_windows.h).
   bool features_computed = false;

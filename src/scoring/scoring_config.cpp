@@ -1,5 +1,7 @@
 #include "scoring/scoring_config.h"
 
+#include <algorithm>
+
 namespace vigil::scoring {
 
 std::vector<std::string> ModelConfig::validate() const {
@@ -21,7 +23,34 @@ std::vector<std::string> ModelConfig::validate() const {
       shadow_version.find_first_not_of("0123456789") != std::string::npos) {
     e.push_back("model.shadow_version must be a version number, got '" + shadow_version + "'");
   }
+  std::vector<std::string> seen;
+  for (const std::string& n : also_served()) {
+    if (n == "*") {
+      if (also_served().size() > 1)
+        e.push_back("model.also_serve: * stands alone, got '" + also_serve + "'");
+    } else if (n.find_first_of("/\\ ") != std::string::npos || n == "." || n == "..") {
+      e.push_back("model.also_serve: '" + n + "' is not a model name");
+    } else if (std::find(seen.begin(), seen.end(), n) != seen.end()) {
+      e.push_back("model.also_serve: '" + n + "' is listed twice");
+    }
+    seen.push_back(n);
+  }
   return e;
+}
+
+std::vector<std::string> ModelConfig::also_served() const {
+  std::vector<std::string> names;
+  size_t begin = 0;
+  while (begin <= also_serve.size()) {
+    size_t end = also_serve.find(',', begin);
+    if (end == std::string::npos) end = also_serve.size();
+    std::string n = also_serve.substr(begin, end - begin);
+    n.erase(0, n.find_first_not_of(" \t"));
+    n.erase(n.find_last_not_of(" \t") + 1);
+    if (!n.empty() && n != name) names.push_back(n);
+    begin = end + 1;
+  }
+  return names;
 }
 
 std::vector<std::string> ExplainConfig::validate() const {

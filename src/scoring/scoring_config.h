@@ -23,8 +23,13 @@ struct ModelConfig {
   std::chrono::milliseconds reload_interval{2000};
   std::chrono::milliseconds stable{2000};
   std::string shadow_version;  // a second version scoring every batch too; empty = none
+  // More models served beside `name`, comma-separated; "*" = every scoring model in the
+  // repository. Each follows its highest version, without a shadow.
+  std::string also_serve;
 
   std::vector<std::string> validate() const;
+  // The names in also_serve ("*" is left for the repository to expand), without `name`.
+  std::vector<std::string> also_served() const;
 
   template <typename V>
   void fields(V& v) {
@@ -41,6 +46,10 @@ struct ModelConfig {
     v("shadow_version", shadow_version, "",
       "a second version that scores every batch too, published to kafka.shadow_topic; empty = "
       "none");
+    v("also_serve", also_serve, "",
+      "more models served beside model.name, comma-separated, or * for every scoring model in "
+      "the repository; each follows its highest version; ask for one with /predict?model= or "
+      "/v2/models/{name}");
   }
 };
 

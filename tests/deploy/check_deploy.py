@@ -698,7 +698,8 @@ def live_vigil_metrics(report, repo, vigil, tmp, timeout_s):
     def fed():
         _, text = http_get(port, "/metrics")
         fam = metric_families(text)
-        scored = re.search(r'^vigil_requests_scored_total\{origin="kafka"\} (\d+)', text, re.M)
+        scored = re.search(r'^vigil_requests_scored_total\{origin="kafka"[^}]*\} (\d+)', text,
+                           re.M)
         if ("vigil_kafka_dead_lettered_total" in fam and "vigil_kafka_consumer_lag" in fam
                 and scored and int(scored.group(1)) >= 1):
             return text

@@ -49,7 +49,7 @@ struct TorchStack {
     HttpDeps deps;
     deps.queue = &queue;
     deps.registry = &registry;
-    deps.model_info = [this] { return batcher->model_info(); };
+    deps.model_info = [this](size_t i) { return batcher->model_info(i); };
     router = std::make_unique<Router>(HttpConfig{}, deps);
   }
   ~TorchStack() { batcher->stop(std::chrono::milliseconds(5000)); }

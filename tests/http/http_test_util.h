@@ -59,6 +59,7 @@ class RecordingCompletion final : public scoring::BatchCompletion {
 
 struct StackOptions {
   testing::FakeModelOptions model;
+  std::vector<testing::FakeModelOptions> more_models;  // served beside it, asked for by name
   scoring::QueueConfig queue{1024, 0.8, 0.5};
   scoring::BatcherConfig batcher{64, std::chrono::microseconds(200), 2};
 };
@@ -69,8 +70,15 @@ struct ScoringStack {
   explicit ScoringStack(StackOptions o = {})
       : queue(o.queue, SteadyClock::instance(), registry),
         model(std::make_shared<testing::FakeModel>(o.model)),
-        batcher(o.batcher, queue, model, SteadyClock::instance(), registry, &sink) {
+        batcher(o.batcher, queue, with_more(model, o.more_models), SteadyClock::instance(),
+                registry, &sink) {
     batcher.start();
+  }
+  static std::vector<std::shared_ptr<scoring::Model>> with_more(
+      std::shared_ptr<scoring::Model> first, const std::vector<testing::FakeModelOptions>& more) {
+    std::vector<std::shared_ptr<scoring::Model>> models{std::move(first)};
+    for (const auto& o : more) models.push_back(std::make_shared<testing::FakeModel>(o));
+    return models;
   }
   ~ScoringStack() { batcher.stop(std::chrono::milliseconds(5000)); }
 
@@ -79,9 +87,14 @@ struct ScoringStack {
     d.queue = &queue;
     d.batcher = &batcher;  // the server scores inline while the batcher is idle, as deployed
     d.registry = &registry;
-    d.model_info = [this]() -> std::shared_ptr<const scoring::ModelInfo> {
+    if (batcher.model_count() > 1) {
+      for (size_t i = 0; i < batcher.model_count(); ++i) {
+        d.model_names.push_back(batcher.model_info(i)->name);
+      }
+    }
+    d.model_info = [this](size_t i) -> std::shared_ptr<const scoring::ModelInfo> {
       if (!model_loaded) return nullptr;
-      return batcher.model_info();
+      return batcher.model_info(i);
     };
     d.readiness_failures = [this] {
       std::lock_guard<std::mutex> lock(mutex);

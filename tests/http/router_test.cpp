@@ -551,6 +551,79 @@ TEST_F(RouterTest, ModelMetadataDescribesTheTensors) {
   }
 }
 
+// Several models: ?model= on /predict and /model/info, /v2/models/{name} for each.
+struct TwoModelRouterTest : RouterTest {
+  static StackOptions two() {
+    StackOptions o;
+    testing::FakeModelOptions second;
+    second.name = "second";
+    second.version = "7";
+    second.input_names = {"amount", "hour"};
+    second.bias = -1.0;
+    o.more_models.push_back(second);
+    return o;
+  }
+  TwoModelRouterTest() : RouterTest(two()) {}
+};
+
+TEST_F(TwoModelRouterTest, PredictScoresWithTheModelItNamesAndTheDefaultOneWithoutAName) {
+  const float amount = 3.0f, hour = 5.0f;
+  auto res = post("/predict?model=second",
+                  R"({"instances": [{"transaction_id": "s-1", "amount": 3, "hour": 5}]})");
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  auto v = parse_json(res.body());
+  const float row[] = {amount, hour};
+  EXPECT_FLOAT_EQ(v.at("predictions").as_array()[0].at("score").to_number<float>(),
+                  testing::fake_score(row, 2, -1.0));
+  EXPECT_EQ(v.at("model_name").as_string(), "second");
+  EXPECT_EQ(v.at("model_version").as_string(), "7");
+  // The default model takes its own inputs, and names the other's as unknown.
+  res = post("/predict", predict_body({array_instance(row_values(0.5f))}));
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  EXPECT_EQ(parse_json(res.body()).at("model_name").as_string(), "fake");
+  res = post("/predict", R"({"instances": [{"amount": 3, "hour": 5}]})");
+  EXPECT_EQ(res.result_int(), 422u) << res.body();
+  // An unknown model is 404 naming the models served.
+  res = post("/predict?model=nope", predict_body({array_instance(row_values(0.5f))}));
+  EXPECT_EQ(res.result_int(), 404u);
+  EXPECT_NE(res.body().find("'nope' not found; this server serves 'fake', 'second'"),
+            std::string::npos)
+      << res.body();
+  // Every score left by the one exit, with the model that scored it.
+  auto rows = stack->sink.records();
+  ASSERT_EQ(rows.size(), 1u);  // the one row with a transaction id
+  EXPECT_EQ(rows[0].model_name, "second");
+}
+
+TEST_F(TwoModelRouterTest, EachModelHasItsOwnMetadataInferAndInfo) {
+  auto res = get("/v2/models/second");
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  auto v = parse_json(res.body());
+  EXPECT_EQ(v.at("version").as_string(), "7");
+  EXPECT_EQ(v.at("inputs").as_array()[0].at("shape").as_array()[1].to_number<int>(), 2);
+  EXPECT_EQ(get("/v2/models/second/versions/7/ready").result_int(), 200u);
+  EXPECT_EQ(get("/v2/models/second/versions/1").result_int(), 404u);
+  EXPECT_EQ(get("/v2/models/fake/versions/1").result_int(), 200u);
+  res = post("/v2/models/second/infer",
+             R"({"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32",
+                             "data": [1, 2]}]})");
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  v = parse_json(res.body());
+  const float row[] = {1.0f, 2.0f};
+  EXPECT_FLOAT_EQ(v.at("outputs").as_array()[0].at("data").as_array()[0].to_number<float>(),
+                  testing::fake_score(row, 2, -1.0));
+  EXPECT_EQ(v.at("model_name").as_string(), "second");
+  res = post("/v2/models/fake/infer",
+             R"({"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32",
+                             "data": [1, 2]}]})");
+  EXPECT_EQ(res.result_int(), 422u) << "the default model takes 30 inputs: " << res.body();
+  res = get("/model/info?model=second");
+  ASSERT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(parse_json(res.body()).at("inputs").as_array().size(), 2u);
+  EXPECT_EQ(parse_json(get("/model/info").body()).at("name").as_string(), "fake");
+  EXPECT_EQ(get("/model/info?model=nope").result_int(), 404u);
+}
+
 TEST_F(RouterTest, ModelInfoCarriesTheYamlVersionAndLoadTime) {
   auto res = get("/model/info");
   ASSERT_EQ(res.result_int(), 200u);
@@ -573,7 +646,8 @@ TEST_F(RouterTest, MetricsAreThePrometheusTextOfTheRegistry) {
   ASSERT_EQ(res.result_int(), 200u);
   EXPECT_EQ(res[bhttp::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_NE(res.body().find("# TYPE vigil_requests_scored_total counter"), std::string::npos);
-  EXPECT_NE(res.body().find("vigil_requests_scored_total{origin=\"http\"} 1"), std::string::npos)
+  EXPECT_NE(res.body().find("vigil_requests_scored_total{origin=\"http\",model=\"fake\"} 1"),
+            std::string::npos)
       << res.body();
 }
 

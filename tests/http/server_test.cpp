@@ -134,7 +134,8 @@ TEST(HttpServer, ServesEveryRouteAndErrorCodeOverASocket) {
 // and back); the first request of a model goes through a worker, which times the forward.
 TEST(HttpServer, RequestsAreScoredOnTheIoThreadWhileTheBatcherIsIdleOnceAWorkerTimedTheModel) {
   Server s;
-  auto& inline_rows = s.stack->registry.counter("vigil_requests_scored_inline_total", "");
+  auto& inline_rows =
+      s.stack->registry.counter("vigil_requests_scored_inline_total", "", {{"model", "fake"}});
   HttpClient client(s.port());
   auto first = client.request(verb::post, "/predict", one_instance());
   ASSERT_EQ(first.result_int(), 200u) << first.body();
@@ -691,7 +692,7 @@ TEST(HttpServer, RepositoryRoutesTakeOnlyTheAdminToken) {
   HttpConfig c = test_config();
   c.auth_token = "score-tok";
   {  // No admin token configured: the repository API is off, whatever is given.
-    CustomServer s(c, stack, [&](HttpDeps& d) { d.models = &models; });
+    CustomServer s(c, stack, [&](HttpDeps& d) { d.models = {&models}; });
     HttpClient client(s.port());
     for (const auto& target : admin_routes) {
       for (const auto& [what, headers] : every_credential) {
@@ -702,7 +703,7 @@ TEST(HttpServer, RepositoryRoutesTakeOnlyTheAdminToken) {
     }
   }
   c.admin_token = "admin+tok/=";
-  CustomServer s(c, stack, [&](HttpDeps& d) { d.models = &models; });
+  CustomServer s(c, stack, [&](HttpDeps& d) { d.models = {&models}; });
   HttpClient client(s.port());
   for (const auto& target : admin_routes) {
     auto res = client.request(verb::post, target, "", none);
@@ -849,7 +850,9 @@ TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
   shadow->path = "/srv/secret-models/fake/2/model.pt";
   HttpConfig c = test_config();
   c.auth_token = "tok";
-  auto model_info = [served]() -> std::shared_ptr<const scoring::ModelInfo> { return served; };
+  auto model_info = [served](size_t) -> std::shared_ptr<const scoring::ModelInfo> {
+    return served;
+  };
   FakeEventStreams live;
   scoring::ModelManager models(
       fake_repository_config(), 64,
@@ -859,9 +862,11 @@ TEST(HttpServer, UnauthenticatedAnswersCarryNoModelPath) {
       stack.registry);
   CustomServer s(c, stack, [&](HttpDeps& d) {
     d.model_info = model_info;
-    d.shadow_info = [shadow]() -> std::shared_ptr<const scoring::ModelInfo> { return shadow; };
+    d.shadow_info = [shadow](size_t) -> std::shared_ptr<const scoring::ModelInfo> {
+      return shadow;
+    };
     d.events = &live;
-    d.models = &models;
+    d.models = {&models};
   });
   HttpClient client(s.port());
   for (const std::string target :

@@ -223,7 +223,9 @@ TEST_F(LiveViewTest, AStalledSubscriberLosesUpdatesIsToldAndSlowsNothingElse) {
   const auto told = json::parse(stalled.text().substr(at, stalled.text().find("\n\n", at) - at));
   EXPECT_GT(told.at("dropped").to_number<double>(), 0.0);
   EXPECT_GT(
-      service->registry().counter("vigil_requests_scored_total", "", {{"origin", "kafka"}}).value(),
+      service->registry()
+          .counter("vigil_requests_scored_total", "", {{"origin", "kafka"}, {"model", "fraud_mlp"}})
+          .value(),
       0.0);
   service->stop();
 }

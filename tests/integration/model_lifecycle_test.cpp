@@ -204,8 +204,10 @@ TEST_F(ModelLifecycleTest, ShadowRecordsEqualTwoIndependentForwardsAndThePrimary
     EXPECT_EQ(testing::json_string(r.value, "model_version"), "1");
   }
   auto& reg = service->registry();
-  EXPECT_GE(reg.counter("vigil_shadow_rows_total", "").value(), kEvents);
-  EXPECT_EQ(reg.counter("vigil_shadow_decisions_total", "", {{"result", "disagree"}}).value(),
+  EXPECT_GE(reg.counter("vigil_shadow_rows_total", "", {{"model", "fraud_mlp"}}).value(), kEvents);
+  EXPECT_EQ(reg.counter("vigil_shadow_decisions_total", "",
+                        {{"result", "disagree"}, {"model", "fraud_mlp"}})
+                .value(),
             static_cast<double>(disagree));
   std::printf(
       "[ lifecycle ] shadow: %zu records, max |difference| to independent forwards %.2g, "
@@ -385,6 +387,113 @@ TEST_F(ModelLifecycleTest, WithTheRecommenderBesideItAReloadOfEitherModelLeavesT
   service->stop();
 }
 
+TEST_F(ModelLifecycleTest, TwoModelsServedAtOnceScoreAsTheirPyTorchReferencesAndReloadApart) {
+  // fraud_velocity served beside fraud_mlp (model.also_serve): asked for by name over HTTP,
+  // while the stream and plain /predict go on with fraud_mlp, the default model.
+  for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
+    fs::create_directories((repo_ / "fraud_velocity" / f).parent_path());
+    fs::copy_file(kSource + "/models/fraud_velocity/" + f, repo_ / "fraud_velocity" / f);
+  }
+  const testing::ReferenceData velocity =
+      testing::load_reference("tests/data/fraud_velocity_v1_reference.json");
+  config::AppConfig c = config();
+  c.model.also_serve = "fraud_velocity";
+  testing::enable_test_http(c);
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  ASSERT_EQ(service->batcher().model_count(), 2u);
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+
+  // Over HTTP: each model's rows scored as PyTorch scored them.
+  constexpr size_t kRows = 64;
+  auto score_velocity = [&](json::object& answer) {
+    json::array instances;
+    for (size_t i = 0; i < kRows; ++i) instances.push_back(json::value_from(velocity.rows[i]));
+    auto res = http.request(bhttp::verb::post, "/predict?model=fraud_velocity",
+                            json::serialize(json::object{{"instances", instances}}));
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    answer = json::parse(res.body()).as_object();
+    double max_diff = 0.0;
+    const auto& predictions = answer.at("predictions").as_array();
+    EXPECT_EQ(predictions.size(), kRows);
+    for (size_t i = 0; i < predictions.size(); ++i) {
+      const double score = predictions[i].at("score").to_number<double>();
+      max_diff = std::max(max_diff, std::fabs(score - velocity.scores[i]));
+    }
+    return max_diff;
+  };
+  auto predict_default = [&] {
+    auto res = http.request(
+        bhttp::verb::post, "/predict",
+        json::serialize(json::object{{"instances", json::array{json::value_from(ref_.rows[0])}}}));
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    return json::parse(res.body()).as_object();
+  };
+  json::object before;
+  EXPECT_LE(score_velocity(before), 1e-5) << "fraud_velocity's scores differ from PyTorch's";
+  EXPECT_EQ(before.at("model_name").as_string(), "fraud_velocity");
+  json::object plain = predict_default();
+  EXPECT_EQ(plain.at("model_name").as_string(), "fraud_mlp");
+  EXPECT_NEAR(plain.at("predictions").as_array()[0].at("score").to_number<double>(), ref_.scores[0],
+              1e-5);
+  auto infer = http.request(
+      bhttp::verb::post, "/v2/models/fraud_velocity/infer",
+      json::serialize(json::object{
+          {"inputs", json::array{json::object{{"name", "features"},
+                                              {"shape", json::array{1, velocity.rows[0].size()}},
+                                              {"datatype", "FP32"},
+                                              {"data", json::value_from(velocity.rows[0])}}}}}));
+  ASSERT_EQ(infer.result_int(), 200) << infer.body();
+  EXPECT_NEAR(json::parse(infer.body())
+                  .at("outputs")
+                  .as_array()[0]
+                  .at("data")
+                  .as_array()[0]
+                  .to_number<double>(),
+              velocity.scores[0], 1e-5);
+
+  // On the stream: the default model, as before.
+  constexpr size_t kEvents = 200;
+  produce("two-", 0, kEvents);
+  auto scores =
+      testing::read_distinct_keys(cluster_->bootstrap(), "scores", kEvents, milliseconds(60000));
+  ASSERT_EQ(scores.size(), kEvents);
+  for (const auto& r : scores) {
+    ASSERT_EQ(testing::json_string(r.value, "model_name"), "fraud_mlp") << r.value;
+    const size_t i = std::stoul(r.key.substr(4));
+    EXPECT_NEAR(testing::json_number(r.value, "score"), ref_.scores[i % ref_.rows.size()], 1e-5);
+  }
+
+  // A new version of fraud_mlp: the default moves to it, fraud_velocity stays as it was.
+  add_version_2();
+  ASSERT_TRUE(
+      testing::wait_until([&] { return predict_default().at("model_version").as_string() == "2"; },
+                          milliseconds(30000)))
+      << "fraud_mlp version 2 was never served";
+  json::object after;
+  EXPECT_LE(score_velocity(after), 1e-5);
+  EXPECT_EQ(after.at("model_version").as_string(), "1");
+  // The same version's scores (within float rounding: batches of other sizes may sum the
+  // products in another order).
+  for (size_t i = 0; i < kRows; ++i) {
+    EXPECT_NEAR(after.at("predictions").as_array()[i].at("score").to_number<double>(),
+                before.at("predictions").as_array()[i].at("score").to_number<double>(), 1e-6);
+  }
+  EXPECT_EQ(service->batcher().model_info(1)->version, "1");
+  // Each model's figures under its own label.
+  EXPECT_EQ(service->registry()
+                .counter("vigil_requests_scored_total", "",
+                         {{"origin", "http"}, {"model", "fraud_velocity"}})
+                .value(),
+            2 * kRows + 1);
+  EXPECT_GE(
+      service->registry()
+          .counter("vigil_requests_scored_total", "", {{"origin", "kafka"}, {"model", "fraud_mlp"}})
+          .value(),
+      kEvents);
+  service->stop();
+}
+
 TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtocolShapes) {
   config::AppConfig c = config();
   c.model.reload_interval = milliseconds(0);  // only the API changes what is served
@@ -455,7 +564,9 @@ TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtoco
   EXPECT_NE(res.body().find("cannot load TorchScript model"), std::string::npos) << res.body();
   EXPECT_EQ(service->batcher().model_info()->version, "2");
   EXPECT_EQ(
-      service->registry().counter("vigil_model_loads_total", "", {{"result", "refused"}}).value(),
+      service->registry()
+          .counter("vigil_model_loads_total", "", {{"result", "refused"}, {"model", "fraud_mlp"}})
+          .value(),
       1.0);
   service->stop();
 }

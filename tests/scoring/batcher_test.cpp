@@ -125,6 +125,68 @@ TEST(FormerEager, WaitsForTheDelayWhileAWorkerIsBusy) {
   EXPECT_EQ(batch.size(), 2u);
 }
 
+// Several models: each model's rows wait in a batch of their own.
+TEST(FormerModels, KeepsEachModelsRowsInABatchOfTheirOwnAndFlushesTheOldestFirst) {
+  metrics::Registry registry;
+  ManualClock clock;
+  ScoringQueue queue{{64, 0.8, 0.5}, clock, registry};
+  BatchFormer former{queue, clock, 4, microseconds(1000), nullptr, /*models=*/2};
+  auto push = [&](const std::string& id, uint16_t model) {
+    auto r = make(id);
+    r.model = model;
+    ASSERT_EQ(queue.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
+  };
+  push("a0", 0);
+  clock.advance(microseconds(100));
+  push("b1", 1);
+  push("c0", 0);
+  clock.advance(microseconds(899));
+  std::vector<ScoreRequest> batch;
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(former.pending(), 3u);
+  clock.advance(microseconds(1));  // a0 has waited 1000 us: model 0's batch, b1 stays
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch[0].id, "a0");
+  EXPECT_EQ(batch[1].id, "c0");
+  EXPECT_EQ(former.pending(), 1u);
+  ASSERT_TRUE(former.deadline().has_value());
+  EXPECT_EQ(*former.deadline(), clock.now() + microseconds(100));  // b1's
+  batch.clear();
+  EXPECT_FALSE(former.next(batch, microseconds(0)));
+  clock.advance(microseconds(100));
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].id, "b1");
+  EXPECT_EQ(batch[0].model, 1u);
+}
+
+TEST(FormerModels, AFullBatchOfOneModelGoesAtOnceAndTheOthersRowsWait) {
+  metrics::Registry registry;
+  ManualClock clock;
+  ScoringQueue queue{{64, 0.8, 0.5}, clock, registry};
+  BatchFormer former{queue, clock, 4, microseconds(1000), nullptr, /*models=*/2};
+  auto r = make("first", 30);
+  r.model = 1;
+  queue.try_push(r, Priority::kNormal);
+  clock.advance(microseconds(10));
+  for (int i = 0; i < 5; ++i) {
+    auto x = make("m0-" + std::to_string(i));
+    queue.try_push(x, Priority::kNormal);
+  }
+  std::vector<ScoreRequest> batch;
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_EQ(batch.size(), 4u);  // full: no waiting for the delay
+  for (const auto& row : batch) EXPECT_EQ(row.model, 0u);
+  batch.clear();
+  EXPECT_FALSE(former.next(batch, microseconds(0))) << "the rest is not due yet";
+  EXPECT_EQ(former.pending(), 2u);
+  clock.advance(microseconds(1000));
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].id, "first");  // the oldest
+}
+
 // Batcher with worker threads and a fake model.
 struct Collector {
   std::mutex mu;
@@ -314,6 +376,70 @@ TEST_F(BatcherTest, SwappedModelIsUsedForLaterBatches) {
   EXPECT_EQ(collector.outcomes.at("after").model->version, "2");
 }
 
+TEST_F(BatcherTest, TwoModelsShareTheWorkersAndEachRowIsScoredByTheModelItNames) {
+  testing::FakeModelOptions o1, o2;
+  o1.name = "wide";
+  o2.name = "narrow";
+  o2.width = 5;
+  o2.bias = 1.0;
+  auto wide = std::make_shared<testing::FakeModel>(o1);
+  auto narrow = std::make_shared<testing::FakeModel>(o2);
+  struct Batches : BatchCompletion {
+    std::mutex mu;
+    std::vector<std::string> mixed;  // batches whose rows were not all of their model
+    void complete(std::vector<ScoreRequest>& batch, const std::vector<ScoreOutcome>&,
+                  const ModelInfo& model) override {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& r : batch) {
+        if ((r.model == 0) != (model.name == "wide")) mixed.push_back(r.id.str());
+      }
+    }
+  } batches;
+  ScoringQueue q({4096, 0.8, 0.5}, SteadyClock::instance(), registry);
+  Batcher b({16, microseconds(300), 2}, q, {wide, narrow}, SteadyClock::instance(), registry,
+            &batches);
+  ASSERT_EQ(b.model_count(), 2u);
+  b.start();
+  constexpr int kN = 2000;
+  for (int i = 0; i < kN; ++i) {
+    const bool second = i % 3 == 0;
+    ScoreRequest r = make("t" + std::to_string(i), second ? 5 : 30, static_cast<float>(i % 7));
+    r.model = second ? 1 : 0;
+    push(q, std::move(r));
+  }
+  ASSERT_TRUE(collector.wait_for(kN));
+  // A new version of one model leaves the other as it was.
+  testing::FakeModelOptions o3 = o2;
+  o3.version = "2";
+  b.swap_model(std::make_shared<testing::FakeModel>(o3), 1);
+  EXPECT_EQ(b.model_info(0)->version, "1");
+  EXPECT_EQ(b.model_info(1)->version, "2");
+  b.stop();
+  EXPECT_TRUE(batches.mixed.empty()) << batches.mixed.size() << " rows in another model's batch";
+  for (int i = 0; i < kN; ++i) {
+    const bool second = i % 3 == 0;
+    const auto& o = collector.outcomes.at("t" + std::to_string(i));
+    ASSERT_TRUE(o.status.ok()) << o.status.message();
+    ASSERT_NE(o.model, nullptr);
+    EXPECT_EQ(o.model->name, second ? "narrow" : "wide");
+    auto expected = make("x", second ? 5 : 30, static_cast<float>(i % 7));
+    EXPECT_FLOAT_EQ(o.score, testing::fake_score(expected.features.data(), second ? 5 : 30,
+                                                 second ? o2.bias : o1.bias));
+  }
+  EXPECT_EQ(wide->rows_scored() + narrow->rows_scored(), static_cast<uint64_t>(kN));
+  EXPECT_EQ(narrow->rows_scored(), static_cast<uint64_t>((kN + 2) / 3));
+  EXPECT_EQ(b.stats(1).scored(), narrow->rows_scored());
+  EXPECT_EQ(b.figures().scored_kafka, static_cast<uint64_t>(kN)) << "both models' together";
+  EXPECT_EQ(
+      registry.counter("vigil_requests_scored_total", "", {{"origin", "kafka"}, {"model", "wide"}})
+          .value(),
+      wide->rows_scored());
+  EXPECT_EQ(
+      registry.counter("vigil_requests_scored_total", "", {{"origin", "http"}, {"model", "wide"}})
+          .value(),
+      0u);
+}
+
 // The inline lane (HTTP io threads): only while idle, only once a worker has timed the model
 // fast, and completed exactly as a worker completes a batch.
 TEST_F(BatcherTest, ScoresInlineOnTheCallersThreadOnlyWhileIdleAndOnceTheModelIsTimedFast) {
@@ -351,7 +477,8 @@ TEST_F(BatcherTest, ScoresInlineOnTheCallersThreadOnlyWhileIdleAndOnceTheModelIs
   EXPECT_TRUE(collector.outcomes.at("inline").status.ok());
   EXPECT_EQ(delivery.thread, std::this_thread::get_id()) << "delivered from the caller's thread";
   EXPECT_EQ(delivery.rows.load(), 2u);
-  EXPECT_EQ(registry.counter("vigil_requests_scored_inline_total", "").value(), 1u);
+  EXPECT_EQ(registry.counter("vigil_requests_scored_inline_total", "", {{"model", "fake"}}).value(),
+            1u);
   b.stop();
   fill("after-stop");
   EXPECT_FALSE(b.try_score_inline(*lane, batch)) << "stopping";

@@ -120,7 +120,8 @@ TEST_F(ModelManagerTest, AHalfCopiedVersionIsNotLoadedAndIsServedOnceItsFileStop
       out.flush();
       std::this_thread::sleep_for(milliseconds(100));
       EXPECT_EQ(served(), "1") << "served a half-copied version";
-      EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}}), 0.0)
+      EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}, {"model", "fraud_mlp"}}),
+                0.0)
           << "tried to load a half-copied version";
     }
   }
@@ -128,7 +129,8 @@ TEST_F(ModelManagerTest, AHalfCopiedVersionIsNotLoadedAndIsServedOnceItsFileStop
   ASSERT_TRUE(testing::wait_until([&] { return served() == "2"; }, milliseconds(10000)))
       << reason_of("2");
   EXPECT_EQ(reason_of("2"), "READY: serving");
-  EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}}), 0.0);
+  EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}, {"model", "fraud_mlp"}}),
+            0.0);
   EXPECT_EQ(registry_.gauge("vigil_model_version", "", {{"model", "fraud_mlp"}}).value(), 2.0);
 }
 
@@ -137,7 +139,8 @@ TEST_F(ModelManagerTest, ABrokenVersionIsRefusedWithItsReasonAndTheServedOneStay
   write_version(3, "this is not TorchScript");
   ASSERT_TRUE(testing::wait_until(
       [&] {
-        return metric("vigil_model_loads_total", {{"result", "refused"}}) == 1.0;
+        return metric("vigil_model_loads_total", {{"result", "refused"}, {"model", "fraud_mlp"}}) ==
+               1.0;
       },
       milliseconds(10000)));
   EXPECT_EQ(served(), "1");
@@ -146,7 +149,8 @@ TEST_F(ModelManagerTest, ABrokenVersionIsRefusedWithItsReasonAndTheServedOneStay
   EXPECT_NE(why.find("cannot load TorchScript model"), std::string::npos) << why;
   // Not tried again while the file stays the same.
   std::this_thread::sleep_for(milliseconds(700));
-  EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}}), 1.0);
+  EXPECT_EQ(metric("vigil_model_loads_total", {{"result", "refused"}, {"model", "fraud_mlp"}}),
+            1.0);
   // The API refuses it too, with the reason, and version 1 stays served.
   auto r = call(true, "3");
   EXPECT_EQ(r.code, StatusCode::kInvalidArgument);

@@ -23,6 +23,7 @@ struct FakeModelOptions {
   float poison = std::numeric_limits<float>::quiet_NaN();  // NaN = no poison
   float threshold = 0.5f;
   double bias = 0.0;  // added to the logit
+  std::string name = "fake";
   std::string version = "1";
   bool explains = false;  // a baseline of zeros in its info and a linear attribution
   // Named inputs (width = their count) instead of f0..f<width-1>; a model of raw transactions
@@ -41,7 +42,7 @@ inline float fake_score(const float* row, size_t width, double bias = 0.0) {
 class FakeModel final : public scoring::Model {
  public:
   explicit FakeModel(FakeModelOptions o = {}) : options_(o) {
-    info_.name = "fake";
+    info_.name = o.name;
     info_.version = o.version;
     if (!o.input_names.empty()) {
       options_.width = o.input_names.size();
@@ -53,7 +54,7 @@ class FakeModel final : public scoring::Model {
     info_.feature_spec_hash = o.feature_spec_hash;
     info_.threshold = o.threshold;
     info_.output_name = "score";
-    info_.metadata_text = "name: fake\nthreshold: 0.5\n";
+    info_.metadata_text = "name: " + o.name + "\nthreshold: 0.5\n";
     if (o.explains) info_.baseline.assign(options_.width, 0.0f);
   }
   const scoring::ModelInfo& info() const override { return info_; }
