@@ -105,6 +105,21 @@ TEST(Config, ListsEveryErrorAtOnce) {
   }
 }
 
+TEST(Config, ModelsServedBesideTheDefaultAreAListOfNamesOrAStar) {
+  auto c = load({"--model.also_serve= fraud_velocity ,fraud_mlp,, fraud_terminal"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  // Blanks and the default model itself are left out.
+  EXPECT_EQ(c->model.also_served(), (std::vector<std::string>{"fraud_velocity", "fraud_terminal"}));
+  EXPECT_EQ(load({"--model.also_serve=*"})->model.also_served(), std::vector<std::string>{"*"});
+  auto bad = load({"--model.also_serve=a,*,../x,a"});
+  ASSERT_FALSE(bad.ok());
+  for (const char* expected :
+       {"model.also_serve: * stands alone", "model.also_serve: '../x' is not a model name",
+        "model.also_serve: 'a' is listed twice"}) {
+    EXPECT_NE(bad.error().find(expected), std::string::npos) << expected << "\n" << bad.error();
+  }
+}
+
 TEST(Config, RefusesACooperativeAssignorTheRebalanceCallbackCannotHandle) {
   auto c = load({"--kafka.consumer.partition.assignment.strategy=cooperative-sticky"});
   ASSERT_FALSE(c.ok());

@@ -494,6 +494,18 @@ TEST_F(ModelLifecycleTest, TwoModelsServedAtOnceScoreAsTheirPyTorchReferencesAnd
   service->stop();
 }
 
+TEST_F(ModelLifecycleTest, AModelServedBesideTheDefaultThatCannotLoadRefusesTheStartNamingIt) {
+  fs::create_directories(repo_ / "broken" / "1");
+  std::ofstream(repo_ / "broken" / "1" / "model.pt") << "not a model";
+  config::AppConfig c = config();
+  c.kafka.enabled = false;
+  c.model.also_serve = "missing,broken";
+  auto s = app::Service::create(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("model missing"), std::string::npos) << s.error();
+  EXPECT_NE(s.error().find("broken"), std::string::npos) << s.error();
+}
+
 TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtocolShapes) {
   config::AppConfig c = config();
   c.model.reload_interval = milliseconds(0);  // only the API changes what is served
