@@ -81,16 +81,29 @@ void BatchFormer::pull(microseconds wait) {
 
 int BatchFormer::due() const {
   if (pending_count_ == 0) return -1;
-  int oldest = -1;
+  if (pending_.size() == 1) {
+    if (pending_[0].rows.size() >= max_batch_size_) return 0;
+    if (queue_.closed()) return 0;  // nothing more can arrive: do not wait out the delay
+    if (all_idle_ && all_idle_()) return 0;
+    return clock_.now() >= pending_[0].oldest + max_delay_ ? 0 : -1;
+  }
+  // Several models: an overdue batch goes first, so that one model's backlog, which refills
+  // its batch after every flush, cannot hold another model's rows past their max delay; then
+  // the oldest full batch; then, with nothing more to wait for, the oldest.
+  int oldest = -1, oldest_full = -1;
   for (size_t m = 0; m < pending_.size(); ++m) {
     const Pending& p = pending_[m];
     if (p.rows.empty()) continue;
-    if (p.rows.size() >= max_batch_size_) return static_cast<int>(m);
     if (oldest < 0 || p.oldest < pending_[oldest].oldest) oldest = static_cast<int>(m);
+    if (p.rows.size() >= max_batch_size_ &&
+        (oldest_full < 0 || p.oldest < pending_[oldest_full].oldest)) {
+      oldest_full = static_cast<int>(m);
+    }
   }
-  if (queue_.closed()) return oldest;  // nothing more can arrive: do not wait out the delay
-  if (all_idle_ && all_idle_()) return oldest;
-  return clock_.now() >= pending_[oldest].oldest + max_delay_ ? oldest : -1;
+  if (clock_.now() >= pending_[oldest].oldest + max_delay_) return oldest;
+  if (oldest_full >= 0) return oldest_full;
+  if (queue_.closed() || (all_idle_ && all_idle_())) return oldest;
+  return -1;
 }
 
 bool BatchFormer::next(std::vector<ScoreRequest>& batch, microseconds max_wait) {
@@ -465,6 +478,7 @@ void Batcher::fail_all(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcom
   for (size_t m = 0; m < slots_.size(); ++m) {
     rows.clear();
     for (ScoreRequest& r : batch) {
+      VIGIL_CHECK(r.model < slots_.size());  // producers name only the models given
       if (r.model == m) rows.push_back(std::move(r));
     }
     if (!rows.empty()) fail_model(m, rows, outcomes, why, reason);

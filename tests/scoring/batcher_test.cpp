@@ -187,6 +187,31 @@ TEST(FormerModels, AFullBatchOfOneModelGoesAtOnceAndTheOthersRowsWait) {
   EXPECT_EQ(batch[0].id, "first");  // the oldest
 }
 
+TEST(FormerModels, AnotherModelsBacklogOfFullBatchesCannotHoldARowPastItsMaxDelay) {
+  metrics::Registry registry;
+  ManualClock clock;
+  ScoringQueue queue{{256, 0.8, 0.5}, clock, registry};
+  BatchFormer former{queue, clock, 4, microseconds(1000), nullptr, /*models=*/2};
+  auto push = [&](const std::string& id, uint16_t model) {
+    auto r = make(id);
+    r.model = model;
+    ASSERT_EQ(queue.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
+  };
+  push("lone", 1);
+  clock.advance(microseconds(10));
+  for (int i = 0; i < 40; ++i) push("backlog-" + std::to_string(i), 0);
+  std::vector<ScoreRequest> batch;
+  // While the lone row is within its delay, model 0's full batches go first.
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_EQ(batch.size(), 4u);
+  EXPECT_EQ(batch[0].model, 0u);
+  batch.clear();
+  clock.advance(microseconds(990));  // the lone row is due; model 0 still has full batches
+  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].id, "lone");
+}
+
 // Batcher with worker threads and a fake model.
 struct Collector {
   std::mutex mu;
