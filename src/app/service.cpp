@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -102,13 +103,15 @@ Result<std::vector<std::shared_ptr<scoring::Model>>> Service::load_models(
     }
     // Every model is loaded before any is refused: the error lists them all.
     std::string errors;
-    for (const std::string& name : names) {
-      scoring::ModelConfig mc = config_.model;
-      mc.name = name;
-      if (name != config_.model.name) {  // version pins and shadows are model.name's
-        mc.version.clear();
-        mc.shadow_version.clear();
+    for (const std::string& n : config_.model.pinned_or_shadowed()) {
+      if (std::find(names.begin(), names.end(), n) == names.end()) {
+        errors += std::string(errors.empty() ? "" : "\n") +
+                  "model.also_versions/also_shadow_versions: '" + n +
+                  "' is not a model served (model.also_serve)";
       }
+    }
+    for (const std::string& name : names) {
+      const scoring::ModelConfig mc = config_.model.for_model(name);
       auto manager = std::make_unique<scoring::ModelManager>(
           mc, config_.scoring.max_batch_size,
           [torch](const scoring::ModelInfo& info) {

@@ -1,8 +1,52 @@
 #include "scoring/scoring_config.h"
 
 #include <algorithm>
+#include <map>
 
 namespace vigil::scoring {
+
+namespace {
+
+std::string trimmed(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t"));
+  s.erase(s.find_last_not_of(" \t") + 1);
+  return s;
+}
+
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> items;
+  size_t begin = 0;
+  while (begin <= list.size()) {
+    size_t end = list.find(',', begin);
+    if (end == std::string::npos) end = list.size();
+    std::string item = trimmed(list.substr(begin, end - begin));
+    if (!item.empty()) items.push_back(std::move(item));
+    begin = end + 1;
+  }
+  return items;
+}
+
+// name -> version of "name=version,..."; what is malformed goes to `errors`, naming `key`.
+std::map<std::string, std::string> version_map(const std::string& key, const std::string& list,
+                                               std::vector<std::string>* errors) {
+  std::map<std::string, std::string> out;
+  for (const std::string& item : split_commas(list)) {
+    const size_t eq = item.find('=');
+    const std::string name = trimmed(item.substr(0, eq));
+    const std::string version = eq == std::string::npos ? "" : trimmed(item.substr(eq + 1));
+    if (name.empty() || version.empty() ||
+        version.find_first_not_of("0123456789") != std::string::npos) {
+      if (errors) errors->push_back(key + ": '" + item + "' is not name=version");
+      continue;
+    }
+    if (!out.emplace(name, version).second && errors) {
+      errors->push_back(key + ": '" + name + "' is listed twice");
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 std::vector<std::string> ModelConfig::validate() const {
   std::vector<std::string> e;
@@ -35,20 +79,54 @@ std::vector<std::string> ModelConfig::validate() const {
     }
     seen.push_back(n);
   }
+  const bool every = also_served() == std::vector<std::string>{"*"};
+  const auto pins = version_map("model.also_versions", also_versions, &e);
+  const auto shadows = version_map("model.also_shadow_versions", also_shadow_versions, &e);
+  for (const auto* m : {&pins, &shadows}) {
+    const std::string key = m == &pins ? "model.also_versions" : "model.also_shadow_versions";
+    for (const auto& [n, v] : *m) {
+      if (n == name) {
+        e.push_back(key + ": '" + n + "' is model.name: use model." +
+                    (m == &pins ? "version" : "shadow_version"));
+      } else if (!every && std::find(seen.begin(), seen.end(), n) == seen.end()) {
+        e.push_back(key + ": '" + n + "' is not in model.also_serve");
+      }
+    }
+  }
+  for (const auto& [n, v] : shadows) {
+    auto pin = pins.find(n);
+    if (pin != pins.end() && pin->second == v) {
+      e.push_back("model.also_shadow_versions: " + n + "'s shadow must differ from its version");
+    }
+  }
   return e;
+}
+
+std::vector<std::string> ModelConfig::pinned_or_shadowed() const {
+  std::vector<std::string> names;
+  for (const auto* list : {&also_versions, &also_shadow_versions}) {
+    for (const auto& [n, v] : version_map("", *list, nullptr)) names.push_back(n);
+  }
+  return names;
+}
+
+ModelConfig ModelConfig::for_model(const std::string& other) const {
+  ModelConfig c = *this;
+  c.name = other;
+  if (other == name) return c;
+  const auto pins = version_map("", also_versions, nullptr);
+  const auto shadows = version_map("", also_shadow_versions, nullptr);
+  auto pin = pins.find(other);
+  auto shadow = shadows.find(other);
+  c.version = pin == pins.end() ? "" : pin->second;
+  c.shadow_version = shadow == shadows.end() ? "" : shadow->second;
+  return c;
 }
 
 std::vector<std::string> ModelConfig::also_served() const {
   std::vector<std::string> names;
-  size_t begin = 0;
-  while (begin <= also_serve.size()) {
-    size_t end = also_serve.find(',', begin);
-    if (end == std::string::npos) end = also_serve.size();
-    std::string n = also_serve.substr(begin, end - begin);
-    n.erase(0, n.find_first_not_of(" \t"));
-    n.erase(n.find_last_not_of(" \t") + 1);
-    if (!n.empty() && n != name) names.push_back(n);
-    begin = end + 1;
+  for (std::string& n : split_commas(also_serve)) {
+    if (n != name) names.push_back(std::move(n));
   }
   return names;
 }

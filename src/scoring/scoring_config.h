@@ -26,10 +26,18 @@ struct ModelConfig {
   // More models served beside `name`, comma-separated; "*" = every scoring model in the
   // repository. Each follows its highest version, without a shadow.
   std::string also_serve;
+  // Version pins and shadow versions of those models, "name=version,..." (model.name's are
+  // `version` and `shadow_version`).
+  std::string also_versions;
+  std::string also_shadow_versions;
 
   std::vector<std::string> validate() const;
   // The names in also_serve ("*" is left for the repository to expand), without `name`.
   std::vector<std::string> also_served() const;
+  // This config for model `other` of also_serve: its name, and its own pin and shadow.
+  ModelConfig for_model(const std::string& other) const;
+  // The models also_versions and also_shadow_versions name.
+  std::vector<std::string> pinned_or_shadowed() const;
 
   template <typename V>
   void fields(V& v) {
@@ -50,6 +58,11 @@ struct ModelConfig {
       "more models served beside model.name, comma-separated, or * for every scoring model in "
       "the repository; each follows its highest version; ask for one with /predict?model= or "
       "/v2/models/{name}");
+    v("also_versions", also_versions, "",
+      "versions to serve and stay on for models of also_serve, name=version,...; the others "
+      "follow their highest");
+    v("also_shadow_versions", also_shadow_versions, "",
+      "shadow versions for models of also_serve, name=version,... (as shadow_version)");
   }
 };
 

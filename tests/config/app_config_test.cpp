@@ -120,6 +120,32 @@ TEST(Config, ModelsServedBesideTheDefaultAreAListOfNamesOrAStar) {
   }
 }
 
+TEST(Config, ModelsBesideTheDefaultHaveTheirOwnPinsAndShadows) {
+  auto c = load({"--model.also_serve=fraud_velocity,fraud_terminal",
+                 "--model.also_versions=fraud_velocity=1",
+                 "--model.also_shadow_versions= "
+                 "fraud_velocity = 2, fraud_terminal=3",
+                 "--model.version=4"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  const auto velocity = c->model.for_model("fraud_velocity");
+  EXPECT_EQ(velocity.name, "fraud_velocity");
+  EXPECT_EQ(velocity.version, "1");
+  EXPECT_EQ(velocity.shadow_version, "2");
+  const auto terminal = c->model.for_model("fraud_terminal");
+  EXPECT_EQ(terminal.version, "") << "follows its highest, not model.version";
+  EXPECT_EQ(terminal.shadow_version, "3");
+  EXPECT_EQ(c->model.for_model("fraud_mlp").version, "4");
+  auto bad = load({"--model.also_serve=a", "--model.also_versions=a=1,b=2,c",
+                   "--model.also_shadow_versions=a=1,fraud_mlp=3"});
+  ASSERT_FALSE(bad.ok());
+  for (const char* expected : {"model.also_versions: 'b' is not in model.also_serve",
+                               "model.also_versions: 'c' is not name=version",
+                               "model.also_shadow_versions: a's shadow must differ",
+                               "model.also_shadow_versions: 'fraud_mlp' is model.name"}) {
+    EXPECT_NE(bad.error().find(expected), std::string::npos) << expected << "\n" << bad.error();
+  }
+}
+
 TEST(Config, RefusesACooperativeAssignorTheRebalanceCallbackCannotHandle) {
   auto c = load({"--kafka.consumer.partition.assignment.strategy=cooperative-sticky"});
   ASSERT_FALSE(c.ok());

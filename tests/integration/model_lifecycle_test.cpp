@@ -506,6 +506,42 @@ TEST_F(ModelLifecycleTest, AModelServedBesideTheDefaultThatCannotLoadRefusesTheS
   EXPECT_NE(s.error().find("broken"), std::string::npos) << s.error();
 }
 
+TEST_F(ModelLifecycleTest, AModelBesideTheDefaultIsPinnedAndShadowedByItsOwnSettings) {
+  for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
+    fs::create_directories((repo_ / "fraud_velocity" / f).parent_path());
+    fs::copy_file(kSource + "/models/fraud_velocity/" + f, repo_ / "fraud_velocity" / f);
+  }
+  for (const char* v : {"2", "3"}) {  // newer versions (the same file)
+    fs::create_directories(repo_ / "fraud_velocity" / v);
+    fs::copy_file(kSource + "/models/fraud_velocity/1/model.pt",
+                  repo_ / "fraud_velocity" / v / "model.pt");
+  }
+  config::AppConfig c = config();
+  c.kafka.enabled = false;
+  c.model.also_serve = "fraud_velocity";
+  c.model.also_versions = "fraud_velocity=1";
+  c.model.also_shadow_versions = "fraud_velocity=2";
+  testing::enable_test_http(c);
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  EXPECT_EQ(service->batcher().model_info(0)->version, "1");  // fraud_mlp: its highest
+  EXPECT_EQ(service->batcher().model_info(1)->version, "1") << "pinned below its highest, 3";
+  ASSERT_NE(service->batcher().shadow_info(1), nullptr);
+  EXPECT_EQ(service->batcher().shadow_info(1)->version, "2");
+  EXPECT_EQ(service->batcher().shadow_info(0), nullptr);
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+  auto res = http.request(bhttp::verb::get, "/model/info?model=fraud_velocity");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(json::parse(res.body()).at("shadow").at("version").as_string(), "2");
+  service->stop();
+
+  c.model.also_versions = "fraud_terminal=1";  // not served
+  auto refused = app::Service::create(c);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("'fraud_terminal' is not a model served"), std::string::npos)
+      << refused.error();
+}
+
 TEST_F(ModelLifecycleTest, TheRepositoryEndpointsAnswerInTheOpenInferenceProtocolShapes) {
   config::AppConfig c = config();
   c.model.reload_interval = milliseconds(0);  // only the API changes what is served
