@@ -133,7 +133,7 @@ struct Stack {
     vigil::http::HttpDeps deps;
     deps.queue = &queue;
     deps.registry = &registry;
-    deps.model_info = [this] { return batcher.model_info(); };
+    deps.model_info = [this](size_t i) { return batcher.model_info(i); };
     vigil::http::HttpConfig open_config;
     open_router = std::make_unique<vigil::http::Router>(open_config, deps);
     vigil::http::HttpConfig auth_config;
