@@ -18,7 +18,8 @@
 
 namespace vigil::app {
 
-Service::Service(const config::AppConfig& config) : config_(config) {}
+Service::Service(const config::AppConfig& config)
+    : config_(config), offsets_(config.kafka.enabled ? config.kafka.all_routes().size() : 1) {}
 
 Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config, Options options) {
   std::unique_ptr<Service> s(new Service(config));
@@ -35,22 +36,9 @@ Result<std::unique_ptr<Service>> Service::create(const config::AppConfig& config
 Status Service::start(Options options) {
   auto models = load_models(options.model);
   if (!models) return Status::Error(models.error());
-  // The stream scores with the default model (the first).
-  const scoring::ModelInfo& streamed = models->front()->info();
-  schema_ = std::make_unique<codec::FeatureSchema>(streamed.input_names);
-  if (const std::string& path = streamed.feature_spec_path; !path.empty()) {
-    auto spec = features::load_feature_spec(path);
-    if (!spec) return Status::Error(spec.error());
-    feature_spec_ = std::move(spec.value());
-    if (feature_spec_->terminal && config_.kafka.enabled && !config_.redis.enabled()) {
-      return Status::Error(path +
-                           ": the model takes terminal risk features, whose state every "
-                           "instance shares in Redis: set redis.url");
-    }
-    logger("vigil")->info(
-        "velocity features from {} (spec {}): records are raw transactions "
-        "keyed by '{}'",
-        path, feature_spec_->hash(), feature_spec_->entity);
+  if (config_.kafka.enabled) {
+    Status st = plan_routes(models.value());
+    if (!st.ok()) return st;
   }
   queue_ = std::make_unique<scoring::ScoringQueue>(config_.scoring.queue(), SteadyClock::instance(),
                                                    registry_);
@@ -79,6 +67,55 @@ Status Service::start(Options options) {
   // The side-port's threads read it from now on (they started before it existed).
   watchdog_view_.store(watchdog_.get(), std::memory_order_release);
   return Status::Ok();
+}
+
+Status Service::plan_routes(const std::vector<std::shared_ptr<scoring::Model>>& models) {
+  std::string errors;
+  auto refuse = [&](const std::string& why) { errors += (errors.empty() ? "" : "\n") + why; };
+  size_t with_features = 0;
+  for (kafka::Route& route : config_.kafka.all_routes()) {
+    RouteParts part;
+    if (!route.model.empty()) {
+      auto it = std::find_if(models.begin(), models.end(),
+                             [&](const auto& m) { return m->info().name == route.model; });
+      if (it == models.end()) {
+        refuse("kafka.routes: '" + route.input_topic + "' is scored by '" + route.model +
+               "', which is not a model served (model.name, model.also_serve)");
+        continue;
+      }
+      part.model = static_cast<uint16_t>(it - models.begin());
+    }
+    const scoring::ModelInfo& info = models[part.model]->info();
+    route.model = info.name;
+    part.route = std::move(route);
+    part.schema = std::make_unique<codec::FeatureSchema>(info.input_names);
+    if (const std::string& path = info.feature_spec_path; !path.empty()) {
+      auto spec = features::load_feature_spec(path);
+      if (!spec) {
+        refuse(spec.error());
+        continue;
+      }
+      if (spec->terminal && !config_.redis.enabled()) {
+        refuse(path +
+               ": the model takes terminal risk features, whose state every instance shares "
+               "in Redis: set redis.url");
+      }
+      ++with_features;
+      logger("vigil")->info(
+          "velocity features from {} (spec {}): records of '{}' are raw transactions keyed "
+          "by '{}'",
+          path, spec->hash(), part.route.input_topic, spec->entity);
+      part.feature_spec = std::move(spec.value());
+    }
+    routes_.push_back(std::move(part));
+  }
+  if (with_features > 1) {
+    // Their state, snapshots, shared terminal state and metrics would need a key per route.
+    refuse(
+        "kafka.routes: velocity features are computed for one topic per process; route the "
+        "others to models of ready-made features, or run another vigil for them");
+  }
+  return errors.empty() ? Status::Ok() : Status::Error(errors);
 }
 
 Result<std::vector<std::shared_ptr<scoring::Model>>> Service::load_models(
@@ -152,12 +189,20 @@ Status Service::start_delivery() {
   bootstrap_ = config_.kafka.brokers;
   if (config_.kafka.enabled && config_.kafka.is_embedded()) {
     const int parts = config_.kafka.embedded.partitions;
-    auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers,
-                                                 {{config_.kafka.input_topic, parts},
-                                                  {config_.kafka.output_topic, parts},
-                                                  {config_.kafka.dlq_topic, parts},
-                                                  {config_.kafka.shadow_topic, parts},
-                                                  {config_.kafka.reports_topic, parts}});
+    std::vector<kafka::TopicSpec> topics;
+    auto add = [&](const std::string& t) {
+      auto same = [&](const kafka::TopicSpec& e) { return e.name == t; };
+      if (std::none_of(topics.begin(), topics.end(), same)) topics.push_back({t, parts});
+    };
+    for (const RouteParts& r : routes_) {
+      add(r.route.input_topic);
+      add(r.route.output_topic);
+    }
+    for (const std::string* t : {&config_.kafka.output_topic, &config_.kafka.dlq_topic,
+                                 &config_.kafka.shadow_topic, &config_.kafka.reports_topic}) {
+      add(*t);
+    }
+    auto cluster = kafka::EmbeddedCluster::start(config_.kafka.embedded.brokers, topics);
     if (!cluster) return Status::Error(cluster.error());
     embedded_ = std::move(cluster.value());
     bootstrap_ = embedded_->bootstrap();
@@ -169,13 +214,19 @@ Status Service::start_delivery() {
     }
   }
   delivery::DeliveryConfig dc;
-  dc.input_topic = config_.kafka.input_topic;
+  if (!routes_.empty()) dc.input_topics.clear();
+  for (const RouteParts& r : routes_) dc.input_topics.push_back(r.route.input_topic);
   dc.publish_http_scores = config_.http.publish_scores;
   dc.log_features = config_.features.log;
   sinks::ProducerFactory make_producer;
   if (config_.kafka.enabled) {
-    const sinks::KafkaSinkConfig kc{bootstrap_, config_.kafka.output_topic, config_.kafka.dlq_topic,
-                                    config_.kafka.shadow_topic, config_.kafka.producer};
+    sinks::KafkaSinkConfig kc{bootstrap_,
+                              config_.kafka.output_topic,
+                              config_.kafka.dlq_topic,
+                              config_.kafka.shadow_topic,
+                              config_.kafka.producer,
+                              {}};
+    for (const RouteParts& r : routes_) kc.outputs.push_back(r.route.output_topic);
     make_producer = [this, kc](sinks::DeliveryListener& listener) {
       auto sink = sinks::KafkaSink::create(kc, listener, registry_);
       if (!sink) return Result<std::unique_ptr<sinks::Producer>>::Error(sink.error());
@@ -183,7 +234,7 @@ Status Service::start_delivery() {
     };
   }
   auto stage =
-      delivery::DeliveryStage::create(dc, make_producer, redis_.get(), tracker_, registry_);
+      delivery::DeliveryStage::create(dc, make_producer, redis_.get(), offsets_, registry_);
   if (!stage) return Status::Error(stage.error());
   delivery_ = std::move(stage.value());
   delivery_->start();
@@ -207,23 +258,46 @@ void Service::start_scoring(std::vector<std::shared_ptr<scoring::Model>> models)
 Status Service::start_source(const std::function<bool()>& interrupted) {
   Status st = delivery_->wait_for_brokers(config_.kafka.startup_timeout, interrupted);
   if (!st.ok()) return st;
-  auto source = consumers::KafkaSource::create(config_.kafka, bootstrap_, *queue_, *schema_,
-                                               tracker_, *delivery_, registry_);
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    st = start_route(i);
+    if (!st.ok()) return st;
+  }
+  consuming_.store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
+Status Service::start_route(size_t index) {
+  RouteParts& part = routes_[index];
+  kafka::KafkaConfig kc = config_.kafka;
+  kc.input_topic = part.route.input_topic;
+  kc.output_topic = part.route.output_topic;
+  kc.group_id = part.route.group_id;
+  consumers::SourceRoute route;
+  route.index = static_cast<uint16_t>(index);
+  route.model = part.model;
+  // With kafka.routes every consumer series names its topic; without, none does (as before).
+  if (routes_.size() > 1) route.labels = {{"topic", kc.input_topic}};
+  auto source = consumers::KafkaSource::create(kc, bootstrap_, *queue_, *part.schema,
+                                               offsets_[index], *delivery_, registry_, route);
   if (!source) return Status::Error(source.error());
-  source_ = std::move(source.value());
-  source_->set_producer_in_flight([d = delivery_.get()] { return d->producer_in_flight(); });
-  if (feature_spec_) {
+  part.source = std::move(source.value());
+  part.source->set_producer_in_flight([d = delivery_.get()] { return d->producer_in_flight(); });
+  if (routes_.size() > 1) {
+    part.source->set_tracked_in_flight([this] { return offsets_.in_flight(); });
+  }
+  if (part.feature_spec) {
+    const features::FeatureSpec& spec = *part.feature_spec;
     const auto& fc = config_.features;
+    const std::string keys = kc.group_id + ":" + kc.input_topic + ":";
     if (config_.redis.enabled() && fc.snapshot_interval.count() > 0) {
       sinks::RedisSnapshotStore::Options o;
       o.address = sinks::parse_redis_url(config_.redis.url).value();  // validated with the config
       o.command_timeout = config_.redis.command_timeout;
       o.reconnect_backoff_max = config_.redis.reconnect_backoff_max;
-      o.key_prefix =
-          fc.snapshot_key_prefix + config_.kafka.group_id + ":" + config_.kafka.input_topic + ":";
+      o.key_prefix = fc.snapshot_key_prefix + keys;
       o.ttl_s = fc.snapshot_ttl_s;
       o.max_pending_bytes = fc.snapshot_max_pending_bytes;
-      snapshots_ = std::make_unique<sinks::RedisSnapshotStore>(std::move(o), registry_);
+      part.snapshots = std::make_unique<sinks::RedisSnapshotStore>(std::move(o), registry_);
     } else {
       logger("vigil")->warn(
           "velocity features without snapshots ({}): every assignment replays each "
@@ -231,17 +305,15 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
           config_.redis.enabled() ? "features.snapshot.interval_s is 0" : "Redis is off");
     }
     auto features = std::make_unique<features::StreamFeatures>(
-        *feature_spec_, config_.kafka.max_event_bytes, registry_, snapshots_.get(),
-        fc.snapshot_interval);
-    if (feature_spec_->terminal) {
-      // Checked with the model: terminal features need Redis (validate_model_needs).
+        spec, config_.kafka.max_event_bytes, registry_, part.snapshots.get(), fc.snapshot_interval);
+    if (spec.terminal) {
+      // Checked with the routes: terminal features need Redis.
       sinks::RedisTerminalState::Options o;
       o.address = sinks::parse_redis_url(config_.redis.url).value();
       o.command_timeout = config_.redis.command_timeout;
       o.reconnect_backoff_max = config_.redis.reconnect_backoff_max;
-      o.key_prefix =
-          fc.shared_key_prefix + config_.kafka.group_id + ":" + config_.kafka.input_topic + ":";
-      o.windows = feature_spec_->terminal->windows;
+      o.key_prefix = fc.shared_key_prefix + keys;
+      o.windows = spec.terminal->windows;
       o.ttl_s = static_cast<int>((o.windows.reach_days() + 2) * 86400);
       o.refresh_interval = fc.shared_refresh;
       o.max_backlog = fc.shared_max_backlog_records;
@@ -253,14 +325,21 @@ Status Service::start_source(const std::function<bool()>& interrupted) {
       reports_ = std::move(reports.value());
       reports_->start();
     }
-    source_->set_features(std::move(features));
+    part.source->set_features(std::move(features));
   }
-  source_->start();
-  consuming_.store(source_.get(), std::memory_order_release);
-  logger("vigil")->info("consuming '{}' as group '{}'; scores to '{}', dead letters to '{}'",
-                        config_.kafka.input_topic, config_.kafka.group_id,
-                        config_.kafka.output_topic, config_.kafka.dlq_topic);
+  part.source->start();
+  logger("vigil")->info(
+      "consuming '{}' as group '{}', scored by {}; scores to '{}', dead letters to '{}'",
+      kc.input_topic, kc.group_id, part.route.model, kc.output_topic, config_.kafka.dlq_topic);
   return Status::Ok();
+}
+
+std::vector<consumers::KafkaSource*> Service::sources() {
+  std::vector<consumers::KafkaSource*> all;
+  for (RouteParts& r : routes_) {
+    if (r.source) all.push_back(r.source.get());
+  }
+  return all;
 }
 
 Status Service::start_http() {
@@ -308,8 +387,17 @@ Status Service::start_http() {
     // stop() joins it before any of them goes; the consumer comes later, through consuming_.
     live::Inputs in;
     in.consumer = [this] {
-      const consumers::KafkaSource* s = consuming_.load(std::memory_order_acquire);
-      return s ? s->stats().figures() : consumers::KafkaSourceStats::Figures{};
+      consumers::KafkaSourceStats::Figures sum;
+      if (!consuming_.load(std::memory_order_acquire)) return sum;
+      for (const RouteParts& r : routes_) {
+        const auto f = r.source->stats().figures();
+        sum.consumed += f.consumed;
+        sum.assigned_partitions += f.assigned_partitions;
+        sum.paused_partitions += f.paused_partitions;
+        sum.held_partitions += f.held_partitions;
+        sum.lag += f.lag;
+      }
+      return sum;
     };
     in.scoring = [this] { return batcher_->figures(); };
     in.queue = queue_.get();
@@ -345,11 +433,12 @@ std::vector<std::string> Service::readiness_failures() const {
   // loaded, queue below its high watermark, not shutting down).
   std::vector<std::string> f;
   if (config_.kafka.enabled) {
-    const consumers::KafkaSource* source = consuming_.load(std::memory_order_acquire);
-    if (source == nullptr) {
+    if (!consuming_.load(std::memory_order_acquire)) {
       f.push_back("kafka: starting, waiting for the brokers " + bootstrap_);
     } else {
-      f = source->readiness_failures();
+      for (const RouteParts& r : routes_) {
+        for (auto& reason : r.source->readiness_failures()) f.push_back(std::move(reason));
+      }
     }
   }
   if (const scoring::Watchdog* w = watchdog_view_.load(std::memory_order_acquire)) {
@@ -375,7 +464,9 @@ void Service::stop() {
   for (auto& m : models_) m->stop();  // no swap during the drain
   // Phase 1: stop intake.
   if (http_) http_->begin_shutdown();
-  if (source_) source_->stop_intake();
+  for (RouteParts& r : routes_) {
+    if (r.source) r.source->stop_intake();
+  }
   // Phase 2: drain the queue through the model into the delivery stage, then flush it.
   if (batcher_) batcher_->stop(left());
   if (delivery_ && !delivery_->flush(left())) {
@@ -386,7 +477,9 @@ void Service::stop() {
   // leave delivered records uncommitted, scored again after the restart (CI once saw 652).
   if (delivery_) delivery_->stop(std::chrono::milliseconds(0));
   // Phase 4: commit what was delivered, leave the group, join.
-  if (source_) source_->stop();
+  for (RouteParts& r : routes_) {
+    if (r.source) r.source->stop();
+  }
   if (reports_) reports_->stop();
   if (terminals_) terminals_->stop();  // after the source: its last counts are queued
   if (http_) http_->stop(std::min(left(), std::chrono::milliseconds(2000)));
@@ -394,9 +487,11 @@ void Service::stop() {
   if (lookup_) lookup_->stop();
   if (live_) live_->stop();  // after the server: its streams have ended already
   if (redis_) redis_->stop(std::min(left(), std::chrono::milliseconds(2000)));
-  if (snapshots_) snapshots_->stop();  // after the source: nothing saves any more
+  for (RouteParts& r : routes_) {
+    if (r.snapshots) r.snapshots->stop();  // after the source: nothing saves any more
+  }
   http_.reset();
-  source_.reset();
+  for (RouteParts& r : routes_) r.source.reset();
   delivery_.reset();
   embedded_.reset();
   log->info("stopped");

@@ -27,6 +27,7 @@
 #include "consumers/kafka_source.h"
 #include "consumers/offset_tracker.h"
 #include "consumers/reports_source.h"
+#include "consumers/route_offsets.h"
 #include "delivery/delivery_stage.h"
 #include "kafka/embedded_cluster.h"
 #include "recommend/recommender.h"
@@ -73,9 +74,12 @@ class Service {
   metrics::Registry& registry() { return registry_; }
   scoring::Batcher& batcher() { return *batcher_; }
   scoring::ScoringQueue& queue() { return *queue_; }
-  consumers::KafkaSource* source() { return source_.get(); }
+  // The source of kafka.input_topic (route 0); null without Kafka. sources(): every route's.
+  consumers::KafkaSource* source() { return routes_.empty() ? nullptr : routes_[0].source.get(); }
+  std::vector<consumers::KafkaSource*> sources();
   delivery::DeliveryStage* delivery() { return delivery_.get(); }
-  const consumers::OffsetTracker& offsets() const { return tracker_; }
+  // The offsets of route `route` (0: kafka.input_topic).
+  const consumers::OffsetTracker& offsets(size_t route = 0) const { return offsets_[route]; }
   sinks::RedisSink* redis() { return redis_.get(); }
   kafka::EmbeddedCluster* embedded() { return embedded_.get(); }
 
@@ -89,14 +93,15 @@ class Service {
   void start_scoring(std::vector<std::shared_ptr<scoring::Model>> models);
   Status start_http();
   Status start_source(const std::function<bool()>& interrupted);
+  // routes_ from kafka.routes and the models served (`models`, the batcher's order); refuses a
+  // route whose model is not served, and velocity features on more than one route.
+  Status plan_routes(const std::vector<std::shared_ptr<scoring::Model>>& models);
+  Status start_route(size_t index);
 
   config::AppConfig config_;
   metrics::Registry registry_;
   // The live view (GET /, /v1/events); the batcher shows it high scores, so it outlives it.
   std::unique_ptr<live::LiveEvents> live_;
-  std::unique_ptr<codec::FeatureSchema> schema_;
-  // The served model's features.yaml, when it scores raw transactions (src/features).
-  std::optional<features::FeatureSpec> feature_spec_;
   // One per model served, in the batcher's order (model.name first); none when a model was
   // injected (tests).
   std::vector<std::unique_ptr<scoring::ModelManager>> models_;
@@ -106,18 +111,29 @@ class Service {
   std::string bootstrap_;
   std::unique_ptr<sinks::RedisSink> redis_;
   std::unique_ptr<sinks::ScoreLookup> lookup_;  // GET /v1/scores/{id}; with Redis and HTTP
-  consumers::OffsetTracker tracker_;            // acknowledged by delivery_, read by source_
+  // One tracker per route: acknowledged by delivery_, read by the route's source.
+  consumers::RouteOffsets offsets_;
   std::unique_ptr<delivery::DeliveryStage> delivery_;
-  // Feature-state snapshots (Redis, a model with features.yaml): outlives the source.
-  std::unique_ptr<sinks::RedisSnapshotStore> snapshots_;
   // The shared terminal state (a features.yaml with `terminal`) and the fraud reports it is
   // fed from: outlive the source.
   std::unique_ptr<sinks::RedisTerminalState> terminals_;
   std::unique_ptr<consumers::ReportsSource> reports_;
-  std::unique_ptr<consumers::KafkaSource> source_;
-  // source_ once it is consuming; readiness (HTTP threads) reads this, not source_, because
-  // the side-port is up while start-up still waits for the brokers.
-  std::atomic<consumers::KafkaSource*> consuming_{nullptr};
+  // One per consumed topic: kafka.input_topic (scored by model.name), then kafka.routes'.
+  // Planned before the side-port starts; the sources are set once the brokers answer.
+  struct RouteParts {
+    kafka::Route route;
+    uint16_t model = 0;  // the batcher's model that scores it
+    std::unique_ptr<codec::FeatureSchema> schema;
+    // The model's features.yaml, when it scores raw transactions (src/features).
+    std::optional<features::FeatureSpec> feature_spec;
+    // Feature-state snapshots (Redis, a model with features.yaml): outlive the source.
+    std::unique_ptr<sinks::RedisSnapshotStore> snapshots;
+    std::unique_ptr<consumers::KafkaSource> source;
+  };
+  std::vector<RouteParts> routes_;
+  // Set once every route's source consumes; readiness (HTTP threads) reads the sources only
+  // then, because the side-port is up while start-up still waits for the brokers.
+  std::atomic<bool> consuming_{false};
   std::unique_ptr<http::HttpServer> http_;
   // POST /recommend's model (recommend.model); outlives http_, whose requests it answers.
   std::unique_ptr<recommend::Recommender> recommender_;

@@ -238,6 +238,19 @@ std::vector<std::string> AppConfig::validate() const {
                     kafka.validate(), redis.validate(), http.validate(), recommend.validate()}) {
     e.insert(e.end(), part.begin(), part.end());
   }
+  if (kafka.enabled) {
+    // A route's model must be served; with also_serve=* the repository says so at start.
+    const std::vector<std::string> also = model.also_served();
+    const bool every = also == std::vector<std::string>{"*"};
+    const auto routes = kafka.all_routes();
+    for (size_t i = 1; i < routes.size(); ++i) {
+      const std::string& m = routes[i].model;
+      if (m != model.name && !every && std::find(also.begin(), also.end(), m) == also.end()) {
+        e.push_back("kafka.routes: '" + routes[i].input_topic + "' is scored by '" + m +
+                    "', which is not served (model.name or model.also_serve)");
+      }
+    }
+  }
   if (shutdown_grace.count() < 0) e.push_back("shutdown_grace_ms must be >= 0");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(levels), std::end(levels), log_level) == std::end(levels)) {

@@ -58,36 +58,50 @@ RateLimitedLog& untracked_log() {
   return log;
 }
 
+metrics::Labels with(metrics::Labels labels, const std::string& name, const std::string& value) {
+  labels.emplace_back(name, value);
+  return labels;
+}
+
 }  // namespace
 
-KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
+KafkaSourceStats::KafkaSourceStats(metrics::Registry& r, metrics::Labels l)
     : registry(r),
-      consumed_(r.counter("vigil_kafka_consumed_total", "Records consumed from the input topic")),
+      labels(std::move(l)),
+      consumed_(
+          r.counter("vigil_kafka_consumed_total", "Records consumed from the input topic", labels)),
       pauses_(r.counter("vigil_kafka_pauses_total",
-                        "Times the consumer paused its partitions (queue above high watermark)")),
+                        "Times the consumer paused its partitions (queue above high watermark)",
+                        labels)),
       prefetch_wakes_(r.counter("vigil_kafka_prefetch_wakes_total",
                                 "Times the consumer woke librdkafka's fetchers once its prefetch "
-                                "queue, having come near its bound, had drained to half")),
-      commits_(r.counter("vigil_kafka_commits_total", "Offset commits issued")),
+                                "queue, having come near its bound, had drained to half",
+                                labels)),
+      commits_(r.counter("vigil_kafka_commits_total", "Offset commits issued", labels)),
       commit_failures_(
-          r.counter("vigil_kafka_commit_failures_total", "Offset commits that failed")),
-      rebalances_(r.counter("vigil_kafka_rebalances_total", "Rebalance events handled")),
-      paused_partitions_(r.gauge("vigil_kafka_paused_partitions", "Partitions currently paused")),
+          r.counter("vigil_kafka_commit_failures_total", "Offset commits that failed", labels)),
+      rebalances_(r.counter("vigil_kafka_rebalances_total", "Rebalance events handled", labels)),
+      paused_partitions_(
+          r.gauge("vigil_kafka_paused_partitions", "Partitions currently paused", labels)),
       assigned_partitions_(r.gauge("vigil_kafka_assigned_partitions",
-                                   "Partitions currently assigned to this instance")),
+                                   "Partitions currently assigned to this instance", labels)),
       held_partitions_(r.gauge("vigil_kafka_held_partitions",
                                "Partitions paused on a record without an outcome (its "
-                               "dead-letter write failed)")),
+                               "dead-letter write failed)",
+                               labels)),
       offset_regressions_(r.counter("vigil_kafka_offset_regressions_total",
                                     "Times a partition was consumed from below its last tracked "
                                     "offset (an offset reset moved the position back) and "
-                                    "tracked again from there")),
+                                    "tracked again from there",
+                                    labels)),
       assignments_lost_(r.counter("vigil_kafka_assignments_lost_total",
                                   "Times this member lost its partitions without a clean revoke "
-                                  "(session timed out, or evicted for not polling)")),
+                                  "(session timed out, or evicted for not polling)",
+                                  labels)),
       untracked_(r.counter("vigil_kafka_untracked_total",
                            "Records returned after their partition was revoked, left to the "
-                           "partition's new owner")) {
+                           "partition's new owner",
+                           labels)) {
   for (auto e : {codec::DecodeError::kMalformedJson, codec::DecodeError::kTooLarge,
                  codec::DecodeError::kBadTransactionId, codec::DecodeError::kMissingFeature,
                  codec::DecodeError::kUnknownFeature, codec::DecodeError::kDuplicateFeature,
@@ -97,7 +111,7 @@ KafkaSourceStats::KafkaSourceStats(metrics::Registry& r)
     rejected_[e] = &r.counter("vigil_kafka_rejected_total",
                               "Records that could not be decoded, by reason (each goes to the "
                               "dead-letter topic)",
-                              {{"reason", codec::to_string(e)}});
+                              with(labels, "reason", codec::to_string(e)));
   }
 }
 
@@ -113,7 +127,7 @@ void KafkaSourceStats::lost(const char* reason, uint64_t n) {
                "offset_out_of_range (removed by retention before they were read; counted from "
                "the offset reset), or the error of a record returned at a known offset (a "
                "corrupt batch, ...; dead-lettered without its value)",
-               {{"reason", reason}})
+               with(labels, "reason", reason))
       .inc(n);
 }
 
@@ -124,7 +138,7 @@ void KafkaSourceStats::lag(PartitionId p, int64_t records) {
     const std::atomic<int64_t>* value = it->second.get();
     registry.gauge_callback("vigil_kafka_consumer_lag",
                             "Records in the partition without a final outcome yet",
-                            {{"partition", std::to_string(p)}}, value,
+                            with(labels, "partition", std::to_string(p)), value,
                             [value] { return static_cast<double>(value->load()); });
   }
   lag_total_.fetch_add(records - it->second->exchange(records), std::memory_order_relaxed);
@@ -204,7 +218,7 @@ void KafkaSource::log_cb(const rd_kafka_t* rk, int level, const char* facility, 
 Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
     const kafka::KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
     const codec::FeatureSchema& schema, OffsetTracker& tracker,
-    delivery::DeadLetterSink& dead_letters, metrics::Registry& registry) {
+    delivery::DeadLetterSink& dead_letters, metrics::Registry& registry, SourceRoute route) {
   using R = Result<std::unique_ptr<KafkaSource>>;
   std::vector<std::pair<std::string, std::string>> props = {
       {"bootstrap.servers", bootstrap},
@@ -235,7 +249,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
   rd_kafka_conf_set_rebalance_cb(conf->get(), &KafkaSource::rebalance_cb);
   rd_kafka_conf_set_log_cb(conf->get(), &KafkaSource::log_cb);
   std::unique_ptr<KafkaSource> src(
-      new KafkaSource(config, queue, schema, tracker, dead_letters, registry));
+      new KafkaSource(config, queue, schema, tracker, dead_letters, registry, std::move(route)));
   rd_kafka_conf_set_opaque(conf->get(), src.get());  // rebalance_cb finds the source by it
   auto rk = kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
   if (!rk) return R::Error(rk.error());
@@ -249,13 +263,15 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(
 
 KafkaSource::KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue& queue,
                          const codec::FeatureSchema& schema, OffsetTracker& tracker,
-                         delivery::DeadLetterSink& dead_letters, metrics::Registry& registry)
+                         delivery::DeadLetterSink& dead_letters, metrics::Registry& registry,
+                         SourceRoute route)
     : config_(config),
+      route_(std::move(route)),
       queue_(queue),
       decoder_(schema, config.max_event_bytes),
       tracker_(tracker),
       dead_letters_(dead_letters),
-      stats_(registry) {}
+      stats_(registry, route_.labels) {}
 
 KafkaSource::~KafkaSource() {
   if (rk_) stop();
@@ -265,9 +281,13 @@ KafkaSource::~KafkaSource() {
 
 std::vector<std::string> KafkaSource::readiness_failures() const {
   std::vector<std::string> f;
-  if (!has_assignment()) f.push_back("kafka: no partitions assigned");
+  // With kafka.routes each reason names its topic. A route other than kafka.input_topic's
+  // without partitions is not a reason: with more replicas than that topic has partitions,
+  // the others would never be ready (nor take HTTP traffic).
+  const std::string who = route_.labels.empty() ? "kafka" : "kafka " + config_.input_topic;
+  if (!has_assignment() && route_.index == 0) f.push_back(who + ": no partitions assigned");
   for (const auto& h : tracker_.held()) {
-    f.push_back("kafka: partition " + std::to_string(h.partition) + " held at offset " +
+    f.push_back(who + ": partition " + std::to_string(h.partition) + " held at offset " +
                 std::to_string(h.offset) + ": " + h.why);
   }
   if (features_) {
@@ -530,6 +550,7 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
     AckToken t;
     t.partition = m->partition;
     t.offset = m->offset;
+    t.route = route_.index;
     tokens_.push_back(t);
   }
   if (kept == 0) return;
@@ -599,6 +620,7 @@ void KafkaSource::handle(rd_kafka_message_t** msgs, size_t n) {
       continue;
     }
     req.origin = scoring::Origin::kKafka;
+    req.model = route_.model;
     req.source = std::move(source);
     if (!req.event_time_ms) {
       if (const int64_t ts = record_time_ms(m); ts != INT64_MIN) req.event_time_ms = ts;
@@ -649,7 +671,8 @@ void KafkaSource::update_backpressure() {
   // queue (where scoring workers would wait) or memory.
   // The producer's own count covers scores of partitions revoked since (no longer tracked).
   const size_t in_flight =
-      std::max(tracker_.in_flight(), producer_in_flight_ ? producer_in_flight_() : size_t{0});
+      std::max(tracked_in_flight_ ? tracked_in_flight_() : tracker_.in_flight(),
+               producer_in_flight_ ? producer_in_flight_() : size_t{0});
   // The shared terminal state's writes waiting for Redis count too (velocity features).
   const bool over = !staged_.empty() || queue_.above_high_watermark() ||
                     in_flight >= config_.max_in_flight_records ||

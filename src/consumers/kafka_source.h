@@ -58,7 +58,8 @@ struct OffsetReset {
 std::optional<OffsetReset> parse_offset_reset(std::string_view line);
 
 struct KafkaSourceStats {
-  explicit KafkaSourceStats(metrics::Registry& r);
+  // `labels` go on every series (a route's {topic}; none for kafka.input_topic's).
+  explicit KafkaSourceStats(metrics::Registry& r, metrics::Labels labels = {});
   void consumed(size_t n) { consumed_.inc(n); }
   void rejected(codec::DecodeError reason);
   // Records never read: `n` of them, because `reason` (an error's name, offset_out_of_range).
@@ -83,6 +84,7 @@ struct KafkaSourceStats {
   Figures figures() const;
 
   metrics::Registry& registry;
+  const metrics::Labels labels;
   metrics::Counter& consumed_;
   metrics::Counter& pauses_;
   metrics::Counter& prefetch_wakes_;
@@ -100,6 +102,14 @@ struct KafkaSourceStats {
   std::atomic<int64_t> lag_total_{0};                                 // the sum of lag_
 };
 
+// The route a source consumes (kafka.routes): stamped on every record it takes
+// (RecordPosition::route: its offset tracker and output topic) and request (the model).
+struct SourceRoute {
+  uint16_t index = 0;      // 0: kafka.input_topic
+  uint16_t model = 0;      // the batcher's model that scores it
+  metrics::Labels labels;  // on the source's metrics: {topic} with kafka.routes, else none
+};
+
 class KafkaSource {
  public:
   // `bootstrap` is the resolved broker list (the embedded cluster's address when embedded).
@@ -108,7 +118,7 @@ class KafkaSource {
   static Result<std::unique_ptr<KafkaSource>> create(
       const kafka::KafkaConfig& config, const std::string& bootstrap, scoring::ScoringQueue& queue,
       const codec::FeatureSchema& schema, OffsetTracker& tracker,
-      delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
+      delivery::DeadLetterSink& dead_letters, metrics::Registry& registry, SourceRoute route = {});
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -117,6 +127,10 @@ class KafkaSource {
   // the tracked ones against kafka.max_in_flight_records, because scores of partitions
   // revoked since are no longer tracked. Optional; call before start(). Consumer thread.
   void set_producer_in_flight(std::function<size_t()> fn) { producer_in_flight_ = std::move(fn); }
+  // Records tracked and without an outcome yet, counted against kafka.max_in_flight_records
+  // instead of this source's own: every route's together, so the bound holds for the process
+  // (the producer's queue is shared). Optional; call before start(). Consumer thread.
+  void set_tracked_in_flight(std::function<size_t()> fn) { tracked_in_flight_ = std::move(fn); }
   // Records are raw transactions whose velocity features `features` computes (the model's
   // inputs), instead of events carrying ready-made features. On every assignment each
   // partition's history is rebuilt by replaying its log up to the committed offset (see
@@ -144,7 +158,8 @@ class KafkaSource {
  private:
   KafkaSource(const kafka::KafkaConfig& config, scoring::ScoringQueue& queue,
               const codec::FeatureSchema& schema, OffsetTracker& tracker,
-              delivery::DeadLetterSink& dead_letters, metrics::Registry& registry);
+              delivery::DeadLetterSink& dead_letters, metrics::Registry& registry,
+              SourceRoute route);
   // librdkafka's log lines go to spdlog ("rdkafka"); an offset reset is counted as records
   // lost. librdkafka's threads.
   static void log_cb(const rd_kafka_t* rk, int level, const char* facility, const char* line);
@@ -218,6 +233,7 @@ class KafkaSource {
   std::string describe_committable(const std::vector<PartitionId>& parts) const;
 
   const kafka::KafkaConfig config_;
+  const SourceRoute route_;
   kafka::Handle rk_;
   rd_kafka_queue_t* queue_handle_ = nullptr;
   scoring::ScoringQueue& queue_;
@@ -243,6 +259,7 @@ class KafkaSource {
   // ticking (consumer thread).
   bool snapshot_due_ = false;
   std::function<size_t()> producer_in_flight_;          // see set_producer_in_flight()
+  std::function<size_t()> tracked_in_flight_;           // see set_tracked_in_flight()
   std::unique_ptr<features::StreamFeatures> features_;  // see set_features()
 
   std::thread thread_;

@@ -394,7 +394,15 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
   // returned. Until then the batch cannot be finished and reused by another worker, even if
   // every report arrives while produce_scores is still reading the messages' results.
   b->pending.store(n + 1, std::memory_order_release);
-  producer_->produce_scores(b->messages.data(), n);
+  // One produce call per run of records of one route (one output topic): a batch of one model
+  // holds records of every route that model scores, usually of one.
+  for (size_t start = 0; start < n;) {
+    const uint16_t route = b->slots[start].source.route;
+    size_t end = start + 1;
+    while (end < n && b->slots[end].source.route == route) ++end;
+    producer_->produce_scores(route, b->messages.data() + start, end - start);
+    start = end;
+  }
   if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) finish_batch(b);
 }
 
@@ -575,7 +583,9 @@ void DeliveryStage::produce_dead_letter(std::unique_ptr<DeadLetter> d) {
   std::vector<std::pair<std::string, std::string>> headers = {
       {"vigil.error", d->reason},
       {"vigil.error_message", d->message},
-      {"vigil.source_topic", config_.input_topic},
+      {"vigil.source_topic", d->source.route < config_.input_topics.size()
+                                 ? config_.input_topics[d->source.route]
+                                 : std::string()},
       {"vigil.source_partition", std::to_string(d->source.partition)},
       {"vigil.source_offset", std::to_string(d->source.offset)}};
   if (d->truncated) {
@@ -645,7 +655,7 @@ void DeliveryStage::retry_main() {
     for (ScoreSlot* s : again) {
       rd_kafka_message_t m;
       fill_message(m, s->batch->key(*s), s->batch->value(*s), s);
-      producer_->produce_scores(&m, 1);
+      producer_->produce_scores(s->source.route, &m, 1);
     }
     for (auto& d : letters) produce_dead_letter(std::move(d));
     refused.clear();

@@ -59,7 +59,8 @@
 namespace vigil::delivery {
 
 struct DeliveryConfig {
-  std::string input_topic = "transactions";  // named in dead-letter headers
+  // The input topic of each route (RecordPosition::route), named in dead-letter headers.
+  std::vector<std::string> input_topics{"transactions"};
   // HTTP-scored transactions (with a transaction id) go to the output topic too, best effort
   // (http.publish_scores); they always go to Redis when it is on.
   bool publish_http_scores = false;

@@ -1,9 +1,73 @@
 #include "kafka/kafka_config.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 namespace vigil::kafka {
+
+namespace {
+
+// Kafka's topic names: [a-zA-Z0-9._-], at most 249 characters.
+bool is_topic_name(const std::string& t) {
+  if (t.empty() || t.size() > 249 || t == "." || t == "..") return false;
+  return std::all_of(t.begin(), t.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+std::string trimmed(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") + 1 - b);
+}
+
+// kafka.routes' entries, with an error for each malformed one (`errors` may be null).
+std::vector<Route> parse_routes(const KafkaConfig& c, std::vector<std::string>* errors) {
+  std::vector<Route> routes;
+  size_t start = 0;
+  while (start <= c.routes.size()) {
+    size_t comma = c.routes.find(',', start);
+    if (comma == std::string::npos) comma = c.routes.size();
+    const std::string entry = trimmed(c.routes.substr(start, comma - start));
+    start = comma + 1;
+    if (entry.empty()) continue;
+    auto bad = [&](const std::string& why) {
+      if (errors) errors->push_back("kafka.routes: '" + entry + "' " + why);
+    };
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos) {
+      bad("is not topic=model[:output_topic]");
+      continue;
+    }
+    Route r;
+    r.input_topic = trimmed(entry.substr(0, eq));
+    std::string rest = entry.substr(eq + 1);
+    const size_t colon = rest.find(':');
+    r.model = trimmed(rest.substr(0, colon));
+    r.output_topic = colon == std::string::npos ? c.output_topic : trimmed(rest.substr(colon + 1));
+    r.group_id = c.group_id + "." + r.input_topic;
+    if (!is_topic_name(r.input_topic)) {
+      bad("does not start with a topic name ([a-zA-Z0-9._-])");
+    } else if (r.model.empty() || r.model.find_first_of("/\\ =:") != std::string::npos) {
+      bad("does not name a model after '='");
+    } else if (!is_topic_name(r.output_topic)) {
+      bad("has no valid output topic after ':'");
+    } else {
+      routes.push_back(std::move(r));
+    }
+  }
+  return routes;
+}
+
+}  // namespace
+
+std::vector<Route> KafkaConfig::all_routes() const {
+  std::vector<Route> routes{{input_topic, "", output_topic, group_id}};
+  for (Route& r : parse_routes(*this, nullptr)) routes.push_back(std::move(r));
+  return routes;
+}
 
 std::vector<std::string> KafkaConfig::validate() const {
   std::vector<std::string> e;
@@ -29,6 +93,35 @@ std::vector<std::string> KafkaConfig::validate() const {
     e.push_back(
         "kafka.reports_topic must differ from kafka.input_topic, kafka.output_topic and "
         "kafka.dlq_topic");
+  }
+  {
+    // A route's input must be no other route's input and no topic vigil writes: scores read
+    // back as transactions would loop.
+    std::vector<std::string> inputs{input_topic};
+    std::vector<std::string> written{output_topic, dlq_topic, shadow_topic, reports_topic};
+    const std::vector<Route> extra = parse_routes(*this, &e);
+    for (const Route& r : extra) written.push_back(r.output_topic);
+    for (const Route& r : extra) {
+      const std::string name = "kafka.routes: '" + r.input_topic + "'";
+      if (std::find(written.begin() + 1, written.begin() + 4, r.output_topic) !=
+          written.begin() + 4) {
+        e.push_back(name + "'s output '" + r.output_topic +
+                    "' is the dead-letter, shadow or reports topic");
+      }
+      if (r.input_topic == "reports") {
+        e.push_back(name + " would be consumed as group <group_id>.reports, the fraud reports'");
+      }
+      if (std::find(inputs.begin(), inputs.end(), r.input_topic) != inputs.end()) {
+        e.push_back(name + " is consumed twice (kafka.input_topic or another route)");
+      } else if (std::find(written.begin(), written.end(), r.input_topic) != written.end()) {
+        e.push_back(name +
+                    " is a topic vigil writes (an output, dead-letter, shadow or reports topic)");
+      }
+      inputs.push_back(r.input_topic);
+    }
+    if (std::find(written.begin() + 4, written.end(), input_topic) != written.end()) {
+      e.push_back("kafka.routes: kafka.input_topic '" + input_topic + "' is a route's output");
+    }
   }
   if (max_event_bytes < 64 || max_event_bytes > 16 * 1024 * 1024) {
     e.push_back("kafka.max_event_bytes must be within [64, 16777216]");

@@ -23,6 +23,15 @@ struct EmbeddedKafkaConfig {
   }
 };
 
+// One input topic and the model that scores it: kafka.input_topic by model.name (route 0,
+// group <group_id>), then each of kafka.routes (group <group_id>.<topic>).
+struct Route {
+  std::string input_topic;
+  std::string model;         // empty: model.name (the default model)
+  std::string output_topic;  // where its scores go
+  std::string group_id;      // its consumer group
+};
+
 struct KafkaConfig {
   std::string brokers = "embedded";
   EmbeddedKafkaConfig embedded;
@@ -33,6 +42,8 @@ struct KafkaConfig {
   std::string dlq_topic = "transactions.dlq";
   std::string shadow_topic = "scores.shadow";
   std::string reports_topic = "fraud.reports";
+  // More input topics, each scored by its own model: "topic=model[:output_topic],...".
+  std::string routes;
   size_t max_event_bytes = 65536;  // larger records go to the DLQ as too_large
   std::chrono::milliseconds commit_interval{100};
   // Records consumed and not yet delivered (scoring queue, workers, producer) at most: above
@@ -54,6 +65,10 @@ struct KafkaConfig {
 
   bool is_embedded() const { return brokers == "embedded"; }
   std::vector<std::string> validate() const;
+  // Every route, the default one (kafka.input_topic, model.name, kafka.output_topic) first,
+  // then kafka.routes' in their order. Malformed entries of kafka.routes are left out (and
+  // named by validate()).
+  std::vector<Route> all_routes() const;
 
   template <typename V>
   void fields(V& v) {
@@ -69,6 +84,11 @@ struct KafkaConfig {
     v("reports_topic", reports_topic, "",
       "topic of confirmed fraud reports, read (as group <group_id>.reports) when the model "
       "takes terminal risk features");
+    v("routes", routes, "",
+      "more input topics, each scored by a model served (model.name or model.also_serve): "
+      "'topic=model[:output_topic],...'; each is consumed as group <group_id>.<topic>, its "
+      "scores go to output_topic (default kafka.output_topic), its dead letters to "
+      "kafka.dlq_topic; empty = kafka.input_topic alone");
     v("max_event_bytes", max_event_bytes, "bytes",
       "larger records go to the dead-letter topic (too_large)");
     v("commit_interval_ms", commit_interval, "ms", "how often delivered offsets are committed");

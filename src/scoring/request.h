@@ -34,6 +34,9 @@ struct ScoreRequest;
 // A consumed record's place: what its final outcome is reported against.
 struct RecordPosition {
   int32_t partition = -1;
+  // Which of the consumer's routes (input topics, kafka.routes) it came from: 0 for
+  // kafka.input_topic. Picks the record's offset tracker and output topic.
+  uint16_t route = 0;
   int64_t offset = -1;
   uint64_t generation = 0;  // the partition's assignment generation when it was consumed
 };

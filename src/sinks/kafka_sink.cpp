@@ -1,5 +1,6 @@
 #include "sinks/kafka_sink.h"
 
+#include <algorithm>
 #include <mutex>
 #include <thread>
 
@@ -15,7 +16,11 @@ struct KafkaSink::Client {
   rd_kafka_topic_t* scores = nullptr;  // cached topic handles: no lookup by name per record
   rd_kafka_topic_t* dlq = nullptr;
   rd_kafka_topic_t* shadow = nullptr;
+  std::vector<rd_kafka_topic_t*> outputs;  // by route (KafkaSinkConfig::outputs)
   ~Client() {
+    for (rd_kafka_topic_t* t : outputs) {
+      if (t) rd_kafka_topic_destroy(t);
+    }
     if (scores) rd_kafka_topic_destroy(scores);
     if (dlq) rd_kafka_topic_destroy(dlq);
     if (shadow) rd_kafka_topic_destroy(shadow);
@@ -72,6 +77,10 @@ Result<std::unique_ptr<KafkaSink::Client>> KafkaSink::make_producer() {
   p->scores = rd_kafka_topic_new(p->rk.get(), config_.output_topic.c_str(), nullptr);
   p->dlq = rd_kafka_topic_new(p->rk.get(), config_.dlq_topic.c_str(), nullptr);
   p->shadow = rd_kafka_topic_new(p->rk.get(), config_.shadow_topic.c_str(), nullptr);
+  for (const std::string& t : config_.outputs) {
+    p->outputs.push_back(rd_kafka_topic_new(p->rk.get(), t.c_str(), nullptr));
+    if (p->outputs.back() == nullptr) return R::Error("kafka producer: cannot create topic " + t);
+  }
   if (!p->scores || !p->dlq || !p->shadow) {
     return R::Error("kafka producer: cannot create topic handles");
   }
@@ -137,10 +146,12 @@ void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
                          rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
 }
 
-void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
+void KafkaSink::produce_scores(size_t output, rd_kafka_message_t* messages, size_t n) {
   wait_for_swap();
   std::shared_lock<std::shared_mutex> lock(producer_mutex_);
   rd_kafka_t* rk = producer_->rk.get();
+  rd_kafka_topic_t* topic =
+      output < producer_->outputs.size() ? producer_->outputs[output] : producer_->scores;
   size_t todo = n;
   while (todo > 0) {
     if (stopped_.load(std::memory_order_acquire)) {
@@ -150,7 +161,7 @@ void KafkaSink::produce_scores(rd_kafka_message_t* messages, size_t n) {
       return;
     }
     for (size_t i = 0; i < todo; ++i) messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    rd_kafka_produce_batch(producer_->scores, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages,
+    rd_kafka_produce_batch(topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages,
                            static_cast<int>(todo));
     // Keep the messages to retry (queue full) at the front; report the refused ones.
     size_t again = 0;
@@ -221,6 +232,14 @@ void KafkaSink::produce_dead_letter(std::string_view key, std::string_view value
   }
 }
 
+std::vector<std::string> KafkaSink::written_topics() const {
+  std::vector<std::string> topics{config_.output_topic, config_.dlq_topic};
+  for (const std::string& t : config_.outputs) {
+    if (std::find(topics.begin(), topics.end(), t) == topics.end()) topics.push_back(t);
+  }
+  return topics;
+}
+
 Status KafkaSink::wait_for_brokers(std::chrono::milliseconds timeout,
                                    const std::function<bool()>& interrupted) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -229,8 +248,7 @@ Status KafkaSink::wait_for_brokers(std::chrono::milliseconds timeout,
     Status md;
     {
       std::shared_lock<std::shared_mutex> lock(producer_mutex_);
-      md = kafka::fetch_metadata(producer_->rk.get(), {config_.output_topic, config_.dlq_topic},
-                                 1000);
+      md = kafka::fetch_metadata(producer_->rk.get(), written_topics(), 1000);
     }
     if (md.ok()) return md;
     const auto now = std::chrono::steady_clock::now();
@@ -254,8 +272,7 @@ Status KafkaSink::replace_producer() {
   if (stopped_.load(std::memory_order_acquire)) return Status::Error("kafka sink is stopped");
   auto fresh = make_producer();
   if (!fresh) return Status::Error(fresh.error());
-  Status md = kafka::fetch_metadata(fresh.value()->rk.get(),
-                                    {config_.output_topic, config_.dlq_topic}, 5000);
+  Status md = kafka::fetch_metadata(fresh.value()->rk.get(), written_topics(), 5000);
   if (!md.ok()) return Status::Error("kafka producer: " + md.message());
   std::unique_ptr<Client> old;
   swap_pending_.store(true, std::memory_order_release);

@@ -40,6 +40,8 @@ struct KafkaSinkConfig {
   std::string dlq_topic = "transactions.dlq";
   std::string shadow_topic = "scores.shadow";     // shadow scores (best effort)
   std::map<std::string, std::string> properties;  // kafka.producer.* passthrough
+  // The output topic of each route (produce_scores' `output`); empty: output_topic alone.
+  std::vector<std::string> outputs;
 };
 
 class KafkaSink final : public Producer {
@@ -61,11 +63,11 @@ class KafkaSink final : public Producer {
   Status wait_for_brokers(std::chrono::milliseconds timeout,
                           const std::function<bool()>& interrupted) override;
 
-  // Produces `n` messages to the output topic with one call on the cached topic handle
-  // (partitioned by key); librdkafka copies the bytes. Each message's `_private` is its
-  // opaque. Messages that could not be queued are reported to the listener at once (on this
-  // thread) with their error. Blocks only while librdkafka's queue is full.
-  void produce_scores(rd_kafka_message_t* messages, size_t n) override;
+  // Produces `n` messages to output topic `output` (KafkaSinkConfig::outputs) with one call on
+  // its cached topic handle (partitioned by key); librdkafka copies the bytes. Each message's
+  // `_private` is its opaque. Messages that could not be queued are reported to the listener
+  // at once (on this thread) with their error. Blocks only while librdkafka's queue is full.
+  void produce_scores(size_t output, rd_kafka_message_t* messages, size_t n) override;
   // Produces `n` records that carry no offsets (best effort: a full queue drops them, reported
   // like a refusal, with each message's `_private` as the opaque, which the listener must tell
   // apart from its in-flight records): shadow scores to the shadow topic, HTTP-scored
@@ -103,6 +105,8 @@ class KafkaSink final : public Producer {
   struct Client;  // one librdkafka producer and its cached topic handles
   KafkaSink(const KafkaSinkConfig& config, DeliveryListener& listener, metrics::Registry& registry);
   Result<std::unique_ptr<Client>> make_producer();
+  // The topics it writes with offsets behind them: output (every route's) and dead-letter.
+  std::vector<std::string> written_topics() const;
   static void on_delivery_report(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void poller_main();

@@ -146,6 +146,48 @@ TEST(Config, ModelsBesideTheDefaultHaveTheirOwnPinsAndShadows) {
   }
 }
 
+TEST(Config, RoutesMapMoreTopicsToModelsServedEachWithItsOutputAndGroup) {
+  auto c = load({"--model.also_serve=fraud_velocity",
+                 "--kafka.routes= transactions.raw=fraud_velocity:scores.velocity ,"
+                 "transactions.eu=fraud_mlp"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  const auto routes = c->kafka.all_routes();
+  ASSERT_EQ(routes.size(), 3u);
+  // kafka.input_topic first, scored by model.name, consumed as the group itself.
+  EXPECT_EQ(routes[0].input_topic, "transactions");
+  EXPECT_EQ(routes[0].model, "");
+  EXPECT_EQ(routes[0].output_topic, "scores");
+  EXPECT_EQ(routes[0].group_id, "vigil");
+  EXPECT_EQ(routes[1].input_topic, "transactions.raw");
+  EXPECT_EQ(routes[1].model, "fraud_velocity");
+  EXPECT_EQ(routes[1].output_topic, "scores.velocity");
+  EXPECT_EQ(routes[1].group_id, "vigil.transactions.raw");
+  EXPECT_EQ(routes[2].model, "fraud_mlp");
+  EXPECT_EQ(routes[2].output_topic, "scores") << "kafka.output_topic by default";
+  // With every model of the repository served, which ones exist is known only at start.
+  EXPECT_TRUE(load({"--model.also_serve=*", "--kafka.routes=t2=anything"}).ok());
+  // Without Kafka the routes are not read.
+  EXPECT_TRUE(load({"--kafka.enabled=false", "--kafka.routes=t2=unknown"}).ok());
+
+  auto bad =
+      load({"--kafka.routes=t2=unknown,transactions=fraud_mlp,scores.x=fraud_mlp:t2,"
+            "nomodel,bad topic=fraud_mlp,t3=fraud_mlp:,t4=fraud_mlp:transactions,"
+            "t5=fraud_mlp:fraud.reports,reports=fraud_mlp:s2"});
+  ASSERT_FALSE(bad.ok());
+  for (const char* expected :
+       {"kafka.routes: 't2' is scored by 'unknown', which is not served",
+        "kafka.routes: 'transactions' is consumed twice",
+        "kafka.routes: 't2' is a topic vigil writes",
+        "kafka.routes: 'nomodel' is not topic=model[:output_topic]",
+        "kafka.routes: 'bad topic=fraud_mlp' does not start with a topic name",
+        "kafka.routes: 't3=fraud_mlp:' has no valid output topic",
+        "kafka.routes: kafka.input_topic 'transactions' is a route's output",
+        "kafka.routes: 't5''s output 'fraud.reports' is the dead-letter, shadow or reports topic",
+        "kafka.routes: 'reports' would be consumed as group <group_id>.reports"}) {
+    EXPECT_NE(bad.error().find(expected), std::string::npos) << expected << "\n" << bad.error();
+  }
+}
+
 TEST(Config, RefusesACooperativeAssignorTheRebalanceCallbackCannotHandle) {
   auto c = load({"--kafka.consumer.partition.assignment.strategy=cooperative-sticky"});
   ASSERT_FALSE(c.ok());

@@ -13,6 +13,8 @@
 #include <tuple>
 #include <vector>
 
+#include "consumers/route_offsets.h"
+
 namespace vigil::consumers {
 namespace {
 
@@ -28,6 +30,40 @@ std::vector<AckToken> track_range(OffsetTracker& t, PartitionId p, Offset first,
   std::vector<AckToken> out;
   for (Offset o = first; o <= last; ++o) out.push_back(t.track(p, o));
   return out;
+}
+
+TEST(RouteOffsets, EachRoutesRecordsAdvanceOnlyTheirOwnRoutesOffsets) {
+  RouteOffsets offsets(2);
+  for (size_t r = 0; r < 2; ++r) offsets[r].assign(0);
+  // Partition 0 of two topics, offsets alike: one acknowledgement of both, interleaved.
+  std::vector<AckToken> tokens;
+  for (Offset o = 0; o < 4; ++o) {
+    for (uint16_t r = 0; r < 2; ++r) {
+      AckToken t = offsets[r].track(0, o);
+      t.route = r;
+      tokens.push_back(t);
+    }
+  }
+  std::vector<AckToken> some;  // route 0's 0..3, route 1's 0..1
+  for (const AckToken& t : tokens) {
+    if (t.route == 0 || t.offset < 2) some.push_back(t);
+  }
+  offsets.acknowledge(some.data(), some.size());
+  EXPECT_EQ(offsets[0].committable(0), Offset{4});
+  EXPECT_EQ(offsets[1].committable(0), Offset{2});
+  EXPECT_EQ(offsets[1].in_flight(), 2u);
+  // Holds and ownership go to the record's route alone.
+  offsets.hold(tokens[5], "dead letter refused");  // route 1, offset 2
+  EXPECT_TRUE(offsets[0].held().empty());
+  ASSERT_EQ(offsets[1].held().size(), 1u);
+  EXPECT_EQ(offsets[1].held()[0].offset, 2);
+  offsets[1].revoke(0);
+  EXPECT_TRUE(offsets.owns(tokens[4]));   // route 0, offset 2
+  EXPECT_FALSE(offsets.owns(tokens[5]));  // route 1's partition 0 was revoked
+  AckToken unknown = tokens[0];
+  unknown.route = 7;
+  EXPECT_FALSE(offsets.owns(unknown));
+  offsets.acknowledge(&unknown, 1);  // ignored
 }
 
 TEST(OffsetTracker, CommittableIsEmptyUntilSomethingIsTrackedSinceAssignment) {

@@ -144,6 +144,36 @@ TEST_F(DeliveryStageTest, ABatchIsAcknowledgedAtOnceWhenItsLastScoreIsDelivered)
   EXPECT_EQ(counter("vigil_kafka_produced_total", {{"kind", "score"}}), 3.0);
 }
 
+TEST_F(DeliveryStageTest, EachRoutesScoresGoToItsOutputTopicAndItsDeadLettersNameItsInputTopic) {
+  DeliveryConfig config;
+  config.input_topics = {"transactions", "transactions.raw"};
+  start(config);
+  auto routed = [](scoring::ScoreRequest r, uint16_t route) {
+    r.source.route = route;
+    return r;
+  };
+  // One model scores both routes: a batch holds records of both, partitions and offsets alike.
+  std::vector<scoring::ScoreRequest> batch;
+  batch.push_back(kafka_row(0, 10, "a"));
+  batch.push_back(routed(kafka_row(0, 10, "b"), 1));
+  batch.push_back(routed(kafka_row(1, 3, "c"), 1));
+  batch.push_back(kafka_row(0, 11, "d"));
+  complete(batch, {scored(0.1f), scored(0.2f), scored(0.3f), scored(0.4f)});
+  const auto produced = producer_->produced();
+  ASSERT_EQ(produced.size(), 4u);
+  const std::vector<std::pair<std::string, size_t>> expected = {
+      {"a", 0}, {"b", 1}, {"c", 1}, {"d", 0}};
+  for (size_t i = 0; i < produced.size(); ++i) {
+    EXPECT_EQ(std::make_pair(produced[i].key, produced[i].output), expected[i]) << i;
+  }
+  for (size_t i = 0; i < 4; ++i) producer_->report(i, RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(ack_.acked().size(), 4u);
+
+  stage_->dead_letter(routed(kafka_row(2, 7, "bad"), 1).source, "malformed_json", "bad");
+  ASSERT_TRUE(producer_->wait_for(Topic::kDeadLetter, 1));
+  EXPECT_EQ(producer_->produced()[4].header("vigil.source_topic"), "transactions.raw");
+}
+
 TEST_F(DeliveryStageTest,
        AScoreRefusedForGoodIsDeadLetteredAndAcknowledgedOnlyOnceThatIsDelivered) {
   start();

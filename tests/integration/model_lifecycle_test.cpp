@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "app/service.h"
+#include "features/feature_spec.h"
 #include "kafka/embedded_cluster.h"
 #include "scoring/model_repository.h"
 #include "scoring/torch_model.h"
@@ -22,6 +23,7 @@
 #include "support/redis_server.h"
 #include "support/service_config.h"
 #include "support/service_fixture.h"
+#include "support/velocity_data.h"
 #include "support/wait.h"
 
 namespace vigil {
@@ -41,8 +43,12 @@ json::value read_json(const std::string& path) {
 class ModelLifecycleTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    start_cluster_and_redis(
-        {{"transactions", 6}, {"scores", 6}, {"transactions.dlq", 6}, {"scores.shadow", 6}});
+    start_cluster_and_redis({{"transactions", 6},
+                             {"scores", 6},
+                             {"transactions.dlq", 6},
+                             {"scores.shadow", 6},
+                             {"transactions.raw", 4},
+                             {"scores.velocity", 4}});
     if (HasFatalFailure()) return;
     repo_ = fs::temp_directory_path() /
             ("vigil-lifecycle-" + std::to_string(::getpid()) + "-" +
@@ -53,6 +59,14 @@ class ModelLifecycleTest : public testing::ServiceFixture {
     fs::copy_file(kSource + "/models/fraud_mlp/1/model.pt", repo_ / "fraud_mlp" / "1" / "model.pt");
   }
   void TearDown() override { fs::remove_all(repo_); }
+
+  // models/fraud_velocity (version 1) into the repository, beside fraud_mlp.
+  void add_fraud_velocity() {
+    for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
+      fs::create_directories((repo_ / "fraud_velocity" / f).parent_path());
+      fs::copy_file(kSource + "/models/fraud_velocity/" + f, repo_ / "fraud_velocity" / f);
+    }
+  }
 
   // Version 2 arrives as a folder renamed into place (written elsewhere first).
   void add_version_2() {
@@ -390,10 +404,7 @@ TEST_F(ModelLifecycleTest, WithTheRecommenderBesideItAReloadOfEitherModelLeavesT
 TEST_F(ModelLifecycleTest, TwoModelsServedAtOnceScoreAsTheirPyTorchReferencesAndReloadApart) {
   // fraud_velocity served beside fraud_mlp (model.also_serve): asked for by name over HTTP,
   // while the stream and plain /predict go on with fraud_mlp, the default model.
-  for (const char* f : {"model.yaml", "features.yaml", "1/model.pt"}) {
-    fs::create_directories((repo_ / "fraud_velocity" / f).parent_path());
-    fs::copy_file(kSource + "/models/fraud_velocity/" + f, repo_ / "fraud_velocity" / f);
-  }
+  add_fraud_velocity();
   const testing::ReferenceData velocity =
       testing::load_reference("tests/data/fraud_velocity_v1_reference.json");
   config::AppConfig c = config();
@@ -492,6 +503,135 @@ TEST_F(ModelLifecycleTest, TwoModelsServedAtOnceScoreAsTheirPyTorchReferencesAnd
           .value(),
       kEvents);
   service->stop();
+}
+
+TEST_F(ModelLifecycleTest,
+       EachTopicOfARouteIsScoredByItsModelDeliveredToItsOutputAndCommittedApart) {
+  // kafka.routes: raw transactions on transactions.raw scored by fraud_velocity (features
+  // computed in the stream) into scores.velocity; transactions (ready-made features) by
+  // fraud_mlp, the default, into scores, as before.
+  add_fraud_velocity();
+  config::AppConfig c = config();
+  c.model.also_serve = "fraud_velocity";
+  c.kafka.routes = "transactions.raw=fraud_velocity:scores.velocity";
+  testing::enable_test_http(c);
+  auto service = start(c);
+  ASSERT_NE(service, nullptr);
+  ASSERT_EQ(service->sources().size(), 2u);
+  const std::string bootstrap = cluster_->bootstrap();
+
+  constexpr size_t kRaw = 300, kEvents = 200;
+  const std::vector<testing::RawTx> txs = testing::make_raw_transactions(kRaw, 25, 10, 11, "raw-");
+  ASSERT_TRUE(
+      testing::produce_all(bootstrap, "transactions.raw", testing::keyed_by_customer(txs, 0, kRaw))
+          .ok());
+  produce("feat-", 0, kEvents);
+  ASSERT_TRUE(testing::produce_all(bootstrap, "transactions.raw", {{"bad-raw", "not json"}}).ok());
+
+  // transactions.raw: every score by fraud_velocity, of the features a brute-force reference
+  // computes from the produced log.
+  const auto velocity =
+      testing::read_distinct_keys(bootstrap, "scores.velocity", kRaw, milliseconds(60000));
+  ASSERT_EQ(velocity.size(), kRaw);
+  auto spec = features::load_feature_spec(kSource + "/models/fraud_velocity/features.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.error();
+  const std::vector<std::string> names = spec->output_names();
+  EXPECT_EQ(testing::check_feature_records(velocity, txs, names, spec->hash()), kRaw);
+  // ... and each score is fraud_velocity's score of those features: the same rows scored again
+  // over HTTP, where the model answers as PyTorch does (checked here on its reference rows).
+  testing::HttpClient http(static_cast<uint16_t>(service->http_port()));
+  auto predict_velocity = [&](const json::array& instances) {
+    auto res = http.request(bhttp::verb::post, "/predict?model=fraud_velocity",
+                            json::serialize(json::object{{"instances", instances}}));
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    std::vector<double> scores;
+    const json::value answer = json::parse(res.body());
+    for (const auto& p : answer.at("predictions").as_array()) {
+      scores.push_back(p.at("score").to_number<double>());
+    }
+    return scores;
+  };
+  const testing::ReferenceData reference =
+      testing::load_reference("tests/data/fraud_velocity_v1_reference.json");
+  json::array reference_rows;
+  for (size_t i = 0; i < 32; ++i) reference_rows.push_back(json::value_from(reference.rows[i]));
+  const std::vector<double> reference_scores = predict_velocity(reference_rows);
+  ASSERT_EQ(reference_scores.size(), 32u);
+  for (size_t i = 0; i < 32; ++i) EXPECT_NEAR(reference_scores[i], reference.scores[i], 1e-5);
+  json::array streamed_rows;
+  std::vector<double> streamed_scores;
+  for (const auto& r : velocity) {
+    const json::object score = json::parse(r.value).as_object();
+    ASSERT_EQ(score.at("model_name").as_string(), "fraud_velocity") << r.value;
+    json::array row;
+    for (const std::string& n : names) row.push_back(score.at("features").at(n));
+    streamed_rows.push_back(std::move(row));
+    streamed_scores.push_back(score.at("score").to_number<double>());
+  }
+  const std::vector<double> again = predict_velocity(streamed_rows);
+  ASSERT_EQ(again.size(), kRaw);
+  for (size_t i = 0; i < kRaw; ++i) {
+    EXPECT_NEAR(streamed_scores[i], again[i], 1e-6) << velocity[i].value;
+  }
+
+  // transactions: fraud_mlp's scores, as before, and none of the other topic's.
+  const auto scores =
+      testing::read_distinct_keys(bootstrap, "scores", kEvents, milliseconds(60000));
+  ASSERT_EQ(scores.size(), kEvents);
+  for (const auto& r : scores) {
+    ASSERT_EQ(testing::json_string(r.value, "model_name"), "fraud_mlp") << r.value;
+    ASSERT_EQ(r.key.rfind("feat-", 0), 0u) << r.key;
+    const size_t i = std::stoul(r.key.substr(5));
+    EXPECT_NEAR(testing::json_number(r.value, "score"), ref_.scores[i % ref_.rows.size()], 1e-5);
+  }
+  // The bad record of transactions.raw is dead-lettered naming its topic.
+  const auto dlq = testing::read_topic(
+      bootstrap, "transactions.dlq",
+      [](const std::vector<testing::TestRecord>& got) {
+        return std::any_of(got.begin(), got.end(),
+                           [](const testing::TestRecord& r) { return r.key == "bad-raw"; });
+      },
+      milliseconds(30000));
+  auto letter = std::find_if(dlq.begin(), dlq.end(),
+                             [](const testing::TestRecord& r) { return r.key == "bad-raw"; });
+  ASSERT_NE(letter, dlq.end());
+  EXPECT_EQ(letter->headers.at("vigil.source_topic"), "transactions.raw");
+  EXPECT_EQ(letter->headers.at("vigil.error"), "malformed_json");
+  // Each topic's offsets are committed under its own group, every record delivered.
+  const std::string group = c.kafka.group_id;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        return testing::committed_sum(bootstrap, group + ".transactions.raw", "transactions.raw",
+                                      4) == static_cast<int64_t>(kRaw + 1) &&
+               testing::committed_sum(bootstrap, group, "transactions", 6) ==
+                   static_cast<int64_t>(kEvents);
+      },
+      milliseconds(30000)))
+      << testing::committed_sum(bootstrap, group + ".transactions.raw", "transactions.raw", 4)
+      << " and " << testing::committed_sum(bootstrap, group, "transactions", 6) << " committed";
+  // Each route's consumer figures under its topic (a record consumed again after a rebalance
+  // would count twice: at least).
+  EXPECT_GE(service->registry()
+                .counter("vigil_kafka_consumed_total", "", {{"topic", "transactions.raw"}})
+                .value(),
+            kRaw + 1);
+  EXPECT_GE(service->registry()
+                .counter("vigil_kafka_consumed_total", "", {{"topic", "transactions"}})
+                .value(),
+            kEvents);
+  service->stop();
+}
+
+TEST_F(ModelLifecycleTest, ARouteToAModelNotServedRefusesTheStartNamingIt) {
+  config::AppConfig c = config();
+  c.model.also_serve = "*";  // every model of the repository: fraud_mlp alone here
+  c.kafka.routes = "transactions.raw=fraud_velocity";
+  auto s = app::Service::create(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("kafka.routes: 'transactions.raw' is scored by 'fraud_velocity', "
+                           "which is not a model served"),
+            std::string::npos)
+      << s.error();
 }
 
 TEST_F(ModelLifecycleTest, AModelServedBesideTheDefaultThatCannotLoadRefusesTheStartNamingIt) {

@@ -43,8 +43,11 @@ inline scoring::SourceRecord make_source(int32_t partition, int64_t offset,
   m->payload = new char[value.size()];
   std::memcpy(m->payload, value.data(), value.size());
   m->len = value.size();
-  return scoring::SourceRecord(scoring::RecordPosition{partition, offset, generation},
-                               scoring::RecordHandle(m, &destroy_test_message));
+  scoring::RecordPosition position;
+  position.partition = partition;
+  position.offset = offset;
+  position.generation = generation;
+  return scoring::SourceRecord(position, scoring::RecordHandle(m, &destroy_test_message));
 }
 
 class FakeProducer final : public sinks::Producer {
@@ -57,6 +60,7 @@ class FakeProducer final : public sinks::Producer {
     std::vector<std::pair<std::string, std::string>> headers;
     void* opaque = nullptr;
     bool reported = false;
+    size_t output = 0;  // produce_scores' output topic (a route's)
     std::string header(const std::string& name) const {
       for (const auto& [k, v] : headers) {
         if (k == name) return v;
@@ -72,8 +76,8 @@ class FakeProducer final : public sinks::Producer {
   Status wait_for_brokers(std::chrono::milliseconds, const std::function<bool()>&) override {
     return Status::Ok();
   }
-  void produce_scores(rd_kafka_message_t* messages, size_t n) override {
-    add(Topic::kScores, messages, n);
+  void produce_scores(size_t output, rd_kafka_message_t* messages, size_t n) override {
+    add(Topic::kScores, messages, n, output);
   }
   void produce_best_effort(BestEffort topic, rd_kafka_message_t* messages, size_t n) override {
     add(topic == BestEffort::kShadow ? Topic::kShadow : Topic::kScoresBestEffort, messages, n);
@@ -149,7 +153,7 @@ class FakeProducer final : public sinks::Producer {
   }
 
  private:
-  void add(Topic topic, rd_kafka_message_t* messages, size_t n) {
+  void add(Topic topic, rd_kafka_message_t* messages, size_t n, size_t output = 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < n; ++i) {
       const rd_kafka_message_t& m = messages[i];
@@ -158,7 +162,8 @@ class FakeProducer final : public sinks::Producer {
                            std::string(static_cast<const char*>(m.payload), m.len),
                            {},
                            m._private,
-                           false});
+                           false,
+                           output});
     }
   }
   void report_all_unreported(rd_kafka_resp_err_t err, bool retry) {
