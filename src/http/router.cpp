@@ -361,6 +361,20 @@ std::optional<size_t> Router::model_index(std::string_view name) const {
   return std::nullopt;
 }
 
+std::string Router::served_model_names() const {
+  std::string served;
+  for (size_t i = 0; i < model_count(); ++i) {
+    std::string n;
+    if (!deps_.model_names.empty()) {
+      n = deps_.model_names[i];
+    } else if (auto info = deps_.model_info(i)) {
+      n = info->name;
+    }
+    served += (served.empty() ? "'" : ", '") + n + "'";
+  }
+  return served;
+}
+
 std::shared_ptr<const scoring::ModelInfo> Router::find_model(std::string_view name,
                                                              const Respond& respond,
                                                              size_t& index) {
@@ -375,14 +389,8 @@ std::shared_ptr<const scoring::ModelInfo> Router::find_model(std::string_view na
                                       "' is the recommender: ask it with POST /recommend"));
       return nullptr;
     }
-    std::string served;
-    for (size_t i = 0; i < model_count(); ++i) {
-      auto info = deps_.model_info(i);
-      const std::string n = deps_.model_names.empty() ? info->name : deps_.model_names[i];
-      served += (served.empty() ? "'" : ", '") + n + "'";
-    }
-    respond(error_response(
-        404, "model '" + std::string(name) + "' not found; this server serves " + served));
+    respond(error_response(404, "model '" + std::string(name) + "' not found; this server serves " +
+                                    served_model_names()));
     return nullptr;
   }
   index = *found;

@@ -113,6 +113,8 @@ class Router {
   std::shared_ptr<const Schema> schema_for(size_t index,
                                            std::shared_ptr<const scoring::ModelInfo> info);
   size_t model_count() const;
+  // The names of the models served, quoted and comma-separated, for a 404 naming them.
+  std::string served_model_names() const;
   // The index of the model served as `name`, if one is.
   std::optional<size_t> model_index(std::string_view name) const;
   // The current version of the model called `name` and its index; otherwise answers 404

@@ -95,14 +95,12 @@ void Router::repository(const RouteMatch& route, Request& req, const Respond& re
     return;
   }
   scoring::ModelManager* models = nullptr;
-  std::string served;
   for (scoring::ModelManager* m : deps_.models) {
     if (m->name() == route.model) models = m;
-    served += (served.empty() ? "'" : ", '") + m->name() + "'";
   }
   if (models == nullptr) {
-    respond(
-        error_response(404, "model '" + route.model + "' not found; this server serves " + served));
+    respond(error_response(
+        404, "model '" + route.model + "' not found; this server serves " + served_model_names()));
     return;
   }
   const std::string name = models->name();
