@@ -68,9 +68,10 @@ std::vector<std::string> ModelConfig::validate() const {
     e.push_back("model.shadow_version must be a version number, got '" + shadow_version + "'");
   }
   std::vector<std::string> seen;
-  for (const std::string& n : also_served()) {
+  const std::vector<std::string> also = also_served();
+  for (const std::string& n : also) {
     if (n == "*") {
-      if (also_served().size() > 1)
+      if (also.size() > 1)
         e.push_back("model.also_serve: * stands alone, got '" + also_serve + "'");
     } else if (n.find_first_of("/\\ ") != std::string::npos || n == "." || n == "..") {
       e.push_back("model.also_serve: '" + n + "' is not a model name");
@@ -79,7 +80,7 @@ std::vector<std::string> ModelConfig::validate() const {
     }
     seen.push_back(n);
   }
-  const bool every = also_served() == std::vector<std::string>{"*"};
+  const bool every = also == std::vector<std::string>{"*"};
   const auto pins = version_map("model.also_versions", also_versions, &e);
   const auto shadows = version_map("model.also_shadow_versions", also_shadow_versions, &e);
   for (const auto* m : {&pins, &shadows}) {

@@ -125,89 +125,77 @@ TEST(FormerEager, WaitsForTheDelayWhileAWorkerIsBusy) {
   EXPECT_EQ(batch.size(), 2u);
 }
 
-// Several models: each model's rows wait in a batch of their own.
-TEST(FormerModels, KeepsEachModelsRowsInABatchOfTheirOwnAndFlushesTheOldestFirst) {
-  metrics::Registry registry;
-  ManualClock clock;
-  ScoringQueue queue{{64, 0.8, 0.5}, clock, registry};
-  BatchFormer former{queue, clock, 4, microseconds(1000), nullptr, /*models=*/2};
-  auto push = [&](const std::string& id, uint16_t model) {
+// Several models: each model's rows wait in a batch of their own. Two models here, a batch of
+// at most 4 rows, 1000 us max delay.
+class FormerModels : public ::testing::Test {
+ protected:
+  void push(const std::string& id, uint16_t model) {
     auto r = make(id);
     r.model = model;
-    ASSERT_EQ(queue.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
-  };
+    ASSERT_EQ(queue_.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
+  }
+
+  metrics::Registry registry_;
+  ManualClock clock_;
+  ScoringQueue queue_{{256, 0.8, 0.5}, clock_, registry_};
+  BatchFormer former_{queue_, clock_, 4, microseconds(1000), nullptr, /*models=*/2};
+};
+
+TEST_F(FormerModels, KeepsEachModelsRowsInABatchOfTheirOwnAndFlushesTheOldestFirst) {
   push("a0", 0);
-  clock.advance(microseconds(100));
+  clock_.advance(microseconds(100));
   push("b1", 1);
   push("c0", 0);
-  clock.advance(microseconds(899));
+  clock_.advance(microseconds(899));
   std::vector<ScoreRequest> batch;
-  EXPECT_FALSE(former.next(batch, microseconds(0)));
-  EXPECT_EQ(former.pending(), 3u);
-  clock.advance(microseconds(1));  // a0 has waited 1000 us: model 0's batch, b1 stays
-  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_FALSE(former_.next(batch, microseconds(0)));
+  EXPECT_EQ(former_.pending(), 3u);
+  clock_.advance(microseconds(1));  // a0 has waited 1000 us: model 0's batch, b1 stays
+  ASSERT_TRUE(former_.next(batch, microseconds(0)));
   ASSERT_EQ(batch.size(), 2u);
   EXPECT_EQ(batch[0].id, "a0");
   EXPECT_EQ(batch[1].id, "c0");
-  EXPECT_EQ(former.pending(), 1u);
-  ASSERT_TRUE(former.deadline().has_value());
-  EXPECT_EQ(*former.deadline(), clock.now() + microseconds(100));  // b1's
+  EXPECT_EQ(former_.pending(), 1u);
+  ASSERT_TRUE(former_.deadline().has_value());
+  EXPECT_EQ(*former_.deadline(), clock_.now() + microseconds(100));  // b1's
   batch.clear();
-  EXPECT_FALSE(former.next(batch, microseconds(0)));
-  clock.advance(microseconds(100));
-  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_FALSE(former_.next(batch, microseconds(0)));
+  clock_.advance(microseconds(100));
+  ASSERT_TRUE(former_.next(batch, microseconds(0)));
   ASSERT_EQ(batch.size(), 1u);
   EXPECT_EQ(batch[0].id, "b1");
   EXPECT_EQ(batch[0].model, 1u);
 }
 
-TEST(FormerModels, AFullBatchOfOneModelGoesAtOnceAndTheOthersRowsWait) {
-  metrics::Registry registry;
-  ManualClock clock;
-  ScoringQueue queue{{64, 0.8, 0.5}, clock, registry};
-  BatchFormer former{queue, clock, 4, microseconds(1000), nullptr, /*models=*/2};
-  auto r = make("first", 30);
-  r.model = 1;
-  queue.try_push(r, Priority::kNormal);
-  clock.advance(microseconds(10));
-  for (int i = 0; i < 5; ++i) {
-    auto x = make("m0-" + std::to_string(i));
-    queue.try_push(x, Priority::kNormal);
-  }
+TEST_F(FormerModels, AFullBatchOfOneModelGoesAtOnceAndTheOthersRowsWait) {
+  push("first", 1);
+  clock_.advance(microseconds(10));
+  for (int i = 0; i < 5; ++i) push("m0-" + std::to_string(i), 0);
   std::vector<ScoreRequest> batch;
-  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_TRUE(former_.next(batch, microseconds(0)));
   ASSERT_EQ(batch.size(), 4u);  // full: no waiting for the delay
   for (const auto& row : batch) EXPECT_EQ(row.model, 0u);
   batch.clear();
-  EXPECT_FALSE(former.next(batch, microseconds(0))) << "the rest is not due yet";
-  EXPECT_EQ(former.pending(), 2u);
-  clock.advance(microseconds(1000));
-  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  EXPECT_FALSE(former_.next(batch, microseconds(0))) << "the rest is not due yet";
+  EXPECT_EQ(former_.pending(), 2u);
+  clock_.advance(microseconds(1000));
+  ASSERT_TRUE(former_.next(batch, microseconds(0)));
   ASSERT_EQ(batch.size(), 1u);
   EXPECT_EQ(batch[0].id, "first");  // the oldest
 }
 
-TEST(FormerModels, AnotherModelsBacklogOfFullBatchesCannotHoldARowPastItsMaxDelay) {
-  metrics::Registry registry;
-  ManualClock clock;
-  ScoringQueue queue{{256, 0.8, 0.5}, clock, registry};
-  BatchFormer former{queue, clock, 4, microseconds(1000), nullptr, /*models=*/2};
-  auto push = [&](const std::string& id, uint16_t model) {
-    auto r = make(id);
-    r.model = model;
-    ASSERT_EQ(queue.try_push(r, Priority::kNormal), ScoringQueue::PushResult::kOk);
-  };
+TEST_F(FormerModels, AnotherModelsBacklogOfFullBatchesCannotHoldARowPastItsMaxDelay) {
   push("lone", 1);
-  clock.advance(microseconds(10));
+  clock_.advance(microseconds(10));
   for (int i = 0; i < 40; ++i) push("backlog-" + std::to_string(i), 0);
   std::vector<ScoreRequest> batch;
   // While the lone row is within its delay, model 0's full batches go first.
-  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  ASSERT_TRUE(former_.next(batch, microseconds(0)));
   EXPECT_EQ(batch.size(), 4u);
   EXPECT_EQ(batch[0].model, 0u);
   batch.clear();
-  clock.advance(microseconds(990));  // the lone row is due; model 0 still has full batches
-  ASSERT_TRUE(former.next(batch, microseconds(0)));
+  clock_.advance(microseconds(990));  // the lone row is due; model 0 still has full batches
+  ASSERT_TRUE(former_.next(batch, microseconds(0)));
   ASSERT_EQ(batch.size(), 1u);
   EXPECT_EQ(batch[0].id, "lone");
 }
