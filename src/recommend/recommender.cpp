@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -339,13 +340,36 @@ void top_k(const float* row, int64_t n, int64_t k, std::vector<Scored>& best) {
   }
   if (best.empty()) return;
   float worst = best.front().first;
-  for (; j < n; ++j) {
-    const float x = row[j];
-    if (!(x > worst)) continue;
-    std::pop_heap(best.begin(), best.end(), above);
-    best.back() = {x, j};
-    std::push_heap(best.begin(), best.end(), above);
-    worst = best.front().first;
+  // Past the first few hundred items almost none gets in: a block of them is first compared
+  // against the threshold at once, four at a time in vector registers (GCC's and Clang's
+  // vector extensions: SSE here, NEON on Arm), and only a block where one is higher is walked
+  // item by item. Measured with perf under POST /recommend at 64 connections: the item-by-item
+  // walk was 13% of the process's samples.
+  using Floats = float __attribute__((vector_size(16)));
+  using Masks = int32_t __attribute__((vector_size(16)));
+  constexpr int64_t kBlock = 16;
+  while (j < n) {
+    if (j + kBlock <= n) {
+      const Floats threshold = {worst, worst, worst, worst};
+      Masks higher = {0, 0, 0, 0};
+      for (int64_t b = 0; b < kBlock; b += 4) {
+        Floats x;
+        std::memcpy(&x, row + j + b, sizeof x);
+        higher |= x > threshold;  // NaN compares false: it never gets in
+      }
+      if ((higher[0] | higher[1] | higher[2] | higher[3]) == 0) {
+        j += kBlock;
+        continue;
+      }
+    }
+    for (const int64_t end = std::min(n, j + kBlock); j < end; ++j) {
+      const float x = row[j];
+      if (!(x > worst)) continue;
+      std::pop_heap(best.begin(), best.end(), above);
+      best.back() = {x, j};
+      std::push_heap(best.begin(), best.end(), above);
+      worst = best.front().first;
+    }
   }
   std::sort_heap(best.begin(), best.end(), above);
 }
