@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/comma_list.h"
+
 namespace vigil::kafka {
 
 namespace {
@@ -17,22 +19,10 @@ bool is_topic_name(const std::string& t) {
   });
 }
 
-std::string trimmed(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") + 1 - b);
-}
-
 // kafka.routes' entries, with an error for each malformed one (`errors` may be null).
 std::vector<Route> parse_routes(const KafkaConfig& c, std::vector<std::string>* errors) {
   std::vector<Route> routes;
-  size_t start = 0;
-  while (start <= c.routes.size()) {
-    size_t comma = c.routes.find(',', start);
-    if (comma == std::string::npos) comma = c.routes.size();
-    const std::string entry = trimmed(c.routes.substr(start, comma - start));
-    start = comma + 1;
-    if (entry.empty()) continue;
+  for (const std::string& entry : split_commas(c.routes)) {
     auto bad = [&](const std::string& why) {
       if (errors) errors->push_back("kafka.routes: '" + entry + "' " + why);
     };
@@ -43,7 +33,7 @@ std::vector<Route> parse_routes(const KafkaConfig& c, std::vector<std::string>* 
     }
     Route r;
     r.input_topic = trimmed(entry.substr(0, eq));
-    std::string rest = entry.substr(eq + 1);
+    const std::string rest = entry.substr(eq + 1);
     const size_t colon = rest.find(':');
     r.model = trimmed(rest.substr(0, colon));
     r.output_topic = colon == std::string::npos ? c.output_topic : trimmed(rest.substr(colon + 1));
@@ -97,29 +87,32 @@ std::vector<std::string> KafkaConfig::validate() const {
   {
     // A route's input must be no other route's input and no topic vigil writes: scores read
     // back as transactions would loop.
-    std::vector<std::string> inputs{input_topic};
-    std::vector<std::string> written{output_topic, dlq_topic, shadow_topic, reports_topic};
+    auto among = [](const std::vector<std::string>& topics, const std::string& t) {
+      return std::find(topics.begin(), topics.end(), t) != topics.end();
+    };
+    const std::vector<std::string> side{dlq_topic, shadow_topic, reports_topic};
     const std::vector<Route> extra = parse_routes(*this, &e);
-    for (const Route& r : extra) written.push_back(r.output_topic);
+    std::vector<std::string> outputs{output_topic};
+    for (const Route& r : extra) outputs.push_back(r.output_topic);
+    std::vector<std::string> inputs{input_topic};
     for (const Route& r : extra) {
       const std::string name = "kafka.routes: '" + r.input_topic + "'";
-      if (std::find(written.begin() + 1, written.begin() + 4, r.output_topic) !=
-          written.begin() + 4) {
+      if (among(side, r.output_topic)) {
         e.push_back(name + "'s output '" + r.output_topic +
                     "' is the dead-letter, shadow or reports topic");
       }
       if (r.input_topic == "reports") {
         e.push_back(name + " would be consumed as group <group_id>.reports, the fraud reports'");
       }
-      if (std::find(inputs.begin(), inputs.end(), r.input_topic) != inputs.end()) {
+      if (among(inputs, r.input_topic)) {
         e.push_back(name + " is consumed twice (kafka.input_topic or another route)");
-      } else if (std::find(written.begin(), written.end(), r.input_topic) != written.end()) {
+      } else if (among(outputs, r.input_topic) || among(side, r.input_topic)) {
         e.push_back(name +
                     " is a topic vigil writes (an output, dead-letter, shadow or reports topic)");
       }
       inputs.push_back(r.input_topic);
     }
-    if (std::find(written.begin() + 4, written.end(), input_topic) != written.end()) {
+    if (std::find(outputs.begin() + 1, outputs.end(), input_topic) != outputs.end()) {
       e.push_back("kafka.routes: kafka.input_topic '" + input_topic + "' is a route's output");
     }
   }

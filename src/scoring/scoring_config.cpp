@@ -3,28 +3,11 @@
 #include <algorithm>
 #include <map>
 
+#include "common/comma_list.h"
+
 namespace vigil::scoring {
 
 namespace {
-
-std::string trimmed(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t"));
-  s.erase(s.find_last_not_of(" \t") + 1);
-  return s;
-}
-
-std::vector<std::string> split_commas(const std::string& list) {
-  std::vector<std::string> items;
-  size_t begin = 0;
-  while (begin <= list.size()) {
-    size_t end = list.find(',', begin);
-    if (end == std::string::npos) end = list.size();
-    std::string item = trimmed(list.substr(begin, end - begin));
-    if (!item.empty()) items.push_back(std::move(item));
-    begin = end + 1;
-  }
-  return items;
-}
 
 // name -> version of "name=version,..."; what is malformed goes to `errors`, naming `key`.
 std::map<std::string, std::string> version_map(const std::string& key, const std::string& list,
