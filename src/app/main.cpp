@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "app/allocator.h"
 #include "app/demo.h"
 #include "app/logging.h"
 #include "app/service.h"
@@ -35,6 +36,8 @@ void print_help() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before any thread or large allocation.
+  const std::string allocator = vigil::app::tune_allocator();
   std::vector<std::string> args(argv + 1, argv + argc);
   vigil::config::CommandLine cmd;
   auto cfg = vigil::config::load_config(args, vigil::config::process_environment(), cmd);
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
   }
   auto log = vigil::logger("vigil");
   log->info("vigil {} starting, mode={}", VIGIL_VERSION, cfg->mode);
+  log->info("{}", allocator);
   for (const auto& line : vigil::config::describe(*cfg)) log->debug("config: {}", line);
   if (cfg->mode == "demo") return vigil::app::run_demo(*cfg);
   return vigil::app::run_service(*cfg);
