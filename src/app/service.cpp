@@ -389,14 +389,7 @@ Status Service::start_http() {
     in.consumer = [this] {
       consumers::KafkaSourceStats::Figures sum;
       if (!consuming_.load(std::memory_order_acquire)) return sum;
-      for (const RouteParts& r : routes_) {
-        const auto f = r.source->stats().figures();
-        sum.consumed += f.consumed;
-        sum.assigned_partitions += f.assigned_partitions;
-        sum.paused_partitions += f.paused_partitions;
-        sum.held_partitions += f.held_partitions;
-        sum.lag += f.lag;
-      }
+      for (const RouteParts& r : routes_) sum.add(r.source->stats().figures());
       return sum;
     };
     in.scoring = [this] { return batcher_->figures(); };

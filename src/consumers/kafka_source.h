@@ -80,6 +80,16 @@ struct KafkaSourceStats {
     double paused_partitions = 0;
     double held_partitions = 0;
     int64_t lag = 0;  // over every assigned partition
+
+    // Adds another consumer's figures (the live view sums every route's).
+    Figures& add(const Figures& o) {
+      consumed += o.consumed;
+      assigned_partitions += o.assigned_partitions;
+      paused_partitions += o.paused_partitions;
+      held_partitions += o.held_partitions;
+      lag += o.lag;
+      return *this;
+    }
   };
   Figures figures() const;
 

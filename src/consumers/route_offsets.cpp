@@ -14,14 +14,11 @@ size_t RouteOffsets::in_flight() const {
 }
 
 void RouteOffsets::acknowledge(const scoring::RecordPosition* records, size_t n) {
-  size_t start = 0;
-  while (start < n) {
-    const uint16_t route = records[start].route;
-    size_t end = start + 1;
-    while (end < n && records[end].route == route) ++end;
-    if (route < trackers_.size()) trackers_[route]->acknowledge(records + start, end - start);
-    start = end;
-  }
+  scoring::for_each_route_run(
+      records, n, [](const scoring::RecordPosition& r) { return r.route; },
+      [&](uint16_t route, const scoring::RecordPosition* run, size_t count) {
+        if (route < trackers_.size()) trackers_[route]->acknowledge(run, count);
+      });
 }
 
 void RouteOffsets::hold(const scoring::RecordPosition& record, const std::string& why) {

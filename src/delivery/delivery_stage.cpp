@@ -394,15 +394,13 @@ void DeliveryStage::complete(std::vector<scoring::ScoreRequest>& batch,
   // returned. Until then the batch cannot be finished and reused by another worker, even if
   // every report arrives while produce_scores is still reading the messages' results.
   b->pending.store(n + 1, std::memory_order_release);
-  // One produce call per run of records of one route (one output topic): a batch of one model
-  // holds records of every route that model scores, usually of one.
-  for (size_t start = 0; start < n;) {
-    const uint16_t route = b->slots[start].source.route;
-    size_t end = start + 1;
-    while (end < n && b->slots[end].source.route == route) ++end;
-    producer_->produce_scores(route, b->messages.data() + start, end - start);
-    start = end;
-  }
+  // One produce call per run of records of one route (one output topic); the messages are in
+  // the slots' order.
+  scoring::for_each_route_run(
+      b->slots.data(), n, [](const ScoreSlot& s) { return s.source.route; },
+      [&](uint16_t route, const ScoreSlot* run, size_t count) {
+        producer_->produce_scores(route, b->messages.data() + (run - b->slots.data()), count);
+      });
   if (b->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) finish_batch(b);
 }
 

@@ -41,6 +41,21 @@ struct RecordPosition {
   uint64_t generation = 0;  // the partition's assignment generation when it was consumed
 };
 
+// Calls `run(route, begin, count)` for each run of consecutive items of one route among
+// `items[0, n)`, in order; `route_of(item)` reads an item's route. Offsets are acknowledged, and
+// scores produced, a run at a time: a batch of one model holds the records of every route
+// that model scores, usually of one.
+template <typename T, typename RouteOf, typename Run>
+void for_each_route_run(T* items, size_t n, RouteOf&& route_of, Run&& run) {
+  for (size_t start = 0; start < n;) {
+    const uint16_t route = route_of(items[start]);
+    size_t end = start + 1;
+    while (end < n && route_of(items[end]) == route) ++end;
+    run(route, items + start, end - start);
+    start = end;
+  }
+}
+
 // The consumed message, owned and move-only: destroyed (with the function its creator gave,
 // rd_kafka_message_destroy for the consumer) when the handle is reset or goes out of scope.
 class RecordHandle {
