@@ -517,7 +517,10 @@ def deployed_section(text: str, commands: Dict[str, str]) -> str:
     return f"""## Streaming as deployed ({cmd(commands, 'stream_deployed')})
 
 The broker in its own process (`vigil-fault-harness`, librdkafka's mock cluster, 3 brokers),
-vigil as the `vigil` binary with the shipped `config/vigil.yaml` (only addresses, topics and
+at nice -10: deployed it has cores of its own, and here, sharing two with vigil, the mock
+(one thread for every broker, one message set per partition per fetch) answered fetches late
+enough for a consumer to fall behind the load and stay behind (`STREAM_BENCH_BROKER_NICE=0`
+runs it at the default niceness); vigil as the `vigil` binary with the shipped `config/vigil.yaml` (only addresses, topics and
 group set on its command line), a real redis-server, and every reference against that broker
 in the same run: the bare consumer; a **fair relay** (consume → produce with no work, with
 vigil's own consumer and producer settings, polling the way vigil's consumer polls); the
