@@ -161,8 +161,10 @@ void KafkaSink::produce_scores(size_t output, rd_kafka_message_t* messages, size
       return;
     }
     for (size_t i = 0; i < todo; ++i) messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    rd_kafka_produce_batch(topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, messages,
-                           static_cast<int>(todo));
+    // No RD_KAFKA_MSG_F_COPY: the payloads stay in the caller's batch until their delivery
+    // reports (see Producer::produce_scores), so librdkafka refers to them instead of copying
+    // each into an allocation of its own.
+    rd_kafka_produce_batch(topic, RD_KAFKA_PARTITION_UA, 0, messages, static_cast<int>(todo));
     // Keep the messages to retry (queue full) at the front; report the refused ones.
     size_t again = 0;
     for (size_t i = 0; i < todo; ++i) {

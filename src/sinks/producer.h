@@ -41,9 +41,10 @@ class Producer {
   virtual Status wait_for_brokers(std::chrono::milliseconds timeout,
                                   const std::function<bool()>& interrupted) = 0;
   // Produces `n` scores to output topic `output` (the route's: 0 is kafka.output_topic's
-  // route, see kafka.routes), partitioned by key; the bytes are copied. Each message's
-  // `_private` is its opaque. Messages that could not be queued are reported at once (on this
-  // thread) with their error. May block while the producer's queue is full.
+  // route, see kafka.routes), partitioned by key. The keys are copied; each payload is not, and
+  // must stay unchanged until its message's delivery report. Each message's `_private` is its
+  // opaque. Messages that could not be queued are reported at once (on this thread) with their
+  // error. May block while the producer's queue is full.
   virtual void produce_scores(size_t output, rd_kafka_message_t* messages, size_t n) = 0;
   // Produces records that carry no offsets, best effort (a full queue drops them, reported like
   // a refusal): shadow scores to the shadow topic, HTTP-scored transactions to the output topic.

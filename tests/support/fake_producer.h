@@ -61,6 +61,9 @@ class FakeProducer final : public sinks::Producer {
     void* opaque = nullptr;
     bool reported = false;
     size_t output = 0;  // produce_scores' output topic (a route's)
+    // produce_scores' payloads are not copied: where the caller keeps it, checked unchanged when
+    // the message is reported (the contract of Producer::produce_scores).
+    const char* payload = nullptr;
     std::string header(const std::string& name) const {
       for (const auto& [k, v] : headers) {
         if (k == name) return v;
@@ -77,7 +80,7 @@ class FakeProducer final : public sinks::Producer {
     return Status::Ok();
   }
   void produce_scores(size_t output, rd_kafka_message_t* messages, size_t n) override {
-    add(Topic::kScores, messages, n, output);
+    add(Topic::kScores, messages, n, output, /*borrowed=*/true);
   }
   void produce_best_effort(BestEffort topic, rd_kafka_message_t* messages, size_t n) override {
     add(topic == BestEffort::kShadow ? Topic::kShadow : Topic::kScoresBestEffort, messages, n);
@@ -138,6 +141,7 @@ class FakeProducer final : public sinks::Producer {
       std::lock_guard<std::mutex> lock(mutex_);
       Message& m = messages_.at(i);
       if (m.reported) throw std::logic_error("message reported twice");
+      check_borrowed(m);
       m.reported = true;
       opaque = m.opaque;
     }
@@ -153,7 +157,8 @@ class FakeProducer final : public sinks::Producer {
   }
 
  private:
-  void add(Topic topic, rd_kafka_message_t* messages, size_t n, size_t output = 0) {
+  void add(Topic topic, rd_kafka_message_t* messages, size_t n, size_t output = 0,
+           bool borrowed = false) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < n; ++i) {
       const rd_kafka_message_t& m = messages[i];
@@ -163,7 +168,14 @@ class FakeProducer final : public sinks::Producer {
                            {},
                            m._private,
                            false,
-                           output});
+                           output,
+                           borrowed ? static_cast<const char*>(m.payload) : nullptr});
+    }
+  }
+  // A borrowed payload changed before its report: the caller reused its bytes too early.
+  static void check_borrowed(const Message& m) {
+    if (m.payload != nullptr && std::memcmp(m.payload, m.value.data(), m.value.size()) != 0) {
+      throw std::logic_error("payload of " + m.key + " changed before its delivery report");
     }
   }
   void report_all_unreported(rd_kafka_resp_err_t err, bool retry) {
@@ -172,6 +184,7 @@ class FakeProducer final : public sinks::Producer {
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto& m : messages_) {
         if (m.reported) continue;
+        check_borrowed(m);
         m.reported = true;
         opaques.push_back(m.opaque);
       }
