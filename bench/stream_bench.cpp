@@ -887,6 +887,14 @@ class VigilProcess {
   const std::string& log_path() const { return log_path_; }
 
   // CPU seconds the process has used so far (user + system, /proc/<pid>/stat).
+  // The process's resident memory (VmRSS), MiB.
+  double resident_mib() const {
+    std::ifstream status("/proc/" + std::to_string(process_->pid()) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+    }
+    return 0.0;
+  }
   double cpu_seconds() const {
     std::ifstream stat("/proc/" + std::to_string(process_->pid()) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
@@ -1909,13 +1917,6 @@ int overload_main(const Args& args) {
     rd_kafka_flush(producer.get(), 10000);
   });
 
-  auto rss_mib = [&] {
-    std::ifstream status("/proc/" + std::to_string(vigil.pid()) + "/status");
-    for (std::string line; std::getline(status, line);) {
-      if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-    }
-    return 0.0;
-  };
   std::printf("%6s %12s %12s %10s %8s %8s %12s\n", "s", "offered/s", "delivered/s", "RSS MiB",
               "queue", "pauses", "lost (mock)");
   std::vector<double> rss_after_warmup;
@@ -1926,7 +1927,7 @@ int overload_main(const Args& args) {
     const std::string m = vigil.metrics();
     const double off = static_cast<double>(offered.load());
     const double del = metric(m, "vigil_kafka_produced_total", "kind=\"score\"");
-    const double rss = rss_mib();
+    const double rss = vigil.resident_mib();
     if (s > 10) {  // after the first 10 s: the steady state
       rss_after_warmup.push_back(rss);
       offered_sum += off - last_offered;

@@ -92,8 +92,8 @@ std::vector<std::string> KafkaConfig::validate() const {
     };
     const std::vector<std::string> side{dlq_topic, shadow_topic, reports_topic};
     const std::vector<Route> extra = parse_routes(*this, &e);
-    std::vector<std::string> outputs{output_topic};
-    for (const Route& r : extra) outputs.push_back(r.output_topic);
+    std::vector<std::string> route_outputs;
+    for (const Route& r : extra) route_outputs.push_back(r.output_topic);
     std::vector<std::string> inputs{input_topic};
     for (const Route& r : extra) {
       const std::string name = "kafka.routes: '" + r.input_topic + "'";
@@ -106,13 +106,14 @@ std::vector<std::string> KafkaConfig::validate() const {
       }
       if (among(inputs, r.input_topic)) {
         e.push_back(name + " is consumed twice (kafka.input_topic or another route)");
-      } else if (among(outputs, r.input_topic) || among(side, r.input_topic)) {
+      } else if (r.input_topic == output_topic || among(route_outputs, r.input_topic) ||
+                 among(side, r.input_topic)) {
         e.push_back(name +
                     " is a topic vigil writes (an output, dead-letter, shadow or reports topic)");
       }
       inputs.push_back(r.input_topic);
     }
-    if (std::find(outputs.begin() + 1, outputs.end(), input_topic) != outputs.end()) {
+    if (among(route_outputs, input_topic)) {
       e.push_back("kafka.routes: kafka.input_topic '" + input_topic + "' is a route's output");
     }
   }
