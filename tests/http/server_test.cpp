@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/read_until.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -168,13 +169,10 @@ TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
   HttpClient client(s.port());
   std::string burst;
   for (int i = 0; i < 6; ++i) {
-    std::ostringstream os;
-    os << HttpClient::make(verb::post, "/predict", one_instance(0.1f, "p" + std::to_string(i)));
-    burst += os.str();
+    burst += HttpClient::wire(
+        HttpClient::make(verb::post, "/predict", one_instance(0.1f, "p" + std::to_string(i))));
   }
-  std::ostringstream health;
-  health << HttpClient::make(verb::get, "/health");
-  burst += health.str();
+  burst += HttpClient::wire(HttpClient::make(verb::get, "/health"));
   ASSERT_FALSE(client.write_raw(burst));
   for (int i = 0; i < 6; ++i) {
     HttpClient::Response res;
@@ -381,7 +379,7 @@ TEST(HttpServer, ConnectionsOverTheCapAreClosedAtOnce) {
   EXPECT_TRUE(third.wait_closed(milliseconds(2000)));
   EXPECT_EQ(s.server->stats().rejected_connections(), 1u);
   EXPECT_EQ(s.server->stats().connections(), 2.0);
-  a.stream().close();
+  a.close();
   ASSERT_TRUE(
       wait_until([&] { return s.server->stats().connections() == 1.0; }, milliseconds(2000)));
   HttpClient fourth(s.port());
@@ -781,9 +779,7 @@ std::string response_head(uint16_t port, const std::string& target) {
   HttpClient client(port, milliseconds(2000));
   if (client.write_raw("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")) return "write failed";
   std::string head;
-  boost::system::error_code ec;
-  boost::asio::read_until(client.stream().socket(), boost::asio::dynamic_buffer(head), "\r\n\r\n",
-                          ec);
+  const auto ec = client.read_until(head, "\r\n\r\n");
   return ec ? "read failed: " + ec.message() : head.substr(0, head.find("\r\n\r\n"));
 }
 
@@ -824,9 +820,7 @@ TEST(HttpServer, AnEventStreamFollowsThePipelinedAnswersAndEndsWithItsLastFrameO
       client.write_raw("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
                        "GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n"));
   std::string got;
-  boost::system::error_code ec;
-  boost::asio::read_until(client.stream().socket(), boost::asio::dynamic_buffer(got),
-                          "retry: 2000\n\n", ec);
+  auto ec = client.read_until(got, "retry: 2000\n\n");
   ASSERT_FALSE(ec) << ec.message() << ": " << got;
   const size_t health = got.find("HTTP/1.1 200 OK");
   const size_t stream = got.find("Content-Type: text/event-stream");
@@ -835,8 +829,7 @@ TEST(HttpServer, AnEventStreamFollowsThePipelinedAnswersAndEndsWithItsLastFrameO
   EXPECT_LT(health, stream) << "the answer read first is written first";
   EXPECT_EQ(live.open(), 1u);
   s.server->stop(milliseconds(2000));
-  boost::asio::read_until(client.stream().socket(), boost::asio::dynamic_buffer(got),
-                          "event: end\ndata: vigil is shutting down\n\n", ec);
+  ec = client.read_until(got, "event: end\ndata: vigil is shutting down\n\n");
   EXPECT_FALSE(ec) << ec.message() << ": " << got;
   EXPECT_EQ(live.open(), 0u) << "the stream's feed is released once it ended";
 }
