@@ -1475,9 +1475,8 @@ void print_terminal_traffic(double commands, double sent, double read, size_t n)
   const double events = static_cast<double>(n);
   std::printf(
       "  shared terminal state's Redis traffic per event (raw runs): %.4f commands, %.1f bytes "
-      "sent, %.1f bytes read (writes: scripts of up to 16,384 records per flush; reads: the "
-      "refresher "
-      "and read-throughs)\n",
+      "sent, %.1f bytes read (writes: scripts of up to 16,384 (day, terminal) increments per "
+      "flush; reads: the refresher and read-throughs)\n",
       commands / events, sent / events, read / events);
 }
 

@@ -308,24 +308,32 @@ bool RedisTerminalState::write(redisContext*& c, std::string& why) {
   std::vector<uint64_t> per_pair;
   // Until applied: a refused partition's records before its watermark are dropped and the
   // rest sent again (each round drops at least one record, or ends).
-  // Each script takes at most records_per_write records (the first ones of each partition's
-  // range, partitions in order): one script runs whole before Redis serves anyone else, and a
-  // backlog after an outage (up to max_backlog records) in one script would hold Redis for
-  // seconds and outlast the command timeout.
+  // Each script applies at most increments_per_write (day, terminal) increments, taking the
+  // records of each partition's range in order (partitions in order) up to the first that would
+  // add one more: one script runs whole before Redis serves anyone else, and a backlog after an
+  // outage (up to max_backlog records) in one script would hold Redis for seconds and outlast
+  // the command timeout. A script's cost is its increments, not its records: bounding those
+  // lets one script take a whole flush interval's records at the rates the terminals repeat.
   std::vector<int32_t> partitions;
   std::vector<size_t> takes;
   for (;;) {
     partitions.clear();
     takes.clear();
     per_pair.assign(pairs_.size() + 1, 0);
-    size_t budget = std::max<size_t>(options_.records_per_write, 1);
+    size_t budget = std::max<size_t>(options_.increments_per_write, 1);
     for (const auto& [partition, r] : ranges_) {
-      if (r.records.empty() || budget == 0) continue;
-      const size_t take = std::min(budget, r.records.size());
-      budget -= take;
+      size_t take = 0;
+      for (; take < r.records.size(); ++take) {
+        const uint32_t k = r.records[take];
+        if (k != 0 && per_pair[k] == 0) {
+          if (budget == 0) break;
+          --budget;
+        }
+        ++per_pair[k];
+      }
+      if (take == 0) continue;
       partitions.push_back(partition);
       takes.push_back(take);
-      for (size_t i = 0; i < take; ++i) ++per_pair[r.records[i]];
     }
     if (partitions.empty()) return true;
     args.clear();

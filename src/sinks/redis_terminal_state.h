@@ -12,14 +12,15 @@
 //
 // Writes. count() only queues: per partition, the records' (terminal, day) pairs, one small
 // index per record. The writer thread sends, every flush interval (1 s: the counts matter to
-// windows that end days later), scripts of at most records_per_write records each (the first
-// of each partition's range: a script holds Redis whole while it runs) until none is waiting.
-// A script's increments are aggregated per (day, terminal) over its records, applied, and each
-// partition's watermark moved past its range, atomically, only when every range starts at or
-// after its watermark. A range that starts before (a retry, or records read again by the next
-// owner of the partition) is refused whole; the writer drops its records before the watermark
-// and sends the rest again. So a record counts once, and Redis does one increment per terminal
-// and day per script, not one per transaction. A failed
+// windows that end days later), scripts of at most increments_per_write (day, terminal)
+// increments each until none is waiting: a script holds Redis whole while it runs, and its
+// increments are its cost, so it takes the first records of each partition's range, as many as
+// add no more. A script's increments are aggregated per (day, terminal) over its records,
+// applied, and each partition's watermark moved past its range, atomically, only when every
+// range starts at or after its watermark. A range that starts before (a retry, or records
+// read again by the next owner of the partition) is refused whole; the writer drops its
+// records before the watermark and sends the rest again. So a record counts once, and Redis
+// does one increment per terminal and day per script, not one per transaction. A failed
 // write stays queued and is retried; while the queue holds max_backlog records the consumer
 // pauses (StreamFeatures::shared_backlogged). Nothing queued is lost on a crash either: the
 // watermark did not move, and the next owner counts from it.
@@ -71,8 +72,8 @@ class RedisTerminalState final : public features::TerminalState {
     int ttl_s = 40 * 86400;                  // at least the windows' reach plus two days
     std::chrono::milliseconds refresh_interval{1000};
     std::chrono::milliseconds flush_interval{1000};
-    size_t max_backlog = 1'000'000;     // records queued to count
-    size_t records_per_write = 16'384;  // the most records one count script takes
+    size_t max_backlog = 1'000'000;        // records queued to count
+    size_t increments_per_write = 16'384;  // the most (day, terminal) increments of a script
     features::TerminalWindows windows;
   };
 

@@ -45,6 +45,18 @@ class RedisTerminalStateTest : public ::testing::Test {
     return o;
   }
 
+  // Writes queue for 300 ms (a backlog to split into scripts), scripts of `increments` at most.
+  RedisTerminalState::Options queuing_options(size_t increments) const {
+    RedisTerminalState::Options o = options();
+    o.flush_interval = 300ms;
+    o.increments_per_write = increments;
+    return o;
+  }
+
+  uint64_t redis_commands() {
+    return registry_.counter("vigil_features_terminal_redis_commands_total", "").value();
+  }
+
   // The copy's count of `terminal`'s transactions of kDay and its risk (frauds reported
   // before kDay + 2), after a fresh read.
   std::pair<double, double> day_figures(RedisTerminalState& state, const std::string& terminal) {
@@ -127,34 +139,46 @@ TEST_F(RedisTerminalStateTest, OneWriteOfSeveralPartitionsDropsOnlyWhatWasCounte
   EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
 }
 
-TEST_F(RedisTerminalStateTest, ABacklogGoesInScriptsOfAtMostRecordsPerWriteEachCountedOnce) {
+TEST_F(RedisTerminalStateTest,
+       ABacklogGoesInScriptsOfAtMostIncrementsPerWriteEachRecordCountedOnce) {
   {
     RedisTerminalState first(options(), registry_);
     first.count(0, 0, records({"M1", "M1", "M1"}));
     first.flush();
   }
-  // 17 records to write at once (the flush interval lets them queue), 4 a script at most: at
-  // least 5 scripts, and a partition's range split over scripts still counts each record once,
-  // with the records partition 0 had counted already (offsets 1 and 2) dropped.
-  auto o = options();
-  o.flush_interval = 300ms;
-  o.records_per_write = 4;
-  RedisTerminalState next(o, registry_);
-  auto commands = [&] {
-    return registry_.counter("vigil_features_terminal_redis_commands_total", "").value();
-  };
-  const uint64_t before = commands();
+  // 17 records of 3 terminals to write at once (the flush interval lets them queue), one
+  // (day, terminal) increment a script at most: at least 3 scripts, and a partition's range
+  // split over scripts still counts each record once, with the records partition 0 had counted
+  // already (offsets 1 and 2) dropped.
+  RedisTerminalState next(queuing_options(1), registry_);
+  const uint64_t before = redis_commands();
   next.count(0, 1, records({"M1", "M1", "M2", "M2", "M2", "M1", "", "M3", "M1", "M2"}));
   next.count(1, 0, records({"M3", "M3", "M1"}));
   next.count(2, 0, records({"M2", "M1", "M3", "M3", "M3", "M2"}));
   next.flush();
-  EXPECT_GE(commands() - before, 5u) << "17 records in scripts of 4 at most";
+  EXPECT_GE(redis_commands() - before, 3u) << "3 terminals in scripts of one increment at most";
   EXPECT_EQ(next.counted_until({0, 1, 2}).value(), (std::vector<int64_t>{11, 3, 6}));
   EXPECT_EQ(day_figures(next, "M1").first, 3 + 2 + 1 + 1);
   EXPECT_EQ(day_figures(next, "M2").first, 4 + 2);
   EXPECT_EQ(day_figures(next, "M3").first, 1 + 2 + 3);
   EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "recounted"), 2u);
   EXPECT_EQ(counter("vigil_features_terminal_records_total", "outcome", "counted"), 3u + 17u);
+}
+
+TEST_F(RedisTerminalStateTest, ManyRecordsOfFewTerminalsGoInOneScript) {
+  // 6,000 records of 2 terminals queued at once: 2 increments, so one script takes them all
+  // (bounded by increments, a script of 16,384 records would have been one of several).
+  RedisTerminalState state(queuing_options(4), registry_);
+  std::vector<std::string> names;
+  for (int i = 0; i < 3000; ++i) names.insert(names.end(), {"M1", "M2"});
+  const uint64_t before = redis_commands();
+  state.count(0, 0, records(names));
+  state.count(1, 0, records({"M2", "M1"}));
+  state.flush();
+  EXPECT_LE(redis_commands() - before, 2u) << "one script (and at most the refresher's first read)";
+  EXPECT_EQ(state.counted_until({0, 1}).value(), (std::vector<int64_t>{6000, 2}));
+  EXPECT_EQ(day_figures(state, "M1").first, 3001);
+  EXPECT_EQ(day_figures(state, "M2").first, 3001);
 }
 
 TEST_F(RedisTerminalStateTest, ARefreshReadsAgainOnlyTheDaysWrittenSince) {
