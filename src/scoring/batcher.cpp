@@ -56,7 +56,8 @@ void BatchFormer::pull(microseconds wait) {
     for (size_t i = before; i < p.rows.size(); ++i) {
       if (i == 0 || p.rows[i].enqueued_at < p.oldest) p.oldest = p.rows[i].enqueued_at;
     }
-    pending_count_ = largest_ = p.rows.size();
+    largest_ = p.rows.size();
+    pending_count_ = largest_;
     return;
   }
   // Rows of several models: one pull may fill no batch while more wait in the queue, so pull
@@ -521,8 +522,11 @@ void Batcher::complete(std::vector<ScoreRequest>& batch, std::vector<ScoreOutcom
 }
 
 void Batcher::release_busy() {
-  // The last one to go idle may make a waiting leader's partial batch due at once.
-  if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle) queue_.wake();
+  // The last one to go idle may make a waiting leader's partial batch due at once; with no
+  // rows held there is nothing to make due (and, after each inline batch, nobody to wake).
+  if (busy_workers_.fetch_sub(1) == 1 && config_.eager_when_idle && former_.pending() > 0) {
+    queue_.wake();
+  }
 }
 
 void Batcher::run_batch(Worker& w, std::vector<ScoreRequest>& batch,

@@ -72,7 +72,11 @@ class BatchFormer {
   // then.
   bool next(std::vector<ScoreRequest>& batch, std::chrono::microseconds max_wait);
 
-  size_t pending() const { return pending_count_; }
+  // Rows held for a batch not yet due. Any thread: a worker going idle reads it to wake the
+  // leader only when it holds rows (the leader publishes them before it asks all_idle; the
+  // worker drops its busy mark before it reads this; both sequentially consistent, so one of
+  // the two sees the other).
+  size_t pending() const { return pending_count_.load(); }
   // When the oldest pending request must be flushed; nullopt when nothing is pending.
   std::optional<Clock::time_point> deadline() const;
 
@@ -90,10 +94,10 @@ class BatchFormer {
   const size_t max_batch_size_;
   const std::chrono::microseconds max_delay_;
   const std::function<bool()> all_idle_;
-  std::vector<Pending> pending_;        // by model
-  std::vector<ScoreRequest> incoming_;  // rows just pulled, before they are sorted by model
-  size_t pending_count_ = 0;
-  size_t largest_ = 0;  // rows in the fullest pending batch
+  std::vector<Pending> pending_;          // by model
+  std::vector<ScoreRequest> incoming_;    // rows just pulled, before they are sorted by model
+  std::atomic<size_t> pending_count_{0};  // written by the leader only
+  size_t largest_ = 0;                    // rows in the fullest pending batch
 };
 
 // Per-component metrics with verbs.
