@@ -6,7 +6,7 @@
 #                      zero-work relay and the Python consumer; latency at offered rates: in
 #                      one process, then --deployed (the broker and vigil in processes of
 #                      their own, vigil's shipped config, a fair relay, Python in 1 and 2
-#                      processes)
+#                      processes); then vigil's memory for 60 s offered more than it takes
 #   3. http_bench.sh   POST /predict: vigil, nginx, FastAPI with 1 and 2 workers
 #   4. velocity        features_bench (per-event cost, memory per customer, snapshot and
 #                      ready-after-assignment with a 1M-customer state, through a real
@@ -19,7 +19,7 @@
 #                      Redis on, against the same 15 features ready-made)
 #   5. http_bench.sh   ENDPOINT=recommend: POST /recommend against nginx
 # then bench/make_benchmarks_md.py writes BENCHMARKS.md and the plots in docs/bench/ from the
-# captured outputs (docs/bench/results/). About 12 minutes on a 2-core machine; uses the
+# captured outputs (docs/bench/results/). About 20 minutes on a 2-core machine; uses the
 # binaries already built in build/release (it builds nothing).
 #
 #   bench/run_all.sh            # the real run: rewrites BENCHMARKS.md and docs/bench/
@@ -147,11 +147,16 @@ run_bench scoring_256 build/release/bench/scoring_bench "${wide_args[@]}" \
 # --- 2. streaming ----------------------------------------------------------------------------
 if [[ -n $QUICK ]]; then
   stream_args=(--events 20000 --seconds 1 --rates '10000,50000')
+  overload_seconds=15
 else
   stream_args=(--events 120000 --seconds 4 --rates '10000,25000,50000,100000,150000')
+  overload_seconds=60
 fi
 run_bench stream build/release/bench/stream_bench "${stream_args[@]}"
 run_bench stream_deployed build/release/bench/stream_bench --deployed "${stream_args[@]}"
+# Issue 21's memory under overload: 60 s offered as much as the load producer reaches.
+run_bench overload build/release/bench/stream_bench --deployed --overload 600000 \
+  --seconds "$overload_seconds"
 
 # --- 3. HTTP ---------------------------------------------------------------------------------
 if [[ -n $QUICK ]]; then

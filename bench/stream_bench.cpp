@@ -1866,7 +1866,7 @@ int velocity_main(const Args& args) {
 // --deployed --overload R: vigil's resident memory while offered R events/s for --seconds
 // (issue 21: at twice what vigil takes, RSS flat within 10% over 60 s, nothing lost, pauses
 // counted). The broker in its own process, vigil as its binary with the shipped config and a
-// real redis-server; a load producer (linger.ms=5) cycles 4,096 reference events. Every 5 s:
+// real redis-server; two load producers (linger.ms=5) cycle 4,096 reference events. Every 5 s:
 // offered and delivered rates, vigil's RSS (/proc), queue depth, pauses, records lost. The
 // mock broker keeps ~5 MiB a partition: a backlog past that is removed before vigil reads it,
 // which vigil counts as lost (vigil_kafka_records_lost_total) and skips; a real broker keeps
@@ -1895,26 +1895,34 @@ int overload_main(const Args& args) {
     keys[i] = "ov-" + std::to_string(i);
     events[i] = testing::reference_event(ref, i, keys[i], false);
   }
+  // Two producers, each offering half the rate: one thread alone reached about what vigil
+  // takes here (~250k events/s), which is no overload.
+  constexpr int kLoaders = 2;
   std::atomic<bool> loading{true};
   std::atomic<uint64_t> offered{0};
-  std::thread load([&] {
-    kafka::Handle producer = make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", load_linger_ms()}});
-    const auto start = Steady::now();
-    uint64_t next = 0;
-    while (loading.load()) {
-      const auto due = static_cast<uint64_t>(
-          std::chrono::duration<double>(Steady::now() - start).count() * args.overload_rate);
-      for (; next < due && loading.load(); ++next) {
-        const size_t i = next % kPool;
-        testing::produce_copy(producer.get(), "ov-in", keys[i].data(), keys[i].size(),
-                              events[i].data(), events[i].size(), 1);
-        offered.store(next + 1, std::memory_order_relaxed);
+  std::vector<std::thread> loaders;
+  for (int l = 0; l < kLoaders; ++l) {
+    loaders.emplace_back([&, l] {
+      kafka::Handle producer =
+          make(RD_KAFKA_PRODUCER, bootstrap, {{"linger.ms", load_linger_ms()}});
+      const auto start = Steady::now();
+      uint64_t next = 0;
+      while (loading.load()) {
+        const auto due =
+            static_cast<uint64_t>(std::chrono::duration<double>(Steady::now() - start).count() *
+                                  args.overload_rate / kLoaders);
+        for (; next < due && loading.load(); ++next) {
+          const size_t i = (next * kLoaders + static_cast<size_t>(l)) % kPool;
+          testing::produce_copy(producer.get(), "ov-in", keys[i].data(), keys[i].size(),
+                                events[i].data(), events[i].size(), 1);
+          offered.fetch_add(1, std::memory_order_relaxed);
+        }
+        rd_kafka_poll(producer.get(), 0);
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
       }
-      rd_kafka_poll(producer.get(), 0);
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
-    rd_kafka_flush(producer.get(), 10000);
-  });
+      rd_kafka_flush(producer.get(), 10000);
+    });
+  }
 
   std::printf("%6s %12s %12s %10s %8s %8s %12s\n", "s", "offered/s", "delivered/s", "RSS MiB",
               "queue", "pauses", "lost (mock)");
@@ -1940,7 +1948,7 @@ int overload_main(const Args& args) {
     last_delivered = del;
   }
   loading = false;
-  load.join();
+  for (std::thread& t : loaders) t.join();
   if (rss_after_warmup.empty()) {
     std::printf("\n(--seconds under 15: no steady state after the first 10 s)\n");
     return 0;
