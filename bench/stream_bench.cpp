@@ -886,7 +886,6 @@ class VigilProcess {
   int pid() const { return static_cast<int>(process_->pid()); }
   const std::string& log_path() const { return log_path_; }
 
-  // CPU seconds the process has used so far (user + system, /proc/<pid>/stat).
   // The process's resident memory (VmRSS), MiB.
   double resident_mib() const {
     std::ifstream status("/proc/" + std::to_string(process_->pid()) + "/status");
@@ -895,6 +894,7 @@ class VigilProcess {
     }
     return 0.0;
   }
+  // CPU seconds the process has used so far (user + system, /proc/<pid>/stat).
   double cpu_seconds() const {
     std::ifstream stat("/proc/" + std::to_string(process_->pid()) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
@@ -1928,6 +1928,7 @@ int overload_main(const Args& args) {
               "queue", "pauses", "lost (mock)");
   std::vector<double> rss_after_warmup;
   double offered_sum = 0, delivered_sum = 0, last_offered = 0, last_delivered = 0;
+  int steady_s = 0;  // seconds summed into offered_sum and delivered_sum
   const auto t0 = Steady::now();
   for (int s = 5; s <= args.seconds; s += 5) {
     std::this_thread::sleep_until(t0 + std::chrono::seconds(s));
@@ -1939,6 +1940,7 @@ int overload_main(const Args& args) {
       rss_after_warmup.push_back(rss);
       offered_sum += off - last_offered;
       delivered_sum += del - last_delivered;
+      steady_s += 5;
     }
     std::printf("%6d %12.0f %12.0f %10.1f %8.0f %8.0f %12.0f\n", s, (off - last_offered) / 5,
                 (del - last_delivered) / 5, rss, metric(m, "vigil_queue_depth"),
@@ -1959,7 +1961,7 @@ int overload_main(const Args& args) {
       "\n  after the first 10 s: offered %.0f/s, delivered %.0f/s (offered %.2fx what vigil "
       "delivered; the issue's overload is 2x); RSS %.1f-%.1f MiB, spread %.1f%% (target "
       "<= 10%%: %s)\n",
-      offered_sum / (args.seconds - 10), delivered_sum / (args.seconds - 10),
+      offered_sum / steady_s, delivered_sum / steady_s,
       delivered_sum > 0 ? offered_sum / delivered_sum : 0.0, *lo, *hi, spread,
       spread <= 10 ? "MET" : "NOT MET");
   std::printf("\n(logs of the broker and vigil processes: %s)\n", dir.c_str());
