@@ -61,7 +61,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 // Hands answers from scoring worker threads (and event-stream wake-ups) to one io thread's
 // connections. A worker appends under a short lock; only the first item since the io thread last
 // drained posts to the io_context, so the answers a batch completes for this thread cost one
-// hand-off (one wake-up), not one each. Before open() and after close() it drops everything, so
+// hand-off (one wake-up), not one each. An answer given on the io thread itself (a batch scored
+// inline, a route that answers at once) goes to its connection at once: a post would cost a
+// turn of the io loop. Wake-ups are always posted (an event stream's feed may wake it from
+// inside its own pump). Before open() and after close() it drops everything, so
 // nothing is posted to an io_context that is gone. Completions hold a shared_ptr to it (never an
 // executor, which must not outlive its io_context).
 class Inbox : public std::enable_shared_from_this<Inbox> {
@@ -91,8 +94,13 @@ class Inbox : public std::enable_shared_from_this<Inbox> {
     std::optional<Response> res;  // none: a wake-up
   };
   void put(Item item) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     if (ioc_ == nullptr) return;
+    if (item.res && ioc_->get_executor().running_in_this_thread()) {
+      lock.unlock();
+      deliver(item);
+      return;
+    }
     items_.push_back(std::move(item));
     if (scheduled_) return;
     scheduled_ = true;
@@ -104,16 +112,17 @@ class Inbox : public std::enable_shared_from_this<Inbox> {
       draining_.swap(items_);
       scheduled_ = false;
     }
-    for (Item& item : draining_) {
-      if (auto connection = item.connection.lock()) {
-        if (item.res) {
-          connection->answer(item.seq, std::move(*item.res));
-        } else {
-          connection->wake();
-        }
+    for (Item& item : draining_) deliver(item);
+    draining_.clear();
+  }
+  static void deliver(Item& item) {  // on the io thread
+    if (auto connection = item.connection.lock()) {
+      if (item.res) {
+        connection->answer(item.seq, std::move(*item.res));
+      } else {
+        connection->wake();
       }
     }
-    draining_.clear();
   }
 
   std::mutex mutex_;

@@ -20,15 +20,20 @@ void InlineBatch::add(const std::shared_ptr<ScoringCall>& call,
 void InlineBatch::flush() {
   flush_posted_ = false;
   if (pending_.empty()) return;
-  if (!batcher_.try_score_inline(*lane_, pending_)) queue_all();
-  pending_.clear();
-  spans_.clear();
+  // The answers of an inline batch are given, and written, during try_score_inline: a
+  // connection may then parse its next request at once and add() it here. It goes into the
+  // emptied pending_ (and a new flush), not into the rows being scored.
+  scoring_.swap(pending_);
+  scoring_spans_.swap(spans_);
+  if (!batcher_.try_score_inline(*lane_, scoring_)) queue_all();
+  scoring_.clear();
+  scoring_spans_.clear();
 }
 
 void InlineBatch::queue_all() {
-  for (const Span& span : spans_) {
+  for (const Span& span : scoring_spans_) {
     for (size_t i = 0; i < span.size; ++i) {
-      const auto pushed = queue_.try_push(pending_[span.begin + i], scoring::Priority::kHigh);
+      const auto pushed = queue_.try_push(scoring_[span.begin + i], scoring::Priority::kHigh);
       if (pushed != scoring::ScoringQueue::PushResult::kOk) {
         span.call->abandon(span.size - i, push_refusal(pushed));
         break;

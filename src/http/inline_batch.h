@@ -33,7 +33,7 @@ class InlineBatch {
   void flush();
 
  private:
-  struct Span {  // one call's requests in pending_
+  struct Span {  // one call's requests in pending_ (scoring_)
     std::shared_ptr<ScoringCall> call;
     size_t begin = 0, size = 0;
   };
@@ -43,8 +43,10 @@ class InlineBatch {
   scoring::ScoringQueue& queue_;
   const std::function<void(std::function<void()>)> post_;
   const std::unique_ptr<scoring::Batcher::InlineLane> lane_;
-  std::vector<scoring::ScoreRequest> pending_;
+  std::vector<scoring::ScoreRequest> pending_;  // added since the last flush
   std::vector<Span> spans_;
+  std::vector<scoring::ScoreRequest> scoring_;  // the flush's rows, being scored or queued
+  std::vector<Span> scoring_spans_;
   bool flush_posted_ = false;
 };
 

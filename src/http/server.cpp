@@ -8,6 +8,7 @@
 #include <future>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "common/files.h"
 #include "http/connection.h"
@@ -71,7 +72,14 @@ class Session final : public Connection {
   Executor executor() override { return executor_; }
 
   void start() {
-    net::dispatch(executor_, [self = self()] { self->maybe_read(); });
+    net::dispatch(executor_, [self = self()] {
+      // For the writes tried at once (flush): a non-blocking socket says would_block where a
+      // blocking one would stall the io thread. Without it every write is asynchronous.
+      beast::error_code ec;
+      self->stream_.socket().non_blocking(true, ec);
+      self->write_at_once_ = !ec;
+      self->maybe_read();
+    });
   }
 
   // Server stop, phase 1: read nothing more, answer what was read (the last answer says
@@ -118,7 +126,25 @@ class Session final : public Connection {
 
   // -- reading -------------------------------------------------------------------------------
 
+  // Requests already buffered are parsed, answered and written without a turn of the io loop
+  // where they can be (parse_buffered, an answer given at once, a write the socket takes whole),
+  // and each of those steps may call maybe_read again: a call made while one is running only
+  // asks the running one to look again, so pipelined requests are taken in a loop, not in a
+  // recursion as deep as the buffer holds requests.
   void maybe_read() {
+    if (in_maybe_read_) {
+      read_again_ = true;
+      return;
+    }
+    in_maybe_read_ = true;
+    do {
+      read_again_ = false;
+      read_next();
+    } while (read_again_);
+    in_maybe_read_ = false;
+  }
+
+  void read_next() {
     if (reading_ || no_more_requests_ || closed_) return;
     if (slots_.size() >= kMaxPipelinedRequests) return;  // resumes after a write
     // Nothing buffered and answers pending: write them before waiting for more, so that the
@@ -156,9 +182,29 @@ class Session final : public Connection {
     const steady::time_point now = steady::now();
     if (header_seen_) header_deadline_ = now + core_.config.header_timeout;
     request_deadline_ = now + core_.config.read_timeout;
+    if (parse_buffered()) return;
     stream_.expires_at(std::min(header_deadline_, request_deadline_));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::on_header, self()));
+  }
+
+  // Parses what the buffer holds. Returns false, having consumed nothing, when it holds no whole
+  // header; otherwise goes on as a completed async_read_header would (on_header: the request
+  // taken, its body read on, or the parse error answered). A request that came in one piece, the
+  // usual case, so costs no asynchronous read (whose completion, even at once, is posted: one
+  // more turn of the io loop, with its epoll_wait, per request).
+  bool parse_buffered() {
+    beast::error_code ec;
+    parser_->eager(true);
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec || n == 0) break;
+    }
+    if (ec == bhttp::error::need_more) ec = {};
+    if (!ec && !parser_->is_header_done()) return false;
+    on_header(ec, 0);
+    return true;
   }
 
   void on_header(beast::error_code ec, size_t) {
@@ -288,17 +334,22 @@ class Session final : public Connection {
   void on_deadlines() {
     const steady::time_point now = steady::now();
     std::optional<steady::time_point> next;
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      Slot& s = slots_[i];
+    // The late ones first, answered after: an answer may be written at once, which removes its
+    // slot (and those answered behind it) from slots_.
+    std::vector<uint64_t> late;
+    for (const Slot& s : slots_) {
       if (s.response || s.stream) continue;
       if (s.deadline > now) {
         next = next ? std::min(*next, s.deadline) : s.deadline;
-        continue;
+      } else {
+        late.push_back(s.seq);
       }
+    }
+    for (const uint64_t seq : late) {
       core_.stats.request_timed_out();
-      fill(s.seq, error_response(503, "not answered within http.request_timeout_ms (" +
-                                          std::to_string(core_.config.request_timeout.count()) +
-                                          " ms), retry later"));
+      fill(seq, error_response(503, "not answered within http.request_timeout_ms (" +
+                                        std::to_string(core_.config.request_timeout.count()) +
+                                        " ms), retry later"));
     }
     if (next && !closed_) arm_deadline(*next);
   }
@@ -315,8 +366,19 @@ class Session final : public Connection {
     res.keep_alive(!last);
     res.prepare_payload();
     writing_ = true;
+    // Written at once where the socket takes it (the socket is non-blocking for this): an
+    // asynchronous write that completes at once still posts its completion, one more turn of the
+    // io loop per answer. What the socket does not take is written asynchronously, from where
+    // the serializer stopped.
+    serializer_.emplace(res);
+    if (write_at_once_) {
+      beast::error_code ec;
+      const size_t n = bhttp::write(stream_.socket(), *serializer_, ec);
+      if (ec != net::error::would_block) return on_write(ec, n);
+    }
     stream_.expires_after(core_.config.read_timeout);
-    bhttp::async_write(stream_, res, beast::bind_front_handler(&Session::on_write, self()));
+    bhttp::async_write(stream_, *serializer_,
+                       beast::bind_front_handler(&Session::on_write, self()));
   }
 
   void on_write(beast::error_code ec, size_t) {
@@ -408,9 +470,14 @@ class Session final : public Connection {
   beast::flat_buffer buffer_{kMaxBufferedBytes};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<Slot> slots_;
+  std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;  // of the answer
+                                                                              // being written
   uint64_t next_seq_ = 0;
   bool reading_ = false;
   bool writing_ = false;
+  bool write_at_once_ = false;     // the socket is non-blocking: flush tries a write at once
+  bool in_maybe_read_ = false;     // maybe_read is running (further up the stack)
+  bool read_again_ = false;        // and was called again meanwhile
   bool no_more_requests_ = false;  // client closed, asked to close, an error, or server stop
   bool closed_ = false;
   size_t linger_bytes_ = 0;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "http/connection.h"
 #include "http/event_streams.h"
 #include "http/http_stats.h"
 #include "http/http_test_util.h"
@@ -185,6 +186,43 @@ TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
   HttpClient::Response res;
   ASSERT_FALSE(client.read(res));
   EXPECT_EQ(res.body(), R"({"status":"ok"})");
+}
+
+// More pipelined requests than a connection keeps in flight (kMaxPipelinedRequests) in one read,
+// scored on the io thread: the answers are written during the inline batch, which lets the
+// connection parse its next buffered requests at once; they must join a later batch, none lost,
+// all in order. (Short rows, so that one 4 KiB read holds more than the cap.)
+TEST(HttpServer, PipelinedRequestsBeyondTheInFlightCapScoredInlineAreAllAnsweredInOrder) {
+  Server s;
+  auto& inline_rows =
+      s.stack->registry.counter("vigil_requests_scored_inline_total", "", {{"model", "fake"}});
+  HttpClient client(s.port());
+  ASSERT_EQ(client.request(verb::post, "/predict", one_instance()).result_int(), 200u);
+  const int n = 4 * static_cast<int>(kMaxPipelinedRequests);
+  auto row = [](int i) {
+    std::vector<float> r(30, 0.0f);
+    r[0] = static_cast<float>(i);
+    return r;
+  };
+  std::string burst;
+  for (int i = 0; i < n; ++i) {
+    std::string body = "{\"instances\":[[" + std::to_string(i);
+    for (int f = 1; f < 30; ++f) body += ",0";
+    burst += HttpClient::wire(HttpClient::make(verb::post, "/predict", body + "]]}"));
+  }
+  ASSERT_LT(burst.size() / n * (kMaxPipelinedRequests + 1), kReadChunk) << "rows too long";
+  ASSERT_FALSE(client.write_raw(burst));
+  for (int i = 0; i < n; ++i) {
+    HttpClient::Response res;
+    ASSERT_FALSE(client.read(res)) << "answer " << i;
+    ASSERT_EQ(res.result_int(), 200u) << res.body();
+    EXPECT_NEAR(
+        parse_json(res.body()).at("predictions").as_array()[0].at("score").to_number<double>(),
+        expected_score(row(i)), 1e-6)
+        << "answer " << i;
+  }
+  EXPECT_EQ(s.stack->model->rows_scored(), static_cast<size_t>(n) + 1);
+  EXPECT_GT(inline_rows.value(), 0u);
 }
 
 TEST(HttpServer, AClientTricklingItsBodyIsCutOffByTheReadTimeout) {
@@ -366,6 +404,33 @@ TEST(HttpServer, EachRequestGetsItsOwnTimeoutCountedFromWhenItWasRead) {
   EXPECT_NE(error_of(res).find("http.request_timeout_ms (300 ms)"), std::string::npos);
   EXPECT_GE(waited, milliseconds(250)) << "timed out on the earlier request's deadline";
   EXPECT_EQ(s.server->stats().request_timeouts(), 1u);
+}
+
+TEST(HttpServer, PipelinedRequestsThatTimeOutTogetherAreEachAnswered503InOrder) {
+  // Their deadlines pass together; each 503 is written as soon as it is given, which takes its
+  // slot off the connection while the others are still being answered.
+  HttpConfig c = test_config();
+  c.request_timeout = milliseconds(300);
+  StackOptions o;
+  o.model.delay = milliseconds(3000);
+  o.batcher = {64, std::chrono::microseconds(0), 1};
+  Server s(c, o);
+  HttpClient client(s.port());
+  const int n = 4;
+  std::string burst;
+  for (int i = 0; i < n; ++i) {
+    burst += HttpClient::wire(HttpClient::make(verb::post, "/predict", one_instance(0.1f * i)));
+  }
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_FALSE(client.write_raw(burst));
+  for (int i = 0; i < n; ++i) {
+    HttpClient::Response res;
+    ASSERT_FALSE(client.read(res)) << "answer " << i;
+    EXPECT_EQ(res.result_int(), 503u) << "answer " << i << ": " << res.body();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, milliseconds(2500))
+      << "a 503 waited for the model instead of its deadline";
+  EXPECT_EQ(s.server->stats().request_timeouts(), static_cast<uint64_t>(n));
 }
 
 TEST(HttpServer, ConnectionsOverTheCapAreClosedAtOnce) {
