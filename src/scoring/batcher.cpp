@@ -390,9 +390,11 @@ bool Batcher::try_score_inline(InlineLane& lane, std::vector<ScoreRequest>& batc
   for (ScoreRequest& r : batch) r.enqueued_at = now;  // no queue wait
   Worker& w = *lane.worker_;
   w.busy_since_ns = now.time_since_epoch().count();
+  // Counted before the batch runs: its answers may be written (and read by the caller) inside
+  // run_batch, and whoever has an answer sees its row counted, as a worker's batch_scored is.
+  slots_[index]->stats.scored_inline(batch.size());
   run_batch(w, batch, /*release_busy_when_scored=*/false);
   w.busy_since_ns = 0;
-  slots_[index]->stats.scored_inline(batch.size());
   release_busy();
   return true;
 }
