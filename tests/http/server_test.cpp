@@ -366,13 +366,19 @@ TEST(HttpServer, ScoringRoutesNeedTheBearerToken) {
   EXPECT_EQ(client.request(verb::get, "/metrics").result_int(), 200u);
 }
 
-TEST(HttpServer, ARequestNotScoredInTimeIs503AndTheLateScoreIsDropped) {
+// The request-timeout tests' server: its one worker takes `delay` per forward (batches formed
+// without waiting), and an unanswered request gets a 503 after `request_timeout`.
+Server slow_model_server(milliseconds request_timeout, milliseconds delay) {
   HttpConfig c = test_config();
-  c.request_timeout = milliseconds(100);
+  c.request_timeout = request_timeout;
   StackOptions o;
-  o.model.delay = milliseconds(400);
+  o.model.delay = delay;
   o.batcher = {64, std::chrono::microseconds(0), 1};
-  Server s(c, o);
+  return Server(c, o);
+}
+
+TEST(HttpServer, ARequestNotScoredInTimeIs503AndTheLateScoreIsDropped) {
+  Server s = slow_model_server(milliseconds(100), milliseconds(400));
   HttpClient client(s.port());
   auto res = client.request(verb::post, "/predict", one_instance());
   EXPECT_EQ(res.result_int(), 503u);
@@ -388,12 +394,7 @@ TEST(HttpServer, EachRequestGetsItsOwnTimeoutCountedFromWhenItWasRead) {
   // One timer per connection, armed for the oldest unanswered request: a request read after an
   // earlier, answered one still gets its full request_timeout (not what was left of the
   // earlier one's), and then its 503.
-  HttpConfig c = test_config();
-  c.request_timeout = milliseconds(300);
-  StackOptions o;
-  o.model.delay = milliseconds(1500);
-  o.batcher = {64, std::chrono::microseconds(0), 1};
-  Server s(c, o);
+  Server s = slow_model_server(milliseconds(300), milliseconds(1500));
   HttpClient client(s.port());
   EXPECT_EQ(client.request(verb::get, "/health").result_int(), 200u);  // arms the timer
   std::this_thread::sleep_for(milliseconds(200));
@@ -409,12 +410,7 @@ TEST(HttpServer, EachRequestGetsItsOwnTimeoutCountedFromWhenItWasRead) {
 TEST(HttpServer, PipelinedRequestsThatTimeOutTogetherAreEachAnswered503InOrder) {
   // Their deadlines pass together; each 503 is written as soon as it is given, which takes its
   // slot off the connection while the others are still being answered.
-  HttpConfig c = test_config();
-  c.request_timeout = milliseconds(300);
-  StackOptions o;
-  o.model.delay = milliseconds(3000);
-  o.batcher = {64, std::chrono::microseconds(0), 1};
-  Server s(c, o);
+  Server s = slow_model_server(milliseconds(300), milliseconds(3000));
   HttpClient client(s.port());
   const int n = 4;
   std::string burst;
