@@ -154,11 +154,14 @@ struct ServerCore {
     steady::time_point accepted;
     bool awaiting_header = true;  // no whole request header read yet: may be displaced
     bool displaced = false;       // picked to make room; its close is on its way
+    bool closing = false;         // closed on its own (a timeout, the client): never displaced
   };
   std::mutex sessions_mutex;
   std::condition_variable sessions_cv;
   std::unordered_map<const Connection*, Entry> sessions;  // guarded by sessions_mutex
-  size_t displacing = 0;  // entries displaced and not yet removed; guarded by sessions_mutex
+  // Entries displaced or closing and not yet removed (a connection is removed when its last
+  // handler lets go of it, later than its close); guarded by sessions_mutex.
+  size_t leaving = 0;
 
   // Registers a connection (accepted, or an event stream taking over one).
   void add(const std::shared_ptr<Connection>& c, bool awaiting_header) {
@@ -175,9 +178,22 @@ struct ServerCore {
     std::lock_guard<std::mutex> lock(sessions_mutex);
     auto it = sessions.find(s);
     if (it == sessions.end()) return;
-    if (it->second.displaced) --displacing;
+    if (it->second.displaced || it->second.closing) --leaving;
     sessions.erase(it);
     sessions_cv.notify_all();
+  }
+  // The connection closes on its own: from here on it is not picked to make room, and no longer
+  // counts against the cap. Whether it had been picked already: its close then counts as a
+  // displacement, not as what closed it here (a header timeout racing the accept that picked
+  // it, on another io thread, counted it twice before).
+  bool closing(const Connection* s) {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    auto it = sessions.find(s);
+    if (it == sessions.end()) return false;
+    Entry& e = it->second;
+    if (!e.displaced && !e.closing) ++leaving;
+    e.closing = true;
+    return e.displaced;
   }
   // The connection has sent a whole request header: it is no longer displaced at the cap.
   void header_received(const Connection* s) {
@@ -192,15 +208,16 @@ struct ServerCore {
   // pays per accept: 1,024 entries scanned, microseconds, against a TCP handshake.
   bool admit(std::optional<Entry>& displace) {
     std::lock_guard<std::mutex> lock(sessions_mutex);
-    if (sessions.size() - displacing < config.max_connections) return true;
+    if (sessions.size() - leaving < config.max_connections) return true;
     Entry* oldest = nullptr;
     for (auto& [_, e] : sessions) {
-      if (e.awaiting_header && !e.displaced && (oldest == nullptr || e.accepted < oldest->accepted))
+      if (e.awaiting_header && !e.displaced && !e.closing &&
+          (oldest == nullptr || e.accepted < oldest->accepted))
         oldest = &e;
     }
     if (oldest == nullptr) return false;
     oldest->displaced = true;
-    ++displacing;
+    ++leaving;
     displace = *oldest;
     return true;
   }

@@ -256,8 +256,9 @@ class Session final : public Connection {
                                         std::to_string(core_.config.max_body_bytes) + " bytes)"));
       return;
     }
-    if (ec == beast::error::timeout) {  // the stream has closed the socket already
-      if (phase == ReadPhase::kHeader) {
+    if (ec == beast::error::timeout) {             // the stream has closed the socket already
+      const bool displaced = core_.closing(this);  // then counted as displaced already
+      if (phase == ReadPhase::kHeader && !displaced) {
         core_.stats.header_timed_out();
         core_.log->debug("http: request header not read within {} ms, connection closed",
                          core_.config.header_timeout.count());
@@ -449,6 +450,7 @@ class Session final : public Connection {
   void close() {
     if (closed_) return;
     closed_ = true;
+    core_.closing(this);  // not displaced from here on: it is on its way out
     no_more_requests_ = true;
     pending_stream_.reset();   // not started: unsubscribes
     deadline_timer_.cancel();  // releases this session

@@ -710,6 +710,49 @@ TEST(HttpServer, ProbesAnswerWhileAFloodOfIdleSocketsHoldsEveryConnectionSlot) {
   EXPECT_EQ(after.request(verb::get, "/health").result_int(), 200u);
 }
 
+// A connection that closes on its own (its header timeout) stays registered until its last
+// handler lets go of it. An accept on another io thread in that window picked it to make room:
+// counted as timed out and as displaced (the flood test above saw 1,101 closes of 1,100 sockets
+// once, under load), and a live idle socket kept beyond the cap. Driven here in that order.
+TEST(HttpServer, AConnectionClosingOnItsOwnIsNotPickedToMakeRoomAndCountsOnce) {
+  struct IdleConnection final : Connection {
+    explicit IdleConnection(Executor e) : ex(std::move(e)) {}
+    Executor executor() override { return ex; }
+    void shutdown_gracefully() override {}
+    void force_close() override {}
+    Executor ex;
+  };
+  ScoringStack stack;
+  HttpConfig c = test_config();
+  c.max_connections = 2;
+  ServerCore core(c, stack.deps());
+  boost::asio::io_context ioc;
+  auto oldest = std::make_shared<IdleConnection>(ioc.get_executor());
+  auto idle = std::make_shared<IdleConnection>(ioc.get_executor());
+  core.add(oldest, /*awaiting_header=*/true);
+  std::this_thread::sleep_for(milliseconds(2));  // accepted strictly later
+  core.add(idle, /*awaiting_header=*/true);
+
+  // The oldest times out: not displaced before, so its timeout is what counts.
+  EXPECT_FALSE(core.closing(oldest.get()));
+  // A new connection: the closing one makes room of its own, nobody is displaced.
+  std::optional<ServerCore::Entry> displace;
+  ASSERT_TRUE(core.admit(displace));
+  EXPECT_FALSE(displace.has_value());
+  auto newest = std::make_shared<IdleConnection>(ioc.get_executor());
+  core.add(newest, /*awaiting_header=*/true);
+  // At the cap again: the oldest idle one still open is picked, never the closing one.
+  ASSERT_TRUE(core.admit(displace));
+  ASSERT_TRUE(displace.has_value());
+  EXPECT_EQ(displace->connection.lock(), idle);
+  // Its own timeout, racing the displacement, is told it was displaced: counted once.
+  EXPECT_TRUE(core.closing(idle.get()));
+  core.remove(oldest.get());
+  core.remove(idle.get());
+  EXPECT_EQ(core.session_count(), 1u);
+  EXPECT_EQ(core.leaving, 0u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Who may do what, and what anyone can read
 
