@@ -584,7 +584,9 @@ computed in the stream) against the same model on events carrying the same 15 fe
 ready-made, alternating, with the vigil process's CPU per event. Each raw run's shared state is
 first filled with 40 days of history for every terminal (as a stream running for weeks has
 it), and the transactions span two days, as a live stream's do; the shared state's Redis
-traffic per event and the lookups by the local copy's age follow. Then latency at fixed
+traffic per event and the lookups by the local copy's age follow, then the same warm (each
+partition's first half replayed as history, its second half scored, timed from the first
+score; the cold figures stay the issue's). Then latency at fixed
 rates, raw then ready-made, each a vigil process with `fetch.wait.max.ms=1`. The output as
 printed:
 
@@ -645,9 +647,11 @@ one snapshot interval of records (30 s) at the rate named to the measured load. 
 `stream_bench --velocity --deployed`: the broker in its own process, vigil as its binary with
 the shipped config (Redis off), `fraud_velocity` on raw transactions against the same model
 on events carrying the same nine features ready-made, alternating, with the vigil process's
-CPU per event; then latency at fixed rates, raw then ready-made, each a vigil process with
-`fetch.wait.max.ms=1` (the mock broker's empty-fetch wait out, as in the second deployed
-latency runs above). The outputs as printed:
+CPU per event; then the same warm (each partition's first half replayed as history, as a
+running instance holds it, its second half scored and timed from the first score: the cold
+figures above it stay the issue's); then latency at fixed rates, raw then ready-made, each a
+vigil process with `fetch.wait.max.ms=1` (the mock broker's empty-fetch wait out, as in the
+second deployed latency runs above). The outputs as printed:
 
 ```
 {features.rstrip()}

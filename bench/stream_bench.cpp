@@ -35,7 +35,9 @@
 // --velocity compares fraud_velocity on raw transactions (features computed in the stream)
 // with the same model on events carrying the features ready-made; with --deployed, against
 // the broker in its own process with vigil as its binary, the vigil process's CPU per event
-// beside the throughput, and latency at fixed rates (fetch.wait.max.ms=1, as above).
+// beside the throughput, then a warm start of each (the history of every partition's first
+// half replayed, its second half scored: the state a running instance has), and latency at
+// fixed rates (fetch.wait.max.ms=1, as above).
 // --velocity --terminal does the same with fraud_terminal (customer and terminal risk
 // features; Redis on for both sides, as the terminal state lives there) and prints the shared
 // state's Redis traffic per event.
@@ -947,19 +949,24 @@ struct ProcessRun {
 // --timeline: vigil_process_run prints each poll (set once, in main).
 bool g_timeline = false;
 
-ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, size_t n) {
+// With `from_first_score`, the span starts at the first score delivered instead (a warm start:
+// the history before the committed offsets is replayed first, and consumed, without a score).
+ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, size_t n,
+                             bool from_first_score = false) {
   const double want = static_cast<double>(n);
   const auto deadline = Steady::now() + std::chrono::seconds(300);
   Steady::time_point t0{}, t1{}, t25{}, t75{};
-  double cpu0 = 0, d25 = 0, d75 = 0;
+  double cpu0 = 0, d0 = 0, d25 = 0, d75 = 0;
   while (Steady::now() < deadline) {
     const std::string m = vigil.metrics();
     const auto now = Steady::now();
-    if (t0 == Steady::time_point{} && metric(m, "vigil_kafka_consumed_total") > 0) {
+    const double delivered = metric(m, "vigil_kafka_produced_total", "kind=\"score\"");
+    const double started = from_first_score ? delivered : metric(m, "vigil_kafka_consumed_total");
+    if (t0 == Steady::time_point{} && started > 0) {
       t0 = now;
       cpu0 = vigil.cpu_seconds();
+      d0 = from_first_score ? delivered : 0;  // those delivered before the poll that saw them
     }
-    const double delivered = metric(m, "vigil_kafka_produced_total", "kind=\"score\"");
     if (t1 == Steady::time_point{} && delivered > 0) t1 = now;
     if (t25 == Steady::time_point{} && delivered >= want / 4) {
       t25 = now;
@@ -988,8 +995,8 @@ ProcessRun vigil_process_run(VigilProcess& vigil, const std::string& redis_url, 
                      std::chrono::duration<double>(now.time_since_epoch()).count());
       }
       const double mid = std::chrono::duration<double>(t75 - t25).count();
-      return {want / std::chrono::duration<double>(now - t0).count(),
-              (vigil.cpu_seconds() - cpu0) * 1e6 / want, mid > 0 ? (d75 - d25) / mid : 0.0,
+      return {(want - d0) / std::chrono::duration<double>(now - t0).count(),
+              (vigil.cpu_seconds() - cpu0) * 1e6 / (want - d0), mid > 0 ? (d75 - d25) / mid : 0.0,
               std::chrono::duration<double, std::milli>(t1 - t0).count()};
     }
     const bool ends = t1 == Steady::time_point{} || delivered >= 0.9 * want || g_timeline;
@@ -1494,6 +1501,66 @@ void print_velocity_latency(const Args& args, const std::vector<Percentiles>& ra
   }
 }
 
+// The runs above start every instance with no history: the feature state grows through the
+// whole run (its first touches of memory included) and, with --terminal, the first record
+// waits for the first read of the shared state. A deployed instance scores with its
+// partitions' history in memory and a copy of the shared state read. Here each group
+// first has the middle of every partition committed: vigil replays the log up to there
+// (history only: consumed, neither scored nor produced), then scores the second half, timed
+// from its first score to its last. The ready-made stream starts at the same offsets (nothing
+// to replay). Both figures are printed; the cold ones above stay the issues' figures.
+bool velocity_warm_runs(const Args& args, const std::string& bootstrap,
+                        const std::string& redis_url, const std::string& dir,
+                        const std::string& repo, const VelocityModel& model,
+                        const TerminalHistory& filled) {
+  constexpr int kPartitions = 16;  // as velocity_deployed_main's topics
+  std::printf(
+      "\nwarm start (as deployed: each partition's history replayed from its log up to its "
+      "middle first, then the second half scored, timed from the first score to the last)\n");
+  double sum[2] = {0, 0}, cpu[2] = {0, 0};
+  for (int k = 0; k < 4; ++k) {
+    const bool raw = k == 1 || k == 2;
+    const std::string topic = raw ? "vel-raw" : "vel-plain";
+    const std::string group =
+        std::string(raw ? "sd-velw-raw-" : "sd-velw-plain-") + std::to_string(k);
+    std::vector<int64_t> middle;
+    size_t rest = 0;
+    for (const int64_t end : testing::log_ends(bootstrap, topic, kPartitions)) {
+      if (end < 0) {
+        std::fprintf(stderr, "cannot read the log ends of %s\n", topic.c_str());
+        return false;
+      }
+      middle.push_back(end / 2);
+      rest += static_cast<size_t>(end - end / 2);
+    }
+    const auto committed = testing::commit_offsets(bootstrap, group, topic, middle);
+    if (!committed.ok()) {
+      std::fprintf(stderr, "cannot commit the middle offsets: %s\n", committed.message().c_str());
+      return false;
+    }
+    if (raw && args.terminal) fill_terminal_state(redis_url, group, topic, filled);
+    VigilProcess vigil(bootstrap, group, topic, "vel-scores", redis_url, dir, repo,
+                       raw ? model.raw : model.plain);
+    const ProcessRun r = vigil_process_run(vigil, redis_url, rest, /*from_first_score=*/true);
+    // The replay's own count, and the scores from partial history (none expected): the warm
+    // figure is only one if the history was there.
+    const std::string m = vigil.metrics();
+    std::printf("%-62s %12.0f %11.2f us  (%zu scored; %.0f replayed first, %.0f partial)\n",
+                velocity_run_label(model, raw).c_str(), r.events_per_s, r.cpu_us_per_event, rest,
+                metric(m, "vigil_features_replayed_total"),
+                metric(m, "vigil_features_partial_total"));
+    sum[raw ? 1 : 0] += r.events_per_s;
+    cpu[raw ? 1 : 0] += r.cpu_us_per_event;
+    std::fflush(stdout);
+  }
+  std::printf(
+      "  warm, with features computed in the stream: %.1f%% of the same stream's throughput "
+      "without them, over the two runs of each; vigil's CPU per event %.2fx\n",
+      100.0 * sum[1] / sum[0], cpu[1] / cpu[0]);
+  std::fflush(stdout);
+  return true;
+}
+
 int velocity_deployed_main(const Args& args) {
   constexpr int kPartitions = 16;
   constexpr int kLatPartitions = 6;  // as the other latency runs
@@ -1574,6 +1641,7 @@ int velocity_deployed_main(const Args& args) {
         reads[0], reads[0] > 0 ? 1000 * reads[1] / reads[0] : 0.0, reads[2]);
   }
   std::fflush(stdout);
+  if (!velocity_warm_runs(args, bootstrap, redis_url, dir, repo.string(), model, filled)) return 1;
 
   if (args.latency) {
     // vigil as deployed at fixed rates, raw transactions then the same carrying their features;

@@ -135,6 +135,40 @@ int64_t committed_sum(const std::string& bootstrap, const std::string& group,
   return sum;
 }
 
+Status commit_offsets(const std::string& bootstrap, const std::string& group,
+                      const std::string& topic, const std::vector<int64_t>& offsets) {
+  kafka::Handle rk =
+      test_client(RD_KAFKA_CONSUMER, bootstrap,
+                  {{"group.id", group}, {"session.timeout.ms", "6000"}}, "commit_offsets");
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (size_t p = 0; p < offsets.size(); ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), static_cast<int32_t>(p))->offset =
+        offsets[p];
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk.get(), list.get(), /*async=*/0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Error(rd_kafka_err2str(err));
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Error(rd_kafka_err2str(list->elems[i].err));
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<int64_t> log_ends(const std::string& bootstrap, const std::string& topic,
+                              int partitions) {
+  kafka::Handle rk =
+      test_client(RD_KAFKA_CONSUMER, bootstrap, {{"group.id", "vigil-test-log-ends"}}, "log_ends");
+  std::vector<int64_t> ends;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = -1, hi = -1;
+    const bool ok = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 5000) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR;
+    ends.push_back(ok ? hi : -1);
+  }
+  return ends;
+}
+
 std::vector<TestRecord> read_distinct_keys(const std::string& bootstrap, const std::string& topic,
                                            size_t count, std::chrono::milliseconds deadline) {
   std::set<std::string> keys;

@@ -77,6 +77,14 @@ std::vector<TestRecord> read_distinct_keys(const std::string& bootstrap, const s
 int64_t committed_sum(const std::string& bootstrap, const std::string& group,
                       const std::string& topic, int partitions);
 
+// Commits `offsets[p]` for `group` on partition p of `topic`, from a client that does not join
+// the group (so the group must have no members); and each partition's log end (high
+// watermark), -1 where it cannot be read.
+Status commit_offsets(const std::string& bootstrap, const std::string& group,
+                      const std::string& topic, const std::vector<int64_t>& offsets);
+std::vector<int64_t> log_ends(const std::string& bootstrap, const std::string& topic,
+                              int partitions);
+
 // The reference rows and Python scores of tests/data/fraud_mlp_v1_reference.json.
 struct ReferenceData {
   std::vector<std::string> feature_names;
