@@ -1509,11 +1509,29 @@ void print_velocity_latency(const Args& args, const std::vector<Percentiles>& ra
 // (history only: consumed, neither scored nor produced), then scores the second half, timed
 // from its first score to its last. The ready-made stream starts at the same offsets (nothing
 // to replay). Both figures are printed; the cold ones above stay the issues' figures.
+constexpr int kVelocityPartitions = 16;  // of vel-raw, vel-plain and vel-scores
+
 bool velocity_warm_runs(const Args& args, const std::string& bootstrap,
                         const std::string& redis_url, const std::string& dir,
                         const std::string& repo, const VelocityModel& model,
                         const TerminalHistory& filled) {
-  constexpr int kPartitions = 16;  // as velocity_deployed_main's topics
+  // Each topic's middle offsets, read once: the two runs of a topic start from the same.
+  struct Halves {
+    std::vector<int64_t> middle;
+    size_t rest = 0;  // records from the middles on: those scored
+  };
+  Halves halves[2];  // ready-made, raw
+  for (const bool raw : {false, true}) {
+    const std::string topic = raw ? "vel-raw" : "vel-plain";
+    for (const int64_t end : testing::log_ends(bootstrap, topic, kVelocityPartitions)) {
+      if (end < 0) {
+        std::fprintf(stderr, "cannot read the log ends of %s\n", topic.c_str());
+        return false;
+      }
+      halves[raw ? 1 : 0].middle.push_back(end / 2);
+      halves[raw ? 1 : 0].rest += static_cast<size_t>(end - end / 2);
+    }
+  }
   std::printf(
       "\nwarm start (as deployed: each partition's history replayed from its log up to its "
       "middle first, then the second half scored, timed from the first score to the last)\n");
@@ -1523,17 +1541,9 @@ bool velocity_warm_runs(const Args& args, const std::string& bootstrap,
     const std::string topic = raw ? "vel-raw" : "vel-plain";
     const std::string group =
         std::string(raw ? "sd-velw-raw-" : "sd-velw-plain-") + std::to_string(k);
-    std::vector<int64_t> middle;
-    size_t rest = 0;
-    for (const int64_t end : testing::log_ends(bootstrap, topic, kPartitions)) {
-      if (end < 0) {
-        std::fprintf(stderr, "cannot read the log ends of %s\n", topic.c_str());
-        return false;
-      }
-      middle.push_back(end / 2);
-      rest += static_cast<size_t>(end - end / 2);
-    }
-    const auto committed = testing::commit_offsets(bootstrap, group, topic, middle);
+    const size_t rest = halves[raw ? 1 : 0].rest;
+    const auto committed =
+        testing::commit_offsets(bootstrap, group, topic, halves[raw ? 1 : 0].middle);
     if (!committed.ok()) {
       std::fprintf(stderr, "cannot commit the middle offsets: %s\n", committed.message().c_str());
       return false;
@@ -1562,7 +1572,7 @@ bool velocity_warm_runs(const Args& args, const std::string& bootstrap,
 }
 
 int velocity_deployed_main(const Args& args) {
-  constexpr int kPartitions = 16;
+  constexpr int kPartitions = kVelocityPartitions;
   constexpr int kLatPartitions = 6;  // as the other latency runs
   const std::string dir = bench_dir_or_exit();
   const std::string parts = std::to_string(kPartitions);
