@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/byte_buffer.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/thread_name.h"
@@ -77,7 +78,7 @@ struct DeliveryStage::ScoreSlot : InFlight {
 };
 
 struct DeliveryStage::Batch {
-  std::string bytes;  // transaction ids and score JSON of every slot, back to back
+  ByteBuffer bytes;  // transaction ids and score JSON of every slot, back to back
   std::vector<ScoreSlot> slots;
   std::vector<rd_kafka_message_t> messages;
   std::vector<sinks::EncodedScore> encoded;
@@ -237,11 +238,11 @@ namespace {
 // The one score encoder: appends `r`'s key (its transaction id) and then its record to `bytes`,
 // for Redis and Kafka alike. Returns the value's offset; the key starts at the size `bytes` had.
 // With `log_features`, a score of vigil-computed features carries them (the model's inputs).
-uint32_t encode_record(std::string& bytes, std::vector<sinks::ReasonField>& reasons,
+uint32_t encode_record(ByteBuffer& bytes, std::vector<sinks::ReasonField>& reasons,
                        const std::string* feature_keys, const scoring::ScoreRequest& r,
                        const scoring::ScoreOutcome& o, const scoring::ModelInfo& model,
                        int64_t scored_at, sinks::ScoreSource source, bool log_features) {
-  bytes += r.id.view();
+  bytes.append(r.id.view());
   const auto value_offset = static_cast<uint32_t>(bytes.size());
   reasons.clear();
   for (const scoring::Reason& reason : o.reasons) {
@@ -302,7 +303,7 @@ void DeliveryStage::complete_http(const std::vector<scoring::ScoreRequest>& batc
   const bool publish = config_.publish_http_scores && producer_ != nullptr;
   if (redis_ == nullptr && !publish) return;
   // Per worker thread, reused: no allocation in steady state.
-  thread_local std::string bytes;
+  thread_local ByteBuffer bytes;
   thread_local std::vector<std::pair<uint32_t, uint32_t>> spans;  // key, value offsets
   thread_local std::vector<sinks::ReasonField> reasons;
   thread_local sinks::FeatureKeys feature_keys;

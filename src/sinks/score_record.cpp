@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/byte_buffer.h"
 #include "common/json_text.h"
 
 namespace vigil::sinks {
@@ -53,17 +54,23 @@ void append_bounded(std::string& out, size_t bound, Write&& write) {
   write(c);
   out.resize(static_cast<size_t>(c.p - out.data()));
 }
+// The same without filling the room first.
+template <typename Write>
+void append_bounded(ByteBuffer& out, size_t bound, Write&& write) {
+  Cursor c{out.grow(bound)};
+  write(c);
+  out.trim(c.p);
+}
 
 // Room for the field names and punctuation of a record; every variable piece adds its own bound.
 constexpr size_t kRecordLiterals = 256;
 
-}  // namespace
-
-void append_score_json(std::string& out, std::string_view transaction_id, float score,
-                       bool is_fraud, std::string_view model_name, std::string_view model_version,
-                       int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
-                       const ReasonField* reasons, size_t n_reasons,
-                       const FeatureFields* features) {
+template <typename Out>
+void append_score_record(Out& out, std::string_view transaction_id, float score, bool is_fraud,
+                         std::string_view model_name, std::string_view model_version,
+                         int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
+                         const ReasonField* reasons, size_t n_reasons,
+                         const FeatureFields* features) {
   size_t bound = kRecordLiterals + json_string_bound(transaction_id) +
                  json_string_bound(model_name) + json_string_bound(model_version) +
                  3 * kMaxNumberChars;
@@ -130,6 +137,26 @@ void append_score_json(std::string& out, std::string_view transaction_id, float 
     }
     c.lit("}");
   });
+}
+
+}  // namespace
+
+void append_score_json(std::string& out, std::string_view transaction_id, float score,
+                       bool is_fraud, std::string_view model_name, std::string_view model_version,
+                       int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
+                       const ReasonField* reasons, size_t n_reasons,
+                       const FeatureFields* features) {
+  append_score_record(out, transaction_id, score, is_fraud, model_name, model_version, scored_at_ms,
+                      event_time_ms, source, reasons, n_reasons, features);
+}
+
+void append_score_json(ByteBuffer& out, std::string_view transaction_id, float score, bool is_fraud,
+                       std::string_view model_name, std::string_view model_version,
+                       int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
+                       const ReasonField* reasons, size_t n_reasons,
+                       const FeatureFields* features) {
+  append_score_record(out, transaction_id, score, is_fraud, model_name, model_version, scored_at_ms,
+                      event_time_ms, source, reasons, n_reasons, features);
 }
 
 void append_shadow_json(std::string& out, std::string_view transaction_id, float score,

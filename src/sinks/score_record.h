@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/byte_buffer.h"
+
 namespace vigil::sinks {
 
 // Where a score came from: a streamed Kafka record, or an HTTP call. Redis keeps a streamed
@@ -52,6 +54,12 @@ class FeatureKeys {
 
 void append_score_json(std::string& out, std::string_view transaction_id, float score,
                        bool is_fraud, std::string_view model_name, std::string_view model_version,
+                       int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
+                       const ReasonField* reasons = nullptr, size_t n_reasons = 0,
+                       const FeatureFields* features = nullptr);
+// The same appended to a ByteBuffer (the delivery stage's batches): no room zero-filled.
+void append_score_json(ByteBuffer& out, std::string_view transaction_id, float score, bool is_fraud,
+                       std::string_view model_name, std::string_view model_version,
                        int64_t scored_at_ms, int64_t event_time_ms, ScoreSource source,
                        const ReasonField* reasons = nullptr, size_t n_reasons = 0,
                        const FeatureFields* features = nullptr);

@@ -122,6 +122,31 @@ TEST(ScoreRecordJson, ComputedFeaturesCloseTheRecordWithTheSpecAndTheHistory) {
             "\"feature_spec\":\"fnv1a64:00000000000000ab\",\"history\":\"partial\"}");
 }
 
+TEST(ScoreRecordJson, RecordsAppendedToAByteBufferAreTheStringFormsBytes) {
+  const std::vector<std::string> names = {"tx_amount", "customer_avg_amount_7d"};
+  FeatureKeys keys;
+  const ReasonField reasons[] = {{"V14", 0.3125f}};
+  std::string expected;
+  ByteBuffer buffer;
+  // Enough records to grow the buffer several times: each lands after the ones before it.
+  for (int i = 0; i < 200; ++i) {
+    const float values[] = {static_cast<float>(i) + 0.25f, 1.0f / static_cast<float>(i + 1)};
+    FeatureFields f;
+    f.keys = keys.keys_of(names);
+    f.values = values;
+    f.count = 2;
+    f.spec_hash = "fnv1a64:00000000000000ab";
+    f.partial = i % 2 == 0;
+    const std::string id = "t-" + std::to_string(i);
+    const int64_t event_time = i % 3 == 0 ? -1 : i;
+    append_score_json(expected, id, 0.5f / static_cast<float>(i + 1), i % 5 == 0, "m", "1", i,
+                      event_time, ScoreSource::kKafka, reasons, i % 2, &f);
+    append_score_json(buffer, id, 0.5f / static_cast<float>(i + 1), i % 5 == 0, "m", "1", i,
+                      event_time, ScoreSource::kKafka, reasons, i % 2, &f);
+    ASSERT_EQ(buffer.view(), expected) << "record " << i;
+  }
+}
+
 TEST(ShadowRecordJson, CarriesBothScoresBothVersionsAndWhetherTheyAgree) {
   std::string out;
   append_shadow_json(out, "t-3", 0.5f, 0.25f, false, "fraud_mlp", "1", "2", 7, -1);
