@@ -566,7 +566,10 @@ delivered rates, vigil's RSS from /proc, its queue depth, consumer pauses, and t
 mock broker dropped before vigil read them: it keeps ~5 MiB a partition, a second or two at
 these rates, so vigil's consumer keeps falling out of the retained range and skips ahead (each
 skip counted as lost, with a log line), which also makes the delivered rate in this regime more
-the mock's than vigil's. A real broker keeps days: those losses are the mock's retention, not vigil losing anything. The output as printed:
+the mock's than vigil's. A real broker keeps days: those losses are the mock's retention, not vigil losing anything.
+Offered much faster than that, the consumer can stop delivering altogether: librdkafka resets a
+partition to the log start it last saw, waits `fetch.error.backoff.ms`, and finds that start
+removed again; the summary line then says the target was not measured. The output as printed:
 
 ```
 {text.rstrip()}
