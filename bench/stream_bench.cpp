@@ -1520,16 +1520,16 @@ bool velocity_warm_runs(const Args& args, const std::string& bootstrap,
     std::vector<int64_t> middle;
     size_t rest = 0;  // records from the middles on: those scored
   };
-  Halves halves[2];  // ready-made, raw
-  for (const bool raw : {false, true}) {
-    const std::string topic = raw ? "vel-raw" : "vel-plain";
-    for (const int64_t end : testing::log_ends(bootstrap, topic, kVelocityPartitions)) {
+  const char* const topics[2] = {"vel-plain", "vel-raw"};  // ready-made, raw
+  Halves halves[2];
+  for (int side = 0; side < 2; ++side) {
+    for (const int64_t end : testing::log_ends(bootstrap, topics[side], kVelocityPartitions)) {
       if (end < 0) {
-        std::fprintf(stderr, "cannot read the log ends of %s\n", topic.c_str());
+        std::fprintf(stderr, "cannot read the log ends of %s\n", topics[side]);
         return false;
       }
-      halves[raw ? 1 : 0].middle.push_back(end / 2);
-      halves[raw ? 1 : 0].rest += static_cast<size_t>(end - end / 2);
+      halves[side].middle.push_back(end / 2);
+      halves[side].rest += static_cast<size_t>(end - end / 2);
     }
   }
   std::printf(
@@ -1538,12 +1538,12 @@ bool velocity_warm_runs(const Args& args, const std::string& bootstrap,
   double sum[2] = {0, 0}, cpu[2] = {0, 0};
   for (int k = 0; k < 4; ++k) {
     const bool raw = k == 1 || k == 2;
-    const std::string topic = raw ? "vel-raw" : "vel-plain";
+    const std::string topic = topics[raw ? 1 : 0];
+    const Halves& half = halves[raw ? 1 : 0];
     const std::string group =
         std::string(raw ? "sd-velw-raw-" : "sd-velw-plain-") + std::to_string(k);
-    const size_t rest = halves[raw ? 1 : 0].rest;
-    const auto committed =
-        testing::commit_offsets(bootstrap, group, topic, halves[raw ? 1 : 0].middle);
+    const size_t rest = half.rest;
+    const auto committed = testing::commit_offsets(bootstrap, group, topic, half.middle);
     if (!committed.ok()) {
       std::fprintf(stderr, "cannot commit the middle offsets: %s\n", committed.message().c_str());
       return false;
