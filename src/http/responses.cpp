@@ -36,6 +36,34 @@ Response json_response(unsigned status, const json::value& v) {
   return make_response(status, json::serialize(v));
 }
 
+void append_wire(const Response& res, std::string& out) {
+  const unsigned version = res.version();
+  const unsigned status = res.result_int();
+  const std::string_view reason = res.reason();
+  size_t size = 32 + reason.size() + res.body().size();
+  for (const auto& f : res) size += f.name_string().size() + f.value().size() + 4;
+  out.reserve(out.size() + size);
+  out += "HTTP/";
+  out += static_cast<char>('0' + version / 10);
+  out += '.';
+  out += static_cast<char>('0' + version % 10);
+  out += ' ';
+  char code[3] = {static_cast<char>('0' + status / 100 % 10),
+                  static_cast<char>('0' + status / 10 % 10), static_cast<char>('0' + status % 10)};
+  out.append(code, sizeof code);
+  out += ' ';
+  out += reason;
+  out += "\r\n";
+  for (const auto& f : res) {
+    out += f.name_string();
+    out += ": ";
+    out += f.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+  out += res.body();
+}
+
 void append_float(std::string& out, float f) {
   append_number(out, f);
 }

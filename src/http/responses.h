@@ -33,6 +33,11 @@ unsigned http_status(const Status& error);
 // error_response(http_status(error), error.message()).
 Response error_response(const Status& error);
 
+// Appends `res` as it goes on the wire (status line, its fields in order, the blank line, the
+// body): the bytes Beast's serializer writes for it, in one piece, so that an answer leaves in
+// one send of one buffer. Call after prepare_payload().
+void append_wire(const Response& res, std::string& out);
+
 // The shortest text that reads back as `f` (std::to_chars).
 void append_float(std::string& out, float f);
 // The float as the double its shortest text denotes (0.98f -> 0.98, not 0.9800000190734863).

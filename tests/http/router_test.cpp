@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/beast/http/write.hpp>
 #include <set>
+#include <sstream>
 
 #include "http/http_test_util.h"
 
@@ -750,6 +752,34 @@ TEST(ErrorResponse, AStatusAnswersWithTheHttpStatusOfItsCode) {
     EXPECT_EQ(res.body(), "{\"error\":\"why\"}");
   }
   EXPECT_EQ(Status::Error("unclassified").code(), StatusCode::kUnknown);
+}
+
+// Each answer is written from append_wire's single buffer: it must be the bytes Beast's own
+// serializer writes for the same response, whatever its status, version and fields.
+TEST(AppendWire, WritesTheBytesBeastsSerializerWrites) {
+  std::vector<Response> answers;
+  answers.push_back(make_response(200, "{\"predictions\":[]}"));
+  answers.push_back(error_response(503, "busy"));  // with Retry-After
+  Response close = error_response(404, "no such route");
+  close.keep_alive(false);
+  answers.push_back(std::move(close));
+  Response old = make_response(200, "ok", "text/plain");
+  old.version(10);
+  old.keep_alive(true);  // HTTP/1.0 keep-alive says so
+  answers.push_back(std::move(old));
+  Response custom = make_response(299, "");  // a status Beast has no reason phrase for
+  custom.reason("Odd");
+  custom.set("X-Extra", "a: b");
+  answers.push_back(std::move(custom));
+  answers.push_back(make_response(200, std::string(100000, 'x')));  // larger than any buffer
+  for (Response& res : answers) {
+    res.prepare_payload();
+    std::ostringstream beast;
+    beast << res;
+    std::string wire = "kept";  // appended to, not replaced
+    append_wire(res, wire);
+    EXPECT_EQ(wire, "kept" + beast.str()) << res.result_int();
+  }
 }
 
 }  // namespace
