@@ -225,6 +225,33 @@ TEST(HttpServer, PipelinedRequestsBeyondTheInFlightCapScoredInlineAreAllAnswered
   EXPECT_GT(inline_rows.value(), 0u);
 }
 
+// Answers larger than the socket takes at once (200 pipelined 26 kB answers, 5 MB, to a client
+// that reads nothing for a while): each is written from where the socket stopped taking it,
+// whole and in order, once the client reads.
+TEST(HttpServer, AnswersTheSocketCannotTakeAtOnceArriveWholeAndInOrder) {
+  HttpConfig c = test_config();
+  c.read_timeout = milliseconds(10000);  // also the write's: a sanitizer build reads slowly
+  Server s(c);
+  HttpClient client(s.port());
+  const HttpClient::Response one = client.request(verb::get, "/openapi.json");
+  ASSERT_EQ(one.result_int(), 200u);
+  ASSERT_GT(one.body().size(), 16'000u);
+  constexpr size_t kAnswers = 200;
+  std::string burst;
+  for (size_t i = 0; i < kAnswers; ++i) {
+    burst += HttpClient::wire(HttpClient::make(verb::get, "/openapi.json"));
+  }
+  ASSERT_FALSE(client.write_raw(burst));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server's sends fill up
+  for (size_t i = 0; i < kAnswers; ++i) {
+    HttpClient::Response res;
+    ASSERT_FALSE(client.read(res)) << i;
+    ASSERT_EQ(res.result_int(), 200u) << i;
+    EXPECT_EQ(res.body(), one.body()) << i;
+  }
+  EXPECT_EQ(client.request(verb::get, "/health").result_int(), 200u);
+}
+
 TEST(HttpServer, AClientTricklingItsBodyIsCutOffByTheReadTimeout) {
   HttpConfig c = test_config();
   c.read_timeout = milliseconds(300);
