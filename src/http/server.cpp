@@ -379,12 +379,8 @@ class Session final : public Connection {
     size_t sent = 0;
     if (write_at_once_) {
       beast::error_code ec;
-      sent = stream_.socket().write_some(net::buffer(wire_), ec);
-      if (ec == net::error::would_block) {
-        sent = 0;
-      } else if (ec || sent == wire_.size()) {
-        return on_write(ec, sent);
-      }
+      sent = stream_.socket().write_some(net::buffer(wire_), ec);  // 0 on an error
+      if (ec != net::error::would_block && (ec || sent == wire_.size())) return on_write(ec, sent);
     }
     stream_.expires_after(core_.config.read_timeout);
     net::async_write(stream_, net::buffer(wire_.data() + sent, wire_.size() - sent),
