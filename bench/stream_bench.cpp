@@ -1045,6 +1045,10 @@ class TimelinePrinter {
 struct RedisTally {
   double written = 0;
   double skipped = 0;
+  void add(const std::string& metrics) {
+    written += metric(metrics, "vigil_redis_writes_total");
+    skipped += metric(metrics, "vigil_redis_skipped_total");
+  }
 };
 
 double vigil_process_throughput(const std::string& bootstrap, const std::string& group,
@@ -1053,11 +1057,7 @@ double vigil_process_throughput(const std::string& bootstrap, const std::string&
                                 RedisTally* tally = nullptr) {
   VigilProcess vigil(bootstrap, group, "tp-in", "tp-scores", redis_url, dir, "", "", extra_args);
   const double rate = vigil_process_run(vigil, redis_url, n).events_per_s;
-  if (tally != nullptr) {
-    const std::string m = vigil.metrics();
-    tally->written += metric(m, "vigil_redis_writes_total");
-    tally->skipped += metric(m, "vigil_redis_skipped_total");
-  }
+  if (tally != nullptr) tally->add(vigil.metrics());
   return rate;
 }
 
@@ -1226,9 +1226,9 @@ int deployed_main(const Args& args) {
   // The Python consumer writes every score (one pipeline a batch, waited for); vigil's writes
   // are best effort and skip what its write queue cannot hold, so say how many it skipped.
   std::printf(
-      "  Redis on, the 3 runs: %.0f of %zu scores written to Redis, %.0f skipped (vigil's Redis "
+      "  Redis on, the %d runs: %.0f of %zu scores written to Redis, %.0f skipped (vigil's Redis "
       "write queue full, counted in vigil_redis_skipped_total)\n",
-      tally.written, kPairs * args.events, tally.skipped);
+      kPairs, tally.written, kPairs * args.events, tally.skipped);
   if (py1 > 0) {
     std::printf("%-66s %12.0f\n", "python-1p: bench/python_consumer.py, one process, Redis on",
                 py1);
@@ -1641,13 +1641,9 @@ int velocity_deployed_main(const Args& args) {
     sum[raw ? 1 : 0] += r.events_per_s;
     steady[raw ? 1 : 0] += r.steady_events_per_s;
     cpu[raw ? 1 : 0] += r.cpu_us_per_event;
-    if (!redis_url.empty()) {
-      const std::string m = vigil.metrics();
-      cached[raw ? 1 : 0].written += metric(m, "vigil_redis_writes_total");
-      cached[raw ? 1 : 0].skipped += metric(m, "vigil_redis_skipped_total");
-    }
-    if (raw && args.terminal) {
-      const std::string m = vigil.metrics();
+    const std::string m = redis_url.empty() ? std::string() : vigil.metrics();
+    if (!redis_url.empty()) cached[raw ? 1 : 0].add(m);
+    if (raw && args.terminal) {  // Redis is on with --terminal: `m` was read
       traffic[0] += metric(m, "vigil_features_terminal_redis_commands_total");
       traffic[1] += metric(m, "vigil_features_terminal_redis_sent_bytes_total");
       traffic[2] += metric(m, "vigil_features_terminal_redis_read_bytes_total");
